@@ -1,0 +1,192 @@
+"""Messages of protocol v1 (PROTOCOL.md, "Commands" and "Server messages").
+
+Clients send *commands*: maps with an ``op`` and an optional integer ``id`` that the
+server echoes in the ``ack`` or ``error`` it answers with. :func:`parse_command`
+turns a decoded map into a typed command or raises :class:`CommandError` carrying
+the error code of :mod:`protocol.codes`; it never raises anything else.
+
+The server sends maps with a ``type``; the builders at the bottom make them, so
+field names are written in one place.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from protocol.codes import ERROR_BY_NAME
+
+PROTOCOL_VERSION = "hudong.v1"
+
+ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+DANMAKU_MODES = ("scroll", "top", "bottom")
+DEFAULT_COLOR = "#ffffff"
+MAX_NAME_CHARS = 32
+MAX_TOKEN_CHARS = 4096
+MAX_ID = 2**53 - 1  # the largest integer a JavaScript client can hold exactly
+
+DanmakuMode = Literal["scroll", "top", "bottom"]
+
+
+class CommandError(Exception):
+    """A command that the server refuses; becomes an ``error`` message."""
+
+    def __init__(self, code: str, message: str, id: int | None = None, **extra: Any) -> None:
+        assert code in ERROR_BY_NAME, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.id = id
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    id: int | None
+    room: str
+    token: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Danmaku:
+    id: int | None
+    text: str
+    color: str
+    mode: DanmakuMode
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: int | None
+
+
+Command = Join | Danmaku | Ping
+OPS = ("join", "danmaku", "ping")
+
+
+def clean_text(value: str) -> str:
+    """Trim, fold line breaks and tabs into spaces, and drop other control characters.
+
+    Danmaku are one line on an overlay; invisible control and format characters
+    (bidi overrides among them) would let one message disturb the others.
+    """
+    out = []
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if ch in "\r\n\t":
+            out.append(" ")
+        elif cat in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            continue
+        else:
+            out.append(ch)
+    return "".join(out).strip()
+
+
+def _id(obj: dict[str, Any]) -> int | None:
+    value = obj.get("id")
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise CommandError("invalid_field", f"id must be an integer 0..{MAX_ID}, got {value!r}")
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str, cid: int | None, limit: int) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CommandError(
+            "invalid_field", f"{key} must be a string, got {type(value).__name__}", cid
+        )
+    if len(value) > limit:
+        raise CommandError("invalid_field", f"{key} is longer than {limit} characters", cid)
+    return value
+
+
+def parse_command(obj: Any, *, max_text_chars: int) -> Command:
+    """Validate a decoded frame; raise :class:`CommandError` with the documented code."""
+    if not isinstance(obj, dict):
+        raise CommandError("malformed", f"a command must be a map, got {type(obj).__name__}")
+    cid = _id(obj)
+    op = obj.get("op")
+    if not isinstance(op, str):
+        raise CommandError("malformed", "a command needs an 'op' string", cid)
+    if op == "danmaku":
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise CommandError("invalid_field", "danmaku needs a 'text' string", cid)
+        text = clean_text(text)
+        if not text:
+            raise CommandError("empty_text", "danmaku text is empty", cid)
+        if len(text) > max_text_chars:
+            raise CommandError(
+                "text_too_long",
+                f"danmaku text has {len(text)} characters; the limit is {max_text_chars}",
+                cid,
+                limit=max_text_chars,
+            )
+        color = obj.get("color", DEFAULT_COLOR)
+        if not isinstance(color, str) or not COLOR_RE.match(color):
+            raise CommandError("invalid_field", f"color must be '#rrggbb', got {color!r}", cid)
+        mode = obj.get("mode", "scroll")
+        if mode not in DANMAKU_MODES:
+            raise CommandError(
+                "invalid_field",
+                f"mode must be one of {', '.join(DANMAKU_MODES)}, got {mode!r}",
+                cid,
+            )
+        return Danmaku(cid, text, color.lower(), mode)
+    if op == "join":
+        room = obj.get("room")
+        if not isinstance(room, str) or not ROOM_ID_RE.match(room):
+            raise CommandError(
+                "invalid_field", f"room must match {ROOM_ID_RE.pattern}, got {room!r}", cid
+            )
+        token = _opt_str(obj, "token", cid, MAX_TOKEN_CHARS)
+        name = _opt_str(obj, "name", cid, 4 * MAX_NAME_CHARS)
+        if name is not None:
+            name = clean_text(name)[:MAX_NAME_CHARS] or None
+        return Join(cid, room, token, name)
+    if op == "ping":
+        return Ping(cid)
+    raise CommandError(
+        "unknown_op", f"unknown op {op[:40]!r}; expected one of {', '.join(OPS)}", cid
+    )
+
+
+# --- server messages -------------------------------------------------------------
+
+
+def hello(*, server: str, heartbeat_s: float, limits: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "protocol": PROTOCOL_VERSION,
+        "server": server,
+        "heartbeat_s": heartbeat_s,
+        "limits": limits,
+    }
+
+
+def ack(cid: int | None, **fields: Any) -> dict[str, Any]:
+    return {"type": "ack", "id": cid, **fields}
+
+
+def error(err: CommandError) -> dict[str, Any]:
+    return {"type": "error", "id": err.id, "code": err.code, "message": err.message, **err.extra}
+
+
+def joined(cid: int | None, you: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "joined", "id": cid, "you": you, "snapshot": snapshot}
+
+
+def batch(room: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "batch", "room": room, "seq": seq, "events": events}
+
+
+def pong(cid: int | None) -> dict[str, Any]:
+    return {"type": "pong", "id": cid}

@@ -1,0 +1,89 @@
+"""Tokens and roles (ARCHITECTURE.md, "Identities and roles").
+
+The admin token is a configured secret compared in constant time. Room tokens are
+JWTs (HS256) signed with ``server.secret``: an embedding platform holding the same
+secret can sign viewer tokens itself. Claims: ``room``, ``role``, ``sub`` (a stable
+user id), ``name`` (display name), ``iat``, ``exp``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+Role = Literal["host", "moderator", "screen", "viewer"]
+ROLES: tuple[Role, ...] = ("host", "moderator", "screen", "viewer")
+STAFF_ROLES = frozenset({"host", "moderator"})
+# Screens (overlay, wall) only watch; they may not send commands that change anything.
+SENDING_ROLES = frozenset({"host", "moderator", "viewer"})
+ISSUER = "hudong"
+MAX_TTL_S = 400 * 24 * 3600
+
+
+class AuthError(Exception):
+    """A token that does not grant what was asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    name: str
+    role: Role
+    room: str
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.user_id, "name": self.name, "role": self.role}
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Authority:
+    """Checks the admin token and mints and verifies room tokens."""
+
+    def __init__(self, admin_token: str, secret: str) -> None:
+        self._admin = admin_token.encode()
+        self._secret = secret
+
+    def is_admin(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self._admin)
+
+    def mint(self, room: str, role: Role, user_id: str, name: str, ttl_s: int) -> tuple[str, int]:
+        now = int(time.time())
+        exp = now + ttl_s
+        claims = {
+            "iss": ISSUER,
+            "room": room,
+            "role": role,
+            "sub": user_id,
+            "name": name,
+            "iat": now,
+            "exp": exp,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256"), exp
+
+    def verify(self, token: str, room: str) -> Identity:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "room", "role", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"the token is invalid: {exc}") from None
+        if claims.get("room") != room:
+            raise AuthError(f"the token is for room {claims.get('room')!r}, not {room!r}")
+        role = claims.get("role")
+        if role not in ROLES:
+            raise AuthError(f"the token has an unknown role {role!r}")
+        name = claims.get("name") or str(claims["sub"])
+        return Identity(str(claims["sub"]), str(name)[:32], role, room)

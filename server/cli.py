@@ -1,0 +1,111 @@
+"""The ``hudong`` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+
+from server import __version__
+from server.config import ConfigError, Settings, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.auth import new_secret
+    from server.hub import Connection
+
+    try:
+        settings = load_settings(args.config, flags={"host": args.host, "port": args.port})
+    except ConfigError as exc:
+        print(f"hudong: configuration error: {exc}", file=sys.stderr)
+        return 2
+    generated = not settings.server.admin_token
+    if generated:
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, admin_token=new_secret())
+        )
+    app = create_app(settings)
+    _print_banner(settings, generated)
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("hudong.websocket").setLevel(logging.WARNING)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        http="httptools",
+        ws=Connection,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        lifespan="on",
+        log_level=settings.server.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.hub.shutdown_grace_s) or 1,
+        backlog=4096,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _base_url(settings: Settings) -> str:
+    if settings.server.public_url:
+        return settings.server.public_url.rstrip("/")
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}"
+
+
+def _print_banner(settings: Settings, generated: bool) -> None:
+    base = _base_url(settings)
+    ws = base.replace("http", "ws", 1)
+    lines = [
+        f"hudong {__version__} — embedded default (memory backend, one process)",
+        f"  API        {base}/api/v1",
+        f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
+        f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
+    ]
+    if generated:
+        lines.append(
+            f"  admin token (generated; set HUDONG_ADMIN_TOKEN to choose one): "
+            f"{settings.server.admin_token}"
+        )
+    else:
+        lines.append("  admin token: from HUDONG_ADMIN_TOKEN / config")
+    lines.append(
+        f"  try: curl -s -X POST -H 'Authorization: Bearer <admin token>' "
+        f'{base}/api/v1/rooms -d \'{{"id":"demo"}}\''
+    )
+    print("\n".join(lines), flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hudong", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hudong {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a hub node (embedded default: memory backend)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

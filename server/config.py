@@ -1,0 +1,196 @@
+"""Settings: one typed object, read once and passed to ``create_app(settings)``.
+
+Precedence, lowest first (README, "Configuration"):
+
+1. the defaults below, which ``config/hudong.toml`` documents value for value
+   (a test keeps the two equal);
+2. a TOML file given by ``--config`` or ``HUDONG_CONFIG``;
+3. environment variables: ``HUDONG_<KEY>`` for the ``[server]`` section
+   (``HUDONG_PORT``, ``HUDONG_ADMIN_TOKEN``) and ``HUDONG_<SECTION>_<KEY>`` for the
+   others (``HUDONG_HUB_TICK_MS``);
+4. command-line flags (``--host``, ``--port``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has an unknown name or a value of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Empty: generated at start and printed once.
+    admin_token: str = ""
+    # Key that signs room tokens (HS256). Empty: generated at start, so tokens
+    # minted before a restart stop working; set it to keep them valid.
+    secret: str = ""
+    # Name of this node in metrics and event ids. Empty: hostname and pid.
+    node_id: str = ""
+    log_level: str = "info"
+    # Base URL printed at start and used in links; empty: http://host:port.
+    public_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    # A frame over this closes the connection with 1009 (message_too_big).
+    max_frame_bytes: int = 65536
+    # A command over this gets error frame_too_large; the connection stays.
+    max_command_bytes: int = 4096
+    max_text_chars: int = 100
+    # Token bucket per connection: viewers and screens.
+    viewer_commands_per_s: float = 5.0
+    viewer_command_burst: int = 10
+    # Token bucket per connection: hosts and moderators.
+    staff_commands_per_s: float = 500.0
+    staff_command_burst: int = 1000
+    # Token bucket per room for danmaku from all senders on this node.
+    room_danmaku_per_s: float = 1000.0
+    room_danmaku_burst: int = 2000
+    # A connection that has not joined a room by then is closed with 4001.
+    join_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    tick_ms: int = 100
+    # Danmaku kept per room for snapshots of late joiners.
+    replay_size: int = 50
+    # Per-connection write buffer: over high, stream batches are skipped for that
+    # connection; once it drains under low it gets a fresh snapshot.
+    write_buffer_high_bytes: int = 262144
+    write_buffer_low_bytes: int = 65536
+    # A connection still over its high-water mark after this is closed with 4008.
+    slow_timeout_s: float = 10.0
+    heartbeat_s: float = 15.0
+    # A connection that sent nothing (not even a pong) for this long is closed with 4009.
+    heartbeat_timeout_s: float = 45.0
+    # On SIGTERM: how long to wait for clients to close after telling them to reconnect.
+    shutdown_grace_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    hub: HubSettings = field(default_factory=HubSettings)
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys of some sections changed: ``replace(hub={"tick_ms": 50})``."""
+        return _merge(self, {k: dict(v) for k, v in sections.items()}, "argument")
+
+
+SECTIONS = ("server", "limits", "hub")
+
+
+def _convert(value: Any, target: type, where: str) -> Any:
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return value.lower() in ("1", "true", "yes", "on")
+    elif target is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif target is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif target is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {target.__name__}, got {value!r}")
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _merge(settings: Settings, overlay: Mapping[str, Any], source: str) -> Settings:
+    changed: dict[str, Any] = {}
+    for section, values in overlay.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known: {', '.join(SECTIONS)}"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        current = getattr(settings, section)
+        fields = {f.name: f for f in dataclasses.fields(current)}
+        updates = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{source}: unknown setting {section}.{key}; known: {', '.join(fields)}"
+                )
+            ftype = fields[key].type
+            target = _TYPES[ftype if isinstance(ftype, str) else ftype.__name__]
+            updates[key] = _convert(value, target, f"{source}: {section}.{key}")
+        changed[section] = dataclasses.replace(current, **updates)
+    return dataclasses.replace(settings, **changed)
+
+
+def env_name(section: str, key: str) -> str:
+    return (
+        f"HUDONG_{key.upper()}"
+        if section == "server"
+        else f"HUDONG_{section.upper()}_{key.upper()}"
+    )
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file or environ.get("HUDONG_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        settings = _merge(settings, data, str(path))
+    from_env: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(settings, section)):
+            name = env_name(section, f.name)
+            if name in environ:
+                from_env.setdefault(section, {})[f.name] = environ[name]
+    settings = _merge(settings, from_env, "environment")
+    if flags:
+        settings = _merge(
+            settings, {"server": {k: v for k, v in flags.items() if v is not None}}, "flags"
+        )
+    return settings

@@ -1,0 +1,448 @@
+"""The hub: rooms, commands, the tick loop and fan-out (ARCHITECTURE.md, "The hot path").
+
+Fan-out costs viewers x ticks, not viewers x messages: commands append events to
+their room's pending list; every ``hub.tick_ms`` the tick loop turns each room's
+pending list into one ``batch`` message, encodes it once per codec in use, frames
+it once, and writes the same bytes to every local connection of the room. Nothing
+in that loop awaits or encodes per viewer. A connection whose transport paused
+writing (its buffer is over the high-water mark) is skipped and counted as a drop;
+it gets a fresh snapshot when it drains (PROTOCOL.md, "Slow consumers").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+from protocol.codec import Codec, DecodeError
+from protocol.codes import CLOSE_BY_NAME
+from protocol.framing import server_frame, server_ping
+from protocol.messages import (
+    OPS,
+    CommandError,
+    Danmaku,
+    Join,
+    Ping,
+    ack,
+    batch,
+    error,
+    hello,
+    joined,
+    parse_command,
+    pong,
+)
+from server import __version__
+from server.auth import SENDING_ROLES, STAFF_ROLES, AuthError, Authority, Identity
+from server.backends.base import RoomNotFound, RoomRecord, Store
+from server.config import Settings
+from server.hub.connection import Connection
+from server.hub.room import LiveRoom
+from server.metrics import Metrics
+from server.moderation.ratelimit import TokenBucket
+
+log = logging.getLogger("hudong.hub")
+
+MAINTENANCE_INTERVAL_S = 1.0
+LOOP_LAG_INTERVAL_S = 0.5
+
+
+class Hub:
+    def __init__(
+        self, settings: Settings, store: Store, authority: Authority, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.authority = authority
+        self.metrics = metrics
+        self.node_id = settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.server_name = f"hudong/{__version__}"
+        self.rooms: dict[str, LiveRoom] = {}
+        self.connections: set[Connection] = set()
+        self._dirty: set[LiveRoom] = set()
+        self._event_counter = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shutting_down = False
+        self._flushed_for_shutdown = False
+        self._ping_frame = server_ping()
+        self._clock = time.monotonic
+        limits = settings.limits
+        self._hello_limits = {
+            "max_command_bytes": limits.max_command_bytes,
+            "max_frame_bytes": limits.max_frame_bytes,
+            "max_text_chars": limits.max_text_chars,
+            "commands_per_s": limits.viewer_commands_per_s,
+            "command_burst": limits.viewer_command_burst,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._tick_loop(), name="hudong-tick"),
+            loop.create_task(self._maintenance_loop(), name="hudong-maintenance"),
+            loop.create_task(self._loop_lag_probe(), name="hudong-loop-lag"),
+        ]
+
+    async def stop(self) -> None:
+        self._shutting_down = True
+        self.tick()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    def flush_before_shutdown(self) -> None:
+        """Deliver what is pending before connections are told to reconnect."""
+        self._shutting_down = True
+        if not self._flushed_for_shutdown:
+            self._flushed_for_shutdown = True
+            self.tick()
+
+    def admission_refusal(self) -> str | None:
+        if self._shutting_down:
+            return "server shutting down; reconnect to another node"
+        return None
+
+    # --- connections -------------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        limits = self.settings.limits
+        self.connections.add(conn)
+        self.metrics.connections.labels(conn.codec.name).inc()
+        self.metrics.connections_total.inc()
+        conn.bucket = TokenBucket(
+            limits.viewer_commands_per_s, limits.viewer_command_burst, self.now()
+        )
+        conn.send(
+            hello(
+                server=self.server_name,
+                heartbeat_s=self.settings.hub.heartbeat_s,
+                limits=self._hello_limits,
+            )
+        )
+
+    def detach(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        self.metrics.connections.labels(conn.codec.name).dec()
+        room = conn.room
+        if room is not None:
+            members = room.members[conn.codec]
+            members.discard(conn)
+            if not len(room):
+                self.metrics.rooms.dec()
+
+    # --- commands ----------------------------------------------------------------------
+
+    def receive(self, conn: Connection, data: bytes) -> None:
+        """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
+        limits = self.settings.limits
+        assert conn.bucket is not None
+        wait = conn.bucket.take(self.now())
+        if len(data) > limits.max_command_bytes:
+            self._refuse(
+                conn,
+                "invalid",
+                CommandError(
+                    "frame_too_large",
+                    f"the frame has {len(data)} bytes; the limit is {limits.max_command_bytes}",
+                    limit=limits.max_command_bytes,
+                ),
+            )
+            return
+        try:
+            obj = conn.codec.decode(data)
+        except DecodeError as exc:
+            self._refuse(conn, "invalid", CommandError("malformed", str(exc)))
+            return
+        op = obj.get("op") if isinstance(obj, dict) else None
+        op_label = op if op in OPS else "invalid"
+        if wait:
+            cid = obj.get("id") if isinstance(obj, dict) else None
+            self._refuse(
+                conn,
+                op_label,
+                CommandError(
+                    "rate_limited",
+                    f"too many commands; at most {conn.bucket.rate:g} per second",
+                    cid if type(cid) is int else None,
+                    retry_after_ms=max(1, round(wait * 1000)),
+                ),
+            )
+            return
+        try:
+            command = parse_command(obj, max_text_chars=limits.max_text_chars)
+        except CommandError as err:
+            self._refuse(conn, op_label, err)
+            return
+        if conn.busy or isinstance(command, Join):
+            conn.enqueue(command)  # keeps this connection's commands in order
+            return
+        try:
+            self.handle_sync(conn, command)
+        except CommandError as err:
+            self.reply_error(conn, command, err)
+
+    def _refuse(self, conn: Connection, op_label: str, err: CommandError) -> None:
+        self.metrics.commands.labels(op_label, err.code).inc()
+        conn.send(error(err))
+
+    def reply_error(self, conn: Connection, command: Any, err: CommandError) -> None:
+        if err.id is None:
+            err.id = getattr(command, "id", None)
+        self.metrics.commands.labels(_op_of(command), err.code).inc()
+        conn.send(error(err))
+
+    def handle_sync(self, conn: Connection, command: Any) -> None:
+        if isinstance(command, Danmaku):
+            self._danmaku(conn, command)
+        elif isinstance(command, Ping):
+            self.metrics.commands.labels("ping", "ok").inc()
+            conn.send(pong(command.id))
+        else:  # pragma: no cover - every op is listed above or in handle_async
+            raise CommandError("unknown_op", f"unhandled command {command!r}")
+
+    async def handle_async(self, conn: Connection, command: Any) -> None:
+        if isinstance(command, Join):
+            await self._join(conn, command)
+        else:
+            self.handle_sync(conn, command)
+
+    async def _join(self, conn: Connection, cmd: Join) -> None:
+        if conn.room is not None:
+            raise CommandError("already_joined", f"already joined room {conn.room.id!r}", cmd.id)
+        try:
+            record = await self.store.get_room(cmd.room)
+        except RoomNotFound:
+            raise CommandError("room_not_found", f"no room {cmd.room!r}", cmd.id) from None
+        if cmd.token is not None:
+            try:
+                identity = self.authority.verify(cmd.token, cmd.room)
+            except AuthError as exc:
+                raise CommandError("unauthorized", str(exc), cmd.id) from None
+        elif not record.settings.get("allow_anonymous", True):
+            raise CommandError(
+                "anonymous_not_allowed", f"room {cmd.room!r} needs a token to join", cmd.id
+            )
+        else:
+            user_id = f"guest-{secrets.token_hex(5)}"
+            identity = Identity(user_id, cmd.name or f"guest {user_id[-4:]}", "viewer", cmd.room)
+        if conn.closing or conn not in self.connections:
+            return  # the connection went away while the store answered
+        live = self.rooms.get(record.id)
+        if live is None:
+            limits = self.settings.limits
+            bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
+            live = LiveRoom(record, self.settings.hub.replay_size, bucket)
+            self.rooms[record.id] = live
+        elif record.version > live.record.version:
+            live.record = record
+        if identity.role in STAFF_ROLES:
+            limits = self.settings.limits
+            conn.bucket = TokenBucket(
+                limits.staff_commands_per_s, limits.staff_command_burst, self.now()
+            )
+        conn.identity = identity
+        conn.room = live
+        if not len(live):
+            self.metrics.rooms.inc()
+        live.members[conn.codec].add(conn)
+        self.metrics.commands.labels("join", "ok").inc()
+        conn.send(joined(cmd.id, identity.public(), live.snapshot()))
+
+    def _danmaku(self, conn: Connection, cmd: Danmaku) -> None:
+        room, identity = conn.room, conn.identity
+        if room is None or identity is None:
+            raise CommandError("not_joined", "join a room before sending danmaku", cmd.id)
+        if identity.role not in SENDING_ROLES:
+            raise CommandError(
+                "forbidden", f"the {identity.role} role may not send danmaku", cmd.id
+            )
+        wait = room.danmaku_bucket.take(self.now())
+        if wait:
+            raise CommandError(
+                "room_rate_limited",
+                f"room {room.id!r} is receiving more danmaku than it allows; try again",
+                cmd.id,
+                retry_after_ms=max(1, round(wait * 1000)),
+            )
+        self._event_counter += 1
+        event = {
+            "type": "danmaku",
+            "id": f"{self.node_id}.{self._event_counter}",
+            "user": identity.public(),
+            "text": cmd.text,
+            "color": cmd.color,
+            "mode": cmd.mode,
+            "ts": int(time.time() * 1000),
+        }
+        room.pending.append(event)
+        room.replay.append(event)
+        self._dirty.add(room)
+        self.metrics.commands.labels("danmaku", "ok").inc()
+        if cmd.id is not None:
+            conn.send(ack(cmd.id, event=event["id"]))
+
+    # --- rooms changed over REST ---------------------------------------------------------
+
+    def room_updated(self, record: RoomRecord) -> None:
+        live = self.rooms.get(record.id)
+        if live is None or record.version <= live.record.version:
+            return
+        live.record = record
+        for conns in live.members.values():
+            for conn in list(conns):
+                self.send_snapshot(conn)
+
+    def room_deleted(self, room_id: str) -> None:
+        live = self.rooms.pop(room_id, None)
+        if live is None:
+            return
+        self._dirty.discard(live)
+        for conns in live.members.values():
+            for conn in list(conns):
+                conn.close("room_deleted", f"room {room_id} was deleted")
+
+    def send_snapshot(self, conn: Connection) -> None:
+        if conn.room is None:
+            return
+        if conn.paused:
+            conn.needs_snapshot = True
+            return
+        conn.send({"type": "snapshot", "snapshot": conn.room.snapshot()})
+
+    # --- the hot path ------------------------------------------------------------------
+
+    def encode_batch(self, codec: Codec, message: dict[str, Any]) -> bytes:
+        """Encode and frame one batch for one codec; called once per codec per room per tick."""
+        self.metrics.encodes.labels(codec.name).inc()
+        return server_frame(codec.encode(message), binary=codec.binary)
+
+    def tick(self) -> None:
+        """Turn every room's pending events into one frame per codec, written to all members."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = set()
+        metrics = self.metrics
+        for room in dirty:
+            events = room.pending
+            if not events:
+                continue
+            room.pending = []
+            room.seq += 1
+            message = batch(room.id, room.seq, events)
+            delivered = 0
+            dropped = 0
+            for codec, conns in room.members.items():
+                if not conns:
+                    continue
+                frame = self.encode_batch(codec, message)
+                sent = 0
+                for conn in conns:
+                    if conn.paused:
+                        conn.needs_snapshot = True
+                        dropped += 1
+                        continue
+                    conn.transport.write(frame)  # type: ignore[union-attr]
+                    sent += 1
+                metrics.frames_out.labels(codec.name).inc(sent)
+                metrics.bytes_out.labels(codec.name).inc(sent * len(frame))
+                delivered += sent
+            metrics.events_out.inc(len(events))
+            metrics.messages_delivered.inc(delivered * len(events))
+            if dropped:
+                metrics.drops.labels("slow_consumer").inc(dropped)
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.hub.tick_ms / 1000
+        deadline = loop.time()
+        observe = self.metrics.tick_duration.observe
+        while True:
+            deadline += interval
+            delay = deadline - loop.time()
+            if delay < 0:  # fell behind: skip missed ticks rather than bunching them
+                deadline = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+            started = time.perf_counter()
+            try:
+                self.tick()
+            except Exception:  # pragma: no cover - a bug must not stop delivery for good
+                log.exception("tick failed")
+            observe(time.perf_counter() - started)
+
+    # --- heartbeats, reaping, slow consumers -------------------------------------------------
+
+    def maintain(self) -> None:
+        now = self.now()
+        settings = self.settings
+        join_deadline = now - settings.limits.join_timeout_s
+        silent_deadline = now - settings.hub.heartbeat_timeout_s
+        slow_deadline = now - settings.hub.slow_timeout_s
+        for conn in list(self.connections):
+            if conn.closing:
+                continue
+            if conn.paused and conn.paused_since < slow_deadline:
+                self.metrics.drops.labels("closed_too_slow").inc()
+                # The close frame cannot get past a full buffer; give it a moment, then abort.
+                conn.close("too_slow", "too slow; reconnect", abort_after=0.5)
+                self.detach(conn)
+            elif conn.last_seen < silent_deadline:
+                conn.close("heartbeat_timeout", "no heartbeat", abort_after=0.5)
+                self.detach(conn)
+            elif conn.room is None and conn.opened_at < join_deadline:
+                conn.close("join_timeout", "no join received")
+                self.detach(conn)
+
+    def send_heartbeat(self) -> None:
+        frame = self._ping_frame
+        for conn in self.connections:
+            if not conn.paused and not conn.closing and conn.transport is not None:
+                conn.transport.write(frame)
+
+    async def _maintenance_loop(self) -> None:
+        next_ping = self.now() + self.settings.hub.heartbeat_s
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+            try:
+                self.maintain()
+                if self.now() >= next_ping:
+                    next_ping = self.now() + self.settings.hub.heartbeat_s
+                    self.send_heartbeat()
+            except Exception:  # pragma: no cover
+                log.exception("maintenance failed")
+
+    async def _loop_lag_probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        gauge = self.metrics.loop_lag
+        hist = self.metrics.loop_lag_hist
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            lag = max(0.0, loop.time() - started - LOOP_LAG_INTERVAL_S)
+            gauge.set(lag)
+            hist.observe(lag)
+
+
+def _op_of(command: Any) -> str:
+    name = type(command).__name__.lower()
+    return name if name in OPS else "invalid"
+
+
+assert CLOSE_BY_NAME["too_slow"].reconnect

@@ -1,0 +1,1 @@
+"""Moderation: rate limits now; text normalisation, blocklist and queues later."""
