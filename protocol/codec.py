@@ -21,7 +21,8 @@ class DecodeError(ValueError):
     """A frame's payload is not a valid message of the codec."""
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: codecs are compared and hashed by identity (they key per-codec groups).
+@dataclass(frozen=True, slots=True, eq=False)
 class Codec:
     name: str
     subprotocol: str

@@ -162,12 +162,12 @@ def parse_command(obj: Any, *, max_text_chars: int) -> Command:
 # --- server messages -------------------------------------------------------------
 
 
-def hello(*, server: str, heartbeat_s: float, limits: dict[str, Any]) -> dict[str, Any]:
+def hello(*, server: str, heartbeat_ms: int, limits: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
         "server": server,
-        "heartbeat_s": heartbeat_s,
+        "heartbeat_ms": heartbeat_ms,
         "limits": limits,
     }
 

@@ -41,13 +41,21 @@ class Identity:
 
 
 def new_secret() -> str:
-    return secrets.token_urlsafe(32)
+    return secrets.token_urlsafe(33)  # 44 characters
+
+
+MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: an HS256 key is at least 256 bits
 
 
 class Authority:
     """Checks the admin token and mints and verifies room tokens."""
 
     def __init__(self, admin_token: str, secret: str) -> None:
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"server.secret must be at least {MIN_SECRET_BYTES} bytes (RFC 7518 3.2); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         self._admin = admin_token.encode()
         self._secret = secret
 

@@ -29,7 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(
             settings, server=dataclasses.replace(settings.server, admin_token=new_secret())
         )
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"hudong: configuration error: {exc}", file=sys.stderr)
+        return 2
     _print_banner(settings, generated)
     logging.basicConfig(
         level=settings.server.log_level.upper(),

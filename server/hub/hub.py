@@ -75,7 +75,7 @@ class Hub:
             "max_command_bytes": limits.max_command_bytes,
             "max_frame_bytes": limits.max_frame_bytes,
             "max_text_chars": limits.max_text_chars,
-            "commands_per_s": limits.viewer_commands_per_s,
+            "commands_per_s": _wire_number(limits.viewer_commands_per_s),
             "command_burst": limits.viewer_command_burst,
         }
 
@@ -129,7 +129,7 @@ class Hub:
         conn.send(
             hello(
                 server=self.server_name,
-                heartbeat_s=self.settings.hub.heartbeat_s,
+                heartbeat_ms=round(self.settings.hub.heartbeat_s * 1000),
                 limits=self._hello_limits,
             )
         )
@@ -438,6 +438,12 @@ class Hub:
             lag = max(0.0, loop.time() - started - LOOP_LAG_INTERVAL_S)
             gauge.set(lag)
             hist.observe(lag)
+
+
+def _wire_number(value: float) -> int | float:
+    """Integral values go on the wire as integers: JSON and MessagePack encoders in
+    other languages write 5.0 as 5, and the test vectors must match byte for byte."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _op_of(command: Any) -> str:

@@ -1,0 +1,196 @@
+"""Shared fixtures: a real hudong node on a loopback port, and protocol clients.
+
+Every test talks to the server over real sockets. ``UNIT`` scales every timeout
+(set HUDONG_TEST_UNIT=3 on a slow machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol.codec import JSON, MSGPACK, Codec, codec_for_subprotocol
+from server.app import create_app
+from server.config import Settings
+from server.hub import Connection, Hub
+
+UNIT = float(os.environ.get("HUDONG_TEST_UNIT", "1"))
+ADMIN = "test-admin-token"
+# Signs room tokens in tests; HS256 wants at least 32 bytes.
+SECRET = "test-secret-0123456789abcdefghijklmnop"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Client:
+    """One protocol client: a websockets connection plus the codec it negotiated."""
+
+    def __init__(self, ws: ClientConnection, codec: Codec) -> None:
+        self.ws = ws
+        self.codec = codec
+        self.next_id = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        data = self.codec.encode(message)
+        await self.ws.send(data if self.codec.binary else data.decode())
+
+    async def send_raw(self, data: bytes | str) -> None:
+        await self.ws.send(data)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
+        raw = data if isinstance(data, bytes) else data.encode()
+        message: dict[str, Any] = self.codec.decode(raw)
+        return message
+
+    async def recv_type(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of ``type_``, skipping batches and others before it."""
+        while True:
+            message = await self.recv(timeout)
+            if message.get("type") == type_:
+                return message
+
+    async def command(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send a command with a fresh id and return the reply that carries that id."""
+        self.next_id += 1
+        cid = self.next_id
+        await self.send({"op": op, "id": cid, **fields})
+        while True:
+            message = await self.recv()
+            if message.get("id") == cid and message.get("type") != "batch":
+                return message
+
+    async def join(self, room: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.command("join", room=room, **fields)
+        assert reply["type"] == "joined", reply
+        return reply
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@dataclass
+class LiveServer:
+    port: int
+    app: Any
+    server: uvicorn.Server
+    clients: list[Client] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+    def http(self, token: str | None = ADMIN) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base, headers=headers, timeout=10 * UNIT)
+
+    async def create_room(self, room_id: str, **settings: Any) -> dict[str, Any]:
+        async with self.http() as http:
+            r = await http.post("/api/v1/rooms", json={"id": room_id, "settings": settings})
+            assert r.status_code == 201, r.text
+            data: dict[str, Any] = r.json()
+            return data
+
+    async def mint(self, room_id: str, role: str, **fields: Any) -> str:
+        async with self.http() as http:
+            r = await http.post(f"/api/v1/rooms/{room_id}/tokens", json={"role": role, **fields})
+            assert r.status_code == 201, r.text
+            token: str = r.json()["token"]
+            return token
+
+    async def connect(self, subprotocol: str | None = "hudong.v1.json", **kw: Any) -> Client:
+        offer = [subprotocol] if subprotocol else None
+        ws = await connect(
+            self.ws_url,
+            subprotocols=offer,
+            open_timeout=10 * UNIT,
+            compression=None,
+            max_size=None,
+            ping_interval=None,
+            **kw,
+        )
+        codec = codec_for_subprotocol(ws.subprotocol) or JSON
+        client = Client(ws, codec)
+        self.clients.append(client)
+        hello = await client.recv()
+        assert hello["type"] == "hello", hello
+        return client
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.hub.metrics.registry.get_sample_value(name, labels or None)
+        return 0.0 if value is None else float(value)
+
+
+@contextlib.asynccontextmanager
+async def running_server(**sections: dict[str, Any]) -> AsyncIterator[LiveServer]:
+    settings = Settings().replace(server={"admin_token": ADMIN, "secret": SECRET})
+    if sections:
+        settings = settings.replace(**sections)
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=Connection,
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
+    assert server.started, "the test server did not start"
+    live = LiveServer(port, app, server)
+    try:
+        yield live
+    finally:
+        for client in live.clients:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ws.close(), 1)
+        server.should_exit = True
+        await asyncio.wait_for(task, 15 * UNIT)
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[LiveServer]:
+    async with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[LiveServer]]:
+    return running_server
+
+
+__all__ = ["ADMIN", "SECRET", "JSON", "MSGPACK", "UNIT", "Client", "LiveServer", "running_server"]
