@@ -193,4 +193,4 @@ def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Liv
     return running_server
 
 
-__all__ = ["ADMIN", "SECRET", "JSON", "MSGPACK", "UNIT", "Client", "LiveServer", "running_server"]
+__all__ = ["ADMIN", "JSON", "MSGPACK", "SECRET", "UNIT", "Client", "LiveServer", "running_server"]
