@@ -43,7 +43,7 @@ SNAPSHOT = {
     "room": {
         "id": "demo",
         "title": "Burger launch 新品发布",
-        "created_at": 1795499000.5,
+        "created_at": 1795499000500,
         "version": 3,
         "settings": {"allow_anonymous": True},
     },

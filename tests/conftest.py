@@ -79,6 +79,16 @@ class Client:
         assert reply["type"] == "joined", reply
         return reply
 
+    def discard_incoming(self) -> None:
+        """Read and drop everything from now on (a sender that is not under test as a reader)."""
+
+        async def discard() -> None:
+            with contextlib.suppress(Exception):
+                async for _ in self.ws:
+                    pass
+
+        self._discard = asyncio.get_running_loop().create_task(discard())
+
     async def close(self) -> None:
         await self.ws.close()
 

@@ -33,7 +33,7 @@ class RoomRecord:
         return {
             "id": self.id,
             "title": self.title,
-            "created_at": self.created_at,
+            "created_at": int(self.created_at * 1000),  # ms since the epoch
             "version": self.version,
             "settings": {**ROOM_SETTING_DEFAULTS, **self.settings},
         }
