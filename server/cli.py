@@ -54,8 +54,21 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.hub.shutdown_grace_s) or 1,
         backlog=4096,
     )
-    uvicorn.Server(config).run()
+    _server_class()(config).run()
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            # uvicorn re-raises the signal after shutting down; a node that drained
+            # cleanly on SIGTERM exits 0 instead, so supervisors see a clean stop.
+            self._captured_signals.clear()
+
+    return Server
 
 
 def _base_url(settings: Settings) -> str:

@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -75,7 +75,7 @@ class RawClient:
                 if event.opcode in (Opcode.TEXT, Opcode.BINARY):
                     self.pending.append(self.codec.decode(bytes(event.data)))
                 elif event.opcode is Opcode.CLOSE:
-                    self.closed_code = self.protocol.close_code
+                    self.closed_code = Close.parse(bytes(event.data)).code
 
     async def send(self, message: dict[str, Any]) -> None:
         data = self.codec.encode(message)

@@ -45,7 +45,15 @@ class Viewer:
         self.latencies = {}
         self.events = 0
         self.largest_frame = 0
+        self._target = 0
+        self._reached = asyncio.Event()
         self.task = asyncio.create_task(self._run())
+
+    async def wait_for_events(self, count):
+        self._target = count
+        if self.events < count:
+            self._reached.clear()
+            await self._reached.wait()
 
     async def _run(self):
         while True:
@@ -60,6 +68,8 @@ class Viewer:
                 text = event["text"]
                 if text.startswith("probe"):
                     self.latencies[text] = now - self.sent_at[text]
+            if self.events >= self._target:
+                self._reached.set()
 
 
 async def _storm(host, sent_at, label, rounds):
@@ -90,8 +100,7 @@ async def test_stuck_viewer_is_bounded_skipped_closed_and_delays_nobody(server_f
             viewers.append(Viewer(client, sent_at))
 
         async def settle(expected):
-            while any(v.events < expected for v in viewers):
-                await asyncio.sleep(0.02)
+            await asyncio.gather(*(v.wait_for_events(expected) for v in viewers))
 
         # Phase A: the baseline, without a stuck viewer.
         sent_a = await _storm(host, sent_at, "a", 40)
