@@ -56,6 +56,9 @@ CLOSES: tuple[CloseCode, ...] = (
     CloseCode(1000, "normal", False, "the connection was closed on purpose"),
     CloseCode(1002, "protocol_error", False, "WebSocket framing was violated (RFC 6455)"),
     CloseCode(1003, "unsupported_data", False, "a frame type the subprotocol does not use"),
+    CloseCode(
+        1007, "invalid_payload", False, "a text frame that is not valid UTF-8 (RFC 6455 8.1)"
+    ),
     CloseCode(1009, "message_too_big", False, "a frame over limits.max_frame_bytes"),
     CloseCode(1011, "internal_error", True, "the server failed on this connection"),
     CloseCode(1012, "server_restart", True, "the server is shutting down; reconnect"),

@@ -25,7 +25,7 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 DANMAKU_MODES = ("scroll", "top", "bottom")
 DEFAULT_COLOR = "#ffffff"
 MAX_NAME_CHARS = 32
-MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_CHARS = 2048  # well under limits.max_command_bytes, so the check is reachable
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript client can hold exactly
 
 DanmakuMode = Literal["scroll", "top", "bottom"]

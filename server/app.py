@@ -24,7 +24,7 @@ from starlette.routing import Route
 from protocol.messages import ROOM_ID_RE
 from server import __version__
 from server.auth import ROLES, STAFF_ROLES, AuthError, Authority, new_secret
-from server.backends import RoomExists, RoomNotFound, RoomRecord, Store, open_store
+from server.backends import RoomExists, RoomNotFound, RoomRecord, Store, open_backends
 from server.backends.base import ROOM_SETTING_DEFAULTS
 from server.config import Settings
 from server.hub import Hub
@@ -187,8 +187,10 @@ class Api:
         return _json(self._room_view(record))
 
     async def delete_room(self, request: Request) -> Response:
-        self._require_admin(request)
         room_id = request.path_params["room_id"]
+        role = self._caller_role(request, room_id)
+        if role != "admin":
+            raise ApiError(403, "forbidden", f"only the admin may delete a room, not a {role}")
         try:
             await self.store.delete_room(room_id)
         except RoomNotFound:
@@ -233,7 +235,7 @@ class Api:
 
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     metrics = Metrics()
-    store = store or open_store("memory://")
+    store = store or open_backends("memory://").store
     admin_token = settings.server.admin_token or new_secret()
     authority = Authority(admin_token, settings.server.secret or new_secret())
     hub = Hub(settings, store, authority, metrics)

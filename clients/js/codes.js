@@ -78,6 +78,11 @@ export const CLOSES = Object.freeze({
     "reconnect": false,
     "description": "a frame type the subprotocol does not use"
   },
+  "invalid_payload": {
+    "code": 1007,
+    "reconnect": false,
+    "description": "a text frame that is not valid UTF-8 (RFC 6455 8.1)"
+  },
   "message_too_big": {
     "code": 1009,
     "reconnect": false,

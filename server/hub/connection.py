@@ -299,6 +299,13 @@ class Connection(asyncio.Protocol):
             self.fragments = None
         else:
             return  # ping (answered by the protocol object), pong, close
+        if not self.codec.binary:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                # RFC 6455 section 8.1: a text frame that is not UTF-8 fails the connection.
+                self.close("invalid_payload", "text frame is not valid UTF-8")
+                return
         try:
             self.hub.receive(self, data)
         except Exception:
