@@ -204,3 +204,6 @@ def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Liv
 
 
 __all__ = ["ADMIN", "JSON", "MSGPACK", "SECRET", "UNIT", "Client", "LiveServer", "running_server"]
+
+
+from tests.redis_fixtures import shared_redis  # noqa: E402,F401  (session fixture)

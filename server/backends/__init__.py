@@ -1,13 +1,61 @@
-"""Storage behind an interface: the memory implementation is the embedded default."""
+"""Storage and pub/sub behind interfaces, chosen by URL scheme.
 
-from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
-from server.backends.memory import MemoryStore
+``memory://`` (the embedded default, one process), ``redis://host:port/db`` (one
+Redis server shared by any number of nodes), ``redis+cluster://host:port`` (Redis
+Cluster; any node as the seed).
+"""
 
-__all__ = ["MemoryStore", "RoomExists", "RoomNotFound", "RoomRecord", "Store"]
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.backends.base import (
+    ApplyResult,
+    BackendUnavailable,
+    Broker,
+    RoomExists,
+    RoomNotFound,
+    RoomRecord,
+    Store,
+)
+from server.backends.memory import MemoryBroker, MemoryStore
+
+__all__ = [
+    "ApplyResult",
+    "BackendUnavailable",
+    "Backends",
+    "Broker",
+    "MemoryBroker",
+    "MemoryStore",
+    "RoomExists",
+    "RoomNotFound",
+    "RoomRecord",
+    "Store",
+    "open_backends",
+]
+
+SCHEMES = ("memory://", "redis://", "rediss://", "redis+cluster://")
 
 
-def open_store(url: str) -> Store:
-    """The Store for a URL; ``memory://`` is the embedded default."""
+@dataclass
+class Backends:
+    store: Store
+    broker: Broker
+    url: str
+
+    @property
+    def shared(self) -> bool:
+        """True when other nodes can share this store (not the in-process memory one)."""
+        return not self.url.startswith("memory://")
+
+
+def open_backends(url: str, *, prefix: str = "hudong:") -> Backends:
+    """The Store and Broker for a URL; raises ValueError naming the accepted schemes."""
     if url.startswith("memory://"):
-        return MemoryStore()
-    raise ValueError(f"unsupported store URL {url!r}; this build supports memory://")
+        return Backends(MemoryStore(), MemoryBroker().connect(), url)
+    if url.startswith(("redis://", "rediss://", "redis+cluster://")):
+        from server.backends.redis import RedisBroker, RedisConnection, RedisStore
+
+        connection = RedisConnection(url, prefix=prefix)
+        return Backends(RedisStore(connection), RedisBroker(connection), url)
+    raise ValueError(f"unsupported backend URL {url!r}; use one of {', '.join(SCHEMES)}")

@@ -1,16 +1,44 @@
-"""The Store interface: where room records live.
+"""The Store and Broker interfaces (ARCHITECTURE.md, "Components").
 
-Guarantees every implementation gives (the contract suite in ``tests/`` checks them):
+Everything that talks to Redis is behind these two protocols; the memory
+implementations make the single-process embedded default. One contract suite
+(``tests/test_contract.py``) runs the same behaviour tests against both.
 
-- a write that returned has been committed; a failed write changed nothing;
-- ``version`` of a room increases by one with every successful update;
-- room ids are unique: ``create_room`` on an existing id raises :class:`RoomExists`.
+Store guarantees:
+
+- A write that returned has been committed (with Redis: acknowledged by the
+  server; durable as far as its persistence settings make it). A write that raised
+  changed nothing that a later read can see, except where a method says otherwise.
+- :meth:`Store.apply` is atomic and idempotent: for one ``(viewer, key)`` the
+  effect happens at most once, and a retry returns ``duplicate`` with the version
+  of the first application. A viewer's new contribution replaces its previous one
+  (the counters move by the difference; a counter that reaches 0 disappears); a
+  ``None`` record withdraws it. ``once`` refuses a second contribution of a viewer
+  (``already_done``). Caps are checked before anything changes. These are the
+  semantics of :class:`server.interactions.base.Tally`, per interaction box.
+- Every state change of a room (room update, interaction update, applied
+  contribution) increases the room's ``version`` by one; versions never go back.
+- All keys of a room share one Redis Cluster hash tag, so every atomic operation
+  touches one slot.
+
+Broker guarantees: *at most once*. A publication reaches every node subscribed to
+the room's channel at the time of publishing, in publish order per publishing node,
+or is lost (for instance while Redis is down). Nothing is stored; state is never
+carried only by the broker.
+
+Failures raise :class:`BackendUnavailable`, which callers turn into the retryable
+``store_unavailable`` error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+
+class BackendUnavailable(ConnectionError):
+    """The store or broker cannot be reached now; retrying later may succeed."""
 
 
 class RoomNotFound(KeyError):
@@ -38,14 +66,52 @@ class RoomRecord:
             "settings": {**ROOM_SETTING_DEFAULTS, **self.settings},
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "created_at": self.created_at,
+            "version": self.version,
+            "settings": self.settings,
+        }
 
-# Room settings and their defaults; PROTOCOL.md, "Rooms" documents them.
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RoomRecord:
+        return cls(
+            data["id"],
+            data["title"],
+            data["created_at"],
+            data["version"],
+            data.get("settings") or {},
+        )
+
+
+# Room settings and their defaults; PROTOCOL.md, "REST API" documents them.
 ROOM_SETTING_DEFAULTS: dict[str, Any] = {
     "allow_anonymous": True,
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What :meth:`Store.apply` did.
+
+    ``status`` is ``applied`` (this call changed the counters), ``duplicate`` (the
+    key was seen before; nothing changed), ``capped`` (``capped_field`` would go
+    over its cap; nothing changed) or ``already_done`` (a ``once`` contribution met
+    one the viewer already holds; nothing changed). ``version`` is the room version of the
+    application (for a duplicate: of the first one). ``counters`` are the
+    interaction's counters after the call.
+    """
+
+    status: Literal["applied", "duplicate", "capped", "already_done"]
+    version: int
+    counters: dict[str, int]
+    capped_field: str | None = None
+
+
 class Store(Protocol):
+    # --- rooms ---
     async def create_room(self, room: RoomRecord) -> RoomRecord: ...
 
     async def get_room(self, room_id: str) -> RoomRecord: ...
@@ -57,5 +123,67 @@ class Store(Protocol):
     ) -> RoomRecord: ...
 
     async def delete_room(self, room_id: str) -> None: ...
+
+    async def room_version(self, room_id: str) -> int: ...
+
+    # --- tokens: only their SHA-256 is kept ---
+    async def remember_token(
+        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+    ) -> None: ...
+
+    async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None: ...
+
+    # --- interactions: definitions and per-viewer contributions ---
+    async def put_interaction(
+        self, room_id: str, interaction_id: str, state: dict[str, Any]
+    ) -> int: ...
+
+    async def interactions(self, room_id: str) -> dict[str, dict[str, Any]]: ...
+
+    async def apply(
+        self,
+        room_id: str,
+        interaction_id: str,
+        viewer_id: str,
+        key: str,
+        record: dict[str, Any],
+        deltas: dict[str, int],
+        caps: dict[str, int] | None = None,
+    ) -> ApplyResult: ...
+
+    async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]: ...
+
+    async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]: ...
+
+    # --- presence: per-node counts that expire ---
+    async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None: ...
+
+    async def presence(self, room_id: str) -> int: ...
+
+    # --- stream replay shared by all nodes ---
+    async def append_replay(
+        self, room_id: str, events: list[dict[str, Any]], keep: int
+    ) -> None: ...
+
+    async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class Broker(Protocol):
+    async def start(self, on_message: MessageHandler) -> None: ...
+
+    async def subscribe(self, room_id: str) -> None: ...
+
+    async def unsubscribe(self, room_id: str) -> None: ...
+
+    async def publish(self, room_id: str, payload: bytes) -> None: ...
+
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> None: ...
 
     async def close(self) -> None: ...

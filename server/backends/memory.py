@@ -1,49 +1,246 @@
-"""The embedded default Store: rooms in this process's memory."""
+"""The embedded default: Store and Broker in this process's memory.
+
+Semantics match the Redis implementations exactly (the contract suite checks it);
+values are stored as JSON bytes so that what comes back is a copy, as from Redis.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections import defaultdict, deque
 from typing import Any
 
-from server.backends.base import RoomExists, RoomNotFound, RoomRecord
+import orjson
+
+from server.backends.base import (
+    ApplyResult,
+    MessageHandler,
+    RoomExists,
+    RoomNotFound,
+    RoomRecord,
+)
+
+
+@dataclasses.dataclass
+class _Interaction:
+    records: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    counters: dict[str, int] = dataclasses.field(default_factory=dict)
+    done: dict[str, int] = dataclasses.field(default_factory=dict)  # "viewer|key" -> version
+
+
+@dataclasses.dataclass
+class _Room:
+    record: RoomRecord
+    version: int = 1
+    interactions: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    contributions: dict[str, _Interaction] = dataclasses.field(
+        default_factory=lambda: defaultdict(_Interaction)
+    )
+    tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
+    presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    replay: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._rooms: dict[str, RoomRecord] = {}
+        self._rooms: dict[str, _Room] = {}
 
-    async def create_room(self, room: RoomRecord) -> RoomRecord:
-        if room.id in self._rooms:
-            raise RoomExists(room.id)
-        self._rooms[room.id] = room
-        return room
-
-    async def get_room(self, room_id: str) -> RoomRecord:
+    def _room(self, room_id: str) -> _Room:
         try:
             return self._rooms[room_id]
         except KeyError:
             raise RoomNotFound(room_id) from None
 
+    def _bump(self, room: _Room) -> int:
+        room.version += 1
+        return room.version
+
+    async def create_room(self, room: RoomRecord) -> RoomRecord:
+        if room.id in self._rooms:
+            raise RoomExists(room.id)
+        self._rooms[room.id] = _Room(room, room.version)
+        return room
+
+    async def get_room(self, room_id: str) -> RoomRecord:
+        room = self._room(room_id)
+        return dataclasses.replace(room.record, version=room.version)
+
     async def list_rooms(self) -> list[RoomRecord]:
-        return sorted(self._rooms.values(), key=lambda r: r.created_at)
+        rooms = [await self.get_room(r) for r in self._rooms]
+        return sorted(rooms, key=lambda r: (r.created_at, r.id))
 
     async def update_room(
         self, room_id: str, *, title: str | None = None, settings: dict[str, Any] | None = None
     ) -> RoomRecord:
-        room = await self.get_room(room_id)
-        merged = {**room.settings, **(settings or {})}
-        updated = dataclasses.replace(
-            room,
-            title=room.title if title is None else title,
-            settings=merged,
-            version=room.version + 1,
+        room = self._room(room_id)
+        version = self._bump(room)
+        room.record = dataclasses.replace(
+            room.record,
+            title=room.record.title if title is None else title,
+            settings={**room.record.settings, **(settings or {})},
+            version=version,
         )
-        self._rooms[room_id] = updated
-        return updated
+        return room.record
 
     async def delete_room(self, room_id: str) -> None:
         if self._rooms.pop(room_id, None) is None:
             raise RoomNotFound(room_id)
 
+    async def room_version(self, room_id: str) -> int:
+        return self._room(room_id).version
+
+    async def remember_token(
+        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+    ) -> None:
+        room = self._room(room_id)
+        room.tokens[token_hash] = (orjson.dumps(info), time.time() + ttl_s)
+
+    async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
+        entry = self._room(room_id).tokens.get(token_hash)
+        if entry is None or entry[1] < time.time():
+            return None
+        info: dict[str, Any] = orjson.loads(entry[0])
+        return info
+
+    async def put_interaction(
+        self, room_id: str, interaction_id: str, state: dict[str, Any]
+    ) -> int:
+        room = self._room(room_id)
+        room.interactions[interaction_id] = orjson.dumps(state)
+        return self._bump(room)
+
+    async def interactions(self, room_id: str) -> dict[str, dict[str, Any]]:
+        room = self._room(room_id)
+        return {k: orjson.loads(v) for k, v in room.interactions.items()}
+
+    async def apply(
+        self,
+        room_id: str,
+        interaction_id: str,
+        viewer_id: str,
+        key: str,
+        record: dict[str, Any] | None,
+        deltas: dict[str, int],
+        caps: dict[str, int] | None = None,
+        once: bool = False,
+    ) -> ApplyResult:
+        room = self._room(room_id)
+        state = room.contributions[interaction_id]
+        done_key = f"{viewer_id}|{key}"
+        if done_key in state.done:
+            return ApplyResult("duplicate", state.done[done_key], dict(state.counters))
+        old = state.records.get(viewer_id)
+        if once and old is not None:
+            return ApplyResult("already_done", room.version, dict(state.counters))
+        change: dict[str, int] = {}
+        if old is not None:
+            for name, amount in orjson.loads(old)["d"].items():
+                change[name] = change.get(name, 0) - amount
+        for name, amount in deltas.items():
+            change[name] = change.get(name, 0) + amount
+        for name, cap in (caps or {}).items():
+            step = change.get(name, 0)
+            if step > 0 and state.counters.get(name, 0) + step > cap:
+                return ApplyResult("capped", room.version, dict(state.counters), name)
+        for name, step in change.items():
+            if step:
+                value = state.counters.get(name, 0) + step
+                if value:
+                    state.counters[name] = value
+                else:
+                    del state.counters[name]
+        if record is None:
+            state.records.pop(viewer_id, None)
+        else:
+            state.records[viewer_id] = orjson.dumps({"r": record, "d": deltas})
+        version = self._bump(room)
+        state.done[done_key] = version
+        return ApplyResult("applied", version, dict(state.counters))
+
+    async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]:
+        return dict(self._room(room_id).contributions[interaction_id].counters)
+
+    async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]:
+        state = self._room(room_id).contributions[interaction_id]
+        return {viewer: orjson.loads(raw)["r"] for viewer, raw in state.records.items()}
+
+    async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.presence[node_id] = (count, time.time() + ttl_s)
+
+    async def presence(self, room_id: str) -> int:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return 0
+        now = time.time()
+        return sum(count for count, expires in room.presence.values() if expires > now)
+
+    async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        room.replay.extend(orjson.dumps(e) for e in events)
+        while len(room.replay) > keep:
+            room.replay.popleft()
+
+    async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]:
+        room = self._rooms.get(room_id)
+        if room is None or count <= 0:
+            return []
+        return [orjson.loads(e) for e in list(room.replay)[-count:]]
+
+    async def ping(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
+
+
+class MemoryBroker:
+    """Pub/sub between hubs of one process that share this object (the contract
+    suite uses two); with one hub, publishing reaches only that hub."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[int, MessageHandler] = {}
+        self._subscriptions: dict[str, set[int]] = defaultdict(set)
+        self._next = 0
+
+    def connect(self) -> MemoryBrokerClient:
+        self._next += 1
+        return MemoryBrokerClient(self, self._next)
+
+    def _deliver(self, room_id: str, payload: bytes) -> None:
+        for client_id in list(self._subscriptions.get(room_id, ())):
+            handler = self._handlers.get(client_id)
+            if handler is not None:
+                asyncio.get_running_loop().call_soon(handler, room_id, payload)
+
+
+class MemoryBrokerClient:
+    def __init__(self, broker: MemoryBroker, client_id: int) -> None:
+        self._broker = broker
+        self._id = client_id
+
+    async def start(self, on_message: MessageHandler) -> None:
+        self._broker._handlers[self._id] = on_message
+
+    async def subscribe(self, room_id: str) -> None:
+        self._broker._subscriptions[room_id].add(self._id)
+
+    async def unsubscribe(self, room_id: str) -> None:
+        self._broker._subscriptions[room_id].discard(self._id)
+
+    async def publish(self, room_id: str, payload: bytes) -> None:
+        self._broker._deliver(room_id, payload)
+
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
+        for room_id, payload in items:
+            self._broker._deliver(room_id, payload)
+
+    async def close(self) -> None:
+        self._broker._handlers.pop(self._id, None)
+        for members in self._broker._subscriptions.values():
+            members.discard(self._id)
