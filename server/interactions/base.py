@@ -1,0 +1,476 @@
+"""What every interaction shares: errors, contributions, the reference Tally, a lifecycle.
+
+Contributions
+-------------
+A viewer takes part by making a :class:`Contribution`: a small JSON-able ``record``
+(the ballot, the pick, the answer) and ``deltas``, integer changes to named counters.
+The store keeps, per *box*, one contribution per viewer and the counters they sum to.
+Applying a contribution is one atomic step (:meth:`Tally.apply` is the reference):
+
+1. a ``(viewer, key)`` seen before is a *duplicate*: nothing changes;
+2. if ``once`` is set and the viewer already holds a contribution, it is refused
+   (``already_done``);
+3. the change is ``new deltas - previous deltas``; for every capped field whose change
+   is positive, ``counter + change`` must stay ``<= cap`` or nothing changes (``capped``);
+4. the counters move by the change, the new contribution replaces the previous one,
+   and the key is remembered.
+
+So the counters always equal the sum of the deltas of the contributions held, which
+is what lets a Redis Lua script (or any node) apply votes without reading them back.
+
+A *box* is one such set of per-viewer contributions with its counters. Polls, draws
+and check-ins have one box (``box == ""``); a quiz has one per question, a co-design
+round one per slot and a Q&A board one per question, because a viewer holds one
+answer per question and one pick per slot. A store keeps a box as its own
+contribution set, e.g. under :func:`box_key`. Field names of the boxes of one
+interaction never collide, so results take the union of their counters
+(:func:`merge_counters`).
+
+Error codes
+-----------
+:class:`InteractionError` carries one of these codes; the command had no effect. The
+first three are already in ``protocol/codes.py``; the others are new there. None of
+them is worth retrying unchanged (``retry`` is false for all).
+
+==================== ================================================================
+code                 raised when
+==================== ================================================================
+invalid_field        a spec or host operation has a missing, mistyped or out-of-range
+                     field (also: an action name that does not exist)
+text_too_long        an answer or question is longer than the interaction's limit
+empty_text           an answer or question is empty after trimming
+invalid_vote         a ballot that does not fit the interaction: wrong shape, duplicate
+                     choices, a rating outside the scale
+unknown_option       a ballot names an option the poll, quiz question or slot lacks
+unknown_target       a command names a quiz question, co-design slot or Q&A question
+                     that does not exist (or is hidden from viewers)
+not_open             the poll, question, slot, board or draw does not accept this now
+                     (draft, closed, locked, countdown over, already drawn)
+illegal_transition   a host operation that does not apply in the current state
+                     (reveal a draft poll, lock a slot before opening, draw twice)
+too_few_picks        fewer picks or ranked options than the poll's minimum
+too_many_picks       more picks or ranked options than the poll's maximum
+out_of_stock         the option's stock is taken (the store refused to pass a cap)
+already_done         a one-time action was already done: a quiz answer, a check-in,
+                     an upvote, a draw entry (a retry with the same key is not refused)
+not_eligible         the viewer may not enter this draw this way (the draw takes its
+                     entrants from another source, or the viewer is excluded)
+no_entrants          a draw was run with nobody eligible
+==================== ================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from protocol.codes import ErrorCode
+from protocol.messages import clean_text
+
+# Ids of interactions, options, slots and questions: safe in counter field names
+# ("slot:option") and Redis keys, since they never contain ':' or '/'.
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_LABEL_CHARS = 100
+
+INTERACTION_ERRORS: tuple[ErrorCode, ...] = (
+    ErrorCode("invalid_vote", False, "the ballot does not fit the interaction's kind"),
+    ErrorCode("unknown_option", False, "the ballot names an option that does not exist"),
+    ErrorCode(
+        "unknown_target", False, "no quiz question, co-design slot or Q&A question has that id"
+    ),
+    ErrorCode("not_open", False, "the interaction does not accept this now (closed or locked)"),
+    ErrorCode(
+        "illegal_transition", False, "the host operation does not apply in the current state"
+    ),
+    ErrorCode("too_few_picks", False, "fewer picks than the poll's minimum"),
+    ErrorCode("too_many_picks", False, "more picks than the poll's maximum"),
+    ErrorCode("out_of_stock", False, "the option's stock is taken"),
+    ErrorCode("already_done", False, "this one-time action was already done by this viewer"),
+    ErrorCode("not_eligible", False, "the viewer may not enter this draw this way"),
+    ErrorCode("no_entrants", False, "nobody is eligible for the draw"),
+)
+# Codes of protocol/codes.py that interactions raise with the same meaning.
+REUSED_ERRORS: tuple[str, ...] = ("invalid_field", "text_too_long", "empty_text")
+ERROR_NAMES: frozenset[str] = frozenset([e.name for e in INTERACTION_ERRORS] + list(REUSED_ERRORS))
+
+
+class InteractionError(Exception):
+    """A refused command or host operation; nothing changed.
+
+    ``extra`` holds JSON-able details for the error message (e.g. ``limit``).
+    """
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        assert code in ERROR_NAMES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+# --- contributions and the reference applier ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One viewer's participation in one box: ``record`` plus counter ``deltas``.
+
+    ``box`` names the box within the interaction ("" when it has one); ``once`` asks
+    the store to refuse a second contribution of the viewer to that box.
+    """
+
+    record: dict[str, Any]
+    deltas: dict[str, int]
+    box: str = ""
+    once: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "deltas": self.deltas, "box": self.box, "once": self.once}
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Contribution:
+        return cls(
+            dict(obj["record"]),
+            {str(k): int(v) for k, v in obj["deltas"].items()},
+            str(obj.get("box", "")),
+            bool(obj.get("once", False)),
+        )
+
+
+ApplyStatus = Literal["applied", "duplicate", "capped", "already_done"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What :meth:`Tally.apply` did.
+
+    ``applied``: the counters moved. ``duplicate``: the key was applied before, nothing
+    changed, ``version`` is that of the first application. ``capped``: ``capped_field``
+    would pass its cap, nothing changed. ``already_done``: a ``once`` contribution met
+    one the viewer already holds, nothing changed. ``counters`` are those after the call.
+    """
+
+    status: ApplyStatus
+    version: int
+    counters: dict[str, int]
+    capped_field: str | None = None
+
+    def check(self) -> ApplyResult:
+        """Return self, or raise the :class:`InteractionError` of a refused application."""
+        error = refusal(self.status, self.capped_field)
+        if error is not None:
+            raise error
+        return self
+
+
+def refusal(status: str, capped_field: str | None = None) -> InteractionError | None:
+    """The error a viewer gets for a store status (``None`` for applied or duplicate)."""
+    if status == "capped":
+        return InteractionError(
+            "out_of_stock", f"the stock of {capped_field} is taken", field=capped_field
+        )
+    if status == "already_done":
+        return InteractionError("already_done", "this was already done and cannot be changed")
+    return None
+
+
+class Tally:
+    """The reference in-memory applier of one box; a store must behave exactly like it.
+
+    Keys are scoped per viewer and remembered for good (a store may forget them after
+    a long TTL). A refused application is not remembered: its retry is evaluated again.
+    ``version`` counts the changes (applications and removals).
+    """
+
+    def __init__(self) -> None:
+        self._counters: dict[str, int] = {}
+        self._held: dict[str, Contribution] = {}
+        self._done: dict[tuple[str, str], int] = {}
+        self.version = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The counters; a field that sums to zero is absent."""
+        return dict(self._counters)
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        """viewer id -> record of the contribution the viewer holds (do not mutate)."""
+        return {viewer: c.record for viewer, c in self._held.items()}
+
+    def contribution(self, viewer_id: str) -> Contribution | None:
+        return self._held.get(viewer_id)
+
+    def apply(
+        self,
+        viewer_id: str,
+        contribution: Contribution,
+        key: str,
+        caps: Mapping[str, int] | None = None,
+    ) -> ApplyResult:
+        done = self._done.get((viewer_id, key))
+        if done is not None:
+            return ApplyResult("duplicate", done, self.counters)
+        previous = self._held.get(viewer_id)
+        if previous is not None and contribution.once:
+            return ApplyResult("already_done", self.version, self.counters)
+        change = dict(contribution.deltas)
+        if previous is not None:
+            for name, amount in previous.deltas.items():
+                change[name] = change.get(name, 0) - amount
+        for name, cap in (caps or {}).items():
+            step = change.get(name, 0)
+            if step > 0 and self._counters.get(name, 0) + step > cap:
+                return ApplyResult("capped", self.version, self.counters, name)
+        self._move(change)
+        self._held[viewer_id] = contribution
+        self.version += 1
+        self._done[(viewer_id, key)] = self.version
+        return ApplyResult("applied", self.version, self.counters)
+
+    def remove(self, viewer_id: str) -> dict[str, Any] | None:
+        """Withdraw the viewer's contribution; return its record (None if it held none).
+
+        Keys stay remembered, so a late retry of the withdrawn command stays a duplicate.
+        """
+        previous = self._held.pop(viewer_id, None)
+        if previous is None:
+            return None
+        self._move({name: -amount for name, amount in previous.deltas.items()})
+        self.version += 1
+        return previous.record
+
+    def _move(self, change: Mapping[str, int]) -> None:
+        for name, step in change.items():
+            if step:
+                value = self._counters.get(name, 0) + step
+                if value:
+                    self._counters[name] = value
+                else:
+                    del self._counters[name]
+
+
+def recount(contributions: Iterable[Contribution]) -> dict[str, int]:
+    """The counters that ``contributions`` sum to (zero fields left out)."""
+    total: dict[str, int] = {}
+    for contribution in contributions:
+        for name, amount in contribution.deltas.items():
+            total[name] = total.get(name, 0) + amount
+    return {name: value for name, value in total.items() if value}
+
+
+def merge_counters(*counters: Mapping[str, int]) -> dict[str, int]:
+    """The union of the counters of an interaction's boxes (their fields never collide)."""
+    merged: dict[str, int] = {}
+    for part in counters:
+        merged.update(part)
+    return merged
+
+
+def box_key(interaction_id: str, box: str) -> str:
+    """A store key for one box of an interaction: ``id`` or ``id/box``."""
+    return f"{interaction_id}/{box}" if box else interaction_id
+
+
+def share(count: int, total: int) -> float:
+    """``count / total`` rounded to 4 decimals (0.0 when total is 0)."""
+    return round(count / total, 4) if total > 0 else 0.0
+
+
+# --- lifecycle: draft -> open -> closed -> revealed ----------------------------------
+
+Phase = Literal["draft", "open", "closed", "revealed"]
+PHASES: tuple[Phase, ...] = ("draft", "open", "closed", "revealed")
+Action = Literal["open", "close", "reveal"]
+ACTIONS: tuple[Action, ...] = ("open", "close", "reveal")
+_TARGET: dict[str, Phase] = {"open": "open", "close": "closed", "reveal": "revealed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Where a poll, Q&A board or check-in is in its lifecycle; times in seconds.
+
+    An open status with ``closes_at`` (a countdown) is closed from that time on:
+    :meth:`at` gives the status as of ``now`` and every check goes through it.
+    """
+
+    phase: Phase = "draft"
+    opened_at: float | None = None
+    closes_at: float | None = None
+    closed_at: float | None = None
+    revealed_at: float | None = None
+
+    def at(self, now: float) -> Status:
+        if self.phase == "open" and self.closes_at is not None and now >= self.closes_at:
+            return replace(self, phase="closed", closed_at=self.closes_at)
+        return self
+
+    def is_open(self, now: float) -> bool:
+        return self.at(now).phase == "open"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "opened_at": self.opened_at,
+            "closes_at": self.closes_at,
+            "closed_at": self.closed_at,
+            "revealed_at": self.revealed_at,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Status:
+        phase = obj.get("phase", "draft")
+        if phase not in PHASES:
+            raise InteractionError("invalid_field", f"phase must be one of {PHASES}, got {phase!r}")
+        times = {
+            name: opt_number(obj, name, lo=0.0, hi=math.inf)
+            for name in ("opened_at", "closes_at", "closed_at", "revealed_at")
+        }
+        return cls(phase, **times)
+
+
+def transition(
+    status: Status, action: str, now: float, *, duration_s: float | None = None
+) -> Status:
+    """Apply a host action to a lifecycle: ``open`` (draft -> open, starting the countdown
+    of ``duration_s`` if given), ``close`` (open -> closed), ``reveal`` (closed -> revealed).
+
+    An action whose target is the current phase returns the status unchanged, so a
+    retried host command or a ``close`` after the countdown ran out succeed. Other
+    moves raise ``illegal_transition``. The result reflects an auto-close at ``now``.
+    """
+    current = status.at(now)
+    target = _TARGET.get(action)
+    if target is None:
+        raise InteractionError(
+            "invalid_field", f"action must be one of {', '.join(ACTIONS)}, got {action!r}"
+        )
+    if current.phase == target:
+        return current
+    if current.phase == "draft" and target == "open":
+        closes_at = now + duration_s if duration_s is not None else None
+        return Status("open", opened_at=now, closes_at=closes_at)
+    if current.phase == "open" and target == "closed":
+        return replace(current, phase="closed", closed_at=now)
+    if current.phase == "closed" and target == "revealed":
+        return replace(current, phase="revealed", revealed_at=now)
+    raise InteractionError(
+        "illegal_transition",
+        f"cannot {action} when {current.phase}; the lifecycle is draft -> open -> closed -> "
+        "revealed",
+        phase=current.phase,
+    )
+
+
+# --- parsing helpers for specs and commands (the style of protocol.messages) --------
+
+
+def as_map(value: Any, what: str, code: str = "invalid_field") -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InteractionError(code, f"{what} must be a map, got {type(value).__name__}")
+    return value
+
+
+def check_id(value: Any, what: str, code: str = "invalid_field") -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise InteractionError(code, f"{what} must match {ID_RE.pattern}, got {value!r:.80}")
+    return value
+
+
+def check_label(value: Any, what: str, max_chars: int) -> str:
+    """A host-written label: a string, cleaned of control characters, 1..max_chars long."""
+    if not isinstance(value, str):
+        raise InteractionError("invalid_field", f"{what} must be a string, got {value!r:.80}")
+    text = clean_text(value)
+    if not text or len(text) > max_chars:
+        raise InteractionError("invalid_field", f"{what} must have 1..{max_chars} characters")
+    return text
+
+
+def check_text(value: Any, what: str, max_chars: int, code: str = "invalid_field") -> str:
+    """A viewer's text: cleaned; ``empty_text`` / ``text_too_long`` when out of bounds."""
+    if not isinstance(value, str):
+        raise InteractionError(code, f"{what} must be a string, got {type(value).__name__}")
+    text = clean_text(value)
+    if not text:
+        raise InteractionError("empty_text", f"{what} is empty")
+    if len(text) > max_chars:
+        raise InteractionError(
+            "text_too_long",
+            f"{what} has {len(text)} characters; the limit is {max_chars}",
+            limit=max_chars,
+        )
+    return text
+
+
+def check_int(value: Any, what: str, lo: int, hi: int, code: str = "invalid_field") -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise InteractionError(code, f"{what} must be an integer {lo}..{hi}, got {value!r:.80}")
+    return value
+
+
+def check_number(value: Any, what: str, lo: float, hi: float) -> float:
+    if type(value) not in (int, float) or not lo <= value <= hi:
+        raise InteractionError(
+            "invalid_field", f"{what} must be a number {lo}..{hi}, got {value!r:.80}"
+        )
+    return float(value)
+
+
+def opt_number(obj: Mapping[str, Any], key: str, *, lo: float, hi: float) -> float | None:
+    value = obj.get(key)
+    return None if value is None else check_number(value, key, lo, hi)
+
+
+def check_bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InteractionError("invalid_field", f"{what} must be true or false, got {value!r:.80}")
+    return value
+
+
+def check_list(value: Any, what: str, lo: int, hi: int, code: str = "invalid_field") -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise InteractionError(code, f"{what} must be a list, got {type(value).__name__}")
+    if not lo <= len(value) <= hi:
+        raise InteractionError(code, f"{what} must have {lo}..{hi} items, got {len(value)}")
+    return list(value)
+
+
+def unique_ids(ids: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise InteractionError("invalid_field", f"{what} ids must be unique; {item!r} repeats")
+        seen.add(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A choice of a poll or quiz question."""
+
+    id: str
+    label: str
+
+    def __post_init__(self) -> None:
+        check_id(self.id, "option id")
+        check_label(self.label, "option label", MAX_LABEL_CHARS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Option:
+        obj = as_map(obj, "an option")
+        return cls(
+            check_id(obj.get("id"), "option id"),
+            check_label(obj.get("label"), "option label", MAX_LABEL_CHARS),
+        )
+
+
+def parse_options(value: Any, lo: int, hi: int) -> tuple[Option, ...]:
+    options = tuple(Option.from_dict(o) for o in check_list(value, "options", lo, hi))
+    unique_ids((o.id for o in options), "option")
+    return options

@@ -1,0 +1,506 @@
+"""Verifiable lucky draws: commit to a secret seed, freeze the entrants, reveal the seed.
+
+Fairness (ARCHITECTURE.md, "Lucky draws must be verifiable"):
+
+1. :func:`open_draw` takes 32 secret random bytes (:func:`new_seed`) and publishes
+   ``commitment = sha256(seed).hexdigest()``; the seed stays in the store.
+2. :func:`run_draw` freezes the entrant list, picks the winners with the algorithm
+   below and returns a :class:`DrawAudit` that reveals the seed.
+3. Anyone recomputes the result from the audit record with :func:`verify_audit`
+   (``hudong verify-draw FILE``).
+
+Algorithm ``hudong-draw-v1``, precisely, so it can be reimplemented elsewhere:
+
+- *Entrant list*: the distinct viewer ids, minus the excluded ones, sorted by Unicode
+  code point (the same order as their UTF-8 bytes).
+- *Entrant list hash* ``H``: SHA-256 over, for each id in order, its UTF-8 length as
+  4 bytes big-endian followed by its UTF-8 bytes; written as lowercase hex.
+- *Random words*: block ``c`` (c = 0, 1, 2, ...) is
+  ``HMAC-SHA256(key=seed, msg="hudong-draw-v1" || 0x00 || H (32 raw bytes) || c as
+  8 bytes big-endian)``; each block gives four 64-bit big-endian words, used in order.
+- *Uniform integer below r*: take words ``w`` until ``w < 2**64 - (2**64 mod r)`` and
+  return ``w mod r`` (rejection sampling: no modulo bias).
+- *Selection*: partial Fisher-Yates on the list ``a`` of ``m`` entrants: for
+  ``i = 0 .. k-1`` with ``k = min(n, m)``, ``j = i + uniform(m - i)``, swap ``a[i]``
+  and ``a[j]``. The winners are ``a[0..k-1]`` in that order (first prize first).
+
+Each viewer identity is one entrant however many times it appears in the sources.
+
+What this does not defend against: the server knows the seed from the start, so a
+dishonest operator could add sock-puppet entrants until the outcome suits them. The
+published commitment and entrant list hash make every such change visible after the
+fact, not impossible. Mixing in randomness that nobody knows when the list freezes
+(e.g. a later public beacon value) would close that gap; it is not done here.
+
+Eligibility: ``presence`` (viewers in the room when the draw runs), ``keyword``
+(口令抽奖: danmaku containing the keyword within the window, :func:`keyword_entrants`),
+``poll`` (the voters of a poll: that poll's record keys) or ``entry`` (viewers who
+entered with :func:`enter`). With ``exclude_previous_winners`` the caller passes the
+room's earlier winners (:func:`previous_winners`) as ``excluded``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from typing import Any, Literal
+
+from server.interactions.base import (
+    MAX_LABEL_CHARS,
+    Contribution,
+    InteractionError,
+    as_map,
+    check_bool,
+    check_id,
+    check_int,
+    check_label,
+    check_list,
+    opt_number,
+)
+
+ALGORITHM = "hudong-draw-v1"
+SEED_BYTES = 32
+MAX_WINNERS = 1000
+MAX_ENTRANT_ID_CHARS = 256
+MAX_KEYWORD_CHARS = 32
+MAX_WINDOW_S = 24 * 3600.0
+_WORD = 1 << 64
+
+Source = Literal["presence", "keyword", "poll", "entry"]
+SOURCES: tuple[Source, ...] = ("presence", "keyword", "poll", "entry")
+DrawPhase = Literal["open", "drawn"]
+
+
+def new_seed() -> bytes:
+    """32 bytes from the operating system's CSPRNG, for :func:`open_draw`."""
+    return secrets.token_bytes(SEED_BYTES)
+
+
+def commitment_of(seed: bytes) -> str:
+    return hashlib.sha256(seed).hexdigest()
+
+
+def normalise_keyword(text: str) -> str:
+    """NFKC, case-folded, without whitespace: how keywords and danmaku are compared."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@dataclass(frozen=True, slots=True)
+class DrawSpec:
+    """A draw as the host defines it.
+
+    ``keyword`` is needed for the ``keyword`` source and ``window_s`` limits it to the
+    first seconds after opening (None: until the draw runs); ``poll_id`` is needed for
+    the ``poll`` source.
+    """
+
+    id: str
+    title: str
+    winners: int = 1
+    source: Source = "entry"
+    keyword: str | None = None
+    window_s: float | None = None
+    poll_id: str | None = None
+    exclude_previous_winners: bool = False
+
+    def __post_init__(self) -> None:
+        check_id(self.id, "draw id")
+        check_label(self.title, "title", MAX_LABEL_CHARS)
+        check_int(self.winners, "winners", 1, MAX_WINNERS)
+        if self.source not in SOURCES:
+            raise InteractionError(
+                "invalid_field", f"source must be one of {', '.join(SOURCES)}, got {self.source!r}"
+            )
+        if self.source == "keyword":
+            if (
+                self.keyword is None
+                or not 1 <= len(normalise_keyword(self.keyword)) <= MAX_KEYWORD_CHARS
+            ):
+                raise InteractionError(
+                    "invalid_field", f"a keyword draw needs a keyword of 1..{MAX_KEYWORD_CHARS}"
+                )
+        if self.window_s is not None and not 1 <= self.window_s <= MAX_WINDOW_S:
+            raise InteractionError("invalid_field", f"window_s must be 1..{MAX_WINDOW_S:.0f}")
+        if self.source == "poll":
+            check_id(self.poll_id, "poll_id")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "winners": self.winners,
+            "source": self.source,
+            "keyword": self.keyword,
+            "window_s": self.window_s,
+            "poll_id": self.poll_id,
+            "exclude_previous_winners": self.exclude_previous_winners,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> DrawSpec:
+        obj = as_map(obj, "a draw")
+        source = obj.get("source", "entry")
+        if source not in SOURCES:
+            raise InteractionError(
+                "invalid_field", f"source must be one of {', '.join(SOURCES)}, got {source!r:.40}"
+            )
+        keyword = obj.get("keyword")
+        if keyword is not None and not isinstance(keyword, str):
+            raise InteractionError("invalid_field", "keyword must be a string")
+        poll_id = obj.get("poll_id")
+        return cls(
+            id=check_id(obj.get("id"), "draw id"),
+            title=check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
+            winners=check_int(obj.get("winners", 1), "winners", 1, MAX_WINNERS),
+            source=source,
+            keyword=keyword,
+            window_s=opt_number(obj, "window_s", lo=1.0, hi=MAX_WINDOW_S),
+            poll_id=None if poll_id is None else check_id(poll_id, "poll_id"),
+            exclude_previous_winners=check_bool(
+                obj.get("exclude_previous_winners", False), "exclude_previous_winners"
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DrawState:
+    """An open or drawn draw. ``seed`` is secret until drawn: publish :meth:`public`."""
+
+    commitment: str
+    seed: bytes = field(repr=False)
+    opened_at: float
+    phase: DrawPhase = "open"
+    drawn_at: float | None = None
+    winners: tuple[str, ...] = ()
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "commitment": self.commitment,
+            "seed": self.seed.hex() if self.phase == "drawn" else None,
+            "opened_at": self.opened_at,
+            "drawn_at": self.drawn_at,
+            "winners": list(self.winners),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, the secret seed included: for the store only."""
+        return {**self.public(), "seed": self.seed.hex()}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> DrawState:
+        obj = as_map(obj, "a draw state")
+        phase = obj.get("phase", "open")
+        if phase not in ("open", "drawn"):
+            raise InteractionError("invalid_field", f"phase must be open or drawn, got {phase!r}")
+        seed = _seed_from_hex(obj.get("seed"))
+        if seed is None:
+            raise InteractionError("invalid_field", "seed must be 64 hex digits")
+        opened_at = opt_number(obj, "opened_at", lo=0.0, hi=math.inf)
+        return cls(
+            commitment=commitment_of(seed),
+            seed=seed,
+            opened_at=0.0 if opened_at is None else opened_at,
+            phase=phase,
+            drawn_at=opt_number(obj, "drawn_at", lo=0.0, hi=math.inf),
+            winners=tuple(
+                str(w) for w in check_list(obj.get("winners", []), "winners", 0, MAX_WINNERS)
+            ),
+        )
+
+
+def open_draw(spec: DrawSpec, seed: bytes, now: float) -> DrawState:
+    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`)."""
+    if len(seed) != SEED_BYTES:
+        raise ValueError(f"a seed is {SEED_BYTES} bytes, got {len(seed)}")
+    return DrawState(commitment=commitment_of(seed), seed=seed, opened_at=now)
+
+
+def enter(
+    spec: DrawSpec,
+    state: DrawState,
+    viewer_id: str,
+    now: float,
+    *,
+    excluded: Collection[str] = (),
+) -> Contribution:
+    """An explicit entry (a ``once`` contribution to the draw's box; counter ``n``).
+
+    Raises ``not_open`` once drawn, ``not_eligible`` when the draw takes entrants from
+    another source or ``viewer_id`` is in ``excluded`` (earlier winners).
+    """
+    if state.phase != "open":
+        raise InteractionError("not_open", f"draw {spec.id} has been drawn")
+    if spec.source != "entry":
+        raise InteractionError(
+            "not_eligible", f"draw {spec.id} takes its entrants from {spec.source}, not entries"
+        )
+    if viewer_id in excluded:
+        raise InteractionError("not_eligible", "earlier winners are excluded from this draw")
+    return Contribution({"at": now}, {"n": 1}, once=True)
+
+
+def keyword_window(spec: DrawSpec, state: DrawState, now: float) -> tuple[float, float]:
+    """The time span (inclusive) in which danmaku count for a keyword draw run at ``now``."""
+    end = now if spec.window_s is None else min(now, state.opened_at + spec.window_s)
+    return (state.opened_at, end)
+
+
+def keyword_entrants(
+    messages: Iterable[tuple[str, str, float]], keyword: str, start: float, end: float
+) -> set[str]:
+    """Viewers with a danmaku ``(viewer_id, text, ts)`` containing ``keyword`` within
+    ``start <= ts <= end``; text and keyword compared by :func:`normalise_keyword`."""
+    wanted = normalise_keyword(keyword)
+    if not wanted:
+        return set()
+    return {
+        viewer
+        for viewer, text, ts in messages
+        if start <= ts <= end and wanted in normalise_keyword(text)
+    }
+
+
+def previous_winners(audits: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Every winner of the given audit records (for ``exclude_previous_winners``)."""
+    return {str(w) for audit in audits for w in audit.get("winners", [])}
+
+
+# --- the algorithm --------------------------------------------------------------------
+
+
+def entrant_list(entrants: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
+    """The frozen entrant list: distinct ids minus ``excluded``, in code-point order.
+
+    Raises ``invalid_field`` for an id that is not a 1..256 character string that
+    UTF-8 can encode.
+    """
+    out = set(entrants).difference(excluded)
+    for viewer in out:
+        if not isinstance(viewer, str) or not 1 <= len(viewer) <= MAX_ENTRANT_ID_CHARS:
+            raise InteractionError("invalid_field", f"entrant id {viewer!r:.40} is not valid")
+        try:
+            viewer.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InteractionError(
+                "invalid_field", f"entrant id {viewer!r:.40} is not valid"
+            ) from exc
+    return sorted(out)
+
+
+def entrant_list_hash(entrants: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for viewer in entrants:
+        data = viewer.encode("utf-8")
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class _Words:
+    """The HMAC-SHA256 word stream of the algorithm."""
+
+    def __init__(self, seed: bytes, list_hash: bytes) -> None:
+        self._seed = seed
+        self._prefix = ALGORITHM.encode() + b"\x00" + list_hash
+        self._block = 0
+        self._words: list[int] = []
+
+    def next(self) -> int:
+        if not self._words:
+            block = hmac.digest(self._seed, self._prefix + self._block.to_bytes(8, "big"), "sha256")
+            self._block += 1
+            self._words = [int.from_bytes(block[i : i + 8], "big") for i in (24, 16, 8, 0)]
+        return self._words.pop()  # the list is reversed: pops words 0, 1, 2, 3
+
+    def below(self, r: int) -> int:
+        limit = _WORD - _WORD % r
+        while True:
+            word = self.next()
+            if word < limit:
+                return word % r
+
+
+def select_winners(seed: bytes, entrants: Sequence[str], n: int) -> list[str]:
+    """The first ``min(n, len(entrants))`` of a seeded partial Fisher-Yates shuffle of
+    the (already frozen) entrant list."""
+    words = _Words(seed, bytes.fromhex(entrant_list_hash(entrants)))
+    pool = list(entrants)
+    m = len(pool)
+    for i in range(min(n, m)):
+        j = i + words.below(m - i)
+        pool[i], pool[j] = pool[j], pool[i]
+    return pool[: min(n, m)]
+
+
+@dataclass(frozen=True, slots=True)
+class DrawAudit:
+    """Everything needed to recompute a draw; :meth:`to_dict` is the exported record."""
+
+    draw_id: str
+    title: str
+    source: str
+    commitment: str
+    seed: str
+    entrants: tuple[str, ...]
+    entrants_hash: str
+    excluded: tuple[str, ...]
+    n: int
+    winners: tuple[str, ...]
+    opened_at: float
+    drawn_at: float
+    version: str = ALGORITHM
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "draw_id": self.draw_id,
+            "title": self.title,
+            "source": self.source,
+            "commitment": self.commitment,
+            "seed": self.seed,
+            "entrants_hash": self.entrants_hash,
+            "n": self.n,
+            "winners": list(self.winners),
+            "excluded": list(self.excluded),
+            "entrants": list(self.entrants),
+            "opened_at": self.opened_at,
+            "drawn_at": self.drawn_at,
+        }
+
+
+def run_draw(
+    spec: DrawSpec,
+    state: DrawState,
+    entrants: Iterable[str],
+    now: float,
+    *,
+    excluded: Iterable[str] = (),
+) -> tuple[DrawState, DrawAudit]:
+    """Freeze the entrants, pick the winners, reveal the seed.
+
+    ``entrants``: the ids from the draw's source (duplicates are fine). Raises
+    ``illegal_transition`` when already drawn, ``no_entrants`` when nobody is left.
+    With fewer entrants than ``spec.winners``, every entrant wins.
+    """
+    if state.phase != "open":
+        raise InteractionError("illegal_transition", f"draw {spec.id} has been drawn already")
+    excluded_list = sorted(set(excluded))
+    frozen = entrant_list(entrants, excluded_list)
+    if not frozen:
+        raise InteractionError("no_entrants", f"nobody is eligible for draw {spec.id}")
+    winners = tuple(select_winners(state.seed, frozen, spec.winners))
+    audit = DrawAudit(
+        draw_id=spec.id,
+        title=spec.title,
+        source=spec.source,
+        commitment=state.commitment,
+        seed=state.seed.hex(),
+        entrants=tuple(frozen),
+        entrants_hash=entrant_list_hash(frozen),
+        excluded=tuple(excluded_list),
+        n=spec.winners,
+        winners=winners,
+        opened_at=state.opened_at,
+        drawn_at=now,
+    )
+    return replace(state, phase="drawn", drawn_at=now, winners=winners), audit
+
+
+# --- verification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    problems: list[str]
+    winners: list[str] | None = None  # the recomputed winners, when they could be
+
+
+def _seed_from_hex(value: Any) -> bytes | None:
+    if not isinstance(value, str) or len(value) != 2 * SEED_BYTES:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+def verify_audit(
+    record: Any, *, commitment: str | None = None, entrants_hash: str | None = None
+) -> VerifyResult:
+    """Recompute a draw from its audit record; never raises.
+
+    Checks the algorithm version, that the seed matches the commitment, that the
+    entrant list is frozen (sorted, distinct) and matches its hash, that no excluded
+    viewer is an entrant, and that the winners are the recomputed ones. ``commitment``
+    and ``entrants_hash``, if given, are the values published before the draw and must
+    equal the record's.
+    """
+    problems: list[str] = []
+    if not isinstance(record, Mapping):
+        return VerifyResult(False, ["the audit record is not a JSON object"])
+    if record.get("version") != ALGORITHM:
+        problems.append(f"unknown algorithm version {record.get('version')!r:.40}")
+    seed = _seed_from_hex(record.get("seed"))
+    if seed is None:
+        problems.append("the seed is not 64 hex digits")
+    recorded_commitment = record.get("commitment")
+    if seed is not None and recorded_commitment != commitment_of(seed):
+        problems.append("the seed does not match the commitment")
+    if commitment is not None and recorded_commitment != commitment:
+        problems.append("the commitment differs from the one published when the draw opened")
+    entrants = _strings(record.get("entrants"))
+    if entrants is None:
+        problems.append("the entrant list is not a list of strings")
+    else:
+        if any(a >= b for a, b in pairwise(entrants)):
+            problems.append("the entrant list is not sorted and distinct")
+        try:
+            recomputed_hash: str | None = entrant_list_hash(entrants)
+        except UnicodeEncodeError:
+            recomputed_hash = None
+            problems.append("an entrant id cannot be encoded as UTF-8")
+        if record.get("entrants_hash") != recomputed_hash:
+            problems.append("the entrant list does not match its hash")
+    if entrants_hash is not None and record.get("entrants_hash") != entrants_hash:
+        problems.append("the entrant list hash differs from the published one")
+    excluded = _strings(record.get("excluded", []))
+    if excluded is None:
+        problems.append("the excluded list is not a list of strings")
+    elif entrants is not None and set(excluded) & set(entrants):
+        problems.append("an excluded viewer is in the entrant list")
+    n = record.get("n")
+    if type(n) is not int or not 1 <= n <= MAX_WINNERS:
+        problems.append(f"n must be an integer 1..{MAX_WINNERS}")
+        n = None
+    winners = _strings(record.get("winners"))
+    if winners is None:
+        problems.append("the winners are not a list of strings")
+    else:
+        if len(set(winners)) != len(winners):
+            problems.append("a winner appears twice")
+        if entrants is not None and not set(winners) <= set(entrants):
+            problems.append("a winner is not in the entrant list")
+    expected: list[str] | None = None
+    if seed is not None and entrants is not None and n is not None:
+        try:
+            expected = select_winners(seed, entrants, n)
+        except UnicodeEncodeError:
+            expected = None
+        if expected is not None and winners != expected:
+            shown = ", ".join(expected[:10]) + (" ..." if len(expected) > 10 else "")
+            problems.append(f"the winners differ from the recomputation, which gives: {shown}")
+    return VerifyResult(not problems, problems, expected)

@@ -1,0 +1,437 @@
+"""Live polls: single, multiple, ranked, rating and open-text, over counters.
+
+Lifecycle: :class:`~server.interactions.base.Status` (draft -> open -> closed ->
+revealed, with an optional countdown that closes the poll by itself); :func:`transition`
+moves it. :func:`vote` turns a viewer's ballot into a
+:class:`~server.interactions.base.Contribution` for the poll's single box; a new vote
+of the same viewer replaces the previous one, so a viewer may change it while the
+poll is open and totals stay exact.
+
+Ballots (``raw``) and the counters they add (``n`` counts voters in every kind):
+
+========  ==============================  ============================================
+kind      ballot                          deltas
+========  ==============================  ============================================
+single    ``{"option": id}``              ``o:<id>`` 1
+multiple  ``{"options": [id, ...]}``      ``o:<id>`` 1 per pick (min_picks..max_picks)
+ranked    ``{"ranking": [id, ...]}``      ``b:<id>`` Borda points, ``f:<first>`` 1
+rating    ``{"rating": k}``               ``r:<k>`` 1, ``sum`` k
+text      ``{"text": "..."}``             ``t:<term>`` 1 per distinct term
+========  ==============================  ============================================
+
+Borda variant: with ``m`` options in the poll, the option ranked at position ``i``
+(0-based) gets ``m - 1 - i`` points; options a ballot leaves unranked get 0. A ranked
+ballot ranks ``min_picks..max_picks`` distinct options (default: 1..m).
+
+Instant-runoff (from the records, :func:`instant_runoff`): each round counts every
+ballot for its highest-ranked continuing option; a ballot with none left is exhausted.
+An option with more than half of the round's non-exhausted ballots wins, as does the
+last continuing option. Otherwise the option with the fewest votes is eliminated; a
+tie for fewest goes to the one with the lower Borda total, then to the one listed
+later in the poll.
+
+Open text is cut into terms for a word cloud: NFKC-normalised and case-folded, then
+segmented with jieba, so Chinese counts words (番茄酱), not characters; punctuation,
+single ASCII characters and a short English/Chinese stopword list are dropped; at most
+20 distinct terms per answer, each at most 32 characters. No stemming.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from server.interactions.base import (
+    Contribution,
+    InteractionError,
+    Option,
+    Status,
+    as_map,
+    check_bool,
+    check_id,
+    check_int,
+    check_label,
+    check_text,
+    opt_number,
+    parse_options,
+    share,
+    unique_ids,
+)
+from server.interactions.base import transition as lifecycle_transition
+
+with warnings.catch_warnings():
+    # jieba 0.42 imports pkg_resources, which newer setuptools deprecate.
+    warnings.simplefilter("ignore")
+    import jieba  # type: ignore[import-untyped]
+
+PollKind = Literal["single", "multiple", "ranked", "rating", "text"]
+POLL_KINDS: tuple[PollKind, ...] = ("single", "multiple", "ranked", "rating", "text")
+CHOICE_KINDS: tuple[PollKind, ...] = ("single", "multiple", "ranked")
+RATING_SCALES = (5, 10)
+MAX_OPTIONS = 50
+MAX_QUESTION_CHARS = 200
+MAX_DURATION_S = 24 * 3600.0
+DEFAULT_TEXT_CHARS = 200
+MAX_TEXT_CHARS = 1000
+MAX_TERMS_PER_ANSWER = 20
+MAX_TERM_CHARS = 32
+TOP_TERMS = 50
+
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    a an the and or but if of to in on at by for with about as from into onto than then so
+    is are was were be been being am do does did done have has had having will would shall
+    should can could may might must i me my mine we us our ours you your yours he him his
+    she her hers it its they them their theirs this that these those there here what which
+    who whom whose when where why how all any some no not nor too very just also only own
+    same such up down out over under again further once more most other each both few s t
+    don didn doesn isn wasn aren won can't don't i'm it's that's you're let's im dont
+    的 了 是 在 我 你 他 她 它 我们 你们 他们 她们 它们 这 那 这个 那个 这些 那些 这里 那里
+    和 与 及 或 也 就 都 而 着 过 一 一个 个 有 没 没有 吗 呢 吧 啊 哦 呀 嗯 哈 么 嘛 啦 哎
+    诶 喔 哇 呵 嘿 很 太 还 又 被 把 给 让 对 从 到 向 为 以 之 其 于 但 但是 所以 因为 如果
+    就是 还是 什么 怎么 自己 这样 那样 一下 一些 觉得 地 得 说 要 会 能 可以 可能 应该 真的
+    非常 特别 比较 已经 然后
+    """.split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSpec:
+    """What the host defines; checked on construction (``invalid_field``).
+
+    ``min_picks``/``max_picks`` apply to multiple and ranked polls (``max_picks``
+    None: every option). ``scale`` applies to rating polls, ``max_text_chars`` to
+    text polls. ``duration_s`` is the countdown started when the poll opens.
+    """
+
+    id: str
+    question: str
+    kind: PollKind
+    options: tuple[Option, ...] = ()
+    min_picks: int = 1
+    max_picks: int | None = None
+    scale: int = 5
+    hide_results_until_reveal: bool = False
+    duration_s: float | None = None
+    max_text_chars: int = DEFAULT_TEXT_CHARS
+
+    def __post_init__(self) -> None:
+        check_id(self.id, "poll id")
+        check_label(self.question, "question", MAX_QUESTION_CHARS)
+        if self.kind not in POLL_KINDS:
+            raise InteractionError(
+                "invalid_field", f"kind must be one of {', '.join(POLL_KINDS)}, got {self.kind!r}"
+            )
+        n = len(self.options)
+        if self.kind in CHOICE_KINDS:
+            if not 2 <= n <= MAX_OPTIONS:
+                raise InteractionError(
+                    "invalid_field", f"a {self.kind} poll needs 2..{MAX_OPTIONS} options, got {n}"
+                )
+            unique_ids((o.id for o in self.options), "option")
+        elif n:
+            raise InteractionError("invalid_field", f"a {self.kind} poll has no options")
+        if self.kind in ("multiple", "ranked"):
+            check_int(self.min_picks, "min_picks", 1, n)
+            if self.max_picks is not None:
+                check_int(self.max_picks, "max_picks", self.min_picks, n)
+        if self.kind == "rating" and self.scale not in RATING_SCALES:
+            raise InteractionError("invalid_field", f"scale must be 5 or 10, got {self.scale!r}")
+        if self.duration_s is not None and not 1 <= self.duration_s <= MAX_DURATION_S:
+            raise InteractionError(
+                "invalid_field", f"duration_s must be 1..{MAX_DURATION_S:.0f} seconds"
+            )
+        check_int(self.max_text_chars, "max_text_chars", 1, MAX_TEXT_CHARS)
+
+    @property
+    def picks(self) -> tuple[int, int]:
+        """How many options a ballot picks or ranks: (min, max)."""
+        if self.kind == "single":
+            return (1, 1)
+        if self.kind in ("multiple", "ranked"):
+            n = len(self.options)
+            return (self.min_picks, n if self.max_picks is None else self.max_picks)
+        return (0, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "kind": self.kind,
+            "options": [o.to_dict() for o in self.options],
+            "min_picks": self.min_picks,
+            "max_picks": self.max_picks,
+            "scale": self.scale,
+            "hide_results_until_reveal": self.hide_results_until_reveal,
+            "duration_s": self.duration_s,
+            "max_text_chars": self.max_text_chars,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> PollSpec:
+        """Parse a host's JSON spec (REST body or stored state); raise ``invalid_field``."""
+        obj = as_map(obj, "a poll")
+        kind = obj.get("kind")
+        if kind not in POLL_KINDS:
+            raise InteractionError(
+                "invalid_field", f"kind must be one of {', '.join(POLL_KINDS)}, got {kind!r:.40}"
+            )
+        options = obj.get("options", [])
+        max_picks = obj.get("max_picks")
+        return cls(
+            id=check_id(obj.get("id"), "poll id"),
+            question=check_label(obj.get("question"), "question", MAX_QUESTION_CHARS),
+            kind=kind,
+            options=parse_options(options, 0, MAX_OPTIONS) if options else (),
+            min_picks=check_int(obj.get("min_picks", 1), "min_picks", 1, MAX_OPTIONS),
+            max_picks=None
+            if max_picks is None
+            else check_int(max_picks, "max_picks", 1, MAX_OPTIONS),
+            scale=check_int(obj.get("scale", 5), "scale", 1, 10),
+            hide_results_until_reveal=check_bool(
+                obj.get("hide_results_until_reveal", False), "hide_results_until_reveal"
+            ),
+            duration_s=opt_number(obj, "duration_s", lo=1.0, hi=MAX_DURATION_S),
+            max_text_chars=check_int(
+                obj.get("max_text_chars", DEFAULT_TEXT_CHARS), "max_text_chars", 1, MAX_TEXT_CHARS
+            ),
+        )
+
+
+def transition(spec: PollSpec, status: Status, action: str, now: float) -> Status:
+    """``open`` / ``close`` / ``reveal`` the poll (see base.transition); the countdown
+    of ``spec.duration_s`` starts when it opens."""
+    return lifecycle_transition(status, action, now, duration_s=spec.duration_s)
+
+
+# --- voting ---------------------------------------------------------------------------
+
+
+def vote(spec: PollSpec, status: Status, raw: Any, now: float) -> Contribution:
+    """Validate a viewer's ballot; return the contribution to apply.
+
+    Raises :class:`InteractionError`: ``not_open``, ``invalid_vote``, ``unknown_option``,
+    ``too_few_picks``, ``too_many_picks``, ``empty_text``, ``text_too_long``.
+    """
+    current = status.at(now)
+    if current.phase != "open":
+        raise InteractionError(
+            "not_open", f"poll {spec.id} is {current.phase}; it takes votes only while open"
+        )
+    ballot = as_map(raw, "a ballot", "invalid_vote")
+    if spec.kind == "single":
+        option = _option(spec, ballot.get("option"))
+        return Contribution({"option": option, "at": now}, {f"o:{option}": 1, "n": 1})
+    if spec.kind == "multiple":
+        picks = _picks(spec, ballot, "options")
+        order = {o.id: i for i, o in enumerate(spec.options)}
+        picks.sort(key=order.__getitem__)
+        deltas = {f"o:{p}": 1 for p in picks}
+        deltas["n"] = 1
+        return Contribution({"options": picks, "at": now}, deltas)
+    if spec.kind == "ranked":
+        ranking = _picks(spec, ballot, "ranking")
+        return Contribution({"ranking": ranking, "at": now}, ranked_deltas(spec, ranking))
+    if spec.kind == "rating":
+        rating = check_int(ballot.get("rating"), "rating", 1, spec.scale, code="invalid_vote")
+        return Contribution(
+            {"rating": rating, "at": now}, {f"r:{rating}": 1, "sum": rating, "n": 1}
+        )
+    text = check_text(ballot.get("text"), "the answer", spec.max_text_chars, code="invalid_vote")
+    found = terms(text)
+    deltas = {f"t:{t}": 1 for t in found}
+    deltas["n"] = 1
+    return Contribution({"text": text, "terms": found, "at": now}, deltas)
+
+
+def ranked_deltas(spec: PollSpec, ranking: Sequence[str]) -> dict[str, int]:
+    """Borda points (m-1 for first place, down by one per place), first preference, voter."""
+    m = len(spec.options)
+    deltas = {f"b:{oid}": m - 1 - i for i, oid in enumerate(ranking) if m - 1 - i}
+    deltas[f"f:{ranking[0]}"] = 1
+    deltas["n"] = 1
+    return deltas
+
+
+def _option(spec: PollSpec, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InteractionError("invalid_vote", f"option must be an option id, got {value!r:.40}")
+    if value not in {o.id for o in spec.options}:
+        raise InteractionError("unknown_option", f"poll {spec.id} has no option {value!r:.40}")
+    return value
+
+
+def _picks(spec: PollSpec, ballot: Mapping[str, Any], key: str) -> list[str]:
+    value = ballot.get(key)
+    if not isinstance(value, list):
+        raise InteractionError("invalid_vote", f"a {spec.kind} ballot needs a list {key!r}")
+    picks = [_option(spec, v) for v in value[: MAX_OPTIONS + 1]]
+    if len(set(picks)) != len(picks):
+        raise InteractionError("invalid_vote", f"{key} names an option twice")
+    lo, hi = spec.picks
+    if len(value) < lo:
+        raise InteractionError(
+            "too_few_picks", f"pick at least {lo} option(s), got {len(value)}", limit=lo
+        )
+    if len(value) > hi:
+        raise InteractionError(
+            "too_many_picks", f"pick at most {hi} option(s), got {len(value)}", limit=hi
+        )
+    return picks
+
+
+# --- open text: terms ---------------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Load jieba's dictionary now (about a second) rather than at the first text vote."""
+    jieba.setLogLevel(60)  # its "Building prefix dict" chatter goes to stderr otherwise
+    jieba.initialize()
+
+
+def terms(text: str) -> list[str]:
+    """The distinct word-cloud terms of ``text``, in order of appearance."""
+    warm_up()
+    normalised = unicodedata.normalize("NFKC", text).casefold()
+    found: list[str] = []
+    seen: set[str] = set()
+    for token in jieba.lcut(normalised):
+        term = str(token).strip().strip("'-_")
+        if (
+            not term
+            or term in seen
+            or term in STOPWORDS
+            or len(term) > MAX_TERM_CHARS
+            or (len(term) == 1 and term.isascii())
+            or not all(ch.isalnum() or ch in "'-_" for ch in term)
+        ):
+            continue
+        seen.add(term)
+        found.append(term)
+        if len(found) == MAX_TERMS_PER_ANSWER:
+            break
+    return found
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def results(
+    spec: PollSpec,
+    counters: Mapping[str, int],
+    records: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    top_terms: int = TOP_TERMS,
+) -> dict[str, Any]:
+    """The poll's results as JSON-able data, computed from its counters.
+
+    ``voters`` in every kind. single/multiple: ``options`` (spec order) with ``count``
+    and ``share`` of voters (for multiple the shares add up to more than 1). ranked:
+    ``options`` with Borda ``points`` and ``first`` preferences, ``order`` (by points,
+    ties in spec order), and ``irv`` (:func:`instant_runoff`) when ``records`` are
+    given, else None. rating: ``mean`` (None without votes), ``histogram``. text:
+    ``terms``, the ``top_terms`` most frequent, ties in code-point order.
+    """
+    voters = counters.get("n", 0)
+    out: dict[str, Any] = {"poll": spec.id, "kind": spec.kind, "voters": voters}
+    if spec.kind in ("single", "multiple"):
+        out["options"] = [
+            {
+                "id": o.id,
+                "label": o.label,
+                "count": counters.get(f"o:{o.id}", 0),
+                "share": share(counters.get(f"o:{o.id}", 0), voters),
+            }
+            for o in spec.options
+        ]
+    elif spec.kind == "ranked":
+        points = {o.id: counters.get(f"b:{o.id}", 0) for o in spec.options}
+        out["options"] = [
+            {
+                "id": o.id,
+                "label": o.label,
+                "points": points[o.id],
+                "first": counters.get(f"f:{o.id}", 0),
+            }
+            for o in spec.options
+        ]
+        out["order"] = sorted(points, key=lambda oid: -points[oid])  # stable: spec order
+        out["irv"] = (
+            None
+            if records is None
+            else instant_runoff(spec, (r["ranking"] for r in records if "ranking" in r))
+        )
+    elif spec.kind == "rating":
+        out["mean"] = round(counters.get("sum", 0) / voters, 3) if voters > 0 else None
+        out["histogram"] = [
+            {"rating": k, "count": counters.get(f"r:{k}", 0)} for k in range(1, spec.scale + 1)
+        ]
+    else:
+        found = [(name[2:], count) for name, count in counters.items() if name.startswith("t:")]
+        found.sort(key=lambda tc: (-tc[1], tc[0]))
+        out["terms"] = [{"term": t, "count": c} for t, c in found[:top_terms]]
+    return out
+
+
+def visible_results(
+    spec: PollSpec,
+    status: Status,
+    counters: Mapping[str, int],
+    records: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    now: float,
+) -> dict[str, Any]:
+    """What viewers and screens may see: :func:`results` with ``hidden: false``, or,
+    while ``hide_results_until_reveal`` holds and the poll is not revealed, only the
+    number of voters with ``hidden: true``. Hosts see :func:`results`."""
+    if spec.hide_results_until_reveal and status.at(now).phase != "revealed":
+        return {"poll": spec.id, "kind": spec.kind, "voters": counters.get("n", 0), "hidden": True}
+    return {**results(spec, counters, records), "hidden": False}
+
+
+def instant_runoff(spec: PollSpec, rankings: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """Instant-runoff from ranked ballots (rules in the module docstring).
+
+    Returns ``winner`` (None without ballots) and ``rounds``: per round the ``counts``
+    of the continuing options (spec order), ``exhausted`` ballots and the option
+    ``eliminated`` (None in the last round).
+    """
+    order = [o.id for o in spec.options]
+    position = {oid: i for i, oid in enumerate(order)}
+    m = len(order)
+    ballots = Counter(tuple(oid for oid in r if oid in position) for r in rankings)
+    borda = dict.fromkeys(order, 0)
+    for ballot, k in ballots.items():
+        for i, oid in enumerate(ballot):
+            borda[oid] += (m - 1 - i) * k
+    continuing = set(order)
+    rounds: list[dict[str, Any]] = []
+    winner: str | None = None
+    while continuing:
+        counts = dict.fromkeys((oid for oid in order if oid in continuing), 0)
+        exhausted = 0
+        for ballot, k in ballots.items():
+            for oid in ballot:
+                if oid in continuing:
+                    counts[oid] += k
+                    break
+            else:
+                exhausted += k
+        active = sum(counts.values())
+        if active == 0:
+            break
+        # Lowest first: fewest votes, then lower Borda total, then later in the spec.
+        standings = sorted((counts[o], borda[o], -position[o], o) for o in continuing)
+        leader = standings[-1][3]
+        if counts[leader] * 2 > active or len(continuing) == 1:
+            rounds.append({"counts": counts, "exhausted": exhausted, "eliminated": None})
+            winner = leader
+            break
+        loser = standings[0][3]
+        rounds.append({"counts": counts, "exhausted": exhausted, "eliminated": loser})
+        continuing.remove(loser)
+    return {"winner": winner, "rounds": rounds}

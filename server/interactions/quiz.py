@@ -1,0 +1,385 @@
+"""Quizzes: timed questions, one answer per viewer per question, speed-weighted scores.
+
+The host asks the questions one at a time (:func:`transition`: ``ask``, ``close``,
+``reveal``, ``finish``). A question takes answers from the moment it is asked until
+``time_limit_s`` later or until the host closes it. Each question is its own box
+(``box == question id``) and answers are ``once`` contributions: a second answer to
+the same question is refused with ``already_done`` (a retry with the same key is the
+store's duplicate, not a second answer).
+
+Scoring (:func:`score`), for an answer that arrived ``elapsed`` seconds after the
+question was asked (clamped to ``0..time_limit_s``)::
+
+    correct: round(points * (1 - 0.5 * elapsed / time_limit_s))   # points .. points/2
+    wrong:   0
+
+with ``points`` 1000 by default and rounding half up. Times are the server's clock,
+passed in. The record keeps the option and ``elapsed``, never the score or whether it
+is right, so echoing it to the viewer leaks nothing; :func:`leaderboard` scores from
+the records and counts a question only once its answer is revealed (or it is no
+longer the current question), so the board never gives away an open question.
+
+Counters per question box: ``a:<qid>:<option>`` 1 and ``n:<qid>`` 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from server.interactions.base import (
+    Contribution,
+    InteractionError,
+    Option,
+    as_map,
+    check_bool,
+    check_id,
+    check_int,
+    check_label,
+    check_list,
+    check_number,
+    opt_number,
+    parse_options,
+    share,
+    unique_ids,
+)
+
+MAX_QUESTIONS = 100
+MAX_QUIZ_OPTIONS = 10
+MAX_TEXT_CHARS = 300
+MIN_TIME_LIMIT_S = 1.0
+MAX_TIME_LIMIT_S = 600.0
+DEFAULT_POINTS = 1000
+QUIZ_ACTIONS = ("ask", "close", "reveal", "finish")
+
+
+@dataclass(frozen=True, slots=True)
+class QuizQuestion:
+    id: str
+    text: str
+    options: tuple[Option, ...]
+    correct: str
+    time_limit_s: float = 20.0
+    points: int = DEFAULT_POINTS
+
+    def __post_init__(self) -> None:
+        check_id(self.id, "question id")
+        check_label(self.text, "question text", MAX_TEXT_CHARS)
+        if not 2 <= len(self.options) <= MAX_QUIZ_OPTIONS:
+            raise InteractionError(
+                "invalid_field", f"a quiz question needs 2..{MAX_QUIZ_OPTIONS} options"
+            )
+        unique_ids((o.id for o in self.options), "option")
+        if self.correct not in {o.id for o in self.options}:
+            raise InteractionError(
+                "invalid_field", f"correct must be one of the options, got {self.correct!r:.40}"
+            )
+        check_number(self.time_limit_s, "time_limit_s", MIN_TIME_LIMIT_S, MAX_TIME_LIMIT_S)
+        check_int(self.points, "points", 1, 100_000)
+
+    def to_dict(self, *, with_answer: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "text": self.text,
+            "options": [o.to_dict() for o in self.options],
+            "time_limit_s": self.time_limit_s,
+            "points": self.points,
+        }
+        if with_answer:
+            out["correct"] = self.correct
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> QuizQuestion:
+        obj = as_map(obj, "a quiz question")
+        return cls(
+            id=check_id(obj.get("id"), "question id"),
+            text=check_label(obj.get("text"), "question text", MAX_TEXT_CHARS),
+            options=parse_options(obj.get("options"), 2, MAX_QUIZ_OPTIONS),
+            correct=check_id(obj.get("correct"), "correct"),
+            time_limit_s=check_number(
+                obj.get("time_limit_s", 20.0), "time_limit_s", MIN_TIME_LIMIT_S, MAX_TIME_LIMIT_S
+            ),
+            points=check_int(obj.get("points", DEFAULT_POINTS), "points", 1, 100_000),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuizSpec:
+    id: str
+    title: str
+    questions: tuple[QuizQuestion, ...]
+
+    def __post_init__(self) -> None:
+        check_id(self.id, "quiz id")
+        check_label(self.title, "title", MAX_TEXT_CHARS)
+        if not 1 <= len(self.questions) <= MAX_QUESTIONS:
+            raise InteractionError("invalid_field", f"a quiz needs 1..{MAX_QUESTIONS} questions")
+        unique_ids((q.id for q in self.questions), "question")
+
+    def question(self, question_id: str) -> QuizQuestion | None:
+        for q in self.questions:
+            if q.id == question_id:
+                return q
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "questions": [q.to_dict() for q in self.questions],
+        }
+
+    def public(self, state: QuizState) -> dict[str, Any]:
+        """What viewers may see: asked questions only; answers only once revealed."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "questions": [
+                q.to_dict(with_answer=state.is_revealed(q.id))
+                for q in self.questions
+                if q.id in state.asked
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> QuizSpec:
+        obj = as_map(obj, "a quiz")
+        return cls(
+            id=check_id(obj.get("id"), "quiz id"),
+            title=check_label(obj.get("title"), "title", MAX_TEXT_CHARS),
+            questions=tuple(
+                QuizQuestion.from_dict(q)
+                for q in check_list(obj.get("questions"), "questions", 1, MAX_QUESTIONS)
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuizState:
+    """Which question is current, when it was asked and when it stops taking answers.
+
+    ``asked`` lists the questions asked so far, in order; ``revealed`` says whether the
+    current question's answer is shown (earlier questions count as revealed).
+    """
+
+    current: str | None = None
+    asked_at: float | None = None
+    closes_at: float | None = None
+    revealed: bool = False
+    asked: tuple[str, ...] = ()
+    finished: bool = False
+
+    def accepting(self, now: float) -> bool:
+        return (
+            self.current is not None
+            and not self.finished
+            and self.closes_at is not None
+            and now < self.closes_at
+        )
+
+    def is_revealed(self, question_id: str) -> bool:
+        if question_id not in self.asked:
+            return False
+        return question_id != self.current or self.revealed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "asked_at": self.asked_at,
+            "closes_at": self.closes_at,
+            "revealed": self.revealed,
+            "asked": list(self.asked),
+            "finished": self.finished,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> QuizState:
+        obj = as_map(obj, "a quiz state")
+        current = obj.get("current")
+        return cls(
+            current=None if current is None else check_id(current, "current"),
+            asked_at=opt_number(obj, "asked_at", lo=0.0, hi=math.inf),
+            closes_at=opt_number(obj, "closes_at", lo=0.0, hi=math.inf),
+            revealed=check_bool(obj.get("revealed", False), "revealed"),
+            asked=tuple(
+                check_id(q, "asked") for q in check_list(obj.get("asked", []), "asked", 0, 1000)
+            ),
+            finished=check_bool(obj.get("finished", False), "finished"),
+        )
+
+
+def transition(
+    spec: QuizSpec, state: QuizState, action: str, now: float, question_id: str | None = None
+) -> QuizState:
+    """A host operation on the quiz.
+
+    - ``ask`` (``question_id``, default: the first not yet asked): needs the current
+      question closed; a question is asked once. Starts its countdown.
+    - ``close``: stop taking answers to the current question now.
+    - ``reveal``: show the current question's answer; needs it closed.
+    - ``finish``: end the quiz (closes the current question and reveals its answer).
+
+    Repeating ``close``, ``reveal`` or ``finish`` changes nothing; other misuse raises
+    ``illegal_transition``; an unknown question ``unknown_target``.
+    """
+    if action not in QUIZ_ACTIONS:
+        raise InteractionError(
+            "invalid_field", f"action must be one of {', '.join(QUIZ_ACTIONS)}, got {action!r:.40}"
+        )
+    if action == "finish":
+        if state.finished:
+            return state
+        closes_at = state.closes_at
+        if closes_at is not None:
+            closes_at = min(closes_at, now)
+        return replace(state, finished=True, closes_at=closes_at, revealed=True)
+    if state.finished:
+        raise InteractionError("illegal_transition", f"quiz {spec.id} is finished")
+    if action == "ask":
+        if question_id is None:
+            question_id = next((q.id for q in spec.questions if q.id not in state.asked), None)
+            if question_id is None:
+                raise InteractionError("illegal_transition", "every question has been asked")
+        question = spec.question(question_id)
+        if question is None:
+            raise InteractionError(
+                "unknown_target", f"quiz {spec.id} has no question {question_id!r:.40}"
+            )
+        if question_id in state.asked:
+            raise InteractionError(
+                "illegal_transition", f"question {question_id} was asked already"
+            )
+        if state.accepting(now):
+            raise InteractionError(
+                "illegal_transition", f"question {state.current} is still open; close it first"
+            )
+        return replace(
+            state,
+            current=question_id,
+            asked_at=now,
+            closes_at=now + question.time_limit_s,
+            revealed=False,
+            asked=(*state.asked, question_id),
+        )
+    if state.current is None:
+        raise InteractionError("illegal_transition", f"no question has been asked; cannot {action}")
+    if action == "close":
+        if not state.accepting(now):
+            return state
+        return replace(state, closes_at=now)
+    # reveal
+    if state.revealed:
+        return state
+    if state.accepting(now):
+        raise InteractionError(
+            "illegal_transition", f"question {state.current} is still open; close it first"
+        )
+    return replace(state, revealed=True)
+
+
+def answer(spec: QuizSpec, state: QuizState, raw: Any, now: float) -> Contribution:
+    """Validate ``{"question": id, "option": id}``; return a ``once`` contribution.
+
+    Raises ``invalid_vote``, ``unknown_target``, ``not_open``, ``unknown_option``.
+    """
+    ballot = as_map(raw, "an answer", "invalid_vote")
+    qid = ballot.get("question")
+    option = ballot.get("option")
+    if not isinstance(qid, str) or not isinstance(option, str):
+        raise InteractionError("invalid_vote", "an answer needs 'question' and 'option' ids")
+    question = spec.question(qid)
+    if question is None:
+        raise InteractionError("unknown_target", f"quiz {spec.id} has no question {qid!r:.40}")
+    if qid != state.current or not state.accepting(now) or state.asked_at is None:
+        raise InteractionError("not_open", f"question {qid} is not taking answers")
+    if option not in {o.id for o in question.options}:
+        raise InteractionError("unknown_option", f"question {qid} has no option {option!r:.40}")
+    elapsed = min(max(now - state.asked_at, 0.0), question.time_limit_s)
+    return Contribution(
+        {"question": qid, "option": option, "at": now, "elapsed": round(elapsed, 3)},
+        {f"a:{qid}:{option}": 1, f"n:{qid}": 1},
+        box=qid,
+        once=True,
+    )
+
+
+def score(question: QuizQuestion, option: str, elapsed: float) -> int:
+    """Points for an answer (formula in the module docstring)."""
+    if option != question.correct:
+        return 0
+    fraction = min(max(elapsed, 0.0), question.time_limit_s) / question.time_limit_s
+    return math.floor(question.points * (1 - 0.5 * fraction) + 0.5)
+
+
+def question_results(
+    spec: QuizSpec, state: QuizState, question_id: str, counters: Mapping[str, int]
+) -> dict[str, Any]:
+    """How the answers to one question split (``correct`` is None until revealed)."""
+    question = spec.question(question_id)
+    if question is None:
+        raise InteractionError(
+            "unknown_target", f"quiz {spec.id} has no question {question_id!r:.40}"
+        )
+    answers = counters.get(f"n:{question_id}", 0)
+    return {
+        "question": question_id,
+        "answers": answers,
+        "options": [
+            {
+                "id": o.id,
+                "label": o.label,
+                "count": counters.get(f"a:{question_id}:{o.id}", 0),
+                "share": share(counters.get(f"a:{question_id}:{o.id}", 0), answers),
+            }
+            for o in question.options
+        ],
+        "correct": question.correct if state.is_revealed(question_id) else None,
+    }
+
+
+def leaderboard(
+    spec: QuizSpec,
+    state: QuizState,
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    limit: int | None = 10,
+) -> list[dict[str, Any]]:
+    """Ranked scores from the answer records: ``records[question_id][viewer_id]``.
+
+    Only revealed questions count. Order: points (high first), then the total time
+    taken by correct answers (low first), then viewer id. Rows carry ``rank`` (equal
+    points and time share a rank: 1, 2, 2, 4), ``viewer``, ``points``, ``correct``
+    (number of right answers) and ``time``. Viewers who answered but scored nothing
+    are listed too.
+    """
+    points: dict[str, int] = {}
+    correct: dict[str, int] = {}
+    time: dict[str, float] = {}
+    for qid, by_viewer in records.items():
+        question = spec.question(qid)
+        if question is None or not state.is_revealed(qid):
+            continue
+        for viewer, record in by_viewer.items():
+            elapsed = float(record.get("elapsed", question.time_limit_s))
+            gained = score(question, str(record.get("option")), elapsed)
+            points[viewer] = points.get(viewer, 0) + gained
+            if gained:
+                correct[viewer] = correct.get(viewer, 0) + 1
+                time[viewer] = time.get(viewer, 0.0) + elapsed
+    rows = [
+        (viewer, total, correct.get(viewer, 0), round(time.get(viewer, 0.0), 3))
+        for viewer, total in points.items()
+    ]
+    rows.sort(key=lambda row: (-row[1], row[3], row[0]))
+    board: list[dict[str, Any]] = []
+    for i, (viewer, total, right, taken) in enumerate(rows[:limit]):
+        rank = i + 1
+        if board and (board[-1]["points"], board[-1]["time"]) == (total, taken):
+            rank = board[-1]["rank"]
+        board.append(
+            {"rank": rank, "viewer": viewer, "points": total, "correct": right, "time": taken}
+        )
+    return board
