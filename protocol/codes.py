@@ -49,6 +49,7 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("already_joined", False, "this connection has already joined a room"),
     ErrorCode("room_not_found", False, "no room has that id"),
     ErrorCode("anonymous_not_allowed", False, "the room does not allow joining without a token"),
+    ErrorCode("store_unavailable", True, "the store cannot be reached; nothing was changed"),
     ErrorCode("internal_error", True, "the server failed; nothing was changed"),
 )
 

@@ -63,6 +63,7 @@ VECTORS: list[tuple[str, str, Any]] = [
     ),
     ("command", "danmaku-no-id", {"op": "danmaku", "text": "hi"}),
     ("command", "ping", {"op": "ping", "id": 9007199254740991}),
+    ("command", "checkin", {"op": "checkin", "id": 3, "key": "c-6f1e2a"}),
     (
         "server",
         "hello",
@@ -105,6 +106,21 @@ VECTORS: list[tuple[str, str, Any]] = [
         {"type": "batch", "room": "demo", "seq": 18, "events": [DANMAKU_1, DANMAKU_2]},
     ),
     ("server", "pong", {"type": "pong", "id": 9007199254740991}),
+    (
+        "server",
+        "state",
+        {
+            "type": "state",
+            "room": "demo",
+            "version": 42,
+            "interactions": {"checkin": {"count": 1024}},
+        },
+    ),
+    (
+        "server",
+        "ack-checkin",
+        {"type": "ack", "id": 3, "count": 1024, "already": False, "version": 42},
+    ),
 ]
 
 

@@ -64,8 +64,17 @@ class Ping:
     id: int | None
 
 
-Command = Join | Danmaku | Ping
-OPS = ("join", "danmaku", "ping")
+@dataclass(frozen=True, slots=True)
+class Checkin:
+    id: int | None
+    key: str
+
+
+Command = Join | Danmaku | Ping | Checkin
+OPS = ("join", "danmaku", "ping", "checkin")
+# Commands that change state carry a client-made idempotency key (PROTOCOL.md,
+# "Idempotency keys"); a retry with the same key has its effect once.
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def clean_text(value: str) -> str:
@@ -106,6 +115,15 @@ def _opt_str(obj: dict[str, Any], key: str, cid: int | None, limit: int) -> str 
     if len(value) > limit:
         raise CommandError("invalid_field", f"{key} is longer than {limit} characters", cid)
     return value
+
+
+def _key(obj: dict[str, Any], cid: int | None) -> str:
+    key = obj.get("key")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise CommandError(
+            "invalid_field", f"key must be a string matching {KEY_RE.pattern}, got {key!r}", cid
+        )
+    return key
 
 
 def parse_command(obj: Any, *, max_text_chars: int) -> Command:
@@ -154,6 +172,8 @@ def parse_command(obj: Any, *, max_text_chars: int) -> Command:
         return Join(cid, room, token, name)
     if op == "ping":
         return Ping(cid)
+    if op == "checkin":
+        return Checkin(cid, _key(obj, cid))
     raise CommandError(
         "unknown_op", f"unknown op {op[:40]!r}; expected one of {', '.join(OPS)}", cid
     )
@@ -186,6 +206,10 @@ def joined(cid: int | None, you: dict[str, Any], snapshot: dict[str, Any]) -> di
 
 def batch(room: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "batch", "room": room, "seq": seq, "events": events}
+
+
+def state(room: str, version: int, interactions: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "state", "room": room, "version": version, "interactions": interactions}
 
 
 def pong(cid: int | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ state, where the WebSocket protocol class (:class:`server.hub.Connection`) finds
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import secrets
 import time
@@ -24,7 +25,15 @@ from starlette.routing import Route
 from protocol.messages import ROOM_ID_RE
 from server import __version__
 from server.auth import ROLES, STAFF_ROLES, AuthError, Authority, new_secret
-from server.backends import RoomExists, RoomNotFound, RoomRecord, Store, open_backends
+from server.backends import (
+    Backends,
+    BackendUnavailable,
+    RoomExists,
+    RoomNotFound,
+    RoomRecord,
+    Store,
+    open_backends,
+)
 from server.backends.base import ROOM_SETTING_DEFAULTS
 from server.config import Settings
 from server.hub import Hub
@@ -220,6 +229,11 @@ class Api:
                 400, "invalid_field", "ttl_s must be an integer of seconds, 1 to 34560000"
             )
         token, expires = self.authority.mint(room_id, role, user_id, name, ttl)
+        # Only the hash is kept: who minted which token, without being able to use it.
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        await self.store.remember_token(
+            room_id, digest, {"role": role, "user_id": user_id, "by": caller}, ttl
+        )
         return _json(
             {
                 "token": token,
@@ -233,12 +247,15 @@ class Api:
         )
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings, *, backends: Backends | None = None) -> Starlette:
     metrics = Metrics()
-    store = store or open_backends("memory://").store
+    if backends is None:
+        url = settings.server.redis_url or "memory://"
+        backends = open_backends(url, prefix=settings.server.redis_prefix)
+    store = backends.store
     admin_token = settings.server.admin_token or new_secret()
     authority = Authority(admin_token, settings.server.secret or new_secret())
-    hub = Hub(settings, store, authority, metrics)
+    hub = Hub(settings, backends, authority, metrics)
     api = Api(settings, store, authority, hub)
 
     @contextlib.asynccontextmanager
@@ -254,11 +271,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         return _json({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> Response:
-        ready = not hub.admission_refusal()
-        return _json(
-            {"ready": ready, "checks": {"hub": "ok" if ready else "shutting down", "store": "ok"}},
-            200 if ready else 503,
-        )
+        ready = hub.ready
+        checks = {
+            "hub": "shutting down" if hub.admission_refusal() else "ok",
+            "store": "ok" if hub.store_ok else "unreachable",
+        }
+        return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -275,6 +293,19 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 "ready": "/readyz",
                 "metrics": "/metrics",
             }
+        )
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        metrics.store_errors.inc()
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "store_unavailable",
+                    "message": "the store cannot be reached; nothing was changed",
+                }
+            },
+            503,
+            headers={"Retry-After": "1"},
         )
 
     async def api_error(request: Request, exc: Exception) -> Response:
@@ -305,7 +336,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            BackendUnavailable: unavailable,
+        },
     )
     app.state.hub = hub
     app.state.metrics = metrics

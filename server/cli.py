@@ -20,7 +20,9 @@ def _serve(args: argparse.Namespace) -> int:
     from server.hub import Connection
 
     try:
-        settings = load_settings(args.config, flags={"host": args.host, "port": args.port})
+        settings = load_settings(
+            args.config, flags={"host": args.host, "port": args.port, "redis_url": args.redis}
+        )
     except ConfigError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -82,11 +84,24 @@ def _base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.server.port}"
 
 
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
 def _print_banner(settings: Settings, generated: bool) -> None:
     base = _base_url(settings)
     ws = base.replace("http", "ws", 1)
     lines = [
-        f"hudong {__version__} — embedded default (memory backend, one process)",
+        f"hudong {__version__} — "
+        + (
+            f"node {settings.server.node_id or ''} on {_redacted(settings.server.redis_url)}"
+            if settings.server.redis_url
+            else "embedded default (memory backend, one process)"
+        ),
         f"  API        {base}/api/v1",
         f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
         f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
@@ -113,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share rooms with other nodes through Redis: redis://host:port/db or "
+        "redis+cluster://host:port (default: embedded memory backend)",
+    )
     serve.set_defaults(func=_serve)
     return parser
 

@@ -40,6 +40,11 @@ class ServerSettings:
     log_level: str = "info"
     # Base URL printed at start and used in links; empty: http://host:port.
     public_url: str = ""
+    # Empty: the embedded default (memory, one process). redis://host:port/db for one
+    # Redis server, redis+cluster://host:port for a Redis Cluster (--redis).
+    redis_url: str = ""
+    # Prefix of every Redis key and channel of this deployment.
+    redis_prefix: str = "hudong:"
 
 
 @dataclass(frozen=True, slots=True)

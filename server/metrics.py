@@ -50,6 +50,26 @@ class Metrics:
         self.drops = Counter(
             "hudong_drops", "Deliveries skipped, by reason", ["reason"], registry=r
         )
+        self.relay_messages = Counter(
+            "hudong_relay_messages",
+            "Messages between nodes through the broker",
+            ["direction"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "hudong_store_errors",
+            "Store or broker calls that failed (Redis unreachable)",
+            registry=r,
+        )
+        self.ready = Gauge("hudong_ready", "1 when /readyz reports ready", registry=r)
+        self.presence = Gauge(
+            "hudong_room_viewers_max",
+            "Viewers online in this node's busiest room, all nodes",
+            registry=r,
+        )
+        self.state_updates = Counter(
+            "hudong_state_updates", "Coalesced state messages sent to local viewers", registry=r
+        )
         self.tick_duration = Histogram(
             "hudong_tick_duration_seconds",
             "Time to build and write one tick of all rooms",

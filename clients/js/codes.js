@@ -56,6 +56,10 @@ export const ERRORS = Object.freeze({
     "retry": false,
     "description": "the room does not allow joining without a token"
   },
+  "store_unavailable": {
+    "retry": true,
+    "description": "the store cannot be reached; nothing was changed"
+  },
   "internal_error": {
     "retry": true,
     "description": "the server failed; nothing was changed"

@@ -146,9 +146,10 @@ class Store(Protocol):
         interaction_id: str,
         viewer_id: str,
         key: str,
-        record: dict[str, Any],
+        record: dict[str, Any] | None,
         deltas: dict[str, int],
         caps: dict[str, int] | None = None,
+        once: bool = False,
     ) -> ApplyResult: ...
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]: ...

@@ -24,6 +24,7 @@ from protocol.codes import CLOSE_BY_NAME
 from protocol.framing import server_frame, server_ping
 from protocol.messages import (
     OPS,
+    Checkin,
     CommandError,
     Danmaku,
     Join,
@@ -35,13 +36,18 @@ from protocol.messages import (
     joined,
     parse_command,
     pong,
+    state,
 )
 from server import __version__
 from server.auth import SENDING_ROLES, STAFF_ROLES, AuthError, Authority, Identity
-from server.backends.base import RoomNotFound, RoomRecord, Store
+from server.backends import Backends
+from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord
 from server.config import Settings
 from server.hub.connection import Connection
+from server.hub.relay import Relay
 from server.hub.room import LiveRoom
+from server.interactions import checkin as checkin_rules
+from server.interactions.base import InteractionError, Status
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
 
@@ -49,21 +55,43 @@ log = logging.getLogger("hudong.hub")
 
 MAINTENANCE_INTERVAL_S = 1.0
 LOOP_LAG_INTERVAL_S = 0.5
+HEALTH_INTERVAL_S = 1.0
+PRESENCE_INTERVAL_S = 2.0
+PRESENCE_TTL_S = 10.0
+STATE_INTERVAL_S = 0.25  # coalesced state updates: about 4 per second (degrade level 0)
+
+# Every room has one check-in, always open, under this interaction id.
+CHECKIN_ID = "checkin"
+CHECKIN_SPEC = checkin_rules.CheckinSpec(CHECKIN_ID, "Check-in")
+CHECKIN_OPEN = Status("open", opened_at=0.0)
 
 
 class Hub:
     def __init__(
-        self, settings: Settings, store: Store, authority: Authority, metrics: Metrics
+        self, settings: Settings, backends: Backends, authority: Authority, metrics: Metrics
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.store = backends.store
+        self.shared = backends.shared
         self.authority = authority
         self.metrics = metrics
         self.node_id = settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.relay = Relay(
+            backends.broker,
+            backends.store,
+            self.node_id,
+            metrics,
+            self.on_remote,
+            enabled=backends.shared,
+            replay_keep=settings.hub.replay_size,
+        )
+        self.store_ok = True
+        self._background: set[asyncio.Task[Any]] = set()
         self.server_name = f"hudong/{__version__}"
         self.rooms: dict[str, LiveRoom] = {}
         self.connections: set[Connection] = set()
         self._dirty: set[LiveRoom] = set()
+        self._state_rooms: set[LiveRoom] = set()
         self._event_counter = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._shutting_down = False
@@ -86,15 +114,40 @@ class Hub:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        await self.relay.start()
         self._tasks = [
             loop.create_task(self._tick_loop(), name="hudong-tick"),
+            loop.create_task(self._state_loop(), name="hudong-state"),
             loop.create_task(self._maintenance_loop(), name="hudong-maintenance"),
             loop.create_task(self._loop_lag_probe(), name="hudong-loop-lag"),
         ]
+        if self.shared:
+            self._tasks += [
+                loop.create_task(self._health_loop(), name="hudong-health"),
+                loop.create_task(self._presence_loop(), name="hudong-presence"),
+            ]
+        self.metrics.ready.set(1)
+
+    @property
+    def ready(self) -> bool:
+        """Ready to take viewers: not shutting down, and the store and broker answer."""
+        if self._shutting_down:
+            return False
+        return self.store_ok and (
+            not self.shared or bool(getattr(self.relay.broker, "healthy", True))
+        )
+
+    def spawn(self, coro: Any) -> None:
+        """Run a background coroutine, keeping a reference until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         self._shutting_down = True
         self.tick()
+        self.flush_state()
+        await self.relay.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -142,9 +195,17 @@ class Hub:
         room = conn.room
         if room is not None:
             members = room.members[conn.codec]
+            if conn not in members:
+                return
             members.discard(conn)
             if not len(room):
                 self.metrics.rooms.dec()
+                if self.shared and self.rooms.get(room.id) is room:
+                    # The store holds the room's state; stop following it until a
+                    # viewer joins again (ARCHITECTURE.md: subscribe only with viewers).
+                    del self.rooms[room.id]
+                    self._dirty.discard(room)
+                    self.spawn(self.relay.unfollow(room.id))
 
     # --- commands ----------------------------------------------------------------------
 
@@ -189,7 +250,7 @@ class Hub:
         except CommandError as err:
             self._refuse(conn, op_label, err)
             return
-        if conn.busy or isinstance(command, Join):
+        if conn.busy or isinstance(command, (Join, Checkin)):
             conn.enqueue(command)  # keeps this connection's commands in order
             return
         try:
@@ -217,10 +278,26 @@ class Hub:
             raise CommandError("unknown_op", f"unhandled command {command!r}")
 
     async def handle_async(self, conn: Connection, command: Any) -> None:
-        if isinstance(command, Join):
-            await self._join(conn, command)
-        else:
-            self.handle_sync(conn, command)
+        try:
+            if isinstance(command, Join):
+                await self._join(conn, command)
+            elif isinstance(command, Checkin):
+                await self._checkin(conn, command)
+            else:
+                self.handle_sync(conn, command)
+        except BackendUnavailable as exc:
+            self.metrics.store_errors.inc()
+            self.store_ok = False
+            raise CommandError(
+                "store_unavailable",
+                "the store cannot be reached; try again shortly",
+                getattr(command, "id", None),
+                retry_after_ms=1000,
+            ) from exc
+        except InteractionError as exc:
+            raise CommandError(
+                exc.code, exc.message, getattr(command, "id", None), **exc.extra
+            ) from exc
 
     async def _join(self, conn: Connection, cmd: Join) -> None:
         if conn.room is not None:
@@ -241,16 +318,13 @@ class Hub:
         else:
             user_id = f"guest-{secrets.token_hex(5)}"
             identity = Identity(user_id, cmd.name or f"guest {user_id[-4:]}", "viewer", cmd.room)
-        if conn.closing or conn not in self.connections:
-            return  # the connection went away while the store answered
         live = self.rooms.get(record.id)
         if live is None:
-            limits = self.settings.limits
-            bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
-            live = LiveRoom(record, self.settings.hub.replay_size, bucket)
-            self.rooms[record.id] = live
+            live = await self._open_room(record)
         elif record.version > live.record.version:
             live.record = record
+        if conn.closing or conn not in self.connections:
+            return  # the connection went away while the store answered
         if identity.role in STAFF_ROLES:
             limits = self.settings.limits
             conn.bucket = TokenBucket(
@@ -263,6 +337,61 @@ class Hub:
         live.members[conn.codec].add(conn)
         self.metrics.commands.labels("join", "ok").inc()
         conn.send(joined(cmd.id, identity.public(), live.snapshot()))
+
+    async def _open_room(self, record: RoomRecord) -> LiveRoom:
+        """Start serving a room on this node: its state from the store, then follow it."""
+        limits = self.settings.limits
+        bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
+        live = LiveRoom(record, self.settings.hub.replay_size, bucket)
+        if self.shared:
+            # Follow first, so nothing published while we read the store is missed.
+            await self.relay.follow(record.id)
+            live.replay.extend(await self.store.replay(record.id, self.settings.hub.replay_size))
+            live.online_total = await self.store.presence(record.id)
+        counters = await self.store.counters(record.id, CHECKIN_ID)
+        live.set_view(CHECKIN_ID, record.version, {"count": checkin_rules.count(counters)})
+        live.state_dirty.clear()
+        other = self.rooms.get(record.id)
+        if other is not None:  # another join opened it while we awaited the store
+            return other
+        self.rooms[record.id] = live
+        return live
+
+    async def _checkin(self, conn: Connection, cmd: Checkin) -> None:
+        room, identity = conn.room, conn.identity
+        if room is None or identity is None:
+            raise CommandError("not_joined", "join a room before checking in", cmd.id)
+        if identity.role not in SENDING_ROLES:
+            raise CommandError("forbidden", f"the {identity.role} role may not check in", cmd.id)
+        contribution = checkin_rules.check_in(
+            CHECKIN_SPEC, CHECKIN_OPEN, name=identity.name, now=time.time()
+        )
+        result = await self.store.apply(
+            room.id,
+            CHECKIN_ID,
+            identity.user_id,
+            cmd.key,
+            contribution.record,
+            contribution.deltas,
+            once=contribution.once,
+        )
+        self.store_ok = True
+        count = checkin_rules.count(result.counters)
+        if result.status == "applied":
+            self.publish_state(room, CHECKIN_ID, result.version, {"count": count})
+        self.metrics.commands.labels("checkin", "ok").inc()
+        conn.send(
+            ack(
+                cmd.id, count=count, already=result.status == "already_done", version=result.version
+            )
+        )
+
+    def publish_state(self, room: LiveRoom, interaction_id: str, version: int, view: Any) -> None:
+        """A new view of an interaction: to local viewers at the next state flush, and
+        to the other nodes through the relay."""
+        if room.set_view(interaction_id, version, view):
+            self._state_rooms.add(room)
+            self.relay.state(room.id, interaction_id, version, view)
 
     def _danmaku(self, conn: Connection, cmd: Danmaku) -> None:
         room, identity = conn.room, conn.identity
@@ -293,22 +422,54 @@ class Hub:
         room.pending.append(event)
         room.replay.append(event)
         self._dirty.add(room)
+        self.relay.events(room.id, [event])
         self.metrics.commands.labels("danmaku", "ok").inc()
         if cmd.id is not None:
             conn.send(ack(cmd.id, event=event["id"]))
 
     # --- rooms changed over REST ---------------------------------------------------------
 
-    def room_updated(self, record: RoomRecord) -> None:
+    def room_updated(self, record: RoomRecord, *, local: bool = True) -> None:
+        if local:
+            self.relay.room_changed(record.id, record.version)
         live = self.rooms.get(record.id)
         if live is None or record.version <= live.record.version:
             return
         live.record = record
+        live.version = max(live.version, record.version)
         for conns in live.members.values():
             for conn in list(conns):
                 self.send_snapshot(conn)
 
-    def room_deleted(self, room_id: str) -> None:
+    def on_remote(self, room_id: str, message: dict[str, Any]) -> None:
+        """A relay message from another node about a room this node follows."""
+        if message.get("x"):
+            self.room_deleted(room_id, local=False)
+            return
+        live = self.rooms.get(room_id)
+        if live is None:
+            return
+        events = message.get("e")
+        if events:
+            live.pending.extend(events)
+            live.replay.extend(events)
+            self._dirty.add(live)
+        for interaction_id, (version, view) in (message.get("s") or {}).items():
+            if live.set_view(interaction_id, version, view):
+                self._state_rooms.add(live)
+        if "u" in message and message["u"] > live.record.version:
+            self.spawn(self._reload_room(room_id))
+
+    async def _reload_room(self, room_id: str) -> None:
+        try:
+            record = await self.store.get_room(room_id)
+        except (BackendUnavailable, RoomNotFound):
+            return
+        self.room_updated(record, local=False)
+
+    def room_deleted(self, room_id: str, *, local: bool = True) -> None:
+        if local:
+            self.relay.room_deleted(room_id)
         live = self.rooms.pop(room_id, None)
         if live is None:
             return
@@ -316,6 +477,65 @@ class Hub:
         for conns in live.members.values():
             for conn in list(conns):
                 conn.close("room_deleted", f"room {room_id} was deleted")
+
+    def flush_state(self) -> None:
+        """Send each room's changed interaction views as one coalesced ``state`` message,
+        encoded once per codec. State is never dropped: a paused connection is marked
+        for a snapshot instead, which carries the same views."""
+        rooms, self._state_rooms = self._state_rooms, set()
+        for room in rooms:
+            if not room.state_dirty:
+                continue
+            changed = {iid: room.interactions[iid][1] for iid in sorted(room.state_dirty)}
+            room.state_dirty.clear()
+            message = state(room.id, room.version, changed)
+            for codec, conns in room.members.items():
+                if not conns:
+                    continue
+                frame = server_frame(codec.encode(message), binary=codec.binary)
+                for conn in conns:
+                    if conn.paused:
+                        conn.needs_snapshot = True
+                    else:
+                        conn.transport.write(frame)  # type: ignore[union-attr]
+            self.metrics.state_updates.inc()
+
+    async def _state_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_INTERVAL_S)
+            try:
+                self.flush_state()
+            except Exception:  # pragma: no cover
+                log.exception("state flush failed")
+
+    async def _health_loop(self) -> None:
+        """Ping the store; /readyz follows the answer (PROTOCOL.md, "REST API")."""
+        while True:
+            try:
+                await asyncio.wait_for(self.store.ping(), 2.0)
+                if not self.store_ok:
+                    log.info("store reachable again")
+                self.store_ok = True
+            except (TimeoutError, BackendUnavailable) as exc:
+                if self.store_ok:
+                    log.warning("store unreachable: %s", exc)
+                self.store_ok = False
+            self.metrics.ready.set(1 if self.ready else 0)
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def _presence_loop(self) -> None:
+        """Publish this node's viewer count per room (with a TTL) and read the totals."""
+        while True:
+            await asyncio.sleep(PRESENCE_INTERVAL_S)
+            busiest = 0
+            for room in list(self.rooms.values()):
+                try:
+                    await self.store.set_presence(room.id, self.node_id, len(room), PRESENCE_TTL_S)
+                    room.online_total = await self.store.presence(room.id)
+                    busiest = max(busiest, room.online_total)
+                except BackendUnavailable:
+                    break
+            self.metrics.presence.set(busiest)
 
     def send_snapshot(self, conn: Connection) -> None:
         if conn.room is None:

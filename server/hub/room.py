@@ -1,4 +1,5 @@
-"""A room as one node sees it: its local connections, pending events, replay buffer."""
+"""A room as one node sees it: its local connections, pending events, replay buffer,
+and the latest view of each interaction."""
 
 from __future__ import annotations
 
@@ -14,7 +15,19 @@ if TYPE_CHECKING:
 
 
 class LiveRoom:
-    __slots__ = ("danmaku_bucket", "id", "members", "pending", "record", "replay", "seq")
+    __slots__ = (
+        "danmaku_bucket",
+        "id",
+        "interactions",
+        "members",
+        "online_total",
+        "pending",
+        "record",
+        "replay",
+        "seq",
+        "state_dirty",
+        "version",
+    )
 
     def __init__(self, record: RoomRecord, replay_size: int, danmaku_bucket: TokenBucket) -> None:
         self.id = record.id
@@ -25,16 +38,32 @@ class LiveRoom:
         self.seq = 0
         self.replay: deque[dict[str, Any]] = deque(maxlen=replay_size)
         self.danmaku_bucket = danmaku_bucket
+        # Interaction id -> [room version of the view, public view]; newest version wins.
+        self.interactions: dict[str, list[Any]] = {}
+        self.state_dirty: set[str] = set()
+        self.version = record.version
+        self.online_total: int | None = None  # all nodes; None until presence is read
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.members.values())
+
+    def set_view(self, interaction_id: str, version: int, view: Any) -> bool:
+        """Keep ``view`` if it is newer than the one held; True when it was kept."""
+        held = self.interactions.get(interaction_id)
+        if held is not None and held[0] >= version:
+            return False
+        self.interactions[interaction_id] = [version, view]
+        self.version = max(self.version, version)
+        self.state_dirty.add(interaction_id)
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a client needs to draw the room now (PROTOCOL.md, "Snapshot")."""
         return {
             "room": self.record.public(),
-            "version": self.record.version,
+            "version": max(self.version, self.record.version),
             "seq": self.seq,
-            "online": len(self),
+            "online": self.online_total if self.online_total is not None else len(self),
+            "interactions": {iid: held[1] for iid, held in sorted(self.interactions.items())},
             "recent": list(self.replay),
         }

@@ -1,0 +1,159 @@
+"""Carries a node's room traffic to the other nodes through the Broker.
+
+Local viewers never wait for Redis: a danmaku accepted here goes straight into the
+room's pending list, and also into the relay's outbox. A publisher task sends the
+outbox whenever it is not already sending, so at low rates each event goes out at
+once and at high rates everything that arrived during one round trip leaves as one
+message per room in one pipelined call (ARCHITECTURE.md, "The hot path", step 2).
+Nodes drop their own messages when they come back from the channel.
+
+Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
+internal and versioned by ``v``): ``n`` node id, ``e`` danmaku events, ``s``
+interaction views by id with their room version, ``u`` room record changed, ``x``
+room deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from server.backends.base import BackendUnavailable, Broker, Store
+from server.metrics import Metrics
+
+log = logging.getLogger("hudong.relay")
+WIRE_VERSION = 1
+
+
+class Relay:
+    def __init__(
+        self,
+        broker: Broker,
+        store: Store,
+        node_id: str,
+        metrics: Metrics,
+        on_remote: Callable[[str, dict[str, Any]], None],
+        *,
+        enabled: bool,
+        replay_keep: int,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.node_id = node_id
+        self.metrics = metrics
+        self.enabled = enabled
+        self.replay_keep = replay_keep
+        self._on_remote = on_remote
+        self._outbox: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._following: set[str] = set()
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        await self.broker.start(self._receive)
+        self._task = asyncio.get_running_loop().create_task(
+            self._publish_loop(), name="hudong-relay"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self._flush()  # what is queued still goes out
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.broker.close()
+
+    # --- following rooms ---------------------------------------------------------------
+
+    async def follow(self, room_id: str) -> None:
+        if not self.enabled or room_id in self._following:
+            return
+        self._following.add(room_id)
+        try:
+            await self.broker.subscribe(room_id)
+        except BackendUnavailable as exc:  # subscribed again when the broker reconnects
+            log.warning("subscribe to %s deferred: %s", room_id, exc)
+
+    async def unfollow(self, room_id: str) -> None:
+        if room_id not in self._following:
+            return
+        self._following.discard(room_id)
+        with contextlib.suppress(BackendUnavailable):
+            await self.broker.unsubscribe(room_id)
+
+    # --- sending -----------------------------------------------------------------------
+
+    def _box(self, room_id: str) -> dict[str, Any]:
+        box = self._outbox.get(room_id)
+        if box is None:
+            box = self._outbox[room_id] = {}
+        self._wake.set()
+        return box
+
+    def events(self, room_id: str, events: list[dict[str, Any]]) -> None:
+        if self.enabled:
+            self._box(room_id).setdefault("e", []).extend(events)
+
+    def state(self, room_id: str, interaction_id: str, version: int, view: Any) -> None:
+        if self.enabled:
+            self._box(room_id).setdefault("s", {})[interaction_id] = [version, view]
+
+    def room_changed(self, room_id: str, version: int) -> None:
+        if self.enabled:
+            self._box(room_id)["u"] = version
+
+    def room_deleted(self, room_id: str) -> None:
+        if self.enabled:
+            self._box(room_id)["x"] = True
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._wake.clear()
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        items = []
+        for room_id, box in outbox.items():
+            box["n"] = self.node_id
+            box["v"] = WIRE_VERSION
+            items.append((room_id, msgpack.packb(box, use_bin_type=True)))
+        try:
+            await self.broker.publish_many(items)
+            self.metrics.relay_messages.labels("out").inc(len(items))
+        except BackendUnavailable:
+            # At most once: other nodes miss these events; local viewers already have them.
+            self.metrics.drops.labels("broker_unavailable").inc(
+                sum(len(box.get("e", ())) for box in outbox.values())
+            )
+        for room_id, box in outbox.items():
+            events = box.get("e")
+            if events:
+                with contextlib.suppress(BackendUnavailable):
+                    await self.store.append_replay(room_id, events, self.replay_keep)
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def _receive(self, room_id: str, payload: bytes) -> None:
+        try:
+            message = msgpack.unpackb(payload, raw=False)
+        except Exception:
+            log.warning("undecodable relay message on room %s", room_id)
+            return
+        if not isinstance(message, dict) or message.get("n") == self.node_id:
+            return
+        if message.get("v") != WIRE_VERSION:
+            log.warning("relay message of wire version %r ignored", message.get("v"))
+            return
+        self.metrics.relay_messages.labels("in").inc()
+        self._on_remote(room_id, message)
