@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# hudong side by side with the peer baselines (shared/bench/peers), same run, same generator.
+#
+# The harness folder is shared and read-only; bench.py keeps its venv and logs beside
+# itself. So this builds a folder of symbolic links to the harness's files (nothing is
+# copied) with its own .venv and results/, and runs bench.py from there: servers c, d,
+# e, f and hudong (h, loadtest/peers_system.json) at N viewers, M=200 msg/s, then the
+# light pass (M=20). Results: loadtest/results/peers-<stamp>.{jsonl,md,txt}.
+#
+# HUDONG_SRC=DIR runs hudong from that source tree (e.g. `git archive HEAD | tar -x -C DIR`)
+# instead of this checkout, so edits made meanwhile in the checkout do not change what is
+# measured; the system file is then written to $PEERS_RUN/hudong_system.json.
+#
+#   flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
+#   SYSTEMS=e,f,h NS=2000,5000 REPS=2 flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
+set -euo pipefail
+PEERS=${PEERS:-/work/shared/bench/peers}
+RUN=${PEERS_RUN:-/tmp/peers-run}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SYSTEMS=${SYSTEMS:-c,d,e,f,h}
+NS=${NS:-2000}
+REPS=${REPS:-1}
+LIGHT=${LIGHT:-1}
+export HUDONG_ADMIN_TOKEN=peers-bench-admin-token  # the dialect's; matches peers_system.json
+
+mkdir -p "$RUN/results" "$HERE/results"
+for f in bench.py drainer.py loadgen.py summarize.py requirements.txt dialects servers; do
+  ln -sfn "$PEERS/$f" "$RUN/$f"
+done
+if [ ! -x "$RUN/.venv/bin/python" ]; then
+  python3 -m venv "$RUN/.venv"
+  "$RUN/.venv/bin/pip" install -q -r "$RUN/requirements.txt"
+fi
+ulimit -n "$(ulimit -Hn)"
+
+SYSTEM_JSON=$HERE/peers_system.json
+if [ -n "${HUDONG_SRC:-}" ]; then
+  SYSTEM_JSON=$RUN/hudong_system.json
+  SRC=$(cd "$HUDONG_SRC" && pwd) HERE=$HERE python3 - "$SYSTEM_JSON" <<'PYEOF'
+import json, os, sys
+src, here = os.environ["SRC"], os.environ["HERE"]
+py = os.path.join(os.path.dirname(here), ".venv", "bin", "python")
+spec = json.load(open(os.path.join(here, "peers_system.json")))
+h = spec["h"]
+h["cmd"] = [py, "-m", "server", "serve", "--port", str(h["port"])]
+h["cwd"] = src  # `python -m server` imports from its working directory first
+h["env"] = {**h.get("env", {}), "PYTHONPATH": src}
+h["name"] += f" @ {src}"
+json.dump(spec, open(sys.argv[1], "w"), indent=1)
+PYEOF
+  echo "hudong from $HUDONG_SRC: $SYSTEM_JSON"
+fi
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=$HERE/results/peers-$STAMP.jsonl
+cd "$RUN"
+{
+  .venv/bin/python bench.py --systems "$SYSTEMS" --n "$NS" --reps "$REPS" --rate 200 \
+    --duration 15 --warmup 2 --settle 1.5 --cooldown 4 --budget-s 480 \
+    --out "$OUT" --tag main --extra-systems "$SYSTEM_JSON"
+  if [ "$LIGHT" = 1 ]; then
+    .venv/bin/python bench.py --systems "$SYSTEMS" --n 2000 --reps 1 --rate 20 \
+      --duration 10 --warmup 2 --settle 1.5 --cooldown 4 --budget-s 200 \
+      --out "$OUT" --tag light --extra-systems "$SYSTEM_JSON"
+  fi
+} 2>&1 | tee "$HERE/results/peers-$STAMP.txt"
+# summarize.py stops at a row without "n" (a run that failed before loadgen started):
+# summarize the others and list the failed runs below the tables.
+.venv/bin/python - "$OUT" "$RUN/results/summarizable.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+with open(sys.argv[2], "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows if "n" in r)
+PYEOF
+{
+  .venv/bin/python summarize.py "$RUN/results/summarizable.jsonl"
+  .venv/bin/python - "$OUT" <<'PYEOF'
+import json, sys
+bad = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+bad = [r for r in bad if "fatal" in r]
+if bad:
+    print("\nFailed runs:\n")
+    for r in bad:
+        print(f"- {r['label']} ({r.get('tag')}): {r['fatal']}")
+PYEOF
+} > "$HERE/results/peers-$STAMP.md"
+echo "wrote $OUT and $HERE/results/peers-$STAMP.md"
