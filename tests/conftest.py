@@ -206,4 +206,4 @@ def server_factory() -> Callable[..., contextlib.AbstractAsyncContextManager[Liv
 __all__ = ["ADMIN", "JSON", "MSGPACK", "SECRET", "UNIT", "Client", "LiveServer", "running_server"]
 
 
-from tests.redis_fixtures import shared_redis  # noqa: E402,F401  (session fixture)
+from tests.redis_fixtures import shared_cluster, shared_redis  # noqa: E402,F401  (session fixtures)

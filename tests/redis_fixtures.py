@@ -185,3 +185,9 @@ def redis_cluster(masters: int = 3) -> Iterator[str]:
 def shared_redis() -> Iterator[RedisServer]:
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[str]:
+    with redis_cluster() as url:
+        yield url

@@ -10,15 +10,8 @@ import pytest
 
 from server.backends import BackendUnavailable, RoomExists, RoomNotFound, RoomRecord, open_backends
 from server.backends.memory import MemoryBroker
-from tests.redis_fixtures import redis_cluster
 
 BACKENDS = ["memory", "redis", "cluster"]
-
-
-@pytest.fixture(scope="module")
-def cluster_url():
-    with redis_cluster() as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,7 +28,7 @@ async def pair(request):
     url = (
         request.getfixturevalue("shared_redis").url
         if kind == "redis"
-        else (request.getfixturevalue("cluster_url"))
+        else (request.getfixturevalue("shared_cluster"))
     )
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     a = open_backends(url, prefix=prefix)

@@ -58,6 +58,7 @@ LOOP_LAG_INTERVAL_S = 0.5
 HEALTH_INTERVAL_S = 1.0
 PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 10.0
+RESYNC_INTERVAL_S = 15.0
 STATE_INTERVAL_S = 0.25  # coalesced state updates: about 4 per second (degrade level 0)
 
 # Every room has one check-in, always open, under this interaction id.
@@ -386,12 +387,15 @@ class Hub:
             )
         )
 
-    def publish_state(self, room: LiveRoom, interaction_id: str, version: int, view: Any) -> None:
+    def publish_state(
+        self, room: LiveRoom, interaction_id: str, version: int, view: Any, *, relay: bool = True
+    ) -> None:
         """A new view of an interaction: to local viewers at the next state flush, and
-        to the other nodes through the relay."""
+        (unless it was read back from the store) to the other nodes through the relay."""
         if room.set_view(interaction_id, version, view):
             self._state_rooms.add(room)
-            self.relay.state(room.id, interaction_id, version, view)
+            if relay:
+                self.relay.state(room.id, interaction_id, version, view)
 
     def _danmaku(self, conn: Connection, cmd: Danmaku) -> None:
         room, identity = conn.room, conn.identity
@@ -509,7 +513,15 @@ class Hub:
                 log.exception("state flush failed")
 
     async def _health_loop(self) -> None:
-        """Ping the store; /readyz follows the answer (PROTOCOL.md, "REST API")."""
+        """Ping the store; /readyz follows the answer (PROTOCOL.md, "REST API").
+
+        Relay messages are at most once, so while Redis was away other nodes' state
+        updates may have been lost: when it answers again, every room this node
+        serves re-reads its interactions from the store (and every RESYNC_INTERVAL_S
+        anyway, as a safety net).
+        """
+        was_ready = True
+        last_resync = self.now()
         while True:
             try:
                 await asyncio.wait_for(self.store.ping(), 2.0)
@@ -520,8 +532,25 @@ class Hub:
                 if self.store_ok:
                     log.warning("store unreachable: %s", exc)
                 self.store_ok = False
-            self.metrics.ready.set(1 if self.ready else 0)
+            ready = self.ready
+            self.metrics.ready.set(1 if ready else 0)
+            if ready and (not was_ready or self.now() - last_resync > RESYNC_INTERVAL_S):
+                last_resync = self.now()
+                await self.resync_rooms()
+            was_ready = ready
             await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def resync_rooms(self) -> None:
+        """Re-read every served room's interaction views from the store."""
+        for room in list(self.rooms.values()):
+            try:
+                version = await self.store.room_version(room.id)
+                counters = await self.store.counters(room.id, CHECKIN_ID)
+            except (BackendUnavailable, RoomNotFound):
+                continue
+            self.publish_state(
+                room, CHECKIN_ID, version, {"count": checkin_rules.count(counters)}, relay=False
+            )
 
     async def _presence_loop(self) -> None:
         """Publish this node's viewer count per room (with a TTL) and read the totals."""
