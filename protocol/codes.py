@@ -49,6 +49,18 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("already_joined", False, "this connection has already joined a room"),
     ErrorCode("room_not_found", False, "no room has that id"),
     ErrorCode("anonymous_not_allowed", False, "the room does not allow joining without a token"),
+    # Interactions (server/interactions): the command had no effect.
+    ErrorCode("invalid_vote", False, "the ballot does not fit the interaction's kind"),
+    ErrorCode("unknown_option", False, "the ballot names an option that does not exist"),
+    ErrorCode("unknown_target", False, "no interaction, question or slot has that id"),
+    ErrorCode("not_open", False, "the interaction does not accept this now (closed or locked)"),
+    ErrorCode("illegal_transition", False, "the host operation does not apply in this state"),
+    ErrorCode("too_few_picks", False, "fewer picks than the poll's minimum"),
+    ErrorCode("too_many_picks", False, "more picks than the poll's maximum"),
+    ErrorCode("out_of_stock", False, "the option's stock is taken"),
+    ErrorCode("already_done", False, "this one-time action was already done by this viewer"),
+    ErrorCode("not_eligible", False, "the viewer may not enter this draw this way"),
+    ErrorCode("no_entrants", False, "nobody is eligible for the draw"),
     ErrorCode("store_unavailable", True, "the store cannot be reached; nothing was changed"),
     ErrorCode("internal_error", True, "the server failed; nothing was changed"),
 )

@@ -70,8 +70,32 @@ class Checkin:
     key: str
 
 
-Command = Join | Danmaku | Ping | Checkin
-OPS = ("join", "danmaku", "ping", "checkin")
+@dataclass(frozen=True, slots=True)
+class Participate:
+    """A viewer's state-changing command on an interaction (PROTOCOL.md, "Interactions").
+
+    ``fields`` is the whole command map: the interaction's rules read what they need
+    (``option``, ``ranking``, ``slot``, ``text`` …) and refuse what does not fit.
+    """
+
+    id: int | None
+    op: str
+    key: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A host or moderator operation over the WebSocket (same as the REST routes)."""
+
+    id: int | None
+    action: str
+    fields: dict[str, Any]
+
+
+Command = Join | Danmaku | Ping | Checkin | Participate | Host
+PARTICIPATE_OPS = ("vote", "answer", "pick", "unpick", "enter", "ask", "upvote", "unvote")
+OPS = ("join", "danmaku", "ping", "checkin", *PARTICIPATE_OPS, "host")
 # Commands that change state carry a client-made idempotency key (PROTOCOL.md,
 # "Idempotency keys"); a retry with the same key has its effect once.
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -174,6 +198,19 @@ def parse_command(obj: Any, *, max_text_chars: int) -> Command:
         return Ping(cid)
     if op == "checkin":
         return Checkin(cid, _key(obj, cid))
+    if op in PARTICIPATE_OPS:
+        key = _key(obj, cid)
+        interaction = obj.get("interaction")
+        if not isinstance(interaction, str) or not ROOM_ID_RE.match(interaction):
+            raise CommandError(
+                "invalid_field", f"{op} needs an 'interaction' id, got {interaction!r:.40}", cid
+            )
+        return Participate(cid, op, key, obj)
+    if op == "host":
+        action = obj.get("action")
+        if not isinstance(action, str) or not 1 <= len(action) <= 32:
+            raise CommandError("invalid_field", "host needs an 'action' string", cid)
+        return Host(cid, action, obj)
     raise CommandError(
         "unknown_op", f"unknown op {op[:40]!r}; expected one of {', '.join(OPS)}", cid
     )

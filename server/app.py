@@ -37,6 +37,8 @@ from server.backends import (
 from server.backends.base import ROOM_SETTING_DEFAULTS
 from server.config import Settings
 from server.hub import Hub
+from server.interactions import checkin as checkin_rules
+from server.interactions.base import InteractionError
 from server.metrics import Metrics
 
 MAX_BODY_BYTES = 65536
@@ -247,6 +249,82 @@ class Api:
         )
 
 
+# How an interaction's refusal maps to an HTTP status (the code stays in the body).
+INTERACTION_STATUS = {
+    "unknown_target": 404,
+    "illegal_transition": 409,
+    "not_open": 409,
+    "no_entrants": 409,
+}
+
+
+class Activities:
+    """REST handlers for interactions (PROTOCOL.md, "Interactions"; protocol/openapi.yaml)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.hub = api.hub
+
+    async def _staff(self, request: Request) -> tuple[str, str]:
+        room_id = request.path_params["room_id"]
+        role = self.api._caller_role(request, room_id)
+        if role not in ("admin", *STAFF_ROLES):
+            raise ApiError(403, "forbidden", f"the {role} role may not run host operations")
+        await self.api._room(room_id)
+        return room_id, role
+
+    async def create(self, request: Request) -> Response:
+        room_id, _ = await self._staff(request)
+        body = await _body(request)
+        result = await self.hub.host_operation(room_id, "create", body)
+        return _json(result, 201)
+
+    async def act(self, request: Request) -> Response:
+        room_id, _ = await self._staff(request)
+        body = await _body(request)
+        action = body.get("action")
+        if not isinstance(action, str) or action == "create":
+            raise ApiError(400, "invalid_field", "send an 'action' (open, close, reveal, …)")
+        fields = {**body, "interaction": request.path_params["interaction_id"]}
+        return _json(await self.hub.host_operation(room_id, action, fields))
+
+    async def list(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        role = self.api._caller_role(request, room_id)
+        await self.api._room(room_id)
+        activities = self.hub.activities
+        private = role in ("admin", *STAFF_ROLES)
+        found = await activities.definitions(room_id)
+        views = [
+            await activities.view(room_id, iid, d, private=private)
+            for iid, d in sorted(found.items(), key=lambda item: item[1].created_at)
+        ]
+        return _json({"interactions": views})
+
+    async def get(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        role = self.api._caller_role(request, room_id)
+        await self.api._room(room_id)
+        iid = request.path_params["interaction_id"]
+        definition = await self.hub.activities.definition(room_id, iid)
+        private = role in ("admin", *STAFF_ROLES)
+        return _json(await self.hub.activities.view(room_id, iid, definition, private=private))
+
+    async def audit(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        self.api._caller_role(request, room_id)  # any valid token of the room
+        await self.api._room(room_id)
+        record = await self.hub.activities.audit(room_id, request.path_params["interaction_id"])
+        return _json(record)
+
+    async def export(self, request: Request) -> Response:
+        room_id, _ = await self._staff(request)
+        rows = await self.hub.activities.export(room_id, request.path_params["interaction_id"])
+        if request.query_params.get("format") == "csv":
+            return Response(checkin_rules.to_csv(rows), media_type="text/csv; charset=utf-8")
+        return _json({"rows": rows})
+
+
 def create_app(settings: Settings, *, backends: Backends | None = None) -> Starlette:
     metrics = Metrics()
     if backends is None:
@@ -257,6 +335,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
     authority = Authority(admin_token, settings.server.secret or new_secret())
     hub = Hub(settings, backends, authority, metrics)
     api = Api(settings, store, authority, hub)
+    activities = Activities(api)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -308,6 +387,11 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
             headers={"Retry-After": "1"},
         )
 
+    async def interaction_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InteractionError)
+        body = {"code": exc.code, "message": exc.message, **exc.extra}
+        return JSONResponse({"error": body}, INTERACTION_STATUS.get(exc.code, 400))
+
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, exc.status)
@@ -332,6 +416,26 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
         Route("/api/v1/rooms/{room_id}", api.update_room, methods=["PATCH"]),
         Route("/api/v1/rooms/{room_id}", api.delete_room, methods=["DELETE"]),
         Route("/api/v1/rooms/{room_id}/tokens", api.mint_token, methods=["POST"]),
+        Route("/api/v1/rooms/{room_id}/interactions", activities.list, methods=["GET"]),
+        Route("/api/v1/rooms/{room_id}/interactions", activities.create, methods=["POST"]),
+        Route(
+            "/api/v1/rooms/{room_id}/interactions/{interaction_id}", activities.get, methods=["GET"]
+        ),
+        Route(
+            "/api/v1/rooms/{room_id}/interactions/{interaction_id}/actions",
+            activities.act,
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/rooms/{room_id}/interactions/{interaction_id}/audit",
+            activities.audit,
+            methods=["GET"],
+        ),
+        Route(
+            "/api/v1/rooms/{room_id}/interactions/{interaction_id}/export",
+            activities.export,
+            methods=["GET"],
+        ),
     ]
     app = Starlette(
         routes=routes,
@@ -340,6 +444,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
             ApiError: api_error,
             HTTPException: http_error,
             BackendUnavailable: unavailable,
+            InteractionError: interaction_error,
         },
     )
     app.state.hub = hub

@@ -135,7 +135,43 @@ def build_parser() -> argparse.ArgumentParser:
         "redis+cluster://host:port (default: embedded memory backend)",
     )
     serve.set_defaults(func=_serve)
+    verify = sub.add_parser(
+        "verify-draw",
+        help="recompute a lucky draw from its audit record and check it",
+        description="Recompute a draw from the audit record that GET "
+        "/api/v1/rooms/{room}/interactions/{draw}/audit exports: the seed must match the "
+        "commitment published when the draw opened, the entrant list its hash, and the "
+        "winners the recomputation. Exit status 0 when it holds, 1 when it does not.",
+    )
+    verify.add_argument("file", help="the audit record (JSON); - reads standard input")
+    verify.add_argument("--commitment", help="the commitment you saw when the draw opened")
+    verify.set_defaults(func=_verify_draw)
     return parser
+
+
+def _verify_draw(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from server.interactions.draws import verify_audit
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        record = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"hudong verify-draw: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    result = verify_audit(record, commitment=args.commitment)
+    title = record.get("draw_id") if isinstance(record, dict) else None
+    if result.ok:
+        winners = ", ".join(result.winners or [])
+        entrants = len(record.get("entrants", [])) if isinstance(record, dict) else 0
+        print(f"OK: draw {title or ''} holds: {entrants} entrants, winners {winners}")
+        return 0
+    print(f"FAILED: draw {title or ''} does not hold:")
+    for problem in result.problems:
+        print(f"  - {problem}")
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

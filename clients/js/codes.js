@@ -56,6 +56,50 @@ export const ERRORS = Object.freeze({
     "retry": false,
     "description": "the room does not allow joining without a token"
   },
+  "invalid_vote": {
+    "retry": false,
+    "description": "the ballot does not fit the interaction's kind"
+  },
+  "unknown_option": {
+    "retry": false,
+    "description": "the ballot names an option that does not exist"
+  },
+  "unknown_target": {
+    "retry": false,
+    "description": "no interaction, question or slot has that id"
+  },
+  "not_open": {
+    "retry": false,
+    "description": "the interaction does not accept this now (closed or locked)"
+  },
+  "illegal_transition": {
+    "retry": false,
+    "description": "the host operation does not apply in this state"
+  },
+  "too_few_picks": {
+    "retry": false,
+    "description": "fewer picks than the poll's minimum"
+  },
+  "too_many_picks": {
+    "retry": false,
+    "description": "more picks than the poll's maximum"
+  },
+  "out_of_stock": {
+    "retry": false,
+    "description": "the option's stock is taken"
+  },
+  "already_done": {
+    "retry": false,
+    "description": "this one-time action was already done by this viewer"
+  },
+  "not_eligible": {
+    "retry": false,
+    "description": "the viewer may not enter this draw this way"
+  },
+  "no_entrants": {
+    "retry": false,
+    "description": "nobody is eligible for the draw"
+  },
   "store_unavailable": {
     "retry": true,
     "description": "the store cannot be reached; nothing was changed"

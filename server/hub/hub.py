@@ -27,7 +27,9 @@ from protocol.messages import (
     Checkin,
     CommandError,
     Danmaku,
+    Host,
     Join,
+    Participate,
     Ping,
     ack,
     batch,
@@ -43,11 +45,11 @@ from server.auth import SENDING_ROLES, STAFF_ROLES, AuthError, Authority, Identi
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord
 from server.config import Settings
+from server.hub.activities import CHECKIN_ID, HOST_ACTIONS, RoomActivities
 from server.hub.connection import Connection
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
-from server.interactions import checkin as checkin_rules
-from server.interactions.base import InteractionError, Status
+from server.interactions.base import InteractionError
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
 
@@ -60,11 +62,6 @@ PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 10.0
 RESYNC_INTERVAL_S = 15.0
 STATE_INTERVAL_S = 0.25  # coalesced state updates: about 4 per second (degrade level 0)
-
-# Every room has one check-in, always open, under this interaction id.
-CHECKIN_ID = "checkin"
-CHECKIN_SPEC = checkin_rules.CheckinSpec(CHECKIN_ID, "Check-in")
-CHECKIN_OPEN = Status("open", opened_at=0.0)
 
 
 class Hub:
@@ -87,6 +84,7 @@ class Hub:
             replay_keep=settings.hub.replay_size,
         )
         self.store_ok = True
+        self.activities = RoomActivities(self.store)
         self._background: set[asyncio.Task[Any]] = set()
         self.server_name = f"hudong/{__version__}"
         self.rooms: dict[str, LiveRoom] = {}
@@ -251,7 +249,7 @@ class Hub:
         except CommandError as err:
             self._refuse(conn, op_label, err)
             return
-        if conn.busy or isinstance(command, (Join, Checkin)):
+        if conn.busy or isinstance(command, (Join, Checkin, Participate, Host)):
             conn.enqueue(command)  # keeps this connection's commands in order
             return
         try:
@@ -283,7 +281,11 @@ class Hub:
             if isinstance(command, Join):
                 await self._join(conn, command)
             elif isinstance(command, Checkin):
-                await self._checkin(conn, command)
+                await self._participate(conn, command.id, "checkin", command.key, {})
+            elif isinstance(command, Participate):
+                await self._participate(conn, command.id, command.op, command.key, command.fields)
+            elif isinstance(command, Host):
+                await self._host(conn, command)
             else:
                 self.handle_sync(conn, command)
         except BackendUnavailable as exc:
@@ -349,8 +351,7 @@ class Hub:
             await self.relay.follow(record.id)
             live.replay.extend(await self.store.replay(record.id, self.settings.hub.replay_size))
             live.online_total = await self.store.presence(record.id)
-        counters = await self.store.counters(record.id, CHECKIN_ID)
-        live.set_view(CHECKIN_ID, record.version, {"count": checkin_rules.count(counters)})
+        await self._refresh_views(live, everything=True)
         live.state_dirty.clear()
         other = self.rooms.get(record.id)
         if other is not None:  # another join opened it while we awaited the store
@@ -358,44 +359,123 @@ class Hub:
         self.rooms[record.id] = live
         return live
 
-    async def _checkin(self, conn: Connection, cmd: Checkin) -> None:
+    async def _participate(
+        self, conn: Connection, cid: int | None, op: str, key: str, fields: dict[str, Any]
+    ) -> None:
+        """A viewer's state-changing command: acknowledged after the store committed it."""
         room, identity = conn.room, conn.identity
         if room is None or identity is None:
-            raise CommandError("not_joined", "join a room before checking in", cmd.id)
+            raise CommandError("not_joined", f"join a room before {op}", cid)
         if identity.role not in SENDING_ROLES:
-            raise CommandError("forbidden", f"the {identity.role} role may not check in", cmd.id)
-        contribution = checkin_rules.check_in(
-            CHECKIN_SPEC, CHECKIN_OPEN, name=identity.name, now=time.time()
-        )
-        result = await self.store.apply(
-            room.id,
-            CHECKIN_ID,
-            identity.user_id,
-            cmd.key,
-            contribution.record,
-            contribution.deltas,
-            once=contribution.once,
-        )
+            raise CommandError("forbidden", f"the {identity.role} role may not {op}", cid)
+        result = await self.activities.participate(room.id, identity, op, fields, key)
         self.store_ok = True
-        count = checkin_rules.count(result.counters)
+        if result.status == "already_done" and op != "checkin":
+            raise CommandError("already_done", f"this viewer has done {op} here already", cid)
+        iid = CHECKIN_ID if op == "checkin" else str(fields["interaction"])
         if result.status == "applied":
-            self.publish_state(room, CHECKIN_ID, result.version, {"count": count})
-        self.metrics.commands.labels("checkin", "ok").inc()
-        conn.send(
-            ack(
-                cmd.id, count=count, already=result.status == "already_done", version=result.version
-            )
-        )
+            self.mark_changed(room, iid, result.version)
+        self.metrics.commands.labels(op, "ok").inc()
+        reply: dict[str, Any] = {
+            "version": result.version,
+            "duplicate": result.status == "duplicate",
+        }
+        if op == "checkin":
+            reply["count"] = result.counters.get("n", 0)
+            reply["already"] = result.status == "already_done"
+        conn.send(ack(cid, **reply))
 
-    def publish_state(
-        self, room: LiveRoom, interaction_id: str, version: int, view: Any, *, relay: bool = True
-    ) -> None:
-        """A new view of an interaction: to local viewers at the next state flush, and
-        (unless it was read back from the store) to the other nodes through the relay."""
-        if room.set_view(interaction_id, version, view):
-            self._state_rooms.add(room)
-            if relay:
-                self.relay.state(room.id, interaction_id, version, view)
+    async def _host(self, conn: Connection, cmd: Host) -> None:
+        """A host or moderator operation over the WebSocket (PROTOCOL.md, "Host operations")."""
+        room, identity = conn.room, conn.identity
+        if room is None or identity is None:
+            raise CommandError("not_joined", "join a room before host operations", cmd.id)
+        if identity.role not in STAFF_ROLES:
+            raise CommandError(
+                "forbidden", f"the {identity.role} role may not run {cmd.action}", cmd.id
+            )
+        result = await self.host_operation(room.id, cmd.action, cmd.fields)
+        self.metrics.commands.labels("host", "ok").inc()
+        conn.send(ack(cmd.id, **result))
+
+    async def host_operation(
+        self, room_id: str, action: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create an interaction or act on one; shared by REST and WebSocket."""
+        if action == "create":
+            iid, version = await self.activities.create(
+                room_id, fields.get("kind"), fields.get("spec")
+            )
+            extra: dict[str, Any] = {}
+        else:
+            target = fields.get("interaction")
+            if not isinstance(target, str):
+                known = sorted({a for actions in HOST_ACTIONS.values() for a in actions})
+                raise InteractionError(
+                    "invalid_field",
+                    f"action {action!r:.32} needs an 'interaction' id (actions: create, "
+                    f"{', '.join(known)})",
+                )
+            iid = target
+            version, extra = await self.activities.act(room_id, iid, action, fields)
+        live = self.rooms.get(room_id)
+        if live is not None:
+            self.mark_changed(live, iid, version)
+        else:
+            self.relay.state(room_id, iid, version, None)
+        definition = await self.activities.definition(room_id, iid)
+        view = await self.activities.view(room_id, iid, definition, private=True)
+        return {"interaction": iid, "version": version, "view": view, **extra}
+
+    def mark_changed(self, room: LiveRoom, interaction_id: str, version: int) -> None:
+        """An interaction changed: re-read its view at the next state flush, here and
+        (through the relay) on every other node serving the room."""
+        room.stale.add(interaction_id)
+        room.version = max(room.version, version)
+        self._state_rooms.add(room)
+        self.relay.state(room.id, interaction_id, version, None)
+
+    async def _refresh_views(self, room: LiveRoom, *, everything: bool = False) -> None:
+        """Re-read stale interactions from the store and keep their new views."""
+        stale = room.stale
+        room.stale = set()
+        try:
+            definitions = await self.activities.definitions(room.id)
+            version = await self.store.room_version(room.id)
+        except BaseException:
+            room.stale |= stale
+            raise
+        room.definitions = definitions
+        if everything:
+            targets = definitions
+        else:
+            targets = {i: definitions[i] for i in stale if i in definitions}
+        for iid, definition in targets.items():
+            before = room.interactions.get(iid)
+            view = await self.activities.view(room.id, iid, definition)
+            room.set_view(iid, version, view, force=True)
+            if (
+                definition.kind == "draw"
+                and view["state"]["phase"] == "drawn"
+                and before is not None
+                and before[1]["state"]["phase"] != "drawn"
+            ):
+                self._tell_winners(room, iid, view)
+
+    def _tell_winners(self, room: LiveRoom, iid: str, view: dict[str, Any]) -> None:
+        """Winners are told privately; everybody sees the announcement in the view."""
+        winners = set(view["state"]["winners"])
+        for conns in room.members.values():
+            for conn in conns:
+                if conn.identity is not None and conn.identity.user_id in winners:
+                    conn.send(
+                        {
+                            "type": "notice",
+                            "kind": "draw_won",
+                            "interaction": iid,
+                            "title": view["spec"]["title"],
+                        }
+                    )
 
     def _danmaku(self, conn: Connection, cmd: Danmaku) -> None:
         room, identity = conn.room, conn.identity
@@ -458,8 +538,10 @@ class Hub:
             live.pending.extend(events)
             live.replay.extend(events)
             self._dirty.add(live)
-        for interaction_id, (version, view) in (message.get("s") or {}).items():
-            if live.set_view(interaction_id, version, view):
+        for interaction_id, (version, _) in (message.get("s") or {}).items():
+            held = live.interactions.get(interaction_id)
+            if held is None or held[0] < version:
+                live.stale.add(interaction_id)
                 self._state_rooms.add(live)
         if "u" in message and message["u"] > live.record.version:
             self.spawn(self._reload_room(room_id))
@@ -507,6 +589,13 @@ class Hub:
     async def _state_loop(self) -> None:
         while True:
             await asyncio.sleep(STATE_INTERVAL_S)
+            for room in [r for r in self._state_rooms if r.stale]:
+                try:
+                    await self._refresh_views(room)
+                except BackendUnavailable:
+                    room.stale.update(room.interactions)  # try again at the next flush
+                except Exception:  # pragma: no cover
+                    log.exception("refreshing views of %s failed", room.id)
             try:
                 self.flush_state()
             except Exception:  # pragma: no cover
@@ -543,14 +632,8 @@ class Hub:
     async def resync_rooms(self) -> None:
         """Re-read every served room's interaction views from the store."""
         for room in list(self.rooms.values()):
-            try:
-                version = await self.store.room_version(room.id)
-                counters = await self.store.counters(room.id, CHECKIN_ID)
-            except (BackendUnavailable, RoomNotFound):
-                continue
-            self.publish_state(
-                room, CHECKIN_ID, version, {"count": checkin_rules.count(counters)}, relay=False
-            )
+            room.stale.update(room.interactions)
+            self._state_rooms.add(room)
 
     async def _presence_loop(self) -> None:
         """Publish this node's viewer count per room (with a TTL) and read the totals."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class LiveRoom:
     __slots__ = (
         "danmaku_bucket",
+        "definitions",
         "id",
         "interactions",
         "members",
@@ -25,6 +26,7 @@ class LiveRoom:
         "record",
         "replay",
         "seq",
+        "stale",
         "state_dirty",
         "version",
     )
@@ -41,16 +43,24 @@ class LiveRoom:
         # Interaction id -> [room version of the view, public view]; newest version wins.
         self.interactions: dict[str, list[Any]] = {}
         self.state_dirty: set[str] = set()
+        # Interactions changed here or on another node whose views must be re-read.
+        self.stale: set[str] = set()
+        self.definitions: dict[str, Any] = {}
         self.version = record.version
         self.online_total: int | None = None  # all nodes; None until presence is read
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.members.values())
 
-    def set_view(self, interaction_id: str, version: int, view: Any) -> bool:
-        """Keep ``view`` if it is newer than the one held; True when it was kept."""
+    def set_view(
+        self, interaction_id: str, version: int, view: Any, *, force: bool = False
+    ) -> bool:
+        """Keep ``view`` if it is newer than the one held (or ``force``: read just now from
+        the store); True when it was kept."""
         held = self.interactions.get(interaction_id)
-        if held is not None and held[0] >= version:
+        if held is not None and (held[0] > version or (held[0] == version and not force)):
+            return False
+        if held is not None and held[1] == view:
             return False
         self.interactions[interaction_id] = [version, view]
         self.version = max(self.version, version)

@@ -67,7 +67,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from protocol.codes import ErrorCode
+from protocol.codes import ERROR_BY_NAME, ErrorCode
 from protocol.messages import clean_text
 
 # Ids of interactions, options, slots and questions: safe in counter field names
@@ -75,22 +75,22 @@ from protocol.messages import clean_text
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LABEL_CHARS = 100
 
-INTERACTION_ERRORS: tuple[ErrorCode, ...] = (
-    ErrorCode("invalid_vote", False, "the ballot does not fit the interaction's kind"),
-    ErrorCode("unknown_option", False, "the ballot names an option that does not exist"),
-    ErrorCode(
-        "unknown_target", False, "no quiz question, co-design slot or Q&A question has that id"
-    ),
-    ErrorCode("not_open", False, "the interaction does not accept this now (closed or locked)"),
-    ErrorCode(
-        "illegal_transition", False, "the host operation does not apply in the current state"
-    ),
-    ErrorCode("too_few_picks", False, "fewer picks than the poll's minimum"),
-    ErrorCode("too_many_picks", False, "more picks than the poll's maximum"),
-    ErrorCode("out_of_stock", False, "the option's stock is taken"),
-    ErrorCode("already_done", False, "this one-time action was already done by this viewer"),
-    ErrorCode("not_eligible", False, "the viewer may not enter this draw this way"),
-    ErrorCode("no_entrants", False, "nobody is eligible for the draw"),
+# The codes interactions add; protocol/codes.py holds them (one table for every code).
+INTERACTION_ERRORS: tuple[ErrorCode, ...] = tuple(
+    ERROR_BY_NAME[name]
+    for name in (
+        "invalid_vote",
+        "unknown_option",
+        "unknown_target",
+        "not_open",
+        "illegal_transition",
+        "too_few_picks",
+        "too_many_picks",
+        "out_of_stock",
+        "already_done",
+        "not_eligible",
+        "no_entrants",
+    )
 )
 # Codes of protocol/codes.py that interactions raise with the same meaning.
 REUSED_ERRORS: tuple[str, ...] = ("invalid_field", "text_too_long", "empty_text")
