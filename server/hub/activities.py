@@ -201,6 +201,8 @@ class RoomActivities:
             out["spec"] = spec.to_dict()
             out["state"] = state.to_dict()
             out["results"] = codesign.results(spec, state, counters)
+            if state.phase == "revealed":
+                out["final"] = codesign.final_design(spec, counters)
         elif kind == "draw":
             out["spec"] = spec.to_dict()
             out["state"] = state.public()
@@ -256,6 +258,9 @@ class RoomActivities:
             state = quiz.transition(spec, state, action, now, params.get("question"))
         elif kind == "codesign":
             state = codesign.transition(spec, state, action, now, params.get("slot"))
+            if state.phase == "revealed" and definition.state.phase != "revealed":
+                final = codesign.final_design(spec, await self.counters(room_id, iid, definition))
+                extra["announce"] = {"type": "design_revealed", "interaction": iid, "final": final}
         elif kind == "qa" and action in ("open", "close"):
             state = lifecycle(state, action, now)
         elif kind == "qa":
@@ -271,7 +276,15 @@ class RoomActivities:
             )
             state, record = draws.run_draw(spec, state, sorted(entrants), now, excluded=excluded)
             audit = record.to_dict()
-            extra = {"winners": list(state.winners)}
+            extra = {
+                "winners": list(state.winners),
+                "announce": {
+                    "type": "draw_result",
+                    "interaction": iid,
+                    "title": spec.title,
+                    "winners": list(state.winners),
+                },
+            }
         updated = Definition(kind, spec, state, definition.created_at, audit)
         return await self.store.put_interaction(room_id, iid, updated.to_dict()), extra
 

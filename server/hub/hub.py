@@ -418,6 +418,9 @@ class Hub:
                 )
             iid = target
             version, extra = await self.activities.act(room_id, iid, action, fields)
+            announce = extra.pop("announce", None)
+            if announce is not None:
+                self._announce(room_id, announce)
         live = self.rooms.get(room_id)
         if live is not None:
             self.mark_changed(live, iid, version)
@@ -451,20 +454,30 @@ class Hub:
         else:
             targets = {i: definitions[i] for i in stale if i in definitions}
         for iid, definition in targets.items():
-            before = room.interactions.get(iid)
             view = await self.activities.view(room.id, iid, definition)
             room.set_view(iid, version, view, force=True)
-            if (
-                definition.kind == "draw"
-                and view["state"]["phase"] == "drawn"
-                and before is not None
-                and before[1]["state"]["phase"] != "drawn"
-            ):
-                self._tell_winners(room, iid, view)
 
-    def _tell_winners(self, room: LiveRoom, iid: str, view: dict[str, Any]) -> None:
-        """Winners are told privately; everybody sees the announcement in the view."""
-        winners = set(view["state"]["winners"])
+    def _announce(self, room_id: str, event: dict[str, Any]) -> None:
+        """A public event in the room's stream: with the next batch to this node's viewers,
+        and through the relay to the other nodes' (a draw's winners are told privately
+        by the node they are connected to)."""
+        event["ts"] = int(time.time() * 1000)
+        live = self.rooms.get(room_id)
+        if live is not None:
+            self._deliver_events(live, [event])
+        self.relay.events(room_id, [event])
+
+    def _deliver_events(self, room: LiveRoom, events: list[dict[str, Any]]) -> None:
+        room.pending.extend(events)
+        self._dirty.add(room)
+        for event in events:
+            if event.get("type") == "draw_result":
+                self._tell_winners(room, event)
+
+    def _tell_winners(self, room: LiveRoom, event: dict[str, Any]) -> None:
+        """Winners are told privately; everybody sees the announcement."""
+        winners = set(event["winners"])
+        iid = event["interaction"]
         for conns in room.members.values():
             for conn in conns:
                 if conn.identity is not None and conn.identity.user_id in winners:
@@ -473,7 +486,7 @@ class Hub:
                             "type": "notice",
                             "kind": "draw_won",
                             "interaction": iid,
-                            "title": view["spec"]["title"],
+                            "title": event["title"],
                         }
                     )
 
@@ -535,9 +548,8 @@ class Hub:
             return
         events = message.get("e")
         if events:
-            live.pending.extend(events)
-            live.replay.extend(events)
-            self._dirty.add(live)
+            self._deliver_events(live, events)
+            live.replay.extend(e for e in events if e.get("type") == "danmaku")
         for interaction_id, (version, _) in (message.get("s") or {}).items():
             held = live.interactions.get(interaction_id)
             if held is None or held[0] < version:
