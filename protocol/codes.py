@@ -41,6 +41,8 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("empty_text", False, "the text is empty after trimming"),
     ErrorCode("rate_limited", True, "this connection sends commands faster than allowed"),
     ErrorCode("room_rate_limited", True, "the room receives more danmaku than it allows"),
+    ErrorCode("slow_mode", True, "slow mode (degrade level 2): one danmaku per few seconds"),
+    ErrorCode("danmaku_paused", True, "viewers' danmaku are paused (degrade level 3)"),
     ErrorCode(
         "unauthorized", False, "the token is missing, malformed, expired or for another room"
     ),

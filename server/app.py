@@ -99,6 +99,8 @@ def _check_settings(value: Any) -> dict[str, Any]:
                 "invalid_field",
                 f"setting {key} must be {expected.__name__}, got {type(item).__name__}",
             )
+        if key == "degrade_floor" and not 0 <= item <= 3:
+            raise ApiError(400, "invalid_field", "degrade_floor must be 0, 1, 2 or 3")
     return value
 
 
@@ -352,13 +354,41 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
     async def readyz(request: Request) -> Response:
         ready = hub.ready
         checks = {
-            "hub": "shutting down" if hub.admission_refusal() else "ok",
+            "hub": hub.admission_refusal() or "ok",
             "store": "ok" if hub.store_ok else "unreachable",
         }
         return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def degrade(request: Request) -> Response:
+        """The node's degrade level and signals (GET); the admin's floor (PUT)."""
+        api._require_admin(request)
+        if request.method == "PUT":
+            body = await _body(request)
+            floor = body.get("floor")
+            if type(floor) is not int or not 0 <= floor <= 3:
+                raise ApiError(400, "invalid_field", "floor must be 0, 1, 2 or 3")
+            hub.floor = floor
+            hub.set_level(hub.degrade.level, reason=f"admin floor {floor}")
+        signals = hub.signals
+        return _json(
+            {
+                "level": int(hub.level),
+                "name": hub.level.name.lower(),
+                "floor": hub.floor,
+                "automatic": int(hub.degrade.level),
+                "signals": {
+                    "loop_lag_s": round(signals.loop_lag_s, 4),
+                    "tick_ratio": round(signals.tick_ratio, 3),
+                    "buffered_bytes": signals.buffered_bytes,
+                    "ingest_per_s": round(signals.ingest_per_s, 1),
+                    "store_latency_s": round(signals.store_latency_s, 4),
+                    "store_ok": signals.store_ok,
+                },
+            }
+        )
 
     async def index(request: Request) -> Response:
         return _json(
@@ -410,6 +440,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        Route("/api/v1/degrade", degrade, methods=["GET", "PUT"]),
         Route("/api/v1/rooms", api.list_rooms, methods=["GET"]),
         Route("/api/v1/rooms", api.create_room, methods=["POST"]),
         Route("/api/v1/rooms/{room_id}", api.get_room, methods=["GET"]),

@@ -83,6 +83,12 @@ class HubSettings:
     heartbeat_timeout_s: float = 45.0
     # On SIGTERM: how long to wait for clients to close after telling them to reconnect.
     shutdown_grace_s: float = 5.0
+    # Degrade levels: the lowest level this node runs at (0-3; the admin can change it
+    # at run time), and how long signals must stay calm before relaxing one level.
+    degrade_floor: int = 0
+    degrade_relax_after_s: float = 10.0
+    # false: signals are measured and shown, but only floors change the level.
+    degrade_auto: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,17 @@ class Metrics:
         self.state_updates = Counter(
             "hudong_state_updates", "Coalesced state messages sent to local viewers", registry=r
         )
+        self.degrade_level = Gauge(
+            "hudong_degrade_level",
+            "This node's degrade level (0 normal .. 3 essential)",
+            registry=r,
+        )
+        self.degrade_changes = Counter(
+            "hudong_degrade_changes",
+            "Degrade level changes, by the level entered",
+            ["level"],
+            registry=r,
+        )
         self.tick_duration = Histogram(
             "hudong_tick_duration_seconds",
             "Time to build and write one tick of all rooms",

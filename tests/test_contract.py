@@ -249,3 +249,13 @@ async def test_redis_outage_raises_backend_unavailable_and_recovers(shared_redis
         assert (await store.apply("r9", "p", "v1", "k", {}, {"a": 1})).status == "applied"
     finally:
         await store.close()
+
+
+async def test_unversioned_bookkeeping_leaves_the_room_version(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    before = await store.room_version("r1")
+    r = await store.apply("r1", "presence", "v1", "p1", {"at": 1}, {"n": 1}, versioned=False)
+    assert (r.status, r.version) == ("applied", before)
+    assert await store.room_version("r1") == before
+    assert await store.records("r1", "presence") == {"v1": {"at": 1}}

@@ -36,7 +36,9 @@ async def _collect(client, expected, events_by_client, frames_by_client):
 
 async def test_every_viewer_gets_every_danmaku_in_sender_order_in_batches(server_factory):
     limits = {"viewer_commands_per_s": 1000.0, "viewer_command_burst": 1000}
-    async with server_factory(limits=limits) as srv:
+    # The 500 clients share the server's event loop here, so its lag says more about
+    # the test than the server: keep degrading (which would merge and cap) out of it.
+    async with server_factory(limits=limits, hub={"degrade_auto": False}) as srv:
         await srv.create_room("big")
         viewers = await _connect_many(srv, VIEWERS, "big")
         senders = await _connect_many(srv, SENDERS, "big", protocols=("hudong.v1.json",))

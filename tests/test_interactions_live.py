@@ -213,3 +213,63 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
         assert "FAILED" in result.stdout, result.stdout
     # a different commitment than the one published at opening is caught too
     assert verify(path, "--commitment", "ab" * 32).returncode == 1
+
+
+async def test_presence_and_keyword_draws_find_their_entrants(live):
+    await live.create_room("kw")
+    host = await live.connect()
+    await host.join("kw", token=await live.mint("kw", "host"))
+    await host_op(
+        host,
+        "create",
+        kind="draw",
+        spec={"id": "all", "title": "Everyone here", "winners": 2, "source": "presence"},
+    )
+    await host_op(
+        host,
+        "create",
+        kind="draw",
+        spec={
+            "id": "word",
+            "title": "口令抽奖",
+            "winners": 1,
+            "source": "keyword",
+            "keyword": "好吃",
+        },
+    )
+    viewers = []
+    for i in range(4):
+        client = await live.connect()
+        await client.join("kw", token=await live.mint("kw", "viewer", user_id=f"fan{i}"))
+        viewers.append(client)
+    await asyncio.sleep(0.3)  # the state flush refreshes the room's draw definitions
+    assert (await viewers[1].command("danmaku", text="汉堡真好吃！"))["type"] == "ack"
+    assert (await viewers[2].command("danmaku", text="just watching"))["type"] == "ack"
+    await viewers[3].close()  # left before the draw: not present any more
+    for _ in range(int(50 * UNIT)):
+        view = await live.hub.activities.view(
+            "kw", "word", await live.hub.activities.definition("kw", "word")
+        )
+        if view["entrants"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    word = await host_op(host, "run", interaction="word")
+    assert word["winners"] == ["fan1"]
+    everyone = await host_op(host, "run", interaction="all")
+    assert set(everyone["winners"]) <= {"fan0", "fan1", "fan2"} and len(everyone["winners"]) == 2
+    again = await host_op(host, "run", interaction="all")  # a retried run changes nothing
+    assert again["winners"] == everyone["winners"]
+
+
+async def test_checkin_can_close_and_open_again(live):
+    await live.create_room("ci")
+    host = await live.connect()
+    await host.join("ci", token=await live.mint("ci", "host"))
+    viewer = await live.connect()
+    await viewer.join("ci")
+    await host_op(host, "close", interaction="checkin")
+    refused = await viewer.command("checkin", key="c1")
+    assert refused["code"] == "not_open"
+    await host_op(host, "open", interaction="checkin")
+    reply = await viewer.command("checkin", key="c2")
+    assert (reply["type"], reply["count"]) == ("ack", 1)

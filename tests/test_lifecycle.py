@@ -168,3 +168,32 @@ async def test_connection_that_never_joins_is_closed_with_4001(server_factory):
             await idle.pump(timeout=deadline - loop.time())
         assert idle.closed_code == 4001
         idle.abort()
+
+
+async def test_viewer_that_drops_tcp_without_a_close_frame_is_forgotten(live):
+    """A FIN with no WebSocket close (a phone losing its app) must not stall the room."""
+    await live.create_room("fin")
+    watcher = await live.connect()
+    await watcher.join("fin")
+    host = await live.connect()
+    await host.join("fin", token=await live.mint("fin", "host"))
+    leaving = []
+    for _ in range(5):
+        raw = await RawClient.connect(live.port)
+        await raw.send({"op": "join", "room": "fin"})
+        await raw.message_of_type("joined")
+        leaving.append(raw)
+    assert len(live.hub.connections) == 7
+    for raw in leaving:
+        raw.writer.close()  # FIN, no close frame
+    for k in range(20):
+        await host.send({"op": "danmaku", "text": f"still here {k}"})
+        await asyncio.sleep(0.01)
+    got = []
+    while len(got) < 20:
+        message = await watcher.recv()
+        if message["type"] == "batch":
+            got.extend(e["text"] for e in message["events"])
+    assert got == [f"still here {k}" for k in range(20)]
+    assert len(live.hub.connections) == 2
+    assert len(live.hub.rooms["fin"]) == 2

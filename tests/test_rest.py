@@ -111,7 +111,10 @@ async def test_list_rooms(live):
     rooms = {room["id"]: room for room in r.json()["rooms"]}
     assert set(rooms) == {"a", "b"}
     assert rooms["a"] == {**a, "online": 1}
-    assert rooms["b"] == b and rooms["b"]["settings"] == {"allow_anonymous": False}
+    assert rooms["b"] == b and rooms["b"]["settings"] == {
+        "allow_anonymous": False,
+        "degrade_floor": 0,
+    }
 
 
 @pytest.mark.parametrize("role", ["host", "moderator", "viewer", "screen"])
@@ -138,7 +141,7 @@ async def test_create_room(live):
     assert set(room) == ROOM_FIELDS
     assert room["id"] == "r-1_A" and room["title"] == "Launch night"
     assert room["version"] == 1 and room["online"] == 0
-    assert room["settings"] == {"allow_anonymous": True}
+    assert room["settings"] == {"allow_anonymous": True, "degrade_floor": 0}
     # created_at: an integer of milliseconds since the epoch ("Subprotocols and codecs").
     assert type(room["created_at"]) is int
     assert int(before * 1000) - 1000 <= room["created_at"] <= int(time.time() * 1000)
@@ -158,7 +161,7 @@ async def test_create_room_without_id_gets_a_fresh_id(live, body):
 
 async def test_create_room_with_settings(live):
     room = await _room(live, allow_anonymous=False)
-    assert room["settings"] == {"allow_anonymous": False}
+    assert room["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
 
 
 async def test_create_existing_room_gets_409(live):
@@ -291,7 +294,7 @@ async def test_patch_room(live, who):
         r = await http.patch(f"{ROOMS}/{ROOM}", json={"settings": {"allow_anonymous": False}})
         assert r.status_code == 200, r.text
         room = r.json()
-        assert room["settings"] == {"allow_anonymous": False}
+        assert room["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
         assert (room["title"], room["version"]) == ("New title", 3)
     async with live.http() as http:
         assert (await http.get(f"{ROOMS}/{ROOM}")).json() == room
@@ -320,7 +323,7 @@ async def test_patch_sends_members_a_snapshot_with_the_new_version(live):
         assert snapshot["version"] == version
         assert snapshot["room"]["version"] == version
         assert snapshot["room"]["title"] == "Encore"
-        assert snapshot["room"]["settings"] == {"allow_anonymous": False}
+        assert snapshot["room"]["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
         assert snapshot["online"] == 2
     # The new setting holds for new joins; the members stay and carry on.
     late = await live.connect()

@@ -19,6 +19,7 @@ SETTINGS = {
         "write_buffer_high_bytes": HIGH,
         "write_buffer_low_bytes": LOW,
         "slow_timeout_s": 3.0,
+        "degrade_auto": False,  # measured against level 0; the clients share its loop
     },
     "limits": {
         "max_text_chars": 1000,

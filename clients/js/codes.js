@@ -32,6 +32,14 @@ export const ERRORS = Object.freeze({
     "retry": true,
     "description": "the room receives more danmaku than it allows"
   },
+  "slow_mode": {
+    "retry": true,
+    "description": "slow mode (degrade level 2): one danmaku per few seconds"
+  },
+  "danmaku_paused": {
+    "retry": true,
+    "description": "viewers' danmaku are paused (degrade level 3)"
+  },
   "unauthorized": {
     "retry": false,
     "description": "the token is missing, malformed, expired or for another room"

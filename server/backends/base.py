@@ -16,6 +16,8 @@ Store guarantees:
   ``None`` record withdraws it. ``once`` refuses a second contribution of a viewer
   (``already_done``). Caps are checked before anything changes. These are the
   semantics of :class:`server.interactions.base.Tally`, per interaction box.
+  ``versioned=False`` applies bookkeeping that is not room state (who is present)
+  without growing the room version.
 - Every state change of a room (room update, interaction update, applied
   contribution) increases the room's ``version`` by one; versions never go back.
 - All keys of a room share one Redis Cluster hash tag, so every atomic operation
@@ -89,6 +91,7 @@ class RoomRecord:
 # Room settings and their defaults; PROTOCOL.md, "REST API" documents them.
 ROOM_SETTING_DEFAULTS: dict[str, Any] = {
     "allow_anonymous": True,
+    "degrade_floor": 0,  # the lowest degrade level the room's stream is served at (0-3)
 }
 
 
@@ -150,6 +153,7 @@ class Store(Protocol):
         deltas: dict[str, int],
         caps: dict[str, int] | None = None,
         once: bool = False,
+        versioned: bool = True,
     ) -> ApplyResult: ...
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]: ...

@@ -125,6 +125,7 @@ class MemoryStore:
         deltas: dict[str, int],
         caps: dict[str, int] | None = None,
         once: bool = False,
+        versioned: bool = True,
     ) -> ApplyResult:
         room = self._room(room_id)
         state = room.contributions[interaction_id]
@@ -155,7 +156,7 @@ class MemoryStore:
             state.records.pop(viewer_id, None)
         else:
             state.records[viewer_id] = orjson.dumps({"r": record, "d": deltas})
-        version = self._bump(room)
+        version = self._bump(room) if versioned else room.version
         state.done[done_key] = version
         return ApplyResult("applied", version, dict(state.counters))
 

@@ -40,7 +40,8 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
 # The semantics of server.interactions.base.Tally, atomically.
 # KEYS: records, counters, done, version, ids   ARGV: viewer, done-key, stored value
-# ('' withdraws), deltas (JSON), caps (JSON), done ttl, interaction id, once ('1'/'0')
+# ('' withdraws), deltas (JSON), caps (JSON), done ttl, interaction id, once ('1'/'0'),
+# versioned ('1': the room version grows; '0': bookkeeping that is not room state)
 APPLY = """
 local done = redis.call('HGET', KEYS[3], ARGV[2])
 if done then
@@ -78,7 +79,12 @@ else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 end
 redis.call('SADD', KEYS[5], ARGV[7])
-local version = redis.call('INCR', KEYS[4])
+local version
+if ARGV[9] == '1' then
+  version = redis.call('INCR', KEYS[4])
+else
+  version = tonumber(redis.call('GET', KEYS[4]) or '1')
+end
 redis.call('HSET', KEYS[3], ARGV[2], version)
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 return {'applied', version, redis.call('HGETALL', KEYS[2])}
@@ -306,6 +312,7 @@ class RedisStore:
         deltas: dict[str, int],
         caps: dict[str, int] | None = None,
         once: bool = False,
+        versioned: bool = True,
     ) -> ApplyResult:
         base = f"i:{interaction_id}"
         stored = b"" if record is None else orjson.dumps({"r": record, "d": deltas})
@@ -327,6 +334,7 @@ class RedisStore:
                     DONE_TTL_S,
                     interaction_id,
                     "1" if once else "0",
+                    "1" if versioned else "0",
                 ],
             )
         )

@@ -253,7 +253,11 @@ class RoomActivities:
         if kind == "poll":
             state = polls.transition(spec, state, action, now)
         elif kind == "checkin":
-            state = lifecycle(state, "open" if action == "open" else "close", now)
+            # A check-in can be closed and opened again any number of times.
+            if action == "open" and state.phase != "open":
+                state = Status("open", opened_at=now)
+            elif action == "close" and state.phase == "open":
+                state = lifecycle(state, "close", now)
         elif kind == "quiz":
             state = quiz.transition(spec, state, action, now, params.get("question"))
         elif kind == "codesign":
@@ -432,6 +436,7 @@ class RoomActivities:
             f"p-{secrets.token_hex(6)}",
             record,
             {"n": 1} if joined else {},
+            versioned=False,
         )
 
     def keyword_draws(self, definitions: dict[str, Definition], text: str, now: float) -> list[str]:

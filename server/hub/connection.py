@@ -89,6 +89,7 @@ class Connection(asyncio.Protocol):
         "identity",
         "inbox",
         "joined_at_tick",
+        "last_danmaku",
         "last_seen",
         "needs_snapshot",
         "opened_at",
@@ -134,6 +135,7 @@ class Connection(asyncio.Protocol):
         now = hub.now()
         self.opened_at = now
         self.last_seen = now
+        self.last_danmaku = -1e9
         self.joined_at_tick = 0
         self.fragments: bytearray | None = None
         self.inbox: deque[Any] | None = None
@@ -156,8 +158,9 @@ class Connection(asyncio.Protocol):
             self.server_state.connections.discard(self)
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
-        if self.ws.state is State.OPEN or self.ws.state is State.CLOSING:
-            self.hub.detach(self)
+        # Whatever state the protocol object is in (a peer's FIN moves it to CLOSED
+        # without a closing handshake), the hub must forget this connection.
+        self.hub.detach(self)
         self.ws.state = State.CLOSED
 
     def pause_writing(self) -> None:
@@ -232,7 +235,7 @@ class Connection(asyncio.Protocol):
                 # Sans-I/O's signal for end of stream: the closing handshake is done
                 # (or the request was rejected), so close the TCP connection.
                 transport.close()
-                return
+                break
         state = self.ws.state
         if state is not State.OPEN and state is not State.CONNECTING and not self.closing:
             # The peer started the closing handshake, or websockets failed the

@@ -47,8 +47,10 @@ from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord
 from server.config import Settings
 from server.hub.activities import CHECKIN_ID, HOST_ACTIONS, RoomActivities
 from server.hub.connection import Connection
+from server.hub.degrade import POLICIES, DegradeController, DegradeLevel, Signals, effective, shape
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
+from server.interactions import polls
 from server.interactions.base import InteractionError
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
@@ -85,6 +87,14 @@ class Hub:
         )
         self.store_ok = True
         self.activities = RoomActivities(self.store)
+        self.degrade = DegradeController(settings.hub.degrade_relax_after_s)
+        self.floor = settings.hub.degrade_floor  # the admin's floor for this node
+        self.level = effective(0, self.floor)
+        self.signals = Signals()
+        self._ingested = 0
+        self._slowest_tick = 0.0
+        self._last_lag = 0.0
+        self._store_latency = 0.0
         self._background: set[asyncio.Task[Any]] = set()
         self.server_name = f"hudong/{__version__}"
         self.rooms: dict[str, LiveRoom] = {}
@@ -114,6 +124,10 @@ class Hub:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.relay.start()
+        # Word clouds segment Chinese with jieba, whose dictionary takes about a second
+        # to load, holding the GIL: load it before serving, not on the first text vote
+        # (where it would stall every viewer and trip the degrade levels).
+        polls.warm_up()
         self._tasks = [
             loop.create_task(self._tick_loop(), name="hudong-tick"),
             loop.create_task(self._state_loop(), name="hudong-state"),
@@ -129,8 +143,9 @@ class Hub:
 
     @property
     def ready(self) -> bool:
-        """Ready to take viewers: not shutting down, and the store and broker answer."""
-        if self._shutting_down:
+        """Ready to take viewers: not shutting down nor at degrade level 3 (which refuses
+        new connections), and the store and broker answer."""
+        if self._shutting_down or self.level >= DegradeLevel.ESSENTIAL:
             return False
         return self.store_ok and (
             not self.shared or bool(getattr(self.relay.broker, "healthy", True))
@@ -166,7 +181,59 @@ class Hub:
     def admission_refusal(self) -> str | None:
         if self._shutting_down:
             return "server shutting down; reconnect to another node"
+        if self.level >= DegradeLevel.ESSENTIAL:
+            return "server overloaded (degrade level 3); retry later or on another node"
         return None
+
+    # --- degrade levels ------------------------------------------------------------------
+
+    def room_level(self, room: LiveRoom) -> DegradeLevel:
+        return effective(self.level, int(room.record.settings.get("degrade_floor", 0)))
+
+    def measure(self) -> Signals:
+        """The last second's signals (called once a second by the maintenance loop)."""
+        buffered = 0
+        for conn in self.connections:
+            if conn.transport is not None:
+                buffered += conn.transport.get_write_buffer_size()
+        budget = max(self.settings.hub.tick_ms, POLICIES[self.level].tick_ms) / 1000
+        signals = Signals(
+            loop_lag_s=self._last_lag,
+            tick_ratio=self._slowest_tick / budget,
+            buffered_bytes=buffered,
+            ingest_per_s=self._ingested / MAINTENANCE_INTERVAL_S,
+            store_latency_s=self._store_latency,
+            store_ok=self.store_ok,
+        )
+        self._ingested = 0
+        self._slowest_tick = 0.0
+        self._last_lag = 0.0
+        return signals
+
+    def set_level(self, auto: DegradeLevel, reason: str) -> None:
+        """Apply the controller's level and the floors; log, count and tell clients."""
+        before = {room.id: self.room_level(room) for room in self.rooms.values()}
+        level = effective(auto, self.floor)
+        if level != self.level:
+            log.warning("degrade level %d -> %d (%s)", self.level, level, reason)
+            self.metrics.degrade_changes.labels(str(int(level))).inc()
+        self.level = level
+        self.metrics.degrade_level.set(int(level))
+        for room in self.rooms.values():
+            now_level = self.room_level(room)
+            if now_level != before.get(room.id):
+                self.notify_level(room, now_level)
+
+    def notify_level(self, room: LiveRoom, level: DegradeLevel) -> None:
+        notice = {
+            "type": "notice",
+            "kind": "degrade",
+            "level": int(level),
+            "name": level.name.lower(),
+        }
+        for conns in room.members.values():
+            for conn in conns:
+                conn.send(notice)
 
     # --- connections -------------------------------------------------------------------
 
@@ -197,6 +264,10 @@ class Hub:
             if conn not in members:
                 return
             members.discard(conn)
+            if conn.identity is not None and conn.identity.role == "viewer" and self._tasks:
+                self.spawn(
+                    self._best_effort(self.activities.note_presence(room.id, conn.identity, False))
+                )
             if not len(room):
                 self.metrics.rooms.dec()
                 if self.shared and self.rooms.get(room.id) is room:
@@ -212,6 +283,7 @@ class Hub:
         """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
         limits = self.settings.limits
         assert conn.bucket is not None
+        self._ingested += 1
         wait = conn.bucket.take(self.now())
         if len(data) > limits.max_command_bytes:
             self._refuse(
@@ -339,6 +411,11 @@ class Hub:
             self.metrics.rooms.inc()
         live.members[conn.codec].add(conn)
         self.metrics.commands.labels("join", "ok").inc()
+        if live.stale:
+            await self._refresh_views(live)  # a snapshot is never older than the store
+        if identity.role == "viewer":
+            self.spawn(self._best_effort(self.activities.note_presence(live.id, identity, True)))
+        live.degrade_level = int(self.room_level(live))
         conn.send(joined(cmd.id, identity.public(), live.snapshot()))
 
     async def _open_room(self, record: RoomRecord) -> LiveRoom:
@@ -430,6 +507,29 @@ class Hub:
         view = await self.activities.view(room_id, iid, definition, private=True)
         return {"interaction": iid, "version": version, "view": view, **extra}
 
+    async def _best_effort(self, coro: Any) -> None:
+        try:
+            await coro
+        except (BackendUnavailable, RoomNotFound):
+            pass
+
+    async def _enter_keyword_draw(self, room: LiveRoom, iid: str, identity: Identity) -> None:
+        """口令抽奖: a danmaku with the draw's keyword enters its sender, once."""
+        try:
+            result = await self.store.apply(
+                room.id,
+                iid,
+                identity.user_id,
+                "keyword",
+                {"at": time.time(), "keyword": True},
+                {"n": 1},
+                once=True,
+            )
+        except (BackendUnavailable, RoomNotFound):
+            return
+        if result.status == "applied":
+            self.mark_changed(room, iid, result.version)
+
     def mark_changed(self, room: LiveRoom, interaction_id: str, version: int) -> None:
         """An interaction changed: re-read its view at the next state flush, here and
         (through the relay) on every other node serving the room."""
@@ -498,6 +598,24 @@ class Hub:
             raise CommandError(
                 "forbidden", f"the {identity.role} role may not send danmaku", cmd.id
             )
+        policy = POLICIES[self.room_level(room)]
+        if identity.role not in STAFF_ROLES:
+            if policy.staff_only:
+                raise CommandError(
+                    "danmaku_paused",
+                    "danmaku are paused while the room is at degrade level 3; votes still work",
+                    cmd.id,
+                    retry_after_ms=5000,
+                )
+            if policy.slow_mode_s is not None:
+                waited = self.now() - conn.last_danmaku
+                if waited < policy.slow_mode_s:
+                    raise CommandError(
+                        "slow_mode",
+                        f"slow mode: one danmaku per {policy.slow_mode_s:g} s",
+                        cmd.id,
+                        retry_after_ms=max(1, round((policy.slow_mode_s - waited) * 1000)),
+                    )
         wait = room.danmaku_bucket.take(self.now())
         if wait:
             raise CommandError(
@@ -516,6 +634,9 @@ class Hub:
             "mode": cmd.mode,
             "ts": int(time.time() * 1000),
         }
+        conn.last_danmaku = self.now()
+        for iid in self.activities.keyword_draws(room.definitions, cmd.text, time.time()):
+            self.spawn(self._enter_keyword_draw(room, iid, identity))
         room.pending.append(event)
         room.replay.append(event)
         self._dirty.add(room)
@@ -532,7 +653,10 @@ class Hub:
         live = self.rooms.get(record.id)
         if live is None or record.version <= live.record.version:
             return
+        level_before = self.room_level(live)
         live.record = record
+        if self.room_level(live) != level_before:
+            self.notify_level(live, self.room_level(live))
         live.version = max(live.version, record.version)
         for conns in live.members.values():
             for conn in list(conns):
@@ -600,7 +724,7 @@ class Hub:
 
     async def _state_loop(self) -> None:
         while True:
-            await asyncio.sleep(STATE_INTERVAL_S)
+            await asyncio.sleep(POLICIES[self.level].state_interval_s)
             for room in [r for r in self._state_rooms if r.stale]:
                 try:
                     await self._refresh_views(room)
@@ -625,7 +749,9 @@ class Hub:
         last_resync = self.now()
         while True:
             try:
+                started = time.perf_counter()
                 await asyncio.wait_for(self.store.ping(), 2.0)
+                self._store_latency = time.perf_counter() - started
                 if not self.store_ok:
                     log.info("store reachable again")
                 self.store_ok = True
@@ -667,6 +793,7 @@ class Hub:
         if conn.paused:
             conn.needs_snapshot = True
             return
+        conn.room.degrade_level = int(self.room_level(conn.room))
         conn.send({"type": "snapshot", "snapshot": conn.room.snapshot()})
 
     # --- the hot path ------------------------------------------------------------------
@@ -688,6 +815,13 @@ class Hub:
             if not events:
                 continue
             room.pending = []
+            level = self.room_level(room)
+            if level:
+                events, shed = shape(events, POLICIES[level])
+                if shed:
+                    metrics.drops.labels("degrade").inc(shed)
+                if not events:
+                    continue
             room.seq += 1
             message = batch(room.id, room.seq, events)
             delivered = 0
@@ -697,13 +831,20 @@ class Hub:
                     continue
                 frame = self.encode_batch(codec, message)
                 sent = 0
+                broken = None
                 for conn in conns:
                     if conn.paused:
                         conn.needs_snapshot = True
                         dropped += 1
                         continue
-                    conn.transport.write(frame)  # type: ignore[union-attr]
+                    try:
+                        conn.transport.write(frame)  # type: ignore[union-attr]
+                    except RuntimeError:  # closed under us: never let one stop the room
+                        broken = [*(broken or ()), conn]
+                        continue
                     sent += 1
+                for conn in broken or ():
+                    self.detach(conn)
                 metrics.frames_out.labels(codec.name).inc(sent)
                 metrics.bytes_out.labels(codec.name).inc(sent * len(frame))
                 delivered += sent
@@ -714,10 +855,10 @@ class Hub:
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        interval = self.settings.hub.tick_ms / 1000
         deadline = loop.time()
         observe = self.metrics.tick_duration.observe
         while True:
+            interval = max(self.settings.hub.tick_ms, POLICIES[self.level].tick_ms) / 1000
             deadline += interval
             delay = deadline - loop.time()
             if delay < 0:  # fell behind: skip missed ticks rather than bunching them
@@ -729,7 +870,9 @@ class Hub:
                 self.tick()
             except Exception:  # pragma: no cover - a bug must not stop delivery for good
                 log.exception("tick failed")
-            observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self._slowest_tick = max(self._slowest_tick, took)
+            observe(took)
 
     # --- heartbeats, reaping, slow consumers -------------------------------------------------
 
@@ -766,6 +909,12 @@ class Hub:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
             try:
                 self.maintain()
+                signals = self.signals = self.measure()
+                level = self.degrade.update(signals, self.now())
+                if not self.settings.hub.degrade_auto:
+                    level = DegradeLevel.NORMAL
+                if effective(level, self.floor) != self.level:
+                    self.set_level(level, reason=_reason(signals))
                 if self.now() >= next_ping:
                     next_ping = self.now() + self.settings.hub.heartbeat_s
                     self.send_heartbeat()
@@ -780,8 +929,18 @@ class Hub:
             started = loop.time()
             await asyncio.sleep(LOOP_LAG_INTERVAL_S)
             lag = max(0.0, loop.time() - started - LOOP_LAG_INTERVAL_S)
+            self._last_lag = max(self._last_lag, lag)  # the worst since the last measure()
             gauge.set(lag)
             hist.observe(lag)
+
+
+def _reason(signals: Signals) -> str:
+    return (
+        f"loop lag {signals.loop_lag_s * 1000:.0f} ms, tick {signals.tick_ratio:.2f} of "
+        f"budget, buffered {signals.buffered_bytes / 1e6:.1f} MB, ingest "
+        f"{signals.ingest_per_s:.0f}/s, store {signals.store_latency_s * 1000:.0f} ms"
+        + ("" if signals.store_ok else " (unreachable)")
+    )
 
 
 def _wire_number(value: float) -> int | float:

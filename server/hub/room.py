@@ -18,6 +18,7 @@ class LiveRoom:
     __slots__ = (
         "danmaku_bucket",
         "definitions",
+        "degrade_level",
         "id",
         "interactions",
         "members",
@@ -45,6 +46,7 @@ class LiveRoom:
         self.state_dirty: set[str] = set()
         # Interactions changed here or on another node whose views must be re-read.
         self.stale: set[str] = set()
+        self.degrade_level = 0  # set by the hub when it sends a snapshot
         self.definitions: dict[str, Any] = {}
         self.version = record.version
         self.online_total: int | None = None  # all nodes; None until presence is read
@@ -74,6 +76,7 @@ class LiveRoom:
             "version": max(self.version, self.record.version),
             "seq": self.seq,
             "online": self.online_total if self.online_total is not None else len(self),
+            "degrade": self.degrade_level,
             "interactions": {iid: held[1] for iid, held in sorted(self.interactions.items())},
             "recent": list(self.replay),
         }
