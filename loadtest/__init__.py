@@ -1,4 +1,4 @@
-"""hudong's load generator: ``python -m loadtest fanout ...`` (or ``hudong-loadtest``).
+"""hudong's load generator: ``python -m loadtest fanout|crossnode ...`` (or ``hudong-loadtest``).
 
 Modules:
 
@@ -9,6 +9,8 @@ Modules:
 * ``drain``  — a worker process of thousands of cheap viewers that read in bulk every
   ~100 ms and only walk frame headers and count.
 * ``fanout`` — the scenario: one room, N viewers, P latency probes, one publisher.
+* ``crossnode`` — one room on N nodes sharing a Redis it starts itself: cross-node
+  latency and Redis commands per danmaku.
 
 See loadtest/README.md ("Load testing") and BENCHMARKS.md for results.
 """

@@ -13,6 +13,15 @@
 #
 #   flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
 #   SYSTEMS=e,f,h NS=2000,5000 REPS=2 flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
+#   SYSTEMS=a,h NS=5000 RATE=500 LIGHT=0 flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
+#                                 # the issue's target workload against Socket.IO (a)
+#
+# Knobs: SYSTEMS, NS, REPS, RATE (msg/s, main pass), DURATION (s), LIGHT (1: also the
+# M=20 pass), MAIN_BUDGET / LIGHT_BUDGET (bench.py --budget-s). System a (node
+# Socket.IO v4 + Redis adapter) needs node_modules: they are installed with `npm ci`
+# into $RUN/node_sio (server.js and the lock file are links to the harness's), and a
+# redis-server for it is started on 127.0.0.1:6390, pinned to CPU 0 like the servers,
+# with its pid in $RUN/run/redis.pid so bench.py counts its CPU (aux_cpu_pct).
 set -euo pipefail
 PEERS=${PEERS:-/work/shared/bench/peers}
 RUN=${PEERS_RUN:-/tmp/peers-run}
@@ -21,6 +30,10 @@ SYSTEMS=${SYSTEMS:-c,d,e,f,h}
 NS=${NS:-2000}
 REPS=${REPS:-1}
 LIGHT=${LIGHT:-1}
+RATE=${RATE:-200}
+DURATION=${DURATION:-15}
+MAIN_BUDGET=${MAIN_BUDGET:-480}
+LIGHT_BUDGET=${LIGHT_BUDGET:-200}
 export HUDONG_ADMIN_TOKEN=peers-bench-admin-token  # the dialect's; matches peers_system.json
 
 mkdir -p "$RUN/results" "$HERE/results"
@@ -32,6 +45,32 @@ if [ ! -x "$RUN/.venv/bin/python" ]; then
   "$RUN/.venv/bin/pip" install -q -r "$RUN/requirements.txt"
 fi
 ulimit -n "$(ulimit -Hn)"
+
+case ",$SYSTEMS," in
+  *,a,*|*,b,*)
+    mkdir -p "$RUN/node_sio" "$RUN/run"
+    for f in server.js package.json package-lock.json; do
+      ln -sfn "$PEERS/node_sio/$f" "$RUN/node_sio/$f"
+    done
+    [ -d "$RUN/node_sio/node_modules" ] || (cd "$RUN/node_sio" && npm ci --no-audit --no-fund)
+    # node resolves server.js's link to the harness folder, which has no node_modules
+    export NODE_PATH=$RUN/node_sio/node_modules
+    if [ -f "$RUN/run/redis.pid" ] && kill -0 "$(cat "$RUN/run/redis.pid")" 2>/dev/null; then
+      echo "reusing redis pid $(cat "$RUN/run/redis.pid")"
+    else
+      taskset -c 0 redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize yes --pidfile "$RUN/run/redis.pid" --logfile "$RUN/run/redis.log"
+      sleep 0.5
+      STARTED_REDIS=1
+    fi
+    ;;
+esac
+cleanup() {
+  if [ "${STARTED_REDIS:-0}" = 1 ] && [ -f "$RUN/run/redis.pid" ]; then
+    kill "$(cat "$RUN/run/redis.pid")" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
 
 SYSTEM_JSON=$HERE/peers_system.json
 if [ -n "${HUDONG_SRC:-}" ]; then
@@ -55,12 +94,12 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$HERE/results/peers-$STAMP.jsonl
 cd "$RUN"
 {
-  .venv/bin/python bench.py --systems "$SYSTEMS" --n "$NS" --reps "$REPS" --rate 200 \
-    --duration 15 --warmup 2 --settle 1.5 --cooldown 4 --budget-s 480 \
+  .venv/bin/python bench.py --systems "$SYSTEMS" --n "$NS" --reps "$REPS" --rate "$RATE" \
+    --duration "$DURATION" --warmup 2 --settle 1.5 --cooldown 4 --budget-s "$MAIN_BUDGET" \
     --out "$OUT" --tag main --extra-systems "$SYSTEM_JSON"
   if [ "$LIGHT" = 1 ]; then
     .venv/bin/python bench.py --systems "$SYSTEMS" --n 2000 --reps 1 --rate 20 \
-      --duration 10 --warmup 2 --settle 1.5 --cooldown 4 --budget-s 200 \
+      --duration 10 --warmup 2 --settle 1.5 --cooldown 4 --budget-s "$LIGHT_BUDGET" \
       --out "$OUT" --tag light --extra-systems "$SYSTEM_JSON"
   fi
 } 2>&1 | tee "$HERE/results/peers-$STAMP.txt"

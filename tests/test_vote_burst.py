@@ -1,0 +1,50 @@
+"""5,000 viewers vote in a burst over real sockets (issue 4, acceptance 2), on the
+embedded default and on Redis: every vote acknowledged, tallies exact. The load tool
+(`python -m loadtest votes`) does the voting; this test holds it to its result."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import UNIT
+from tests.redis_fixtures import require_redis
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_5000_viewers_vote_at_once(tmp_path, backend):
+    extra = []
+    if backend == "redis":
+        require_redis()
+        extra = ["--redis-spawn"]
+    out = tmp_path / "votes.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "votes",
+            "--spawn",
+            *extra,
+            "--viewers",
+            "5000",
+            "--workers",
+            "4",
+            "--quiet",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300 * UNIT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["connected"] == 5000
+    assert result["acked"] == 5000 and result["refused"] == 0 and not result["errors"]
+    assert result["exact"]
+    assert sum(result["tallies"].values()) == 5000
+    assert result["tallies"] == result["expected"]
