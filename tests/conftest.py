@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -207,3 +208,11 @@ __all__ = ["ADMIN", "JSON", "MSGPACK", "SECRET", "UNIT", "Client", "LiveServer",
 
 
 from tests.redis_fixtures import shared_cluster, shared_redis  # noqa: E402,F401  (session fixtures)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test():
+    """Collect after every test, so a socket a test leaked warns in that test, not in
+    whichever test the garbage collector happens to run in later."""
+    yield
+    gc.collect()

@@ -203,6 +203,7 @@ VIOLATIONS = [
     pytest.param(frame(CLOSE, struct.pack("!H", 999)), id="close-code-999"),
 ]
 
+# RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection (1007).
 BAD_UTF8 = [
     pytest.param(frame(TEXT, b'{"op": "ping", "id": 1, "x": "\xff\xfe"}'), id="bad-utf8-text"),
     pytest.param(
@@ -212,9 +213,12 @@ BAD_UTF8 = [
 ]
 
 
-@pytest.mark.parametrize("violation", BAD_UTF8)
-async def test_text_that_is_not_utf8_closes_with_1007(live, violation):
-    """RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection."""
+@pytest.mark.parametrize(
+    ("violation", "code"),
+    [pytest.param(*p.values, 1002, id=p.id) for p in VIOLATIONS]
+    + [pytest.param(*p.values, 1007, id=p.id) for p in BAD_UTF8],
+)
+async def test_framing_violation_closes_with_its_code(live, violation, code):
     await live.create_room(ROOM)
     others = await bystanders(live)
     sock = await FrameSocket.open(live.port)
@@ -222,22 +226,7 @@ async def test_text_that_is_not_utf8_closes_with_1007(live, violation):
         opcode, _ = await asyncio.wait_for(sock.read_frame(), 5 * UNIT)  # hello
         assert opcode == TEXT
         sock.send(violation)
-        assert await sock.close_code() == 1007
-    finally:
-        await sock.aclose()
-    await others_carry_on(others)
-
-
-@pytest.mark.parametrize("violation", VIOLATIONS)
-async def test_framing_violation_closes_with_1002(live, violation):
-    await live.create_room(ROOM)
-    others = await bystanders(live)
-    sock = await FrameSocket.open(live.port)
-    try:
-        opcode, _ = await asyncio.wait_for(sock.read_frame(), 5 * UNIT)  # hello
-        assert opcode == TEXT
-        sock.send(violation)
-        assert await sock.close_code() == 1002
+        assert await sock.close_code() == code
     finally:
         await sock.aclose()
     await others_carry_on(others)

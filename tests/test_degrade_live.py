@@ -128,3 +128,37 @@ async def test_loop_lag_escalates_then_relaxes_one_level_at_a_time(server_factor
         assert srv.metric("hudong_degrade_changes_total", level="2") == 1
         assert srv.metric("hudong_degrade_changes_total", level="0") == 1
         assert srv.metric("hudong_degrade_level") == 0
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+async def test_no_state_changing_command_is_dropped_at_any_level(live, level):
+    await live.create_room("s")
+    host = await live.connect()
+    await host.join("s", token=await live.mint("s", "host"))
+    await host.command("host", action="create", kind="poll", spec=POLL)
+    await host.command("host", action="open", interaction="p")
+    await host.command(
+        "host", action="create", kind="draw", spec={"id": "d", "title": "Prize", "winners": 1}
+    )
+    viewers = [await live.connect() for _ in range(8)]
+    for v in viewers:
+        await v.join("s")
+    await set_floor(live, level)
+
+    async def take_part(i, viewer):
+        return [
+            await viewer.command("vote", interaction="p", key="vote", option="ab"[i % 2]),
+            await viewer.command("enter", interaction="d", key="enter"),
+            await viewer.command("checkin", key="in"),
+        ]
+
+    replies = await asyncio.gather(*(take_part(i, v) for i, v in enumerate(viewers)))
+    assert all(r["type"] == "ack" for rs in replies for r in rs), replies
+    async with live.http() as http:
+        poll = (await http.get("/api/v1/rooms/s/interactions/p")).json()
+        draw = (await http.get("/api/v1/rooms/s/interactions/d")).json()
+        checkin = (await http.get("/api/v1/rooms/s/interactions/checkin")).json()
+    assert poll["results"]["voters"] == 8
+    assert draw["entrants"] == 8
+    assert checkin["count"] == 8
+    await set_floor(live, 0)

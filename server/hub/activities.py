@@ -347,14 +347,26 @@ class RoomActivities:
     # --- viewer commands ---------------------------------------------------------------
 
     async def participate(
-        self, room_id: str, identity: Identity, op: str, raw: dict[str, Any], key: str
+        self,
+        room_id: str,
+        identity: Identity,
+        op: str,
+        raw: dict[str, Any],
+        key: str,
+        known: dict[str, Definition] | None = None,
     ) -> ApplyResult:
-        """Validate and apply a viewer command; raises InteractionError when refused."""
+        """Validate and apply a viewer command; raises InteractionError when refused.
+
+        ``known``: the node's current copy of the room's definitions (kept fresh by the
+        state flush); an interaction not in it is read from the store. The counters
+        and records are always the store's: only the open/closed check may use a copy
+        that is one state flush old.
+        """
         kind = VIEWER_OPS[op]
         iid = CHECKIN_ID if op == "checkin" else raw.get("interaction")
         if not isinstance(iid, str):
             raise InteractionError("invalid_field", f"{op} needs an 'interaction' id")
-        definition = await self.definition(room_id, iid)
+        definition = (known or {}).get(iid) or await self.definition(room_id, iid)
         if definition.kind != kind:
             raise InteractionError(
                 "unknown_target", f"{iid} is a {definition.kind}; {op} is for a {kind}"

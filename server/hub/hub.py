@@ -445,7 +445,10 @@ class Hub:
             raise CommandError("not_joined", f"join a room before {op}", cid)
         if identity.role not in SENDING_ROLES:
             raise CommandError("forbidden", f"the {identity.role} role may not {op}", cid)
-        result = await self.activities.participate(room.id, identity, op, fields, key)
+        # Definitions are re-read at every state flush when they change; between two,
+        # the node's copy decides whether the interaction is open.
+        known = room.definitions if not room.stale else None
+        result = await self.activities.participate(room.id, identity, op, fields, key, known)
         self.store_ok = True
         if result.status == "already_done" and op != "checkin":
             raise CommandError("already_done", f"this viewer has done {op} here already", cid)
