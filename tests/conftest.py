@@ -189,6 +189,8 @@ async def running_server(**sections: dict[str, Any]) -> AsyncIterator[LiveServer
         for client in live.clients:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.ws.close(), 1)
+            # a close that timed out leaves the socket open: never leave it to the GC
+            client.ws.transport.abort()
         server.should_exit = True
         await asyncio.wait_for(task, 15 * UNIT)
 
