@@ -711,7 +711,12 @@ class Run:
         rss_base, _ = procstat.memory_kb(server.pids())
         host_token = await asyncio.to_thread(prepare_room, server, self.room)
         progress = loop.create_task(self.progress())
+        from loadtest.scenarios import DegradePoller  # it imports this module
+
+        poller = DegradePoller(server, self.t0)
+        polling = loop.create_task(poller.run())
         sampler: asyncio.Task[None] | None = None
+        window_start: float | None = None
         try:
             self.phase = "connect"
             await self.connect_viewers(host_token)
@@ -731,6 +736,7 @@ class Run:
             await asyncio.sleep(a.warmup)
             m0 = await asyncio.to_thread(scrape_metrics, server.base) if a.metrics else {}
             w0 = await self.snapshot()
+            window_start = w0["t"] - self.t0
             self.phase = "measure"
             await asyncio.sleep(max(0.0, w0["t"] + a.duration - time.monotonic()))
             w1 = await self.snapshot()
@@ -754,9 +760,16 @@ class Run:
             _, hwm = procstat.memory_kb(server.pids())
         finally:
             progress.cancel()
+            polling.cancel()
             if sampler is not None:
                 sampler.cancel()
-            await asyncio.gather(progress, *([sampler] if sampler else []), return_exceptions=True)
+            await asyncio.gather(
+                progress, polling, *([sampler] if sampler else []), return_exceptions=True
+            )
+            res["degrade"] = poller.summary()
+            if window_start is not None:
+                res["degrade_window"] = poller.summary(window_start)
+            res["degrade_samples"] = poller.samples
 
         dur = w1["t"] - w0["t"]
         frames = w1["frames"] - w0["frames"]
@@ -924,6 +937,13 @@ def summary(res: dict[str, Any], path: Path) -> str:
             f"drain workers {res['gen_workers_cpu_pct']}%)",
         ),
         ("cores", cores),
+        (
+            "degrade levels",
+            " → ".join(str(x) for x in res.get("degrade", {}).get("path", []))
+            + " (window: "
+            + " → ".join(str(x) for x in (res.get("degrade_window") or {}).get("path", []))
+            + ")",
+        ),
     ]
     if res.get("server_log_problems"):
         rows.append(("server log", f"{res['server_log_problems']} warning/error lines"))

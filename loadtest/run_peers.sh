@@ -13,8 +13,9 @@
 #
 #   flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
 #   SYSTEMS=e,f,h NS=2000,5000 REPS=2 flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
-#   SYSTEMS=a,h NS=5000 RATE=500 LIGHT=0 flock /tmp/hudong-cpu.lock loadtest/run_peers.sh
-#                                 # the target workload against Socket.IO (a)
+#   SYSTEMS=a,h,h0 NS=5000 RATE=500 LIGHT=0 HUDONG_SRC=DIR flock /tmp/hudong-cpu.lock \
+#     loadtest/run_peers.sh      # the target workload against Socket.IO (a);
+#                                 # h0 (HUDONG_SRC only) is hudong with degrade_auto off
 #
 # Knobs: SYSTEMS, NS, REPS, RATE (msg/s, main pass), DURATION (s), LIGHT (1: also the
 # M=20 pass), MAIN_BUDGET / LIGHT_BUDGET (bench.py --budget-s). System a (node
@@ -85,6 +86,11 @@ h["cmd"] = [py, "-m", "server", "serve", "--port", str(h["port"])]
 h["cwd"] = src  # `python -m server` imports from its working directory first
 h["env"] = {**h.get("env", {}), "PYTHONPATH": src}
 h["name"] += f" @ {src}"
+# h0: the same server held at degrade level 0 (hub.degrade_auto = false), to see what
+# level 0 costs and delivers at a load where h climbs levels.
+spec["h0"] = {**h, "port": h["port"] + 1, "name": h["name"] + " (degrade_auto off)",
+              "env": {**h["env"], "HUDONG_HUB_DEGRADE_AUTO": "false"}}
+spec["h0"]["cmd"] = [*h["cmd"][:-1], str(h["port"] + 1)]
 json.dump(spec, open(sys.argv[1], "w"), indent=1)
 PYEOF
   echo "hudong from $HUDONG_SRC: $SYSTEM_JSON"

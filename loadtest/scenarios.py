@@ -135,6 +135,7 @@ class Member(Client):
         self.state_version = -1
         self.waiting: list[tuple[int, int]] = []  # (version, ack time ns)
         self.state_lat_ms: list[float] = []
+        self.state_ack_ns: list[int] = []  # the ack time of each state_lat_ms sample
         self.batches = 0
         self.danmaku = 0
         self.errors: Counter[str] = Counter()
@@ -156,6 +157,7 @@ class Member(Client):
                 for v, t in self.waiting:
                     if v <= version:
                         self.state_lat_ms.append((now_ns - t) / 1e6)
+                        self.state_ack_ns.append(t)
                     else:
                         left.append((v, t))
                 self.waiting = left
@@ -179,6 +181,7 @@ class Member(Client):
             return
         if self.state_version >= version:
             self.state_lat_ms.append(0.0)  # the state arrived before the ack
+            self.state_ack_ns.append(int(reply["_at"]))
         else:
             self.waiting.append((version, int(reply["_at"])))
 
@@ -915,7 +918,10 @@ def _draw_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
             f"{res['run_ms']} ms, {res['winners']} winners, {res['winners_notified']} notified, "
             f"entrants in view {res['entrants_in_view']}",
         ),
-        ("verify-draw", f"exit {res['verify']['rc']}: {res['verify']['output'].strip()[-120:]}"),
+        (
+            "verify-draw",
+            f"exit {res['verify']['rc']}: {res['verify']['output'].strip().splitlines()[-1:]}",
+        ),
         levels_row(res),
     ]
 
@@ -1087,6 +1093,14 @@ async def _mixed(ctx: Ctx, res: dict[str, Any]) -> None:
     expected = Counter(last_acked.values())
     exact = tallies == {o: expected.get(o, 0) for o in OPTIONS} and voters_seen == len(last_acked)
     state_lat = [x for m in voters for x in m.state_lat_ms]
+    buckets: dict[int, list[float]] = {}
+    for m in voters:
+        for at, x in zip(m.state_ack_ns, m.state_lat_ms, strict=True):
+            buckets.setdefault(int((at - t0_ns) // 5e9), []).append(x)
+    by_5s = {
+        f"{5 * k}-{5 * k + 5}s": {"p99": rnd(pct(sorted(v), 0.99)), "samples": len(v)}
+        for k, v in sorted(buckets.items())
+    }
     never = sum(len(m.waiting) for m in voters)
     lats = [
         (got - sent) / 1e6
@@ -1114,6 +1128,7 @@ async def _mixed(ctx: Ctx, res: dict[str, Any]) -> None:
             },
             "state_update_ms": quantiles(state_lat),
             "state_never_seen": never,
+            "state_update_p99_by_5s": by_5s,
             "tallies": tallies,
             "expected_tallies": dict(expected),
             "server_cpu_load": load,
@@ -1177,6 +1192,10 @@ def _mixed_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
             "state updates",
             f"ack → state p50 {s['p50']}  p90 {s['p90']}  p99 {s['p99']}  max {s['max']} ms "
             f"({s['samples']} samples, {res['state_never_seen']} never seen)",
+        ),
+        (
+            "state p99 / 5 s",
+            ", ".join(f"{k} {v['p99']}" for k, v in res["state_update_p99_by_5s"].items()),
         ),
         ("tallies", f"{res['tallies']} (expected {res['expected_tallies']})"),
         ("server CPU", f"{res['server_cpu_load']['cpu_pct']}% during the load"),
