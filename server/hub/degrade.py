@@ -15,11 +15,11 @@ level  name          stream policy
 1      busy          duplicate danmaku merged ("666 ×37"); at most 200 per tick,
                      host, moderators and highlighted first; state ~2/s
 2      overloaded    tick 250 ms; merged; 60 per tick, fair sampling across
-                     senders; state ~1/s; slow mode: a viewer's danmaku at most
-                     one per 3 s
+                     senders; state every 0.75 s; slow mode: a viewer's danmaku at
+                     most one per 3 s
 3      essential     tick 300 ms; viewers' danmaku paused (hosts, moderators and
-                     highlighted still flow, 20 per tick); state ~1/s; new
-                     connections refused with Retry-After
+                     highlighted still flow, 20 per tick); state every 0.75 s;
+                     new connections refused with Retry-After
 =====  ============  ==========================================================
 """
 
@@ -54,8 +54,9 @@ class StreamPolicy:
 POLICIES: dict[DegradeLevel, StreamPolicy] = {
     DegradeLevel.NORMAL: StreamPolicy(100, None, False, False, False, 0.25, None),
     DegradeLevel.BUSY: StreamPolicy(100, 200, True, False, False, 0.5, None),
-    DegradeLevel.OVERLOADED: StreamPolicy(250, 60, True, True, False, 1.0, 3.0),
-    DegradeLevel.ESSENTIAL: StreamPolicy(300, 20, True, True, True, 1.0, None),
+    # state every 0.75 s: with the flush's own work a vote's view still lands within 1 s
+    DegradeLevel.OVERLOADED: StreamPolicy(250, 60, True, True, False, 0.75, 3.0),
+    DegradeLevel.ESSENTIAL: StreamPolicy(300, 20, True, True, True, 0.75, None),
 }
 
 
@@ -64,7 +65,7 @@ class Signals:
     """What a node measured over the last second."""
 
     loop_lag_s: float = 0.0
-    tick_ratio: float = 0.0  # slowest tick's duration / its budget (the tick interval)
+    tick_ratio: float = 0.0  # mean tick duration / its budget (the tick interval)
     buffered_bytes: int = 0  # outbound bytes waiting in all connections' buffers
     ingest_per_s: float = 0.0  # commands received per second
     store_latency_s: float = 0.0
