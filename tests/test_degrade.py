@@ -18,13 +18,13 @@ CALM = Signals()
 
 def test_each_signal_escalates_to_the_level_it_calls_for():
     assert called_for(CALM) == DegradeLevel.NORMAL
-    assert called_for(Signals(loop_lag_s=0.06)) == DegradeLevel.BUSY
-    assert called_for(Signals(tick_ratio=1.2)) == DegradeLevel.OVERLOADED
+    assert called_for(Signals(loop_lag_s=0.16)) == DegradeLevel.BUSY
+    assert called_for(Signals(tick_ratio=1.3)) == DegradeLevel.OVERLOADED
     assert called_for(Signals(buffered_bytes=600_000_000)) == DegradeLevel.ESSENTIAL
     assert called_for(Signals(ingest_per_s=9000)) == DegradeLevel.OVERLOADED
     assert called_for(Signals(store_latency_s=0.2)) == DegradeLevel.BUSY
     assert called_for(Signals(store_ok=False)) == DegradeLevel.OVERLOADED
-    assert called_for(Signals(loop_lag_s=0.06, tick_ratio=3.5)) == DegradeLevel.ESSENTIAL
+    assert called_for(Signals(loop_lag_s=0.16, tick_ratio=3.5)) == DegradeLevel.ESSENTIAL
 
 
 def test_escalate_at_once_relax_one_level_per_calm_period():
@@ -41,13 +41,13 @@ def test_escalate_at_once_relax_one_level_per_calm_period():
 
 def test_hysteresis_a_signal_between_relax_and_escalate_marks_holds_the_level():
     controller = DegradeController(relax_after_s=10)
-    controller.update(Signals(tick_ratio=1.0), now=0)  # overloaded
+    controller.update(Signals(tick_ratio=1.3), now=0)  # overloaded
     hovering = Signals(tick_ratio=0.8)  # under the escalate mark of 2, over its relax mark
     for t in range(1, 60):
         assert controller.update(hovering, now=t) == DegradeLevel.OVERLOADED
     # a relapse during the calm period restarts it
     controller.update(CALM, now=60)
-    controller.update(Signals(tick_ratio=0.6), now=65)  # over level 2's relax mark (0.5)
+    controller.update(Signals(tick_ratio=0.7), now=65)  # over level 2's relax mark (0.625)
     assert controller.update(CALM, now=72) == DegradeLevel.OVERLOADED
     assert controller.update(CALM, now=82) == DegradeLevel.BUSY
 
