@@ -444,11 +444,7 @@ class Hub:
         self, conn: Connection, cid: int | None, op: str, key: str, fields: dict[str, Any]
     ) -> None:
         """A viewer's state-changing command: acknowledged after the store committed it."""
-        room, identity = conn.room, conn.identity
-        if room is None or identity is None:
-            raise CommandError("not_joined", f"join a room before {op}", cid)
-        if identity.role not in SENDING_ROLES:
-            raise CommandError("forbidden", f"the {identity.role} role may not {op}", cid)
+        room, identity = _member(conn, cid, op, SENDING_ROLES)
         # Definitions are re-read at every state flush when they change; between two,
         # the node's copy decides whether the interaction is open.
         known = room.definitions if not room.stale else None
@@ -471,13 +467,7 @@ class Hub:
 
     async def _host(self, conn: Connection, cmd: Host) -> None:
         """A host or moderator operation over the WebSocket (PROTOCOL.md, "Host operations")."""
-        room, identity = conn.room, conn.identity
-        if room is None or identity is None:
-            raise CommandError("not_joined", "join a room before host operations", cmd.id)
-        if identity.role not in STAFF_ROLES:
-            raise CommandError(
-                "forbidden", f"the {identity.role} role may not run {cmd.action}", cmd.id
-            )
+        room, _ = _member(conn, cmd.id, cmd.action, STAFF_ROLES)
         result = await self.host_operation(room.id, cmd.action, cmd.fields)
         self.metrics.commands.labels("host", "ok").inc()
         conn.send(ack(cmd.id, **result))
@@ -598,13 +588,7 @@ class Hub:
                     )
 
     def _danmaku(self, conn: Connection, cmd: Danmaku) -> None:
-        room, identity = conn.room, conn.identity
-        if room is None or identity is None:
-            raise CommandError("not_joined", "join a room before sending danmaku", cmd.id)
-        if identity.role not in SENDING_ROLES:
-            raise CommandError(
-                "forbidden", f"the {identity.role} role may not send danmaku", cmd.id
-            )
+        room, identity = _member(conn, cmd.id, "send danmaku", SENDING_ROLES)
         policy = POLICIES[self.room_level(room)]
         if identity.role not in STAFF_ROLES:
             if policy.staff_only:
@@ -719,14 +703,8 @@ class Hub:
             room.state_dirty.clear()
             message = state(room.id, room.version, changed)
             for codec, conns in room.members.items():
-                if not conns:
-                    continue
-                frame = server_frame(codec.encode(message), binary=codec.binary)
-                for conn in conns:
-                    if conn.paused:
-                        conn.needs_snapshot = True
-                    else:
-                        conn.transport.write(frame)  # type: ignore[union-attr]
+                if conns:
+                    self.write_to(conns, server_frame(codec.encode(message), binary=codec.binary))
             self.metrics.state_updates.inc()
 
     async def _state_loop(self) -> None:
@@ -810,6 +788,28 @@ class Hub:
         self.metrics.encodes.labels(codec.name).inc()
         return server_frame(codec.encode(message), binary=codec.binary)
 
+    def write_to(self, conns: set[Connection], frame: bytes) -> tuple[int, int]:
+        """Write one pre-built frame to every connection of a group: the only per-viewer
+        work of the hot path (no await, no encode). A paused connection is skipped and
+        marked for a snapshot; one whose transport closed under us is detached after
+        the loop, so it cannot stop the others. Returns (written, skipped)."""
+        sent = skipped = 0
+        broken = None
+        for conn in conns:
+            if conn.paused:
+                conn.needs_snapshot = True
+                skipped += 1
+                continue
+            try:
+                conn.transport.write(frame)  # type: ignore[union-attr]
+            except RuntimeError:
+                broken = [*(broken or ()), conn]
+                continue
+            sent += 1
+        for conn in broken or ():
+            self.detach(conn)
+        return sent, skipped
+
     def tick(self) -> None:
         """Turn every room's pending events into one frame per codec, written to all members."""
         dirty = self._dirty
@@ -837,21 +837,8 @@ class Hub:
                 if not conns:
                     continue
                 frame = self.encode_batch(codec, message)
-                sent = 0
-                broken = None
-                for conn in conns:
-                    if conn.paused:
-                        conn.needs_snapshot = True
-                        dropped += 1
-                        continue
-                    try:
-                        conn.transport.write(frame)  # type: ignore[union-attr]
-                    except RuntimeError:  # closed under us: never let one stop the room
-                        broken = [*(broken or ()), conn]
-                        continue
-                    sent += 1
-                for conn in broken or ():
-                    self.detach(conn)
+                sent, skipped = self.write_to(conns, frame)
+                dropped += skipped
                 metrics.frames_out.labels(codec.name).inc(sent)
                 metrics.bytes_out.labels(codec.name).inc(sent * len(frame))
                 delivered += sent
@@ -940,6 +927,19 @@ class Hub:
             self._last_lag = max(self._last_lag, lag)  # the worst since the last measure()
             gauge.set(lag)
             hist.observe(lag)
+
+
+def _member(
+    conn: Connection, cid: int | None, what: str, roles: frozenset[str]
+) -> tuple[LiveRoom, Identity]:
+    """The connection's room and identity, or the documented refusal: ``not_joined``
+    before a join, ``forbidden`` for a role not in ``roles``."""
+    room, identity = conn.room, conn.identity
+    if room is None or identity is None:
+        raise CommandError("not_joined", f"join a room before you {what}", cid)
+    if identity.role not in roles:
+        raise CommandError("forbidden", f"the {identity.role} role may not {what}", cid)
+    return room, identity
 
 
 def _reason(signals: Signals) -> str:
