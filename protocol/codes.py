@@ -41,8 +41,14 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("empty_text", False, "the text is empty after trimming"),
     ErrorCode("rate_limited", True, "this connection sends commands faster than allowed"),
     ErrorCode("room_rate_limited", True, "the room receives more danmaku than it allows"),
-    ErrorCode("slow_mode", True, "slow mode (degrade level 2): one danmaku per few seconds"),
-    ErrorCode("danmaku_paused", True, "viewers' danmaku are paused (degrade level 3)"),
+    ErrorCode(
+        "slow_mode", True, "slow mode (room mode or degrade level 2): one danmaku per few seconds"
+    ),
+    ErrorCode(
+        "danmaku_paused", True, "viewers' danmaku are paused (room mode staff or degrade level 3)"
+    ),
+    ErrorCode("muted", False, "a moderator muted this viewer; retry_after_ms says for how long"),
+    ErrorCode("banned", False, "a moderator banned this viewer from the room"),
     ErrorCode(
         "unauthorized", False, "the token is missing, malformed, expired or for another room"
     ),
@@ -78,6 +84,7 @@ CLOSES: tuple[CloseCode, ...] = (
     CloseCode(1011, "internal_error", True, "the server failed on this connection"),
     CloseCode(1012, "server_restart", True, "the server is shutting down; reconnect"),
     CloseCode(4001, "join_timeout", True, "no join arrived within limits.join_timeout_s"),
+    CloseCode(4003, "banned", False, "a moderator banned this viewer from the room"),
     CloseCode(4004, "room_deleted", False, "the room was deleted"),
     CloseCode(4008, "too_slow", True, "the connection stayed behind its write buffer bound"),
     CloseCode(4009, "heartbeat_timeout", True, "nothing was received within heartbeat_timeout_s"),

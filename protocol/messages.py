@@ -95,7 +95,9 @@ class Host:
 
 Command = Join | Danmaku | Ping | Checkin | Participate | Host
 PARTICIPATE_OPS = ("vote", "answer", "pick", "unpick", "enter", "ask", "upvote", "unvote")
-OPS = ("join", "danmaku", "ping", "checkin", *PARTICIPATE_OPS, "host")
+# State-changing commands on the room itself rather than on a named interaction.
+ROOM_OPS = ("checkin", "post")
+OPS = ("join", "danmaku", "ping", *ROOM_OPS, *PARTICIPATE_OPS, "host")
 # Commands that change state carry a client-made idempotency key (PROTOCOL.md,
 # "Idempotency keys"); a retry with the same key has its effect once.
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -198,6 +200,9 @@ def parse_command(obj: Any, *, max_text_chars: int) -> Command:
         return Ping(cid)
     if op == "checkin":
         return Checkin(cid, _key(obj, cid))
+    if op == "post":
+        # A wall post: the wall's rules check the text (server/interactions/wall.py).
+        return Participate(cid, op, _key(obj, cid), obj)
     if op in PARTICIPATE_OPS:
         key = _key(obj, cid)
         interaction = obj.get("interaction")
@@ -237,8 +242,14 @@ def error(err: CommandError) -> dict[str, Any]:
     return {"type": "error", "id": err.id, "code": err.code, "message": err.message, **err.extra}
 
 
-def joined(cid: int | None, you: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "joined", "id": cid, "you": you, "snapshot": snapshot}
+def joined(
+    cid: int | None, you: dict[str, Any], snapshot: dict[str, Any], *, token: str | None = None
+) -> dict[str, Any]:
+    """``token``: for an anonymous viewer, its own token to join with again later."""
+    message = {"type": "joined", "id": cid, "you": you, "snapshot": snapshot}
+    if token is not None:
+        message["token"] = token
+    return message
 
 
 def batch(room: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:

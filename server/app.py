@@ -34,12 +34,13 @@ from server.backends import (
     Store,
     open_backends,
 )
-from server.backends.base import ROOM_SETTING_DEFAULTS
 from server.config import Settings
 from server.hub import Hub
+from server.hub.hub import MODERATION_ACTIONS
 from server.interactions import checkin as checkin_rules
 from server.interactions.base import InteractionError
 from server.metrics import Metrics
+from server.room_settings import SettingError, check_settings
 
 MAX_BODY_BYTES = 65536
 DEFAULT_TOKEN_TTL_S = 24 * 3600
@@ -84,24 +85,10 @@ def _bearer(request: Request) -> str | None:
 
 
 def _check_settings(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ApiError(400, "invalid_field", "settings must be an object")
-    for key, item in value.items():
-        if key not in ROOM_SETTING_DEFAULTS:
-            known = ", ".join(ROOM_SETTING_DEFAULTS)
-            raise ApiError(400, "invalid_field", f"unknown room setting {key!r}; known: {known}")
-        expected = type(ROOM_SETTING_DEFAULTS[key])
-        if type(item) is not expected:
-            raise ApiError(
-                400,
-                "invalid_field",
-                f"setting {key} must be {expected.__name__}, got {type(item).__name__}",
-            )
-        if key == "degrade_floor" and not 0 <= item <= 3:
-            raise ApiError(400, "invalid_field", "degrade_floor must be 0, 1, 2 or 3")
-    return value
+    try:
+        return check_settings(value)
+    except SettingError as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from None
 
 
 def _check_title(value: Any, default: str) -> str:
@@ -319,6 +306,23 @@ class Activities:
         record = await self.hub.activities.audit(room_id, request.path_params["interaction_id"])
         return _json(record)
 
+    async def moderate(self, request: Request) -> Response:
+        """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""
+        room_id, _ = await self._staff(request)
+        if request.method == "GET":
+            return _json(await self.hub.moderation(room_id))
+        body = await _body(request)
+        action = body.get("action")
+        if action not in MODERATION_ACTIONS:
+            raise ApiError(
+                400, "invalid_field", f"action must be one of {', '.join(MODERATION_ACTIONS)}"
+            )
+        return _json(await self.hub.moderate(room_id, action, body))
+
+    async def stats(self, request: Request) -> Response:
+        room_id, _ = await self._staff(request)
+        return _json(await self.hub.room_stats(room_id))
+
     async def export(self, request: Request) -> Response:
         room_id, _ = await self._staff(request)
         rows = await self.hub.activities.export(room_id, request.path_params["interaction_id"])
@@ -447,6 +451,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
         Route("/api/v1/rooms/{room_id}", api.update_room, methods=["PATCH"]),
         Route("/api/v1/rooms/{room_id}", api.delete_room, methods=["DELETE"]),
         Route("/api/v1/rooms/{room_id}/tokens", api.mint_token, methods=["POST"]),
+        Route("/api/v1/rooms/{room_id}/moderation", activities.moderate, methods=["GET", "POST"]),
+        Route("/api/v1/rooms/{room_id}/stats", activities.stats, methods=["GET"]),
         Route("/api/v1/rooms/{room_id}/interactions", activities.list, methods=["GET"]),
         Route("/api/v1/rooms/{room_id}/interactions", activities.create, methods=["POST"]),
         Route(

@@ -238,3 +238,54 @@ async def test_viewers_of_a_killed_node_reconnect_elsewhere_and_resync(shared_re
                 "version": snapshot["version"],
             }
             assert got == expected
+
+
+async def test_moderation_and_the_wall_hold_across_nodes(shared_redis):
+    """A ban, a mute, a retract and a pending post made through one node hold on the
+    other: moderation lives in the store, nodes learn of it through the relay."""
+    async with Cluster(shared_redis.url, count=3) as cluster:
+        await cluster.create_room("live")
+        a, b, c = (node.ws_url for node in cluster.nodes)
+        host = await open_client(a)
+        await host.join("live", token=await cluster.mint("live", "host", "host"))
+        troll = await open_client(b)
+        await troll.join("live", token=await cluster.mint("live", "viewer", "troll"))
+        loud = await open_client(b)
+        await loud.join("live", token=await cluster.mint("live", "viewer", "loud"))
+
+        posted = await loud.command("post", key="p1", text="from node b")
+        assert posted["status"] == "pending", posted
+        while True:  # the host on node a sees the queue of node b's post
+            message = await host.recv_type("state", timeout=10)
+            wall = message["interactions"].get("wall")
+            if wall and [p["text"] for p in wall["queue"]] == ["from node b"]:
+                break
+
+        sent = await loud.command("danmaku", text="spoiler")
+        assert sent["type"] == "ack", sent
+        ack = await host.command("host", action="retract", event=sent["event"])
+        assert ack["type"] == "ack", ack
+        while True:
+            batch = await loud.recv_type("batch", timeout=10)
+            if any(e["type"] == "retract" for e in batch["events"]):
+                break
+
+        muted = await host.command("host", action="mute", user="loud", duration_s=60)
+        assert muted["type"] == "ack", muted
+        banned = await host.command("host", action="ban", user="troll")
+        assert banned["type"] == "ack", banned
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await troll.recv(timeout=10)
+        assert troll.ws.close_code == 4003
+        deadline = time.monotonic() + 10 * UNIT
+        while True:  # node b learns of the mute within a state flush
+            reply = await loud.command("danmaku", text="still here?")
+            if reply.get("code") == "muted":
+                break
+            assert time.monotonic() < deadline, reply
+            await asyncio.sleep(0.1)
+        late = await open_client(c)  # node c opens the room: the replay comes from Redis
+        joined = await late.join("live")
+        assert "spoiler" not in [e.get("text") for e in joined["snapshot"]["recent"]]
+        assert sent["event"] not in [e["id"] for e in joined["snapshot"]["recent"]]

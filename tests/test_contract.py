@@ -182,12 +182,20 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.set_presence("r1", "node-b", 5, 30)
     await store.set_presence("r1", "node-c", 7, -1)  # already expired
     assert await store.presence("r1") == 15
+    await store.set_node_stats("r1", "node-a", {"danmaku": 4, "votes": 1}, 30)
+    await store.set_node_stats("r1", "node-b", {"danmaku": 2}, 30)
+    await store.set_node_stats("r1", "node-c", {"danmaku": 100}, -1)  # already expired
+    assert await store.room_stats("r1") == {"danmaku": 6, "votes": 1}
+    await store.set_node_stats("r1", "node-b", {"danmaku": 3}, 30)  # a node's new report
+    assert await store.room_stats("r1") == {"danmaku": 7, "votes": 1}
+    assert await store.room_stats("nope") == {}
     await store.append_replay("r1", [{"n": i} for i in range(5)], keep=3)
     await store.append_replay("r1", [{"n": 5}], keep=3)
     assert await store.replay("r1", 10) == [{"n": 3}, {"n": 4}, {"n": 5}]
     assert await store.replay("r1", 2) == [{"n": 4}, {"n": 5}]
     await store.delete_room("r1")
     assert await store.replay("r1", 10) == []
+    assert await store.room_stats("r1") == {}
 
 
 async def test_broker_delivers_to_subscribers_in_order(pair):

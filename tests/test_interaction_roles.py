@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from server.hub.activities import HOST_ACTIONS, VIEWER_OPS
+from server.hub.hub import MODERATION_ACTIONS
 from tests.conftest import ADMIN, UNIT, Client, LiveServer
 
 ROOM = "stage"
@@ -161,7 +162,11 @@ def assert_error_fields(reply: dict[str, Any]) -> None:
     `message`, and the code's detail fields): ``limit`` where a limit was passed."""
     extra = {"limit"} if reply["code"] in WITH_LIMIT else set()
     # PROTOCOL.md, "Server messages": detail fields of illegal_transition and out_of_stock
-    extra |= {"illegal_transition": {"phase"}, "out_of_stock": {"field"}}.get(reply["code"], set())
+    extra |= {
+        "illegal_transition": {"phase"},
+        "out_of_stock": {"field"},
+        "muted": {"retry_after_ms"},
+    }.get(reply["code"], set())
     assert set(reply) == ERROR_FIELDS | extra, reply
     if "limit" in extra:
         assert type(reply["limit"]) is int, reply
@@ -374,10 +379,72 @@ PREPARE[("export", "json")] = lambda stage: _export(stage, None)
 PREPARE[("export", "csv")] = lambda stage: _export(stage, {"format": "csv"})
 
 
+@prepares("wall", "open")
+async def _wall_open(stage: Stage) -> HostRequest:
+    return action("wall", "open")
+
+
+@prepares("wall", "close")
+async def _wall_close(stage: Stage) -> HostRequest:
+    return action("wall", "close")
+
+
+async def _posted(stage: Stage, *, approved: bool = False) -> str:
+    await acked(await stage.member(), "post", key="k1", text="Hello wall")
+    [post] = (await stage.views())["wall"]["queue"]
+    if approved:
+        await stage.act("wall", "approve", post=post["id"])
+    return str(post["id"])
+
+
+@prepares("wall", "approve")
+async def _wall_approve(stage: Stage) -> HostRequest:
+    return action("wall", "approve", post=await _posted(stage))
+
+
+@prepares("wall", "reject")
+async def _wall_reject(stage: Stage) -> HostRequest:
+    return action("wall", "reject", post=await _posted(stage))
+
+
+@prepares("wall", "pin")
+async def _wall_pin(stage: Stage) -> HostRequest:
+    return action("wall", "pin", post=await _posted(stage, approved=True))
+
+
+@prepares("wall", "unpin")
+async def _wall_unpin(stage: Stage) -> HostRequest:
+    post = await _posted(stage, approved=True)
+    await stage.act("wall", "pin", post=post)
+    return action("wall", "unpin", post=post)
+
+
+def moderation(name: str, **fields: Any) -> HostRequest:
+    body = {"action": name, **fields}
+    return HostRequest("POST", f"/api/v1/rooms/{ROOM}/moderation", body, ws=body)
+
+
+PREPARE[("moderation", "retract")] = lambda stage: _ready(moderation("retract", event="n.1"))
+PREPARE[("moderation", "mute")] = lambda stage: _ready(moderation("mute", user="v-9"))
+PREPARE[("moderation", "unmute")] = lambda stage: _ready(moderation("unmute", user="v-9"))
+PREPARE[("moderation", "ban")] = lambda stage: _ready(moderation("ban", user="v-9"))
+PREPARE[("moderation", "unban")] = lambda stage: _ready(moderation("unban", user="v-9"))
+PREPARE[("moderation", "list")] = lambda stage: _ready(
+    HostRequest("GET", f"/api/v1/rooms/{ROOM}/moderation")
+)
+PREPARE[("stats", "get")] = lambda stage: _ready(HostRequest("GET", f"/api/v1/rooms/{ROOM}/stats"))
+
+
+async def _ready(request: HostRequest) -> HostRequest:
+    return request
+
+
 def test_every_host_operation_is_covered():
     every = {(kind, name) for kind, names in HOST_ACTIONS.items() for name in names}
-    creatable = {("create", kind) for kind in HOST_ACTIONS if kind != "checkin"}
-    assert set(PREPARE) == every | creatable | {("export", "json"), ("export", "csv")}
+    creatable = {("create", kind) for kind in HOST_ACTIONS if kind not in ("checkin", "wall")}
+    moderating = {("moderation", name) for name in MODERATION_ACTIONS} | {("moderation", "list")}
+    reading = {("export", "json"), ("export", "csv"), ("stats", "get")}
+    assert set(PREPARE) == every | creatable | moderating | reading
 
 
 @pytest.mark.parametrize("operation", sorted(PREPARE), ids=lambda op: f"{op[0]}-{op[1]}")
@@ -553,6 +620,26 @@ async def _entered(stage: Stage, client: Client, ids: dict[str, str]) -> None:
 
 async def _checkin_closed(stage: Stage, client: Client, ids: dict[str, str]) -> None:
     await stage.act("checkin", "close")
+
+
+async def _wall_closed(stage: Stage, client: Client, ids: dict[str, str]) -> None:
+    await stage.act("wall", "close")
+
+
+async def _muted(stage: Stage, client: Client, ids: dict[str, str]) -> None:
+    r = await stage.rest(
+        stage.host_token,
+        "POST",
+        f"/api/v1/rooms/{ROOM}/moderation",
+        {"action": "mute", "user": "viewer-muted", "duration_s": 60},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def _posted_once(stage: Stage, client: Client, ids: dict[str, str]) -> None:
+    first = await acked(client, "post", key="first", text="Once")
+    again = await acked(client, "post", key="first", text="Once")
+    assert again["duplicate"] is True and again["post"] == first["post"], (first, again)
 
 
 def vote(poll: str, **ballot: Any) -> dict[str, Any]:
@@ -747,6 +834,20 @@ CASES: dict[str, list[Case]] = {
         # Last: it closes the room's check-in for the cases after it.
         Case("closed", "checkin", {}, "not_open", pre=_checkin_closed),
     ],
+    "post": [
+        Case("no-key", "post", {"text": "Hi"}, "invalid_field", key=NO_KEY),
+        Case("key-with-space", "post", {"text": "Hi"}, "invalid_field", key="has space"),
+        Case("no-text", "post", {}, "invalid_field"),
+        Case("text-not-a-string", "post", {"text": ["Hi"]}, "invalid_field"),
+        Case("blank", "post", {"text": "\n \u200b"}, "empty_text"),
+        Case("too-long", "post", {"text": "x" * 141}, "text_too_long", extra={"limit": 140}),
+        Case("screen", "post", {"text": "Hi"}, "forbidden", role="screen"),
+        # A retry with the same key is one post; another key on the same text is fine.
+        Case("muted", "post", {"text": "Hi"}, "muted", pre=_muted),
+        Case("retried", "post", {"text": "x" * 141}, "text_too_long", pre=_posted_once),
+        # Last: it closes the room's wall for the cases after it.
+        Case("closed", "post", {"text": "Hi"}, "not_open", pre=_wall_closed),
+    ],
 }
 
 
@@ -754,7 +855,7 @@ def test_every_viewer_command_has_cases():
     ops = {case.op for cases in CASES.values() for case in cases}
     assert ops == set(VIEWER_OPS)
     for op in VIEWER_OPS:
-        if op != "checkin":
+        if op not in ("checkin", "post"):
             names = {c.name for cases in CASES.values() for c in cases if c.op == op}
             assert {"no-key", "no-interaction", "unknown-interaction", "other-kind"} <= names, op
 

@@ -58,6 +58,8 @@ INTERACTION = "/api/v1/rooms/{room_id}/interactions/{interaction_id}"
 ACTIONS = f"{INTERACTION}/actions"
 AUDIT = f"{INTERACTION}/audit"
 EXPORT = f"{INTERACTION}/export"
+MODERATION = "/api/v1/rooms/{room_id}/moderation"
+STATS = "/api/v1/rooms/{room_id}/stats"
 TOO_LARGE = b'{"title": "' + b"x" * 65536 + b'", "role": "viewer", "kind": "poll"}'
 OPTIONS = [{"id": i, "label": f"Option {i.upper()}"} for i in "abcd"]
 
@@ -417,6 +419,18 @@ class World:
         await self.act("b", "pin", question=first["id"])
         await self.act("b", "answer", question=first["id"], text="Soon.")
         await self.act("b", "hide", question=second["id"])
+        # The wall: a pinned, an approved, a pending and a rejected post.
+        for i, p in enumerate(players + voters):
+            await self.acked(p, "post", key="k1", text=f"Post {i}")
+        wall = (
+            await self.host("GET", INTERACTION, room_id=ROOM, interaction_id="wall", expect=200)
+        ).json()
+        posts = [post["id"] for post in wall["queue"]]
+        assert len(posts) == 4, wall
+        await self.act("wall", "approve", post=posts[0])
+        await self.act("wall", "approve", post=posts[1])
+        await self.act("wall", "pin", post=posts[1])
+        await self.act("wall", "reject", post=posts[2])
         await self.act("p-ranked", "close")
         await self.act("p-rating", "close")
         await self.act("p-rating", "reveal")
@@ -427,7 +441,7 @@ class World:
         await self.act("d", "reveal")
         drawn = await self.act("w", "run")
         assert sorted(drawn["winners"]) == ["player-0", "player-1"], drawn
-        return [*polls, "z", "d", "w", "w-open", "b", "checkin"]
+        return [*polls, "z", "d", "w", "w-open", "b", "checkin", "wall"]
 
 
 # --- one scenario per operation: every listed status, and the answers' shapes ----------
@@ -560,6 +574,28 @@ async def _update_room(api: Api, w: World) -> None:
         expect=200,
         body={"settings": {"allow_anonymous": False}},
     )
+    every_setting = {
+        "mode": "slow",
+        "slow_mode_s": 10,
+        "wall_moderation": "post",
+        "brand_color": "#112233",
+        "accent_color": "#AABBCC",
+        "logo_url": "/assets/logo.png",
+        "degrade_floor": 0,
+    }
+    r = await api.call(
+        "PATCH", ROOM_PATH, room_id=ROOM, expect=200, body={"settings": every_setting}
+    )
+    assert r.json()["settings"]["accent_color"] == "#aabbcc"  # colours come back lower-cased
+    for bad in ({"mode": "silent"}, {"logo_url": "http://elsewhere/logo.png"}):
+        await api.call(
+            "PATCH",
+            ROOM_PATH,
+            room_id=ROOM,
+            expect=400,
+            code="invalid_field",
+            body={"settings": bad},
+        )
     for role in ("moderator", "viewer", "screen"):
         await api.call(
             "PATCH",
@@ -633,7 +669,7 @@ async def _mint_token(api: Api, w: World) -> None:
 @scenario("GET", INTERACTIONS)
 async def _list_interactions(api: Api, w: World) -> None:
     r = await api.call("GET", INTERACTIONS, room_id=ROOM, expect=200)
-    assert [v["id"] for v in r.json()["interactions"]] == ["checkin"]
+    assert [v["id"] for v in r.json()["interactions"]] == ["checkin", "wall"]
     ids = await w.every_kind_in_every_state()
     for who in ("admin", "host", "moderator", "viewer", "screen"):
         token = ADMIN if who == "admin" else w.tokens[who]
@@ -920,6 +956,85 @@ async def _export(api: Api, w: World) -> None:
     )
     await unauthorized(api, w, "GET", EXPORT, **at)
     await outage(api, "GET", EXPORT, **at)
+
+
+@scenario("GET", MODERATION)
+async def _moderation_list(api: Api, w: World) -> None:
+    r = await api.call("GET", MODERATION, room_id=ROOM, expect=200)
+    assert r.json() == {"muted": [], "banned": []}
+    await w.host("POST", MODERATION, room_id=ROOM, expect=200, body={"action": "ban", "user": "b"})
+    await w.host("POST", MODERATION, room_id=ROOM, expect=200, body={"action": "mute", "user": "m"})
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", MODERATION, room_id=ROOM, token=token, expect=200)
+        assert r.json()["banned"] == [{"user": "b"}]
+        assert [m["user"] for m in r.json()["muted"]] == ["m"]
+    for role in ("viewer", "screen"):
+        await api.call("GET", MODERATION, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", MODERATION, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", MODERATION, room_id=ROOM)
+    await outage(api, "GET", MODERATION, room_id=ROOM)
+
+
+@scenario("POST", MODERATION)
+async def _moderate(api: Api, w: World) -> None:
+    for body in (
+        {"action": "retract", "event": "node.1"},
+        {"action": "mute", "user": "v1", "duration_s": 30},
+        {"action": "mute", "user": "v1"},
+        {"action": "unmute", "user": "v1"},
+        {"action": "ban", "user": "v2"},
+        {"action": "unban", "user": "v2"},
+        {"action": "unban", "user": "never-banned"},
+    ):
+        r = await api.call("POST", MODERATION, room_id=ROOM, expect=200, body=body)
+        assert r.json()["action"] == body["action"]
+    await api.call(
+        "POST",
+        MODERATION,
+        room_id=ROOM,
+        token=w.tokens["moderator"],
+        expect=200,
+        body={"action": "mute", "user": "v3", "duration_s": 5},
+    )
+    for body in (
+        {"action": "explode"},
+        {},
+        {"action": "mute"},
+        {"action": "mute", "user": "v1", "duration_s": 0},
+        {"action": "retract"},
+        {"action": "ban", "user": ""},
+    ):
+        await api.call(
+            "POST", MODERATION, room_id=ROOM, expect=400, code="invalid_field", body=body
+        )
+    await api.call("POST", MODERATION, room_id=ROOM, expect=400, code="malformed", content=b"{")
+    await api.call("POST", MODERATION, room_id=ROOM, expect=413, content=TOO_LARGE)
+    ban = {"action": "ban", "user": "v9"}
+    for role in ("viewer", "screen"):
+        await api.call("POST", MODERATION, room_id=ROOM, token=w.tokens[role], expect=403, body=ban)
+    await api.call("POST", MODERATION, room_id=NOWHERE, expect=404, body=ban)
+    await unauthorized(api, w, "POST", MODERATION, room_id=ROOM, body=ban)
+    await outage(api, "POST", MODERATION, room_id=ROOM, body=ban)
+
+
+@scenario("GET", STATS)
+async def _stats(api: Api, w: World) -> None:
+    viewer = await w.viewer("counted")
+    reply = await viewer.command("danmaku", text="hello")
+    assert reply["type"] == "ack", reply
+    await w.acked(viewer, "checkin", key="c1")
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", STATS, room_id=ROOM, token=token, expect=200)
+        stats = r.json()
+        assert (stats["online"], stats["participants"]) == (1, 1), stats
+        assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (1, 1), stats
+    for role in ("viewer", "screen"):
+        await api.call("GET", STATS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", STATS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", STATS, room_id=ROOM)
+    await outage(api, "GET", STATS, room_id=ROOM)
 
 
 def test_every_operation_has_a_scenario():

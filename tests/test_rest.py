@@ -7,6 +7,7 @@ import jwt
 import pytest
 
 from protocol.messages import ROOM_ID_RE
+from server.room_settings import ROOM_SETTING_DEFAULTS
 from tests.carry_on import ROOM, SUBPROTOCOLS, close_code_of, sender_carries_on
 from tests.conftest import ADMIN, SECRET
 
@@ -112,8 +113,8 @@ async def test_list_rooms(live):
     assert set(rooms) == {"a", "b"}
     assert rooms["a"] == {**a, "online": 1}
     assert rooms["b"] == b and rooms["b"]["settings"] == {
+        **ROOM_SETTING_DEFAULTS,
         "allow_anonymous": False,
-        "degrade_floor": 0,
     }
 
 
@@ -141,7 +142,8 @@ async def test_create_room(live):
     assert set(room) == ROOM_FIELDS
     assert room["id"] == "r-1_A" and room["title"] == "Launch night"
     assert room["version"] == 1 and room["online"] == 0
-    assert room["settings"] == {"allow_anonymous": True, "degrade_floor": 0}
+    assert room["settings"] == ROOM_SETTING_DEFAULTS
+    assert room["settings"]["allow_anonymous"] is True and room["settings"]["degrade_floor"] == 0
     # created_at: an integer of milliseconds since the epoch ("Subprotocols and codecs").
     assert type(room["created_at"]) is int
     assert int(before * 1000) - 1000 <= room["created_at"] <= int(time.time() * 1000)
@@ -161,7 +163,7 @@ async def test_create_room_without_id_gets_a_fresh_id(live, body):
 
 async def test_create_room_with_settings(live):
     room = await _room(live, allow_anonymous=False)
-    assert room["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
+    assert room["settings"] == {**ROOM_SETTING_DEFAULTS, "allow_anonymous": False}
 
 
 async def test_create_existing_room_gets_409(live):
@@ -188,6 +190,15 @@ async def test_create_existing_room_gets_409(live):
         pytest.param({"id": "r", "settings": {"allow_anonymous": 1}}, id="settings-int"),
         pytest.param({"id": "r", "settings": ["allow_anonymous"]}, id="settings-list"),
         pytest.param({"id": "r", "settings": True}, id="settings-bool"),
+        pytest.param({"id": "r", "settings": {"mode": "loud"}}, id="mode-unknown"),
+        pytest.param({"id": "r", "settings": {"slow_mode_s": 0}}, id="slow-mode-0"),
+        pytest.param({"id": "r", "settings": {"wall_moderation": None}}, id="wall-moderation"),
+        pytest.param({"id": "r", "settings": {"brand_color": "red"}}, id="brand-color"),
+        pytest.param(
+            {"id": "r", "settings": {"logo_url": "https://cdn.example.com/l.png"}},
+            id="logo-other-host",
+        ),
+        pytest.param({"id": "r", "settings": {"logo_url": "//cdn/l.png"}}, id="logo-protocol-rel"),
     ],
 )
 async def test_create_room_with_invalid_field_gets_400(live, body):
@@ -294,7 +305,7 @@ async def test_patch_room(live, who):
         r = await http.patch(f"{ROOMS}/{ROOM}", json={"settings": {"allow_anonymous": False}})
         assert r.status_code == 200, r.text
         room = r.json()
-        assert room["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
+        assert room["settings"] == {**ROOM_SETTING_DEFAULTS, "allow_anonymous": False}
         assert (room["title"], room["version"]) == ("New title", 3)
     async with live.http() as http:
         assert (await http.get(f"{ROOMS}/{ROOM}")).json() == room
@@ -323,7 +334,7 @@ async def test_patch_sends_members_a_snapshot_with_the_new_version(live):
         assert snapshot["version"] == version
         assert snapshot["room"]["version"] == version
         assert snapshot["room"]["title"] == "Encore"
-        assert snapshot["room"]["settings"] == {"allow_anonymous": False, "degrade_floor": 0}
+        assert snapshot["room"]["settings"] == {**ROOM_SETTING_DEFAULTS, "allow_anonymous": False}
         assert snapshot["online"] == 2
     # The new setting holds for new joins; the members stay and carry on.
     late = await live.connect()

@@ -34,11 +34,19 @@ export const ERRORS = Object.freeze({
   },
   "slow_mode": {
     "retry": true,
-    "description": "slow mode (degrade level 2): one danmaku per few seconds"
+    "description": "slow mode (room mode or degrade level 2): one danmaku per few seconds"
   },
   "danmaku_paused": {
     "retry": true,
-    "description": "viewers' danmaku are paused (degrade level 3)"
+    "description": "viewers' danmaku are paused (room mode staff or degrade level 3)"
+  },
+  "muted": {
+    "retry": false,
+    "description": "a moderator muted this viewer; retry_after_ms says for how long"
+  },
+  "banned": {
+    "retry": false,
+    "description": "a moderator banned this viewer from the room"
   },
   "unauthorized": {
     "retry": false,
@@ -158,6 +166,11 @@ export const CLOSES = Object.freeze({
     "code": 4001,
     "reconnect": true,
     "description": "no join arrived within limits.join_timeout_s"
+  },
+  "banned": {
+    "code": 4003,
+    "reconnect": false,
+    "description": "a moderator banned this viewer from the room"
   },
   "room_deleted": {
     "code": 4004,

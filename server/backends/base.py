@@ -38,6 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+# Room settings and their defaults: server/room_settings.py (PROTOCOL.md, "REST API").
+from server.room_settings import ROOM_SETTING_DEFAULTS
+
 
 class BackendUnavailable(ConnectionError):
     """The store or broker cannot be reached now; retrying later may succeed."""
@@ -86,13 +89,6 @@ class RoomRecord:
             data["version"],
             data.get("settings") or {},
         )
-
-
-# Room settings and their defaults; PROTOCOL.md, "REST API" documents them.
-ROOM_SETTING_DEFAULTS: dict[str, Any] = {
-    "allow_anonymous": True,
-    "degrade_floor": 0,  # the lowest degrade level the room's stream is served at (0-3)
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +160,13 @@ class Store(Protocol):
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None: ...
 
     async def presence(self, room_id: str) -> int: ...
+
+    # --- live counts per node, summed over the nodes that reported within their TTL ---
+    async def set_node_stats(
+        self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
+    ) -> None: ...
+
+    async def room_stats(self, room_id: str) -> dict[str, int]: ...
 
     # --- stream replay shared by all nodes ---
     async def append_replay(

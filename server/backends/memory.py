@@ -40,6 +40,7 @@ class _Room:
     )
     tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
     presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
@@ -178,6 +179,25 @@ class MemoryStore:
             return 0
         now = time.time()
         return sum(count for count, expires in room.presence.values() if expires > now)
+
+    async def set_node_stats(
+        self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
+    ) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.stats[node_id] = (dict(stats), time.time() + ttl_s)
+
+    async def room_stats(self, room_id: str) -> dict[str, int]:
+        room = self._rooms.get(room_id)
+        total: dict[str, int] = {}
+        if room is None:
+            return total
+        now = time.time()
+        for stats, expires in room.stats.values():
+            if expires > now:
+                for name, value in stats.items():
+                    total[name] = total.get(name, 0) + value
+        return total
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)

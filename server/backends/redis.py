@@ -249,7 +249,16 @@ class RedisStore:
             ids = [_text(i) for i in await c.smembers(self._k(room_id, "ids"))]
             keys = [
                 self._k(room_id, n)
-                for n in ("room", "version", "interactions", "tokens", "presence", "replay", "ids")
+                for n in (
+                    "room",
+                    "version",
+                    "interactions",
+                    "tokens",
+                    "presence",
+                    "stats",
+                    "replay",
+                    "ids",
+                )
             ]
             for iid in ids:
                 keys += [self._k(room_id, f"i:{iid}:{n}") for n in ("rec", "cnt", "done")]
@@ -375,6 +384,30 @@ class RedisStore:
                 total += int(count)
             else:
                 stale.append(node)
+        if stale:
+            with contextlib.suppress(BackendUnavailable):
+                await _call(lambda: self.conn.client.hdel(key, *stale))
+        return total
+
+    async def set_node_stats(
+        self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
+    ) -> None:
+        value = orjson.dumps({"s": stats, "e": int((time.time() + ttl_s) * 1000)})
+        await _call(lambda: self.conn.client.hset(self._k(room_id, "stats"), node_id, value))
+
+    async def room_stats(self, room_id: str) -> dict[str, int]:
+        key = self._k(room_id, "stats")
+        raw = await _call(lambda: self.conn.client.hgetall(key))
+        now = time.time() * 1000
+        total: dict[str, int] = {}
+        stale = []
+        for node, value in raw.items():
+            entry = orjson.loads(value)
+            if entry["e"] <= now:
+                stale.append(node)
+                continue
+            for name, count in entry["s"].items():
+                total[name] = total.get(name, 0) + int(count)
         if stale:
             with contextlib.suppress(BackendUnavailable):
                 await _call(lambda: self.conn.client.hdel(key, *stale))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.auth import Identity
 from server.backends.base import Store
-from server.interactions import checkin, codesign, draws, polls, qa, quiz
+from server.interactions import checkin, codesign, draws, polls, qa, quiz, wall
 from server.interactions.base import (
     Contribution,
     InteractionError,
@@ -39,8 +39,12 @@ from server.interactions.base import transition as lifecycle
 if TYPE_CHECKING:
     from server.backends.base import ApplyResult
 
-KINDS = ("poll", "quiz", "codesign", "draw", "qa", "checkin")
+KINDS = ("poll", "quiz", "codesign", "draw", "qa", "checkin", "wall")
+# Every room has one check-in and one wall; hosts cannot create more of them.
+BUILT_IN_KINDS = ("checkin", "wall")
 CHECKIN_ID = "checkin"
+WALL_ID = wall.WALL_ID
+POSTS_BOX = "posts"  # the wall: one record per post
 QUESTIONS_BOX = "questions"  # Q&A: the asked questions, one record per question
 PRESENCE_BOX = "presence"  # draws from presence: viewers who joined and did not leave
 # Viewer commands: op -> the kinds that take it.
@@ -54,6 +58,7 @@ VIEWER_OPS = {
     "upvote": "qa",
     "unvote": "qa",
     "checkin": "checkin",
+    "post": "wall",
 }
 HOST_ACTIONS = {
     "poll": ("open", "close", "reveal"),
@@ -62,6 +67,7 @@ HOST_ACTIONS = {
     "draw": ("run",),
     "qa": ("open", "close", "answer", "pin", "unpin", "hide", "unhide"),
     "checkin": ("open", "close"),
+    "wall": ("open", "close", *wall.HOST_ACTIONS),
 }
 
 
@@ -102,17 +108,20 @@ _TYPES: dict[str, tuple[Any, Any]] = {
     "draw": (draws.DrawSpec, draws.DrawState),
     "qa": (qa.QASpec, Status),
     "checkin": (checkin.CheckinSpec, Status),
+    "wall": (wall.WallSpec, Status),
 }
 
 DEFAULT_CHECKIN = Definition(
     "checkin", checkin.CheckinSpec(CHECKIN_ID, "Check-in"), Status("open", opened_at=0.0), 0.0
 )
+DEFAULT_WALL = Definition("wall", wall.DEFAULT_SPEC, Status("open", opened_at=0.0), 0.0)
+BUILT_IN = {CHECKIN_ID: DEFAULT_CHECKIN, WALL_ID: DEFAULT_WALL}
 
 
 def new_definition(kind: Any, raw_spec: Any, now: float) -> Definition:
     """Validate a host's new interaction; raises InteractionError(invalid_field)."""
-    if kind not in KINDS or kind == "checkin":
-        kinds = ", ".join(k for k in KINDS if k != "checkin")
+    if kind not in KINDS or kind in BUILT_IN_KINDS:
+        kinds = ", ".join(k for k in KINDS if k not in BUILT_IN_KINDS)
         raise InteractionError("invalid_field", f"kind must be one of {kinds}, got {kind!r:.40}")
     spec = _TYPES[kind][0].from_dict(raw_spec)
     if kind == "draw":
@@ -147,7 +156,8 @@ class RoomActivities:
     async def definitions(self, room_id: str) -> dict[str, Definition]:
         raw = await self.store.interactions(room_id)
         found = {iid: Definition.from_dict(data) for iid, data in raw.items()}
-        found.setdefault(CHECKIN_ID, DEFAULT_CHECKIN)
+        for iid, default in BUILT_IN.items():
+            found.setdefault(iid, default)
         return found
 
     async def definition(self, room_id: str, interaction_id: str) -> Definition:
@@ -163,6 +173,10 @@ class RoomActivities:
     async def questions(self, room_id: str, iid: str) -> dict[str, qa.Question]:
         records = await self.store.records(room_id, box_key(iid, QUESTIONS_BOX))
         return {qid: qa.Question.from_dict(r) for qid, r in records.items()}
+
+    async def posts(self, room_id: str) -> dict[str, wall.Post]:
+        records = await self.store.records(room_id, box_key(WALL_ID, POSTS_BOX))
+        return {pid: wall.Post.from_dict(r) for pid, r in records.items()}
 
     async def view(
         self, room_id: str, iid: str, definition: Definition, *, private: bool = False
@@ -214,6 +228,10 @@ class RoomActivities:
             out["questions"] = qa.board(
                 questions.values(), counters, include_hidden=private, private=private
             )
+        elif kind == "wall":
+            out["spec"] = spec.to_dict()
+            out["status"] = state.at(now).to_dict()
+            out.update(wall.board((await self.posts(room_id)).values(), private=private))
         else:
             out["spec"] = spec.to_dict()
             out["status"] = state.at(now).to_dict()
@@ -226,7 +244,7 @@ class RoomActivities:
         definition = new_definition(kind, raw_spec, time.time())
         iid = definition.spec.id
         existing = await self.store.interactions(room_id)
-        if iid in existing or iid == CHECKIN_ID:
+        if iid in existing or iid in BUILT_IN:
             raise InteractionError("invalid_field", f"an interaction {iid!r} exists already")
         version = await self.store.put_interaction(room_id, iid, definition.to_dict())
         return iid, version
@@ -252,8 +270,10 @@ class RoomActivities:
         audit = definition.audit
         if kind == "poll":
             state = polls.transition(spec, state, action, now)
-        elif kind == "checkin":
-            # A check-in can be closed and opened again any number of times.
+        elif kind == "wall" and action not in ("open", "close"):
+            return await self._wall_host(room_id, action, params, now), extra
+        elif kind in BUILT_IN_KINDS:
+            # A check-in or wall can be closed and opened again any number of times.
             if action == "open" and state.phase != "open":
                 state = Status("open", opened_at=now)
             elif action == "close" and state.phase == "open":
@@ -314,6 +334,26 @@ class RoomActivities:
         )
         return result.version
 
+    async def _wall_host(
+        self, room_id: str, action: str, params: dict[str, Any], now: float
+    ) -> int:
+        pid = params.get("post")
+        post = (await self.posts(room_id)).get(pid) if isinstance(pid, str) else None
+        if post is None:
+            raise InteractionError("unknown_target", f"no post {pid!r:.40}")
+        updated = wall.host_action(post, action, now)
+        if updated == post:
+            return await self.store.room_version(room_id)
+        result = await self.store.apply(
+            room_id,
+            box_key(WALL_ID, POSTS_BOX),
+            post.id,
+            f"host-{secrets.token_hex(8)}",
+            updated.stored(),
+            {"posted": 1},
+        )
+        return result.version
+
     async def _entrants(self, room_id: str, iid: str, spec: draws.DrawSpec) -> set[str]:
         if spec.source == "poll":
             assert spec.poll_id is not None
@@ -354,6 +394,8 @@ class RoomActivities:
         raw: dict[str, Any],
         key: str,
         known: dict[str, Definition] | None = None,
+        *,
+        wall_moderation: str = "pre",
     ) -> ApplyResult:
         """Validate and apply a viewer command; raises InteractionError when refused.
 
@@ -363,7 +405,7 @@ class RoomActivities:
         that is one state flush old.
         """
         kind = VIEWER_OPS[op]
-        iid = CHECKIN_ID if op == "checkin" else raw.get("interaction")
+        iid = {"checkin": CHECKIN_ID, "post": WALL_ID}.get(op) or raw.get("interaction")
         if not isinstance(iid, str):
             raise InteractionError("invalid_field", f"{op} needs an 'interaction' id")
         definition = (known or {}).get(iid) or await self.definition(room_id, iid)
@@ -394,12 +436,33 @@ class RoomActivities:
             contribution = draws.enter(spec, state, identity.user_id, now, excluded=excluded)
         elif op == "checkin":
             contribution = checkin.check_in(spec, state, name=identity.name, now=now)
+        elif op == "post":
+            made = wall.new_post(
+                spec,
+                state,
+                raw,
+                post_id=wall.post_id(identity.user_id, key),
+                viewer_id=identity.user_id,
+                name=identity.name,
+                now=now,
+                moderation=wall_moderation,
+            )
+            # One record per post, its id made from viewer and key: a retry is one post.
+            return await self.store.apply(
+                room_id,
+                box_key(WALL_ID, POSTS_BOX),
+                made.id,
+                f"{identity.user_id}|{key}",
+                made.stored(),
+                {"posted": 1},
+                once=True,
+            )
         elif op == "ask":
             question = qa.ask(
                 spec,
                 state,
                 raw,
-                question_id=f"q{secrets.token_hex(4)}",
+                question_id=qa.question_id(identity.user_id, key),
                 viewer_id=identity.user_id,
                 name=identity.name,
                 now=now,

@@ -45,12 +45,13 @@ from server.auth import SENDING_ROLES, STAFF_ROLES, AuthError, Authority, Identi
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord
 from server.config import Settings
-from server.hub.activities import CHECKIN_ID, HOST_ACTIONS, RoomActivities
+from server.hub.activities import CHECKIN_ID, HOST_ACTIONS, WALL_ID, RoomActivities
 from server.hub.connection import Connection
 from server.hub.degrade import POLICIES, DegradeController, DegradeLevel, Signals, effective, shape
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.interactions import polls
+from server.interactions import wall as wall_rules
 from server.interactions.base import InteractionError
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
@@ -64,6 +65,16 @@ PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 10.0
 RESYNC_INTERVAL_S = 15.0
 STATE_INTERVAL_S = 0.25  # coalesced state updates: about 4 per second (degrade level 0)
+GUEST_TOKEN_TTL_S = 24 * 3600  # an anonymous viewer's token: its identity across reconnects
+# Muted and banned users of a room: one store record per user, in a box whose name no
+# interaction id can take ('~' is not allowed in ids). Its "interaction id" in stale
+# marks and relay messages is the same name.
+MODERATION_BOX = "~moderation"
+MODERATION_ACTIONS = ("retract", "mute", "unmute", "ban", "unban")
+DEFAULT_MUTE_S = 600
+MAX_MUTE_S = 7 * 24 * 3600
+MAX_USER_ID_CHARS = 128
+MAX_EVENT_ID_CHARS = 200
 
 
 class Hub:
@@ -268,6 +279,11 @@ class Hub:
             if conn not in members:
                 return
             members.discard(conn)
+            if conn in room.staff:
+                room.staff.discard(conn)
+                if not room.staff:
+                    room.staff_views.clear()
+                    room.staff_dirty.clear()
             if conn.identity is not None and conn.identity.role == "viewer" and self._tasks:
                 self.spawn(
                     self._best_effort(self.activities.note_presence(room.id, conn.identity, False))
@@ -385,6 +401,7 @@ class Hub:
             record = await self.store.get_room(cmd.room)
         except RoomNotFound:
             raise CommandError("room_not_found", f"no room {cmd.room!r}", cmd.id) from None
+        guest_token: str | None = None
         if cmd.token is not None:
             try:
                 identity = self.authority.verify(cmd.token, cmd.room)
@@ -397,6 +414,11 @@ class Hub:
         else:
             user_id = f"guest-{secrets.token_hex(5)}"
             identity = Identity(user_id, cmd.name or f"guest {user_id[-4:]}", "viewer", cmd.room)
+            # The guest's own token: joining again with it (after a reconnect) keeps the
+            # identity, so retried commands stay exactly-once (PROTOCOL.md, "join").
+            guest_token, _ = self.authority.mint(
+                cmd.room, "viewer", user_id, identity.name, GUEST_TOKEN_TTL_S
+            )
         live = self.rooms.get(record.id)
         if live is None:
             live = await self._open_room(record)
@@ -404,7 +426,14 @@ class Hub:
             live.record = record
         if conn.closing or conn not in self.connections:
             return  # the connection went away while the store answered
-        if identity.role in STAFF_ROLES:
+        if live.moderation.get(identity.user_id, {}).get("banned"):
+            raise CommandError("banned", "a moderator banned you from this room", cmd.id)
+        staff = identity.role in STAFF_ROLES
+        if staff and not live.staff:
+            await self._refresh_staff_views(live)
+            if conn.closing or conn not in self.connections:
+                return
+        if staff:
             limits = self.settings.limits
             conn.bucket = TokenBucket(
                 limits.staff_commands_per_s, limits.staff_command_burst, self.now()
@@ -414,13 +443,22 @@ class Hub:
         if not len(live):
             self.metrics.rooms.inc()
         live.members[conn.codec].add(conn)
+        if staff:
+            live.staff.add(conn)
         self.metrics.commands.labels("join", "ok").inc()
         if live.stale:
             await self._refresh_views(live)  # a snapshot is never older than the store
         if identity.role == "viewer":
             self.spawn(self._best_effort(self.activities.note_presence(live.id, identity, True)))
         live.degrade_level = int(self.room_level(live))
-        conn.send(joined(cmd.id, identity.public(), live.snapshot()))
+        conn.send(
+            joined(
+                cmd.id,
+                identity.public(),
+                live.snapshot(staff=staff),
+                token=guest_token,
+            )
+        )
 
     async def _open_room(self, record: RoomRecord) -> LiveRoom:
         """Start serving a room on this node: its state from the store, then follow it."""
@@ -430,8 +468,10 @@ class Hub:
         if self.shared:
             # Follow first, so nothing published while we read the store is missed.
             await self.relay.follow(record.id)
-            live.replay.extend(await self.store.replay(record.id, self.settings.hub.replay_size))
+            replay = await self.store.replay(record.id, self.settings.hub.replay_size)
+            live.replay.extend(_without_retracted(replay))
             live.online_total = await self.store.presence(record.id)
+        live.moderation = await self.store.records(record.id, MODERATION_BOX)
         await self._refresh_views(live, everything=True)
         live.state_dirty.clear()
         other = self.rooms.get(record.id)
@@ -445,16 +485,27 @@ class Hub:
     ) -> None:
         """A viewer's state-changing command: acknowledged after the store committed it."""
         room, identity = _member(conn, cid, op, SENDING_ROLES)
+        if op in ("ask", "post") and identity.role not in STAFF_ROLES:
+            self._check_muted(room, identity, cid)
         # Definitions are re-read at every state flush when they change; between two,
         # the node's copy decides whether the interaction is open.
         known = room.definitions if not room.stale else None
-        result = await self.activities.participate(room.id, identity, op, fields, key, known)
+        result = await self.activities.participate(
+            room.id,
+            identity,
+            op,
+            fields,
+            key,
+            known,
+            wall_moderation=str(room.record.settings.get("wall_moderation", "pre")),
+        )
         self.store_ok = True
         if result.status == "already_done" and op != "checkin":
             raise CommandError("already_done", f"this viewer has done {op} here already", cid)
-        iid = CHECKIN_ID if op == "checkin" else str(fields["interaction"])
+        iid = {"checkin": CHECKIN_ID, "post": WALL_ID}.get(op) or str(fields["interaction"])
         if result.status == "applied":
             self.mark_changed(room, iid, result.version)
+            room.stats.add("posts" if op == "post" else "votes", identity.user_id, time.time())
         self.metrics.commands.labels(op, "ok").inc()
         reply: dict[str, Any] = {
             "version": result.version,
@@ -463,6 +514,11 @@ class Hub:
         if op == "checkin":
             reply["count"] = result.counters.get("n", 0)
             reply["already"] = result.status == "already_done"
+        elif op == "post":
+            reply["post"] = wall_rules.post_id(identity.user_id, key)
+            reply["status"] = (
+                "approved" if room.record.settings.get("wall_moderation") == "post" else "pending"
+            )
         conn.send(ack(cid, **reply))
 
     async def _host(self, conn: Connection, cmd: Host) -> None:
@@ -475,7 +531,9 @@ class Hub:
     async def host_operation(
         self, room_id: str, action: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create an interaction or act on one; shared by REST and WebSocket."""
+        """Create an interaction or act on one, or moderate; shared by REST and WebSocket."""
+        if action in MODERATION_ACTIONS:
+            return await self.moderate(room_id, action, fields)
         if action == "create":
             iid, version = await self.activities.create(
                 room_id, fields.get("kind"), fields.get("spec")
@@ -484,7 +542,10 @@ class Hub:
         else:
             target = fields.get("interaction")
             if not isinstance(target, str):
-                known = sorted({a for actions in HOST_ACTIONS.values() for a in actions})
+                known = sorted(
+                    {a for actions in HOST_ACTIONS.values() for a in actions}
+                    | set(MODERATION_ACTIONS)
+                )
                 raise InteractionError(
                     "invalid_field",
                     f"action {action!r:.32} needs an 'interaction' id (actions: create, "
@@ -503,6 +564,109 @@ class Hub:
         definition = await self.activities.definition(room_id, iid)
         view = await self.activities.view(room_id, iid, definition, private=True)
         return {"interaction": iid, "version": version, "view": view, **extra}
+
+    # --- moderation: retract, mute, ban (PROTOCOL.md, "Moderation") ------------------------
+
+    async def moderate(self, room_id: str, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A moderation action of a host or moderator; repeat-safe like host operations."""
+        if action == "retract":
+            event_id = fields.get("event")
+            if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID_CHARS:
+                raise InteractionError("invalid_field", "retract needs the danmaku's 'event' id")
+            self._announce(room_id, {"type": "retract", "id": event_id})
+            return {"action": action, "event": event_id}
+        user = fields.get("user")
+        if not isinstance(user, str) or not 1 <= len(user) <= MAX_USER_ID_CHARS:
+            raise InteractionError("invalid_field", f"{action} needs the 'user' id to {action}")
+        held = (await self.store.records(room_id, MODERATION_BOX)).get(user) or {}
+        record: dict[str, Any] | None = dict(held)
+        now = time.time()
+        if action == "mute":
+            duration = fields.get("duration_s", DEFAULT_MUTE_S)
+            if type(duration) is not int or not 1 <= duration <= MAX_MUTE_S:
+                raise InteractionError(
+                    "invalid_field", f"duration_s must be an integer of seconds, 1..{MAX_MUTE_S}"
+                )
+            record = {**held, "muted_until": now + duration}
+        elif action == "unmute":
+            record = {k: v for k, v in held.items() if k != "muted_until"}
+        elif action == "ban":
+            record = {**held, "banned": True}
+        else:
+            record = {k: v for k, v in held.items() if k != "banned"}
+        if record is not None and not ("banned" in record or "muted_until" in record):
+            record = None  # nothing left to hold against the user
+        result = await self.store.apply(
+            room_id, MODERATION_BOX, user, f"mod-{secrets.token_hex(8)}", record, {}
+        )
+        live = self.rooms.get(room_id)
+        if live is not None:
+            self._apply_moderation(live, await self.store.records(room_id, MODERATION_BOX))
+            live.version = max(live.version, result.version)
+        self.relay.state(room_id, MODERATION_BOX, result.version, None)
+        reply: dict[str, Any] = {"action": action, "user": user, "version": result.version}
+        if record and "muted_until" in record:
+            reply["muted_until"] = int(record["muted_until"] * 1000)
+        return reply
+
+    def _apply_moderation(self, room: LiveRoom, records: dict[str, dict[str, Any]]) -> None:
+        """Keep the room's moderation records and close banned users' connections."""
+        room.moderation = records
+        banned = {user for user, record in records.items() if record.get("banned")}
+        if not banned:
+            return
+        for conns in room.members.values():
+            for conn in list(conns):
+                if conn.identity is not None and conn.identity.user_id in banned:
+                    conn.close("banned", "a moderator banned you from this room")
+
+    async def moderation(self, room_id: str) -> dict[str, Any]:
+        """The room's muted and banned users (GET /api/v1/rooms/{id}/moderation)."""
+        records = await self.store.records(room_id, MODERATION_BOX)
+        now = time.time()
+        muted = [
+            {"user": user, "muted_until": int(r["muted_until"] * 1000)}
+            for user, r in sorted(records.items())
+            if r.get("muted_until", 0) > now
+        ]
+        banned = [{"user": user} for user, r in sorted(records.items()) if r.get("banned")]
+        return {"muted": muted, "banned": banned}
+
+    def _check_muted(self, room: LiveRoom, identity: Identity, cid: int | None) -> None:
+        until = room.moderation.get(identity.user_id, {}).get("muted_until")
+        if until is not None:
+            left = until - time.time()
+            if left > 0:
+                raise CommandError(
+                    "muted",
+                    f"a moderator muted you for {left:.0f} more seconds",
+                    cid,
+                    retry_after_ms=max(1, round(left * 1000)),
+                )
+
+    # --- live counts ---------------------------------------------------------------------
+
+    async def room_stats(self, room_id: str) -> dict[str, Any]:
+        """Live counts of a room for the console (GET /api/v1/rooms/{id}/stats)."""
+        live = self.rooms.get(room_id)
+        now = time.time()
+        if self.shared:
+            totals = await self.store.room_stats(room_id)
+            online = await self.store.presence(room_id)
+        else:
+            totals = live.stats.report(now) if live is not None else {}
+            online = len(live) if live is not None else 0
+        level = self.room_level(live) if live is not None else self.level
+        return {
+            "room": room_id,
+            "online": online,
+            "participants": totals.get("participants", 0),
+            "danmaku_per_min": totals.get("danmaku_per_min", 0),
+            "votes_per_min": totals.get("votes_per_min", 0),
+            "posts_per_min": totals.get("posts_per_min", 0),
+            "degrade": int(level),
+            "degrade_name": level.name.lower(),
+        }
 
     async def _best_effort(self, coro: Any) -> None:
         try:
@@ -546,6 +710,8 @@ class Hub:
             room.stale |= stale
             raise
         room.definitions = definitions
+        if MODERATION_BOX in stale:
+            self._apply_moderation(room, await self.store.records(room.id, MODERATION_BOX))
         if everything:
             targets = definitions
         else:
@@ -553,6 +719,18 @@ class Hub:
         for iid, definition in targets.items():
             view = await self.activities.view(room.id, iid, definition)
             room.set_view(iid, version, view, force=True)
+            if room.staff:
+                private = await self.activities.view(room.id, iid, definition, private=True)
+                room.set_staff_view(iid, private)
+
+    async def _refresh_staff_views(self, room: LiveRoom) -> None:
+        """Host views of every interaction, for the room's first host or moderator here."""
+        definitions = await self.activities.definitions(room.id)
+        for iid, definition in definitions.items():
+            room.staff_views[iid] = await self.activities.view(
+                room.id, iid, definition, private=True
+            )
+        room.staff_dirty.clear()
 
     def _announce(self, room_id: str, event: dict[str, Any]) -> None:
         """A public event in the room's stream: with the next batch to this node's viewers,
@@ -568,8 +746,16 @@ class Hub:
         room.pending.extend(events)
         self._dirty.add(room)
         for event in events:
-            if event.get("type") == "draw_result":
+            kind = event.get("type")
+            if kind == "draw_result":
                 self._tell_winners(room, event)
+            elif kind == "retract":
+                # Late joiners must not see it either: out of this node's replay.
+                gone = event.get("id")
+                kept = [e for e in room.replay if e.get("id") != gone]
+                if len(kept) != len(room.replay):
+                    room.replay.clear()
+                    room.replay.extend(kept)
 
     def _tell_winners(self, room: LiveRoom, event: dict[str, Any]) -> None:
         """Winners are told privately; everybody sees the announcement."""
@@ -591,21 +777,29 @@ class Hub:
         room, identity = _member(conn, cmd.id, "send danmaku", SENDING_ROLES)
         policy = POLICIES[self.room_level(room)]
         if identity.role not in STAFF_ROLES:
-            if policy.staff_only:
-                raise CommandError(
-                    "danmaku_paused",
-                    "danmaku are paused while the room is at degrade level 3; votes still work",
-                    cmd.id,
-                    retry_after_ms=5000,
+            settings = room.record.settings
+            mode = settings.get("mode", "open")
+            if policy.staff_only or mode == "staff":
+                why = (
+                    "the host let only hosts and moderators send danmaku"
+                    if mode == "staff"
+                    else "danmaku are paused while the room is at degrade level 3"
                 )
-            if policy.slow_mode_s is not None:
+                raise CommandError(
+                    "danmaku_paused", f"{why}; votes still work", cmd.id, retry_after_ms=5000
+                )
+            self._check_muted(room, identity, cmd.id)
+            slow = policy.slow_mode_s or 0.0
+            if mode == "slow":
+                slow = max(slow, float(settings.get("slow_mode_s", 5)))
+            if slow:
                 waited = self.now() - conn.last_danmaku
-                if waited < policy.slow_mode_s:
+                if waited < slow:
                     raise CommandError(
                         "slow_mode",
-                        f"slow mode: one danmaku per {policy.slow_mode_s:g} s",
+                        f"slow mode: one danmaku per {slow:g} s",
                         cmd.id,
-                        retry_after_ms=max(1, round((policy.slow_mode_s - waited) * 1000)),
+                        retry_after_ms=max(1, round((slow - waited) * 1000)),
                     )
         wait = room.danmaku_bucket.take(self.now())
         if wait:
@@ -626,7 +820,9 @@ class Hub:
             "ts": int(time.time() * 1000),
         }
         conn.last_danmaku = self.now()
-        for iid in self.activities.keyword_draws(room.definitions, cmd.text, time.time()):
+        now = time.time()
+        room.stats.add("danmaku", identity.user_id, now)
+        for iid in self.activities.keyword_draws(room.definitions, cmd.text, now):
             self.spawn(self._enter_keyword_draw(room, iid, identity))
         room.pending.append(event)
         room.replay.append(event)
@@ -697,14 +893,30 @@ class Hub:
         for a snapshot instead, which carries the same views."""
         rooms, self._state_rooms = self._state_rooms, set()
         for room in rooms:
-            if not room.state_dirty:
+            if not room.state_dirty and not room.staff_dirty:
                 continue
-            changed = {iid: room.interactions[iid][1] for iid in sorted(room.state_dirty)}
+            public = {iid: room.interactions[iid][1] for iid in sorted(room.state_dirty)}
+            staff = room.staff
+            if staff:
+                # Hosts and moderators get host views of what changed for anyone.
+                changed = room.state_dirty | room.staff_dirty
+                private = {
+                    iid: room.staff_views.get(iid, room.interactions[iid][1])
+                    for iid in sorted(changed)
+                    if iid in room.interactions or iid in room.staff_views
+                }
+                staff_message = state(room.id, room.version, private)
+                for conn in list(staff):
+                    conn.send(staff_message)
             room.state_dirty.clear()
-            message = state(room.id, room.version, changed)
-            for codec, conns in room.members.items():
-                if conns:
-                    self.write_to(conns, server_frame(codec.encode(message), binary=codec.binary))
+            room.staff_dirty.clear()
+            if public:
+                message = state(room.id, room.version, public)
+                for codec, conns in room.members.items():
+                    targets = conns - staff if staff else conns
+                    if targets:
+                        frame = server_frame(codec.encode(message), binary=codec.binary)
+                        self.write_to(targets, frame)
             self.metrics.state_updates.inc()
 
     async def _state_loop(self) -> None:
@@ -767,6 +979,8 @@ class Hub:
                 try:
                     await self.store.set_presence(room.id, self.node_id, len(room), PRESENCE_TTL_S)
                     room.online_total = await self.store.presence(room.id)
+                    report = room.stats.report(time.time())
+                    await self.store.set_node_stats(room.id, self.node_id, report, PRESENCE_TTL_S)
                     busiest = max(busiest, room.online_total)
                 except BackendUnavailable:
                     break
@@ -779,7 +993,8 @@ class Hub:
             conn.needs_snapshot = True
             return
         conn.room.degrade_level = int(self.room_level(conn.room))
-        conn.send({"type": "snapshot", "snapshot": conn.room.snapshot()})
+        staff = conn in conn.room.staff
+        conn.send({"type": "snapshot", "snapshot": conn.room.snapshot(staff=staff)})
 
     # --- the hot path ------------------------------------------------------------------
 
@@ -940,6 +1155,12 @@ def _member(
     if identity.role not in roles:
         raise CommandError("forbidden", f"the {identity.role} role may not {what}", cid)
     return room, identity
+
+
+def _without_retracted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The danmaku of a shared replay list, less those a later ``retract`` took back."""
+    gone = {e.get("id") for e in events if e.get("type") == "retract"}
+    return [e for e in events if e.get("type") == "danmaku" and e.get("id") not in gone]
 
 
 def _reason(signals: Signals) -> str:

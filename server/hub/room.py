@@ -14,6 +14,51 @@ if TYPE_CHECKING:
     from server.hub.connection import Connection
 
 
+class RoomStats:
+    """What happened in a room on this node over the last minute, in 5-second buckets:
+    counts per kind (``danmaku``, ``votes``, ``posts``), and who took part since the
+    room opened here (participants: viewers who sent anything)."""
+
+    BUCKET_S = 5.0
+    WINDOW_S = 60.0
+    MAX_PARTICIPANTS = 1_000_000  # past this, the count stops growing (memory bound)
+
+    __slots__ = ("_buckets", "participants")
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, deque[list[float]]] = {}
+        self.participants: set[str] = set()
+
+    def add(self, kind: str, user_id: str | None, now: float) -> None:
+        buckets = self._buckets.get(kind)
+        if buckets is None:
+            buckets = self._buckets[kind] = deque()
+        start = now - now % self.BUCKET_S
+        if buckets and buckets[-1][0] == start:
+            buckets[-1][1] += 1
+        else:
+            buckets.append([start, 1])
+            while buckets and buckets[0][0] <= now - self.WINDOW_S - self.BUCKET_S:
+                buckets.popleft()
+        if user_id is not None and len(self.participants) < self.MAX_PARTICIPANTS:
+            self.participants.add(user_id)
+
+    def per_minute(self, kind: str, now: float) -> int:
+        """Events of ``kind`` in the last minute (whole buckets; up to 5 s more)."""
+        since = now - self.WINDOW_S
+        return int(
+            sum(n for start, n in self._buckets.get(kind, ()) if start + self.BUCKET_S > since)
+        )
+
+    def report(self, now: float) -> dict[str, int]:
+        return {
+            "danmaku_per_min": self.per_minute("danmaku", now),
+            "votes_per_min": self.per_minute("votes", now),
+            "posts_per_min": self.per_minute("posts", now),
+            "participants": len(self.participants),
+        }
+
+
 class LiveRoom:
     __slots__ = (
         "danmaku_bucket",
@@ -22,13 +67,18 @@ class LiveRoom:
         "id",
         "interactions",
         "members",
+        "moderation",
         "online_total",
         "pending",
         "record",
         "replay",
         "seq",
+        "staff",
+        "staff_dirty",
+        "staff_views",
         "stale",
         "state_dirty",
+        "stats",
         "version",
     )
 
@@ -50,6 +100,14 @@ class LiveRoom:
         self.definitions: dict[str, Any] = {}
         self.version = record.version
         self.online_total: int | None = None  # all nodes; None until presence is read
+        # Hosts and moderators here (also in ``members``): they get host views, which
+        # show what viewers do not see (the wall's queue, hidden questions and results).
+        self.staff: set[Connection] = set()
+        self.staff_views: dict[str, Any] = {}
+        self.staff_dirty: set[str] = set()
+        # Muted and banned users: user id -> record (see Hub.moderate).
+        self.moderation: dict[str, dict[str, Any]] = {}
+        self.stats = RoomStats()
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.members.values())
@@ -69,14 +127,23 @@ class LiveRoom:
         self.state_dirty.add(interaction_id)
         return True
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything a client needs to draw the room now (PROTOCOL.md, "Snapshot")."""
+    def set_staff_view(self, interaction_id: str, view: Any) -> None:
+        if self.staff_views.get(interaction_id) != view:
+            self.staff_views[interaction_id] = view
+            self.staff_dirty.add(interaction_id)
+
+    def snapshot(self, *, staff: bool = False) -> dict[str, Any]:
+        """Everything a client needs to draw the room now (PROTOCOL.md, "Snapshot");
+        ``staff``: with host views."""
+        views = {iid: held[1] for iid, held in self.interactions.items()}
+        if staff:
+            views.update(self.staff_views)
         return {
             "room": self.record.public(),
             "version": max(self.version, self.record.version),
             "seq": self.seq,
             "online": self.online_total if self.online_total is not None else len(self),
             "degrade": self.degrade_level,
-            "interactions": {iid: held[1] for iid, held in sorted(self.interactions.items())},
+            "interactions": dict(sorted(views.items())),
             "recent": list(self.replay),
         }

@@ -17,6 +17,7 @@ Order (:func:`order`): pinned first (most recently pinned first), then by upvote
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -127,6 +128,12 @@ class Question:
             answered_at=opt_number(obj, "answered_at", lo=0.0, hi=math.inf),
             answer=answer,
         )
+
+
+def question_id(viewer_id: str, key: str) -> str:
+    """The id of the question a viewer asks with an idempotency key: the same for every
+    retry, so a retried ask is one question (PROTOCOL.md, "Idempotency keys")."""
+    return "q" + hashlib.sha256(f"{viewer_id}|{key}".encode()).hexdigest()[:16]
 
 
 def _require_open(spec: QASpec, status: Status, now: float) -> None:
