@@ -1,94 +1,37 @@
 // HudongClient's own bookkeeping, driven through an injected fake WebSocket: no
-// network, no server. The live behaviour is in client.test.js.
+// network, no server. Reconnects, open() and retries are in reconnect-fake.test.js;
+// the live behaviour is in client.test.js and resilience.test.js.
 
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { afterEach, describe, test } from "node:test";
 
 import { CODECS } from "../codec.js";
-import { ConnectionState, HudongClient, HudongError } from "../hudong.js";
+import { ConnectionState, HudongClient, HudongError, KEY_PATTERN, RECENT_SIZE, idempotencyKey } from "../hudong.js";
+import { FakeWebSocket, HELLO } from "./fake-websocket.js";
 
-const HELLO = {
-  type: "hello",
-  protocol: "hudong.v1",
-  server: "hudong/test",
-  heartbeat_ms: 15000,
-  limits: { max_command_bytes: 4096, max_frame_bytes: 65536, max_text_chars: 100, commands_per_s: 5, command_burst: 10 },
-};
+/** @type {HudongClient[]} */
+const clients = [];
 
-/** The part of the WebSocket API the client uses, plus a server side to drive it. */
-class FakeWebSocket extends EventTarget {
-  /** @type {FakeWebSocket[]} */
-  static sockets = [];
-
-  /**
-   * @param {string} url
-   * @param {string[]} protocols
-   */
-  constructor(url, protocols) {
-    super();
-    this.url = url;
-    this.protocols = protocols;
-    this.protocol = protocols[0];
-    this.binaryType = "blob";
-    /** @type {any[]} what the client sent, decoded */
-    this.sent = [];
-    /** @type {Array<[number|undefined, string|undefined]>} */
-    this.closeCalls = [];
-    this.codec = protocols[0] === CODECS.msgpack.subprotocol ? CODECS.msgpack : CODECS.json;
-    FakeWebSocket.sockets.push(this);
-  }
-
-  static last() {
-    return FakeWebSocket.sockets[FakeWebSocket.sockets.length - 1];
-  }
-
-  /** @param {string | Uint8Array} data */
-  send(data) {
-    this.sent.push(this.codec.decode(data));
-  }
-
-  /**
-   * @param {number} [code]
-   * @param {string} [reason]
-   */
-  close(code, reason) {
-    this.closeCalls.push([code, reason]);
-    // the server echoes the close frame
-    queueMicrotask(() => this.serverClose(code ?? 1005, reason ?? ""));
-  }
-
-  // --- the server's side ---
-
-  /** @param {unknown} data a raw frame payload */
-  serverFrame(data) {
-    const event = new Event("message");
-    Object.assign(event, { data });
-    this.dispatchEvent(event);
-  }
-
-  /** @param {object} message */
-  serverSend(message) {
-    const payload = this.codec.encode(message);
-    this.serverFrame(typeof payload === "string" ? payload : payload.slice().buffer);
-  }
-
-  /**
-   * @param {number} code
-   * @param {string} reason
-   */
-  serverClose(code, reason = "") {
-    const event = new Event("close");
-    Object.assign(event, { code, reason, wasClean: true });
-    this.dispatchEvent(event);
-  }
+/** @param {import("../hudong.js").HudongClientOptions} [options] */
+function makeClient(options = {}) {
+  const client = new HudongClient("ws://hudong.test/ws", { WebSocket: FakeWebSocket, timeoutMs: 1000, ...options });
+  clients.push(client);
+  return client;
 }
+
+// No test may leave a timer behind: close every client (it clears them all).
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  FakeWebSocket.reset();
+});
 
 /**
  * @param {"json"|"msgpack"} protocol
  * @param {number} [timeoutMs]
+ * @param {import("../hudong.js").HudongClientOptions} [options]
  */
-async function connected(protocol = "json", timeoutMs = 1000) {
-  const client = new HudongClient("ws://hudong.test/ws", { protocol, WebSocket: FakeWebSocket, timeoutMs });
+async function connected(protocol = "json", timeoutMs = 1000, options = {}) {
+  const client = makeClient({ protocol, timeoutMs, ...options });
   const connecting = client.connect();
   const ws = FakeWebSocket.last();
   ws.serverSend(HELLO);
@@ -189,7 +132,7 @@ describe("HudongClient with a fake WebSocket", () => {
   });
 
   test("connect times out without hello", async () => {
-    const client = new HudongClient("ws://hudong.test/ws", { WebSocket: FakeWebSocket, timeoutMs: 50 });
+    const client = makeClient({ timeoutMs: 50 });
     const closes = [];
     client.on("close", (info) => closes.push(info));
     await assert.rejects(client.connect(), (err) => err instanceof HudongError && err.code === "timeout");
@@ -199,7 +142,8 @@ describe("HudongClient with a fake WebSocket", () => {
   });
 
   test("a server close rejects pending commands and says whether to reconnect", async () => {
-    const { client, ws } = await connected("msgpack");
+    // reconnect: false leaves reconnecting to the caller (reconnect-fake.test.js has the default)
+    const { client, ws } = await connected("msgpack", 1000, { reconnect: false });
     const states = [];
     client.on("state", (s) => states.push(s));
     const closes = [];
@@ -218,7 +162,7 @@ describe("HudongClient with a fake WebSocket", () => {
     assert.deepEqual(states, [ConnectionState.DISCONNECTED]);
     await assert.rejects(client.ping(), (err) => err instanceof HudongError && err.code === "disconnected");
 
-    // connect() may be called again after a close (what a reconnect will do)
+    // connect() may be called again after a close
     const again = client.connect();
     FakeWebSocket.last().serverSend(HELLO);
     await again;
@@ -239,5 +183,290 @@ describe("HudongClient with a fake WebSocket", () => {
     assert.deepEqual(states, [ConnectionState.CLOSING, ConnectionState.DISCONNECTED]);
     assert.equal(await client.close(), info); // closing twice is harmless
     await assert.rejects(client.close(1003), RangeError);
+  });
+});
+
+// --- the room's state, kept current ------------------------------------------------------
+
+/** @param {string} id @param {number} count */
+const pollView = (id, count) => ({
+  id,
+  kind: "poll",
+  spec: { id, question: "Q?", kind: "single", options: [{ id: "a", label: "A" }] },
+  status: { phase: "open" },
+  results: { poll: id, kind: "single", voters: count, options: [{ id: "a", label: "A", count, share: count ? 1 : 0 }], hidden: false },
+});
+
+/** @param {string} id @param {string} [text] */
+const danmaku = (id, text = id) => ({ type: "danmaku", id, user: { id: "u", name: "U", role: "viewer" }, text, color: "#ffffff", mode: "scroll", ts: 1 });
+
+/**
+ * @param {Record<string, unknown>} [fields]
+ */
+const snapshotWith = (fields = {}) => ({
+  room: { id: "demo", title: "Demo", created_at: 1, version: 1, settings: {} },
+  version: 1,
+  seq: 3,
+  online: 1,
+  degrade: 0,
+  interactions: {},
+  recent: [],
+  ...fields,
+});
+
+/**
+ * A connected client that joined "demo" with `snapshot`.
+ * @param {Record<string, unknown>} snapshot
+ */
+async function joinedWith(snapshot) {
+  const { client, ws } = await connected("json");
+  const joining = client.join("demo", { token: "t" });
+  ws.serverSend({ type: "joined", id: ws.sent[0].id, you: { id: "v-1", name: "V", role: "viewer" }, snapshot });
+  await joining;
+  return { client, ws };
+}
+
+/**
+ * Record the listed events of `client` as [type, ...args].
+ * @param {HudongClient} client
+ * @param {string[]} types
+ */
+function record(client, types) {
+  /** @type {unknown[][]} */
+  const seen = [];
+  for (const type of types) client.on(/** @type {any} */ (type), (/** @type {unknown[]} */ ...args) => seen.push([type, ...args]));
+  return seen;
+}
+
+describe("room state", () => {
+  test("the joined snapshot fills interactions and emits per view, then state messages update them", async () => {
+    const { client, ws } = await connected("msgpack");
+    const seen = record(client, ["joined", "snapshot", "interaction", "poll", "checkin", "views"]);
+    const checkin = { id: "checkin", kind: "checkin", spec: { id: "checkin", title: "Check-in" }, status: { phase: "open" }, count: 0 };
+    const snapshot = snapshotWith({ interactions: { checkin, p: pollView("p", 0) }, degrade: 1 });
+    const joining = client.join("demo", { token: "t" });
+    ws.serverSend({ type: "joined", id: 1, you: { id: "v-1", name: "V", role: "viewer" }, snapshot });
+    await joining;
+
+    assert.deepEqual(seen.map((e) => e[0]), ["joined", "snapshot", "interaction", "checkin", "interaction", "poll"]);
+    assert.equal(/** @type {any} */ (seen[0][1]).type, "joined");
+    assert.deepEqual(seen[1][1], snapshot);
+    assert.deepEqual(seen.slice(2).map((e) => /** @type {any} */ (e[1]).id), ["checkin", "checkin", "p", "p"]);
+    assert.equal(seen[3][2], undefined, "no previous view");
+    assert.deepEqual(client.snapshot, snapshot);
+    assert.equal(client.degrade, 1);
+    assert.deepEqual([...client.interactions.keys()], ["checkin", "p"]);
+    assert.deepEqual(client.interaction("p"), pollView("p", 0));
+    const map = client.interactions;
+
+    seen.length = 0;
+    const state = { type: "state", room: "demo", version: 9, interactions: { p: pollView("p", 1) } };
+    ws.serverSend(state);
+    assert.deepEqual(seen, [
+      ["views", state],
+      ["interaction", pollView("p", 1), pollView("p", 0)],
+      ["poll", pollView("p", 1), pollView("p", 0)],
+    ]);
+    assert.equal(/** @type {any} */ (client.interaction("p"))?.results?.voters, 1);
+    assert.equal(client.interactions, map, "the same Map, updated in place");
+
+    // A view without id and kind (as in protocol/vectors) keeps those of the view it replaces.
+    seen.length = 0;
+    ws.serverSend({ type: "state", room: "demo", version: 10, interactions: { checkin: { count: 5 } } });
+    assert.deepEqual(client.interaction("checkin"), { count: 5, id: "checkin", kind: "checkin" });
+    assert.deepEqual(seen.map((e) => e[0]), ["views", "interaction", "checkin"]);
+
+    // A new snapshot replaces the map: unchanged views emit nothing, gone ones leave.
+    seen.length = 0;
+    ws.serverSend({ type: "snapshot", snapshot: snapshotWith({ seq: 8, interactions: { p: pollView("p", 1), q: pollView("q", 0) } }) });
+    assert.deepEqual(seen.map((e) => [e[0], /** @type {any} */ (e[1])?.id]), [
+      ["snapshot", undefined],
+      ["interaction", "q"],
+      ["poll", "q"],
+    ]);
+    assert.deepEqual([...client.interactions.keys()], ["p", "q"]);
+    assert.equal(client.seq, 8);
+    assert.equal(client.degrade, 0);
+  });
+
+  test("recent danmaku: from the snapshot, then new ones up to RECENT_SIZE, retracted ones removed", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({ recent: [danmaku("n.1"), danmaku("n.2")] }));
+    assert.deepEqual(client.recent.map((e) => e.id), ["n.1", "n.2"]);
+    const seen = record(client, ["event", "danmaku", "retract", "drawResult", "designRevealed"]);
+
+    const retract = { type: "retract", id: "n.1", ts: 5 };
+    const draw = { type: "draw_result", interaction: "d", title: "Prize", winners: ["v-1"], ts: 6 };
+    const reveal = { type: "design_revealed", interaction: "c", final: { design: "x", round: 1, title: "T", slots: [] }, ts: 7 };
+    const future = { type: "future_thing", id: "f" };
+    const batch = { type: "batch", room: "demo", seq: 4, events: [danmaku("n.3"), retract, draw, reveal, future] };
+    ws.serverSend(batch);
+    assert.deepEqual(seen, [
+      ["event", danmaku("n.3"), batch],
+      ["danmaku", danmaku("n.3"), batch],
+      ["event", retract, batch],
+      ["retract", retract, batch],
+      ["event", draw, batch],
+      ["drawResult", draw, batch],
+      ["event", reveal, batch],
+      ["designRevealed", reveal, batch],
+      ["event", future, batch],
+    ]);
+    assert.deepEqual(client.recent.map((e) => e.id), ["n.2", "n.3"]);
+
+    const many = Array.from({ length: RECENT_SIZE + 5 }, (_, i) => danmaku(`m.${i}`));
+    ws.serverSend({ type: "batch", room: "demo", seq: 5, events: many });
+    assert.equal(client.recent.length, RECENT_SIZE);
+    assert.equal(client.recent[0].id, "m.5");
+    assert.equal(client.recent[RECENT_SIZE - 1].id, `m.${RECENT_SIZE + 4}`);
+    ws.serverSend({ type: "batch", room: "demo", seq: 6, events: [{ type: "retract", id: "m.30", ts: 8 }] });
+    assert.equal(client.recent.length, RECENT_SIZE - 1);
+    assert.ok(!client.recent.some((e) => e.id === "m.30"));
+  });
+
+  test("notices: notice for all, drawWon and degrade by kind; degrade updates client.degrade", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({ degrade: 0 }));
+    const seen = record(client, ["notice", "drawWon", "degrade"]);
+    const won = { type: "notice", kind: "draw_won", interaction: "d", title: "Prize" };
+    const degrade = { type: "notice", kind: "degrade", level: 2, name: "overloaded" };
+    const other = { type: "notice", kind: "something_new", x: 1 };
+    ws.serverSend(won);
+    ws.serverSend(degrade);
+    ws.serverSend(other);
+    assert.deepEqual(seen, [
+      ["notice", won],
+      ["drawWon", won],
+      ["notice", degrade],
+      ["degrade", { level: 2, name: "overloaded" }],
+      ["notice", other],
+    ]);
+    assert.equal(client.degrade, 2);
+  });
+});
+
+// --- the wire shape of every command -----------------------------------------------------
+
+describe("commands on the wire", () => {
+  test("viewer commands carry a fresh key each, or the one given", async () => {
+    const { client, ws } = await joinedWith(snapshotWith());
+    ws.sent.length = 0;
+    const calls = [
+      client.vote("p", { option: "a" }),
+      client.vote("m", /** @type {any} */ ({ options: ["a", "b"], ignored: 1, key: "not-this" })), // only ballot fields go out
+      client.vote("r", { ranking: ["b", "a"] }),
+      client.vote("s", { rating: 4 }),
+      client.vote("t", { text: "火锅" }),
+      client.answer("quiz", "q1", "a"),
+      client.pick("cd", "slot1", "red"),
+      client.unpick("cd", "slot1"),
+      client.enter("draw"),
+      client.ask("qa", "why?"),
+      client.upvote("qa", "q-1"),
+      client.unvote("qa", "q-1"),
+      client.checkin(),
+      client.post("hello wall"),
+      client.participate("future_op", { interaction: "x", extra: true }, { key: "my-key.1:2" }),
+      client.checkin({ key: "checkin-7" }),
+    ];
+    const withoutKeys = ws.sent.map(({ key, id, ...rest }) => rest);
+    assert.deepEqual(withoutKeys, [
+      { op: "vote", interaction: "p", option: "a" },
+      { op: "vote", interaction: "m", options: ["a", "b"] },
+      { op: "vote", interaction: "r", ranking: ["b", "a"] },
+      { op: "vote", interaction: "s", rating: 4 },
+      { op: "vote", interaction: "t", text: "火锅" },
+      { op: "answer", interaction: "quiz", question: "q1", option: "a" },
+      { op: "pick", interaction: "cd", slot: "slot1", option: "red" },
+      { op: "unpick", interaction: "cd", slot: "slot1" },
+      { op: "enter", interaction: "draw" },
+      { op: "ask", interaction: "qa", text: "why?" },
+      { op: "upvote", interaction: "qa", question: "q-1" },
+      { op: "unvote", interaction: "qa", question: "q-1" },
+      { op: "checkin" },
+      { op: "post", text: "hello wall" },
+      { op: "future_op", interaction: "x", extra: true },
+      { op: "checkin" },
+    ]);
+    // key order on the wire: op, id, interaction, key, then the rest
+    assert.deepEqual(Object.keys(ws.sent[0]), ["op", "id", "interaction", "key", "option"]);
+    assert.deepEqual(Object.keys(ws.sent[12]), ["op", "id", "key"]);
+    const keys = ws.sent.map((cmd) => cmd.key);
+    for (const key of keys) assert.match(key, KEY_PATTERN);
+    assert.equal(keys[14], "my-key.1:2");
+    assert.equal(keys[15], "checkin-7");
+    assert.equal(new Set(keys).size, keys.length, "a fresh key per command");
+
+    for (const cmd of ws.sent) ws.serverSend({ type: "ack", id: cmd.id, version: 1, duplicate: false });
+    const acks = await Promise.all(calls);
+    assert.deepEqual(acks[0], { type: "ack", id: ws.sent[0].id, version: 1, duplicate: false });
+  });
+
+  test("a malformed key is refused before anything is sent", async () => {
+    const { client, ws } = await joinedWith(snapshotWith());
+    const before = ws.sent.length;
+    await assert.rejects(client.vote("p", { option: "a" }, { key: "has space" }), TypeError);
+    await assert.rejects(client.checkin({ key: "x".repeat(65) }), TypeError);
+    await assert.rejects(client.post("hi", { key: "" }), TypeError);
+    assert.equal(ws.sent.length, before);
+  });
+
+  test("host and moderation operations, sent once", async () => {
+    const { client, ws } = await joinedWith(snapshotWith());
+    ws.sent.length = 0;
+    const spec = { id: "p", question: "Q?", kind: "single", options: [{ id: "a", label: "A" }] };
+    const calls = [
+      client.host("lock_all", { interaction: "cd" }),
+      client.createInteraction("poll", spec),
+      client.act("p", "open"),
+      client.act("qa", "answer", { question: "q-1", text: "because" }),
+      client.retract("node1.41"),
+      client.mute("v-9", 600),
+      client.mute("v-9"),
+      client.unmute("v-9"),
+      client.ban("v-9"),
+      client.unban("v-9"),
+    ];
+    assert.deepEqual(ws.sent.map(({ id, ...rest }) => rest), [
+      { op: "host", action: "lock_all", interaction: "cd" },
+      { op: "host", action: "create", kind: "poll", spec },
+      { op: "host", action: "open", interaction: "p" },
+      { op: "host", action: "answer", interaction: "qa", question: "q-1", text: "because" },
+      { op: "host", action: "retract", event: "node1.41" },
+      { op: "host", action: "mute", user: "v-9", duration_s: 600 },
+      { op: "host", action: "mute", user: "v-9" },
+      { op: "host", action: "unmute", user: "v-9" },
+      { op: "host", action: "ban", user: "v-9" },
+      { op: "host", action: "unban", user: "v-9" },
+    ]);
+    // an error rejects at once, without a retry
+    ws.serverSend({ type: "error", id: ws.sent[1].id, code: "internal_error", message: "oops" });
+    await assert.rejects(calls[1], (err) => err instanceof HudongError && err.code === "internal_error" && err.retry);
+    for (const cmd of ws.sent) ws.serverSend({ type: "ack", id: cmd.id, interaction: "p", version: 2, view: {} });
+    await Promise.all(calls.filter((_, i) => i !== 1));
+    assert.equal(ws.sentOps("host").length, 10);
+  });
+
+  test("danmaku are sent once, not retried", async () => {
+    const { client, ws } = await joinedWith(snapshotWith());
+    const sending = client.sendDanmaku("666");
+    ws.serverSend({ type: "error", id: ws.sentOps("danmaku")[0].id, code: "rate_limited", message: "slow", retry_after_ms: 1 });
+    await assert.rejects(sending, (err) => err instanceof HudongError && err.code === "rate_limited");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(ws.sentOps("danmaku").length, 1);
+  });
+
+  test("idempotency keys: a UUID, or 16 random bytes in hex without randomUUID", () => {
+    assert.match(idempotencyKey(), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "crypto");
+    assert.ok(saved);
+    try {
+      Object.defineProperty(globalThis, "crypto", {
+        configurable: true,
+        value: { getRandomValues: (/** @type {Uint8Array} */ a) => a.fill(0xab) },
+      });
+      assert.equal(idempotencyKey(), "ab".repeat(16));
+    } finally {
+      Object.defineProperty(globalThis, "crypto", saved);
+    }
+    assert.match(idempotencyKey(), KEY_PATTERN);
   });
 });

@@ -1,133 +1,21 @@
-// HudongClient against a live hudong node: the Python server started from this file
-// (`python -m server serve`), on a free port, with its own admin token and secret.
-//
-// The Python interpreter is $HUDONG_PYTHON, else python3; it must have the hudong
-// package installed (e.g. HUDONG_PYTHON=/path/to/.venv/bin/python npm test).
+// HudongClient against a live hudong node started by this file (test/live-node.js):
+// connecting, joining, danmaku, errors and closes. Reconnects and retries through a
+// proxy that cuts connections are in resilience.test.js.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
-import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 
 import WebSocket from "ws";
 
 import { ConnectionState, HudongClient, HudongError, JSON_CODEC } from "../hudong.js";
+import * as live from "./live-node.js";
+import { STARTUP_MS, TEST_TIMEOUT_MS, WAIT_MS, nextEvent, rejectsWith } from "./live-node.js";
 
-const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-// A relative path is taken from where the tests run, not from the server's cwd.
-const PYTHON = resolvePython(process.env.HUDONG_PYTHON || "python3");
-/** Bound on any single wait for the server (an answer, an event, a close). */
-const WAIT_MS = 5_000;
-const STARTUP_MS = 15_000;
-const TEST_TIMEOUT_MS = 30_000;
-
-/** @type {{proc: import("node:child_process").ChildProcess, base: string, wsUrl: string, admin: string, output: () => string}} */
+/** @type {live.LiveNode} */
 let node;
 /** @type {HudongClient[]} */
 const clients = [];
-
-/** @param {string} command a name looked up in PATH, or a path */
-function resolvePython(command) {
-  return command.includes("/") || command.includes("\\") ? resolve(command) : command;
-}
-
-// --- the server --------------------------------------------------------------------------
-
-/** A port that was free a moment ago (the server binds it right after). */
-async function freePort() {
-  const probe = createServer();
-  await new Promise((resolve, reject) => {
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => resolve(undefined));
-  });
-  const address = probe.address();
-  assert.ok(address && typeof address === "object");
-  await new Promise((resolve) => probe.close(() => resolve(undefined)));
-  return address.port;
-}
-
-async function startServer() {
-  const port = await freePort();
-  const admin = randomBytes(24).toString("hex");
-  const proc = spawn(PYTHON, ["-m", "server", "serve", "--host", "127.0.0.1", "--port", String(port)], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      HUDONG_ADMIN_TOKEN: admin,
-      HUDONG_SECRET: randomBytes(32).toString("hex"),
-      HUDONG_LOG_LEVEL: "warning",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  // Keep the tail of the server's output for failure messages (and drain the pipes).
-  let output = "";
-  const keep = (/** @type {Buffer} */ chunk) => {
-    output = (output + chunk.toString("utf-8")).slice(-8_000);
-  };
-  proc.stdout?.on("data", keep);
-  proc.stderr?.on("data", keep);
-  /** @type {Error | null} */
-  let spawnError = null;
-  proc.once("error", (err) => {
-    spawnError = err;
-  });
-  // If this process dies without running after(), do not leave the server behind.
-  const reap = () => proc.kill("SIGKILL");
-  process.once("exit", reap);
-  proc.once("exit", () => process.off("exit", reap));
-
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + STARTUP_MS;
-  for (;;) {
-    if (spawnError) throw new Error(`cannot run ${PYTHON} (set HUDONG_PYTHON): ${spawnError}`);
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(
-        `the server exited (${proc.exitCode ?? proc.signalCode}) before answering /healthz; ` +
-          `is hudong installed for ${PYTHON}? (set HUDONG_PYTHON)\n${output}`,
-      );
-    }
-    try {
-      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new Error(`the server did not answer /healthz within ${STARTUP_MS} ms\n${output}`);
-    }
-    await sleep(100);
-  }
-  return { proc, base, wsUrl: `ws://127.0.0.1:${port}/ws`, admin, output: () => output };
-}
-
-/** @param {import("node:child_process").ChildProcess} proc */
-async function stopServer(proc) {
-  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
-  if (exited()) return;
-  /** @param {number} ms */
-  const waitExit = (ms) =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      proc.once("exit", () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-      if (exited()) {
-        clearTimeout(timer);
-        resolve(true);
-      }
-    });
-  proc.kill("SIGTERM");
-  if (await waitExit(5_000)) return;
-  proc.kill("SIGKILL");
-  await waitExit(5_000);
-}
 
 /**
  * Call the REST API as admin.
@@ -135,35 +23,17 @@ async function stopServer(proc) {
  * @param {string} path
  * @param {unknown} [body]
  */
-async function api(method, path, body) {
-  const res = await fetch(`${node.base}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${node.admin}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, path, body) => live.api(node, method, path, body);
 
 /** A fresh room; returns its id. */
-async function createRoom() {
-  const id = `js-${randomBytes(6).toString("hex")}`;
-  const res = await api("POST", "/api/v1/rooms", { id });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return id;
-}
+const createRoom = () => live.createRoom(node);
 
 /**
  * @param {string} room
  * @param {"viewer"|"host"|"screen"} role
  * @returns {Promise<string>}
  */
-async function mintToken(room, role) {
-  const res = await api("POST", `/api/v1/rooms/${room}/tokens`, { role });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body.token;
-}
+const mintToken = (room, role) => live.mintToken(node, room, role);
 
 // --- clients ------------------------------------------------------------------------------
 
@@ -187,50 +57,15 @@ async function joinedClient(protocol, room, role) {
   return client;
 }
 
-/**
- * The first `type` event of `client` for which `accept` holds, within WAIT_MS.
- * Subscribes at once: call it before the action that causes the event.
- * @param {HudongClient} client
- * @param {any} type
- * @param {(value: any) => boolean} [accept]
- * @returns {Promise<any>}
- */
-function nextEvent(client, type, accept = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} event within ${WAIT_MS} ms`));
-    }, WAIT_MS);
-    const off = client.on(type, (/** @type {any} */ value) => {
-      if (!accept(value)) return;
-      clearTimeout(timer);
-      off();
-      resolve(value);
-    });
-  });
-}
-
-/**
- * @param {Promise<unknown>} promise
- * @param {string} code
- */
-async function rejectsWith(promise, code) {
-  await assert.rejects(promise, (err) => {
-    assert.ok(err instanceof HudongError, String(err));
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
-}
-
 // --- tests --------------------------------------------------------------------------------
 
 before(async () => {
-  node = await startServer();
+  node = await live.startServer();
 }, { timeout: STARTUP_MS + 5_000 });
 
 after(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
-  if (node) await stopServer(node.proc);
+  if (node) await live.stopServer(node.proc);
 }, { timeout: 15_000 });
 
 describe("live hudong server", { timeout: TEST_TIMEOUT_MS }, () => {
@@ -275,6 +110,10 @@ describe("live hudong server", { timeout: TEST_TIMEOUT_MS }, () => {
       assert.equal(guestJoined.you.role, "viewer");
       assert.match(guestJoined.you.id, /^guest-/);
       assert.equal(guestJoined.snapshot.online, 2);
+      // its own token, to join again as the same guest after a reconnect
+      assert.equal(typeof guestJoined.token, "string");
+      assert.equal(guest.token, guestJoined.token);
+      assert.equal(client.token, token);
 
       const closed = await client.close();
       assert.equal(closed.code, 1000);

@@ -1,0 +1,136 @@
+// What a client knows of its room, kept current from server messages
+// (PROTOCOL.md, "Snapshot", "Server messages", "Views").
+//
+// RoomState does no I/O and emits nothing: each method takes what arrived and
+// returns what changed, and HudongClient turns that into events. A `snapshot`
+// (in `joined`, or on its own) replaces everything; a `state` message replaces the
+// views it carries; batches add danmaku to `recent` and retractions take them out.
+
+/** The interaction kinds; each has an event of the same name (PROTOCOL.md, "Interactions"). */
+export const INTERACTION_KINDS = Object.freeze(["poll", "quiz", "codesign", "draw", "qa", "checkin", "wall"]);
+
+/** How many danmaku `recent` keeps: the server's default `hub.replay_size`. */
+export const RECENT_SIZE = 50;
+
+/**
+ * An interaction's view: `id`, `kind` and the kind's fields (PROTOCOL.md, "Views").
+ * @typedef {{id: string, kind: string, [field: string]: unknown}} View
+ */
+/**
+ * A view that changed, with the one it replaced (undefined for a new interaction).
+ * @typedef {[view: View, previous: View | undefined]} ViewChange
+ */
+
+export class RoomState {
+  constructor() {
+    /** @type {Record<string, any> | null} the last snapshot received, as it arrived */
+    this.snapshot = null;
+    /** @type {Map<string, View>} interaction id -> its current view; the same Map throughout */
+    this.interactions = new Map();
+    /** @type {number} the room's degrade level, 0-3 (PROTOCOL.md, "Degrade levels") */
+    this.degrade = 0;
+    /** @type {Array<Record<string, any>>} the last RECENT_SIZE danmaku, oldest first */
+    this.recent = [];
+  }
+
+  /**
+   * A snapshot replaces what was known. Returns the views that differ from before.
+   * @param {Record<string, any>} snapshot
+   * @returns {ViewChange[]}
+   */
+  applySnapshot(snapshot) {
+    this.snapshot = snapshot;
+    if (Number.isInteger(snapshot.degrade)) this.degrade = snapshot.degrade;
+    this.recent = Array.isArray(snapshot.recent) ? snapshot.recent.slice(-RECENT_SIZE) : [];
+    const previous = new Map(this.interactions);
+    this.interactions.clear();
+    /** @type {ViewChange[]} */
+    const changed = [];
+    for (const [id, raw] of Object.entries(snapshot.interactions ?? {})) {
+      const before = previous.get(id);
+      const view = viewOf(id, raw, before);
+      if (view === null) continue;
+      this.interactions.set(id, view);
+      if (before === undefined || !sameValue(before, view)) changed.push([view, before]);
+    }
+    return changed;
+  }
+
+  /**
+   * A `state` message's views replace those with the same id. Returns the views that changed.
+   * @param {Record<string, unknown> | undefined} views
+   * @returns {ViewChange[]}
+   */
+  applyViews(views) {
+    /** @type {ViewChange[]} */
+    const changed = [];
+    for (const [id, raw] of Object.entries(views ?? {})) {
+      const before = this.interactions.get(id);
+      const view = viewOf(id, raw, before);
+      if (view === null) continue;
+      this.interactions.set(id, view);
+      if (before === undefined || !sameValue(before, view)) changed.push([view, before]);
+    }
+    return changed;
+  }
+
+  /** @param {Record<string, any>} event a danmaku event from a batch */
+  addDanmaku(event) {
+    this.recent.push(event);
+    if (this.recent.length > RECENT_SIZE) this.recent.splice(0, this.recent.length - RECENT_SIZE);
+  }
+
+  /**
+   * A moderator retracted the danmaku `id`: it leaves `recent`. Returns whether it was there.
+   * @param {unknown} id
+   */
+  retract(id) {
+    const at = this.recent.findIndex((event) => event.id === id);
+    if (at < 0) return false;
+    this.recent.splice(at, 1);
+    return true;
+  }
+}
+
+/**
+ * The view to keep for `raw` under `id`, or null for something that is not a view.
+ * A view is kept as it arrived; one without `id` or `kind` (PROTOCOL.md says every view
+ * has them) gets them from its key and from the view it replaces.
+ * @param {string} id
+ * @param {unknown} raw
+ * @param {View | undefined} before
+ * @returns {View | null}
+ */
+function viewOf(id, raw, before) {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return null;
+  const view = /** @type {View} */ (raw);
+  if (typeof view.id === "string" && typeof view.kind === "string") return view;
+  /** @type {Record<string, unknown>} */
+  const completed = { ...view, id: typeof view.id === "string" ? view.id : id };
+  const kind = typeof view.kind === "string" ? view.kind : before?.kind;
+  if (kind !== undefined) completed.kind = kind;
+  return /** @type {View} */ (completed);
+}
+
+/**
+ * Deep equality of decoded message values (maps, arrays, scalars).
+ * @param {unknown} a
+ * @param {unknown} b
+ * @returns {boolean}
+ */
+export function sameValue(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
+    return Number.isNaN(a) && Number.isNaN(b);
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((item, i) => sameValue(item, b[i]));
+  }
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  const rb = /** @type {Record<string, unknown>} */ (b);
+  const ra = /** @type {Record<string, unknown>} */ (a);
+  return ka.every((key) => Object.hasOwn(rb, key) && sameValue(ra[key], rb[key]));
+}
