@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from protocol.messages import ROOM_ID_RE
 from server import __version__
+from server import demo as demo_room
 from server.auth import ROLES, STAFF_ROLES, AuthError, Authority, new_secret
 from server.backends import (
     Backends,
@@ -34,12 +35,13 @@ from server.backends import (
     Store,
     open_backends,
 )
-from server.config import Settings
+from server.config import Settings, base_url
 from server.hub import Hub
 from server.hub.hub import MODERATION_ACTIONS
 from server.interactions import checkin as checkin_rules
 from server.interactions.base import InteractionError
 from server.metrics import Metrics
+from server.pages import Pages
 from server.room_settings import SettingError, check_settings
 
 MAX_BODY_BYTES = 65536
@@ -331,7 +333,11 @@ class Activities:
         return _json({"rows": rows})
 
 
-def create_app(settings: Settings, *, backends: Backends | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, backends: Backends | None = None, demo: bool = False
+) -> Starlette:
+    """The node's application. ``demo``: at start, make the demo room and print the
+    URLs of its pages (``hudong serve --demo``)."""
     metrics = Metrics()
     if backends is None:
         url = settings.server.redis_url or "memory://"
@@ -342,10 +348,15 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
     hub = Hub(settings, backends, authority, metrics)
     api = Api(settings, store, authority, hub)
     activities = Activities(api)
+    pages = Pages(public_url=settings.server.public_url, assets_dir=settings.server.assets_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await hub.start()
+        if demo:
+            room = await demo_room.seed(store, hub, authority, time.time())
+            app.state.demo = room
+            print(demo_room.banner(room, base_url(settings)), flush=True)
         try:
             yield {"hub": hub}
         finally:
@@ -405,6 +416,12 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
                 "health": "/healthz",
                 "ready": "/readyz",
                 "metrics": "/metrics",
+                "pages": {
+                    "console": "/console",
+                    "live": "/live/{room}",
+                    "overlay": "/overlay/{room}",
+                    "wall": "/wall/{room}",
+                },
             }
         )
 
@@ -445,6 +462,13 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/api/v1/degrade", degrade, methods=["GET", "PUT"]),
+        Route("/console", pages.console, methods=["GET"]),
+        Route("/live/{room_id}", pages.live, methods=["GET"]),
+        Route("/overlay/{room_id}", pages.overlay, methods=["GET"]),
+        Route("/wall/{room_id}", pages.wall, methods=["GET"]),
+        Route("/qr/{room_id}.svg", pages.qr, methods=["GET"]),
+        Route("/static/{path:path}", pages.static, methods=["GET"]),
+        Route("/assets/{path:path}", pages.asset, methods=["GET"]),
         Route("/api/v1/rooms", api.list_rooms, methods=["GET"]),
         Route("/api/v1/rooms", api.create_room, methods=["POST"]),
         Route("/api/v1/rooms/{room_id}", api.get_room, methods=["GET"]),
@@ -485,6 +509,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> Starl
         },
     )
     app.state.hub = hub
+    app.state.pages = pages
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from server import __version__
-from server.config import ConfigError, Settings, load_settings
+from server.config import ConfigError, Settings, base_url, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings, server=dataclasses.replace(settings.server, admin_token=new_secret())
         )
     try:
-        app = create_app(settings)
+        app = create_app(settings, demo=args.demo)
     except ValueError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -73,17 +73,6 @@ def _server_class() -> type:
     return Server
 
 
-def _base_url(settings: Settings) -> str:
-    if settings.server.public_url:
-        return settings.server.public_url.rstrip("/")
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.server.port}"
-
-
 def _redacted(url: str) -> str:
     """The URL without its password, for logs."""
     scheme, sep, rest = url.partition("://")
@@ -93,7 +82,7 @@ def _redacted(url: str) -> str:
 
 
 def _print_banner(settings: Settings, generated: bool) -> None:
-    base = _base_url(settings)
+    base = base_url(settings)
     ws = base.replace("http", "ws", 1)
     lines = [
         f"hudong {__version__} — "
@@ -128,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="make a demo room with a poll, a co-design, a draw and a Q&A, and print the "
+        "URLs of its console, viewer page, overlay and wall",
+    )
     serve.add_argument(
         "--redis",
         metavar="URL",

@@ -45,6 +45,9 @@ class ServerSettings:
     redis_url: str = ""
     # Prefix of every Redis key and channel of this deployment.
     redis_prefix: str = "hudong:"
+    # A folder served at /assets/ (a venue's logo, images of co-design options);
+    # empty: none. The pages load images only from this server.
+    assets_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,18 @@ def _merge(settings: Settings, overlay: Mapping[str, Any], source: str) -> Setti
             updates[key] = _convert(value, target, f"{source}: {section}.{key}")
         changed[section] = dataclasses.replace(current, **updates)
     return dataclasses.replace(settings, **changed)
+
+
+def base_url(settings: Settings) -> str:
+    """The node's base URL for links: ``server.public_url``, else http://host:port."""
+    if settings.server.public_url:
+        return settings.server.public_url.rstrip("/")
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}"
 
 
 def env_name(section: str, key: str) -> str:

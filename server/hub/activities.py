@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from server.auth import Identity
@@ -221,6 +221,8 @@ class RoomActivities:
             out["spec"] = spec.to_dict()
             out["state"] = state.public()
             out["entrants"] = counters.get("n", 0)
+            if state.phase == "drawn":
+                out["names"] = await self.winner_names(room_id, spec, state.winners)
         elif kind == "qa":
             questions = await self.questions(room_id, iid)
             out["spec"] = spec.to_dict()
@@ -300,6 +302,7 @@ class RoomActivities:
             )
             state, record = draws.run_draw(spec, state, sorted(entrants), now, excluded=excluded)
             audit = record.to_dict()
+            names = await self.winner_names(room_id, spec, state.winners)
             extra = {
                 "winners": list(state.winners),
                 "announce": {
@@ -307,6 +310,7 @@ class RoomActivities:
                     "interaction": iid,
                     "title": spec.title,
                     "winners": list(state.winners),
+                    "names": names,
                 },
             }
         updated = Definition(kind, spec, state, definition.created_at, audit)
@@ -353,6 +357,21 @@ class RoomActivities:
             {"posted": 1},
         )
         return result.version
+
+    async def winner_names(
+        self, room_id: str, spec: draws.DrawSpec, winners: Any
+    ) -> dict[str, str | None]:
+        """Display names of a draw's winners, as their entries recorded them (None where
+        the source keeps no names: a poll's voters)."""
+        if not winners:
+            return {}
+        box = {"presence": PRESENCE_BOX, "poll": spec.poll_id or ""}.get(spec.source, spec.id)
+        records = await self.store.records(room_id, box)
+        names: dict[str, str | None] = {}
+        for winner in winners:
+            name = (records.get(winner) or {}).get("name")
+            names[winner] = name if isinstance(name, str) else None
+        return names
 
     async def _entrants(self, room_id: str, iid: str, spec: draws.DrawSpec) -> set[str]:
         if spec.source == "poll":
@@ -434,6 +453,10 @@ class RoomActivities:
                 else set()
             )
             contribution = draws.enter(spec, state, identity.user_id, now, excluded=excluded)
+            # The name goes with the entry, so the wall can show winners by name.
+            contribution = replace(
+                contribution, record={**contribution.record, "name": identity.name}
+            )
         elif op == "checkin":
             contribution = checkin.check_in(spec, state, name=identity.name, now=now)
         elif op == "post":

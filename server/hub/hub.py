@@ -682,7 +682,7 @@ class Hub:
                 iid,
                 identity.user_id,
                 "keyword",
-                {"at": time.time(), "keyword": True},
+                {"at": time.time(), "keyword": True, "name": identity.name},
                 {"n": 1},
                 once=True,
             )

@@ -1,0 +1,188 @@
+"""The pages hudong serves itself: console, viewer page, overlay and wall, their
+scripts and styles, the JS client, and each room's join QR code (PROTOCOL.md, "Pages").
+
+The pages are plain HTML, CSS and ES modules in ``clients/web`` built on the client
+in ``clients/js``; nothing is built before serving. A venue may be offline, so a page
+loads nothing from any other host, and every page is sent with a strict
+Content-Security-Policy: scripts, styles, images and WebSocket connections from this
+server only, no inline script except each page's import map, whose SHA-256 the policy
+names. User text reaches the pages as data, and the pages render it as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import segno
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+import server
+
+# The wheel carries clients/ inside the server package (pyproject.toml, package-dir);
+# a checkout or an editable install has it beside the package.
+_PACKAGED = Path(server.__file__).resolve().parent / "clients"
+_CHECKOUT = Path(server.__file__).resolve().parent.parent / "clients"
+PAGES = ("console", "live", "overlay", "wall")
+# Media types by suffix: module scripts must be served as JavaScript (with nosniff a
+# browser refuses anything else), whatever the platform's mimetypes table says.
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".woff2": "font/woff2",
+}
+# The client library's own modules (clients/js/*.js, not its tests or node_modules):
+# the only files of clients/js that are served.
+CLIENT_MODULE_RE = re.compile(r"^[a-z][a-z0-9_-]*\.js$")
+INLINE_SCRIPT_RE = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+SAFE_PATH_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_./-]{1,200}$")
+
+
+def clients_dir() -> Path:
+    for candidate in (_PACKAGED, _CHECKOUT):
+        if (candidate / "web").is_dir():
+            return candidate
+    raise RuntimeError(
+        f"hudong's pages are missing: neither {_PACKAGED} nor {_CHECKOUT} has web/ "
+        "(reinstall hudong)"
+    )
+
+
+def content_security_policy(html: bytes, *, framed: bool) -> str:
+    """The page's policy: everything from this server only; inline scripts only by hash."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'"
+        for body in INLINE_SCRIPT_RE.findall(html)
+    )
+    ancestors = "*" if framed else "'none'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'self' {hashes}".rstrip(),
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            # Overlays and walls may be embedded by streaming and signage tools.
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    body: bytes
+    policy: str
+
+
+class Pages:
+    """Route handlers for the pages and their files."""
+
+    def __init__(self, *, public_url: str = "", assets_dir: str = "") -> None:
+        root = clients_dir()
+        self.web = root / "web"
+        self.js = root / "js"
+        self.public_url = public_url.rstrip("/")
+        self.assets = Path(assets_dir).resolve() if assets_dir else None
+        self._pages: dict[str, Page] = {}
+
+    def _page(self, name: str) -> Page:
+        page = self._pages.get(name)
+        if page is None:
+            body = (self.web / f"{name}.html").read_bytes()
+            framed = name in ("overlay", "wall")
+            page = self._pages[name] = Page(body, content_security_policy(body, framed=framed))
+        return page
+
+    def _html(self, name: str) -> Response:
+        page = self._page(name)
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": page.policy}
+        return Response(page.body, media_type=MEDIA_TYPES[".html"], headers=headers)
+
+    async def console(self, request: Request) -> Response:
+        return self._html("console")
+
+    async def live(self, request: Request) -> Response:
+        return self._html("live")
+
+    async def overlay(self, request: Request) -> Response:
+        return self._html("overlay")
+
+    async def wall(self, request: Request) -> Response:
+        return self._html("wall")
+
+    async def static(self, request: Request) -> Response:
+        """A file of clients/web (``/static/…``) or a module of the client library
+        (``/static/client/…``)."""
+        path = request.path_params["path"]
+        if path.startswith("client/"):
+            name = path.removeprefix("client/")
+            if not CLIENT_MODULE_RE.match(name):
+                return _not_found(path)
+            return _file(self.js / name)
+        return _file_under(self.web, path)
+
+    async def asset(self, request: Request) -> Response:
+        """A file of the configured ``server.assets_dir`` (logos, images of options)."""
+        if self.assets is None:
+            return _not_found(request.path_params["path"], "no server.assets_dir is set")
+        return _file_under(self.assets, request.path_params["path"])
+
+    async def qr(self, request: Request) -> Response:
+        """An SVG QR code of the room's viewer page URL, for the wall and posters."""
+        room_id = request.path_params["room_id"]
+        base = self.public_url or str(request.base_url).rstrip("/")
+        target = f"{base}/live/{room_id}"
+        code = segno.make(target, error="m")
+        out = io.BytesIO()
+        code.save(out, kind="svg", scale=10, border=2, xmldecl=False, dark="#000", light="#fff")
+        return Response(
+            out.getvalue(),
+            media_type="image/svg+xml",
+            headers={**SECURITY_HEADERS, "X-Hudong-Target": target},
+        )
+
+
+def _not_found(path: str, why: str = "no such file") -> Response:
+    return JSONResponse({"error": {"code": "not_found", "message": f"{why}: {path[:80]}"}}, 404)
+
+
+def _file_under(base: Path, path: str) -> Response:
+    if not SAFE_PATH_RE.match(path):
+        return _not_found(path)
+    target = (base / path).resolve()
+    if not target.is_relative_to(base.resolve()):
+        return _not_found(path)
+    return _file(target)
+
+
+def _file(target: Path) -> Response:
+    media = MEDIA_TYPES.get(target.suffix.lower())
+    if media is None or not target.is_file():
+        return _not_found(target.name)
+    return FileResponse(target, media_type=media, headers=SECURITY_HEADERS)

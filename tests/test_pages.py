@@ -1,0 +1,196 @@
+"""The pages as the server sends them (PROTOCOL.md, "Pages"): the policy every page
+carries, the files it may load and nothing else, the join QR code, the assets folder,
+`hudong serve --demo`, and the wheel that carries them. What the pages do in a browser
+is in tests/test_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.backends import open_backends
+from server.demo import DEMO_ROOM, INTERACTIONS
+from tests.conftest import ADMIN, SECRET, UNIT
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "clients" / "web"
+JS = ROOT / "clients" / "js"
+PAGES = {"/console": "console", "/live/r1": "live", "/overlay/r1": "overlay", "/wall/r1": "wall"}
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+async def test_every_page_has_a_strict_policy_that_names_its_import_map(live, path):
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        r = await http.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    policy = dict(
+        part.strip().split(" ", 1) for part in r.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    assert policy["connect-src"] == "'self'" and policy["img-src"] == "'self' data:"
+    assert policy["style-src"] == "'self'"
+    # The only inline script is the import map, allowed by its hash and nothing else.
+    [inline] = re.findall(r"<script type=\"importmap\">(.*?)</script>", r.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+    assert policy["script-src"] == f"'self' 'sha256-{digest}'"
+    assert "unsafe" not in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    framed = PAGES[path] in ("overlay", "wall")
+    assert policy["frame-ancestors"] == ("*" if framed else "'none'")
+    # Every file the page names is on this server.
+    for url in re.findall(r'(?:src|href)="([^"]+)"', r.text):
+        assert url.startswith(("/static/", "#")), url
+
+
+def test_pages_reference_only_files_that_exist():
+    """Every module, style and import a page or script names is a file that is served."""
+    names: set[str] = set()
+    for file in WEB.glob("*.*"):
+        text = file.read_text("utf-8")
+        names |= set(re.findall(r'["\'](/static/[^"\']+)["\']', text))
+    assert names, "no references found"
+    for name in sorted(names):
+        rest = name.removeprefix("/static/")
+        target = JS / rest.removeprefix("client/") if rest.startswith("client/") else WEB / rest
+        assert target.is_file(), name
+
+
+async def test_static_files_are_served_with_their_types_and_nothing_else(live):
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        for path, media in (
+            ("/static/client/hudong.js", "text/javascript"),
+            ("/static/client/codes.js", "text/javascript"),
+            ("/static/vendor/msgpack/index.mjs", "text/javascript"),
+            ("/static/style.css", "text/css"),
+        ):
+            r = await http.get(path)
+            assert r.status_code == 200, path
+            assert r.headers["content-type"].startswith(media), (path, r.headers)
+        for path in (
+            "/static/client/package.json",
+            "/static/client/test/client.test.js",
+            "/static/client/node_modules/ws/index.js",
+            "/static/../server/app.py",
+            "/static/%2e%2e/%2e%2e/pyproject.toml",
+            "/static/vendor/msgpack/LICENSE",  # no media type: not served
+            "/static/nope.js",
+        ):
+            r = await http.get(path)
+            assert r.status_code == 404, (path, r.status_code)
+            assert r.json()["error"]["code"] == "not_found"
+
+
+def test_the_vendored_msgpack_is_the_npm_package_byte_for_byte():
+    """clients/web/vendor/msgpack is @msgpack/msgpack's ES build at the version the JS
+    client locks, unchanged (the pages load it in browsers; nothing is hand-written)."""
+    vendored = WEB / "vendor" / "msgpack"
+    lock = json.loads((JS / "package-lock.json").read_text("utf-8"))
+    locked = lock["packages"]["node_modules/@msgpack/msgpack"]["version"]
+    assert (vendored / "VERSION").read_text().strip() == locked
+    installed = JS / "node_modules" / "@msgpack" / "msgpack"
+    if not installed.is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300 * UNIT
+        )
+    assert json.loads((installed / "package.json").read_text())["version"] == locked
+    files = sorted(p.relative_to(vendored) for p in vendored.rglob("*.mjs"))
+    expected = sorted(
+        p.relative_to(installed / "dist.esm") for p in (installed / "dist.esm").rglob("*.mjs")
+    )
+    assert files == expected
+    for name in files:
+        assert (vendored / name).read_bytes() == (installed / "dist.esm" / name).read_bytes(), name
+
+
+async def test_the_qr_code_points_at_the_viewer_page(server_factory):
+    async with server_factory(server={"public_url": "https://live.example.com/"}) as live:
+        async with httpx.AsyncClient(base_url=live.base) as http:
+            r = await http.get("/qr/launch.svg")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+    assert r.headers["x-hudong-target"] == "https://live.example.com/live/launch"
+    assert r.text.startswith("<svg") and "<script" not in r.text
+
+
+async def test_the_assets_folder_is_served(server_factory, tmp_path):
+    (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (tmp_path / "notes.txt").write_text("private")
+    async with server_factory(server={"assets_dir": str(tmp_path)}) as live:
+        async with httpx.AsyncClient(base_url=live.base) as http:
+            assert (await http.get("/assets/logo.svg")).headers["content-type"] == "image/svg+xml"
+            assert (await http.get("/assets/notes.txt")).status_code == 404
+            assert (await http.get("/assets/../conftest.py")).status_code == 404
+
+
+async def test_demo_makes_a_room_with_every_kind_and_working_tokens(capsys):
+    from server.app import create_app
+    from server.config import Settings
+
+    settings = Settings().replace(server={"admin_token": ADMIN, "secret": SECRET})
+    backends = open_backends("memory://")
+    for _ in range(2):  # a second start on the same store keeps what is there
+        app = create_app(settings, backends=backends, demo=True)
+        async with app.router.lifespan_context(app):
+            demo = app.state.demo
+            found = await app.state.hub.activities.definitions(DEMO_ROOM)
+            assert {iid for _, spec in INTERACTIONS for iid in [spec["id"]]} <= set(found)
+            authority = app.state.authority
+            assert authority.verify(demo.host_token, DEMO_ROOM).role == "host"
+            assert authority.verify(demo.screen_token, DEMO_ROOM).role == "screen"
+    printed = capsys.readouterr().out
+    assert f"/console#room={DEMO_ROOM}&token=" in printed
+    assert f"/live/{DEMO_ROOM}" in printed and f"/wall/{DEMO_ROOM}#token=" in printed
+
+
+def test_every_package_is_in_the_wheel_and_so_are_the_pages(tmp_path):
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+    found = sorted(
+        str(p.parent.relative_to(ROOT)).replace("/", ".")
+        for top in ("server", "protocol", "loadtest")
+        for p in (ROOT / top).rglob("__init__.py")
+    )
+    assert sorted(set(config["packages"]) - {"server.clients"}) == found
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300 * UNIT,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("hudong-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for page in ("console", "live", "overlay", "wall"):
+        assert f"server/clients/web/{page}.html" in names
+        assert f"server/clients/web/{page}.js" in names
+    assert "server/clients/js/hudong.js" in names
+    assert "server/clients/web/vendor/msgpack/index.mjs" in names
+    assert not any("node_modules" in n or "/test/" in n for n in names)
+
+
+async def test_index_lists_the_pages(live):
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        pages = (await http.get("/")).json()["pages"]
+    assert pages == {
+        "console": "/console",
+        "live": "/live/{room}",
+        "overlay": "/overlay/{room}",
+        "wall": "/wall/{room}",
+    }
