@@ -514,6 +514,10 @@ def test_user_text_is_text_on_every_page(pages, node):
     viewer.click("#post-form button[type=submit]")
     viewer.fill("[data-interaction='ask'] textarea", XSS)
     viewer.click("[data-interaction='ask'] button[type=submit]")
+    # acknowledged: the page empties the field (else the notices printed below say why)
+    viewer.wait_for_function(
+        "() => document.querySelector(\"[data-interaction='ask'] textarea\").value === ''"
+    )
     console.click("[data-tab='danmaku']")
     checks = [
         (viewer, ".feed-item .what"),

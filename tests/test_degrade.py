@@ -9,6 +9,7 @@ from server.hub.degrade import (
     DegradeLevel,
     Signals,
     called_for,
+    called_for_by_tick,
     effective,
     shape,
 )
@@ -37,6 +38,26 @@ def test_escalate_at_once_relax_one_level_per_calm_period():
     assert controller.update(CALM, now=20.9) == DegradeLevel.OVERLOADED
     assert controller.update(CALM, now=21) == DegradeLevel.BUSY
     assert controller.update(CALM, now=31) == DegradeLevel.NORMAL
+
+
+def test_one_tick_escalates_only_when_far_over_budget_or_backlogged():
+    assert called_for_by_tick(1.7, 0) == DegradeLevel.NORMAL  # seen at loads a node keeps up with
+    assert called_for_by_tick(2.4, 0) == DegradeLevel.NORMAL
+    assert called_for_by_tick(2.5, 0) == DegradeLevel.OVERLOADED
+    assert called_for_by_tick(6.0, 0) == DegradeLevel.ESSENTIAL
+    assert called_for_by_tick(0.5, 40_000_000) == DegradeLevel.BUSY
+    assert called_for_by_tick(0.5, 200_000_000) == DegradeLevel.OVERLOADED
+    assert called_for_by_tick(0.5, 600_000_000) == DegradeLevel.ESSENTIAL
+
+
+def test_a_surge_escalates_at_once_and_never_relaxes_by_itself():
+    controller = DegradeController(relax_after_s=10)
+    assert controller.escalate(DegradeLevel.OVERLOADED)
+    assert not controller.escalate(DegradeLevel.BUSY)  # lower: no change
+    assert controller.level == DegradeLevel.OVERLOADED
+    # relaxing is still the controller's slow path: one level per calm period
+    assert controller.update(CALM, now=0) == DegradeLevel.OVERLOADED
+    assert controller.update(CALM, now=10) == DegradeLevel.BUSY
 
 
 def test_hysteresis_a_signal_between_relax_and_escalate_marks_holds_the_level():

@@ -130,6 +130,28 @@ async def test_loop_lag_escalates_then_relaxes_one_level_at_a_time(server_factor
         assert srv.metric("hudong_degrade_level") == 0
 
 
+async def test_one_slow_tick_escalates_within_the_tick(live, caplog, monkeypatch):
+    """A tick 3x over its budget raises the level right after it, not at the next
+    once-a-second measure (which would let a surge's backlog grow for up to a second)."""
+    await live.create_room("surge")
+    viewer = await live.connect()
+    await viewer.join("surge")
+    hub = live.hub
+    tick = hub.tick
+
+    def slow_tick():
+        monkeypatch.setattr(hub, "tick", tick)  # once
+        time.sleep(0.3)  # 3 x the 100 ms budget
+        tick()
+
+    caplog.set_level("WARNING", logger="hudong.hub")
+    monkeypatch.setattr(hub, "tick", slow_tick)
+    assert (await notice_levels(viewer, 2))[0] == 2
+    changes = [r.getMessage() for r in caplog.records if "degrade level" in r.getMessage()]
+    assert changes[0].startswith("degrade level 0 -> 2 (one tick 3."), changes
+    assert live.metric("hudong_degrade_changes_total", level="2") == 1
+
+
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
 async def test_no_state_changing_command_is_dropped_at_any_level(live, level):
     await live.create_room("s")

@@ -3,7 +3,9 @@
 A node measures its signals once a second; :class:`DegradeController` turns them
 into a level with hysteresis (escalate at once, to the highest level any signal
 calls for; relax one level at a time, only after every signal stayed under that
-level's *relax* mark, half its escalate mark, for ``relax_after_s``). Floors (a
+level's *relax* mark, half its escalate mark, for ``relax_after_s``). A single
+tick far over its budget, or one that leaves a backlog in the viewers' buffers,
+escalates at once without waiting for the second (:func:`called_for_by_tick`). Floors (a
 room's, set by its host, and the node's, set by the admin) only raise the level a
 room is served at. :func:`shape` applies a level's stream policy to one tick's
 events. State-changing commands are never subject to any of this.
@@ -87,6 +89,28 @@ MARKS: dict[str, tuple[float, float, float]] = {
 }
 RELAX_FRACTION = 0.5
 
+# One tick is enough to escalate when it shows the node falling behind *now*: waiting
+# for the next second's mean lets the backlog grow (measured: a surge to 4x the load
+# left 1 GB in send buffers and 4.5 s of stall before the first measure()). No level 1
+# here: single ticks of 1-1.7x budget occur at loads a node keeps up with.
+SURGE_MARKS: dict[str, tuple[float, float, float]] = {
+    "tick_ratio": (float("inf"), 2.5, 6.0),  # this one tick / its budget
+    "buffered_bytes": MARKS["buffered_bytes"],  # left in the buffers of this tick's viewers
+}
+
+
+def called_for_by_tick(tick_ratio: float, buffered_bytes: int) -> DegradeLevel:
+    """The level one tick calls for on its own (:data:`SURGE_MARKS`)."""
+    level = DegradeLevel.NORMAL
+    for value, marks in (
+        (tick_ratio, SURGE_MARKS["tick_ratio"]),
+        (buffered_bytes, SURGE_MARKS["buffered_bytes"]),
+    ):
+        for index, mark in enumerate(marks):
+            if value >= mark:
+                level = max(level, DegradeLevel(index + 1))
+    return level
+
 
 def called_for(signals: Signals, fraction: float = 1.0) -> DegradeLevel:
     """The highest level any signal reaches (marks scaled by ``fraction``)."""
@@ -110,11 +134,16 @@ class DegradeController:
         self.level = DegradeLevel.NORMAL
         self._calm_since: float | None = None
 
+    def escalate(self, wanted: DegradeLevel) -> bool:
+        """Go up to ``wanted`` now if it is higher (never down); True if the level rose."""
+        if wanted <= self.level:
+            return False
+        self.level = wanted
+        self._calm_since = None
+        return True
+
     def update(self, signals: Signals, now: float) -> DegradeLevel:
-        wanted = called_for(signals)
-        if wanted > self.level:
-            self.level = wanted
-            self._calm_since = None
+        if self.escalate(called_for(signals)):
             return self.level
         # Calm means: under the relax marks of the current level.
         if self.level > DegradeLevel.NORMAL and called_for(signals, RELAX_FRACTION) < self.level:

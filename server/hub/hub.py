@@ -47,7 +47,15 @@ from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord
 from server.config import Settings
 from server.hub.activities import CHECKIN_ID, HOST_ACTIONS, WALL_ID, RoomActivities
 from server.hub.connection import Connection
-from server.hub.degrade import POLICIES, DegradeController, DegradeLevel, Signals, effective, shape
+from server.hub.degrade import (
+    POLICIES,
+    DegradeController,
+    DegradeLevel,
+    Signals,
+    called_for_by_tick,
+    effective,
+    shape,
+)
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.interactions import polls
@@ -105,6 +113,7 @@ class Hub:
         self._ingested = 0
         self._tick_time = 0.0
         self._ticks = 0
+        self._tick_buffered = 0  # bytes left in buffers by the writes of the current tick
         self._last_lag = 0.0
         self._store_latency = 0.0
         self._background: set[asyncio.Task[Any]] = set()
@@ -1008,21 +1017,25 @@ class Hub:
         work of the hot path (no await, no encode). A paused connection is skipped and
         marked for a snapshot; one whose transport closed under us is detached after
         the loop, so it cannot stop the others. Returns (written, skipped)."""
-        sent = skipped = 0
+        sent = skipped = buffered = 0
         broken = None
         for conn in conns:
             if conn.paused:
                 conn.needs_snapshot = True
                 skipped += 1
                 continue
+            transport = conn.transport
             try:
-                conn.transport.write(frame)  # type: ignore[union-attr]
+                transport.write(frame)  # type: ignore[union-attr]
             except RuntimeError:
                 broken = [*(broken or ()), conn]
                 continue
+            # What the kernel did not take yet: the tick's backlog signal (~50 ns a call).
+            buffered += transport.get_write_buffer_size()  # type: ignore[union-attr]
             sent += 1
         for conn in broken or ():
             self.detach(conn)
+        self._tick_buffered += buffered
         return sent, skipped
 
     def tick(self) -> None:
@@ -1075,6 +1088,7 @@ class Hub:
                 delay = 0
             await asyncio.sleep(delay)
             started = time.perf_counter()
+            self._tick_buffered = 0
             try:
                 self.tick()
             except Exception:  # pragma: no cover - a bug must not stop delivery for good
@@ -1083,6 +1097,16 @@ class Hub:
             self._tick_time += took
             self._ticks += 1
             observe(took)
+            if self.settings.hub.degrade_auto:
+                self.check_tick(took / interval, self._tick_buffered)
+
+    def check_tick(self, ratio: float, buffered: int) -> None:
+        """Escalate within the tick when this one tick shows the node falling behind."""
+        if self.degrade.escalate(called_for_by_tick(ratio, buffered)):
+            self.set_level(
+                self.degrade.level,
+                reason=f"one tick {ratio:.2f} of budget, left {buffered / 1e6:.1f} MB buffered",
+            )
 
     # --- heartbeats, reaping, slow consumers -------------------------------------------------
 
