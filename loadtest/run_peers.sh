@@ -76,10 +76,12 @@ trap cleanup EXIT
 SYSTEM_JSON=$HERE/peers_system.json
 if [ -n "${HUDONG_SRC:-}" ]; then
   SYSTEM_JSON=$RUN/hudong_system.json
-  SRC=$(cd "$HUDONG_SRC" && pwd) HERE=$HERE python3 - "$SYSTEM_JSON" <<'PYEOF'
+  SRC=$(cd "$HUDONG_SRC" && pwd) HERE=$HERE HUDONG_PYTHON=$(command -v python3) python3 - "$SYSTEM_JSON" <<'PYEOF'
 import json, os, sys
 src, here = os.environ["SRC"], os.environ["HERE"]
-py = os.path.join(os.path.dirname(here), ".venv", "bin", "python")
+# the checkout's .venv if it has one, else the python3 that installed hudong
+venv = os.path.join(os.path.dirname(here), ".venv", "bin", "python")
+py = venv if os.access(venv, os.X_OK) else os.environ["HUDONG_PYTHON"]
 spec = json.load(open(os.path.join(here, "peers_system.json")))
 h = spec["h"]
 h["cmd"] = [py, "-m", "server", "serve", "--port", str(h["port"])]
