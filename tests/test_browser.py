@@ -544,13 +544,16 @@ def test_user_text_is_text_on_every_page(pages, node):
 
 
 def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[str, int]:
-    """Viewers sending ``per_s`` danmaku a second between them, each under its own rate
-    limit (5/s): 50 anonymous connections at 4/s."""
+    """``per_s * seconds`` danmaku at ``per_s`` a second, from 100 anonymous viewers at
+    ``per_s / 100`` a second each. A sender that falls behind (a busy CI machine can
+    stall this thread for seconds) catches up, but never faster than its own rate limit
+    allows (5/s, a burst of 10), so every refusal counted is the server's own doing."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
-    senders = 50
+    senders = 100
+    each = round(per_s * seconds / senders)
     words = (
         "666",
         "好看",
@@ -570,22 +573,32 @@ def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[s
 
             async def read() -> None:
                 async for frame in ws:
+                    if '"error"' not in frame:  # the stream itself: not worth decoding
+                        continue
                     message = json.loads(frame)
                     if message.get("type") == "error":
                         counts["refused"] += 1
+                        code = f"refused {message.get('code')}"  # shown when the test fails
+                        counts[code] = counts.get(code, 0) + 1
 
             reader = asyncio.create_task(read())
             loop = asyncio.get_running_loop()
-            started = loop.time() + n / senders / (per_s / senders)  # spread the senders
+            started = loop.time() + n / per_s  # spread the senders
+            deadline = started + seconds + 20
+            tokens, refilled = 5.0, loop.time()  # under the server's bucket, less the join
             sent = 0
-            while (now := loop.time()) < started + seconds:
+            while sent < each and (now := loop.time()) < deadline:
+                tokens = min(6.0, tokens + (now - refilled) * 4.0)
+                refilled = now
                 due = int(max(0.0, now - started) * per_s / senders)
-                while sent < due:
+                while sent < min(due, each) and tokens >= 1:
                     text = f"{words[(n + sent) % len(words)]} {n}.{sent}"
                     await ws.send(json.dumps({"op": "danmaku", "text": text}))
+                    tokens -= 1
                     sent += 1
                     counts["sent"] += 1
                 await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)  # the last refusals, if any
             reader.cancel()
 
     async def storm() -> None:
@@ -660,7 +673,7 @@ def test_the_overlay_is_transparent_and_keeps_lanes_apart_under_a_storm(pages, n
     stats = overlay.evaluate(
         "({shown: window.hudongOverlay.stage.shown, dropped: window.hudongOverlay.stage.dropped})"
     )
-    assert result["sent"] >= 200 * 29 and result["refused"] < result["sent"] * 0.01, result
+    assert result["sent"] == 200 * 30 and result["refused"] < result["sent"] * 0.01, result
     assert probe["samples"] >= 250, probe["samples"]
     assert probe["overlaps"] == [], probe["overlaps"][:5]
     assert probe["maxNodes"] < MAX_ELEMENTS, probe["maxNodes"]
