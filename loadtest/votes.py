@@ -32,10 +32,11 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from loadtest.fanout import http, spawn_server, stop_server
+from loadtest.fanout import LOOPBACK, http, spawn_server, stop_server
 
 OPTIONS = ("bun", "patty", "sauce", "cheese")
 
@@ -212,6 +213,21 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_votes(args: argparse.Namespace) -> int:
+    """Exit status: 0 every vote acked and tallies exact; 1 not, or an SLO missed; 2 the
+    run could not be done."""
+    try:
+        return _run_votes(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            raise
+        print(f"FATAL: {exc.code}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the server cannot be reached (urllib's URLError included)
+        print(f"FATAL: {args.url or 'the spawned server'}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_votes(args: argparse.Namespace) -> int:
     _raise_fd_limit(args.viewers + 64)
     redis_proc = None
     server = None
@@ -225,6 +241,8 @@ def run_votes(args: argparse.Namespace) -> int:
             server = spawn_server(args)
             base, token = server.base, server.admin_token
         elif args.url and args.admin_token:
+            if urlsplit(args.url).hostname not in LOOPBACK:
+                raise SystemExit("loadtest targets loopback only (127.0.0.1, localhost, ::1)")
             base, token = args.url.rstrip("/"), args.admin_token
         else:
             raise SystemExit("give --spawn, or --url with --admin-token / HUDONG_ADMIN_TOKEN")

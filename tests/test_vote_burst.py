@@ -48,3 +48,22 @@ def test_5000_viewers_vote_at_once(tmp_path, backend):
     assert result["exact"]
     assert sum(result["tallies"].values()) == 5000
     assert result["tallies"] == result["expected"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://192.0.2.1:8000", "loadtest targets loopback only"),
+        ("http://127.0.0.1:1", "Connection refused"),
+    ],
+)
+def test_the_vote_burst_refuses_what_it_cannot_run_with_exit_2(url, says):
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", "votes", "--url", url, "--admin-token", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60 * UNIT,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("FATAL: ") and says in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
