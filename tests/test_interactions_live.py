@@ -261,6 +261,45 @@ async def test_presence_and_keyword_draws_find_their_entrants(live):
     assert again["winners"] == everyone["winners"]
 
 
+async def test_poll_draw_winners_and_quiz_leaders_are_shown_by_name(live):
+    """A draw among a poll's voters and a quiz's leaderboard name the viewers as they
+    joined, not by their ids (the wall and console show these)."""
+    await live.create_room("names")
+    host = await live.connect()
+    await host.join("names", token=await live.mint("names", "host"))
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    poll = {"id": "p", "question": "Which?", "kind": "single", "options": options}
+    await host_op(host, "create", kind="poll", spec=poll)
+    await host_op(host, "open", interaction="p")
+    question = {"id": "q", "text": "2 + 2?", "options": options, "correct": "b"}
+    await host_op(
+        host, "create", kind="quiz", spec={"id": "z", "title": "Q", "questions": [question]}
+    )
+    await host_op(host, "ask", interaction="z", question="q")
+    names = {"fan0": "小明", "fan1": "Ann <i>"}
+    for user_id, name in names.items():
+        client = await live.connect()
+        await client.join(
+            "names", token=await live.mint("names", "viewer", user_id=user_id, name=name)
+        )
+        for op, fields in (
+            ("vote", {"interaction": "p", "option": "a"}),
+            ("answer", {"interaction": "z", "question": "q", "option": "b"}),
+        ):
+            reply = await client.command(op, key=op, **fields)
+            assert reply["type"] == "ack", reply
+    draw = {"id": "d", "title": "Voters", "winners": 2, "source": "poll", "poll_id": "p"}
+    await host_op(host, "create", kind="draw", spec=draw)
+    await host_op(host, "run", interaction="d")
+    await host_op(host, "close", interaction="z")
+    await host_op(host, "reveal", interaction="z", question="q")
+    async with live.http() as http:
+        drawn = (await http.get("/api/v1/rooms/names/interactions/d")).json()
+        quiz = (await http.get("/api/v1/rooms/names/interactions/z")).json()
+    assert drawn["names"] == names, drawn
+    assert {row["viewer"]: row["name"] for row in quiz["leaderboard"]} == names, quiz
+
+
 async def test_checkin_can_close_and_open_again(live):
     await live.create_room("ci")
     host = await live.connect()

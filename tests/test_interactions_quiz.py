@@ -155,9 +155,16 @@ def test_leaderboard_counts_revealed_questions_only():
     state = quiz.transition(SPEC, state, "reveal", 200.0)
     board = quiz.leaderboard(SPEC, state, records, limit=2)
     assert board == [
-        {"rank": 1, "viewer": "bob", "points": 1100, "correct": 2, "time": 8.0},
-        {"rank": 2, "viewer": "ann", "points": 900, "correct": 1, "time": 2.0},
+        {"rank": 1, "viewer": "bob", "name": None, "points": 1100, "correct": 2, "time": 8.0},
+        {"rank": 2, "viewer": "ann", "name": None, "points": 900, "correct": 1, "time": 2.0},
     ]
+
+
+def test_leaderboard_rows_carry_the_name_the_answers_recorded():
+    state, records = play({"one": {"ann": ("b", 2.0), "bob": ("a", 1.0)}})
+    records["one"]["ann"] = {**records["one"]["ann"], "name": "安娜 <b>"}
+    board = quiz.leaderboard(SPEC, state, records)
+    assert {r["viewer"]: r["name"] for r in board} == {"ann": "安娜 <b>", "bob": None}
 
 
 def test_question_results():

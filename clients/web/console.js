@@ -617,7 +617,7 @@ function quizDetails(view) {
       ? h("ol", { class: "bars" }, ...results.options.map((/** @type {any} */ o) => h("li", { class: `bar-row${o.id === current?.correct ? " leading" : ""}`, data: { option: o.id } }, h("span", { class: "label", text: o.label }), h("span", { class: "figures" }, h("span", { class: "count", text: formatNumber(o.count) })))))
       : null,
     view.leaderboard?.length
-      ? h("div", {}, h("h3", { text: t("console.leaderboard") }), h("ol", {}, ...view.leaderboard.map((/** @type {any} */ row) => h("li", { text: `${row.viewer} · ${row.points}` }))))
+      ? h("div", {}, h("h3", { text: t("console.leaderboard") }), h("ol", {}, ...view.leaderboard.map((/** @type {any} */ row) => h("li", { text: `${row.name ?? row.viewer} · ${row.points}` }))))
       : null,
   );
 }

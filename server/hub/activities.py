@@ -60,6 +60,8 @@ VIEWER_OPS = {
     "checkin": "checkin",
     "post": "wall",
 }
+# Viewer commands whose record keeps the viewer's display name beside the contribution.
+NAMED_OPS = frozenset({"vote", "answer", "enter"})
 HOST_ACTIONS = {
     "poll": ("open", "close", "reveal"),
     "quiz": ("ask", "close", "reveal", "finish"),
@@ -361,8 +363,9 @@ class RoomActivities:
     async def winner_names(
         self, room_id: str, spec: draws.DrawSpec, winners: Any
     ) -> dict[str, str | None]:
-        """Display names of a draw's winners, as their entries recorded them (None where
-        the source keeps no names: a poll's voters)."""
+        """Display names of a draw's winners, as their entries (or votes, or presence)
+        recorded them; None where the record keeps no name (a vote or answer made
+        before records carried names)."""
         if not winners:
             return {}
         box = {"presence": PRESENCE_BOX, "poll": spec.poll_id or ""}.get(spec.source, spec.id)
@@ -453,10 +456,6 @@ class RoomActivities:
                 else set()
             )
             contribution = draws.enter(spec, state, identity.user_id, now, excluded=excluded)
-            # The name goes with the entry, so the wall can show winners by name.
-            contribution = replace(
-                contribution, record={**contribution.record, "name": identity.name}
-            )
         elif op == "checkin":
             contribution = checkin.check_in(spec, state, name=identity.name, now=now)
         elif op == "post":
@@ -509,6 +508,12 @@ class RoomActivities:
                 room_id, box_key(iid, withdraw_box), identity.user_id, key, None, {}
             )
         assert contribution is not None
+        if op in NAMED_OPS and contribution.record is not None:
+            # The name goes with the record, so pages can show a draw's winners (from an
+            # entry or a poll's voters) and a quiz's leaderboard by name.
+            contribution = replace(
+                contribution, record={**contribution.record, "name": identity.name}
+            )
         result = await self.store.apply(
             room_id,
             box_key(iid, contribution.box),

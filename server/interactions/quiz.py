@@ -351,18 +351,23 @@ def leaderboard(
 
     Only revealed questions count. Order: points (high first), then the total time
     taken by correct answers (low first), then viewer id. Rows carry ``rank`` (equal
-    points and time share a rank: 1, 2, 2, 4), ``viewer``, ``points``, ``correct``
-    (number of right answers) and ``time``. Viewers who answered but scored nothing
+    points and time share a rank: 1, 2, 2, 4), ``viewer``, ``name`` (the display name
+    the viewer's answers recorded, or None), ``points``, ``correct`` (number of right
+    answers) and ``time``. Viewers who answered but scored nothing
     are listed too.
     """
     points: dict[str, int] = {}
     correct: dict[str, int] = {}
     time: dict[str, float] = {}
+    names: dict[str, str] = {}
     for qid, by_viewer in records.items():
         question = spec.question(qid)
         if question is None or not state.is_revealed(qid):
             continue
         for viewer, record in by_viewer.items():
+            name = record.get("name")
+            if isinstance(name, str):
+                names[viewer] = name
             elapsed = float(record.get("elapsed", question.time_limit_s))
             gained = score(question, str(record.get("option")), elapsed)
             points[viewer] = points.get(viewer, 0) + gained
@@ -380,6 +385,13 @@ def leaderboard(
         if board and (board[-1]["points"], board[-1]["time"]) == (total, taken):
             rank = board[-1]["rank"]
         board.append(
-            {"rank": rank, "viewer": viewer, "points": total, "correct": right, "time": taken}
+            {
+                "rank": rank,
+                "viewer": viewer,
+                "name": names.get(viewer),
+                "points": total,
+                "correct": right,
+                "time": taken,
+            }
         )
     return board
