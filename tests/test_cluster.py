@@ -289,3 +289,30 @@ async def test_moderation_and_the_wall_hold_across_nodes(shared_redis):
         joined = await late.join("live")
         assert "spoiler" not in [e.get("text") for e in joined["snapshot"]["recent"]]
         assert sent["event"] not in [e["id"] for e in joined["snapshot"]["recent"]]
+
+
+async def test_a_viewer_who_moves_between_nodes_takes_part_once(shared_redis):
+    """The console's participant count is one over all nodes, not the nodes' sum."""
+    async with Cluster(shared_redis.url, count=3) as cluster:
+        await cluster.create_room("live")
+        a, b, c = (node.ws_url for node in cluster.nodes)
+        lurkers = []  # keep the room open on every node (an empty room closes there)
+        for url in (a, b, c):
+            lurkers.append(await open_client(url))
+            await lurkers[-1].join("live")
+        for url, user in ((a, "mover"), (b, "mover"), (c, "other")):
+            client = await open_client(url)
+            await client.join("live", token=await cluster.mint("live", "viewer", user))
+            assert (await client.command("danmaku", text=f"hi from {user}"))["type"] == "ack"
+            await client.ws.close()
+        deadline = time.monotonic() + 15 * UNIT
+        async with cluster.http(1) as http:
+            while True:  # every node reports within 2 s
+                stats = (await http.get("/api/v1/rooms/live/stats")).json()
+                if stats["danmaku_per_min"] == 3 and stats["participants"] >= 2:
+                    await asyncio.sleep(2.5)  # one more round of reports: still 2
+                    stats = (await http.get("/api/v1/rooms/live/stats")).json()
+                    break
+                assert time.monotonic() < deadline, stats
+                await asyncio.sleep(0.2)
+        assert stats["participants"] == 2, stats

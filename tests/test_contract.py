@@ -189,6 +189,15 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.set_node_stats("r1", "node-b", {"danmaku": 3}, 30)  # a node's new report
     assert await store.room_stats("r1") == {"danmaku": 7, "votes": 1}
     assert await store.room_stats("nope") == {}
+    assert await store.participants("r1") == 0
+    await store.add_participants("r1", {"ann", "bob"})  # from node a
+    await store.add_participants("r1", {"bob", "cy"})  # node b: bob moved over
+    await store.add_participants("r1", set())
+    assert await store.participants("r1") == 3
+    await store.add_participants("r1", [f"fan{i}" for i in range(2500)])  # more than one call
+    assert abs(await store.participants("r1") - 2503) <= 2503 * 0.02
+    await store.add_participants("nope", {"ann"})  # a deleted room: nothing to count
+    assert await store.participants("nope") == 0
     await store.append_replay("r1", [{"n": i} for i in range(5)], keep=3)
     await store.append_replay("r1", [{"n": 5}], keep=3)
     assert await store.replay("r1", 10) == [{"n": 3}, {"n": 4}, {"n": 5}]
@@ -196,6 +205,7 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.delete_room("r1")
     assert await store.replay("r1", 10) == []
     assert await store.room_stats("r1") == {}
+    assert await store.participants("r1") == 0
 
 
 async def test_broker_delivers_to_subscribers_in_order(pair):

@@ -34,7 +34,7 @@ Failures raise :class:`BackendUnavailable`, which callers turn into the retryabl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -167,6 +167,12 @@ class Store(Protocol):
     ) -> None: ...
 
     async def room_stats(self, room_id: str) -> dict[str, int]: ...
+
+    # --- who took part, one count over every node (a viewer on two nodes counts once;
+    # on Redis a HyperLogLog: exact for small rooms, within about 1 % for large ones) ---
+    async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None: ...
+
+    async def participants(self, room_id: str) -> int: ...
 
     # --- stream replay shared by all nodes ---
     async def append_replay(

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections import defaultdict, deque
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -41,6 +42,7 @@ class _Room:
     tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
     presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
+    participants: set[str] = dataclasses.field(default_factory=set)
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
@@ -198,6 +200,15 @@ class MemoryStore:
                 for name, value in stats.items():
                     total[name] = total.get(name, 0) + value
         return total
+
+    async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.participants.update(user_ids)
+
+    async def participants(self, room_id: str) -> int:
+        room = self._rooms.get(room_id)
+        return len(room.participants) if room is not None else 0
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import orjson
@@ -107,6 +107,14 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 return redis.call('INCR', KEYS[2])
 """
 
+# KEYS: room hash, participants HyperLogLog   ARGV: user ids
+# (only while the room exists: a node's late report must not bring a deleted room back)
+ADD_PARTICIPANTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('PFADD', KEYS[2], unpack(ARGV))
+"""
+PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
+
 
 def _pairs(flat: list[Any]) -> dict[str, int]:
     return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -173,6 +181,7 @@ class RedisStore:
         self._apply = client.register_script(APPLY)
         self._update_room = client.register_script(UPDATE_ROOM)
         self._put_interaction = client.register_script(PUT_INTERACTION)
+        self._add_participants = client.register_script(ADD_PARTICIPANTS)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)
@@ -256,6 +265,7 @@ class RedisStore:
                     "tokens",
                     "presence",
                     "stats",
+                    "participants",
                     "replay",
                     "ids",
                 )
@@ -412,6 +422,22 @@ class RedisStore:
             with contextlib.suppress(BackendUnavailable):
                 await _call(lambda: self.conn.client.hdel(key, *stale))
         return total
+
+    async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
+        keys = [self._k(room_id, "room"), self._k(room_id, "participants")]
+        ids = list(user_ids)
+        for start in range(0, len(ids), PARTICIPANTS_PER_CALL):
+            chunk = ids[start : start + PARTICIPANTS_PER_CALL]
+
+            async def add(chunk: list[str] = chunk) -> None:
+                await self._add_participants(keys=keys, args=chunk)
+
+            await _call(add)
+
+    async def participants(self, room_id: str) -> int:
+        key = self._k(room_id, "participants")
+        count: int = await _call(lambda: self.conn.client.pfcount(key))
+        return count
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         if not events:

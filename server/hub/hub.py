@@ -661,6 +661,8 @@ class Hub:
         now = time.time()
         if self.shared:
             totals = await self.store.room_stats(room_id)
+            # Not the nodes' sum: a viewer who sent on two nodes took part once.
+            totals["participants"] = await self.store.participants(room_id)
             online = await self.store.presence(room_id)
         else:
             totals = live.stats.report(now) if live is not None else {}
@@ -990,6 +992,12 @@ class Hub:
                     room.online_total = await self.store.presence(room.id)
                     report = room.stats.report(time.time())
                     await self.store.set_node_stats(room.id, self.node_id, report, PRESENCE_TTL_S)
+                    fresh = room.stats.take_fresh()
+                    try:
+                        await self.store.add_participants(room.id, fresh)
+                    except BackendUnavailable:
+                        room.stats.fresh |= fresh  # with the next report
+                        raise
                     busiest = max(busiest, room.online_total)
                 except BackendUnavailable:
                     break

@@ -17,17 +17,19 @@ if TYPE_CHECKING:
 class RoomStats:
     """What happened in a room on this node over the last minute, in 5-second buckets:
     counts per kind (``danmaku``, ``votes``, ``posts``), and who took part since the
-    room opened here (participants: viewers who sent anything)."""
+    room opened here (participants: viewers who sent anything). ``fresh`` holds the
+    participants not yet added to the store's count over all nodes."""
 
     BUCKET_S = 5.0
     WINDOW_S = 60.0
     MAX_PARTICIPANTS = 1_000_000  # past this, the count stops growing (memory bound)
 
-    __slots__ = ("_buckets", "participants")
+    __slots__ = ("_buckets", "fresh", "participants")
 
     def __init__(self) -> None:
         self._buckets: dict[str, deque[list[float]]] = {}
         self.participants: set[str] = set()
+        self.fresh: set[str] = set()
 
     def add(self, kind: str, user_id: str | None, now: float) -> None:
         buckets = self._buckets.get(kind)
@@ -40,8 +42,18 @@ class RoomStats:
             buckets.append([start, 1])
             while buckets and buckets[0][0] <= now - self.WINDOW_S - self.BUCKET_S:
                 buckets.popleft()
-        if user_id is not None and len(self.participants) < self.MAX_PARTICIPANTS:
+        if (
+            user_id is not None
+            and user_id not in self.participants
+            and len(self.participants) < self.MAX_PARTICIPANTS
+        ):
             self.participants.add(user_id)
+            self.fresh.add(user_id)
+
+    def take_fresh(self) -> set[str]:
+        """The participants since the last call (for the store's count over all nodes)."""
+        fresh, self.fresh = self.fresh, set()
+        return fresh
 
     def per_minute(self, kind: str, now: float) -> int:
         """Events of ``kind`` in the last minute (whole buckets; up to 5 s more)."""
