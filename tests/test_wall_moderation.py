@@ -202,6 +202,23 @@ async def test_ban_closes_and_refuses_until_unbanned(live):
     await back.join(ROOM, token=token)
 
 
+async def test_a_moderator_cannot_ban_or_mute_the_host_out(live):
+    await live.create_room(ROOM)
+    host, _ = await joined(live, "host", "boss")
+    moderator, _ = await joined(live, "moderator", "mod")
+    await acked(moderator, "host", action="ban", user="boss")
+    await acked(moderator, "host", action="mute", user="boss", duration_s=600)
+    await acked(host, "danmaku", text="still here")  # not closed, not muted
+    again, _ = await joined(live, "host", "boss")  # and may join again
+    await acked(again, "host", action="unban", user="boss")
+    await acked(host, "host", action="ban", user="mod")
+    await acked(moderator, "danmaku", text="me too")
+    # The same id on a viewer token is banned: the record is the user's.
+    viewer = await live.connect()
+    token = await live.mint(ROOM, "viewer", user_id="mod")
+    await refused(viewer, "join", "banned", room=ROOM, token=token)
+
+
 async def test_room_modes_shape_who_sends_danmaku(live):
     await live.create_room(ROOM, mode="staff")
     host, _ = await joined(live, "host", "host")

@@ -435,9 +435,11 @@ class Hub:
             live.record = record
         if conn.closing or conn not in self.connections:
             return  # the connection went away while the store answered
-        if live.moderation.get(identity.user_id, {}).get("banned"):
-            raise CommandError("banned", "a moderator banned you from this room", cmd.id)
         staff = identity.role in STAFF_ROLES
+        # Bans (like mutes) are for viewers: a moderator cannot lock the host out. A
+        # staff token is taken back by letting it expire, not by a ban.
+        if not staff and live.moderation.get(identity.user_id, {}).get("banned"):
+            raise CommandError("banned", "a moderator banned you from this room", cmd.id)
         if staff and not live.staff:
             await self._refresh_staff_views(live)
             if conn.closing or conn not in self.connections:
@@ -626,7 +628,12 @@ class Hub:
             return
         for conns in room.members.values():
             for conn in list(conns):
-                if conn.identity is not None and conn.identity.user_id in banned:
+                identity = conn.identity
+                if (
+                    identity is not None
+                    and identity.user_id in banned
+                    and identity.role not in STAFF_ROLES
+                ):
                     conn.close("banned", "a moderator banned you from this room")
 
     async def moderation(self, room_id: str) -> dict[str, Any]:
