@@ -143,7 +143,7 @@ class Api:
     def _room_view(self, record: RoomRecord) -> dict[str, Any]:
         view = record.public()
         live = self.hub.rooms.get(record.id)
-        view["online"] = len(live) if live is not None else 0
+        view["online"] = live.viewers if live is not None else 0
         return view
 
     async def create_room(self, request: Request) -> Response:

@@ -295,6 +295,8 @@ async def test_stats_count_the_last_minute(live):
     a, _ = await joined(live, "viewer", "a")
     b, _ = await joined(live, "viewer", "b")
     await joined(live, "viewer", "lurker")
+    await joined(live, "host", "host")  # the console and the screens are not viewers
+    await joined(live, "screen", "wall")
     for text in ("1", "2", "3"):
         await acked(a, "danmaku", text=text)
     await acked(b, "checkin", key="c")

@@ -293,10 +293,14 @@ class Hub:
                 if not room.staff:
                     room.staff_views.clear()
                     room.staff_dirty.clear()
-            if conn.identity is not None and conn.identity.role == "viewer" and self._tasks:
-                self.spawn(
-                    self._best_effort(self.activities.note_presence(room.id, conn.identity, False))
-                )
+            if conn.identity is not None and conn.identity.role == "viewer":
+                room.viewers -= 1
+                if self._tasks:
+                    self.spawn(
+                        self._best_effort(
+                            self.activities.note_presence(room.id, conn.identity, False)
+                        )
+                    )
             if not len(room):
                 self.metrics.rooms.dec()
                 if self.shared and self.rooms.get(room.id) is room:
@@ -456,6 +460,8 @@ class Hub:
         live.members[conn.codec].add(conn)
         if staff:
             live.staff.add(conn)
+        elif identity.role == "viewer":
+            live.viewers += 1
         self.metrics.commands.labels("join", "ok").inc()
         if live.stale:
             await self._refresh_views(live)  # a snapshot is never older than the store
@@ -673,7 +679,7 @@ class Hub:
             online = await self.store.presence(room_id)
         else:
             totals = live.stats.report(now) if live is not None else {}
-            online = len(live) if live is not None else 0
+            online = live.viewers if live is not None else 0
         level = self.room_level(live) if live is not None else self.level
         return {
             "room": room_id,
@@ -995,7 +1001,9 @@ class Hub:
             busiest = 0
             for room in list(self.rooms.values()):
                 try:
-                    await self.store.set_presence(room.id, self.node_id, len(room), PRESENCE_TTL_S)
+                    await self.store.set_presence(
+                        room.id, self.node_id, room.viewers, PRESENCE_TTL_S
+                    )
                     room.online_total = await self.store.presence(room.id)
                     report = room.stats.report(time.time())
                     await self.store.set_node_stats(room.id, self.node_id, report, PRESENCE_TTL_S)

@@ -92,6 +92,7 @@ class LiveRoom:
         "state_dirty",
         "stats",
         "version",
+        "viewers",
     )
 
     def __init__(self, record: RoomRecord, replay_size: int, danmaku_bucket: TokenBucket) -> None:
@@ -111,7 +112,10 @@ class LiveRoom:
         self.degrade_level = 0  # set by the hub when it sends a snapshot
         self.definitions: dict[str, Any] = {}
         self.version = record.version
-        self.online_total: int | None = None  # all nodes; None until presence is read
+        # Connections here with the viewer role: "online" counts people watching, not
+        # the host's console or the screens (the overlay, the wall).
+        self.viewers = 0
+        self.online_total: int | None = None  # viewers on all nodes; None until read
         # Hosts and moderators here (also in ``members``): they get host views, which
         # show what viewers do not see (the wall's queue, hidden questions and results).
         self.staff: set[Connection] = set()
@@ -154,7 +158,7 @@ class LiveRoom:
             "room": self.record.public(),
             "version": max(self.version, self.record.version),
             "seq": self.seq,
-            "online": self.online_total if self.online_total is not None else len(self),
+            "online": self.online_total if self.online_total is not None else self.viewers,
             "degrade": self.degrade_level,
             "interactions": dict(sorted(views.items())),
             "recent": list(self.replay),
