@@ -357,6 +357,30 @@ def test_a_poll_opened_in_the_console_moves_the_bars_everywhere(pages, node):
     shot(wall, "wall-poll")
 
 
+def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):
+    console = pages("/console", width=1366, height=900)
+    console.fill("#signin-token", ADMIN)
+    console.click("#signin-form button[type=submit]")
+    console.wait_for_selector("#rooms:not([hidden])")
+    for room in ("admin-one", "admin-two"):
+        console.fill("#room-id", room)
+        console.fill("#room-title", f"Title of {room}")
+        console.click("#room-form button[type=submit]")
+        console.wait_for_selector(f"#room-name:has-text('({room})')")
+        console.wait_for_selector("#conn[data-state='connected']")
+        console.click("#to-rooms")
+        console.wait_for_selector("#rooms:not([hidden])")
+        assert console.locator("#room").is_hidden() and console.locator("#conn").is_hidden()
+    listed = console.locator("#room-list li").all_inner_texts()
+    assert any("(admin-one)" in t for t in listed) and any("(admin-two)" in t for t in listed)
+    console.locator("#room-list li", has_text="(admin-one)").get_by_role("button").click()
+    console.wait_for_selector("#room-name:has-text('(admin-one)')")
+    console.wait_for_selector("#conn[data-state='connected']")
+    assert console.locator("#to-rooms").is_visible()
+    shot(console, "console-admin-room")
+    assert not pages.watch.errors, pages.watch.errors
+
+
 def test_a_danmaku_from_the_viewer_page_scrolls_on_the_overlay(pages, node):
     tokens = node.room("stream")
     overlay = pages(f"/overlay/stream#token={tokens['screen']}", width=1280, height=720)

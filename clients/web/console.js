@@ -96,9 +96,24 @@ $("signout").addEventListener("click", () => {
   location.reload();
 });
 
+// The admin goes back from a room to the list of rooms (a room token has only its room).
+$("to-rooms").addEventListener("click", () => {
+  session.client?.close();
+  session.client = null;
+  session.room = null;
+  clearInterval(statsTimer);
+  saveSession(session.token, null);
+  $("room-name").textContent = "";
+  $("conn").hidden = true;
+  $("level").hidden = true;
+  document.title = "hudong console";
+  showRooms();
+});
+
 /** @param {"signin"|"rooms"|"room"} which */
 function show(which) {
   for (const id of ["signin", "rooms", "room"]) $(id).hidden = id !== which;
+  $("to-rooms").hidden = !(which === "room" && session.admin);
 }
 
 function readSession() {
