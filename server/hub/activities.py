@@ -508,7 +508,7 @@ class RoomActivities:
                 room_id, box_key(iid, withdraw_box), identity.user_id, key, None, {}
             )
         assert contribution is not None
-        if op in NAMED_OPS and contribution.record is not None:
+        if op in NAMED_OPS:
             # The name goes with the record, so pages can show a draw's winners (from an
             # entry or a poll's voters) and a quiz's leaderboard by name.
             contribution = replace(

@@ -481,7 +481,7 @@ class Hub:
         """Start serving a room on this node: its state from the store, then follow it."""
         limits = self.settings.limits
         bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
-        live = LiveRoom(record, self.settings.hub.replay_size, bucket)
+        live = LiveRoom(record, self.settings.hub.replay_size, bucket, shared=self.shared)
         if self.shared:
             # Follow first, so nothing published while we read the store is missed.
             await self.relay.follow(record.id)

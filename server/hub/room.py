@@ -17,19 +17,21 @@ if TYPE_CHECKING:
 class RoomStats:
     """What happened in a room on this node over the last minute, in 5-second buckets:
     counts per kind (``danmaku``, ``votes``, ``posts``), and who took part since the
-    room opened here (participants: viewers who sent anything). ``fresh`` holds the
-    participants not yet added to the store's count over all nodes."""
+    room opened here (participants: viewers who sent anything). When the room is
+    ``shared`` with other nodes, ``fresh`` holds the participants not yet added to the
+    store's count over all nodes."""
 
     BUCKET_S = 5.0
     WINDOW_S = 60.0
     MAX_PARTICIPANTS = 1_000_000  # past this, the count stops growing (memory bound)
 
-    __slots__ = ("_buckets", "fresh", "participants")
+    __slots__ = ("_buckets", "_shared", "fresh", "participants")
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = False) -> None:
         self._buckets: dict[str, deque[list[float]]] = {}
         self.participants: set[str] = set()
         self.fresh: set[str] = set()
+        self._shared = shared
 
     def add(self, kind: str, user_id: str | None, now: float) -> None:
         buckets = self._buckets.get(kind)
@@ -48,7 +50,8 @@ class RoomStats:
             and len(self.participants) < self.MAX_PARTICIPANTS
         ):
             self.participants.add(user_id)
-            self.fresh.add(user_id)
+            if self._shared:
+                self.fresh.add(user_id)
 
     def take_fresh(self) -> set[str]:
         """The participants since the last call (for the store's count over all nodes)."""
@@ -95,7 +98,14 @@ class LiveRoom:
         "viewers",
     )
 
-    def __init__(self, record: RoomRecord, replay_size: int, danmaku_bucket: TokenBucket) -> None:
+    def __init__(
+        self,
+        record: RoomRecord,
+        replay_size: int,
+        danmaku_bucket: TokenBucket,
+        *,
+        shared: bool = False,
+    ) -> None:
         self.id = record.id
         self.record = record
         # Connections grouped by codec: a batch is encoded once per group that is not empty.
@@ -123,7 +133,7 @@ class LiveRoom:
         self.staff_dirty: set[str] = set()
         # Muted and banned users: user id -> record (see Hub.moderate).
         self.moderation: dict[str, dict[str, Any]] = {}
-        self.stats = RoomStats()
+        self.stats = RoomStats(shared)
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.members.values())
