@@ -254,10 +254,15 @@ def server_source(args: argparse.Namespace) -> dict[str, Any]:
     return info
 
 
-def attach_server(args: argparse.Namespace) -> Server:
-    u = urlsplit(args.url)
-    if u.hostname not in LOOPBACK:
+def require_loopback(url: str) -> None:
+    """Load is only ever aimed at this machine."""
+    if urlsplit(url).hostname not in LOOPBACK:
         raise SystemExit("loadtest targets loopback only (127.0.0.1, localhost, ::1)")
+
+
+def attach_server(args: argparse.Namespace) -> Server:
+    require_loopback(args.url)
+    u = urlsplit(args.url)
     scheme = "https" if u.scheme in ("https", "wss") else "http"
     port = u.port or (443 if scheme == "https" else 80)
     token = args.admin_token or os.environ.get("HUDONG_ADMIN_TOKEN", "")

@@ -32,11 +32,10 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
-from loadtest.fanout import LOOPBACK, http, spawn_server, stop_server
+from loadtest.fanout import http, require_loopback, spawn_server, stop_server
 
 OPTIONS = ("bun", "patty", "sauce", "cheese")
 
@@ -241,8 +240,7 @@ def _run_votes(args: argparse.Namespace) -> int:
             server = spawn_server(args)
             base, token = server.base, server.admin_token
         elif args.url and args.admin_token:
-            if urlsplit(args.url).hostname not in LOOPBACK:
-                raise SystemExit("loadtest targets loopback only (127.0.0.1, localhost, ::1)")
+            require_loopback(args.url)
             base, token = args.url.rstrip("/"), args.admin_token
         else:
             raise SystemExit("give --spawn, or --url with --admin-token / HUDONG_ADMIN_TOKEN")
