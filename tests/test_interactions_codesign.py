@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.interactions import codesign
-from server.interactions.base import InteractionError, Tally, merge_counters
+from server.interactions.base import InteractionError, Tally, dump, merge_counters, parse
 from server.interactions.codesign import DesignOption, DesignSpec, DesignState, Slot, SlotRule
 
 BURGER = DesignSpec(
@@ -70,19 +70,17 @@ class Session:
 
 
 def test_spec_round_trips_and_validates():
-    assert DesignSpec.from_dict(BURGER.to_dict()) == BURGER
+    assert parse(DesignSpec, dump(BURGER)) == BURGER
     assert codesign.caps(BURGER) == {"patty:beef": 2, "patty:veggie": 1}
     bad_url = {"id": "o", "label": "O", "image_url": "javascript:alert(1)"}
-    assert code_of(DesignOption.from_dict, bad_url) == "invalid_field"
-    assert code_of(DesignOption.from_dict, {"id": "o", "label": "O", "stock": -1}) == (
-        "invalid_field"
-    )
-    assert code_of(Slot.from_dict, {"id": "s", "label": "S", "options": []}) == "invalid_field"
-    twice = BURGER.to_dict()
+    assert code_of(parse, DesignOption, bad_url) == "invalid_field"
+    assert code_of(parse, DesignOption, {"id": "o", "label": "O", "stock": -1}) == ("invalid_field")
+    assert code_of(parse, Slot, {"id": "s", "label": "S", "options": []}) == "invalid_field"
+    twice = dump(BURGER)
     twice["slots"][1]["id"] = "bun"
-    assert code_of(DesignSpec.from_dict, twice) == "invalid_field"
+    assert code_of(parse, DesignSpec, twice) == "invalid_field"
     state = DesignState("open", ("bun",), 1.0)
-    assert DesignState.from_dict(state.to_dict()) == state
+    assert parse(DesignState, dump(state)) == state
 
 
 def test_picks_change_while_open_and_stop_when_locked():
@@ -190,7 +188,8 @@ def test_next_round_derives_options_from_the_previous_one():
     counters = {"colour:red": 5, "colour:blue": 9, "colour:green": 5, "size:l": 1}
     rules = [
         SlotRule("runoff", "Final colour", after="colour", top=3),
-        SlotRule.from_dict(
+        parse(
+            SlotRule,
             {
                 "id": "scarf",
                 "label": "Scarf",
@@ -202,7 +201,7 @@ def test_next_round_derives_options_from_the_previous_one():
                     ]
                 },
                 "options": [{"id": "plain", "label": "Plain scarf"}],
-            }
+            },
         ),
         SlotRule(
             "brooch",

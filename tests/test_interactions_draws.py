@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.interactions import draws
-from server.interactions.base import InteractionError, Tally
+from server.interactions.base import InteractionError, Tally, dump, parse
 from server.interactions.draws import DrawSpec, DrawState
 
 SEED = bytes(range(32))
@@ -123,7 +123,7 @@ def test_ten_thousand_entrants():
     assert len(winners) == 100 == len(set(winners))
     assert set(winners) <= set(entrants) and "viewer-7" not in winners
     assert len(audit.entrants) == 9_999 and drawn.winners == winners
-    record = audit.to_dict()
+    record = dump(audit)
     start = time.perf_counter()
     result = draws.verify_audit(
         record, commitment=state.commitment, entrants_hash=audit.entrants_hash
@@ -235,12 +235,12 @@ def test_draw_lifecycle_and_state():
     spec, state = open_spec(winners=2)
     assert state.commitment == hashlib.sha256(SEED).hexdigest()
     assert state.public()["seed"] is None and "seed" not in repr(state)
-    assert DrawState.from_dict(state.to_dict()) == state
-    assert DrawSpec.from_dict(spec.to_dict()) == spec
+    assert parse(DrawState, dump(state)) == state
+    assert parse(DrawSpec, dump(spec)) == spec
     drawn, audit = draws.run_draw(spec, state, ["x", "y", "z"], 1100.0)
     assert drawn.phase == "drawn" and drawn.public()["seed"] == SEED.hex()
-    assert DrawState.from_dict(drawn.to_dict()) == drawn
-    assert audit.to_dict()["seed"] == SEED.hex() and audit.n == 2
+    assert parse(DrawState, dump(drawn)) == drawn
+    assert dump(audit)["seed"] == SEED.hex() and audit.n == 2
     assert code_of(draws.run_draw, spec, drawn, ["x"], 1200.0) == "illegal_transition"
     assert code_of(draws.run_draw, spec, state, [], 1200.0) == "no_entrants"
     assert code_of(draws.run_draw, spec, state, ["x"], 1200.0, excluded=["x"]) == "no_entrants"
@@ -264,7 +264,7 @@ def test_spec_validation():
         {"id": "d", "title": "t", "window_s": 0.5},
     ]
     for obj in bad:
-        assert code_of(DrawSpec.from_dict, obj) == "invalid_field", obj
+        assert code_of(parse, DrawSpec, obj) == "invalid_field", obj
 
 
 def test_explicit_entry_once_and_eligibility():
@@ -306,10 +306,10 @@ def test_keyword_entrants_within_the_window():
 def test_excluding_previous_winners():
     spec, state = open_spec(winners=3, exclude_previous_winners=True)
     _, first = draws.run_draw(spec, state, SEVEN, 1100.0)
-    before = draws.previous_winners([first.to_dict()])
+    before = draws.previous_winners([dump(first)])
     assert before == set(first.winners)
     second_state = draws.open_draw(spec, bytes(reversed(SEED)), 1200.0)
     _, second = draws.run_draw(spec, second_state, SEVEN, 1300.0, excluded=before)
     assert not set(second.winners) & before and len(second.winners) == 3
     assert second.excluded == tuple(sorted(before))
-    assert draws.verify_audit(second.to_dict()).ok
+    assert draws.verify_audit(dump(second)).ok

@@ -40,7 +40,7 @@ def store_refusal(code: str) -> None:
 
 
 CASES: dict[str, Callable[[], object]] = {
-    "invalid_field": lambda: polls.PollSpec.from_dict({"id": "p"}),
+    "invalid_field": lambda: polls.KIND.parse_spec({"id": "p"}),
     "text_too_long": lambda: polls.vote(TEXT, OPEN, {"text": "abcdef"}, 1),
     "empty_text": lambda: polls.vote(TEXT, OPEN, {"text": " "}, 1),
     "invalid_vote": lambda: polls.vote(SINGLE, OPEN, {"option": None}, 1),

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
+
+from protocol.messages import CommandError
 from server.auth import Identity
+from server.interactions.kind import Audience
 from tests.conftest import UNIT
 
 SLOTS = {
@@ -151,22 +155,23 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
     commitment = created["view"]["state"]["commitment"]
     assert created["view"]["state"]["seed"] is None  # secret until drawn
     # 10,000 entries through the same code path a viewer's `enter` takes.
-    activities = live.hub.activities
+    rooms = live.rooms
     entrants = [f"viewer-{i:05d}" for i in range(10_000)]
     for user in entrants:
-        result = await activities.participate(
-            "draw", Identity(user, user, "viewer", "draw"), "enter", {"interaction": "lucky"}, "k"
+        result = await rooms.participate(
+            "draw", Identity(user, user, "viewer", "draw"), "enter", "k", {"interaction": "lucky"}
         )
-        assert result.status == "applied"
+        assert result["duplicate"] is False
     # an entrant entering again counts once
-    again = await activities.participate(
-        "draw",
-        Identity("viewer-00001", "x", "viewer", "draw"),
-        "enter",
-        {"interaction": "lucky"},
-        "k2",
-    )
-    assert again.status == "already_done"
+    with pytest.raises(CommandError) as again:
+        await rooms.participate(
+            "draw",
+            Identity("viewer-00001", "x", "viewer", "draw"),
+            "enter",
+            "k2",
+            {"interaction": "lucky"},
+        )
+    assert again.value.code == "already_done"
     viewer = await live.connect()
     await viewer.join("draw", token=await live.mint("draw", "viewer", user_id="late-joiner"))
     assert (await viewer.command("enter", interaction="lucky", key="e1"))["type"] == "ack"
@@ -247,9 +252,7 @@ async def test_presence_and_keyword_draws_find_their_entrants(live):
     assert (await viewers[2].command("danmaku", text="just watching"))["type"] == "ack"
     await viewers[3].close()  # left before the draw: not present any more
     for _ in range(int(50 * UNIT)):
-        view = await live.hub.activities.view(
-            "kw", "word", await live.hub.activities.definition("kw", "word")
-        )
+        view = await live.rooms.interaction("kw", "word", Audience.STAFF)
         if view["entrants"] == 1:
             break
         await asyncio.sleep(0.1)

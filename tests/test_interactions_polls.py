@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from protocol.messages import clean_text
 from server.interactions import polls
-from server.interactions.base import InteractionError, Option, Status, Tally
+from server.interactions.base import InteractionError, Option, Status, Tally, dump, parse
 from server.interactions.polls import PollSpec
 
 IDS = ["a", "b", "c", "d"]
@@ -48,7 +48,7 @@ def test_spec_round_trips_and_validates():
     spec = spec_of(
         "multiple", min_picks=2, max_picks=3, duration_s=30, hide_results_until_reveal=True
     )
-    assert PollSpec.from_dict(spec.to_dict()) == spec
+    assert parse(PollSpec, dump(spec)) == spec
     assert spec.picks == (2, 3)
     assert spec_of("ranked").picks == (1, 4)
     bad = [
@@ -81,7 +81,7 @@ def test_spec_round_trips_and_validates():
         "not a map",
     ]
     for obj in bad:
-        assert code_of(PollSpec.from_dict, obj) == "invalid_field", obj
+        assert code_of(parse, PollSpec, obj) == "invalid_field", obj
 
 
 def test_lifecycle_with_countdown_closes_by_itself():

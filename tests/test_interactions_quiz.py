@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.interactions import quiz
-from server.interactions.base import InteractionError, Option, Tally, merge_counters, recount
+from server.interactions.base import (
+    InteractionError,
+    Option,
+    Tally,
+    dump,
+    merge_counters,
+    parse,
+    recount,
+)
 from server.interactions.quiz import QuizQuestion, QuizSpec, QuizState
 
 ABC = tuple(Option(i, i.upper()) for i in "abc")
@@ -30,23 +38,23 @@ def code_of(fn: Any, *args: Any, **kw: Any) -> str:
 
 
 def test_spec_round_trips_and_hides_answers():
-    assert QuizSpec.from_dict(SPEC.to_dict()) == SPEC
+    assert parse(QuizSpec, dump(SPEC)) == SPEC
     state = quiz.transition(SPEC, QuizState(), "ask", 0.0)
     public = SPEC.public(state)
     assert [q["id"] for q in public["questions"]] == ["one"]
     assert "correct" not in public["questions"][0]
     state = quiz.transition(SPEC, quiz.transition(SPEC, state, "close", 1.0), "reveal", 1.0)
     assert SPEC.public(state)["questions"][0]["correct"] == "b"
-    assert QuizState.from_dict(state.to_dict()) == state
-    bad = SPEC.to_dict()
+    assert parse(QuizState, dump(state)) == state
+    bad = dump(SPEC)
     bad["questions"][0]["correct"] = "z"
-    assert code_of(QuizSpec.from_dict, bad) == "invalid_field"
-    bad = SPEC.to_dict()
+    assert code_of(parse, QuizSpec, bad) == "invalid_field"
+    bad = dump(SPEC)
     bad["questions"][1]["id"] = "one"
-    assert code_of(QuizSpec.from_dict, bad) == "invalid_field"
-    bad = SPEC.to_dict()
+    assert code_of(parse, QuizSpec, bad) == "invalid_field"
+    bad = dump(SPEC)
     bad["questions"][0]["time_limit_s"] = 0
-    assert code_of(QuizSpec.from_dict, bad) == "invalid_field"
+    assert code_of(parse, QuizSpec, bad) == "invalid_field"
 
 
 def test_question_flow():

@@ -1,14 +1,16 @@
-"""What every interaction shares: errors, contributions, the reference Tally, a lifecycle.
+"""What every interaction shares: errors, contributions, the reference Tally, a lifecycle,
+and the typed parsing of specs.
 
 Contributions
 -------------
 A viewer takes part by making a :class:`Contribution`: a small JSON-able ``record``
 (the ballot, the pick, the answer) and ``deltas``, integer changes to named counters.
-The store keeps, per *box*, one contribution per viewer and the counters they sum to.
-Applying a contribution is one atomic step (:meth:`Tally.apply` is the reference):
+The store keeps, per *box*, one contribution per holder (usually the viewer) and the
+counters they sum to. Applying a contribution is one atomic step (:meth:`Tally.apply`
+is the reference):
 
-1. a ``(viewer, key)`` seen before is a *duplicate*: nothing changes;
-2. if ``once`` is set and the viewer already holds a contribution, it is refused
+1. a ``(holder, key)`` seen before is a *duplicate*: nothing changes;
+2. if ``once`` is set and the holder already holds a contribution, it is refused
    (``already_done``);
 3. the change is ``new deltas - previous deltas``; for every capped field whose change
    is positive, ``counter + change`` must stay ``<= cap`` or nothing changes (``capped``);
@@ -18,19 +20,26 @@ Applying a contribution is one atomic step (:meth:`Tally.apply` is the reference
 So the counters always equal the sum of the deltas of the contributions held, which
 is what lets a Redis Lua script (or any node) apply votes without reading them back.
 
-A *box* is one such set of per-viewer contributions with its counters. Polls, draws
-and check-ins have one box (``box == ""``); a quiz has one per question, a co-design
-round one per slot and a Q&A board one per question, because a viewer holds one
-answer per question and one pick per slot. A store keeps a box as its own
-contribution set, e.g. under :func:`box_key`. Field names of the boxes of one
-interaction never collide, so results take the union of their counters
-(:func:`merge_counters`).
+A *box* is one such set of contributions with its counters. Polls, draws and
+check-ins have one box (the interaction id); a quiz has one per question, a co-design
+round one per slot and a Q&A board one per question, because a viewer holds one answer
+per question and one pick per slot. :func:`box_key` names them (``id`` or
+``id/box``). Field names of the boxes of one interaction never collide, so results
+take the union of their counters (:func:`merge_counters`).
+
+Specs and states
+----------------
+Specs, states and stored records are :mod:`msgspec` structs. :func:`parse` checks a
+JSON-like value against one in a single pass: types, ranges and id patterns from the
+annotations, then the struct's ``__post_init__`` for the rules between fields and for
+cleaning host-written labels. Everything wrong is ``invalid_field``, naming the field.
+:func:`dump` turns a struct back into plain values (for the store and for views).
 
 Error codes
 -----------
 :class:`InteractionError` carries one of these codes; the command had no effect. The
-first three are already in ``protocol/codes.py``; the others are new there. None of
-them is worth retrying unchanged (``retry`` is false for all).
+first three are also used by ``protocol/messages.py``; ``protocol/codes.py`` holds all
+of them. None of them is worth retrying unchanged (``retry`` is false for all).
 
 ==================== ================================================================
 code                 raised when
@@ -42,8 +51,8 @@ empty_text           an answer or question is empty after trimming
 invalid_vote         a ballot that does not fit the interaction: wrong shape, duplicate
                      choices, a rating outside the scale
 unknown_option       a ballot names an option the poll, quiz question or slot lacks
-unknown_target       a command names a quiz question, co-design slot or Q&A question
-                     that does not exist (or is hidden from viewers)
+unknown_target       a command names an interaction, quiz question, co-design slot or
+                     Q&A question that does not exist (or is hidden from viewers)
 not_open             the poll, question, slot, board or draw does not accept this now
                      (draft, closed, locked, countdown over, already drawn)
 illegal_transition   a host operation that does not apply in the current state
@@ -61,19 +70,27 @@ no_entrants          a draw was run with nobody eligible
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+import orjson
+from msgspec.structs import force_setattr
 
 from protocol.codes import ERROR_BY_NAME, ErrorCode
 from protocol.messages import clean_text
 
 # Ids of interactions, options, slots and questions: safe in counter field names
-# ("slot:option") and Redis keys, since they never contain ':' or '/'.
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# ("slot:option") and store keys, since they never contain ':', '/' or '~'.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ID_RE = re.compile(ID_PATTERN)
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 MAX_LABEL_CHARS = 100
+# Boxes that a room keeps for itself rather than for one interaction; '~' keeps their
+# names apart from every interaction id.
+PRESENCE_BOX = "~presence"  # viewers who joined and did not leave (draws from presence)
 
 # The codes interactions add; protocol/codes.py holds them (one table for every code).
 INTERACTION_ERRORS: tuple[ErrorCode, ...] = tuple(
@@ -111,15 +128,45 @@ class InteractionError(Exception):
         self.extra = extra
 
 
+# --- typed specs: one pass of validation ------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=False):
+    """Base of specs, states and stored records: immutable, compared by value."""
+
+
+def parse(type_: type[T], raw: Any, what: str = "") -> T:
+    """``raw`` (JSON-like) as a ``type_``; ``invalid_field`` says which field and why."""
+    try:
+        return msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        raise InteractionError("invalid_field", f"{what or type_.__name__}: {exc}") from None
+
+
+_json = msgspec.json.Encoder()
+
+
+def dump(value: Any) -> Any:
+    """A struct (or anything holding structs) as plain JSON values (lists, not tuples)."""
+    return orjson.loads(_json.encode(value))
+
+
+def clean_label(struct: Record, name: str, max_chars: int) -> None:
+    """Clean the host-written label ``struct.name`` in place (inside ``__post_init__``)."""
+    force_setattr(struct, name, check_label(getattr(struct, name), name, max_chars))
+
+
 # --- contributions and the reference applier ---------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """One viewer's participation in one box: ``record`` plus counter ``deltas``.
+    """One holder's participation in one box: ``record`` plus counter ``deltas``.
 
     ``box`` names the box within the interaction ("" when it has one); ``once`` asks
-    the store to refuse a second contribution of the viewer to that box.
+    the store to refuse a second contribution of the holder to that box.
     """
 
     record: dict[str, Any]
@@ -127,30 +174,18 @@ class Contribution:
     box: str = ""
     once: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"record": self.record, "deltas": self.deltas, "box": self.box, "once": self.once}
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Contribution:
-        return cls(
-            dict(obj["record"]),
-            {str(k): int(v) for k, v in obj["deltas"].items()},
-            str(obj.get("box", "")),
-            bool(obj.get("once", False)),
-        )
-
 
 ApplyStatus = Literal["applied", "duplicate", "capped", "already_done"]
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """What :meth:`Tally.apply` did.
+    """What :meth:`Tally.apply` (or a store's ``apply``) did.
 
     ``applied``: the counters moved. ``duplicate``: the key was applied before, nothing
     changed, ``version`` is that of the first application. ``capped``: ``capped_field``
     would pass its cap, nothing changed. ``already_done``: a ``once`` contribution met
-    one the viewer already holds, nothing changed. ``counters`` are those after the call.
+    one the holder already holds, nothing changed. ``counters`` are those after the call.
     """
 
     status: ApplyStatus
@@ -177,19 +212,19 @@ def refusal(status: str, capped_field: str | None = None) -> InteractionError | 
     return None
 
 
+@dataclass
 class Tally:
     """The reference in-memory applier of one box; a store must behave exactly like it.
 
-    Keys are scoped per viewer and remembered for good (a store may forget them after
+    Keys are scoped per holder and remembered for good (a store may forget them after
     a long TTL). A refused application is not remembered: its retry is evaluated again.
     ``version`` counts the changes (applications and removals).
     """
 
-    def __init__(self) -> None:
-        self._counters: dict[str, int] = {}
-        self._held: dict[str, Contribution] = {}
-        self._done: dict[tuple[str, str], int] = {}
-        self.version = 0
+    _counters: dict[str, int] = field(default_factory=dict)
+    _held: dict[str, Contribution] = field(default_factory=dict)
+    _done: dict[tuple[str, str], int] = field(default_factory=dict)
+    version: int = 0
 
     @property
     def counters(self) -> dict[str, int]:
@@ -198,23 +233,23 @@ class Tally:
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
-        """viewer id -> record of the contribution the viewer holds (do not mutate)."""
-        return {viewer: c.record for viewer, c in self._held.items()}
+        """holder id -> record of the contribution it holds (do not mutate)."""
+        return {holder: c.record for holder, c in self._held.items()}
 
-    def contribution(self, viewer_id: str) -> Contribution | None:
-        return self._held.get(viewer_id)
+    def contribution(self, holder: str) -> Contribution | None:
+        return self._held.get(holder)
 
     def apply(
         self,
-        viewer_id: str,
+        holder: str,
         contribution: Contribution,
         key: str,
         caps: Mapping[str, int] | None = None,
     ) -> ApplyResult:
-        done = self._done.get((viewer_id, key))
+        done = self._done.get((holder, key))
         if done is not None:
             return ApplyResult("duplicate", done, self.counters)
-        previous = self._held.get(viewer_id)
+        previous = self._held.get(holder)
         if previous is not None and contribution.once:
             return ApplyResult("already_done", self.version, self.counters)
         change = dict(contribution.deltas)
@@ -226,17 +261,17 @@ class Tally:
             if step > 0 and self._counters.get(name, 0) + step > cap:
                 return ApplyResult("capped", self.version, self.counters, name)
         self._move(change)
-        self._held[viewer_id] = contribution
+        self._held[holder] = contribution
         self.version += 1
-        self._done[(viewer_id, key)] = self.version
+        self._done[(holder, key)] = self.version
         return ApplyResult("applied", self.version, self.counters)
 
-    def remove(self, viewer_id: str) -> dict[str, Any] | None:
-        """Withdraw the viewer's contribution; return its record (None if it held none).
+    def remove(self, holder: str) -> dict[str, Any] | None:
+        """Withdraw the holder's contribution; return its record (None if it held none).
 
         Keys stay remembered, so a late retry of the withdrawn command stays a duplicate.
         """
-        previous = self._held.pop(viewer_id, None)
+        previous = self._held.pop(holder, None)
         if previous is None:
             return None
         self._move({name: -amount for name, amount in previous.deltas.items()})
@@ -287,10 +322,10 @@ PHASES: tuple[Phase, ...] = ("draft", "open", "closed", "revealed")
 Action = Literal["open", "close", "reveal"]
 ACTIONS: tuple[Action, ...] = ("open", "close", "reveal")
 _TARGET: dict[str, Phase] = {"open": "open", "close": "closed", "reveal": "revealed"}
+Time = Annotated[float, msgspec.Meta(ge=0.0)]
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(Record, frozen=True):
     """Where a poll, Q&A board or check-in is in its lifecycle; times in seconds.
 
     An open status with ``closes_at`` (a countdown) is closed from that time on:
@@ -298,38 +333,18 @@ class Status:
     """
 
     phase: Phase = "draft"
-    opened_at: float | None = None
-    closes_at: float | None = None
-    closed_at: float | None = None
-    revealed_at: float | None = None
+    opened_at: Time | None = None
+    closes_at: Time | None = None
+    closed_at: Time | None = None
+    revealed_at: Time | None = None
 
     def at(self, now: float) -> Status:
         if self.phase == "open" and self.closes_at is not None and now >= self.closes_at:
-            return replace(self, phase="closed", closed_at=self.closes_at)
+            return msgspec.structs.replace(self, phase="closed", closed_at=self.closes_at)
         return self
 
     def is_open(self, now: float) -> bool:
         return self.at(now).phase == "open"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "opened_at": self.opened_at,
-            "closes_at": self.closes_at,
-            "closed_at": self.closed_at,
-            "revealed_at": self.revealed_at,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> Status:
-        phase = obj.get("phase", "draft")
-        if phase not in PHASES:
-            raise InteractionError("invalid_field", f"phase must be one of {PHASES}, got {phase!r}")
-        times = {
-            name: opt_number(obj, name, lo=0.0, hi=math.inf)
-            for name in ("opened_at", "closes_at", "closed_at", "revealed_at")
-        }
-        return cls(phase, **times)
 
 
 def transition(
@@ -354,9 +369,9 @@ def transition(
         closes_at = now + duration_s if duration_s is not None else None
         return Status("open", opened_at=now, closes_at=closes_at)
     if current.phase == "open" and target == "closed":
-        return replace(current, phase="closed", closed_at=now)
+        return msgspec.structs.replace(current, phase="closed", closed_at=now)
     if current.phase == "closed" and target == "revealed":
-        return replace(current, phase="revealed", revealed_at=now)
+        return msgspec.structs.replace(current, phase="revealed", revealed_at=now)
     raise InteractionError(
         "illegal_transition",
         f"cannot {action} when {current.phase}; the lifecycle is draft -> open -> closed -> "
@@ -365,7 +380,17 @@ def transition(
     )
 
 
-# --- parsing helpers for specs and commands (the style of protocol.messages) --------
+def reopenable(status: Status, action: str, now: float) -> Status:
+    """``open`` / ``close`` for what every room has (check-in, wall): either, any number
+    of times; repeating one changes nothing."""
+    if action == "open":
+        return status if status.phase == "open" else Status("open", opened_at=now)
+    if action == "close":
+        return transition(status, "close", now) if status.phase == "open" else status
+    raise InteractionError("invalid_field", f"action must be open or close, got {action!r:.40}")
+
+
+# --- checks of commands and labels (the style of protocol.messages) --------------------
 
 
 def as_map(value: Any, what: str, code: str = "invalid_field") -> Mapping[str, Any]:
@@ -376,7 +401,7 @@ def as_map(value: Any, what: str, code: str = "invalid_field") -> Mapping[str, A
 
 def check_id(value: Any, what: str, code: str = "invalid_field") -> str:
     if not isinstance(value, str) or not ID_RE.match(value):
-        raise InteractionError(code, f"{what} must match {ID_RE.pattern}, got {value!r:.80}")
+        raise InteractionError(code, f"{what} must match {ID_PATTERN}, got {value!r:.80}")
     return value
 
 
@@ -412,31 +437,9 @@ def check_int(value: Any, what: str, lo: int, hi: int, code: str = "invalid_fiel
     return value
 
 
-def check_number(value: Any, what: str, lo: float, hi: float) -> float:
-    if type(value) not in (int, float) or not lo <= value <= hi:
-        raise InteractionError(
-            "invalid_field", f"{what} must be a number {lo}..{hi}, got {value!r:.80}"
-        )
-    return float(value)
-
-
-def opt_number(obj: Mapping[str, Any], key: str, *, lo: float, hi: float) -> float | None:
-    value = obj.get(key)
-    return None if value is None else check_number(value, key, lo, hi)
-
-
-def check_bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InteractionError("invalid_field", f"{what} must be true or false, got {value!r:.80}")
-    return value
-
-
-def check_list(value: Any, what: str, lo: int, hi: int, code: str = "invalid_field") -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise InteractionError(code, f"{what} must be a list, got {type(value).__name__}")
-    if not lo <= len(value) <= hi:
-        raise InteractionError(code, f"{what} must have {lo}..{hi} items, got {len(value)}")
-    return list(value)
+def check_name(name: str | None, max_chars: int) -> str | None:
+    """A display name to keep beside a record: cleaned and cut, or None."""
+    return (clean_text(name)[:max_chars] or None) if name is not None else None
 
 
 def unique_ids(ids: Iterable[str], what: str) -> None:
@@ -447,30 +450,11 @@ def unique_ids(ids: Iterable[str], what: str) -> None:
         seen.add(item)
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(Record, frozen=True):
     """A choice of a poll or quiz question."""
 
-    id: str
+    id: Id
     label: str
 
     def __post_init__(self) -> None:
-        check_id(self.id, "option id")
-        check_label(self.label, "option label", MAX_LABEL_CHARS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label}
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> Option:
-        obj = as_map(obj, "an option")
-        return cls(
-            check_id(obj.get("id"), "option id"),
-            check_label(obj.get("label"), "option label", MAX_LABEL_CHARS),
-        )
-
-
-def parse_options(value: Any, lo: int, hi: int) -> tuple[Option, ...]:
-    options = tuple(Option.from_dict(o) for o in check_list(value, "options", lo, hi))
-    unique_ids((o.id for o in options), "option")
-    return options
+        clean_label(self, "label", MAX_LABEL_CHARS)

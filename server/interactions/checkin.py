@@ -1,49 +1,52 @@
 """Check-in: each viewer checks in once; a live count; an exportable list.
 
-One box; :func:`check_in` makes a ``once`` contribution (counter ``n``), so a second
-check-in is ``already_done`` and keeps the first time. Needs the check-in's
-:class:`~server.interactions.base.Status` open.
+Every room has one check-in (id ``checkin``), open from the start; a host may close
+it and open it again. One box; :func:`check_in` makes a ``once`` contribution
+(counter ``n``), so a second check-in is ``already_done`` and keeps the first time,
+which the acknowledgement reports as ``already`` rather than as an error.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from protocol.messages import MAX_NAME_CHARS, clean_text
+from protocol.messages import MAX_NAME_CHARS
 from server.interactions.base import (
     MAX_LABEL_CHARS,
     Contribution,
+    Id,
     InteractionError,
+    Record,
     Status,
-    as_map,
-    check_id,
-    check_label,
+    check_name,
+    clean_label,
+    dump,
+    reopenable,
+)
+from server.interactions.kind import (
+    Applied,
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Op,
+    Viewer,
+    Write,
 )
 
+CHECKIN_ID = "checkin"
 
-@dataclass(frozen=True, slots=True)
-class CheckinSpec:
-    id: str
+
+class CheckinSpec(Record, frozen=True):
+    """The room's check-in: its id and title."""
+
+    id: Id
     title: str
 
     def __post_init__(self) -> None:
-        check_id(self.id, "check-in id")
-        check_label(self.title, "title", MAX_LABEL_CHARS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title}
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> CheckinSpec:
-        obj = as_map(obj, "a check-in")
-        return cls(
-            check_id(obj.get("id"), "check-in id"),
-            check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
-        )
+        clean_label(self, "title", MAX_LABEL_CHARS)
 
 
 def check_in(spec: CheckinSpec, status: Status, *, name: str | None, now: float) -> Contribution:
@@ -51,8 +54,7 @@ def check_in(spec: CheckinSpec, status: Status, *, name: str | None, now: float)
     phase = status.at(now).phase
     if phase != "open":
         raise InteractionError("not_open", f"check-in {spec.id} is {phase}")
-    shown = (clean_text(name)[:MAX_NAME_CHARS] or None) if name is not None else None
-    return Contribution({"at": now, "name": shown}, {"n": 1}, once=True)
+    return Contribution({"at": now, "name": check_name(name, MAX_NAME_CHARS)}, {"n": 1}, once=True)
 
 
 def count(counters: Mapping[str, int]) -> int:
@@ -69,17 +71,50 @@ def export(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with one of these is a formula to spreadsheets (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+class Checkin(Kind[CheckinSpec, Status]):
+    """The room's check-in: one ``once`` contribution per viewer, a count, a list."""
+
+    name = "checkin"
+    spec_type = CheckinSpec
+    state_type = Status
+    ops = (Op("checkin", targets="room"),)
+    actions = ("open", "close")
+    builtin = CHECKIN_ID
+
+    def default_spec(self) -> CheckinSpec:
+        return CheckinSpec(CHECKIN_ID, "Check-in")
+
+    def first_state(self, spec: CheckinSpec, now: float, entropy: bytes) -> Status:
+        return Status("open", opened_at=0.0)
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        return {
+            "spec": dump(d.spec),
+            "status": dump(d.state.at(ctx.now)),
+            "count": count(ctx.data.counters(d.id)),
+        }
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        made = check_in(d.spec, d.state, name=who.name, now=ctx.now)
+        return Write(d.id, who.id, key, made.record, made.deltas, None, True)
+
+    def acknowledge(self, op: str, write: Write, result: Applied) -> dict[str, Any]:
+        # Checking in again is not an error: the viewer is checked in, as asked.
+        return {"count": count(result.counters), "already": result.status == "already_done"}
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        return Change(state=reopenable(d.state, action, ctx.now))
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        return export(ctx.data.records(d.id))
 
 
-def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The rows of :func:`export` as CSV text with a header (viewer,name,at)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["viewer", "name", "at"])
-    for row in rows:
-        writer.writerow([_cell(row.get("viewer")), _cell(row.get("name")), row.get("at")])
-    return out.getvalue()
+KIND = Checkin()

@@ -26,24 +26,38 @@ slot (``by_pick``: red colour -> red scarves), or fixed options.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta
 
 from server.interactions.base import (
     MAX_LABEL_CHARS,
     Contribution,
+    Id,
     InteractionError,
+    Record,
+    Time,
     as_map,
-    check_id,
-    check_int,
-    check_label,
-    check_list,
-    opt_number,
+    box_key,
+    clean_label,
+    dump,
     share,
     unique_ids,
+)
+from server.interactions.kind import (
+    Announcement,
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
 )
 
 MAX_SLOTS = 20
@@ -57,68 +71,38 @@ DesignPhase = Literal["draft", "open", "closed", "revealed"]
 DESIGN_PHASES: tuple[DesignPhase, ...] = ("draft", "open", "closed", "revealed")
 
 
-@dataclass(frozen=True, slots=True)
-class DesignOption:
-    id: str
+class DesignOption(Record, frozen=True):
+    """An option of a slot: a label, maybe an image, maybe a stock."""
+
+    id: Id
     label: str
     image_url: str | None = None
-    stock: int | None = None
+    stock: Annotated[int, Meta(ge=0, le=MAX_STOCK)] | None = None
 
     def __post_init__(self) -> None:
-        check_id(self.id, "option id")
-        check_label(self.label, "option label", MAX_LABEL_CHARS)
+        clean_label(self, "label", MAX_LABEL_CHARS)
         if self.image_url is not None and not IMAGE_URL_RE.match(self.image_url):
             raise InteractionError(
                 "invalid_field", "image_url must be an http(s) URL or a path starting with /"
             )
-        if self.stock is not None:
-            check_int(self.stock, "stock", 0, MAX_STOCK)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "image_url": self.image_url,
-            "stock": self.stock,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> DesignOption:
-        obj = as_map(obj, "an option")
-        image_url = obj.get("image_url")
-        if image_url is not None and not isinstance(image_url, str):
-            raise InteractionError("invalid_field", "image_url must be a string")
-        stock = obj.get("stock")
-        return cls(
-            id=check_id(obj.get("id"), "option id"),
-            label=check_label(obj.get("label"), "option label", MAX_LABEL_CHARS),
-            image_url=image_url,
-            stock=None if stock is None else check_int(stock, "stock", 0, MAX_STOCK),
-        )
 
 
-def _parse_design_options(value: Any, lo: int) -> tuple[DesignOption, ...]:
-    options = tuple(
-        DesignOption.from_dict(o) for o in check_list(value, "options", lo, MAX_SLOT_OPTIONS)
-    )
+def _options_ok(options: Sequence[DesignOption], owner: str) -> None:
+    if not 1 <= len(options) <= MAX_SLOT_OPTIONS:
+        raise InteractionError("invalid_field", f"{owner} needs 1..{MAX_SLOT_OPTIONS} options")
     unique_ids((o.id for o in options), "option")
-    return options
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    id: str
+class Slot(Record, frozen=True):
+    """A part of the design (bun, sauce) and the options viewers pick from."""
+
+    id: Id
     label: str
     options: tuple[DesignOption, ...]
 
     def __post_init__(self) -> None:
-        check_id(self.id, "slot id")
-        check_label(self.label, "slot label", MAX_LABEL_CHARS)
-        if not 1 <= len(self.options) <= MAX_SLOT_OPTIONS:
-            raise InteractionError(
-                "invalid_field", f"slot {self.id} needs 1..{MAX_SLOT_OPTIONS} options"
-            )
-        unique_ids((o.id for o in self.options), "option")
+        clean_label(self, "label", MAX_LABEL_CHARS)
+        _options_ok(self.options, f"slot {self.id}")
 
     def option(self, option_id: str) -> DesignOption | None:
         for o in self.options:
@@ -126,42 +110,21 @@ class Slot:
                 return o
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "options": [o.to_dict() for o in self.options],
-        }
 
-    @classmethod
-    def from_dict(cls, obj: Any) -> Slot:
-        obj = as_map(obj, "a slot")
-        return cls(
-            id=check_id(obj.get("id"), "slot id"),
-            label=check_label(obj.get("label"), "slot label", MAX_LABEL_CHARS),
-            options=_parse_design_options(obj.get("options"), 1),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DesignSpec:
+class DesignSpec(Record, frozen=True):
     """One round of a co-design session; ``previous`` is the id of the round before."""
 
-    id: str
+    id: Id
     title: str
     slots: tuple[Slot, ...]
-    round: int = 1
-    previous: str | None = None
+    round: Annotated[int, Meta(ge=1, le=MAX_ROUNDS)] = 1
+    previous: Id | None = None
 
     def __post_init__(self) -> None:
-        check_id(self.id, "design id")
-        check_label(self.title, "title", MAX_LABEL_CHARS)
+        clean_label(self, "title", MAX_LABEL_CHARS)
         if not 1 <= len(self.slots) <= MAX_SLOTS:
             raise InteractionError("invalid_field", f"a design needs 1..{MAX_SLOTS} slots")
         unique_ids((s.id for s in self.slots), "slot")
-        check_int(self.round, "round", 1, MAX_ROUNDS)
-        if self.previous is not None:
-            check_id(self.previous, "previous")
 
     def slot(self, slot_id: str) -> Slot | None:
         for s in self.slots:
@@ -169,66 +132,18 @@ class DesignSpec:
                 return s
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "slots": [s.to_dict() for s in self.slots],
-            "round": self.round,
-            "previous": self.previous,
-        }
 
-    @classmethod
-    def from_dict(cls, obj: Any) -> DesignSpec:
-        obj = as_map(obj, "a design")
-        previous = obj.get("previous")
-        return cls(
-            id=check_id(obj.get("id"), "design id"),
-            title=check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
-            slots=tuple(
-                Slot.from_dict(s) for s in check_list(obj.get("slots"), "slots", 1, MAX_SLOTS)
-            ),
-            round=check_int(obj.get("round", 1), "round", 1, MAX_ROUNDS),
-            previous=None if previous is None else check_id(previous, "previous"),
-        )
+class DesignState(Record, frozen=True):
+    """Where a co-design round is: its phase, the locked slots, and when."""
 
-
-@dataclass(frozen=True, slots=True)
-class DesignState:
     phase: DesignPhase = "draft"
-    locked: tuple[str, ...] = ()
-    opened_at: float | None = None
-    closed_at: float | None = None
-    revealed_at: float | None = None
+    locked: tuple[Id, ...] = ()
+    opened_at: Time | None = None
+    closed_at: Time | None = None
+    revealed_at: Time | None = None
 
     def accepts(self, slot_id: str) -> bool:
         return self.phase == "open" and slot_id not in self.locked
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "locked": list(self.locked),
-            "opened_at": self.opened_at,
-            "closed_at": self.closed_at,
-            "revealed_at": self.revealed_at,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> DesignState:
-        obj = as_map(obj, "a design state")
-        phase = obj.get("phase", "draft")
-        if phase not in DESIGN_PHASES:
-            raise InteractionError("invalid_field", f"phase must be one of {DESIGN_PHASES}")
-        return cls(
-            phase=phase,
-            locked=tuple(
-                check_id(s, "locked")
-                for s in check_list(obj.get("locked", []), "locked", 0, MAX_SLOTS)
-            ),
-            opened_at=opt_number(obj, "opened_at", lo=0.0, hi=math.inf),
-            closed_at=opt_number(obj, "closed_at", lo=0.0, hi=math.inf),
-            revealed_at=opt_number(obj, "revealed_at", lo=0.0, hi=math.inf),
-        )
 
 
 def transition(
@@ -250,7 +165,7 @@ def transition(
             return state
         if state.phase != "draft":
             raise InteractionError("illegal_transition", f"design {spec.id} is {state.phase}")
-        return replace(state, phase="open", opened_at=now)
+        return msgspec.structs.replace(state, phase="open", opened_at=now)
     if action == "reveal":
         if state.phase == "revealed":
             return state
@@ -258,7 +173,7 @@ def transition(
             raise InteractionError(
                 "illegal_transition", f"design {spec.id} is {state.phase}; lock every slot first"
             )
-        return replace(state, phase="revealed", revealed_at=now)
+        return msgspec.structs.replace(state, phase="revealed", revealed_at=now)
     if action == "lock":
         if slot_id is None or spec.slot(slot_id) is None:
             raise InteractionError(
@@ -276,8 +191,8 @@ def transition(
             return state
         locked = tuple(s.id for s in spec.slots if s.id in state.locked or s.id == slot_id)
     if len(locked) == len(spec.slots):
-        return replace(state, phase="closed", locked=locked, closed_at=now)
-    return replace(state, locked=locked)
+        return msgspec.structs.replace(state, phase="closed", locked=locked, closed_at=now)
+    return msgspec.structs.replace(state, locked=locked)
 
 
 def _slot_of(spec: DesignSpec, state: DesignState, raw: Any) -> tuple[Mapping[str, Any], Slot]:
@@ -344,7 +259,7 @@ def results(spec: DesignSpec, state: DesignState, counters: Mapping[str, int]) -
             count = counters.get(f"{slot.id}:{o.id}", 0)
             options.append(
                 {
-                    **o.to_dict(),
+                    **dump(o),
                     "count": count,
                     "share": share(count, total),
                     "left": None if o.stock is None else max(o.stock - count, 0),
@@ -391,8 +306,7 @@ def final_design(spec: DesignSpec, counters: Mapping[str, int]) -> dict[str, Any
 # --- rounds ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SlotRule:
+class SlotRule(Record, frozen=True):
     """How one slot of the next round gets its options from the previous round.
 
     With ``after`` (a slot of the previous round): ``top`` k carries that slot's k
@@ -401,40 +315,19 @@ class SlotRule:
     (no ``after``, or the winner is not in ``by_pick``).
     """
 
-    id: str
+    id: Id
     label: str
-    after: str | None = None
-    top: int | None = None
-    by_pick: Mapping[str, tuple[DesignOption, ...]] = field(default_factory=dict)
+    after: Id | None = None
+    top: Annotated[int, Meta(ge=1, le=MAX_SLOT_OPTIONS)] | None = None
+    by_pick: dict[Id, tuple[DesignOption, ...]] = msgspec.field(default_factory=dict)
     options: tuple[DesignOption, ...] = ()
 
     def __post_init__(self) -> None:
-        check_id(self.id, "slot id")
-        check_label(self.label, "slot label", MAX_LABEL_CHARS)
-        if self.after is not None:
-            check_id(self.after, "after")
-        if self.top is not None:
-            check_int(self.top, "top", 1, MAX_SLOT_OPTIONS)
-            if self.after is None:
-                raise InteractionError("invalid_field", "top needs 'after', the slot to take from")
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> SlotRule:
-        obj = as_map(obj, "a slot rule")
-        after = obj.get("after")
-        top = obj.get("top")
-        by_pick = as_map(obj.get("by_pick", {}), "by_pick")
-        options = obj.get("options")
-        return cls(
-            id=check_id(obj.get("id"), "slot id"),
-            label=check_label(obj.get("label"), "slot label", MAX_LABEL_CHARS),
-            after=None if after is None else check_id(after, "after"),
-            top=None if top is None else check_int(top, "top", 1, MAX_SLOT_OPTIONS),
-            by_pick={
-                check_id(k, "by_pick key"): _parse_design_options(v, 1) for k, v in by_pick.items()
-            },
-            options=_parse_design_options(options, 1) if options is not None else (),
-        )
+        clean_label(self, "label", MAX_LABEL_CHARS)
+        if self.top is not None and self.after is None:
+            raise InteractionError("invalid_field", "top needs 'after', the slot to take from")
+        for choice in self.by_pick.values():
+            _options_ok(choice, f"by_pick of {self.id}")
 
 
 def next_round(
@@ -468,3 +361,106 @@ def next_round(
             raise InteractionError("invalid_field", f"rule {rule.id} gives the slot no options")
         slots.append(Slot(rule.id, rule.label, options))
     return DesignSpec(id, title, tuple(slots), round=previous.round + 1, previous=previous.id)
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+class CoDesign(Kind[DesignSpec, DesignState]):
+    """Co-design rounds: one pick per viewer per slot, stock as caps, a final design."""
+
+    name = "codesign"
+    spec_type = DesignSpec
+    state_type = DesignState
+    ops = (Op("pick"), Op("unpick"))
+    actions = DESIGN_ACTIONS
+    example: ClassVar[Mapping[str, Any]] = {
+        "id": "burger",
+        "title": "一起设计新汉堡 Design our next burger",
+        "slots": [
+            {
+                "id": "bun",
+                "label": "面包 Bun",
+                "options": [
+                    {"id": "sesame", "label": "芝麻 Sesame"},
+                    {"id": "brioche", "label": "布里欧 Brioche"},
+                    {"id": "black", "label": "竹炭 Charcoal"},
+                ],
+            },
+            {
+                "id": "sauce",
+                "label": "酱料 Sauce",
+                "options": [
+                    {"id": "tomato", "label": "番茄 Tomato"},
+                    {"id": "mala", "label": "麻辣 Mala"},
+                    {"id": "truffle", "label": "松露 Truffle", "stock": 100},
+                ],
+            },
+            {
+                "id": "side",
+                "label": "配餐 Side",
+                "options": [
+                    {"id": "fries", "label": "薯条 Fries"},
+                    {"id": "salad", "label": "沙拉 Salad"},
+                ],
+            },
+        ],
+    }
+
+    def boxes(self, d: Definition) -> list[str]:
+        return [box_key(d.id, slot.id) for slot in d.spec.slots]
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        spec, state = d.spec, d.state
+        counters = ctx.data.merged(self.boxes(d))
+        out = {"spec": dump(spec), "state": dump(state), "results": results(spec, state, counters)}
+        if state.phase == "revealed":
+            out["final"] = final_design(spec, counters)
+        return out
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        if op == "unpick":
+            box = unpick(d.spec, d.state, fields, ctx.now)
+            return Write(box_key(d.id, box), who.id, key, None)
+        made = pick(d.spec, d.state, fields, ctx.now)
+        return Write(box_key(d.id, made.box), who.id, key, made.record, made.deltas, caps(d.spec))
+
+    def action_needs(
+        self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        # Revealing announces the final design, which the counters decide.
+        return Needs.of(counters=self.boxes(d)) if action == "reveal" else Needs()
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        state = transition(d.spec, d.state, action, ctx.now, fields.get("slot"))
+        if state.phase != "revealed" or d.state.phase == "revealed":
+            return Change(state=state)
+        final = final_design(d.spec, ctx.data.merged(self.boxes(d)))
+        event = {"type": "design_revealed", "interaction": d.id, "final": final}
+        return Change(state=state, announce=(Announcement(event),))
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """One row per viewer and slot: the option picked."""
+        rows = []
+        for slot in d.spec.slots:
+            for viewer, record in ctx.data.records(box_key(d.id, slot.id)).items():
+                rows.append(
+                    {
+                        "viewer": viewer,
+                        "slot": slot.id,
+                        "option": record.get("option"),
+                        "at": record.get("at"),
+                    }
+                )
+        return rows
+
+
+KIND = CoDesign()

@@ -43,25 +43,39 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta
+from msgspec.structs import force_setattr
 
 from server.interactions.base import (
     MAX_LABEL_CHARS,
+    PRESENCE_BOX,
     Contribution,
+    Id,
     InteractionError,
-    as_map,
-    check_bool,
+    Record,
+    Time,
     check_id,
-    check_int,
-    check_label,
-    check_list,
-    opt_number,
+    clean_label,
+    dump,
+)
+from server.interactions.kind import (
+    Announcement,
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
 )
 
 ALGORITHM = "hudong-draw-v1"
@@ -91,8 +105,7 @@ def normalise_keyword(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-@dataclass(frozen=True, slots=True)
-class DrawSpec:
+class DrawSpec(Record, frozen=True):
     """A draw as the host defines it.
 
     ``keyword`` is needed for the ``keyword`` source and ``window_s`` limits it to the
@@ -100,126 +113,65 @@ class DrawSpec:
     the ``poll`` source.
     """
 
-    id: str
+    id: Id
     title: str
-    winners: int = 1
+    winners: Annotated[int, Meta(ge=1, le=MAX_WINNERS)] = 1
     source: Source = "entry"
     keyword: str | None = None
-    window_s: float | None = None
-    poll_id: str | None = None
+    window_s: Annotated[float, Meta(ge=1.0, le=MAX_WINDOW_S)] | None = None
+    poll_id: Id | None = None
     exclude_previous_winners: bool = False
 
     def __post_init__(self) -> None:
-        check_id(self.id, "draw id")
-        check_label(self.title, "title", MAX_LABEL_CHARS)
-        check_int(self.winners, "winners", 1, MAX_WINNERS)
-        if self.source not in SOURCES:
+        clean_label(self, "title", MAX_LABEL_CHARS)
+        if self.source == "keyword" and (
+            self.keyword is None
+            or not 1 <= len(normalise_keyword(self.keyword)) <= MAX_KEYWORD_CHARS
+        ):
             raise InteractionError(
-                "invalid_field", f"source must be one of {', '.join(SOURCES)}, got {self.source!r}"
+                "invalid_field", f"a keyword draw needs a keyword of 1..{MAX_KEYWORD_CHARS}"
             )
-        if self.source == "keyword":
-            if (
-                self.keyword is None
-                or not 1 <= len(normalise_keyword(self.keyword)) <= MAX_KEYWORD_CHARS
-            ):
-                raise InteractionError(
-                    "invalid_field", f"a keyword draw needs a keyword of 1..{MAX_KEYWORD_CHARS}"
-                )
-        if self.window_s is not None and not 1 <= self.window_s <= MAX_WINDOW_S:
-            raise InteractionError("invalid_field", f"window_s must be 1..{MAX_WINDOW_S:.0f}")
         if self.source == "poll":
             check_id(self.poll_id, "poll_id")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "winners": self.winners,
-            "source": self.source,
-            "keyword": self.keyword,
-            "window_s": self.window_s,
-            "poll_id": self.poll_id,
-            "exclude_previous_winners": self.exclude_previous_winners,
-        }
 
-    @classmethod
-    def from_dict(cls, obj: Any) -> DrawSpec:
-        obj = as_map(obj, "a draw")
-        source = obj.get("source", "entry")
-        if source not in SOURCES:
-            raise InteractionError(
-                "invalid_field", f"source must be one of {', '.join(SOURCES)}, got {source!r:.40}"
-            )
-        keyword = obj.get("keyword")
-        if keyword is not None and not isinstance(keyword, str):
-            raise InteractionError("invalid_field", "keyword must be a string")
-        poll_id = obj.get("poll_id")
-        return cls(
-            id=check_id(obj.get("id"), "draw id"),
-            title=check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
-            winners=check_int(obj.get("winners", 1), "winners", 1, MAX_WINNERS),
-            source=source,
-            keyword=keyword,
-            window_s=opt_number(obj, "window_s", lo=1.0, hi=MAX_WINDOW_S),
-            poll_id=None if poll_id is None else check_id(poll_id, "poll_id"),
-            exclude_previous_winners=check_bool(
-                obj.get("exclude_previous_winners", False), "exclude_previous_winners"
-            ),
-        )
+class DrawState(Record, frozen=True):
+    """An open or drawn draw. ``seed`` (hex) is secret until drawn: publish :meth:`public`.
+    ``commitment`` is always recomputed from the seed."""
 
-
-@dataclass(frozen=True, slots=True)
-class DrawState:
-    """An open or drawn draw. ``seed`` is secret until drawn: publish :meth:`public`."""
-
-    commitment: str
-    seed: bytes = field(repr=False)
-    opened_at: float
+    seed: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    opened_at: Time = 0.0
     phase: DrawPhase = "open"
-    drawn_at: float | None = None
+    drawn_at: Time | None = None
     winners: tuple[str, ...] = ()
+    commitment: str = ""
+
+    def __post_init__(self) -> None:
+        force_setattr(self, "commitment", commitment_of(self.seed_bytes))
+
+    def __repr__(self) -> str:  # never the seed
+        return f"DrawState(phase={self.phase!r}, commitment={self.commitment!r})"
+
+    @property
+    def seed_bytes(self) -> bytes:
+        return bytes.fromhex(self.seed)
 
     def public(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
             "commitment": self.commitment,
-            "seed": self.seed.hex() if self.phase == "drawn" else None,
+            "seed": self.seed if self.phase == "drawn" else None,
             "opened_at": self.opened_at,
             "drawn_at": self.drawn_at,
             "winners": list(self.winners),
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, the secret seed included: for the store only."""
-        return {**self.public(), "seed": self.seed.hex()}
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> DrawState:
-        obj = as_map(obj, "a draw state")
-        phase = obj.get("phase", "open")
-        if phase not in ("open", "drawn"):
-            raise InteractionError("invalid_field", f"phase must be open or drawn, got {phase!r}")
-        seed = _seed_from_hex(obj.get("seed"))
-        if seed is None:
-            raise InteractionError("invalid_field", "seed must be 64 hex digits")
-        opened_at = opt_number(obj, "opened_at", lo=0.0, hi=math.inf)
-        return cls(
-            commitment=commitment_of(seed),
-            seed=seed,
-            opened_at=0.0 if opened_at is None else opened_at,
-            phase=phase,
-            drawn_at=opt_number(obj, "drawn_at", lo=0.0, hi=math.inf),
-            winners=tuple(
-                str(w) for w in check_list(obj.get("winners", []), "winners", 0, MAX_WINNERS)
-            ),
-        )
 
 
 def open_draw(spec: DrawSpec, seed: bytes, now: float) -> DrawState:
     """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`)."""
     if len(seed) != SEED_BYTES:
         raise ValueError(f"a seed is {SEED_BYTES} bytes, got {len(seed)}")
-    return DrawState(commitment=commitment_of(seed), seed=seed, opened_at=now)
+    return DrawState(seed.hex(), opened_at=now)
 
 
 def enter(
@@ -339,40 +291,22 @@ def select_winners(seed: bytes, entrants: Sequence[str], n: int) -> list[str]:
     return pool[: min(n, m)]
 
 
-@dataclass(frozen=True, slots=True)
-class DrawAudit:
-    """Everything needed to recompute a draw; :meth:`to_dict` is the exported record."""
+class DrawAudit(Record, frozen=True, kw_only=True):
+    """Everything needed to recompute a draw; :func:`dump` of it is the exported record."""
 
+    version: str = ALGORITHM
     draw_id: str
     title: str
     source: str
     commitment: str
     seed: str
-    entrants: tuple[str, ...]
     entrants_hash: str
-    excluded: tuple[str, ...]
     n: int
     winners: tuple[str, ...]
+    excluded: tuple[str, ...]
+    entrants: tuple[str, ...]
     opened_at: float
     drawn_at: float
-    version: str = ALGORITHM
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "draw_id": self.draw_id,
-            "title": self.title,
-            "source": self.source,
-            "commitment": self.commitment,
-            "seed": self.seed,
-            "entrants_hash": self.entrants_hash,
-            "n": self.n,
-            "winners": list(self.winners),
-            "excluded": list(self.excluded),
-            "entrants": list(self.entrants),
-            "opened_at": self.opened_at,
-            "drawn_at": self.drawn_at,
-        }
 
 
 def run_draw(
@@ -395,13 +329,13 @@ def run_draw(
     frozen = entrant_list(entrants, excluded_list)
     if not frozen:
         raise InteractionError("no_entrants", f"nobody is eligible for draw {spec.id}")
-    winners = tuple(select_winners(state.seed, frozen, spec.winners))
+    winners = tuple(select_winners(state.seed_bytes, frozen, spec.winners))
     audit = DrawAudit(
         draw_id=spec.id,
         title=spec.title,
         source=spec.source,
         commitment=state.commitment,
-        seed=state.seed.hex(),
+        seed=state.seed,
         entrants=tuple(frozen),
         entrants_hash=entrant_list_hash(frozen),
         excluded=tuple(excluded_list),
@@ -410,14 +344,16 @@ def run_draw(
         opened_at=state.opened_at,
         drawn_at=now,
     )
-    return replace(state, phase="drawn", drawn_at=now, winners=winners), audit
+    drawn = msgspec.structs.replace(state, phase="drawn", drawn_at=now, winners=winners)
+    return drawn, audit
 
 
 # --- verification ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
+class VerifyResult(Record, frozen=True):
+    """Whether an audit record holds, what is wrong with it, and the recomputed winners."""
+
     ok: bool
     problems: list[str]
     winners: list[str] | None = None  # the recomputed winners, when they could be
@@ -433,8 +369,8 @@ def _seed_from_hex(value: Any) -> bytes | None:
 
 
 def _strings(value: Any) -> list[str] | None:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
     return None
 
 
@@ -504,3 +440,151 @@ def verify_audit(
             shown = ", ".join(expected[:10]) + (" ..." if len(expected) > 10 else "")
             problems.append(f"the winners differ from the recomputation, which gives: {shown}")
     return VerifyResult(not problems, problems, expected)
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+class Draw(Kind[DrawSpec, DrawState]):
+    """Verifiable lucky draws: a commitment from the start, winners from a frozen list."""
+
+    name = "draw"
+    spec_type = DrawSpec
+    state_type = DrawState
+    ops = (Op("enter"),)
+    actions = ("run",)
+    audited = True
+    example: ClassVar[Mapping[str, Any]] = {
+        "id": "prize",
+        "title": "幸运抽奖 Lucky draw: a year of burgers",
+        "winners": 3,
+    }
+
+    def first_state(self, spec: DrawSpec, now: float, entropy: bytes) -> DrawState:
+        return open_draw(spec, entropy, now)
+
+    def source(self, d: Definition) -> str:
+        """The box the entrants come from: those present, a poll's voters, or the
+        draw's own box (entries, keyword danmaku)."""
+        spec: DrawSpec = d.spec
+        if spec.source == "presence":
+            return PRESENCE_BOX
+        if spec.source == "poll" and spec.poll_id is not None:
+            return spec.poll_id
+        return d.id
+
+    def view_needs(self, d: Definition, ctx: Context) -> Needs:
+        drawn = d.state.phase == "drawn"
+        return Needs.of(counters=[self.source(d)], records=[self.source(d)] if drawn else [])
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        source = self.source(d)
+        out = {
+            "spec": dump(d.spec),
+            "state": d.state.public(),
+            "entrants": ctx.data.counters(source).get("n", 0),
+        }
+        if d.state.phase == "drawn":
+            out["names"] = self._names(ctx, source, d.state.winners)
+        return out
+
+    def _names(self, ctx: Context, box: str, winners: Iterable[str]) -> dict[str, str | None]:
+        """Display names of the winners, from the records they were drawn from (None for
+        a record without a name)."""
+        records = ctx.data.records(box)
+        names: dict[str, str | None] = {}
+        for winner in winners:
+            name = (records.get(winner) or {}).get("name")
+            names[winner] = name if isinstance(name, str) else None
+        return names
+
+    def _previous_winners(self, d: Definition, ctx: Context) -> set[str]:
+        if not d.spec.exclude_previous_winners:
+            return set()
+        return {
+            winner
+            for other in ctx.definitions.values()
+            if other.kind == self.name and other.id != d.id and other.state.phase == "drawn"
+            for winner in other.state.winners
+        }
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        excluded = self._previous_winners(d, ctx)
+        made = enter(d.spec, d.state, who.id, ctx.now, excluded=excluded)
+        return Write(d.id, who.id, key, {**made.record, "name": who.name}, made.deltas, None, True)
+
+    def action_needs(
+        self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        return Needs.of(records=[self.source(d)])
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        if action != "run":
+            raise InteractionError(
+                "invalid_field", f"a draw takes the action run, got {action!r:.40}"
+            )
+        state: DrawState = d.state
+        if state.phase == "drawn":  # a retried run: the same winners
+            return Change(reply={"winners": list(state.winners)})
+        source = self.source(d)
+        entrants = sorted(ctx.data.records(source))
+        drawn, audit = run_draw(
+            d.spec, state, entrants, ctx.now, excluded=self._previous_winners(d, ctx)
+        )
+        winners = list(drawn.winners)
+        title = d.spec.title
+        event = {
+            "type": "draw_result",
+            "interaction": d.id,
+            "title": title,
+            "winners": winners,
+            "names": self._names(ctx, source, winners),
+        }
+        notice = {"type": "notice", "kind": "draw_won", "interaction": d.id, "title": title}
+        return Change(
+            state=drawn,
+            audit=dump(audit),
+            announce=(Announcement(event, frozenset(winners), notice),),
+            reply={"winners": winners},
+        )
+
+    def listens(self, d: Definition, now: float) -> bool:
+        return bool(d.spec.source == "keyword" and d.state.phase == "open")
+
+    def on_danmaku(self, d: Definition, who: Viewer, text: str, now: float) -> Write | None:
+        """口令抽奖: a danmaku with the keyword, inside the window, enters its sender once."""
+        spec: DrawSpec = d.spec
+        start, end = keyword_window(spec, d.state, now)
+        if not (start <= now <= end) or not spec.keyword:
+            return None
+        if not keyword_entrants([(who.id, text, now)], spec.keyword, start, end):
+            return None
+        record = {"at": now, "keyword": True, "name": who.name}
+        return Write(d.id, who.id, "keyword", record, {"n": 1}, None, True)
+
+    def export_needs(self, d: Definition, ctx: Context) -> Needs:
+        return Needs.of(records=[self.source(d)])
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """The entrants by id and name, and whether each won."""
+        winners = set(d.state.winners)
+        records = ctx.data.records(self.source(d))
+        return [
+            {
+                "viewer": viewer,
+                "name": (records[viewer] or {}).get("name"),
+                "won": viewer in winners,
+            }
+            for viewer in sorted(records)
+        ]
+
+
+KIND = Draw()

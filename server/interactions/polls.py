@@ -42,26 +42,37 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+from msgspec import Meta
 
 from server.interactions.base import (
     Contribution,
+    Id,
     InteractionError,
     Option,
+    Record,
     Status,
     as_map,
-    check_bool,
-    check_id,
     check_int,
-    check_label,
     check_text,
-    opt_number,
-    parse_options,
+    clean_label,
+    dump,
     share,
     unique_ids,
 )
 from server.interactions.base import transition as lifecycle_transition
+from server.interactions.kind import (
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
+)
 
 with warnings.catch_warnings():
     # jieba 0.42 imports pkg_resources, which newer setuptools deprecate.
@@ -99,33 +110,27 @@ STOPWORDS: frozenset[str] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PollSpec:
-    """What the host defines; checked on construction (``invalid_field``).
+class PollSpec(Record, frozen=True):
+    """What the host defines, checked once when parsed (``invalid_field``).
 
     ``min_picks``/``max_picks`` apply to multiple and ranked polls (``max_picks``
     None: every option). ``scale`` applies to rating polls, ``max_text_chars`` to
     text polls. ``duration_s`` is the countdown started when the poll opens.
     """
 
-    id: str
+    id: Id
     question: str
     kind: PollKind
     options: tuple[Option, ...] = ()
-    min_picks: int = 1
-    max_picks: int | None = None
-    scale: int = 5
+    min_picks: Annotated[int, Meta(ge=1, le=MAX_OPTIONS)] = 1
+    max_picks: Annotated[int, Meta(ge=1, le=MAX_OPTIONS)] | None = None
+    scale: Literal[5, 10] = 5
     hide_results_until_reveal: bool = False
-    duration_s: float | None = None
-    max_text_chars: int = DEFAULT_TEXT_CHARS
+    duration_s: Annotated[float, Meta(ge=1.0, le=MAX_DURATION_S)] | None = None
+    max_text_chars: Annotated[int, Meta(ge=1, le=MAX_TEXT_CHARS)] = DEFAULT_TEXT_CHARS
 
     def __post_init__(self) -> None:
-        check_id(self.id, "poll id")
-        check_label(self.question, "question", MAX_QUESTION_CHARS)
-        if self.kind not in POLL_KINDS:
-            raise InteractionError(
-                "invalid_field", f"kind must be one of {', '.join(POLL_KINDS)}, got {self.kind!r}"
-            )
+        clean_label(self, "question", MAX_QUESTION_CHARS)
         n = len(self.options)
         if self.kind in CHOICE_KINDS:
             if not 2 <= n <= MAX_OPTIONS:
@@ -139,13 +144,6 @@ class PollSpec:
             check_int(self.min_picks, "min_picks", 1, n)
             if self.max_picks is not None:
                 check_int(self.max_picks, "max_picks", self.min_picks, n)
-        if self.kind == "rating" and self.scale not in RATING_SCALES:
-            raise InteractionError("invalid_field", f"scale must be 5 or 10, got {self.scale!r}")
-        if self.duration_s is not None and not 1 <= self.duration_s <= MAX_DURATION_S:
-            raise InteractionError(
-                "invalid_field", f"duration_s must be 1..{MAX_DURATION_S:.0f} seconds"
-            )
-        check_int(self.max_text_chars, "max_text_chars", 1, MAX_TEXT_CHARS)
 
     @property
     def picks(self) -> tuple[int, int]:
@@ -156,50 +154,6 @@ class PollSpec:
             n = len(self.options)
             return (self.min_picks, n if self.max_picks is None else self.max_picks)
         return (0, 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "question": self.question,
-            "kind": self.kind,
-            "options": [o.to_dict() for o in self.options],
-            "min_picks": self.min_picks,
-            "max_picks": self.max_picks,
-            "scale": self.scale,
-            "hide_results_until_reveal": self.hide_results_until_reveal,
-            "duration_s": self.duration_s,
-            "max_text_chars": self.max_text_chars,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> PollSpec:
-        """Parse a host's JSON spec (REST body or stored state); raise ``invalid_field``."""
-        obj = as_map(obj, "a poll")
-        kind = obj.get("kind")
-        if kind not in POLL_KINDS:
-            raise InteractionError(
-                "invalid_field", f"kind must be one of {', '.join(POLL_KINDS)}, got {kind!r:.40}"
-            )
-        options = obj.get("options", [])
-        max_picks = obj.get("max_picks")
-        return cls(
-            id=check_id(obj.get("id"), "poll id"),
-            question=check_label(obj.get("question"), "question", MAX_QUESTION_CHARS),
-            kind=kind,
-            options=parse_options(options, 0, MAX_OPTIONS) if options else (),
-            min_picks=check_int(obj.get("min_picks", 1), "min_picks", 1, MAX_OPTIONS),
-            max_picks=None
-            if max_picks is None
-            else check_int(max_picks, "max_picks", 1, MAX_OPTIONS),
-            scale=check_int(obj.get("scale", 5), "scale", 1, 10),
-            hide_results_until_reveal=check_bool(
-                obj.get("hide_results_until_reveal", False), "hide_results_until_reveal"
-            ),
-            duration_s=opt_number(obj, "duration_s", lo=1.0, hi=MAX_DURATION_S),
-            max_text_chars=check_int(
-                obj.get("max_text_chars", DEFAULT_TEXT_CHARS), "max_text_chars", 1, MAX_TEXT_CHARS
-            ),
-        )
 
 
 def transition(spec: PollSpec, status: Status, action: str, now: float) -> Status:
@@ -435,3 +389,78 @@ def instant_runoff(spec: PollSpec, rankings: Iterable[Sequence[str]]) -> dict[st
         rounds.append({"counts": counts, "exhausted": exhausted, "eliminated": loser})
         continuing.remove(loser)
     return {"winner": winner, "rounds": rounds}
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+class Poll(Kind[PollSpec, Status]):
+    """Live polls: one ballot per viewer in the poll's one box, changeable while open."""
+
+    name = "poll"
+    spec_type = PollSpec
+    state_type = Status
+    ops = (Op("vote"),)
+    actions = ("open", "close", "reveal")
+    example: ClassVar[Mapping[str, Any]] = {
+        "id": "first",
+        "question": "先尝哪款？ Which one first?",
+        "kind": "single",
+        "options": [
+            {"id": "classic", "label": "经典牛肉 Classic beef"},
+            {"id": "spicy", "label": "香辣鸡腿 Spicy chicken"},
+            {"id": "veggie", "label": "蔬菜 Veggie"},
+        ],
+    }
+
+    def _ranked_records(self, d: Definition, now: float) -> bool:
+        return bool(d.spec.kind == "ranked" and d.state.at(now).phase in ("closed", "revealed"))
+
+    def view_needs(self, d: Definition, ctx: Context) -> Needs:
+        # Instant-runoff needs the ballots; only once the poll stopped taking them.
+        records = [d.id] if self._ranked_records(d, ctx.now) else []
+        return Needs.of(counters=[d.id], records=records)
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        spec, status = d.spec, d.state
+        counters = ctx.data.counters(d.id)
+        records = None
+        if self._ranked_records(d, ctx.now):
+            records = list(ctx.data.records(d.id).values())
+        if audience is Audience.STAFF:
+            shown = {**results(spec, counters, records), "hidden": False}
+        else:
+            shown = visible_results(spec, status, counters, records, now=ctx.now)
+        return {"spec": dump(spec), "status": dump(status.at(ctx.now)), "results": shown}
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        ballot = vote(d.spec, d.state, fields, ctx.now)
+        # The name goes with the ballot: a draw among a poll's voters shows winners by name.
+        record = {**ballot.record, "name": who.name}
+        return Write(d.id, who.id, key, record, ballot.deltas)
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        return Change(state=transition(d.spec, d.state, action, ctx.now))
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """One row per voter: the ballot as the poll's kind has it."""
+        rows = []
+        for viewer, record in ctx.data.records(d.id).items():
+            choice = record.get("option") or record.get("options") or record.get("ranking")
+            if choice is None:
+                choice = record.get("rating", record.get("text"))
+            at = record.get("at")
+            rows.append({"viewer": viewer, "name": record.get("name"), "choice": choice, "at": at})
+        rows.sort(key=lambda row: (float(row["at"] or 0.0), row["viewer"]))
+        return rows
+
+
+KIND = Poll()

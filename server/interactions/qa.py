@@ -1,11 +1,13 @@
 """Q&A: viewers ask and upvote questions; the host answers, pins or hides them.
 
 A board has a :class:`~server.interactions.base.Status`; asking and upvoting need it
-open. Questions are state the store keeps (:class:`Question`, made by :func:`ask`);
-upvotes are contributions, one box per question (``box == question id``, counter
-``q:<id>``), ``once`` per viewer, so a second upvote is ``already_done``. A viewer may
-withdraw an upvote while the board is open (:func:`unvote` names the box to remove
-from) and upvote again later; viewers may upvote their own questions.
+open. Questions are records the store keeps in the board's ``questions`` box, one per
+question (:class:`Question`, made by :func:`ask`; its id comes from the asker and the
+idempotency key, so a retried ask is one question). Upvotes are contributions, one
+box per question (``<board>/<question id>``, counter ``q:<id>``), ``once`` per
+viewer, so a second upvote is ``already_done``. A viewer may withdraw an upvote while
+the board is open (:func:`unvote`) and upvote again later; viewers may upvote their
+own questions.
 
 Host actions (:func:`host_action`): ``answer`` (optionally with a text; again to edit
 it), ``pin``/``unpin``, ``hide``/``unhide``. A hidden question is unpinned, cannot be
@@ -18,116 +20,84 @@ Order (:func:`order`): pinned first (most recently pinned first), then by upvote
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from protocol.messages import MAX_NAME_CHARS, clean_text
+import msgspec
+from msgspec import Meta
+
+from protocol.messages import MAX_NAME_CHARS
 from server.interactions.base import (
     MAX_LABEL_CHARS,
     Contribution,
+    Id,
     InteractionError,
+    Record,
     Status,
+    Time,
     as_map,
-    check_bool,
+    box_key,
     check_id,
-    check_int,
-    check_label,
-    check_number,
+    check_name,
     check_text,
-    opt_number,
+    clean_label,
+    dump,
+    parse,
+    transition,
+)
+from server.interactions.kind import (
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
 )
 
 DEFAULT_QUESTION_CHARS = 300
 MAX_QUESTION_CHARS = 1000
 MAX_ANSWER_CHARS = 2000
 HOST_ACTIONS = ("answer", "pin", "unpin", "hide", "unhide")
+QUESTIONS_BOX = "questions"  # within the board: one record per question
 
 
-@dataclass(frozen=True, slots=True)
-class QASpec:
-    id: str
+class QASpec(Record, frozen=True):
+    """A Q&A board as the host defines it: a title and how long a question may be."""
+
+    id: Id
     title: str
-    max_chars: int = DEFAULT_QUESTION_CHARS
+    max_chars: Annotated[int, Meta(ge=1, le=MAX_QUESTION_CHARS)] = DEFAULT_QUESTION_CHARS
 
     def __post_init__(self) -> None:
-        check_id(self.id, "board id")
-        check_label(self.title, "title", MAX_LABEL_CHARS)
-        check_int(self.max_chars, "max_chars", 1, MAX_QUESTION_CHARS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "max_chars": self.max_chars}
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> QASpec:
-        obj = as_map(obj, "a Q&A board")
-        return cls(
-            id=check_id(obj.get("id"), "board id"),
-            title=check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
-            max_chars=check_int(
-                obj.get("max_chars", DEFAULT_QUESTION_CHARS), "max_chars", 1, MAX_QUESTION_CHARS
-            ),
-        )
+        clean_label(self, "title", MAX_LABEL_CHARS)
 
 
-@dataclass(frozen=True, slots=True)
-class Question:
-    id: str
+class Question(Record, frozen=True):
+    """A question as the store keeps it (the asker's ``viewer_id`` included)."""
+
+    id: Id
     viewer_id: str
     name: str | None
     text: str
-    asked_at: float
+    asked_at: Time
     hidden: bool = False
-    pinned_at: float | None = None
-    answered_at: float | None = None
+    pinned_at: Time | None = None
+    answered_at: Time | None = None
     answer: str | None = None
 
     @property
     def pinned(self) -> bool:
         return self.pinned_at is not None
 
-    def to_dict(self, *, private: bool = False) -> dict[str, Any]:
-        """The question as JSON; ``private`` adds the asker's viewer id (hosts only)."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "text": self.text,
-            "asked_at": self.asked_at,
-            "hidden": self.hidden,
-            "pinned_at": self.pinned_at,
-            "answered_at": self.answered_at,
-            "answer": self.answer,
-        }
-        if private:
-            out["viewer_id"] = self.viewer_id
+    def shown(self, *, private: bool = False) -> dict[str, Any]:
+        """The question in a view; ``private`` keeps the asker's viewer id (hosts only)."""
+        out: dict[str, Any] = dump(self)
+        if not private:
+            del out["viewer_id"]
         return out
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> Question:
-        """Load a stored question (its ``viewer_id`` included)."""
-        obj = as_map(obj, "a question")
-        viewer_id = obj.get("viewer_id")
-        text = obj.get("text")
-        name = obj.get("name")
-        answer = obj.get("answer")
-        if not isinstance(viewer_id, str) or not isinstance(text, str):
-            raise InteractionError("invalid_field", "a question needs viewer_id and text strings")
-        if name is not None and not isinstance(name, str):
-            raise InteractionError("invalid_field", "name must be a string")
-        if answer is not None and not isinstance(answer, str):
-            raise InteractionError("invalid_field", "answer must be a string")
-        return cls(
-            id=check_id(obj.get("id"), "question id"),
-            viewer_id=viewer_id,
-            name=name,
-            text=text,
-            asked_at=check_number(obj.get("asked_at"), "asked_at", 0.0, math.inf),
-            hidden=check_bool(obj.get("hidden", False), "hidden"),
-            pinned_at=opt_number(obj, "pinned_at", lo=0.0, hi=math.inf),
-            answered_at=opt_number(obj, "answered_at", lo=0.0, hi=math.inf),
-            answer=answer,
-        )
 
 
 def question_id(viewer_id: str, key: str) -> str:
@@ -159,7 +129,7 @@ def ask(
     _require_open(spec, status, now)
     command = as_map(raw, "a question")
     text = check_text(command.get("text"), "the question", spec.max_chars)
-    shown = (clean_text(name)[:MAX_NAME_CHARS] or None) if name is not None else None
+    shown = check_name(name, MAX_NAME_CHARS)
     return Question(check_id(question_id, "question id"), viewer_id, shown, text, now)
 
 
@@ -201,6 +171,7 @@ def host_action(
     """Apply a host action (see the module docstring); raises ``illegal_transition`` for
     pinning or answering a hidden question, ``invalid_field`` for a bad action or text.
     Repeating ``pin`` keeps the first pin time."""
+    replace = msgspec.structs.replace
     if action not in HOST_ACTIONS:
         raise InteractionError(
             "invalid_field", f"action must be one of {', '.join(HOST_ACTIONS)}, got {action!r:.40}"
@@ -253,6 +224,121 @@ def board(
     """The ordered questions as JSON with their ``votes`` (hosts: ``include_hidden`` and
     ``private``)."""
     return [
-        {**q.to_dict(private=private), "votes": votes(q.id, counters)}
+        {**q.shown(private=private), "votes": votes(q.id, counters)}
         for q in order(questions, counters, include_hidden=include_hidden)
     ]
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+def questions_of(d: Definition, ctx: Context) -> dict[str, Question]:
+    records = ctx.data.records(box_key(d.id, QUESTIONS_BOX))
+    return {qid: parse(Question, r, "a stored question") for qid, r in records.items()}
+
+
+class QA(Kind[QASpec, Status]):
+    """Q&A boards: questions are records of the board; upvotes a box per question."""
+
+    name = "qa"
+    spec_type = QASpec
+    state_type = Status
+    ops = (Op("ask", text=True), Op("upvote"), Op("unvote"))
+    actions = ("open", "close", *HOST_ACTIONS)
+    example: ClassVar[Mapping[str, Any]] = {"id": "ask", "title": "提问 Ask the chef"}
+    example_actions = ("open",)
+
+    def _questions_box(self, d: Definition) -> str:
+        return box_key(d.id, QUESTIONS_BOX)
+
+    def boxes(self, d: Definition) -> list[str]:
+        return [self._questions_box(d)]
+
+    def view_needs(self, d: Definition, ctx: Context) -> Needs:
+        # First the questions; then, knowing their ids, the upvote box of each.
+        upvotes = [box_key(d.id, qid) for qid in ctx.data.records(self._questions_box(d))]
+        return Needs.of(records=[self._questions_box(d)], counters=upvotes)
+
+    def _upvotes(self, d: Definition, ctx: Context, questions: Iterable[str]) -> dict[str, int]:
+        return ctx.data.merged(box_key(d.id, qid) for qid in questions)
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        questions = questions_of(d, ctx)
+        private = audience is Audience.STAFF
+        counters = self._upvotes(d, ctx, questions)
+        return {
+            "spec": dump(d.spec),
+            "status": dump(d.state.at(ctx.now)),
+            "questions": board(
+                questions.values(), counters, include_hidden=private, private=private
+            ),
+        }
+
+    def command_needs(
+        self, op: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        return Needs.of(records=[self._questions_box(d)]) if op != "ask" else Needs()
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        if op == "ask":
+            question = ask(
+                d.spec,
+                d.state,
+                fields,
+                question_id=question_id(who.id, key),
+                viewer_id=who.id,
+                name=who.name,
+                now=ctx.now,
+            )
+            # One record per question, keyed by asker and key: a retried ask is one question.
+            box = self._questions_box(d)
+            return Write(
+                box, question.id, f"{who.id}|{key}", dump(question), {"asked": 1}, None, True
+            )
+        questions = questions_of(d, ctx)
+        if op == "upvote":
+            up = upvote(d.spec, d.state, questions, fields, ctx.now)
+            return Write(box_key(d.id, up.box), who.id, key, up.record, up.deltas, None, True)
+        withdrawn = unvote(d.spec, d.state, questions, fields, ctx.now)
+        return Write(box_key(d.id, withdrawn), who.id, key, None)
+
+    def action_needs(
+        self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        return Needs.of(records=[self._questions_box(d)]) if action in HOST_ACTIONS else Needs()
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        if action in ("open", "close"):
+            return Change(state=transition(d.state, action, ctx.now))
+        qid = fields.get("question")
+        question = questions_of(d, ctx).get(qid) if isinstance(qid, str) else None
+        if question is None:
+            raise InteractionError("unknown_target", f"no question {qid!r:.40}")
+        text = fields.get("text")
+        updated = host_action(
+            question, action, ctx.now, text=text if isinstance(text, str) else None
+        )
+        if updated == question:
+            return Change()
+        box = self._questions_box(d)
+        return Change(writes=(Write(box, question.id, "", dump(updated), {"asked": 1}),))
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """Every question, hidden ones too, in the board's order, with its upvotes."""
+        questions = questions_of(d, ctx)
+        counters = self._upvotes(d, ctx, questions)
+        return board(questions.values(), counters, include_hidden=True, private=True)
+
+    def export_needs(self, d: Definition, ctx: Context) -> Needs:
+        return self.view_needs(d, ctx)
+
+
+KIND = QA()

@@ -26,24 +26,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from server.interactions.base import (
     Contribution,
+    Id,
     InteractionError,
     Option,
+    Record,
+    Time,
     as_map,
-    check_bool,
-    check_id,
-    check_int,
-    check_label,
-    check_list,
-    check_number,
-    opt_number,
-    parse_options,
+    box_key,
+    clean_label,
+    dump,
     share,
     unique_ids,
+)
+from server.interactions.kind import (
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
 )
 
 MAX_QUESTIONS = 100
@@ -55,18 +66,18 @@ DEFAULT_POINTS = 1000
 QUIZ_ACTIONS = ("ask", "close", "reveal", "finish")
 
 
-@dataclass(frozen=True, slots=True)
-class QuizQuestion:
-    id: str
+class QuizQuestion(Record, frozen=True):
+    """One question: its options, the right one, its time limit and its points."""
+
+    id: Id
     text: str
     options: tuple[Option, ...]
-    correct: str
-    time_limit_s: float = 20.0
-    points: int = DEFAULT_POINTS
+    correct: Id
+    time_limit_s: Annotated[float, Meta(ge=MIN_TIME_LIMIT_S, le=MAX_TIME_LIMIT_S)] = 20.0
+    points: Annotated[int, Meta(ge=1, le=100_000)] = DEFAULT_POINTS
 
     def __post_init__(self) -> None:
-        check_id(self.id, "question id")
-        check_label(self.text, "question text", MAX_TEXT_CHARS)
+        clean_label(self, "text", MAX_TEXT_CHARS)
         if not 2 <= len(self.options) <= MAX_QUIZ_OPTIONS:
             raise InteractionError(
                 "invalid_field", f"a quiz question needs 2..{MAX_QUIZ_OPTIONS} options"
@@ -76,45 +87,24 @@ class QuizQuestion:
             raise InteractionError(
                 "invalid_field", f"correct must be one of the options, got {self.correct!r:.40}"
             )
-        check_number(self.time_limit_s, "time_limit_s", MIN_TIME_LIMIT_S, MAX_TIME_LIMIT_S)
-        check_int(self.points, "points", 1, 100_000)
 
-    def to_dict(self, *, with_answer: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "text": self.text,
-            "options": [o.to_dict() for o in self.options],
-            "time_limit_s": self.time_limit_s,
-            "points": self.points,
-        }
+    def shown(self, *, with_answer: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = dump(self)
+        del out["correct"]
         if with_answer:
             out["correct"] = self.correct
         return out
 
-    @classmethod
-    def from_dict(cls, obj: Any) -> QuizQuestion:
-        obj = as_map(obj, "a quiz question")
-        return cls(
-            id=check_id(obj.get("id"), "question id"),
-            text=check_label(obj.get("text"), "question text", MAX_TEXT_CHARS),
-            options=parse_options(obj.get("options"), 2, MAX_QUIZ_OPTIONS),
-            correct=check_id(obj.get("correct"), "correct"),
-            time_limit_s=check_number(
-                obj.get("time_limit_s", 20.0), "time_limit_s", MIN_TIME_LIMIT_S, MAX_TIME_LIMIT_S
-            ),
-            points=check_int(obj.get("points", DEFAULT_POINTS), "points", 1, 100_000),
-        )
 
+class QuizSpec(Record, frozen=True):
+    """A quiz as the host defines it: a title and its questions, in order."""
 
-@dataclass(frozen=True, slots=True)
-class QuizSpec:
-    id: str
+    id: Id
     title: str
     questions: tuple[QuizQuestion, ...]
 
     def __post_init__(self) -> None:
-        check_id(self.id, "quiz id")
-        check_label(self.title, "title", MAX_TEXT_CHARS)
+        clean_label(self, "title", MAX_TEXT_CHARS)
         if not 1 <= len(self.questions) <= MAX_QUESTIONS:
             raise InteractionError("invalid_field", f"a quiz needs 1..{MAX_QUESTIONS} questions")
         unique_ids((q.id for q in self.questions), "question")
@@ -125,11 +115,11 @@ class QuizSpec:
                 return q
         return None
 
-    def to_dict(self) -> dict[str, Any]:
+    def shown(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "title": self.title,
-            "questions": [q.to_dict() for q in self.questions],
+            "questions": [q.shown() for q in self.questions],
         }
 
     def public(self, state: QuizState) -> dict[str, Any]:
@@ -138,38 +128,25 @@ class QuizSpec:
             "id": self.id,
             "title": self.title,
             "questions": [
-                q.to_dict(with_answer=state.is_revealed(q.id))
+                q.shown(with_answer=state.is_revealed(q.id))
                 for q in self.questions
                 if q.id in state.asked
             ],
         }
 
-    @classmethod
-    def from_dict(cls, obj: Any) -> QuizSpec:
-        obj = as_map(obj, "a quiz")
-        return cls(
-            id=check_id(obj.get("id"), "quiz id"),
-            title=check_label(obj.get("title"), "title", MAX_TEXT_CHARS),
-            questions=tuple(
-                QuizQuestion.from_dict(q)
-                for q in check_list(obj.get("questions"), "questions", 1, MAX_QUESTIONS)
-            ),
-        )
 
-
-@dataclass(frozen=True, slots=True)
-class QuizState:
+class QuizState(Record, frozen=True):
     """Which question is current, when it was asked and when it stops taking answers.
 
     ``asked`` lists the questions asked so far, in order; ``revealed`` says whether the
     current question's answer is shown (earlier questions count as revealed).
     """
 
-    current: str | None = None
-    asked_at: float | None = None
-    closes_at: float | None = None
+    current: Id | None = None
+    asked_at: Time | None = None
+    closes_at: Time | None = None
     revealed: bool = False
-    asked: tuple[str, ...] = ()
+    asked: tuple[Id, ...] = ()
     finished: bool = False
 
     def accepting(self, now: float) -> bool:
@@ -184,31 +161,6 @@ class QuizState:
         if question_id not in self.asked:
             return False
         return question_id != self.current or self.revealed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "current": self.current,
-            "asked_at": self.asked_at,
-            "closes_at": self.closes_at,
-            "revealed": self.revealed,
-            "asked": list(self.asked),
-            "finished": self.finished,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> QuizState:
-        obj = as_map(obj, "a quiz state")
-        current = obj.get("current")
-        return cls(
-            current=None if current is None else check_id(current, "current"),
-            asked_at=opt_number(obj, "asked_at", lo=0.0, hi=math.inf),
-            closes_at=opt_number(obj, "closes_at", lo=0.0, hi=math.inf),
-            revealed=check_bool(obj.get("revealed", False), "revealed"),
-            asked=tuple(
-                check_id(q, "asked") for q in check_list(obj.get("asked", []), "asked", 0, 1000)
-            ),
-            finished=check_bool(obj.get("finished", False), "finished"),
-        )
 
 
 def transition(
@@ -235,7 +187,7 @@ def transition(
         closes_at = state.closes_at
         if closes_at is not None:
             closes_at = min(closes_at, now)
-        return replace(state, finished=True, closes_at=closes_at, revealed=True)
+        return msgspec.structs.replace(state, finished=True, closes_at=closes_at, revealed=True)
     if state.finished:
         raise InteractionError("illegal_transition", f"quiz {spec.id} is finished")
     if action == "ask":
@@ -256,7 +208,7 @@ def transition(
             raise InteractionError(
                 "illegal_transition", f"question {state.current} is still open; close it first"
             )
-        return replace(
+        return msgspec.structs.replace(
             state,
             current=question_id,
             asked_at=now,
@@ -269,7 +221,7 @@ def transition(
     if action == "close":
         if not state.accepting(now):
             return state
-        return replace(state, closes_at=now)
+        return msgspec.structs.replace(state, closes_at=now)
     # reveal
     if state.revealed:
         return state
@@ -277,7 +229,7 @@ def transition(
         raise InteractionError(
             "illegal_transition", f"question {state.current} is still open; close it first"
         )
-    return replace(state, revealed=True)
+    return msgspec.structs.replace(state, revealed=True)
 
 
 def answer(spec: QuizSpec, state: QuizState, raw: Any, now: float) -> Contribution:
@@ -395,3 +347,71 @@ def leaderboard(
             }
         )
     return board
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+class Quiz(Kind[QuizSpec, QuizState]):
+    """Quizzes: one box per question, answers once, scored when revealed."""
+
+    name = "quiz"
+    spec_type = QuizSpec
+    state_type = QuizState
+    ops = (Op("answer"),)
+    actions = QUIZ_ACTIONS
+
+    def boxes(self, d: Definition) -> list[str]:
+        return [box_key(d.id, q.id) for q in d.spec.questions]
+
+    def view_needs(self, d: Definition, ctx: Context) -> Needs:
+        revealed = [box_key(d.id, q) for q in d.state.asked if d.state.is_revealed(q)]
+        return Needs.of(counters=self.boxes(d), records=revealed)
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        spec: QuizSpec = d.spec
+        state: QuizState = d.state
+        staff = audience is Audience.STAFF
+        counters = ctx.data.merged(self.boxes(d))
+        revealed = [qid for qid in state.asked if state.is_revealed(qid)]
+        by_question = {qid: ctx.data.records(box_key(d.id, qid)) for qid in revealed}
+        return {
+            "spec": spec.shown() if staff else spec.public(state),
+            "state": dump(state),
+            "accepting": state.accepting(ctx.now),
+            "results": [
+                question_results(spec, state, qid, counters)
+                for qid in state.asked
+                if staff or state.is_revealed(qid)
+            ],
+            "leaderboard": leaderboard(spec, state, by_question),
+        }
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        made = answer(d.spec, d.state, fields, ctx.now)
+        # The name goes with the answer: the leaderboard shows players by name.
+        record = {**made.record, "name": who.name}
+        return Write(box_key(d.id, made.box), who.id, key, record, made.deltas, None, True)
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        question = fields.get("question")
+        return Change(state=transition(d.spec, d.state, action, ctx.now, question))
+
+    def export_needs(self, d: Definition, ctx: Context) -> Needs:
+        return Needs.of(records=[box_key(d.id, q) for q in d.state.asked])
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """The full leaderboard (every player), scored on the revealed questions."""
+        by_question = {qid: ctx.data.records(box_key(d.id, qid)) for qid in d.state.asked}
+        return leaderboard(d.spec, d.state, by_question, limit=None)
+
+
+KIND = Quiz()

@@ -22,75 +22,80 @@ hosts also get the queue, oldest first, at most ``QUEUE_KEEP``.
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
-from protocol.messages import MAX_NAME_CHARS, clean_text
+import msgspec
+from msgspec import Meta
+
+from protocol.messages import MAX_NAME_CHARS
 from server.interactions.base import (
     MAX_LABEL_CHARS,
+    Id,
     InteractionError,
+    Record,
     Status,
+    Time,
     as_map,
-    check_id,
-    check_int,
-    check_label,
-    check_number,
+    box_key,
+    check_name,
     check_text,
-    opt_number,
+    clean_label,
+    dump,
+    parse,
+    reopenable,
+)
+from server.interactions.kind import (
+    Applied,
+    Audience,
+    Change,
+    Context,
+    Definition,
+    Kind,
+    Needs,
+    Op,
+    Viewer,
+    Write,
 )
 
 WALL_ID = "wall"
+POSTS_BOX = "posts"  # within the wall: one record per post
 DEFAULT_POST_CHARS = 140
 MAX_POST_CHARS = 500
 WALL_KEEP = 50
 QUEUE_KEEP = 200
 HOST_ACTIONS = ("approve", "reject", "pin", "unpin")
 PostStatus = Literal["pending", "approved", "rejected"]
-POST_STATUSES: tuple[PostStatus, ...] = ("pending", "approved", "rejected")
 
 
-@dataclass(frozen=True, slots=True)
-class WallSpec:
-    id: str
+class WallSpec(Record, frozen=True):
+    """The room's wall: a title and how long a post may be."""
+
+    id: Id
     title: str
-    max_chars: int = DEFAULT_POST_CHARS
+    max_chars: Annotated[int, Meta(ge=1, le=MAX_POST_CHARS)] = DEFAULT_POST_CHARS
 
     def __post_init__(self) -> None:
-        check_id(self.id, "wall id")
-        check_label(self.title, "title", MAX_LABEL_CHARS)
-        check_int(self.max_chars, "max_chars", 1, MAX_POST_CHARS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "max_chars": self.max_chars}
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> WallSpec:
-        obj = as_map(obj, "a wall")
-        return cls(
-            check_id(obj.get("id"), "wall id"),
-            check_label(obj.get("title"), "title", MAX_LABEL_CHARS),
-            check_int(obj.get("max_chars", DEFAULT_POST_CHARS), "max_chars", 1, MAX_POST_CHARS),
-        )
+        clean_label(self, "title", MAX_LABEL_CHARS)
 
 
 DEFAULT_SPEC = WallSpec(WALL_ID, "Wall")
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
-    id: str
+class Post(Record, frozen=True):
+    """A post as the store keeps it (the poster's ``viewer_id`` included)."""
+
+    id: Id
     viewer_id: str
     name: str | None
     text: str
-    posted_at: float
+    posted_at: Time
     status: PostStatus = "pending"
-    decided_at: float | None = None
-    pinned_at: float | None = None
+    decided_at: Time | None = None
+    pinned_at: Time | None = None
 
-    def to_dict(self, *, private: bool = False) -> dict[str, Any]:
-        """The post as JSON; ``private`` adds the poster's id and the status (hosts)."""
+    def shown(self, *, private: bool = False) -> dict[str, Any]:
+        """The post in a view; ``private`` adds the poster's id and the status (hosts)."""
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
@@ -103,40 +108,6 @@ class Post:
             out["viewer_id"] = self.viewer_id
             out["status"] = self.status
         return out
-
-    def stored(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "viewer_id": self.viewer_id,
-            "name": self.name,
-            "text": self.text,
-            "posted_at": self.posted_at,
-            "status": self.status,
-            "decided_at": self.decided_at,
-            "pinned_at": self.pinned_at,
-        }
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> Post:
-        obj = as_map(obj, "a post")
-        viewer_id, text, name = obj.get("viewer_id"), obj.get("text"), obj.get("name")
-        if not isinstance(viewer_id, str) or not isinstance(text, str):
-            raise InteractionError("invalid_field", "a post needs viewer_id and text strings")
-        if name is not None and not isinstance(name, str):
-            raise InteractionError("invalid_field", "name must be a string")
-        status = obj.get("status", "pending")
-        if status not in POST_STATUSES:
-            raise InteractionError("invalid_field", f"status must be one of {POST_STATUSES}")
-        return cls(
-            id=check_id(obj.get("id"), "post id"),
-            viewer_id=viewer_id,
-            name=name,
-            text=text,
-            posted_at=check_number(obj.get("posted_at"), "posted_at", 0.0, math.inf),
-            status=status,
-            decided_at=opt_number(obj, "decided_at", lo=0.0, hi=math.inf),
-            pinned_at=opt_number(obj, "pinned_at", lo=0.0, hi=math.inf),
-        )
 
 
 def post_id(viewer_id: str, key: str) -> str:
@@ -163,7 +134,7 @@ def new_post(
         raise InteractionError("not_open", f"the wall is {phase}")
     command = as_map(raw, "a post")
     text = check_text(command.get("text"), "the post", spec.max_chars)
-    shown = (clean_text(name)[:MAX_NAME_CHARS] or None) if name is not None else None
+    shown = check_name(name, MAX_NAME_CHARS)
     if moderation == "post":
         return Post(post_id, viewer_id, shown, text, now, "approved", decided_at=now)
     return Post(post_id, viewer_id, shown, text, now)
@@ -178,12 +149,14 @@ def host_action(post: Post, action: str, now: float) -> Post:
         )
     if action == "approve":
         return (
-            post if post.status == "approved" else replace(post, status="approved", decided_at=now)
+            post
+            if post.status == "approved"
+            else msgspec.structs.replace(post, status="approved", decided_at=now)
         )
     if action == "reject":
         if post.status == "rejected":
             return post
-        return replace(post, status="rejected", decided_at=now, pinned_at=None)
+        return msgspec.structs.replace(post, status="rejected", decided_at=now, pinned_at=None)
     if post.status != "approved":
         raise InteractionError(
             "illegal_transition",
@@ -191,8 +164,8 @@ def host_action(post: Post, action: str, now: float) -> Post:
             phase=post.status,
         )
     if action == "pin":
-        return post if post.pinned_at is not None else replace(post, pinned_at=now)
-    return replace(post, pinned_at=None)
+        return post if post.pinned_at is not None else msgspec.structs.replace(post, pinned_at=now)
+    return msgspec.structs.replace(post, pinned_at=None)
 
 
 def board(posts: Iterable[Post], *, private: bool = False) -> dict[str, Any]:
@@ -218,12 +191,107 @@ def board(posts: Iterable[Post], *, private: bool = False) -> dict[str, Any]:
         )
     )
     out: dict[str, Any] = {
-        "posts": [p.to_dict(private=private) for p in approved[:WALL_KEEP]],
+        "posts": [p.shown(private=private) for p in approved[:WALL_KEEP]],
         "count": len(approved),
     }
     if private:
         pending.sort(key=lambda p: (p.posted_at, p.id))
-        out["queue"] = [p.to_dict(private=True) for p in pending[:QUEUE_KEEP]]
+        out["queue"] = [p.shown(private=True) for p in pending[:QUEUE_KEEP]]
         out["pending"] = len(pending)
         out["rejected"] = rejected
     return out
+
+
+# --- the kind -----------------------------------------------------------------------------
+
+
+class Wall(Kind[WallSpec, Status]):
+    """The room's wall: posts are records of the wall's ``posts`` box; hosts moderate."""
+
+    name = "wall"
+    spec_type = WallSpec
+    state_type = Status
+    ops = (Op("post", targets="room", text=True, counts_as="posts"),)
+    actions = ("open", "close", *HOST_ACTIONS)
+    builtin = WALL_ID
+
+    def default_spec(self) -> WallSpec:
+        return DEFAULT_SPEC
+
+    def first_state(self, spec: WallSpec, now: float, entropy: bytes) -> Status:
+        return Status("open", opened_at=0.0)
+
+    def _posts_box(self, d: Definition) -> str:
+        return box_key(d.id, POSTS_BOX)
+
+    def posts(self, d: Definition, ctx: Context) -> dict[str, Post]:
+        records = ctx.data.records(self._posts_box(d))
+        return {pid: parse(Post, r, "a stored post") for pid, r in records.items()}
+
+    def boxes(self, d: Definition) -> list[str]:
+        return [self._posts_box(d)]
+
+    def view_needs(self, d: Definition, ctx: Context) -> Needs:
+        return Needs.of(records=[self._posts_box(d)])
+
+    def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
+        return {
+            "spec": dump(d.spec),
+            "status": dump(d.state.at(ctx.now)),
+            **board(self.posts(d, ctx).values(), private=audience is Audience.STAFF),
+        }
+
+    def command(
+        self,
+        op: str,
+        d: Definition,
+        fields: Mapping[str, Any],
+        who: Viewer,
+        key: str,
+        ctx: Context,
+    ) -> Write:
+        made = new_post(
+            d.spec,
+            d.state,
+            fields,
+            post_id=post_id(who.id, key),
+            viewer_id=who.id,
+            name=who.name,
+            now=ctx.now,
+            moderation=str(ctx.settings.get("wall_moderation", "pre")),
+        )
+        # One record per post, its id made from viewer and key: a retry is one post.
+        box = self._posts_box(d)
+        return Write(box, made.id, f"{who.id}|{key}", dump(made), {"posted": 1}, None, True)
+
+    def acknowledge(self, op: str, write: Write, result: Applied) -> dict[str, Any]:
+        super().acknowledge(op, write, result)
+        status = (write.record or {}).get("status")
+        return {"post": write.holder, "status": "approved" if status == "approved" else "pending"}
+
+    def action_needs(
+        self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        return self.view_needs(d, ctx) if action in HOST_ACTIONS else Needs()
+
+    def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
+        if action not in HOST_ACTIONS:
+            return Change(state=reopenable(d.state, action, ctx.now))
+        pid = fields.get("post")
+        post = self.posts(d, ctx).get(pid) if isinstance(pid, str) else None
+        if post is None:
+            raise InteractionError("unknown_target", f"no post {pid!r:.40}")
+        updated = host_action(post, action, ctx.now)
+        if updated == post:
+            return Change()
+        return Change(
+            writes=(Write(self._posts_box(d), post.id, "", dump(updated), {"posted": 1}),)
+        )
+
+    def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
+        """Every post, oldest first, with its status."""
+        posts = sorted(self.posts(d, ctx).values(), key=lambda p: (p.posted_at, p.id))
+        return [p.shown(private=True) for p in posts]
+
+
+KIND = Wall()
