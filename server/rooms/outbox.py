@@ -1,0 +1,39 @@
+"""What the room layer tells the hub: the one way from ``server/rooms`` to the part
+that holds connections. The hub implements it; nothing here imports the hub."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Protocol
+
+from server.backends.base import RoomRecord
+
+
+class RoomOutbox(Protocol):
+    """The hub, as the room layer tells it what to send."""
+
+    def interaction_changed(self, room_id: str, interaction_id: str, version: int) -> None:
+        """An interaction changed in the store: tell the other nodes serving the room
+        (this node's own views are already marked)."""
+
+    def announce(
+        self,
+        room_id: str,
+        event: dict[str, Any],
+        notify: Collection[str] = (),
+        notice: dict[str, Any] | None = None,
+    ) -> None:
+        """Put ``event`` in the room's stream, here and on every node; ``notice`` goes
+        privately to the connections of the users in ``notify``."""
+
+    def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
+        """Close the viewers' connections of these users to the room (close code name)."""
+
+    def room_updated(self, record: RoomRecord) -> None:
+        """The room's title or settings changed: members get a snapshot, other nodes know."""
+
+    def room_deleted(self, room_id: str) -> None:
+        """The room is gone: members are closed, other nodes know."""
+
+    def online(self, room_id: str) -> int:
+        """Viewers connected to the room on this node."""

@@ -1,0 +1,543 @@
+"""The room service: what people do in rooms, between the edge (hub, REST) and the store.
+
+It takes commands from the hub and from the REST API, finds the kind in the registry,
+has it decide, commits through the Store, and tells the hub (a
+:class:`~server.rooms.outbox.RoomOutbox`) what to send: interactions that changed,
+events to announce, connections to close. Views are kept by the
+:class:`~server.rooms.views.ViewKeeper`; moderation, buffered taps and live counts have
+parts of their own. Every refusal is a :class:`~protocol.messages.CommandError` with a
+code of ``protocol/codes.py``; the hub sends it as an ``error``, REST as an HTTP error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.messages import CommandError, OpRule
+from server.auth import STAFF_ROLES, AuthError, Authority, Identity
+from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
+from server.interactions.base import PRESENCE_BOX, InteractionError
+from server.interactions.kind import (
+    AUDIENCES,
+    UNCHANGED,
+    Audience,
+    Definition,
+    Kind,
+    Viewer,
+    Write,
+)
+from server.interactions.registry import Registry
+from server.rooms.bursts import Bursts
+from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
+from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
+from server.rooms.outbox import RoomOutbox
+from server.rooms.served import ServedRoom
+from server.rooms.views import RoomChanges, ViewKeeper
+
+log = logging.getLogger("hudong.rooms")
+
+GUEST_TOKEN_TTL_S = 24 * 3600  # an anonymous viewer's token: its identity across reconnects
+REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
+REPORT_TTL_S = 10.0
+COMMIT_INTERVAL_S = 1.0  # buffered taps' totals to the store
+AUDIENCE_OF_ROLE = {"viewer": Audience.PUBLIC, "screen": Audience.SCREEN}
+
+
+def audience_of(identity: Identity) -> Audience:
+    return AUDIENCE_OF_ROLE.get(identity.role, Audience.STAFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Who joined: the identity, the views it gets, and an anonymous viewer's own token."""
+
+    identity: Identity
+    audience: Audience
+    token: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def refusals() -> AsyncIterator[None]:
+    """A kind's refusal, a missing room or an unreachable store, as the CommandError the
+    edge sends (nothing changed in each case)."""
+    try:
+        yield
+    except InteractionError as exc:
+        raise CommandError(exc.code, exc.message, **exc.extra) from exc
+    except RoomNotFound as exc:
+        raise CommandError("room_not_found", f"no room {exc.args[0]!r}") from exc
+    except BackendUnavailable as exc:
+        raise CommandError(
+            "store_unavailable",
+            "the store cannot be reached; try again shortly",
+            retry_after_ms=1000,
+        ) from exc
+
+
+class RoomService:
+    """The room layer's front: joins, viewer commands, host actions and moderation, run
+    through the kinds and committed to the store, with the hub told what to send."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        authority: Authority,
+        *,
+        node_id: str,
+        shared: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.authority = authority
+        self.node_id = node_id
+        self.shared = shared
+        self._clock = clock
+        self._outbox: RoomOutbox | None = None
+        # What live counts are kept for: danmaku, and what each kind's commands count as.
+        counted = (op.counts_as for op in registry.ops.values())
+        self.activities = tuple(dict.fromkeys(("danmaku", *counted)))
+        self.views = ViewKeeper(
+            store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
+        )
+        self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.bursts = Bursts(store, node_id, clock=clock)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- wiring and lifecycle ---------------------------------------------------------------
+
+    def bind(self, outbox: RoomOutbox) -> None:
+        self._outbox = outbox
+
+    def outbox(self) -> RoomOutbox:
+        assert self._outbox is not None, "bind() the hub first"
+        return self._outbox
+
+    @property
+    def ops(self) -> Mapping[str, OpRule]:
+        """The viewer commands of every kind, as the protocol's parser checks them."""
+        return {
+            name: OpRule(names_interaction=op.targets == "interaction", keyed=op.keyed)
+            for name, op in self.registry.ops.items()
+        }
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._commit_loop(), name="hudong-bursts")]
+        if self.shared:
+            self._tasks.append(loop.create_task(self._report_loop(), name="hudong-report"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._commit_bursts()  # what this node counted is not lost
+
+    # --- rooms ---------------------------------------------------------------------------
+
+    async def room(self, room_id: str) -> RoomRecord:
+        async with refusals():
+            return await self.store.get_room(room_id)
+
+    async def update_room(
+        self, room_id: str, *, title: str | None, settings: dict[str, Any]
+    ) -> RoomRecord:
+        async with refusals():
+            record = await self.store.update_room(room_id, title=title, settings=settings)
+        self.views.update_record(record)
+        self.outbox().room_updated(record)
+        return record
+
+    async def delete_room(self, room_id: str) -> None:
+        async with refusals():
+            await self.store.delete_room(room_id)
+        self.room_gone(room_id)
+        self.outbox().room_deleted(room_id)
+
+    def room_gone(self, room_id: str) -> None:
+        """A room was deleted (here or on another node): forget it."""
+        self.views.release(room_id)
+
+    async def reload(self, room_id: str) -> RoomRecord | None:
+        """Another node changed the room's record: read it again (None if gone)."""
+        try:
+            record = await self.store.get_room(room_id)
+        except (BackendUnavailable, RoomNotFound):
+            return None
+        return record if self.views.update_record(record) else None
+
+    # --- joining ---------------------------------------------------------------------------
+
+    def identify(self, record: RoomRecord, token: str | None, name: str | None) -> Admission:
+        """Who a join is: the token's identity, or a new anonymous viewer with its own
+        token; refuses ``unauthorized`` and ``anonymous_not_allowed``."""
+        if token is not None:
+            try:
+                identity = self.authority.verify(token, record.id)
+            except AuthError as exc:
+                raise CommandError("unauthorized", str(exc)) from None
+            return Admission(identity, audience_of(identity))
+        if not record.settings.get("allow_anonymous", True):
+            raise CommandError("anonymous_not_allowed", f"room {record.id!r} needs a token to join")
+        user_id = f"guest-{secrets.token_hex(5)}"
+        identity = Identity(user_id, name or f"guest {user_id[-4:]}", "viewer", record.id)
+        # The guest's own token: joining again with it (after a reconnect) keeps the
+        # identity, so retried commands stay exactly-once (PROTOCOL.md, "join").
+        token, _ = self.authority.mint(
+            record.id, "viewer", user_id, identity.name, GUEST_TOKEN_TTL_S
+        )
+        return Admission(identity, Audience.PUBLIC, token)
+
+    async def enter(self, record: RoomRecord, identity: Identity) -> None:
+        """Serve the room here with views as fresh as the store's, and let ``identity``
+        in; refuses ``banned`` (viewers only: a moderator cannot lock the host out; a
+        staff token is taken back by letting it expire)."""
+        async with refusals():
+            served = await self.views.serve(record)
+            if served.stale:
+                await self.views.refresh(served)  # a snapshot is never older than the store
+        if identity.role not in STAFF_ROLES and served.moderation.get(identity.user_id, {}).get(
+            "banned"
+        ):
+            raise CommandError("banned", "a moderator banned you from this room")
+
+    def release(self, room_id: str) -> None:
+        """No connection of the room is left on this node: stop keeping its views."""
+        self.views.release(room_id)
+
+    def resync(self) -> None:
+        self.views.resync()
+
+    async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
+        """Keep the presence box (entrants of draws from presence) current; best effort."""
+        record = {"name": identity.name, "at": self._clock()} if present else None
+        with contextlib.suppress(BackendUnavailable, RoomNotFound):
+            await self.store.apply(
+                room_id,
+                PRESENCE_BOX,
+                identity.user_id,
+                f"p-{secrets.token_hex(6)}",
+                record,
+                {"n": 1} if present else {},
+                versioned=False,
+            )
+
+    # --- viewer commands -----------------------------------------------------------------
+
+    async def participate(
+        self,
+        room_id: str,
+        identity: Identity,
+        op_name: str,
+        key: str | None,
+        fields: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A viewer's command on an interaction: the ``ack`` fields, after the store
+        committed it (buffered taps: at once)."""
+        found = self.registry.op(op_name)
+        served = self.views.get(room_id)
+        if found is None or served is None:
+            raise CommandError("unknown_op", f"unknown op {op_name[:40]!r}")
+        kind, op = found
+        now = self._clock()
+        staff = identity.role in STAFF_ROLES
+        if op.text and not staff:
+            check_not_muted(served, identity.user_id, now)
+        async with refusals():
+            iid = kind.builtin if op.targets == "room" else fields.get("interaction")
+            d = await self._definition(served, iid)
+            if d.kind != kind.name:
+                raise InteractionError(
+                    "unknown_target", f"{d.id} is a {d.kind}; {op_name} is for a {kind.name}"
+                )
+            ctx = await self.views.reader.context(
+                room_id,
+                lambda c: kind.command_needs(op_name, d, fields, c),
+                now=now,
+                settings=served.record.settings,
+                definitions=served.definitions,
+            )
+            who = Viewer(identity.user_id, identity.name)
+            write = kind.command(op_name, d, fields, who, key or "", ctx)
+            if op.buffered:
+                self.bursts.add(room_id, kind, d, write.box, write.deltas)
+                served.stats.add(op.counts_as, identity.user_id, now)
+                return {}
+            result = await self._apply(room_id, write)
+            reply = {"version": result.version, "duplicate": result.status == "duplicate"}
+            reply.update(kind.acknowledge(op_name, write, result))
+        if result.status == "applied":
+            self.changed(room_id, d.id, result.version)
+            served.stats.add(op.counts_as, identity.user_id, now)
+        return reply
+
+    async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
+        """The interaction ``iid``: the node's copy, kept fresh by the state flush (only
+        whether it is open may be one flush old); from the store while it is stale."""
+        if not isinstance(iid, str):
+            raise InteractionError("invalid_field", "the command needs an 'interaction' id")
+        found = served.definitions.get(iid)
+        if found is None or iid in served.stale:
+            found = (await self.views.definitions(served.id)).get(iid)
+        if found is None:
+            raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
+        return found
+
+    async def _apply(self, room_id: str, write: Write) -> Any:
+        return await self.store.apply(
+            room_id,
+            write.box,
+            write.holder,
+            write.key or f"host-{secrets.token_hex(8)}",
+            write.record,
+            dict(write.deltas),
+            dict(write.caps) if write.caps is not None else None,
+            write.once,
+        )
+
+    def changed(self, room_id: str, interaction_id: str, version: int) -> None:
+        """An interaction changed: re-read its views at the next flush, here and (through
+        the hub's relay) on every other node serving the room."""
+        self.views.mark(room_id, interaction_id, version)
+        self.outbox().interaction_changed(room_id, interaction_id, version)
+
+    # --- host operations ------------------------------------------------------------------
+
+    async def host(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an interaction, act on one, or moderate; shared by REST and WebSocket."""
+        async with refusals():
+            if action in MODERATION_ACTIONS:
+                reply = await self.moderation.act(room_id, action, fields)
+                if "version" in reply:
+                    self.changed(room_id, MODERATION_BOX, reply["version"])
+                    served = self.views.get(room_id)
+                    if served is not None:  # at once here, not at the next flush
+                        await self.views.reload_moderation(served)
+                return reply
+            if action == "create":
+                return await self._create(room_id, fields)
+            return await self._act(room_id, action, fields)
+
+    async def _create(self, room_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        kind = self.registry.creatable(fields.get("kind"))
+        spec = kind.parse_spec(fields.get("spec"))
+        definitions = await self.views.definitions(room_id)
+        if spec.id in definitions:
+            raise InteractionError("invalid_field", f"an interaction {spec.id!r} exists already")
+        now = self._clock()
+        entropy = secrets.token_bytes(32)
+        d = Definition(spec.id, kind.name, spec, kind.first_state(spec, now, entropy), now)
+        version = await self.store.put_interaction(room_id, d.id, kind.encode(d))
+        self.changed(room_id, d.id, version)
+        return await self._reply(room_id, d, version, {})
+
+    async def _act(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        iid = fields.get("interaction")
+        if not isinstance(iid, str):
+            known = ", ".join(sorted({*self.registry.actions, *MODERATION_ACTIONS}))
+            raise InteractionError(
+                "invalid_field",
+                f"action {action!r:.32} needs an 'interaction' id (actions: create, {known})",
+            )
+        record = await self.store.get_room(room_id)
+        kind, d, definitions = await self._found(room_id, iid)
+        if action not in kind.actions:
+            raise InteractionError(
+                "invalid_field",
+                f"a {kind.name} takes the actions {', '.join(kind.actions)}; got {action!r:.40}",
+            )
+        ctx = await self.views.reader.context(
+            room_id,
+            lambda c: kind.action_needs(action, d, fields, c),
+            now=self._clock(),
+            settings=record.settings,
+            definitions=definitions,
+        )
+        change = kind.act(action, d, fields, ctx)
+        version: int | None = None
+        for write in change.writes:
+            version = (await self._apply(room_id, write)).version
+        if change.changes_definition:
+            state = d.state if change.state is UNCHANGED else change.state
+            d = Definition(d.id, d.kind, d.spec, state, d.created_at, change.audit or d.audit)
+            version = await self.store.put_interaction(room_id, iid, kind.encode(d))
+        if version is None:
+            version = await self.store.room_version(room_id)
+        else:
+            self.changed(room_id, iid, version)
+        for announcement in change.announce:
+            self.outbox().announce(
+                room_id, dict(announcement.event), announcement.notify, announcement.notice
+            )
+        return await self._reply(room_id, d, version, change.reply)
+
+    async def _reply(
+        self, room_id: str, d: Definition, version: int, extra: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A host operation's answer: the interaction's host view as the store has it now."""
+        record = await self.store.get_room(room_id)
+        definitions = await self.views.definitions(room_id)
+        fresh = definitions.get(d.id, d)
+        views = await self.views.compute(room_id, [fresh], record.settings, definitions)
+        view = views[d.id][Audience.STAFF]
+        return {"interaction": d.id, "version": version, "view": view, **extra}
+
+    # --- reading, for REST ---------------------------------------------------------------
+
+    async def interactions(self, room_id: str, audience: Audience) -> list[dict[str, Any]]:
+        """Every interaction's view for ``audience``, oldest first."""
+        async with refusals():
+            record = await self.store.get_room(room_id)
+            definitions = await self.views.definitions(room_id)
+            ordered = sorted(definitions.values(), key=lambda d: d.created_at)
+            views = await self.views.compute(room_id, ordered, record.settings, definitions)
+        return [views[d.id][audience] for d in ordered if d.id in views]
+
+    async def interaction(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
+        async with refusals():
+            _, d, definitions = await self._found(room_id, iid)
+            record = await self.store.get_room(room_id)
+            views = await self.views.compute(room_id, [d], record.settings, definitions)
+        return views[d.id][audience]
+
+    async def _found(
+        self, room_id: str, iid: str
+    ) -> tuple[Kind[Any, Any], Definition, dict[str, Definition]]:
+        definitions = await self.views.definitions(room_id)
+        d = definitions.get(iid)
+        kind = self.registry.get(d.kind) if d is not None else None
+        if d is None or kind is None:
+            raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
+        return kind, d, definitions
+
+    async def audit(self, room_id: str, iid: str) -> dict[str, Any]:
+        """The audit record of an interaction whose kind keeps one (a drawn draw)."""
+        async with refusals():
+            kind, d, _ = await self._found(room_id, iid)
+            if not kind.audited:
+                raise InteractionError(
+                    "invalid_field", f"{iid} is a {kind.name}, which keeps no audit record"
+                )
+            if d.audit is None:
+                raise InteractionError("not_open", f"{kind.name} {iid} has no audit record yet")
+            return d.audit
+
+    async def export(self, room_id: str, iid: str) -> list[dict[str, Any]]:
+        """Rows of what the interaction collected, for a spreadsheet."""
+        async with refusals():
+            kind, d, definitions = await self._found(room_id, iid)
+            record = await self.store.get_room(room_id)
+            ctx = await self.views.reader.context(
+                room_id,
+                lambda c: kind.export_needs(d, c),
+                now=self._clock(),
+                settings=record.settings,
+                definitions=definitions,
+            )
+            return kind.export(d, ctx)
+
+    # --- the stream side ---------------------------------------------------------------------
+
+    def check_danmaku(self, room_id: str, identity: Identity, now: float, cid: int | None) -> None:
+        """Refuse a muted viewer's danmaku (``muted`` with how long it lasts)."""
+        served = self.views.get(room_id)
+        if served is not None and identity.role not in STAFF_ROLES:
+            check_not_muted(served, identity.user_id, now, cid)
+
+    def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> None:
+        """A danmaku was accepted: count it, and let interactions that listen to danmaku
+        (a keyword draw) take it."""
+        served = self.views.get(room_id)
+        if served is None:
+            return
+        served.stats.add("danmaku", identity.user_id, now)
+        for kind, d in served.listeners:
+            write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
+            if write is not None:
+                asyncio.get_running_loop().create_task(self._listened(room_id, d.id, write))
+
+    async def _listened(self, room_id: str, iid: str, write: Write) -> None:
+        try:
+            result = await self._apply(room_id, write)
+        except (BackendUnavailable, RoomNotFound):
+            return
+        if result.status == "applied":
+            self.changed(room_id, iid, result.version)
+
+    def before_tick(self) -> None:
+        """Hand the hub this tick's merged taps, one event per interaction."""
+        for room_id, event in self.bursts.take_tick():
+            self.outbox().announce(room_id, event)
+
+    async def _commit_bursts(self) -> None:
+        for room_id, iid, version in await self.bursts.commit():
+            self.changed(room_id, iid, version)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            try:
+                await self._commit_bursts()
+            except Exception:  # pragma: no cover - a bug must not stop the commits
+                log.exception("committing taps failed")
+
+    # --- live counts ---------------------------------------------------------------------
+
+    async def stats(self, room_id: str) -> dict[str, Any]:
+        """Live counts of a room over every node (GET /api/v1/rooms/{id}/stats)."""
+        served = self.views.get(room_id)
+        async with refusals():
+            if self.shared:
+                totals = await self.store.room_stats(room_id)
+                # Not the nodes' sum: a viewer who sent on two nodes took part once.
+                totals["participants"] = await self.store.participants(room_id)
+                online = await self.store.presence(room_id)
+            else:
+                totals = served.stats.report(self._clock()) if served is not None else {}
+                online = self.outbox().online(room_id)
+        counts = {f"{a}_per_min": 0 for a in self.activities}
+        counts.update(totals)
+        return {"online": online, "participants": counts.pop("participants", 0), **counts}
+
+    async def _report_loop(self) -> None:
+        """Publish this node's counts of each served room (with a TTL) for the others."""
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            for served in list(self.views.rooms.values()):
+                report = served.stats.report(self._clock())
+                fresh = served.stats.take_fresh()
+                try:
+                    await self.store.set_node_stats(served.id, self.node_id, report, REPORT_TTL_S)
+                    await self.store.add_participants(served.id, fresh)
+                except (BackendUnavailable, RoomNotFound):
+                    served.stats.fresh |= fresh  # with the next report
+                    break
+
+    # --- from other nodes ---------------------------------------------------------------------
+
+    def stale(self, room_id: str, interaction_id: str, version: int) -> None:
+        """Another node changed an interaction (a relay message)."""
+        self.views.mark(room_id, interaction_id, version)
+
+    async def changes(self) -> list[RoomChanges]:
+        return await self.views.changes()
+
+    def snapshot_views(self, room_id: str, audience: str) -> tuple[int, dict[str, Any]]:
+        served = self.views.get(room_id)
+        if served is None:
+            return 0, {}
+        return max(served.version, served.record.version), served.snapshot_views(Audience(audience))
+
+
+__all__ = ["AUDIENCES", "Admission", "RoomService", "audience_of"]

@@ -1,0 +1,217 @@
+"""Keeping the views of served rooms as the store has them (ARCHITECTURE.md, "Two kinds
+of data, two delivery classes").
+
+Views are computed from the store, not from counters kept here: when any node changes
+an interaction it marks it stale in every node's copy of the room (locally, and through
+the relay), and each node re-reads it at its next state flush (about 4 per second), so
+views stay right across nodes without cache coherence. Each flush hands over, per
+audience, the views that changed; the hub encodes them once per audience and codec.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from server.backends.base import BackendUnavailable, RoomRecord, Store
+from server.interactions.kind import AUDIENCES, Audience, Context, Definition, Needs
+from server.interactions.registry import Registry
+from server.rooms.moderation import MODERATION_BOX, banned_users
+from server.rooms.outbox import RoomOutbox
+from server.rooms.reading import StoreReader
+from server.rooms.served import ServedRoom
+from server.rooms.stats import RoomStats
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChanges:
+    """The views of one room that changed since the last flush, per audience."""
+
+    room_id: str
+    version: int
+    views: dict[str, dict[str, dict[str, Any]]]  # audience -> id -> view
+
+
+class ViewKeeper:
+    """Keeps each served room's definitions, views and moderation records current: what
+    changed here or on another node is re-read at the next flush and handed over."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        outbox: Callable[[], RoomOutbox],
+        *,
+        shared: bool,
+        activities: tuple[str, ...] = ("danmaku",),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.activities = activities
+        self.registry = registry
+        self.reader = StoreReader(store)
+        self._outbox = outbox
+        self.shared = shared
+        self._clock = clock
+        self.rooms: dict[str, ServedRoom] = {}
+        self._dirty: set[ServedRoom] = set()
+
+    # --- which rooms -----------------------------------------------------------------------
+
+    def get(self, room_id: str) -> ServedRoom | None:
+        return self.rooms.get(room_id)
+
+    async def serve(self, record: RoomRecord) -> ServedRoom:
+        """Start keeping the room's views here (idempotent): everything read once."""
+        served = self.rooms.get(record.id)
+        if served is not None:
+            if record.version > served.record.version:
+                served.record = record
+            return served
+        fresh = ServedRoom(record, RoomStats(self.shared, self.activities), version=record.version)
+        fresh.moderation = await self.store.records(record.id, MODERATION_BOX)
+        definitions = await self.definitions(record.id)
+        fresh.stale.update(definitions)
+        await self.refresh(fresh)
+        for changed in fresh.changed.values():
+            changed.clear()
+        other = self.rooms.get(record.id)
+        if other is not None:  # another join served it while we read the store
+            return other
+        self.rooms[record.id] = fresh
+        return fresh
+
+    def release(self, room_id: str) -> None:
+        served = self.rooms.pop(room_id, None)
+        if served is not None:
+            self._dirty.discard(served)
+
+    def update_record(self, record: RoomRecord) -> bool:
+        """Keep a newer record of a served room; True when it was newer."""
+        served = self.rooms.get(record.id)
+        if served is None or record.version <= served.record.version:
+            return False
+        served.record = record
+        served.version = max(served.version, record.version)
+        return True
+
+    # --- marking and refreshing --------------------------------------------------------------
+
+    def mark(self, room_id: str, interaction_id: str, version: int) -> None:
+        """An interaction (or the moderation box) changed at ``version``: re-read it at
+        the next flush, unless its views are that new already."""
+        served = self.rooms.get(room_id)
+        if served is None or served.read_at.get(interaction_id, -1) >= version:
+            return
+        served.stale.add(interaction_id)
+        self._dirty.add(served)
+
+    def resync(self) -> None:
+        """Re-read everything served (after the store was away, and now and then)."""
+        for served in self.rooms.values():
+            served.stale.update(served.definitions)
+            served.stale.add(MODERATION_BOX)
+            self._dirty.add(served)
+
+    async def definitions(self, room_id: str) -> dict[str, Definition]:
+        """The room's interactions from the store, with the instances every room has."""
+        found = self.registry.builtins()
+        for iid, stored in (await self.store.interactions(room_id)).items():
+            definition = self.registry.decode(iid, stored)
+            if definition is not None:
+                found[iid] = definition
+        return found
+
+    async def refresh(self, served: ServedRoom) -> None:
+        """Re-read the stale interactions of ``served`` and keep their new views; close
+        the connections of users banned meanwhile."""
+        stale, served.stale = served.stale, set()
+        try:
+            definitions = await self.definitions(served.id)
+            version = await self.store.room_version(served.id)
+            self._keep_definitions(served, definitions)
+            if MODERATION_BOX in stale:
+                await self.reload_moderation(served)
+            targets = [definitions[i] for i in sorted(stale) if i in definitions]
+            views = await self.compute(served.id, targets, served.record.settings, definitions)
+        except BaseException:
+            served.stale |= stale
+            raise
+        for iid, by_audience in views.items():
+            served.read_at[iid] = version
+            for audience, view in by_audience.items():
+                held = served.views[audience]
+                if held.get(iid) != view:
+                    held[iid] = view
+                    served.changed[audience].add(iid)
+                    self._dirty.add(served)
+        served.version = max(served.version, version)
+
+    async def reload_moderation(self, served: ServedRoom) -> None:
+        served.moderation = await self.store.records(served.id, MODERATION_BOX)
+        banned = banned_users(served.moderation)
+        if banned:
+            self._outbox().close_users(
+                served.id, banned, "banned", "a moderator banned you from this room"
+            )
+
+    def _keep_definitions(self, served: ServedRoom, definitions: dict[str, Definition]) -> None:
+        served.definitions = definitions
+        now = self._clock()
+        served.listeners = [
+            (kind, d)
+            for d in definitions.values()
+            if (kind := self.registry.get(d.kind)) is not None and kind.listens(d, now)
+        ]
+
+    async def compute(
+        self,
+        room_id: str,
+        targets: Iterable[Definition],
+        settings: Mapping[str, Any],
+        definitions: Mapping[str, Definition],
+    ) -> dict[str, dict[Audience, dict[str, Any]]]:
+        """The views of ``targets`` for every audience, from one read of the store."""
+        pairs = [(kind, d) for d in targets if (kind := self.registry.get(d.kind)) is not None]
+        if not pairs:
+            return {}
+
+        def ask(ctx: Context) -> Needs:
+            needs = Needs()
+            for kind, d in pairs:
+                needs = needs | kind.view_needs(d, ctx)
+            return needs
+
+        ctx = await self.reader.context(
+            room_id, ask, now=self._clock(), settings=settings, definitions=definitions
+        )
+        return {d.id: kind.views(d, ctx) for kind, d in pairs}
+
+    # --- the state path ------------------------------------------------------------------
+
+    async def changes(self) -> list[RoomChanges]:
+        """Refresh what is stale, then take every room's changed views (per audience)."""
+        out = []
+        for served in list(self._dirty):
+            if self.rooms.get(served.id) is not served:
+                self._dirty.discard(served)
+                continue
+            if served.stale:
+                try:
+                    await self.refresh(served)
+                except BackendUnavailable:
+                    continue  # still dirty: tried again at the next flush
+            if not served.stale:
+                self._dirty.discard(served)
+            taken: dict[str, dict[str, dict[str, Any]]] = {}
+            for audience in AUDIENCES:
+                ids = served.changed[audience]
+                if ids:
+                    views = served.views[audience]
+                    taken[audience] = {iid: views[iid] for iid in sorted(ids)}
+                    ids.clear()
+            if taken:
+                out.append(RoomChanges(served.id, served.version, taken))
+        return out
