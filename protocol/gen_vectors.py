@@ -1,6 +1,6 @@
-"""Write ``protocol/vectors/messages.json``: messages and their exact encodings.
+"""Print ``protocol/vectors/messages.json``: messages and their exact encodings.
 
-    python -m protocol.gen_vectors
+    python -m protocol.gen_vectors > protocol/vectors/messages.json
 
 Both test suites load the file: the Python tests (tests/test_vectors.py) and the JS
 client's (clients/js/test/vectors.test.js) decode every encoding, compare it with
@@ -14,7 +14,7 @@ written here; integers for integral numbers (no 5.0); no NaN or infinities.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import sys
 from typing import Any
 
 from protocol.codec import JSON, MSGPACK
@@ -137,11 +137,10 @@ def build() -> list[dict[str, Any]]:
     ]
 
 
-def main() -> None:
-    path = Path(__file__).parent / "vectors" / "messages.json"
-    path.write_text(json.dumps(build(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {len(VECTORS)} vectors to {path}")
+def render() -> str:
+    """The vectors file's text (protocol stays free of I/O: the shell writes it)."""
+    return json.dumps(build(), ensure_ascii=False, indent=2) + "\n"
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # pragma: no cover - generator
+    sys.stdout.write(render())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,22 +66,18 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
-class Checkin:
-    id: int | None
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
 class Participate:
-    """A viewer's state-changing command on an interaction (PROTOCOL.md, "Interactions").
+    """A viewer's command on an interaction or on the room's own one (PROTOCOL.md,
+    "Interactions"): ``vote``, ``pick``, ``checkin``, ``post``, ``react`` …
 
-    ``fields`` is the whole command map: the interaction's rules read what they need
+    ``fields`` is the whole command map: the kind's rules read what they need
     (``option``, ``ranking``, ``slot``, ``text`` …) and refuse what does not fit.
+    ``key`` is the idempotency key (None for ops that take none, like ``react``).
     """
 
     id: int | None
     op: str
-    key: str
+    key: str | None
     fields: dict[str, Any]
 
 
@@ -93,11 +90,18 @@ class Host:
     fields: dict[str, Any]
 
 
-Command = Join | Danmaku | Ping | Checkin | Participate | Host
-PARTICIPATE_OPS = ("vote", "answer", "pick", "unpick", "enter", "ask", "upvote", "unvote")
-# State-changing commands on the room itself rather than on a named interaction.
-ROOM_OPS = ("checkin", "post")
-OPS = ("join", "danmaku", "ping", *ROOM_OPS, *PARTICIPATE_OPS, "host")
+@dataclass(frozen=True, slots=True)
+class OpRule:
+    """How the parser checks one viewer command: whether it names an ``interaction``
+    and carries an idempotency ``key``. The server's registry of interaction kinds
+    makes the table (server/interactions/registry.py); the protocol names no kind."""
+
+    names_interaction: bool = True
+    keyed: bool = True
+
+
+Command = Join | Danmaku | Ping | Participate | Host
+CORE_OPS = ("join", "danmaku", "ping", "host")
 # Commands that change state carry a client-made idempotency key (PROTOCOL.md,
 # "Idempotency keys"); a retry with the same key has its effect once.
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -152,8 +156,11 @@ def _key(obj: dict[str, Any], cid: int | None) -> str:
     return key
 
 
-def parse_command(obj: Any, *, max_text_chars: int) -> Command:
-    """Validate a decoded frame; raise :class:`CommandError` with the documented code."""
+def parse_command(
+    obj: Any, *, max_text_chars: int, ops: Mapping[str, OpRule] | None = None
+) -> Command:
+    """Validate a decoded frame; raise :class:`CommandError` with the documented code.
+    ``ops``: the viewer commands of the server's interaction kinds."""
     if not isinstance(obj, dict):
         raise CommandError("malformed", f"a command must be a map, got {type(obj).__name__}")
     cid = _id(obj)
@@ -198,27 +205,25 @@ def parse_command(obj: Any, *, max_text_chars: int) -> Command:
         return Join(cid, room, token, name)
     if op == "ping":
         return Ping(cid)
-    if op == "checkin":
-        return Checkin(cid, _key(obj, cid))
-    if op == "post":
-        # A wall post: the wall's rules check the text (server/interactions/wall.py).
-        return Participate(cid, op, _key(obj, cid), obj)
-    if op in PARTICIPATE_OPS:
-        key = _key(obj, cid)
-        interaction = obj.get("interaction")
-        if not isinstance(interaction, str) or not ROOM_ID_RE.match(interaction):
-            raise CommandError(
-                "invalid_field", f"{op} needs an 'interaction' id, got {interaction!r:.40}", cid
-            )
+    rule = (ops or {}).get(op)
+    if rule is not None:
+        key = _key(obj, cid) if rule.keyed else None
+        if rule.names_interaction:
+            interaction = obj.get("interaction")
+            if not isinstance(interaction, str) or not ROOM_ID_RE.match(interaction):
+                raise CommandError(
+                    "invalid_field",
+                    f"{op} needs an 'interaction' id, got {interaction!r:.40}",
+                    cid,
+                )
         return Participate(cid, op, key, obj)
     if op == "host":
         action = obj.get("action")
         if not isinstance(action, str) or not 1 <= len(action) <= 32:
             raise CommandError("invalid_field", "host needs an 'action' string", cid)
         return Host(cid, action, obj)
-    raise CommandError(
-        "unknown_op", f"unknown op {op[:40]!r}; expected one of {', '.join(OPS)}", cid
-    )
+    known = ", ".join([*CORE_OPS, *(ops or {})])
+    raise CommandError("unknown_op", f"unknown op {op[:40]!r}; expected one of {known}", cid)
 
 
 # --- server messages -------------------------------------------------------------

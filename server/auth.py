@@ -31,6 +31,8 @@ class AuthError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """Who holds a room token: a stable user id, a display name, a role, a room."""
+
     user_id: str
     name: str
     role: Role

@@ -64,6 +64,8 @@ def _server_class() -> type:
     import uvicorn
 
     class Server(uvicorn.Server):
+        """uvicorn's server, exiting 0 after a clean drain on SIGTERM."""
+
         def handle_exit(self, sig: int, frame: object) -> None:
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
             # uvicorn re-raises the signal after shutting down; a node that drained

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
+    """The ``[server]`` section: where the node listens, its secrets and its backends."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     # Empty: generated at start and printed once.
@@ -48,10 +51,15 @@ class ServerSettings:
     # A folder served at /assets/ (a venue's logo, images of co-design options);
     # empty: none. The pages load images only from this server.
     assets_dir: str = ""
+    # Interaction kinds of your own, beside the built-in ones: module:attribute of each
+    # (comma-separated), importable by the server; empty: none.
+    kinds: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
+    """The ``[limits]`` section: sizes and rates a client is held to."""
+
     # A frame over this closes the connection with 1009 (message_too_big).
     max_frame_bytes: int = 65536
     # A command over this gets error frame_too_large; the connection stays.
@@ -72,6 +80,8 @@ class LimitsSettings:
 
 @dataclass(frozen=True, slots=True)
 class HubSettings:
+    """The ``[hub]`` section: ticks, buffers, heartbeats and degrade levels."""
+
     tick_ms: int = 100
     # Danmaku kept per room for snapshots of late joiners.
     replay_size: int = 50
@@ -96,6 +106,8 @@ class HubSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Every setting of a node, read once and passed to ``create_app``."""
+
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     hub: HubSettings = field(default_factory=HubSettings)
@@ -182,6 +194,12 @@ def base_url(settings: Settings) -> str:
     elif ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.server.port}"
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name in metrics, event ids and the store: ``server.node_id``, else
+    the host name and process id."""
+    return settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def env_name(section: str, key: str) -> str:

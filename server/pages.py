@@ -15,8 +15,10 @@ import base64
 import hashlib
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import segno
 from starlette.requests import Request
@@ -96,20 +98,37 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """A page's HTML and the Content-Security-Policy it is sent with."""
+
     body: bytes
     policy: str
+
+
+class KindPage(Protocol):
+    """An interaction kind as the pages need it: its name and its page module's file
+    (None: ``clients/web/kinds/<name>.js``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def page(self) -> Path | None: ...
 
 
 class Pages:
     """Route handlers for the pages and their files."""
 
-    def __init__(self, *, public_url: str = "", assets_dir: str = "") -> None:
+    def __init__(
+        self, *, public_url: str = "", assets_dir: str = "", kinds: Iterable[KindPage] = ()
+    ) -> None:
         root = clients_dir()
         self.web = root / "web"
         self.js = root / "js"
         self.public_url = public_url.rstrip("/")
         self.assets = Path(assets_dir).resolve() if assets_dir else None
         self._pages: dict[str, Page] = {}
+        self.kind_modules = {
+            kind.name: kind.page or self.web / "kinds" / f"{kind.name}.js" for kind in kinds
+        }
 
     def _page(self, name: str) -> Page:
         page = self._pages.get(name)
@@ -146,6 +165,30 @@ class Pages:
                 return _not_found(path)
             return _file(self.js / name)
         return _file_under(self.web, path)
+
+    async def kind_module(self, request: Request) -> Response:
+        """``/static/kinds/<name>.js``: a kind's page module (a plug-in's from where it
+        lives), or ``index.js``, made from the registry: every kind the pages know."""
+        name = request.path_params["name"]
+        if name == "index":
+            return Response(
+                self.kinds_index(), media_type=MEDIA_TYPES[".js"], headers=SECURITY_HEADERS
+            )
+        found = self.kind_modules.get(name)
+        if found is not None:
+            return _file(found)
+        return _file_under(self.web, f"kinds/{name}.js")
+
+    def kinds_index(self) -> str:
+        """The registry's kinds as ES module imports (clients/web/kinds/index.js's shape)."""
+        names = [n for n, path in self.kind_modules.items() if path.is_file()]
+        lines = [
+            "// Made by the server from its registry of interaction kinds (server/pages.py).",
+            *(f'import k{i} from "/static/kinds/{n}.js";' for i, n in enumerate(names)),
+            f"export const KIND_MODULES = [{', '.join(f'k{i}' for i in range(len(names)))}];",
+            "",
+        ]
+        return "\n".join(lines)
 
     async def asset(self, request: Request) -> Response:
         """A file of the configured ``server.assets_dir`` (logos, images of options)."""

@@ -27,6 +27,8 @@ class SettingError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RoomSetting:
+    """One room setting: its default, how a value is checked, what it does."""
+
     default: Any
     check: Callable[[str, Any], Any]
     doc: str

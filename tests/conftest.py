@@ -24,6 +24,7 @@ from protocol.codec import JSON, MSGPACK, Codec, codec_for_subprotocol
 from server.app import create_app
 from server.config import Settings
 from server.hub import Connection, Hub
+from server.rooms.service import RoomService
 
 UNIT = float(os.environ.get("HUDONG_TEST_UNIT", "1"))
 ADMIN = "test-admin-token"
@@ -113,6 +114,11 @@ class LiveServer:
     def hub(self) -> Hub:
         hub: Hub = self.app.state.hub
         return hub
+
+    @property
+    def rooms(self) -> RoomService:
+        rooms: RoomService = self.app.state.rooms
+        return rooms
 
     def http(self, token: str | None = ADMIN) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -103,7 +103,7 @@ async def test_each_batch_is_encoded_once_per_codec_in_use(live):
                     message = await viewer.recv()
                     if message["type"] == "batch":
                         got += len(message["events"])
-        ticks_with_events = live.hub.rooms["enc"].seq
+        ticks_with_events = live.hub.live["enc"].seq
         assert ticks_with_events >= 5
         # one encoding per codec per batch, for 41 connections on two codecs
         assert calls == {"json": ticks_with_events, "msgpack": ticks_with_events}

@@ -21,10 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from server.hub.activities import HOST_ACTIONS, VIEWER_OPS
-from server.hub.hub import MODERATION_ACTIONS
+from server.interactions.registry import Registry
+from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from tests.conftest import ADMIN, UNIT, Client, LiveServer
 
+REGISTRY = Registry()
+HOST_ACTIONS = {kind.name: kind.actions for kind in REGISTRY}
+BUILT_IN = {kind.name for kind in REGISTRY if kind.builtin}
+VIEWER_OPS = {op: REGISTRY.op(op)[0].name for op in REGISTRY.ops}  # type: ignore[index]
 ROOM = "stage"
 API = f"/api/v1/rooms/{ROOM}/interactions"
 OPTIONS = [{"id": i, "label": f"Option {i.upper()}"} for i in "abcd"]
@@ -379,6 +383,17 @@ PREPARE[("export", "json")] = lambda stage: _export(stage, None)
 PREPARE[("export", "csv")] = lambda stage: _export(stage, {"format": "csv"})
 
 
+@prepares("reactions", "open")
+async def _reactions_open(stage: Stage) -> HostRequest:
+    return action("reactions", "open")
+
+
+@prepares("reactions", "close")
+async def _reactions_close(stage: Stage) -> HostRequest:
+    await acked(await stage.member(), "react", emoji="❤️", count=3)
+    return action("reactions", "close")
+
+
 @prepares("wall", "open")
 async def _wall_open(stage: Stage) -> HostRequest:
     return action("wall", "open")
@@ -441,7 +456,7 @@ async def _ready(request: HostRequest) -> HostRequest:
 
 def test_every_host_operation_is_covered():
     every = {(kind, name) for kind, names in HOST_ACTIONS.items() for name in names}
-    creatable = {("create", kind) for kind in HOST_ACTIONS if kind not in ("checkin", "wall")}
+    creatable = {("create", kind) for kind in HOST_ACTIONS if kind not in BUILT_IN}
     moderating = {("moderation", name) for name in MODERATION_ACTIONS} | {("moderation", "list")}
     reading = {("export", "json"), ("export", "csv"), ("stats", "get")}
     assert set(PREPARE) == every | creatable | moderating | reading
@@ -624,6 +639,10 @@ async def _checkin_closed(stage: Stage, client: Client, ids: dict[str, str]) -> 
 
 async def _wall_closed(stage: Stage, client: Client, ids: dict[str, str]) -> None:
     await stage.act("wall", "close")
+
+
+async def _reactions_closed(stage: Stage, client: Client, ids: dict[str, str]) -> None:
+    await stage.act("reactions", "close")
 
 
 async def _muted(stage: Stage, client: Client, ids: dict[str, str]) -> None:
@@ -848,6 +867,17 @@ CASES: dict[str, list[Case]] = {
         # Last: it closes the room's wall for the cases after it.
         Case("closed", "post", {"text": "Hi"}, "not_open", pre=_wall_closed),
     ],
+    "react": [
+        Case("no-emoji", "react", {}, "unknown_option", key=NO_KEY),
+        Case("unknown-emoji", "react", {"emoji": "💩"}, "unknown_option", key=NO_KEY),
+        Case("emoji-not-a-string", "react", {"emoji": 1}, "unknown_option", key=NO_KEY),
+        Case("count-zero", "react", {"emoji": "❤️", "count": 0}, "invalid_field", key=NO_KEY),
+        Case("count-51", "react", {"emoji": "❤️", "count": 51}, "invalid_field", key=NO_KEY),
+        Case("count-fraction", "react", {"emoji": "❤️", "count": 1.5}, "invalid_field", key=NO_KEY),
+        Case("screen", "react", {"emoji": "❤️"}, "forbidden", key=NO_KEY, role="screen"),
+        # Last: it closes the room's reactions for the cases after it.
+        Case("closed", "react", {"emoji": "❤️"}, "not_open", key=NO_KEY, pre=_reactions_closed),
+    ],
 }
 
 
@@ -855,7 +885,7 @@ def test_every_viewer_command_has_cases():
     ops = {case.op for cases in CASES.values() for case in cases}
     assert ops == set(VIEWER_OPS)
     for op in VIEWER_OPS:
-        if op not in ("checkin", "post"):
+        if REGISTRY.op(op)[1].targets == "interaction":  # type: ignore[index]
             names = {c.name for cases in CASES.values() for c in cases if c.op == op}
             assert {"no-key", "no-interaction", "unknown-interaction", "other-kind"} <= names, op
 

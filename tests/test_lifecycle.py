@@ -196,4 +196,4 @@ async def test_viewer_that_drops_tcp_without_a_close_frame_is_forgotten(live):
             got.extend(e["text"] for e in message["events"])
     assert got == [f"still here {k}" for k in range(20)]
     assert len(live.hub.connections) == 2
-    assert len(live.hub.rooms["fin"]) == 2
+    assert len(live.hub.live["fin"]) == 2

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from server.backends import open_backends
-from server.demo import DEMO_ROOM, INTERACTIONS
+from server.demo import DEMO_ROOM, examples
+from server.interactions.kind import Audience
 from tests.conftest import ADMIN, SECRET, UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,8 +142,9 @@ async def test_demo_makes_a_room_with_every_kind_and_working_tokens(capsys):
         app = create_app(settings, backends=backends, demo=True)
         async with app.router.lifespan_context(app):
             demo = app.state.demo
-            found = await app.state.hub.activities.definitions(DEMO_ROOM)
-            assert {iid for _, spec in INTERACTIONS for iid in [spec["id"]]} <= set(found)
+            views = await app.state.rooms.interactions(DEMO_ROOM, Audience.STAFF)
+            made = {spec["id"] for _, spec in examples(app.state.rooms)}
+            assert len(made) >= 4 and made <= {view["id"] for view in views}
             authority = app.state.authority
             assert authority.verify(demo.host_token, DEMO_ROOM).role == "host"
             assert authority.verify(demo.screen_token, DEMO_ROOM).role == "screen"

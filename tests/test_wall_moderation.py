@@ -309,6 +309,7 @@ async def test_stats_count_the_last_minute(live):
         "danmaku_per_min": 3,
         "votes_per_min": 1,
         "posts_per_min": 1,
+        "reactions_per_min": 0,
         "degrade": 0,
         "degrade_name": "normal",
     }

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
@@ -42,9 +42,10 @@ from protocol.codes import CLOSE_BY_NAME
 from protocol.messages import CommandError, error
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from server.auth import Identity
-    from server.hub.hub import Hub
-    from server.hub.room import LiveRoom
+    from server.config import Settings
     from server.moderation.ratelimit import TokenBucket
 
 log = logging.getLogger("hudong.connection")
@@ -77,10 +78,31 @@ def _close_label(code: int | None) -> str:
     return "going_away" if code == 1001 else "other"
 
 
+class Handler(Protocol):
+    """What a connection hands its events to (the hub); handed to it at creation, so a
+    connection knows nothing of rooms."""
+
+    settings: Settings
+    server_name: str
+    disconnects: Counter
+
+    def now(self) -> float: ...
+    def admission_refusal(self) -> str | None: ...
+    def attach(self, conn: Connection) -> None: ...
+    def detach(self, conn: Connection) -> None: ...
+    def receive(self, conn: Connection, data: bytes) -> None: ...
+    async def handle_async(self, conn: Connection, command: Any) -> None: ...
+    def reply_error(self, conn: Connection, command: Any, err: CommandError) -> None: ...
+    def send_snapshot(self, conn: Connection) -> None: ...
+    def flush_before_shutdown(self) -> None: ...
+
+
 class Connection(asyncio.Protocol):
-    """A viewer, host, moderator or screen connected to ``/ws``."""
+    """A viewer, host, moderator or screen connected to ``/ws``: reads and validates its
+    frames, writes what is for it alone, and keeps its flow-control state."""
 
     __slots__ = (
+        "audience",
         "bucket",
         "closing",
         "codec",
@@ -88,7 +110,6 @@ class Connection(asyncio.Protocol):
         "hub",
         "identity",
         "inbox",
-        "joined_at_tick",
         "last_danmaku",
         "last_seen",
         "needs_snapshot",
@@ -108,14 +129,14 @@ class Connection(asyncio.Protocol):
         server_state: Any = None,
         app_state: dict[str, Any] | None = None,
         *,
-        hub: Hub | None = None,
+        hub: Handler | None = None,
     ) -> None:
         if hub is None:
             if not app_state or "hub" not in app_state:
                 raise RuntimeError("hudong's WebSocket protocol needs the app's lifespan to run")
             hub = app_state["hub"]
         assert hub is not None
-        self.hub: Hub = hub
+        self.hub: Handler = hub
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.ws = ServerProtocol(
@@ -125,7 +146,8 @@ class Connection(asyncio.Protocol):
             logger=ws_log,
         )
         self.codec: Codec = JSON
-        self.room: LiveRoom | None = None
+        self.room: Any = None  # the hub's LiveRoom once joined
+        self.audience = ""  # which views it gets once joined (public, screen, staff)
         self.identity: Identity | None = None
         self.bucket: TokenBucket | None = None
         self.paused = False
@@ -136,7 +158,6 @@ class Connection(asyncio.Protocol):
         self.opened_at = now
         self.last_seen = now
         self.last_danmaku = -1e9
-        self.joined_at_tick = 0
         self.fragments: bytearray | None = None
         self.inbox: deque[Any] | None = None
         self.worker: asyncio.Task[None] | None = None
@@ -216,7 +237,7 @@ class Connection(asyncio.Protocol):
         if self.closing or self.transport is None:
             return
         self.closing = True
-        self.hub.metrics.disconnects.labels(name).inc()
+        self.hub.disconnects.labels(name).inc()
         self.hub.detach(self)  # no batch may follow the close frame
         if self.ws.state is State.OPEN:
             self.ws.send_close(CLOSE_BY_NAME[name].code, reason)
@@ -242,7 +263,7 @@ class Connection(asyncio.Protocol):
             # connection (1002, 1009): no batch may follow its close frame.
             self.closing = True
             code = self.ws.close_code
-            self.hub.metrics.disconnects.labels(_close_label(code)).inc()
+            self.hub.disconnects.labels(_close_label(code)).inc()
             self.hub.detach(self)
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
         if state is State.CLOSED:

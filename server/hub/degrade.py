@@ -36,6 +36,8 @@ STAFF = ("host", "moderator")
 
 
 class DegradeLevel(IntEnum):
+    """How hard a room is served: 0 normal to 3 essential."""
+
     NORMAL = 0
     BUSY = 1
     OVERLOADED = 2
@@ -44,6 +46,8 @@ class DegradeLevel(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class StreamPolicy:
+    """What one degrade level does to the stream, the state flush and ingress."""
+
     tick_ms: int
     cap: int | None  # danmaku per room per tick
     merge: bool

@@ -8,9 +8,9 @@ message per room in one pipelined call (ARCHITECTURE.md, "The hot path", step 2)
 Nodes drop their own messages when they come back from the channel.
 
 Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
-internal and versioned by ``v``): ``n`` node id, ``e`` danmaku events, ``s``
-interaction views by id with their room version, ``u`` room record changed, ``x``
-room deleted.
+internal and versioned by ``v``): ``n`` node id, ``e`` stream events, ``p`` private
+notices as ``[user ids, notice]`` pairs, ``s`` changed interactions by id with their room
+version, ``u`` room record changed, ``x`` room deleted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ WIRE_VERSION = 1
 
 
 class Relay:
+    """Sends this node's room traffic to the other nodes and hands theirs to the hub."""
+
     def __init__(
         self,
         broker: Broker,
@@ -97,9 +99,14 @@ class Relay:
         self._wake.set()
         return box
 
-    def events(self, room_id: str, events: list[dict[str, Any]]) -> None:
+    def events(
+        self, room_id: str, events: list[dict[str, Any]], notices: list[list[Any]] | None = None
+    ) -> None:
         if self.enabled:
-            self._box(room_id).setdefault("e", []).extend(events)
+            box = self._box(room_id)
+            box.setdefault("e", []).extend(events)
+            if notices:
+                box.setdefault("p", []).extend(notices)
 
     def state(self, room_id: str, interaction_id: str, version: int, view: Any) -> None:
         if self.enabled:

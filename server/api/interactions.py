@@ -1,0 +1,107 @@
+"""REST handlers for interactions, moderation and live counts (PROTOCOL.md,
+"Interactions", "Moderation"; protocol/openapi.yaml). Each hands the room service
+what it was asked; no rule of any kind lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.api.http import ApiError, json_response, read_body
+from server.api.rooms import RoomsApi
+from server.auth import STAFF_ROLES
+from server.hub.degrade import DegradeLevel
+from server.interactions.kind import Audience, to_csv
+from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
+from server.rooms.service import RoomService
+
+
+def _audience(role: str) -> Audience:
+    """The views a REST caller gets: host views for staff and the admin."""
+    if role in ("admin", *STAFF_ROLES):
+        return Audience.STAFF
+    return Audience.SCREEN if role == "screen" else Audience.PUBLIC
+
+
+class InteractionsApi:
+    """Create and drive interactions, read their views, audits and exports; moderate;
+    the room's live counts."""
+
+    def __init__(
+        self, rooms_api: RoomsApi, rooms: RoomService, level: Callable[[str], DegradeLevel]
+    ) -> None:
+        self.api = rooms_api
+        self.callers = rooms_api.callers
+        self.rooms = rooms
+        self.level = level
+
+    async def _staff(self, request: Request, what: str = "run host operations") -> str:
+        room_id: str = request.path_params["room_id"]
+        self.callers.staff(request, room_id, what)
+        await self.api.room(room_id)
+        return room_id
+
+    async def _reader(self, request: Request) -> tuple[str, str]:
+        room_id: str = request.path_params["room_id"]
+        role = self.callers.role(request, room_id)  # any valid token of the room
+        await self.api.room(room_id)
+        return room_id, role
+
+    async def create(self, request: Request) -> Response:
+        room_id = await self._staff(request)
+        body = await read_body(request)
+        return json_response(await self.rooms.host(room_id, "create", body), 201)
+
+    async def act(self, request: Request) -> Response:
+        room_id = await self._staff(request)
+        body = await read_body(request)
+        action = body.get("action")
+        if not isinstance(action, str) or action == "create":
+            raise ApiError(400, "invalid_field", "send an 'action' (open, close, reveal, …)")
+        fields = {**body, "interaction": request.path_params["interaction_id"]}
+        return json_response(await self.rooms.host(room_id, action, fields))
+
+    async def list(self, request: Request) -> Response:
+        room_id, role = await self._reader(request)
+        views = await self.rooms.interactions(room_id, _audience(role))
+        return json_response({"interactions": views})
+
+    async def get(self, request: Request) -> Response:
+        room_id, role = await self._reader(request)
+        iid = request.path_params["interaction_id"]
+        return json_response(await self.rooms.interaction(room_id, iid, _audience(role)))
+
+    async def audit(self, request: Request) -> Response:
+        room_id, _ = await self._reader(request)
+        return json_response(await self.rooms.audit(room_id, request.path_params["interaction_id"]))
+
+    async def export(self, request: Request) -> Response:
+        room_id = await self._staff(request)
+        rows = await self.rooms.export(room_id, request.path_params["interaction_id"])
+        if request.query_params.get("format") == "csv":
+            return Response(to_csv(rows), media_type="text/csv; charset=utf-8")
+        return json_response({"rows": rows})
+
+    async def moderate(self, request: Request) -> Response:
+        """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""
+        room_id = await self._staff(request)
+        if request.method == "GET":
+            return json_response(await self.rooms.moderation.listing(room_id))
+        body = await read_body(request)
+        action = body.get("action")
+        if action not in MODERATION_ACTIONS:
+            raise ApiError(
+                400, "invalid_field", f"action must be one of {', '.join(MODERATION_ACTIONS)}"
+            )
+        return json_response(await self.rooms.host(room_id, action, body))
+
+    async def stats(self, request: Request) -> Response:
+        room_id = await self._staff(request)
+        counts: dict[str, Any] = await self.rooms.stats(room_id)
+        level = self.level(room_id)
+        return json_response(
+            {"room": room_id, **counts, "degrade": int(level), "degrade_name": level.name.lower()}
+        )

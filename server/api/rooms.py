@@ -1,0 +1,155 @@
+"""REST handlers for rooms and their tokens (PROTOCOL.md, "REST API")."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from protocol.messages import ROOM_ID_RE
+from server.api.http import ApiError, Callers, json_response, read_body
+from server.auth import ROLES, Authority
+from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
+from server.room_settings import SettingError, check_settings
+from server.rooms.service import RoomService
+
+DEFAULT_TOKEN_TTL_S = 24 * 3600
+USER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+def _settings(value: Any) -> dict[str, Any]:
+    try:
+        return check_settings(value)
+    except SettingError as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from None
+
+
+def _title(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200:
+        raise ApiError(400, "invalid_field", "title must be a string of 1 to 200 characters")
+    return value.strip()
+
+
+class RoomsApi:
+    """Rooms (list, create, read, change, delete) and room tokens."""
+
+    def __init__(
+        self,
+        store: Store,
+        authority: Authority,
+        rooms: RoomService,
+        online: Callable[[str], int],
+    ) -> None:
+        self.store = store
+        self.authority = authority
+        self.callers = Callers(authority)
+        self.rooms = rooms
+        self.online = online
+
+    async def room(self, room_id: str) -> RoomRecord:
+        try:
+            return await self.store.get_room(room_id)
+        except RoomNotFound:
+            raise ApiError(404, "room_not_found", f"no room {room_id!r}") from None
+
+    def view(self, record: RoomRecord) -> dict[str, Any]:
+        return {**record.public(), "online": self.online(record.id)}
+
+    async def list(self, request: Request) -> Response:
+        self.callers.require_admin(request)
+        rooms = await self.store.list_rooms()
+        return json_response({"rooms": [self.view(r) for r in rooms]})
+
+    async def create(self, request: Request) -> Response:
+        self.callers.require_admin(request)
+        body = await read_body(request)
+        room_id = body.get("id")
+        if room_id is None:
+            room_id = secrets.token_urlsafe(6).replace("_", "x").replace("-", "x")
+        if not isinstance(room_id, str) or not ROOM_ID_RE.match(room_id):
+            raise ApiError(400, "invalid_field", f"id must match {ROOM_ID_RE.pattern}")
+        title = _title(body.get("title"), room_id)
+        record = RoomRecord(room_id, title, time.time(), 1, _settings(body.get("settings")))
+        try:
+            await self.store.create_room(record)
+        except RoomExists:
+            raise ApiError(409, "room_exists", f"room {room_id!r} exists already") from None
+        return json_response(self.view(record), 201)
+
+    async def get(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        self.callers.staff(request, room_id, "read room settings")
+        return json_response(self.view(await self.room(room_id)))
+
+    async def update(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        role = self.callers.role(request, room_id)
+        if role not in ("admin", "host"):
+            raise ApiError(403, "forbidden", f"the {role} role may not change a room")
+        body = await read_body(request)
+        unknown = set(body) - {"title", "settings"}
+        if unknown:
+            raise ApiError(
+                400, "invalid_field", f"unknown fields {sorted(unknown)}; send title, settings"
+            )
+        await self.room(room_id)
+        title = _title(body.get("title"), "") or None
+        record = await self.rooms.update_room(
+            room_id, title=title, settings=_settings(body.get("settings"))
+        )
+        return json_response(self.view(record))
+
+    async def delete(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        role = self.callers.role(request, room_id)
+        if role != "admin":
+            raise ApiError(403, "forbidden", f"only the admin may delete a room, not a {role}")
+        await self.rooms.delete_room(room_id)
+        return Response(status_code=204)
+
+    async def mint_token(self, request: Request) -> Response:
+        room_id = request.path_params["room_id"]
+        caller = self.callers.role(request, room_id)
+        body = await read_body(request)
+        role = body.get("role")
+        if role not in ROLES:
+            raise ApiError(400, "invalid_field", f"role must be one of {', '.join(ROLES)}")
+        if caller != "admin" and not (caller == "host" and role != "host"):
+            raise ApiError(403, "forbidden", f"the {caller} role may not mint {role} tokens")
+        await self.room(room_id)
+        user_id = body.get("user_id") or f"{role}-{secrets.token_hex(4)}"
+        if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
+            raise ApiError(400, "invalid_field", f"user_id must match {USER_ID_RE.pattern}")
+        name = body.get("name") or user_id
+        if not isinstance(name, str) or len(name) > 32:
+            raise ApiError(400, "invalid_field", "name must be a string of at most 32 characters")
+        ttl = body.get("ttl_s", DEFAULT_TOKEN_TTL_S)
+        if type(ttl) is not int or not 1 <= ttl <= 400 * 24 * 3600:
+            raise ApiError(
+                400, "invalid_field", "ttl_s must be an integer of seconds, 1 to 34560000"
+            )
+        token, expires = self.authority.mint(room_id, role, user_id, name, ttl)
+        # Only the hash is kept: who minted which token, without being able to use it.
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        await self.store.remember_token(
+            room_id, digest, {"role": role, "user_id": user_id, "by": caller}, ttl
+        )
+        return json_response(
+            {
+                "token": token,
+                "room": room_id,
+                "role": role,
+                "user_id": user_id,
+                "name": name,
+                "expires_at": expires,
+            },
+            201,
+        )

@@ -1,0 +1,112 @@
+"""Fan-out: encode once, frame once, write the same bytes to every viewer
+(ARCHITECTURE.md, "The hot path").
+
+Fan-out costs viewers x ticks, not viewers x messages: commands append events to
+their room's pending list; every tick turns each room's pending list into one
+``batch`` message, encodes it once per codec in use, frames it once, and writes the
+same bytes to every local connection of the room. Nothing in that loop awaits or
+encodes per viewer. A connection whose transport paused writing (its buffer is over
+the high-water mark) is skipped and counted as a drop; it gets a fresh snapshot when
+it drains (PROTOCOL.md, "Slow consumers"). State messages go the same way, once per
+audience and codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from protocol.codec import CODECS, Codec
+from protocol.framing import server_frame
+from protocol.messages import batch, state
+from server.hub.connection import Connection
+from server.hub.degrade import POLICIES, DegradeLevel, shape
+from server.hub.room import LiveRoom
+from server.metrics import Metrics
+
+
+class Fanout:
+    """Writes batches and state messages to a room's connections: one encoding per codec
+    (per audience for state), the same frame bytes to every connection."""
+
+    def __init__(self, metrics: Metrics, detach: Callable[[Connection], None]) -> None:
+        self.metrics = metrics
+        self._detach = detach
+        self.buffered = 0  # bytes left in buffers by the writes since reset_buffered()
+
+    def encode(self, codec: Codec, message: dict[str, Any]) -> bytes:
+        """Encode and frame one batch for one codec; once per codec per room per tick."""
+        self.metrics.encodes.labels(codec.name).inc()
+        return server_frame(codec.encode(message), binary=codec.binary)
+
+    def write_to(self, conns: Iterable[Connection], frame: bytes) -> tuple[int, int]:
+        """Write one pre-built frame to every connection of a group: the only per-viewer
+        work of the hot path (no await, no encode). A paused connection is skipped and
+        marked for a snapshot; one whose transport closed under us is detached after
+        the loop, so it cannot stop the others. Returns (written, skipped)."""
+        sent = skipped = buffered = 0
+        broken = None
+        for conn in conns:
+            if conn.paused:
+                conn.needs_snapshot = True
+                skipped += 1
+                continue
+            transport = conn.transport
+            try:
+                transport.write(frame)  # type: ignore[union-attr]
+            except RuntimeError:
+                broken = [*(broken or ()), conn]
+                continue
+            # What the kernel did not take yet: the tick's backlog signal (~50 ns a call).
+            buffered += transport.get_write_buffer_size()  # type: ignore[union-attr]
+            sent += 1
+        for conn in broken or ():
+            self._detach(conn)
+        self.buffered += buffered
+        return sent, skipped
+
+    def tick(self, rooms: Iterable[LiveRoom], level_of: Callable[[LiveRoom], DegradeLevel]) -> None:
+        """Turn each room's pending events into one frame per codec, written to all members."""
+        metrics = self.metrics
+        for room in rooms:
+            events = room.pending
+            if not events:
+                continue
+            room.pending = []
+            level = level_of(room)
+            if level:
+                events, shed = shape(events, POLICIES[level])
+                if shed:
+                    metrics.drops.labels("degrade").inc(shed)
+                if not events:
+                    continue
+            room.seq += 1
+            message = batch(room.id, room.seq, events)
+            delivered = dropped = 0
+            for codec, groups in room.by_codec():
+                frame = self.encode(codec, message)
+                for conns in groups:
+                    sent, skipped = self.write_to(conns, frame)
+                    dropped += skipped
+                    delivered += sent
+                    metrics.frames_out.labels(codec.name).inc(sent)
+                    metrics.bytes_out.labels(codec.name).inc(sent * len(frame))
+            metrics.events_out.inc(len(events))
+            metrics.messages_delivered.inc(delivered * len(events))
+            if dropped:
+                metrics.drops.labels("slow_consumer").inc(dropped)
+
+    def send_state(
+        self, room: LiveRoom, version: int, views: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Changed views, per audience: one ``state`` message each, encoded once per codec.
+        State is never dropped: a paused connection is marked for a snapshot instead,
+        which carries the same views."""
+        for audience, changed in views.items():
+            message = state(room.id, version, dict(changed))
+            for codec in CODECS:
+                conns = room.groups.get((audience, codec))
+                if conns:
+                    frame = server_frame(codec.encode(message), binary=codec.binary)
+                    self.write_to(conns, frame)
+        self.metrics.state_updates.inc()

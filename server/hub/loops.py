@@ -1,0 +1,179 @@
+"""The hub's periodic work, each a loop that a failure in one round cannot stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from server.backends.base import BackendUnavailable, Store
+from server.hub.connection import Connection
+from server.hub.degrade import DegradeLevel
+from server.hub.fanout import Fanout
+from server.hub.governor import MEASURE_INTERVAL_S, Governor, reason
+from server.hub.ports import Rooms
+from server.hub.presence import PRESENCE_INTERVAL_S, Presence
+from server.hub.room import LiveRoom
+from server.hub.upkeep import Upkeep
+from server.metrics import Metrics
+
+log = logging.getLogger("hudong.hub")
+
+LOOP_LAG_INTERVAL_S = 0.5
+HEALTH_INTERVAL_S = 1.0
+RESYNC_INTERVAL_S = 15.0
+
+
+class LoopsHost(Protocol):
+    """What the loops drive: the hub and its parts."""
+
+    metrics: Metrics
+    governor: Governor
+    fanout: Fanout
+    upkeep: Upkeep
+    presence: Presence
+    store: Store
+    rooms: Rooms
+    connections: set[Connection]
+    live: dict[str, LiveRoom]
+
+    @property
+    def level(self) -> DegradeLevel: ...
+    @property
+    def ready(self) -> bool: ...
+    def now(self) -> float: ...
+    def tick(self) -> None: ...
+    async def flush_state(self) -> None: ...
+    def set_level(self, automatic: DegradeLevel, why: str) -> None: ...
+
+
+class Loops:
+    """Runs the hub's periodic work: ticks, state flushes, upkeep and degrade levels, the
+    event-loop lag probe and, with other nodes, store health and presence."""
+
+    def __init__(self, hub: LoopsHost) -> None:
+        self.hub = hub
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, shared: bool) -> None:
+        loop = asyncio.get_running_loop()
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._ticks,
+            self._state,
+            self._upkeep,
+            self._loop_lag,
+        ]
+        if shared:
+            loops += [self._health, self._presence]
+        self._tasks = [loop.create_task(fn(), name=f"hudong{fn.__name__}") for fn in loops]
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    async def _ticks(self) -> None:
+        hub = self.hub
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        observe = hub.metrics.tick_duration.observe
+        while True:
+            deadline += hub.governor.tick_interval_s
+            delay = deadline - loop.time()
+            if delay < 0:  # fell behind: skip missed ticks rather than bunching them
+                deadline = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+            started = time.perf_counter()
+            hub.fanout.buffered = 0
+            try:
+                hub.tick()
+            except Exception:  # pragma: no cover - a bug must not stop delivery for good
+                log.exception("tick failed")
+            took = time.perf_counter() - started
+            observe(took)
+            why = hub.governor.note_tick(took, hub.fanout.buffered)
+            if why is not None:
+                hub.set_level(hub.governor.controller.level, why)
+
+    async def _state(self) -> None:
+        while True:
+            await asyncio.sleep(self.hub.governor.state_interval_s)
+            try:
+                await self.hub.flush_state()
+            except Exception:  # pragma: no cover
+                log.exception("state flush failed")
+
+    async def _upkeep(self) -> None:
+        hub = self.hub
+        while True:
+            await asyncio.sleep(MEASURE_INTERVAL_S)
+            try:
+                now = hub.now()
+                hub.upkeep.reap(hub.connections, now)
+                hub.governor.measure(hub.connections)
+                level = hub.governor.wanted(now)
+                if max(level, hub.governor.floor) != hub.level:
+                    hub.set_level(level, reason(hub.governor.signals))
+                hub.upkeep.heartbeat(hub.connections, now)
+            except Exception:  # pragma: no cover
+                log.exception("upkeep failed")
+
+    async def _loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        metrics = self.hub.metrics
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            lag = max(0.0, loop.time() - started - LOOP_LAG_INTERVAL_S)
+            self.hub.governor.note_lag(lag)
+            metrics.loop_lag.set(lag)
+            metrics.loop_lag_hist.observe(lag)
+
+    async def _health(self) -> None:
+        """Ping the store; /readyz follows the answer (PROTOCOL.md, "REST API").
+
+        Relay messages are at most once, so while Redis was away other nodes' state
+        updates may have been lost: when it answers again, every room this node
+        serves re-reads its interactions from the store (and every RESYNC_INTERVAL_S
+        anyway, as a safety net).
+        """
+        hub = self.hub
+        governor = hub.governor
+        was_ready = True
+        last_resync = hub.now()
+        while True:
+            try:
+                started = time.perf_counter()
+                await asyncio.wait_for(hub.store.ping(), 2.0)
+                governor.store_latency = time.perf_counter() - started
+                if not governor.store_ok:
+                    log.info("store reachable again")
+                governor.store_ok = True
+            except (TimeoutError, BackendUnavailable) as exc:
+                if governor.store_ok:
+                    log.warning("store unreachable: %s", exc)
+                governor.store_ok = False
+            ready = hub.ready
+            hub.metrics.ready.set(1 if ready else 0)
+            if ready and (not was_ready or hub.now() - last_resync > RESYNC_INTERVAL_S):
+                last_resync = hub.now()
+                hub.rooms.resync()
+            was_ready = ready
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def _presence(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_INTERVAL_S)
+            await self.hub.presence.publish(self.hub.live.values())

@@ -1,0 +1,267 @@
+"""The hub's parts without sockets: intake, fan-out, the state flush per audience,
+degrade levels, admission, upkeep. Connections are stand-ins with a transport that
+records what was written; the room layer is the real one on a memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from protocol.codec import JSON, MSGPACK, Codec
+from protocol.messages import CommandError, Danmaku, Join, OpRule, Participate
+from server.auth import Authority, Identity
+from server.backends import open_backends
+from server.backends.base import RoomRecord
+from server.config import Settings
+from server.hub.degrade import DegradeLevel
+from server.hub.fanout import Fanout
+from server.hub.governor import Governor
+from server.hub.hub import Hub
+from server.hub.intake import Intake
+from server.hub.room import LiveRoom
+from server.hub.upkeep import Upkeep
+from server.interactions.registry import Registry
+from server.metrics import Metrics
+from server.moderation.ratelimit import TokenBucket
+from server.rooms.service import RoomService
+from tests.conftest import SECRET
+
+SETTINGS = Settings()
+
+
+class Transport:
+    """Records the bytes written; ``buffered`` stands for what the kernel did not take."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise RuntimeError("closed")
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class Conn:
+    """A connection as the hub's parts use it (server/hub/connection.py)."""
+
+    def __init__(self, codec: Codec = JSON, audience: str = "public") -> None:
+        self.codec = codec
+        self.audience = audience
+        self.transport = Transport()
+        self.paused = False
+        self.paused_since = 0.0
+        self.needs_snapshot = False
+        self.closing = False
+        self.identity: Identity | None = None
+        self.room: Any = None
+        self.last_seen = 0.0
+        self.opened_at = 0.0
+        self.last_danmaku = -1e9
+        self.sent: list[dict[str, Any]] = []
+        self.closed_with: str | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def close(self, name: str, reason: str = "", *, abort_after: float = 0.0) -> None:
+        self.closing = True
+        self.closed_with = name
+
+
+def payload(frame: bytes) -> bytes:
+    """The payload of one unmasked server frame (RFC 6455 section 5.2)."""
+    size = frame[1] & 0x7F
+    if size < 126:
+        return frame[2:]
+    return frame[4:] if size == 126 else frame[10:]
+
+
+def room_with(*conns: Conn) -> LiveRoom:
+    room = LiveRoom(RoomRecord("r", "R", 0.0), 50, TokenBucket(1000, 2000, 0.0))
+    for conn in conns:
+        room.add(conn, conn.audience)  # type: ignore[arg-type]
+    return room
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+def test_intake_refuses_what_the_protocol_refuses_and_labels_it_boundedly():
+    intake = Intake(SETTINGS.limits, {"vote": OpRule()})
+    bucket = TokenBucket(5, 10, 0.0)
+    take = lambda data: intake.take(JSON, bucket, data, 0.0)  # noqa: E731
+    assert take(b"x" * 5000)[1].code == "frame_too_large"  # type: ignore[union-attr]
+    assert take(b"{nope")[1].code == "malformed"  # type: ignore[union-attr]
+    label, refused = take(b'{"op": "no-such-op"}')
+    assert label == "invalid" and refused.code == "unknown_op"  # type: ignore[union-attr]
+    label, command = take(b'{"op": "vote", "interaction": "p", "key": "k", "option": "a"}')
+    assert label == "vote" and isinstance(command, Participate) and command.key == "k"
+    label, command = take(b'{"op": "danmaku", "id": 3, "text": " hi "}')
+    assert isinstance(command, Danmaku) and command.text == "hi"
+    for _ in range(10):
+        take(b'{"op": "ping"}')
+    label, refused = take(b'{"op": "ping", "id": 9}')
+    assert isinstance(refused, CommandError) and refused.code == "rate_limited"
+    assert refused.id == 9 and refused.extra["retry_after_ms"] > 0
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+
+
+def test_a_batch_is_encoded_once_per_codec_and_the_same_bytes_go_to_everyone():
+    metrics = Metrics()
+    fanout = Fanout(metrics, detach=lambda conn: None)
+    json_a, json_b, staff = Conn(JSON), Conn(JSON), Conn(JSON, "staff")
+    binary = Conn(MSGPACK)
+    slow = Conn(JSON)
+    slow.paused = True
+    room = room_with(json_a, json_b, staff, binary, slow)
+    room.pending = [{"type": "danmaku", "id": "n.1", "text": "666"}]
+    fanout.tick([room], lambda r: DegradeLevel.NORMAL)
+    assert json_a.transport.written == json_b.transport.written == staff.transport.written
+    [frame] = json_a.transport.written
+    assert JSON.decode(payload(frame))["events"][0]["text"] == "666"
+    assert MSGPACK.decode(payload(binary.transport.written[0]))["seq"] == 1
+    assert slow.transport.written == [] and slow.needs_snapshot
+    assert metrics.registry.get_sample_value("hudong_batch_encodes_total", {"codec": "json"}) == 1
+    assert metrics.registry.get_sample_value("hudong_drops_total", {"reason": "slow_consumer"}) == 1
+
+
+def test_a_closed_transport_is_detached_without_stopping_the_others():
+    gone: list[Conn] = []
+    fanout = Fanout(Metrics(), detach=gone.append)  # type: ignore[arg-type]
+    broken, fine = Conn(), Conn()
+    broken.transport.closed = True
+    room = room_with(broken, fine)
+    room.pending = [{"type": "danmaku", "id": "n.1", "text": "x"}]
+    fanout.tick([room], lambda r: DegradeLevel.NORMAL)
+    assert gone == [broken] and len(fine.transport.written) == 1
+
+
+def test_state_goes_to_each_audience_once_per_codec():
+    fanout = Fanout(Metrics(), detach=lambda conn: None)
+    viewer, screen, host = Conn(JSON, "public"), Conn(JSON, "screen"), Conn(MSGPACK, "staff")
+    room = room_with(viewer, screen, host)
+    views = {
+        "public": {"p": {"results": {"hidden": True}}},
+        "staff": {"p": {"results": {"hidden": False}}},
+    }
+    fanout.send_state(room, 7, views)
+    assert JSON.decode(payload(viewer.transport.written[0]))["interactions"] == views["public"]
+    assert MSGPACK.decode(payload(host.transport.written[0]))["interactions"] == views["staff"]
+    assert screen.transport.written == []  # nothing changed for screens
+
+
+# --- degrade levels and upkeep ------------------------------------------------------------
+
+
+def test_one_tick_far_over_budget_escalates_at_once_and_floors_only_raise():
+    governor = Governor(SETTINGS.hub, Metrics())
+    assert governor.note_tick(0.09, 0) is None
+    why = governor.note_tick(0.3, 0)  # three times the 100 ms budget
+    assert why is not None and "of budget" in why
+    assert governor.apply(governor.controller.level, why) and governor.level == 2
+    governor.floor = 3
+    governor.apply(DegradeLevel.NORMAL, "floor")
+    assert governor.level == 3
+    room = room_with()
+    room.record = RoomRecord("r", "R", 0.0, settings={"degrade_floor": 3})
+    governor.floor = 0
+    governor.apply(DegradeLevel.NORMAL, "calm")
+    assert governor.level == 0 and governor.room_level(room) == 3
+
+
+def test_upkeep_closes_the_silent_the_slow_and_those_who_never_joined():
+    closed: list[Conn] = []
+    upkeep = Upkeep(SETTINGS, Metrics(), detach=closed.append)  # type: ignore[arg-type]
+    silent, slow, unjoined, fine = Conn(), Conn(), Conn(), Conn()
+    now = 1000.0
+    for conn in (silent, slow, unjoined, fine):
+        conn.last_seen = conn.opened_at = now - 1
+        conn.room = object()
+    silent.last_seen = now - SETTINGS.hub.heartbeat_timeout_s - 1
+    slow.paused, slow.paused_since = True, now - SETTINGS.hub.slow_timeout_s - 1
+    unjoined.room, unjoined.opened_at = None, now - SETTINGS.limits.join_timeout_s - 1
+    upkeep.reap([silent, slow, unjoined, fine], now)  # type: ignore[list-item]
+    assert (silent.closed_with, slow.closed_with, unjoined.closed_with) == (
+        "heartbeat_timeout",
+        "too_slow",
+        "join_timeout",
+    )
+    assert fine.closed_with is None and set(closed) == {silent, slow, unjoined}
+
+
+# --- the hub with the room layer, no sockets ----------------------------------------------
+
+
+@pytest.fixture
+async def hub() -> Any:
+    backends = open_backends("memory://")
+    await backends.store.create_room(RoomRecord("r", "R", 0.0))
+    rooms = RoomService(
+        backends.store, Registry(), Authority("a" * 40, SECRET), node_id="n", shared=False
+    )
+    hub = Hub(SETTINGS, backends, rooms, Metrics())
+    rooms.bind(hub)
+    return hub
+
+
+async def joined(hub: Hub, role: str, codec: Codec = JSON) -> Conn:
+    conn = Conn(codec)
+    hub.connections.add(conn)  # type: ignore[arg-type]
+    conn.bucket = TokenBucket(500, 1000, 0.0)  # type: ignore[attr-defined]
+    user = f"{role}-{len(hub.connections)}"
+    token, _ = hub.rooms.authority.mint("r", role, user, role, 60)  # type: ignore[attr-defined]
+    await hub.handle_async(conn, Join(1, "r", token, None))  # type: ignore[arg-type]
+    assert conn.sent[-1]["type"] == "joined", conn.sent
+    return conn
+
+
+async def test_join_then_a_vote_reaches_each_audience_through_one_state_flush(hub):
+    viewer = await joined(hub, "viewer")
+    screen = await joined(hub, "screen")
+    host = await joined(hub, "host")
+    assert (viewer.audience, screen.audience, host.audience) == ("public", "screen", "staff")
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    spec = {
+        "id": "p",
+        "question": "Q?",
+        "kind": "single",
+        "options": options,
+        "hide_results_until_reveal": True,
+    }
+    await hub.rooms.host("r", "create", {"kind": "poll", "spec": spec})
+    await hub.rooms.host("r", "open", {"interaction": "p"})
+    await hub.flush_state()
+    for conn in (viewer, screen, host):
+        conn.transport.written.clear()
+    vote = Participate(2, "vote", "k1", {"interaction": "p", "option": "a"})
+    await hub.handle_async(viewer, vote)  # type: ignore[arg-type]
+    ack = viewer.sent[-1]
+    assert ack["type"] == "ack" and ack["id"] == 2 and ack["duplicate"] is False
+    await hub.flush_state()
+    public = JSON.decode(payload(viewer.transport.written[-1]))["interactions"]["p"]
+    staff = JSON.decode(payload(host.transport.written[-1]))["interactions"]["p"]
+    assert public["results"] == {"poll": "p", "kind": "single", "voters": 1, "hidden": True}
+    assert staff["results"]["options"][0]["count"] == 1
+    assert screen.transport.written  # screens see what viewers see
+
+
+async def test_a_screen_may_not_vote_and_level_3_refuses_new_connections(hub):
+    screen = await joined(hub, "screen")
+    with pytest.raises(CommandError) as refused:
+        await hub.handle_async(screen, Participate(3, "vote", "k", {"interaction": "p"}))  # type: ignore[arg-type]
+    assert refused.value.code == "forbidden"
+    assert hub.admission_refusal() is None
+    hub.set_floor(3)
+    assert "level 3" in (hub.admission_refusal() or "")
+    notices = [m for m in screen.sent if m.get("kind") == "degrade"]
+    assert notices[-1]["level"] == 3
+    await asyncio.sleep(0)
