@@ -124,31 +124,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisConnection:
-    """One redis-py client (single server or cluster) shared by the Store and the Broker."""
-
-    def __init__(self, url: str, *, prefix: str = "hudong:") -> None:
-        self.url = url
-        self.prefix = prefix
-        self.cluster = url.startswith("redis+cluster://")
-        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
-        if self.cluster:
-            self.client: Any = RedisCluster.from_url(
-                "redis://" + url.removeprefix("redis+cluster://"),
-                max_connections=MAX_IN_FLIGHT + 16,
-                **options,
-            )
-        else:
-            self.client = aioredis.Redis.from_url(url, health_check_interval=5, **options)
-
-    def key(self, room_id: str, name: str) -> str:
-        return f"{self.prefix}{{{room_id}}}:{name}"
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.client.aclose()
-
-
 @contextlib.asynccontextmanager
 async def _unavailable_on_error() -> AsyncIterator[None]:
     try:
@@ -165,13 +140,51 @@ MAX_IN_FLIGHT = 48
 _limits: dict[int, asyncio.Semaphore] = {}
 
 
-async def _call(fn: Callable[[], Awaitable[T]]) -> T:
-    loop_id = id(asyncio.get_running_loop())
-    limit = _limits.get(loop_id)
-    if limit is None:
-        limit = _limits[loop_id] = asyncio.Semaphore(MAX_IN_FLIGHT)
-    async with limit, _unavailable_on_error():
-        return await fn()
+class RedisConnection:
+    """One redis-py client (single server or cluster) shared by the Store and the Broker."""
+
+    def __init__(self, url: str, *, prefix: str = "hudong:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.cluster = url.startswith("redis+cluster://")
+        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+        if self.cluster:
+            self.client: Any = RedisCluster.from_url(
+                "redis://" + url.removeprefix("redis+cluster://"),
+                max_connections=MAX_IN_FLIGHT + 16,
+                **options,
+            )
+        else:
+            self.client = aioredis.Redis.from_url(url, health_check_interval=5, **options)
+        self._initialized = not self.cluster
+        self._initializing = asyncio.Lock()
+
+    def key(self, room_id: str, name: str) -> str:
+        return f"{self.prefix}{{{room_id}}}:{name}"
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one command, pipeline or script; Redis errors become BackendUnavailable."""
+        loop_id = id(asyncio.get_running_loop())
+        limit = _limits.get(loop_id)
+        if limit is None:
+            limit = _limits[loop_id] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        async with limit, _unavailable_on_error():
+            if not self._initialized:
+                await self._initialize()
+            return await fn()
+
+    async def _initialize(self) -> None:
+        # A cluster client learns the topology once, before any concurrent use: when a
+        # burst of commands is what initialises it, redis-py (8.1) sometimes fails a few
+        # of them with "'NoneType' object has no attribute 'writelines'".
+        async with self._initializing:
+            if not self._initialized:
+                await self.client.initialize()
+                self._initialized = True
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
 
 
 class RedisStore:
@@ -206,7 +219,7 @@ class RedisStore:
             await c.zadd(f"{self.conn.prefix}rooms", {room.id: room.created_at})
             return True
 
-        if not await _call(create):
+        if not await self.conn.call(create):
             raise RoomExists(room.id)
         return room
 
@@ -219,7 +232,7 @@ class RedisStore:
                 await c.get(self._k(room_id, "version")),
             )
 
-        fields, version = await _call(read)
+        fields, version = await self.conn.call(read)
         if not fields or b"title" not in fields:
             raise RoomNotFound(room_id)
         return RoomRecord(
@@ -231,7 +244,9 @@ class RedisStore:
         )
 
     async def list_rooms(self) -> list[RoomRecord]:
-        ids = await _call(lambda: self.conn.client.zrange(f"{self.conn.prefix}rooms", 0, -1))
+        ids = await self.conn.call(
+            lambda: self.conn.client.zrange(f"{self.conn.prefix}rooms", 0, -1)
+        )
         rooms = []
         for raw in ids:
             with contextlib.suppress(RoomNotFound):
@@ -241,7 +256,7 @@ class RedisStore:
     async def update_room(
         self, room_id: str, *, title: str | None = None, settings: dict[str, Any] | None = None
     ) -> RoomRecord:
-        version = await _call(
+        version = await self.conn.call(
             lambda: self._update_room(
                 keys=[self._k(room_id, "room"), self._k(room_id, "version")],
                 args=[title or "", orjson.dumps(settings or {})],
@@ -276,11 +291,11 @@ class RedisStore:
             deleted: int = await c.delete(*keys)
             return deleted
 
-        if not await _call(delete):
+        if not await self.conn.call(delete):
             raise RoomNotFound(room_id)
 
     async def room_version(self, room_id: str) -> int:
-        value = await _call(lambda: self.conn.client.get(self._k(room_id, "version")))
+        value = await self.conn.call(lambda: self.conn.client.get(self._k(room_id, "version")))
         if value is None:
             raise RoomNotFound(room_id)
         return int(value)
@@ -289,10 +304,14 @@ class RedisStore:
         self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
     ) -> None:
         value = orjson.dumps({**info, "_expires": time.time() + ttl_s})
-        await _call(lambda: self.conn.client.hset(self._k(room_id, "tokens"), token_hash, value))
+        await self.conn.call(
+            lambda: self.conn.client.hset(self._k(room_id, "tokens"), token_hash, value)
+        )
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
-        raw = await _call(lambda: self.conn.client.hget(self._k(room_id, "tokens"), token_hash))
+        raw = await self.conn.call(
+            lambda: self.conn.client.hget(self._k(room_id, "tokens"), token_hash)
+        )
         if raw is None:
             return None
         info: dict[str, Any] = orjson.loads(raw)
@@ -303,7 +322,7 @@ class RedisStore:
     async def put_interaction(
         self, room_id: str, interaction_id: str, state: dict[str, Any]
     ) -> int:
-        version = await _call(
+        version = await self.conn.call(
             lambda: self._put_interaction(
                 keys=[
                     self._k(room_id, "room"),
@@ -318,7 +337,9 @@ class RedisStore:
         return int(version)
 
     async def interactions(self, room_id: str) -> dict[str, dict[str, Any]]:
-        raw = await _call(lambda: self.conn.client.hgetall(self._k(room_id, "interactions")))
+        raw = await self.conn.call(
+            lambda: self.conn.client.hgetall(self._k(room_id, "interactions"))
+        )
         return {_text(k): orjson.loads(v) for k, v in raw.items()}
 
     async def apply(
@@ -335,7 +356,7 @@ class RedisStore:
     ) -> ApplyResult:
         base = f"i:{interaction_id}"
         stored = b"" if record is None else orjson.dumps({"r": record, "d": deltas})
-        result = await _call(
+        result = await self.conn.call(
             lambda: self._apply(
                 keys=[
                     self._k(room_id, f"{base}:rec"),
@@ -363,20 +384,20 @@ class RedisStore:
         return ApplyResult(status, int(result[1]), counters, capped)  # type: ignore[arg-type]
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]:
-        raw = await _call(
+        raw = await self.conn.call(
             lambda: self.conn.client.hgetall(self._k(room_id, f"i:{interaction_id}:cnt"))
         )
         return {_text(k): int(v) for k, v in raw.items()}
 
     async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]:
-        raw = await _call(
+        raw = await self.conn.call(
             lambda: self.conn.client.hgetall(self._k(room_id, f"i:{interaction_id}:rec"))
         )
         return {_text(k): orjson.loads(v)["r"] for k, v in raw.items()}
 
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:
         expires = int((time.time() + ttl_s) * 1000)
-        await _call(
+        await self.conn.call(
             lambda: self.conn.client.hset(
                 self._k(room_id, "presence"), node_id, f"{count}:{expires}"
             )
@@ -384,7 +405,7 @@ class RedisStore:
 
     async def presence(self, room_id: str) -> int:
         key = self._k(room_id, "presence")
-        raw = await _call(lambda: self.conn.client.hgetall(key))
+        raw = await self.conn.call(lambda: self.conn.client.hgetall(key))
         now = time.time() * 1000
         total = 0
         stale = []
@@ -396,18 +417,20 @@ class RedisStore:
                 stale.append(node)
         if stale:
             with contextlib.suppress(BackendUnavailable):
-                await _call(lambda: self.conn.client.hdel(key, *stale))
+                await self.conn.call(lambda: self.conn.client.hdel(key, *stale))
         return total
 
     async def set_node_stats(
         self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
     ) -> None:
         value = orjson.dumps({"s": stats, "e": int((time.time() + ttl_s) * 1000)})
-        await _call(lambda: self.conn.client.hset(self._k(room_id, "stats"), node_id, value))
+        await self.conn.call(
+            lambda: self.conn.client.hset(self._k(room_id, "stats"), node_id, value)
+        )
 
     async def room_stats(self, room_id: str) -> dict[str, int]:
         key = self._k(room_id, "stats")
-        raw = await _call(lambda: self.conn.client.hgetall(key))
+        raw = await self.conn.call(lambda: self.conn.client.hgetall(key))
         now = time.time() * 1000
         total: dict[str, int] = {}
         stale = []
@@ -420,7 +443,7 @@ class RedisStore:
                 total[name] = total.get(name, 0) + int(count)
         if stale:
             with contextlib.suppress(BackendUnavailable):
-                await _call(lambda: self.conn.client.hdel(key, *stale))
+                await self.conn.call(lambda: self.conn.client.hdel(key, *stale))
         return total
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
@@ -432,11 +455,11 @@ class RedisStore:
             async def add(chunk: list[str] = chunk) -> None:
                 await self._add_participants(keys=keys, args=chunk)
 
-            await _call(add)
+            await self.conn.call(add)
 
     async def participants(self, room_id: str) -> int:
         key = self._k(room_id, "participants")
-        count: int = await _call(lambda: self.conn.client.pfcount(key))
+        count: int = await self.conn.call(lambda: self.conn.client.pfcount(key))
         return count
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
@@ -450,16 +473,18 @@ class RedisStore:
             pipe.ltrim(key, -keep, -1)
             await pipe.execute()
 
-        await _call(append)
+        await self.conn.call(append)
 
     async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]:
         if count <= 0:
             return []
-        raw = await _call(lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1))
+        raw = await self.conn.call(
+            lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
+        )
         return [orjson.loads(e) for e in raw]
 
     async def ping(self) -> None:
-        await _call(lambda: self.conn.client.ping())
+        await self.conn.call(lambda: self.conn.client.ping())
 
     async def close(self) -> None:
         await self.conn.close()
@@ -581,7 +606,7 @@ class RedisBroker:
         if not self.conn.cluster:
             return self._listeners["redis"]
         client = self.conn.client
-        await _call(lambda: client.initialize())
+        await self.conn.call(lambda: client.initialize())
         node = client.get_node_from_key(self.channel(room_id))
         listener = self._listeners.get(node.name)
         if listener is None:
@@ -628,7 +653,7 @@ class RedisBroker:
                     pipe.publish(self.channel(room_id), payload)
             await pipe.execute()
 
-        await _call(send)
+        await self.conn.call(send)
 
     async def close(self) -> None:
         for listener in self._listeners.values():
