@@ -24,8 +24,10 @@ Store guarantees:
   touches one slot.
 
 Broker guarantees: *at most once*. A publication reaches every node subscribed to
-the room's channel at the time of publishing, in publish order per publishing node,
-or is lost (for instance while Redis is down). Nothing is stored; state is never
+the room's channel at the time of publishing, in publish order per room and
+publishing node, or is lost (for instance while Redis is down). There is no order
+between rooms: on a cluster, rooms on different shards arrive over different
+connections. Nothing is stored; state is never
 carried only by the broker.
 
 Failures raise :class:`BackendUnavailable`, which callers turn into the retryable
