@@ -3,12 +3,22 @@ Redis Cluster). The guarantees tested are the ones server/backends/base.py state
 
 import asyncio
 import itertools
+import random
+import re
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
-from server.backends import BackendUnavailable, RoomExists, RoomNotFound, RoomRecord, open_backends
+from server.backends import (
+    BackendUnavailable,
+    BoxData,
+    RoomExists,
+    RoomNotFound,
+    RoomRecord,
+    open_backends,
+)
 from server.backends.memory import MemoryBroker
 
 BACKENDS = ["memory", "redis", "cluster"]
@@ -43,6 +53,22 @@ async def pair(request):
 
 def room(room_id="r1", **settings):
     return RoomRecord(room_id, f"Room {room_id}", time.time(), 1, settings)
+
+
+async def room_keys(store, room_id):
+    """Every Redis key of a room (SCAN for its hash tag); None for the memory store."""
+    conn = getattr(store, "conn", None)
+    if conn is None:
+        return None
+    pattern = conn.key(room_id, "*")
+    return {k.decode() async for k in conn.client.scan_iter(match=pattern, count=1000)}
+
+
+# The stored key layout of a room (server/backends/redis.py): what a live room may hold.
+ROOM_KEY = re.compile(
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|ids"
+    r"|i:.+:(rec|cnt|done))"
+)
 
 
 async def test_rooms_crud_and_versions(pair):
@@ -282,3 +308,155 @@ async def test_unversioned_bookkeeping_leaves_the_room_version(pair):
     assert (r.status, r.version) == ("applied", before)
     assert await store.room_version("r1") == before
     assert await store.records("r1", "presence") == {"v1": {"at": 1}}
+
+
+# --- missing rooms ---------------------------------------------------------------------
+
+# Every Store method that names a room raises RoomNotFound for a missing one ...
+MISSING_RAISES = {
+    "get_room": lambda s, r: s.get_room(r),
+    "update_room": lambda s, r: s.update_room(r, title="x", settings={"a": 1}),
+    "delete_room": lambda s, r: s.delete_room(r),
+    "room_version": lambda s, r: s.room_version(r),
+    "remember_token": lambda s, r: s.remember_token(r, "h", {"role": "host"}, 60),
+    "token_info": lambda s, r: s.token_info(r, "h"),
+    "put_interaction": lambda s, r: s.put_interaction(r, "p", {"n": 1}),
+    "interactions": lambda s, r: s.interactions(r),
+    "apply": lambda s, r: s.apply(r, "p", "v1", "k9", {"c": "a"}, {"a": 1}),
+    "apply unversioned": lambda s, r: s.apply(r, "p", "v1", "k8", None, {}, versioned=False),
+    "counters": lambda s, r: s.counters(r, "p"),
+    "records": lambda s, r: s.records(r, "p"),
+    "read": lambda s, r: s.read(r, ["p"], ["p"]),
+}
+# ... and the best-effort bookkeeping is a no-op, or empty, for one.
+MISSING_IGNORED = {
+    "set_presence": lambda s, r: s.set_presence(r, "node-a", 3, 30),
+    "set_node_stats": lambda s, r: s.set_node_stats(r, "node-a", {"danmaku": 1}, 30),
+    "add_participants": lambda s, r: s.add_participants(r, ["ann", "bob"]),
+    "append_replay": lambda s, r: s.append_replay(r, [{"n": 1}], keep=10),
+}
+MISSING_EMPTY = {
+    "presence": (lambda s, r: s.presence(r), 0),
+    "room_stats": (lambda s, r: s.room_stats(r), {}),
+    "participants": (lambda s, r: s.participants(r), 0),
+    "replay": (lambda s, r: s.replay(r, 10), []),
+}
+
+
+@pytest.mark.parametrize("state", ["never created", "deleted"])
+async def test_a_missing_room_raises_or_stays_empty_and_gains_no_keys(pair, state):
+    store, _, _ = pair
+    await store.create_room(room("other"))  # a neighbour that must not be disturbed
+    if state == "deleted":
+        await store.create_room(room("ghost"))
+        await store.apply("ghost", "p", "v1", "k1", {"c": "a"}, {"a": 1})
+        await store.remember_token("ghost", "h", {"role": "host"}, 60)
+        await store.set_presence("ghost", "node-a", 1, 30)
+        await store.append_replay("ghost", [{"n": 0}], keep=10)
+        await store.delete_room("ghost")
+    wrong = []
+    for name, call in MISSING_RAISES.items():
+        try:
+            got = await call(store, "ghost")
+        except RoomNotFound:
+            continue
+        wrong.append(f"{name} returned {got!r}")
+    for name, call in MISSING_IGNORED.items():
+        if (got := await call(store, "ghost")) is not None:
+            wrong.append(f"{name} returned {got!r}")
+    for name, (call, empty) in MISSING_EMPTY.items():
+        if (got := await call(store, "ghost")) != empty:
+            wrong.append(f"{name} returned {got!r}")
+    assert wrong == []
+    assert [r.id for r in await store.list_rooms()] == ["other"]
+    assert await room_keys(store, "ghost") in (None, set())
+    assert await store.room_version("other") == 1
+
+
+# --- atomic create and delete ----------------------------------------------------------
+
+
+async def test_create_delete_apply_storms_leave_a_whole_room_or_none(pair):
+    """Many concurrent creates, deletes and writes on one room id: afterwards the room is
+    either whole (listed, counters that match its records, only its own keys) or gone
+    without a trace (no key left on Redis)."""
+    store, _, _ = pair
+    rng = random.Random(20240611)
+    outcomes = Counter()
+    for round_ in range(8):
+        rid = f"storm{round_}"
+        calls = [("create", store.create_room(room(rid))) for _ in range(10)]
+        calls += [("delete", store.delete_room(rid)) for _ in range(8 + round_ % 3)]
+        for i in range(60):
+            choice = "abc"[i % 3]
+            apply = store.apply(rid, "p", f"v{i % 20}", f"k{i}", {"c": choice}, {choice: 1})
+            calls.append(("apply", apply))
+        calls += [("put", store.put_interaction(rid, "p", {"n": i})) for i in range(5)]
+        calls += [("update", store.update_room(rid, settings={"n": i})) for i in range(5)]
+        calls += [("token", store.remember_token(rid, f"t{i}", {}, 60)) for i in range(5)]
+        for name, call in itertools.islice(itertools.cycle(MISSING_IGNORED.items()), 12):
+            calls.append((name, call(store, rid)))
+        rng.shuffle(calls)
+        results = await asyncio.gather(*(c for _, c in calls), return_exceptions=True)
+        done = Counter()
+        for (name, _), result in zip(calls, results, strict=True):
+            if isinstance(result, (RoomNotFound, RoomExists)):
+                continue
+            assert not isinstance(result, BaseException), (name, result)
+            done[name] += 1
+        # each successful delete removed what one successful create had made
+        assert done["create"] - done["delete"] in (0, 1), done
+        exists = done["create"] - done["delete"] == 1
+        outcomes[exists] += 1
+        listed = rid in [r.id for r in await store.list_rooms()]
+        assert listed == exists
+        keys = await room_keys(store, rid)
+        if not exists:
+            with pytest.raises(RoomNotFound):
+                await store.get_room(rid)
+            assert keys in (None, set())
+            continue
+        record = await store.get_room(rid)
+        assert record.version == await store.room_version(rid)
+        records = await store.records(rid, "p")
+        assert await store.counters(rid, "p") == Counter(r["c"] for r in records.values())
+        assert keys is None or all(ROOM_KEY.fullmatch(k) for k in keys), keys
+        await store.delete_room(rid)
+        assert await room_keys(store, rid) in (None, set())
+        assert rid not in [r.id for r in await store.list_rooms()]
+    assert sum(outcomes.values()) == 8
+
+
+async def test_a_second_create_raises_room_exists_and_changes_nothing(pair):
+    store, _, _ = pair
+    first = await store.create_room(room("r1", allow_anonymous=False))
+    await store.apply("r1", "p", "v1", "k", {"c": "a"}, {"a": 1})
+    results = await asyncio.gather(
+        *(store.create_room(room("r1")) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, RoomExists) for r in results), results
+    got = await store.get_room("r1")
+    assert (got.title, got.settings, got.version) == (first.title, {"allow_anonymous": False}, 2)
+    assert await store.counters("r1", "p") == {"a": 1}
+
+
+# --- one read of several boxes ---------------------------------------------------------
+
+
+async def test_read_gives_counters_and_records_of_several_boxes(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    await store.apply("r1", "poll/a", "v1", "k", {"c": "x"}, {"x": 1})
+    await store.apply("r1", "poll/a", "v2", "k", {"c": "y"}, {"y": 1})
+    await store.apply("r1", "poll/b", "v1", "k", {"n": 2}, {"n": 2})
+    await store.apply("r1", "poll/b", "v1", "k2", None, {})  # withdrawn: counters at 0 go
+    data = await store.read("r1", ["poll/a", "poll/b", "never"], ["poll/a", "poll/b", "never"])
+    assert data == BoxData(
+        counters={"poll/a": {"x": 1, "y": 1}, "poll/b": {}, "never": {}},
+        records={"poll/a": {"v1": {"c": "x"}, "v2": {"c": "y"}}, "poll/b": {}, "never": {}},
+    )
+    assert data.counters["poll/a"] == await store.counters("r1", "poll/a")
+    assert data.records["poll/a"] == await store.records("r1", "poll/a")
+    assert await store.read("r1", [], []) == BoxData({}, {})
+    only = await store.read("r1", counters=["poll/a"], records=())
+    assert only == BoxData({"poll/a": {"x": 1, "y": 1}}, {})

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from server.backends.base import (
     ApplyResult,
     BackendUnavailable,
+    BoxData,
     Broker,
     RoomExists,
     RoomNotFound,
     RoomRecord,
     Store,
+    Submission,
 )
 from server.backends.memory import MemoryBroker, MemoryStore
 
@@ -24,6 +26,7 @@ __all__ = [
     "ApplyResult",
     "BackendUnavailable",
     "Backends",
+    "BoxData",
     "Broker",
     "MemoryBroker",
     "MemoryStore",
@@ -31,6 +34,7 @@ __all__ = [
     "RoomNotFound",
     "RoomRecord",
     "Store",
+    "Submission",
     "open_backends",
 ]
 
