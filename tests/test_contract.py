@@ -20,6 +20,8 @@ from server.backends import (
     open_backends,
 )
 from server.backends.memory import MemoryBroker
+from tests.conftest import UNIT
+from tests.redis_fixtures import redis_server
 
 BACKENDS = ["memory", "redis", "cluster"]
 
@@ -242,7 +244,12 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
     def on_a(room_id, payload):
         got_a.append((room_id, bytes(payload)))
 
+    gone = set()  # rooms b has unsubscribed from
+    late = []
+
     def on_b(room_id, payload):
+        if room_id in gone:
+            late.append((room_id, bytes(payload)))
         got_b.append((room_id, bytes(payload)))
         if len(got_b) == 50:
             done.set()
@@ -250,8 +257,7 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
     await a.start(on_a)
     await b.start(on_b)
     await b.subscribe("r1")
-    await b.subscribe("r2")
-    await asyncio.sleep(0.3)  # let a fresh Redis subscription settle before publishing
+    await b.subscribe("r2")  # returns once the subscriptions are live: no settling sleep
     sent = [("r1", f"m{i}".encode()) for i in range(25)]
     await a.publish_many(sent)
     for i in range(25, 50):
@@ -265,8 +271,9 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
         assert [p for r, p in got_b if r == room_id] == [p for r, p in sent if r == room_id]
     assert sorted(got_b) == sorted(sent)
     assert got_a == []  # a subscribed to nothing
+    await a.publish("r1", b"in flight")  # delivered before unsubscribe returns, or never
     await b.unsubscribe("r1")
-    await asyncio.sleep(0.2)
+    gone.add("r1")
     await a.publish("r1", b"after unsubscribe")
     await a.publish("r2", b"still here")
     for _ in range(100):
@@ -275,6 +282,7 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
         await asyncio.sleep(0.05)
     assert got_b[-1] == ("r2", b"still here")
     assert b"after unsubscribe" not in [p for _, p in got_b]
+    assert late == []
 
 
 async def test_redis_outage_raises_backend_unavailable_and_recovers(shared_redis):
@@ -460,3 +468,98 @@ async def test_read_gives_counters_and_records_of_several_boxes(pair):
     assert await store.read("r1", [], []) == BoxData({}, {})
     only = await store.read("r1", counters=["poll/a"], records=())
     assert only == BoxData({"poll/a": {"x": 1, "y": 1}}, {})
+
+
+# --- live subscriptions ----------------------------------------------------------------
+
+
+async def test_a_publication_right_after_subscribe_returned_is_delivered(pair):
+    """subscribe() returns once the subscription is live, on every shard of a cluster."""
+    _, a, b = pair
+    got = []
+    all_in = asyncio.Event()
+
+    def on_b(room_id, payload):
+        got.append((room_id, bytes(payload)))
+        if len(got) == 40:
+            all_in.set()
+
+    await a.start(lambda room_id, payload: None)
+    await b.start(on_b)
+    for i in range(20):  # one after another: each publication follows its own subscribe
+        await b.subscribe(f"live{i}")
+        await a.publish(f"live{i}", b"first")
+    await asyncio.gather(*(b.subscribe(f"many{i}") for i in range(20)))
+    await a.publish_many([(f"many{i}", b"first") for i in range(20)])
+    await asyncio.wait_for(all_in.wait(), 10 * UNIT)
+    assert sorted(got) == sorted(
+        [(f"live{i}", b"first") for i in range(20)] + [(f"many{i}", b"first") for i in range(20)]
+    )
+
+
+async def test_subscribe_raises_backend_unavailable_when_redis_never_confirms():
+    """A server that accepts the connection and never answers: subscribe() gives up."""
+
+    async def silent(reader, writer):
+        await reader.read()  # hold the connection open without a word
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backends = open_backends(f"redis://127.0.0.1:{port}/0", prefix="t:")
+    backends.broker.subscribe_timeout_s = 0.5
+    try:
+        await backends.broker.start(lambda room_id, payload: None)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            await backends.broker.subscribe("r1")
+        assert time.monotonic() - started < 4 * UNIT
+    finally:
+        await backends.broker.close()
+        await backends.store.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_subscriptions_come_back_after_a_redis_restart():
+    """While Redis is down subscribe() raises BackendUnavailable but the subscription stays
+    wanted; after the restart the listener subscribes every wanted channel again."""
+    with redis_server() as redis:
+        prefix = f"t{uuid.uuid4().hex[:8]}:"
+        a = open_backends(redis.url, prefix=prefix)
+        b = open_backends(redis.url, prefix=prefix)
+        got = asyncio.Queue()
+        try:
+            await a.broker.start(lambda room_id, payload: None)
+            await b.broker.start(lambda room_id, payload: got.put_nowait((room_id, payload)))
+            await b.broker.subscribe("before")
+            await a.broker.publish("before", b"1")
+            assert await asyncio.wait_for(got.get(), 5 * UNIT) == ("before", b"1")
+            redis.stop()
+            with pytest.raises(BackendUnavailable):
+                await b.broker.subscribe("during")
+            redis.start()
+            deadline = time.monotonic() + 15 * UNIT
+            while True:  # live again once the listener has reconnected
+                try:
+                    await b.broker.subscribe("before")
+                    await b.broker.subscribe("during")
+                    break
+                except BackendUnavailable:
+                    assert time.monotonic() < deadline, "the listener did not come back"
+                    await asyncio.sleep(0.1)
+            for room_id, payload in (("before", b"2"), ("during", b"3")):
+                for _ in range(20):  # the publisher's pooled connections died with Redis
+                    try:
+                        await a.broker.publish(room_id, payload)
+                        break
+                    except BackendUnavailable:
+                        await asyncio.sleep(0.1)
+            assert {await asyncio.wait_for(got.get(), 5 * UNIT) for _ in range(2)} == {
+                ("before", b"2"),
+                ("during", b"3"),
+            }
+        finally:
+            for backends in (a, b):
+                await backends.broker.close()
+                await backends.store.close()

@@ -48,6 +48,13 @@ publishing node, or is lost (for instance while Redis is down). There is no orde
 between rooms: on a cluster, rooms on different shards arrive over different
 connections. Nothing is stored; state is never carried only by the broker.
 
+:meth:`Broker.subscribe` returns once the subscription is live (on Redis: confirmed
+by the server; on a cluster, by the shard that owns the room), so whatever any node
+publishes after it returned is delivered. When the broker cannot confirm it in time,
+or Redis is down, it raises :class:`BackendUnavailable`; the subscription stays
+wanted and becomes live when the broker reconnects, until :meth:`Broker.unsubscribe`.
+Once ``unsubscribe`` has returned, nothing is delivered for that room.
+
 Failures raise :class:`BackendUnavailable`, which callers turn into the retryable
 ``store_unavailable`` error.
 """

@@ -254,10 +254,15 @@ class MemoryBroker:
         return MemoryBrokerClient(self, self._next)
 
     def _deliver(self, room_id: str, payload: bytes) -> None:
-        for client_id in list(self._subscriptions.get(room_id, ())):
-            handler = self._handlers.get(client_id)
-            if handler is not None:
-                asyncio.get_running_loop().call_soon(handler, room_id, payload)
+        loop = asyncio.get_running_loop()
+        for client_id in self._subscriptions.get(room_id, ()):
+            loop.call_soon(self._hand_over, client_id, room_id, payload)
+
+    def _hand_over(self, client_id: int, room_id: str, payload: bytes) -> None:
+        # Checked again now: nothing reaches a client once its unsubscribe has returned.
+        handler = self._handlers.get(client_id)
+        if handler is not None and client_id in self._subscriptions.get(room_id, ()):
+            handler(room_id, payload)
 
 
 class MemoryBrokerClient:

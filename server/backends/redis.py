@@ -1,4 +1,5 @@
-"""Store and Broker on Redis (redis-py's asyncio client), single server or Cluster.
+"""The Store on Redis (redis-py's asyncio client), single server or Cluster; the
+Broker is in redis_broker.py and shares the connection.
 
 URLs: ``redis://host:port/db`` (or ``rediss://``) for one server,
 ``redis+cluster://host:port`` for a Redis Cluster (any node as the seed).
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -43,7 +42,6 @@ from server.backends.base import (
     ApplyResult,
     BackendUnavailable,
     BoxData,
-    MessageHandler,
     RoomExists,
     RoomNotFound,
     RoomRecord,
@@ -52,7 +50,6 @@ from server.backends.base import (
     held_record,
 )
 
-log = logging.getLogger("hudong.redis")
 T = TypeVar("T")
 
 DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
@@ -555,177 +552,3 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self.conn.close()
-
-
-class _Listener:
-    """One pub/sub connection and its reader task, for one Redis server.
-
-    Reads block on that one connection, so a message is handled as soon as it
-    arrives. When the connection breaks the listener waits with jittered
-    exponential backoff, reconnects and subscribes to its channels again.
-    """
-
-    def __init__(
-        self, client: Any, sharded: bool, handler: Callable[[Any, Any], None], name: str
-    ) -> None:
-        self.client = client
-        self.sharded = sharded
-        self.handler = handler
-        self.name = name
-        self.channels: set[str] = set()
-        self.healthy = False
-        self.pubsub: Any = None
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"hudong-{name}")
-
-    async def _subscribe(self, channels: list[str]) -> None:
-        if self.sharded:
-            await self.pubsub.ssubscribe(*channels)
-        else:
-            await self.pubsub.subscribe(*channels)
-
-    async def add(self, channel: str) -> None:
-        self.channels.add(channel)
-        if self.healthy:
-            with contextlib.suppress(Exception):  # else subscribed again on reconnect
-                await self._subscribe([channel])
-
-    async def remove(self, channel: str) -> None:
-        self.channels.discard(channel)
-        if self.healthy:
-            with contextlib.suppress(Exception):
-                if self.sharded:
-                    await self.pubsub.sunsubscribe(channel)
-                else:
-                    await self.pubsub.unsubscribe(channel)
-
-    async def _run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                # A subscription keeps the connection open even with no room yet.
-                await self._subscribe([*self.channels] or [f"hudong-keepalive-{self.name}"])
-                self.healthy = True
-                delay = 0.1
-                while True:
-                    message = await self.pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=1.0
-                    )
-                    if message is None or message.get("type") not in ("message", "smessage"):
-                        continue
-                    try:
-                        self.handler(message["channel"], message["data"])
-                    except Exception:  # pragma: no cover - a bad message must not stop us
-                        log.exception("broker message handler failed")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.healthy:
-                    log.warning("redis pub/sub to %s lost (%s); reconnecting", self.name, exc)
-                self.healthy = False
-                with contextlib.suppress(Exception):
-                    await self.pubsub.aclose()
-                # full-jitter backoff, capped at 2 s so a returning Redis is used quickly
-                await asyncio.sleep(delay * random.random() + 0.05)
-                delay = min(2.0, delay * 2)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
-        with contextlib.suppress(Exception):
-            await self.pubsub.aclose()
-
-
-class RedisBroker:
-    """Room channels on Redis pub/sub; sharded pub/sub on a cluster.
-
-    On one server, one listener serves every room. On a cluster, a room's channel
-    lives on the node that owns its hash slot (``SSUBSCRIBE``), so there is one
-    listener per node that owns a subscribed room.
-    """
-
-    def __init__(self, connection: RedisConnection) -> None:
-        self.conn = connection
-        self.rooms: dict[str, _Listener] = {}
-        self._listeners: dict[str, _Listener] = {}
-        self._handler: MessageHandler | None = None
-        self._prefix_len = len(connection.prefix) + 1
-
-    @property
-    def healthy(self) -> bool:
-        return all(listener.healthy for listener in self._listeners.values())
-
-    def channel(self, room_id: str) -> str:
-        return self.conn.key(room_id, "ch")
-
-    def _on_message(self, channel: Any, data: Any) -> None:
-        name = as_text(channel)
-        assert self._handler is not None
-        self._handler(name[self._prefix_len : name.index("}", self._prefix_len)], data)
-
-    async def start(self, on_message: MessageHandler) -> None:
-        self._handler = on_message
-        if not self.conn.cluster:
-            self._listeners["redis"] = _Listener(self.conn.client, False, self._on_message, "redis")
-
-    async def _listener_for(self, room_id: str) -> _Listener:
-        if not self.conn.cluster:
-            return self._listeners["redis"]
-        client = self.conn.client
-        await self.conn.call(lambda: client.initialize())
-        node = client.get_node_from_key(self.channel(room_id))
-        listener = self._listeners.get(node.name)
-        if listener is None:
-            node_client = aioredis.Redis(
-                host=node.host, port=node.port, socket_connect_timeout=1.0, health_check_interval=5
-            )
-            listener = _Listener(node_client, True, self._on_message, node.name)
-            self._listeners[node.name] = listener
-        return listener
-
-    async def subscribe(self, room_id: str) -> None:
-        if room_id in self.rooms:
-            return
-        listener = await self._listener_for(room_id)
-        self.rooms[room_id] = listener
-        await listener.add(self.channel(room_id))
-
-    async def unsubscribe(self, room_id: str) -> None:
-        listener = self.rooms.pop(room_id, None)
-        if listener is not None:
-            await listener.remove(self.channel(room_id))
-
-    async def publish(self, room_id: str, payload: bytes) -> None:
-        await self.publish_many([(room_id, payload)])
-
-    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        if not items:
-            return
-        client = self.conn.client
-
-        async def send() -> None:
-            if len(items) == 1:
-                room_id, payload = items[0]
-                if self.conn.cluster:
-                    await client.spublish(self.channel(room_id), payload)
-                else:
-                    await client.publish(self.channel(room_id), payload)
-                return
-            pipe = client.pipeline(transaction=False)
-            for room_id, payload in items:
-                if self.conn.cluster:
-                    pipe.spublish(self.channel(room_id), payload)
-                else:
-                    pipe.publish(self.channel(room_id), payload)
-            await pipe.execute()
-
-        await self.conn.call(send)
-
-    async def close(self) -> None:
-        for listener in self._listeners.values():
-            await listener.close()
-            if listener.client is not self.conn.client:
-                with contextlib.suppress(Exception):
-                    await listener.client.aclose()
-        self._listeners.clear()
