@@ -230,6 +230,8 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.append_replay("r1", [{"n": 5}], keep=3)
     assert await store.replay("r1", 10) == [{"n": 3}, {"n": 4}, {"n": 5}]
     assert await store.replay("r1", 2) == [{"n": 4}, {"n": 5}]
+    await store.append_replay("r1", [{"n": 6}], keep=0)  # keeping none empties it
+    assert await store.replay("r1", 10) == []
     await store.delete_room("r1")
     assert await store.replay("r1", 10) == []
     assert await store.room_stats("r1") == {}
