@@ -3,13 +3,25 @@ Redis Cluster). The guarantees tested are the ones server/backends/base.py state
 
 import asyncio
 import itertools
+import random
+import re
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
-from server.backends import BackendUnavailable, RoomExists, RoomNotFound, RoomRecord, open_backends
+from server.backends import (
+    BackendUnavailable,
+    BoxData,
+    RoomExists,
+    RoomNotFound,
+    RoomRecord,
+    open_backends,
+)
 from server.backends.memory import MemoryBroker
+from tests.conftest import UNIT
+from tests.redis_fixtures import redis_server
 
 BACKENDS = ["memory", "redis", "cluster"]
 
@@ -43,6 +55,22 @@ async def pair(request):
 
 def room(room_id="r1", **settings):
     return RoomRecord(room_id, f"Room {room_id}", time.time(), 1, settings)
+
+
+async def room_keys(store, room_id):
+    """Every Redis key of a room (SCAN for its hash tag); None for the memory store."""
+    conn = getattr(store, "conn", None)
+    if conn is None:
+        return None
+    pattern = conn.key(room_id, "*")
+    return {k.decode() async for k in conn.client.scan_iter(match=pattern, count=1000)}
+
+
+# The stored key layout of a room (server/backends/redis.py): what a live room may hold.
+ROOM_KEY = re.compile(
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|ids"
+    r"|i:.+:(rec|cnt|done))"
+)
 
 
 async def test_rooms_crud_and_versions(pair):
@@ -202,6 +230,8 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.append_replay("r1", [{"n": 5}], keep=3)
     assert await store.replay("r1", 10) == [{"n": 3}, {"n": 4}, {"n": 5}]
     assert await store.replay("r1", 2) == [{"n": 4}, {"n": 5}]
+    await store.append_replay("r1", [{"n": 6}], keep=0)  # keeping none empties it
+    assert await store.replay("r1", 10) == []
     await store.delete_room("r1")
     assert await store.replay("r1", 10) == []
     assert await store.room_stats("r1") == {}
@@ -216,7 +246,12 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
     def on_a(room_id, payload):
         got_a.append((room_id, bytes(payload)))
 
+    gone = set()  # rooms b has unsubscribed from
+    late = []
+
     def on_b(room_id, payload):
+        if room_id in gone:
+            late.append((room_id, bytes(payload)))
         got_b.append((room_id, bytes(payload)))
         if len(got_b) == 50:
             done.set()
@@ -224,18 +259,23 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
     await a.start(on_a)
     await b.start(on_b)
     await b.subscribe("r1")
-    await b.subscribe("r2")
-    await asyncio.sleep(0.3)  # let a fresh Redis subscription settle before publishing
-    await a.publish_many([("r1", f"m{i}".encode()) for i in range(25)])
+    await b.subscribe("r2")  # returns once the subscriptions are live: no settling sleep
+    sent = [("r1", f"m{i}".encode()) for i in range(25)]
+    await a.publish_many(sent)
     for i in range(25, 50):
-        await a.publish("r2" if i % 2 else "r1", f"m{i}".encode())
+        sent.append(("r2" if i % 2 else "r1", f"m{i}".encode()))
+        await a.publish(*sent[-1])
     await a.publish("r3", b"nobody listens")
     await asyncio.wait_for(done.wait(), 10)
-    assert [p for _, p in got_b] == [f"m{i}".encode() for i in range(50)]
-    assert {r for r, _ in got_b} == {"r1", "r2"}
+    # In publish order per room: on a cluster r1 and r2 live on different shards,
+    # whose connections deliver independently of each other.
+    for room_id in ("r1", "r2"):
+        assert [p for r, p in got_b if r == room_id] == [p for r, p in sent if r == room_id]
+    assert sorted(got_b) == sorted(sent)
     assert got_a == []  # a subscribed to nothing
+    await a.publish("r1", b"in flight")  # delivered before unsubscribe returns, or never
     await b.unsubscribe("r1")
-    await asyncio.sleep(0.2)
+    gone.add("r1")
     await a.publish("r1", b"after unsubscribe")
     await a.publish("r2", b"still here")
     for _ in range(100):
@@ -244,6 +284,7 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
         await asyncio.sleep(0.05)
     assert got_b[-1] == ("r2", b"still here")
     assert b"after unsubscribe" not in [p for _, p in got_b]
+    assert late == []
 
 
 async def test_redis_outage_raises_backend_unavailable_and_recovers(shared_redis):
@@ -277,3 +318,250 @@ async def test_unversioned_bookkeeping_leaves_the_room_version(pair):
     assert (r.status, r.version) == ("applied", before)
     assert await store.room_version("r1") == before
     assert await store.records("r1", "presence") == {"v1": {"at": 1}}
+
+
+# --- missing rooms ---------------------------------------------------------------------
+
+# Every Store method that names a room raises RoomNotFound for a missing one ...
+MISSING_RAISES = {
+    "get_room": lambda s, r: s.get_room(r),
+    "update_room": lambda s, r: s.update_room(r, title="x", settings={"a": 1}),
+    "delete_room": lambda s, r: s.delete_room(r),
+    "room_version": lambda s, r: s.room_version(r),
+    "remember_token": lambda s, r: s.remember_token(r, "h", {"role": "host"}, 60),
+    "token_info": lambda s, r: s.token_info(r, "h"),
+    "put_interaction": lambda s, r: s.put_interaction(r, "p", {"n": 1}),
+    "interactions": lambda s, r: s.interactions(r),
+    "apply": lambda s, r: s.apply(r, "p", "v1", "k9", {"c": "a"}, {"a": 1}),
+    "apply unversioned": lambda s, r: s.apply(r, "p", "v1", "k8", None, {}, versioned=False),
+    "counters": lambda s, r: s.counters(r, "p"),
+    "records": lambda s, r: s.records(r, "p"),
+    "read": lambda s, r: s.read(r, ["p"], ["p"]),
+}
+# ... and the best-effort bookkeeping is a no-op, or empty, for one.
+MISSING_IGNORED = {
+    "set_presence": lambda s, r: s.set_presence(r, "node-a", 3, 30),
+    "set_node_stats": lambda s, r: s.set_node_stats(r, "node-a", {"danmaku": 1}, 30),
+    "add_participants": lambda s, r: s.add_participants(r, ["ann", "bob"]),
+    "append_replay": lambda s, r: s.append_replay(r, [{"n": 1}], keep=10),
+}
+MISSING_EMPTY = {
+    "presence": (lambda s, r: s.presence(r), 0),
+    "room_stats": (lambda s, r: s.room_stats(r), {}),
+    "participants": (lambda s, r: s.participants(r), 0),
+    "replay": (lambda s, r: s.replay(r, 10), []),
+}
+
+
+@pytest.mark.parametrize("state", ["never created", "deleted"])
+async def test_a_missing_room_raises_or_stays_empty_and_gains_no_keys(pair, state):
+    store, _, _ = pair
+    await store.create_room(room("other"))  # a neighbour that must not be disturbed
+    if state == "deleted":
+        await store.create_room(room("ghost"))
+        await store.apply("ghost", "p", "v1", "k1", {"c": "a"}, {"a": 1})
+        await store.remember_token("ghost", "h", {"role": "host"}, 60)
+        await store.set_presence("ghost", "node-a", 1, 30)
+        await store.append_replay("ghost", [{"n": 0}], keep=10)
+        await store.delete_room("ghost")
+    wrong = []
+    for name, call in MISSING_RAISES.items():
+        try:
+            got = await call(store, "ghost")
+        except RoomNotFound:
+            continue
+        wrong.append(f"{name} returned {got!r}")
+    for name, call in MISSING_IGNORED.items():
+        if (got := await call(store, "ghost")) is not None:
+            wrong.append(f"{name} returned {got!r}")
+    for name, (call, empty) in MISSING_EMPTY.items():
+        if (got := await call(store, "ghost")) != empty:
+            wrong.append(f"{name} returned {got!r}")
+    assert wrong == []
+    assert [r.id for r in await store.list_rooms()] == ["other"]
+    assert await room_keys(store, "ghost") in (None, set())
+    assert await store.room_version("other") == 1
+
+
+# --- atomic create and delete ----------------------------------------------------------
+
+
+async def test_create_delete_apply_storms_leave_a_whole_room_or_none(pair):
+    """Many concurrent creates, deletes and writes on one room id: afterwards the room is
+    either whole (listed, counters that match its records, only its own keys) or gone
+    without a trace (no key left on Redis)."""
+    store, _, _ = pair
+    rng = random.Random(20240611)
+    outcomes = Counter()
+    for round_ in range(8):
+        rid = f"storm{round_}"
+        calls = [("create", store.create_room(room(rid))) for _ in range(10)]
+        calls += [("delete", store.delete_room(rid)) for _ in range(8 + round_ % 3)]
+        for i in range(60):
+            choice = "abc"[i % 3]
+            apply = store.apply(rid, "p", f"v{i % 20}", f"k{i}", {"c": choice}, {choice: 1})
+            calls.append(("apply", apply))
+        calls += [("put", store.put_interaction(rid, "p", {"n": i})) for i in range(5)]
+        calls += [("update", store.update_room(rid, settings={"n": i})) for i in range(5)]
+        calls += [("token", store.remember_token(rid, f"t{i}", {}, 60)) for i in range(5)]
+        for name, call in itertools.islice(itertools.cycle(MISSING_IGNORED.items()), 12):
+            calls.append((name, call(store, rid)))
+        rng.shuffle(calls)
+        results = await asyncio.gather(*(c for _, c in calls), return_exceptions=True)
+        done = Counter()
+        for (name, _), result in zip(calls, results, strict=True):
+            if isinstance(result, (RoomNotFound, RoomExists)):
+                continue
+            assert not isinstance(result, BaseException), (name, result)
+            done[name] += 1
+        # each successful delete removed what one successful create had made
+        assert done["create"] - done["delete"] in (0, 1), done
+        exists = done["create"] - done["delete"] == 1
+        outcomes[exists] += 1
+        listed = rid in [r.id for r in await store.list_rooms()]
+        assert listed == exists
+        keys = await room_keys(store, rid)
+        if not exists:
+            with pytest.raises(RoomNotFound):
+                await store.get_room(rid)
+            assert keys in (None, set())
+            continue
+        record = await store.get_room(rid)
+        assert record.version == await store.room_version(rid)
+        records = await store.records(rid, "p")
+        assert await store.counters(rid, "p") == Counter(r["c"] for r in records.values())
+        assert keys is None or all(ROOM_KEY.fullmatch(k) for k in keys), keys
+        await store.delete_room(rid)
+        assert await room_keys(store, rid) in (None, set())
+        assert rid not in [r.id for r in await store.list_rooms()]
+    assert sum(outcomes.values()) == 8
+
+
+async def test_a_second_create_raises_room_exists_and_changes_nothing(pair):
+    store, _, _ = pair
+    first = await store.create_room(room("r1", allow_anonymous=False))
+    await store.apply("r1", "p", "v1", "k", {"c": "a"}, {"a": 1})
+    results = await asyncio.gather(
+        *(store.create_room(room("r1")) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, RoomExists) for r in results), results
+    got = await store.get_room("r1")
+    assert (got.title, got.settings, got.version) == (first.title, {"allow_anonymous": False}, 2)
+    assert await store.counters("r1", "p") == {"a": 1}
+
+
+# --- one read of several boxes ---------------------------------------------------------
+
+
+async def test_read_gives_counters_and_records_of_several_boxes(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    await store.apply("r1", "poll/a", "v1", "k", {"c": "x"}, {"x": 1})
+    await store.apply("r1", "poll/a", "v2", "k", {"c": "y"}, {"y": 1})
+    await store.apply("r1", "poll/b", "v1", "k", {"n": 2}, {"n": 2})
+    await store.apply("r1", "poll/b", "v1", "k2", None, {})  # withdrawn: counters at 0 go
+    data = await store.read("r1", ["poll/a", "poll/b", "never"], ["poll/a", "poll/b", "never"])
+    assert data == BoxData(
+        counters={"poll/a": {"x": 1, "y": 1}, "poll/b": {}, "never": {}},
+        records={"poll/a": {"v1": {"c": "x"}, "v2": {"c": "y"}}, "poll/b": {}, "never": {}},
+    )
+    assert data.counters["poll/a"] == await store.counters("r1", "poll/a")
+    assert data.records["poll/a"] == await store.records("r1", "poll/a")
+    assert await store.read("r1", [], []) == BoxData({}, {})
+    only = await store.read("r1", counters=["poll/a"], records=())
+    assert only == BoxData({"poll/a": {"x": 1, "y": 1}}, {})
+
+
+# --- live subscriptions ----------------------------------------------------------------
+
+
+async def test_a_publication_right_after_subscribe_returned_is_delivered(pair):
+    """subscribe() returns once the subscription is live, on every shard of a cluster."""
+    _, a, b = pair
+    got = []
+    all_in = asyncio.Event()
+
+    def on_b(room_id, payload):
+        got.append((room_id, bytes(payload)))
+        if len(got) == 40:
+            all_in.set()
+
+    await a.start(lambda room_id, payload: None)
+    await b.start(on_b)
+    for i in range(20):  # one after another: each publication follows its own subscribe
+        await b.subscribe(f"live{i}")
+        await a.publish(f"live{i}", b"first")
+    await asyncio.gather(*(b.subscribe(f"many{i}") for i in range(20)))
+    await a.publish_many([(f"many{i}", b"first") for i in range(20)])
+    await asyncio.wait_for(all_in.wait(), 10 * UNIT)
+    assert sorted(got) == sorted(
+        [(f"live{i}", b"first") for i in range(20)] + [(f"many{i}", b"first") for i in range(20)]
+    )
+
+
+async def test_subscribe_raises_backend_unavailable_when_redis_never_confirms():
+    """A server that accepts the connection and never answers: subscribe() gives up."""
+
+    async def silent(reader, writer):
+        await reader.read()  # hold the connection open without a word
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backends = open_backends(f"redis://127.0.0.1:{port}/0", prefix="t:")
+    backends.broker.subscribe_timeout_s = 0.5
+    try:
+        await backends.broker.start(lambda room_id, payload: None)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            await backends.broker.subscribe("r1")
+        assert time.monotonic() - started < 4 * UNIT
+    finally:
+        await backends.broker.close()
+        await backends.store.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_subscriptions_come_back_after_a_redis_restart():
+    """While Redis is down subscribe() raises BackendUnavailable but the subscription stays
+    wanted; after the restart the listener subscribes every wanted channel again."""
+    with redis_server() as redis:
+        prefix = f"t{uuid.uuid4().hex[:8]}:"
+        a = open_backends(redis.url, prefix=prefix)
+        b = open_backends(redis.url, prefix=prefix)
+        got = asyncio.Queue()
+        try:
+            await a.broker.start(lambda room_id, payload: None)
+            await b.broker.start(lambda room_id, payload: got.put_nowait((room_id, payload)))
+            await b.broker.subscribe("before")
+            await a.broker.publish("before", b"1")
+            assert await asyncio.wait_for(got.get(), 5 * UNIT) == ("before", b"1")
+            redis.stop()
+            with pytest.raises(BackendUnavailable):
+                await b.broker.subscribe("during")
+            redis.start()
+            deadline = time.monotonic() + 15 * UNIT
+            while True:  # live again once the listener has reconnected
+                try:
+                    await b.broker.subscribe("before")
+                    await b.broker.subscribe("during")
+                    break
+                except BackendUnavailable:
+                    assert time.monotonic() < deadline, "the listener did not come back"
+                    await asyncio.sleep(0.1)
+            for room_id, payload in (("before", b"2"), ("during", b"3")):
+                for _ in range(20):  # the publisher's pooled connections died with Redis
+                    try:
+                        await a.broker.publish(room_id, payload)
+                        break
+                    except BackendUnavailable:
+                        await asyncio.sleep(0.1)
+            assert {await asyncio.wait_for(got.get(), 5 * UNIT) for _ in range(2)} == {
+                ("before", b"2"),
+                ("during", b"3"),
+            }
+        finally:
+            for backends in (a, b):
+                await backends.broker.close()
+                await backends.store.close()

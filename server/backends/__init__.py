@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from server.backends.base import (
     ApplyResult,
     BackendUnavailable,
+    BoxData,
     Broker,
     RoomExists,
     RoomNotFound,
     RoomRecord,
     Store,
+    Submission,
 )
 from server.backends.memory import MemoryBroker, MemoryStore
 
@@ -24,6 +26,7 @@ __all__ = [
     "ApplyResult",
     "BackendUnavailable",
     "Backends",
+    "BoxData",
     "Broker",
     "MemoryBroker",
     "MemoryStore",
@@ -31,6 +34,7 @@ __all__ = [
     "RoomNotFound",
     "RoomRecord",
     "Store",
+    "Submission",
     "open_backends",
 ]
 
@@ -54,7 +58,8 @@ def open_backends(url: str, *, prefix: str = "hudong:") -> Backends:
     if url.startswith("memory://"):
         return Backends(MemoryStore(), MemoryBroker().connect(), url)
     if url.startswith(("redis://", "rediss://", "redis+cluster://")):
-        from server.backends.redis import RedisBroker, RedisConnection, RedisStore
+        from server.backends.redis import RedisConnection, RedisStore
+        from server.backends.redis_broker import RedisBroker
 
         connection = RedisConnection(url, prefix=prefix)
         return Backends(RedisStore(connection), RedisBroker(connection), url)

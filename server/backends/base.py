@@ -9,6 +9,23 @@ Store guarantees:
 - A write that returned has been committed (with Redis: acknowledged by the
   server; durable as far as its persistence settings make it). A write that raised
   changed nothing that a later read can see, except where a method says otherwise.
+- A room exists from the return of :meth:`Store.create_room` until the return of
+  :meth:`Store.delete_room`, and both are all or nothing: a reader sees the whole
+  room or none of it, and a deleted room leaves nothing behind (on Redis, no key;
+  creating it again starts empty). A second create of an existing id raises
+  :class:`RoomExists`.
+- Missing rooms: every method that names a room raises :class:`RoomNotFound` when
+  the room does not exist, and changes nothing (``get_room``, ``update_room``,
+  ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
+  ``put_interaction``, ``interactions``, ``apply``, ``counters``, ``records``,
+  ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
+  ``set_node_stats``, ``room_stats``, ``add_participants``, ``participants``,
+  ``append_replay``, ``replay``) does nothing for a missing room and reads empty
+  (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
+  The check is part of the operation (on Redis in the same Lua script as the write,
+  in the same round trip as the read), not a separate call that could race.
+- :meth:`Store.list_rooms` lists the rooms that exist when it reads them; a room
+  created or deleted while it runs may or may not be in the list.
 - :meth:`Store.apply` is atomic and idempotent: for one ``(viewer, key)`` the
   effect happens at most once, and a retry returns ``duplicate`` with the version
   of the first application. A viewer's new contribution replaces its previous one
@@ -18,15 +35,25 @@ Store guarantees:
   semantics of :class:`server.interactions.base.Tally`, per interaction box.
   ``versioned=False`` applies bookkeeping that is not room state (who is present)
   without growing the room version.
+- :meth:`Store.read` returns the counters and records of several boxes of one room
+  as of one moment (one round trip, one atomic read on Redis).
 - Every state change of a room (room update, interaction update, applied
   contribution) increases the room's ``version`` by one; versions never go back.
 - All keys of a room share one Redis Cluster hash tag, so every atomic operation
   touches one slot.
 
 Broker guarantees: *at most once*. A publication reaches every node subscribed to
-the room's channel at the time of publishing, in publish order per publishing node,
-or is lost (for instance while Redis is down). Nothing is stored; state is never
-carried only by the broker.
+the room's channel at the time of publishing, in publish order per room and
+publishing node, or is lost (for instance while Redis is down). There is no order
+between rooms: on a cluster, rooms on different shards arrive over different
+connections. Nothing is stored; state is never carried only by the broker.
+
+:meth:`Broker.subscribe` returns once the subscription is live (on Redis: confirmed
+by the server; on a cluster, by the shard that owns the room), so whatever any node
+publishes after it returned is delivered. When the broker cannot confirm it in time,
+or Redis is down, it raises :class:`BackendUnavailable`; the subscription stays
+wanted and becomes live when the broker reconnects, until :meth:`Broker.unsubscribe`.
+Once ``unsubscribe`` has returned, nothing is delivered for that room.
 
 Failures raise :class:`BackendUnavailable`, which callers turn into the retryable
 ``store_unavailable`` error.
@@ -37,6 +64,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import orjson
 
 # Room settings and their defaults: server/room_settings.py (PROTOCOL.md, "REST API").
 from server.room_settings import ROOM_SETTING_DEFAULTS
@@ -109,7 +138,57 @@ class ApplyResult:
     capped_field: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One viewer's contribution to one box, with the rules it is applied under: the
+    arguments of :meth:`Store.apply` as one value, which each backend's
+    :meth:`Store.submit` takes."""
+
+    viewer_id: str
+    key: str
+    record: dict[str, Any] | None
+    deltas: dict[str, int]
+    caps: dict[str, int]
+    once: bool
+    versioned: bool
+
+    @property
+    def done_key(self) -> str:
+        """Where the idempotency key is remembered: keys are scoped per viewer."""
+        return f"{self.viewer_id}|{self.key}"
+
+    def held(self) -> bytes | None:
+        """What the store keeps for the viewer (None: the contribution is withdrawn)."""
+        if self.record is None:
+            return None
+        return orjson.dumps({"r": self.record, "d": self.deltas})
+
+
+# A held contribution is stored as JSON {"r": record, "d": deltas} (memory and Redis alike).
+def held_record(held: bytes | str) -> dict[str, Any]:
+    record: dict[str, Any] = orjson.loads(held)["r"]
+    return record
+
+
+def held_deltas(held: bytes | str) -> dict[str, int]:
+    deltas: dict[str, int] = orjson.loads(held)["d"]
+    return deltas
+
+
+@dataclass(frozen=True, slots=True)
+class BoxData:
+    """What :meth:`Store.read` returns: per box asked for, its counters and its records
+    (viewer id -> record); a box nobody contributed to is there, empty."""
+
+    counters: dict[str, dict[str, int]]
+    records: dict[str, dict[str, dict[str, Any]]]
+
+
 class Store(Protocol):
+    """Rooms, their interactions and contributions, and shared bookkeeping; the module
+    docstring states the guarantees. Implementations subclass it, which gives them
+    :meth:`apply` on top of their :meth:`submit`."""
+
     # --- rooms ---
     async def create_room(self, room: RoomRecord) -> RoomRecord: ...
 
@@ -150,11 +229,22 @@ class Store(Protocol):
         caps: dict[str, int] | None = None,
         once: bool = False,
         versioned: bool = True,
+    ) -> ApplyResult:
+        """Apply ``viewer_id``'s contribution to the box ``interaction_id`` (see above)."""
+        submission = Submission(viewer_id, key, record, deltas, caps or {}, once, versioned)
+        return await self.submit(room_id, interaction_id, submission)
+
+    async def submit(
+        self, room_id: str, interaction_id: str, submission: Submission
     ) -> ApplyResult: ...
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]: ...
 
     async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]: ...
+
+    async def read(
+        self, room_id: str, counters: Collection[str], records: Collection[str]
+    ) -> BoxData: ...
 
     # --- presence: per-node counts that expire ---
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None: ...

@@ -17,10 +17,15 @@ import orjson
 
 from server.backends.base import (
     ApplyResult,
+    BoxData,
     MessageHandler,
     RoomExists,
     RoomNotFound,
     RoomRecord,
+    Store,
+    Submission,
+    held_deltas,
+    held_record,
 )
 
 
@@ -46,7 +51,9 @@ class _Room:
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
-class MemoryStore:
+class MemoryStore(Store):
+    """Rooms in a dict; each method runs without awaiting, so each is atomic."""
+
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
 
@@ -118,57 +125,59 @@ class MemoryStore:
         room = self._room(room_id)
         return {k: orjson.loads(v) for k, v in room.interactions.items()}
 
-    async def apply(
-        self,
-        room_id: str,
-        interaction_id: str,
-        viewer_id: str,
-        key: str,
-        record: dict[str, Any] | None,
-        deltas: dict[str, int],
-        caps: dict[str, int] | None = None,
-        once: bool = False,
-        versioned: bool = True,
+    async def submit(
+        self, room_id: str, interaction_id: str, submission: Submission
     ) -> ApplyResult:
         room = self._room(room_id)
         state = room.contributions[interaction_id]
-        done_key = f"{viewer_id}|{key}"
-        if done_key in state.done:
-            return ApplyResult("duplicate", state.done[done_key], dict(state.counters))
-        old = state.records.get(viewer_id)
-        if once and old is not None:
+        done = state.done.get(submission.done_key)
+        if done is not None:
+            return ApplyResult("duplicate", done, dict(state.counters))
+        old = state.records.get(submission.viewer_id)
+        if submission.once and old is not None:
             return ApplyResult("already_done", room.version, dict(state.counters))
-        change: dict[str, int] = {}
+        change = dict(submission.deltas)
         if old is not None:
-            for name, amount in orjson.loads(old)["d"].items():
+            for name, amount in held_deltas(old).items():
                 change[name] = change.get(name, 0) - amount
-        for name, amount in deltas.items():
-            change[name] = change.get(name, 0) + amount
-        for name, cap in (caps or {}).items():
+        for name, cap in submission.caps.items():
             step = change.get(name, 0)
             if step > 0 and state.counters.get(name, 0) + step > cap:
                 return ApplyResult("capped", room.version, dict(state.counters), name)
         for name, step in change.items():
-            if step:
-                value = state.counters.get(name, 0) + step
-                if value:
-                    state.counters[name] = value
-                else:
-                    del state.counters[name]
-        if record is None:
-            state.records.pop(viewer_id, None)
+            value = state.counters.get(name, 0) + step
+            if value:
+                state.counters[name] = value
+            else:
+                state.counters.pop(name, None)
+        held = submission.held()
+        if held is None:
+            state.records.pop(submission.viewer_id, None)
         else:
-            state.records[viewer_id] = orjson.dumps({"r": record, "d": deltas})
-        version = self._bump(room) if versioned else room.version
-        state.done[done_key] = version
+            state.records[submission.viewer_id] = held
+        version = self._bump(room) if submission.versioned else room.version
+        state.done[submission.done_key] = version
         return ApplyResult("applied", version, dict(state.counters))
 
+    def _box(self, room_id: str, interaction_id: str) -> _Interaction:
+        """A box of an existing room, without adding one nobody contributed to."""
+        return self._room(room_id).contributions.get(interaction_id) or _Interaction()
+
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]:
-        return dict(self._room(room_id).contributions[interaction_id].counters)
+        return dict(self._box(room_id, interaction_id).counters)
 
     async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]:
-        state = self._room(room_id).contributions[interaction_id]
-        return {viewer: orjson.loads(raw)["r"] for viewer, raw in state.records.items()}
+        held = self._box(room_id, interaction_id).records
+        return {viewer: held_record(raw) for viewer, raw in held.items()}
+
+    async def read(
+        self, room_id: str, counters: Collection[str], records: Collection[str]
+    ) -> BoxData:
+        self._room(room_id)
+        return BoxData(
+            {box: await self.counters(room_id, box) for box in counters},
+            {box: await self.records(room_id, box) for box in records},
+        )
 
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:
         room = self._rooms.get(room_id)
@@ -245,10 +254,15 @@ class MemoryBroker:
         return MemoryBrokerClient(self, self._next)
 
     def _deliver(self, room_id: str, payload: bytes) -> None:
-        for client_id in list(self._subscriptions.get(room_id, ())):
-            handler = self._handlers.get(client_id)
-            if handler is not None:
-                asyncio.get_running_loop().call_soon(handler, room_id, payload)
+        loop = asyncio.get_running_loop()
+        for client_id in self._subscriptions.get(room_id, ()):
+            loop.call_soon(self._hand_over, client_id, room_id, payload)
+
+    def _hand_over(self, client_id: int, room_id: str, payload: bytes) -> None:
+        # Checked again now: nothing reaches a client once its unsubscribe has returned.
+        handler = self._handlers.get(client_id)
+        if handler is not None and client_id in self._subscriptions.get(room_id, ()):
+            handler(room_id, payload)
 
 
 class MemoryBrokerClient:

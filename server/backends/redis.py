@@ -1,4 +1,5 @@
-"""Store and Broker on Redis (redis-py's asyncio client), single server or Cluster.
+"""The Store on Redis (redis-py's asyncio client), single server or Cluster; the
+Broker is in redis_broker.py and shares the connection.
 
 URLs: ``redis://host:port/db`` (or ``rediss://``) for one server,
 ``redis+cluster://host:port`` for a Redis Cluster (any node as the seed).
@@ -7,16 +8,29 @@ Every key of a room carries the room id as a hash tag (``hudong:{room}:…``), s
 Lua scripts that make writes atomic touch one slot, and in a cluster the room's
 pub/sub channel uses sharded pub/sub (``SPUBLISH``/``SSUBSCRIBE``) on the node that
 owns that slot.
+
+A room exists while its hash (``{room}:room``) has a title. Every script that writes
+to a room checks that first, in the same script, so a write to a missing room changes
+nothing and leaves no key behind; every read of a room is one script that checks it
+in the same round trip. Creating a room is one script (every key of the room, or
+none) and so is deleting one (it reads the room's box ids and deletes every key).
+
+The index of rooms (``hudong:rooms``, a sorted set by creation time) lives in another
+slot, so it cannot be in those scripts. Its order: ``create_room`` writes the room,
+then indexes it; ``delete_room`` deletes the room, then unindexes it, then indexes it
+again if a concurrent create has made it anew in between. So a room that exists is
+indexed once its create has returned, and what a failure between the steps (Redis
+unreachable) leaves is an indexed id without a room, which ``list_rooms`` skips, or
+a room whose create raised before indexing it, which a retried create (answered with
+``RoomExists``) indexes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -27,31 +41,93 @@ from redis.exceptions import RedisError, ResponseError
 from server.backends.base import (
     ApplyResult,
     BackendUnavailable,
-    MessageHandler,
+    BoxData,
     RoomExists,
     RoomNotFound,
     RoomRecord,
+    Store,
+    Submission,
+    held_record,
 )
 
-log = logging.getLogger("hudong.redis")
 T = TypeVar("T")
 
 DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
+# The keys of a room, after the prefix and hash tag: the room's own keys (the hash
+# first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
+ROOM_KEYS = "room version interactions tokens presence stats participants replay ids".split()
+BOX_KEYS = ("rec", "cnt", "done")
+
+# --- Lua: KEYS[1] is always the room's hash -------------------------------------------
+
+# Every script that touches a room starts with this: a missing room is a nil answer.
+IF_ROOM = "if redis.call('HEXISTS', KEYS[1], 'title') == 0 then return false end\n"
+
+# Deletes every key of a room. KEYS: the room's own keys (ROOM_KEYS, the id set
+# last); ARGV[1]: the room's key prefix, ARGV[2..4]: BOX_KEYS.
+DROP_ROOM = """
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[#KEYS])) do
+  for part = 2, 4 do redis.call('DEL', ARGV[1] .. 'i:' .. id .. ':' .. ARGV[part]) end
+end
+redis.call('DEL', unpack(KEYS))
+"""
+
+# KEYS: as DROP_ROOM   ARGV: as DROP_ROOM, then id, title, created_at, settings JSON,
+# version. Answers {1}, or {0, created_at} when the room exists. Whatever an older
+# version left of a missing room (it could write without checking) is dropped first.
+CREATE_ROOM = f"""
+if redis.call('HEXISTS', KEYS[1], 'title') == 1 then
+  return {{0, redis.call('HGET', KEYS[1], 'created_at')}}
+end
+{DROP_ROOM}
+redis.call('HSET', KEYS[1], 'id', ARGV[5], 'title', ARGV[6], 'created_at', ARGV[7],
+           'settings', ARGV[8])
+redis.call('SET', KEYS[2], ARGV[9])
+return {{1}}
+"""
+
+DELETE_ROOM = IF_ROOM + DROP_ROOM + "return 1\n"
+
+# KEYS: room, version   ARGV: changes JSON ({"title"?: …, "settings": {…}})
+# Answers {version, the room hash's fields}.
+UPDATE_ROOM = (
+    IF_ROOM
+    + """
+local changes = cjson.decode(ARGV[1])
+if changes['title'] then redis.call('HSET', KEYS[1], 'title', changes['title']) end
+local settings = cjson.decode(redis.call('HGET', KEYS[1], 'settings'))
+for name, value in pairs(changes['settings']) do settings[name] = value end
+redis.call('HSET', KEYS[1], 'settings', cjson.encode(settings))
+return {redis.call('INCR', KEYS[2]), redis.call('HGETALL', KEYS[1])}
+"""
+)
+
+# KEYS: room, version, interactions   ARGV: interaction id, state JSON
+PUT_INTERACTION = (
+    IF_ROOM
+    + """
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+return redis.call('INCR', KEYS[2])
+"""
+)
+
 # The semantics of server.interactions.base.Tally, atomically.
-# KEYS: records, counters, done, version, ids   ARGV: viewer, done-key, stored value
-# ('' withdraws), deltas (JSON), caps (JSON), done ttl, interaction id, once ('1'/'0'),
-# versioned ('1': the room version grows; '0': bookkeeping that is not room state)
-APPLY = """
-local done = redis.call('HGET', KEYS[3], ARGV[2])
+# KEYS: room, records, counters, done, version, ids   ARGV: viewer, done-key, held
+# value ('' withdraws), deltas (JSON), caps (JSON), done ttl, interaction id, once
+# ('1'/'0'), versioned ('1': the room version grows; '0': bookkeeping, not room state)
+APPLY = (
+    IF_ROOM
+    + """
+local done = redis.call('HGET', KEYS[4], ARGV[2])
 if done then
-  return {'duplicate', tonumber(done), redis.call('HGETALL', KEYS[2])}
+  return {'duplicate', tonumber(done), redis.call('HGETALL', KEYS[3])}
 end
 local change = {}
-local old = redis.call('HGET', KEYS[1], ARGV[1])
+local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old and ARGV[8] == '1' then
-  return {'already_done', tonumber(redis.call('GET', KEYS[4]) or '1'),
-          redis.call('HGETALL', KEYS[2])}
+  return {'already_done', tonumber(redis.call('GET', KEYS[5]) or '1'),
+          redis.call('HGETALL', KEYS[3])}
 end
 if old then
   for name, amount in pairs(cjson.decode(old)['d']) do
@@ -63,90 +139,97 @@ for name, amount in pairs(cjson.decode(ARGV[4])) do
 end
 for name, cap in pairs(cjson.decode(ARGV[5])) do
   local step = change[name] or 0
-  if step > 0 and tonumber(redis.call('HGET', KEYS[2], name) or '0') + step > cap then
-    return {'capped', tonumber(redis.call('GET', KEYS[4]) or '1'),
-            redis.call('HGETALL', KEYS[2]), name}
+  if step > 0 and tonumber(redis.call('HGET', KEYS[3], name) or '0') + step > cap then
+    return {'capped', tonumber(redis.call('GET', KEYS[5]) or '1'),
+            redis.call('HGETALL', KEYS[3]), name}
   end
 end
 for name, step in pairs(change) do
   if step ~= 0 then
-    if redis.call('HINCRBY', KEYS[2], name, step) == 0 then redis.call('HDEL', KEYS[2], name) end
+    if redis.call('HINCRBY', KEYS[3], name, step) == 0 then redis.call('HDEL', KEYS[3], name) end
   end
 end
 if ARGV[3] == '' then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
 else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 end
-redis.call('SADD', KEYS[5], ARGV[7])
+redis.call('SADD', KEYS[6], ARGV[7])
 local version
 if ARGV[9] == '1' then
-  version = redis.call('INCR', KEYS[4])
+  version = redis.call('INCR', KEYS[5])
 else
-  version = tonumber(redis.call('GET', KEYS[4]) or '1')
+  version = tonumber(redis.call('GET', KEYS[5]) or '1')
 end
-redis.call('HSET', KEYS[3], ARGV[2], version)
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
-return {'applied', version, redis.call('HGETALL', KEYS[2])}
+redis.call('HSET', KEYS[4], ARGV[2], version)
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
+return {'applied', version, redis.call('HGETALL', KEYS[3])}
 """
+)
 
-# KEYS: room hash, version   ARGV: title or '', settings JSON
-UPDATE_ROOM = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'title', ARGV[1]) end
-local settings = cjson.decode(redis.call('HGET', KEYS[1], 'settings'))
-for name, value in pairs(cjson.decode(ARGV[2])) do settings[name] = value end
-redis.call('HSET', KEYS[1], 'settings', cjson.encode(settings))
-return redis.call('INCR', KEYS[2])
-"""
+# KEYS: room, a hash   ARGV: field, value (tokens, presence and node stats)
+SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 
-# KEYS: room hash, version, interactions   ARGV: interaction id, state JSON
-PUT_INTERACTION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-return redis.call('INCR', KEYS[2])
-"""
-
-# KEYS: room hash, participants HyperLogLog   ARGV: user ids
-# (only while the room exists: a node's late report must not bring a deleted room back)
-ADD_PARTICIPANTS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('PFADD', KEYS[2], unpack(ARGV))
-"""
+# KEYS: room, participants HyperLogLog   ARGV: user ids
+ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
 
+# KEYS: room, replay list   ARGV: how many to keep, events (at most that many)
+APPEND_REPLAY = (
+    IF_ROOM
+    + """
+local keep = tonumber(ARGV[1])
+if keep <= 0 then return redis.call('DEL', KEYS[2]) end
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+return redis.call('LTRIM', KEYS[2], -keep, -1)
+"""
+)
 
-def _pairs(flat: list[Any]) -> dict[str, int]:
-    return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+# Reads of one room as of one moment. KEYS: room, then one key per read; ARGV: per
+# read, its command (GET, HGETALL, or HGET, the one that takes an argument: the field)
+# and that argument ('' for the others).
+READ = (
+    IF_ROOM
+    + """
+local answers = {}
+for i = 2, #KEYS do
+  local command, field = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  if command == 'HGET' then
+    answers[i - 1] = redis.call(command, KEYS[i], field)
+  else
+    answers[i - 1] = redis.call(command, KEYS[i])
+  end
+end
+return answers
+"""
+)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisConnection:
-    """One redis-py client (single server or cluster) shared by the Store and the Broker."""
+def _fields(flat: Sequence[Any]) -> dict[str, Any]:
+    """A hash as HGETALL answers a script: [field, value, field, value, …]."""
+    return {as_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
-    def __init__(self, url: str, *, prefix: str = "hudong:") -> None:
-        self.url = url
-        self.prefix = prefix
-        self.cluster = url.startswith("redis+cluster://")
-        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
-        if self.cluster:
-            self.client: Any = RedisCluster.from_url(
-                "redis://" + url.removeprefix("redis+cluster://"),
-                max_connections=MAX_IN_FLIGHT + 16,
-                **options,
-            )
-        else:
-            self.client = aioredis.Redis.from_url(url, health_check_interval=5, **options)
 
-    def key(self, room_id: str, name: str) -> str:
-        return f"{self.prefix}{{{room_id}}}:{name}"
+def _counters(flat: Sequence[Any]) -> dict[str, int]:
+    return {name: int(value) for name, value in _fields(flat).items()}
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.client.aclose()
+
+def _records(flat: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    return {viewer: held_record(held) for viewer, held in _fields(flat).items()}
+
+
+def _room_record(room_id: str, fields: dict[str, Any], version: Any) -> RoomRecord:
+    return RoomRecord(
+        room_id,
+        as_text(fields["title"]),
+        float(fields["created_at"]),
+        int(version or 1),
+        orjson.loads(fields["settings"]),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -165,134 +248,162 @@ MAX_IN_FLIGHT = 48
 _limits: dict[int, asyncio.Semaphore] = {}
 
 
-async def _call(fn: Callable[[], Awaitable[T]]) -> T:
-    loop_id = id(asyncio.get_running_loop())
-    limit = _limits.get(loop_id)
-    if limit is None:
-        limit = _limits[loop_id] = asyncio.Semaphore(MAX_IN_FLIGHT)
-    async with limit, _unavailable_on_error():
-        return await fn()
+class RedisConnection:
+    """One redis-py client (single server or cluster) shared by the Store and the Broker."""
+
+    def __init__(self, url: str, *, prefix: str = "hudong:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.cluster = url.startswith("redis+cluster://")
+        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+        if self.cluster:
+            self.client: Any = RedisCluster.from_url(
+                "redis://" + url.removeprefix("redis+cluster://"),
+                max_connections=MAX_IN_FLIGHT + 16,
+                **options,
+            )
+        else:
+            self.client = aioredis.Redis.from_url(url, health_check_interval=5, **options)
+        self._initialized = not self.cluster
+        self._initializing = asyncio.Lock()
+
+    def key(self, room_id: str, name: str) -> str:
+        return f"{self.prefix}{{{room_id}}}:{name}"
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one command, pipeline or script; Redis errors become BackendUnavailable."""
+        loop_id = id(asyncio.get_running_loop())
+        limit = _limits.get(loop_id)
+        if limit is None:
+            limit = _limits[loop_id] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        async with limit, _unavailable_on_error():
+            if not self._initialized:
+                await self._initialize()
+            return await fn()
+
+    async def _initialize(self) -> None:
+        # A cluster client learns the topology once, before any concurrent use: when a
+        # burst of commands is what initialises it, redis-py (8.1) sometimes fails a few
+        # of them with "'NoneType' object has no attribute 'writelines'".
+        async with self._initializing:
+            if not self._initialized:
+                await self.client.initialize()
+                self._initialized = True
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
 
 
-class RedisStore:
+class RedisStore(Store):
     def __init__(self, connection: RedisConnection) -> None:
         self.conn = connection
         client = connection.client
-        self._apply = client.register_script(APPLY)
+        self._create_room = client.register_script(CREATE_ROOM)
+        self._delete_room = client.register_script(DELETE_ROOM)
         self._update_room = client.register_script(UPDATE_ROOM)
         self._put_interaction = client.register_script(PUT_INTERACTION)
+        self._apply = client.register_script(APPLY)
+        self._set_field = client.register_script(SET_FIELD)
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
+        self._append_replay = client.register_script(APPEND_REPLAY)
+        self._read_room = client.register_script(READ)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)
 
+    @property
+    def _index(self) -> str:
+        return f"{self.conn.prefix}rooms"
+
+    async def _script(
+        self, script: Any, room_id: str, names: Sequence[str], args: list[Any]
+    ) -> Any:
+        """Run a script on the room's hash and the keys ``names``; None: no such room."""
+        keys = [self._k(room_id, "room"), *(self._k(room_id, name) for name in names)]
+        return await self.conn.call(lambda: script(keys=keys, args=args))
+
+    async def _read(self, room_id: str, *reads: tuple[str, str, str]) -> list[Any]:
+        """Reads ``(command, key name, field for HGET or '')`` of one room, in one
+        atomic round trip; RoomNotFound when the room does not exist."""
+        names = [name for _, name, _ in reads]
+        args = [part for command, _, argument in reads for part in (command, argument)]
+        answers = await self._script(self._read_room, room_id, names, args)
+        if answers is None:
+            raise RoomNotFound(room_id)
+        return list(answers)
+
+    def _drop_args(self, room_id: str) -> list[str]:
+        return [self._k(room_id, ""), *BOX_KEYS]
+
     async def create_room(self, room: RoomRecord) -> RoomRecord:
-        c = self.conn.client
-        key = self._k(room.id, "room")
-
-        async def create() -> bool:
-            created = await c.hsetnx(key, "id", room.id)
-            if not created:
-                return False
-            await c.hset(
-                key,
-                mapping={
-                    "title": room.title,
-                    "created_at": repr(room.created_at),
-                    "settings": orjson.dumps(room.settings).decode(),
-                },
-            )
-            await c.set(self._k(room.id, "version"), room.version)
-            await c.zadd(f"{self.conn.prefix}rooms", {room.id: room.created_at})
-            return True
-
-        if not await _call(create):
-            raise RoomExists(room.id)
-        return room
+        settings = orjson.dumps(room.settings)
+        args = [room.id, room.title, repr(room.created_at), settings, room.version]
+        answer = await self._script(
+            self._create_room, room.id, ROOM_KEYS[1:], [*self._drop_args(room.id), *args]
+        )
+        client = self.conn.client
+        if answer[0]:
+            await self.conn.call(lambda: client.zadd(self._index, {room.id: room.created_at}))
+            return room
+        # The room is there: index it in case the create that made it failed before that.
+        created_at = float(answer[1])
+        await self.conn.call(lambda: client.zadd(self._index, {room.id: created_at}, nx=True))
+        raise RoomExists(room.id)
 
     async def get_room(self, room_id: str) -> RoomRecord:
-        c = self.conn.client
-
-        async def read() -> tuple[dict[Any, Any], Any]:
-            return (
-                await c.hgetall(self._k(room_id, "room")),
-                await c.get(self._k(room_id, "version")),
-            )
-
-        fields, version = await _call(read)
-        if not fields or b"title" not in fields:
-            raise RoomNotFound(room_id)
-        return RoomRecord(
-            room_id,
-            fields[b"title"].decode(),
-            float(fields[b"created_at"]),
-            int(version or 1),
-            orjson.loads(fields[b"settings"]),
-        )
+        fields, version = await self._read(room_id, ("HGETALL", "room", ""), ("GET", "version", ""))
+        return _room_record(room_id, _fields(fields), version)
 
     async def list_rooms(self) -> list[RoomRecord]:
-        ids = await _call(lambda: self.conn.client.zrange(f"{self.conn.prefix}rooms", 0, -1))
+        ids = await self.conn.call(lambda: self.conn.client.zrange(self._index, 0, -1))
         rooms = []
         for raw in ids:
-            with contextlib.suppress(RoomNotFound):
-                rooms.append(await self.get_room(_text(raw)))
+            with contextlib.suppress(RoomNotFound):  # deleted since it was indexed
+                rooms.append(await self.get_room(as_text(raw)))
         return rooms
 
     async def update_room(
         self, room_id: str, *, title: str | None = None, settings: dict[str, Any] | None = None
     ) -> RoomRecord:
-        version = await _call(
-            lambda: self._update_room(
-                keys=[self._k(room_id, "room"), self._k(room_id, "version")],
-                args=[title or "", orjson.dumps(settings or {})],
-            )
+        changes: dict[str, Any] = {"settings": settings or {}}
+        if title is not None:
+            changes["title"] = title
+        answer = await self._script(
+            self._update_room, room_id, ["version"], [orjson.dumps(changes)]
         )
-        if version is None:
+        if answer is None:
             raise RoomNotFound(room_id)
-        return await self.get_room(room_id)
+        return _room_record(room_id, _fields(answer[1]), answer[0])
 
     async def delete_room(self, room_id: str) -> None:
-        c = self.conn.client
-
-        async def delete() -> int:
-            ids = [_text(i) for i in await c.smembers(self._k(room_id, "ids"))]
-            keys = [
-                self._k(room_id, n)
-                for n in (
-                    "room",
-                    "version",
-                    "interactions",
-                    "tokens",
-                    "presence",
-                    "stats",
-                    "participants",
-                    "replay",
-                    "ids",
-                )
-            ]
-            for iid in ids:
-                keys += [self._k(room_id, f"i:{iid}:{n}") for n in ("rec", "cnt", "done")]
-            await c.zrem(f"{self.conn.prefix}rooms", room_id)
-            deleted: int = await c.delete(*keys)
-            return deleted
-
-        if not await _call(delete):
+        client = self.conn.client
+        deleted = await self._script(
+            self._delete_room, room_id, ROOM_KEYS[1:], self._drop_args(room_id)
+        )
+        if deleted is None:
             raise RoomNotFound(room_id)
+        await self.conn.call(lambda: client.zrem(self._index, room_id))
+        # A create that ran between our script and that ZREM lost its index entry.
+        created_at = await self.conn.call(
+            lambda: client.hget(self._k(room_id, "room"), "created_at")
+        )
+        if created_at is not None:
+            await self.conn.call(lambda: client.zadd(self._index, {room_id: float(created_at)}))
 
     async def room_version(self, room_id: str) -> int:
-        value = await _call(lambda: self.conn.client.get(self._k(room_id, "version")))
-        if value is None:
-            raise RoomNotFound(room_id)
-        return int(value)
+        [version] = await self._read(room_id, ("GET", "version", ""))
+        return int(version or 1)
 
     async def remember_token(
         self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
     ) -> None:
         value = orjson.dumps({**info, "_expires": time.time() + ttl_s})
-        await _call(lambda: self.conn.client.hset(self._k(room_id, "tokens"), token_hash, value))
+        if await self._script(self._set_field, room_id, ["tokens"], [token_hash, value]) is None:
+            raise RoomNotFound(room_id)
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
-        raw = await _call(lambda: self.conn.client.hget(self._k(room_id, "tokens"), token_hash))
+        [raw] = await self._read(room_id, ("HGET", "tokens", token_hash))
         if raw is None:
             return None
         info: dict[str, Any] = orjson.loads(raw)
@@ -303,111 +414,99 @@ class RedisStore:
     async def put_interaction(
         self, room_id: str, interaction_id: str, state: dict[str, Any]
     ) -> int:
-        version = await _call(
-            lambda: self._put_interaction(
-                keys=[
-                    self._k(room_id, "room"),
-                    self._k(room_id, "version"),
-                    self._k(room_id, "interactions"),
-                ],
-                args=[interaction_id, orjson.dumps(state)],
-            )
+        version = await self._script(
+            self._put_interaction,
+            room_id,
+            ["version", "interactions"],
+            [interaction_id, orjson.dumps(state)],
         )
         if version is None:
             raise RoomNotFound(room_id)
         return int(version)
 
     async def interactions(self, room_id: str) -> dict[str, dict[str, Any]]:
-        raw = await _call(lambda: self.conn.client.hgetall(self._k(room_id, "interactions")))
-        return {_text(k): orjson.loads(v) for k, v in raw.items()}
+        [raw] = await self._read(room_id, ("HGETALL", "interactions", ""))
+        return {name: orjson.loads(state) for name, state in _fields(raw).items()}
 
-    async def apply(
-        self,
-        room_id: str,
-        interaction_id: str,
-        viewer_id: str,
-        key: str,
-        record: dict[str, Any] | None,
-        deltas: dict[str, int],
-        caps: dict[str, int] | None = None,
-        once: bool = False,
-        versioned: bool = True,
+    async def submit(
+        self, room_id: str, interaction_id: str, submission: Submission
     ) -> ApplyResult:
-        base = f"i:{interaction_id}"
-        stored = b"" if record is None else orjson.dumps({"r": record, "d": deltas})
-        result = await _call(
-            lambda: self._apply(
-                keys=[
-                    self._k(room_id, f"{base}:rec"),
-                    self._k(room_id, f"{base}:cnt"),
-                    self._k(room_id, f"{base}:done"),
-                    self._k(room_id, "version"),
-                    self._k(room_id, "ids"),
-                ],
-                args=[
-                    viewer_id,
-                    f"{viewer_id}|{key}",
-                    stored,
-                    orjson.dumps(deltas),
-                    orjson.dumps(caps or {}),
-                    DONE_TTL_S,
-                    interaction_id,
-                    "1" if once else "0",
-                    "1" if versioned else "0",
-                ],
-            )
+        box = f"i:{interaction_id}"
+        answer = await self._script(
+            self._apply,
+            room_id,
+            [f"{box}:rec", f"{box}:cnt", f"{box}:done", "version", "ids"],
+            [
+                submission.viewer_id,
+                submission.done_key,
+                submission.held() or b"",
+                orjson.dumps(submission.deltas),
+                orjson.dumps(submission.caps),
+                DONE_TTL_S,
+                interaction_id,
+                "1" if submission.once else "0",
+                "1" if submission.versioned else "0",
+            ],
         )
-        status = _text(result[0])
-        counters = _pairs(result[2])
-        capped = _text(result[3]) if status == "capped" else None
-        return ApplyResult(status, int(result[1]), counters, capped)  # type: ignore[arg-type]
+        if answer is None:
+            raise RoomNotFound(room_id)
+        status = as_text(answer[0])
+        capped = as_text(answer[3]) if status == "capped" else None
+        return ApplyResult(status, int(answer[1]), _counters(answer[2]), capped)  # type: ignore[arg-type]
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]:
-        raw = await _call(
-            lambda: self.conn.client.hgetall(self._k(room_id, f"i:{interaction_id}:cnt"))
-        )
-        return {_text(k): int(v) for k, v in raw.items()}
+        return (await self.read(room_id, [interaction_id], ())).counters[interaction_id]
 
     async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]:
-        raw = await _call(
-            lambda: self.conn.client.hgetall(self._k(room_id, f"i:{interaction_id}:rec"))
+        return (await self.read(room_id, (), [interaction_id])).records[interaction_id]
+
+    async def read(
+        self, room_id: str, counters: Collection[str], records: Collection[str]
+    ) -> BoxData:
+        counted, held = list(counters), list(records)
+        answers = await self._read(
+            room_id,
+            *(("HGETALL", f"i:{box}:cnt", "") for box in counted),
+            *(("HGETALL", f"i:{box}:rec", "") for box in held),
         )
-        return {_text(k): orjson.loads(v)["r"] for k, v in raw.items()}
+        return BoxData(
+            {
+                box: _counters(flat)
+                for box, flat in zip(counted, answers[: len(counted)], strict=True)
+            },
+            {box: _records(flat) for box, flat in zip(held, answers[len(counted) :], strict=True)},
+        )
 
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:
         expires = int((time.time() + ttl_s) * 1000)
-        await _call(
-            lambda: self.conn.client.hset(
-                self._k(room_id, "presence"), node_id, f"{count}:{expires}"
-            )
-        )
+        await self._script(self._set_field, room_id, ["presence"], [node_id, f"{count}:{expires}"])
 
     async def presence(self, room_id: str) -> int:
         key = self._k(room_id, "presence")
-        raw = await _call(lambda: self.conn.client.hgetall(key))
+        raw = await self.conn.call(lambda: self.conn.client.hgetall(key))
         now = time.time() * 1000
         total = 0
         stale = []
         for node, value in raw.items():
-            count, _, expires = _text(value).partition(":")
+            count, _, expires = as_text(value).partition(":")
             if int(expires) > now:
                 total += int(count)
             else:
                 stale.append(node)
         if stale:
             with contextlib.suppress(BackendUnavailable):
-                await _call(lambda: self.conn.client.hdel(key, *stale))
+                await self.conn.call(lambda: self.conn.client.hdel(key, *stale))
         return total
 
     async def set_node_stats(
         self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
     ) -> None:
         value = orjson.dumps({"s": stats, "e": int((time.time() + ttl_s) * 1000)})
-        await _call(lambda: self.conn.client.hset(self._k(room_id, "stats"), node_id, value))
+        await self._script(self._set_field, room_id, ["stats"], [node_id, value])
 
     async def room_stats(self, room_id: str) -> dict[str, int]:
         key = self._k(room_id, "stats")
-        raw = await _call(lambda: self.conn.client.hgetall(key))
+        raw = await self.conn.call(lambda: self.conn.client.hgetall(key))
         now = time.time() * 1000
         total: dict[str, int] = {}
         stale = []
@@ -420,220 +519,36 @@ class RedisStore:
                 total[name] = total.get(name, 0) + int(count)
         if stale:
             with contextlib.suppress(BackendUnavailable):
-                await _call(lambda: self.conn.client.hdel(key, *stale))
+                await self.conn.call(lambda: self.conn.client.hdel(key, *stale))
         return total
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
-        keys = [self._k(room_id, "room"), self._k(room_id, "participants")]
         ids = list(user_ids)
         for start in range(0, len(ids), PARTICIPANTS_PER_CALL):
             chunk = ids[start : start + PARTICIPANTS_PER_CALL]
-
-            async def add(chunk: list[str] = chunk) -> None:
-                await self._add_participants(keys=keys, args=chunk)
-
-            await _call(add)
+            await self._script(self._add_participants, room_id, ["participants"], chunk)
 
     async def participants(self, room_id: str) -> int:
         key = self._k(room_id, "participants")
-        count: int = await _call(lambda: self.conn.client.pfcount(key))
+        count: int = await self.conn.call(lambda: self.conn.client.pfcount(key))
         return count
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         if not events:
             return
-        key = self._k(room_id, "replay")
-
-        async def append() -> None:
-            pipe = self.conn.client.pipeline(transaction=False)
-            pipe.rpush(key, *(orjson.dumps(e) for e in events))
-            pipe.ltrim(key, -keep, -1)
-            await pipe.execute()
-
-        await _call(append)
+        kept = [orjson.dumps(e) for e in events[-keep:]] if keep > 0 else []
+        await self._script(self._append_replay, room_id, ["replay"], [keep, *kept])
 
     async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]:
         if count <= 0:
             return []
-        raw = await _call(lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1))
+        raw = await self.conn.call(
+            lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
+        )
         return [orjson.loads(e) for e in raw]
 
     async def ping(self) -> None:
-        await _call(lambda: self.conn.client.ping())
+        await self.conn.call(lambda: self.conn.client.ping())
 
     async def close(self) -> None:
         await self.conn.close()
-
-
-class _Listener:
-    """One pub/sub connection and its reader task, for one Redis server.
-
-    Reads block on that one connection, so a message is handled as soon as it
-    arrives. When the connection breaks the listener waits with jittered
-    exponential backoff, reconnects and subscribes to its channels again.
-    """
-
-    def __init__(
-        self, client: Any, sharded: bool, handler: Callable[[Any, Any], None], name: str
-    ) -> None:
-        self.client = client
-        self.sharded = sharded
-        self.handler = handler
-        self.name = name
-        self.channels: set[str] = set()
-        self.healthy = False
-        self.pubsub: Any = None
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"hudong-{name}")
-
-    async def _subscribe(self, channels: list[str]) -> None:
-        if self.sharded:
-            await self.pubsub.ssubscribe(*channels)
-        else:
-            await self.pubsub.subscribe(*channels)
-
-    async def add(self, channel: str) -> None:
-        self.channels.add(channel)
-        if self.healthy:
-            with contextlib.suppress(Exception):  # else subscribed again on reconnect
-                await self._subscribe([channel])
-
-    async def remove(self, channel: str) -> None:
-        self.channels.discard(channel)
-        if self.healthy:
-            with contextlib.suppress(Exception):
-                if self.sharded:
-                    await self.pubsub.sunsubscribe(channel)
-                else:
-                    await self.pubsub.unsubscribe(channel)
-
-    async def _run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                # A subscription keeps the connection open even with no room yet.
-                await self._subscribe([*self.channels] or [f"hudong-keepalive-{self.name}"])
-                self.healthy = True
-                delay = 0.1
-                while True:
-                    message = await self.pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=1.0
-                    )
-                    if message is None or message.get("type") not in ("message", "smessage"):
-                        continue
-                    try:
-                        self.handler(message["channel"], message["data"])
-                    except Exception:  # pragma: no cover - a bad message must not stop us
-                        log.exception("broker message handler failed")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.healthy:
-                    log.warning("redis pub/sub to %s lost (%s); reconnecting", self.name, exc)
-                self.healthy = False
-                with contextlib.suppress(Exception):
-                    await self.pubsub.aclose()
-                # full-jitter backoff, capped at 2 s so a returning Redis is used quickly
-                await asyncio.sleep(delay * random.random() + 0.05)
-                delay = min(2.0, delay * 2)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
-        with contextlib.suppress(Exception):
-            await self.pubsub.aclose()
-
-
-class RedisBroker:
-    """Room channels on Redis pub/sub; sharded pub/sub on a cluster.
-
-    On one server, one listener serves every room. On a cluster, a room's channel
-    lives on the node that owns its hash slot (``SSUBSCRIBE``), so there is one
-    listener per node that owns a subscribed room.
-    """
-
-    def __init__(self, connection: RedisConnection) -> None:
-        self.conn = connection
-        self.rooms: dict[str, _Listener] = {}
-        self._listeners: dict[str, _Listener] = {}
-        self._handler: MessageHandler | None = None
-        self._prefix_len = len(connection.prefix) + 1
-
-    @property
-    def healthy(self) -> bool:
-        return all(listener.healthy for listener in self._listeners.values())
-
-    def channel(self, room_id: str) -> str:
-        return self.conn.key(room_id, "ch")
-
-    def _on_message(self, channel: Any, data: Any) -> None:
-        name = _text(channel)
-        assert self._handler is not None
-        self._handler(name[self._prefix_len : name.index("}", self._prefix_len)], data)
-
-    async def start(self, on_message: MessageHandler) -> None:
-        self._handler = on_message
-        if not self.conn.cluster:
-            self._listeners["redis"] = _Listener(self.conn.client, False, self._on_message, "redis")
-
-    async def _listener_for(self, room_id: str) -> _Listener:
-        if not self.conn.cluster:
-            return self._listeners["redis"]
-        client = self.conn.client
-        await _call(lambda: client.initialize())
-        node = client.get_node_from_key(self.channel(room_id))
-        listener = self._listeners.get(node.name)
-        if listener is None:
-            node_client = aioredis.Redis(
-                host=node.host, port=node.port, socket_connect_timeout=1.0, health_check_interval=5
-            )
-            listener = _Listener(node_client, True, self._on_message, node.name)
-            self._listeners[node.name] = listener
-        return listener
-
-    async def subscribe(self, room_id: str) -> None:
-        if room_id in self.rooms:
-            return
-        listener = await self._listener_for(room_id)
-        self.rooms[room_id] = listener
-        await listener.add(self.channel(room_id))
-
-    async def unsubscribe(self, room_id: str) -> None:
-        listener = self.rooms.pop(room_id, None)
-        if listener is not None:
-            await listener.remove(self.channel(room_id))
-
-    async def publish(self, room_id: str, payload: bytes) -> None:
-        await self.publish_many([(room_id, payload)])
-
-    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        if not items:
-            return
-        client = self.conn.client
-
-        async def send() -> None:
-            if len(items) == 1:
-                room_id, payload = items[0]
-                if self.conn.cluster:
-                    await client.spublish(self.channel(room_id), payload)
-                else:
-                    await client.publish(self.channel(room_id), payload)
-                return
-            pipe = client.pipeline(transaction=False)
-            for room_id, payload in items:
-                if self.conn.cluster:
-                    pipe.spublish(self.channel(room_id), payload)
-                else:
-                    pipe.publish(self.channel(room_id), payload)
-            await pipe.execute()
-
-        await _call(send)
-
-    async def close(self) -> None:
-        for listener in self._listeners.values():
-            await listener.close()
-            if listener.client is not self.conn.client:
-                with contextlib.suppress(Exception):
-                    await listener.client.aclose()
-        self._listeners.clear()
