@@ -1,16 +1,22 @@
-"""hudong's load generator: ``python -m loadtest fanout|crossnode ...`` (or ``hudong-loadtest``).
+"""hudong's load generator: ``python -m loadtest SCENARIO ...`` (or ``hudong-loadtest``).
 
-Modules:
+The harness, under every scenario (no scenario imports another):
 
-* ``wire``   — the client side of RFC 6455 that the generator needs: upgrade request,
-  masked client frames, a frame splitter; hudong's subprotocol and messages come
-  from ``protocol/`` so nothing on the wire is typed twice.
-* ``procstat`` — server CPU and memory from ``/proc/<pid>`` (the process and its children).
-* ``drain``  — a worker process of thousands of cheap viewers that read in bulk every
+* ``harness`` — the run around a scenario: its command line, the servers up and down,
+  the deadline, the progress line, the degrade poller, the result and exit status.
+* ``servers`` — the servers under test: one spawned node (on the embedded default or a
+  Redis), N nodes on a private Redis, or an attached one; ``--server-src``; loopback only.
+* ``rest`` — the node's REST API: rooms, host tokens, polls and draws, ``/metrics``,
+  the degrade level.
+* ``viewers`` — the WebSocket clients (probes, members), the drain workers, an
+  audience joined in slices, the publisher's send schedule.
+* ``stats`` — percentiles, latencies inside a window, CPU over a window.
+* ``results`` — the JSON result's common fields, checks and SLOs, the summary table.
+* ``wire`` — the client side of RFC 6455; hudong's markers come from ``protocol/``.
+* ``procstat`` — CPU and memory of a process tree from ``/proc``.
+* ``drain`` — a worker process of thousands of cheap viewers that read in bulk every
   ~100 ms and only walk frame headers and count.
-* ``fanout`` — the scenario: one room, N viewers, P latency probes, one publisher.
-* ``crossnode`` — one room on N nodes sharing a Redis it starts itself: cross-node
-  latency and Redis commands per danmaku.
 
-See loadtest/README.md ("Load testing") and BENCHMARKS.md for results.
+The scenarios: ``fanout``, ``crossnode``, ``votes``, ``reconnect``, ``slow``, ``draw``,
+``mixed``. See loadtest/README.md and BENCHMARKS.md for results.
 """

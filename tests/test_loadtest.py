@@ -1,0 +1,112 @@
+"""The load tool's shape (loadtest/README.md): one harness under every scenario, no
+import circle, no import of the server; and what every scenario does when it cannot
+run (exit 2, a FATAL line, no traceback). The scenarios themselves run against real
+servers in test_vote_burst.py and by hand (loadtest/README.md)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest import stats
+from loadtest.__main__ import MODULES, SCENARIOS
+from tests.conftest import UNIT
+
+ROOT = Path(__file__).resolve().parent.parent
+LOADTEST = ROOT / "loadtest"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, also inside functions, as dotted names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            # `from loadtest import harness` imports the module loadtest.harness
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def loadtest_graph() -> dict[str, set[str]]:
+    modules = {f"loadtest.{p.stem}": p for p in LOADTEST.glob("*.py")}
+    modules["loadtest"] = modules.pop("loadtest.__init__")
+    return {name: imports_of(path) & set(modules) - {name} for name, path in modules.items()}
+
+
+def test_no_import_circle_in_loadtest():
+    graph = loadtest_graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            pytest.fail("import circle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
+            visit(dep, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_scenarios_import_the_harness_never_each_other():
+    graph = loadtest_graph()
+    scenarios = {m.__name__ for m in MODULES}
+    assert {sc.name for sc in SCENARIOS} == {
+        "fanout",
+        "crossnode",
+        "votes",
+        "reconnect",
+        "slow",
+        "draw",
+        "mixed",
+    }
+    for name in scenarios:
+        assert not graph[name] & scenarios, f"{name} imports {graph[name] & scenarios}"
+        assert "loadtest.harness" in graph[name], name
+
+
+def test_the_load_tool_never_imports_the_server():
+    for path in LOADTEST.glob("*.py"):
+        server = {m for m in imports_of(path) if m == "server" or m.startswith("server.")}
+        assert not server, f"{path.name} imports {server}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        *(
+            ([name, "--url", "http://192.0.2.1:8000", "--admin-token", "x"], "loopback only")
+            for name in ("fanout", "votes", "reconnect", "slow", "draw", "mixed")
+        ),
+        (["fanout", "--url", "http://127.0.0.1:1", "--admin-token", "x"], "Connection refused"),
+        (["slow", "--spawn", "--url", "http://127.0.0.1:1"], "either --spawn or --url"),
+        (["crossnode", "--nodes", "1"], "--nodes must be at least 2"),
+        (["draw", "--spawn", "--server-src", "/nonexistent"], "no server/ package there"),
+        (["mixed", "--spawn", "--redis", "redis://192.0.2.1:6379/0"], "loopback only"),
+    ],
+)
+def test_a_scenario_that_cannot_run_exits_2_with_a_fatal_line(argv, says):
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60 * UNIT,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("FATAL: ") and says in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_one_percentile_for_every_scenario():
+    q = stats.quantiles(float(x) for x in range(1, 101))
+    assert q == {"p50": 51.0, "p90": 90.0, "p99": 99.0, "max": 100.0, "samples": 100}
+    assert stats.quantiles([])["p99"] is None
+    assert stats.per(1, 0) is None and stats.per(1, 3, 2) == 0.33
