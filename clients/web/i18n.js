@@ -5,6 +5,8 @@
 //
 // Every string a page shows comes from here through `t(key, vars)`; `{name}` in a
 // string is replaced by vars.name. Keys missing in one language fall back to English.
+// The words of one interaction kind are in its module (kinds/*.js), which the registry
+// (registry.js) adds here with `addWords`.
 
 const WORDS = {
   en: {
@@ -539,6 +541,20 @@ export function t(key, vars = {}) {
   const table = /** @type {Record<string, string>} */ (WORDS[/** @type {"zh"|"en"} */ (current)]);
   const text = table[key] ?? /** @type {Record<string, string>} */ (WORDS.en)[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+/**
+ * Add words to the tables (a kind's module brings its own); a key already there keeps
+ * its first words, so a module cannot change what another shows.
+ * @param {{en?: Record<string, string>, zh?: Record<string, string>} | undefined} words
+ */
+export function addWords(words) {
+  for (const language of /** @type {const} */ (["en", "zh"])) {
+    const table = /** @type {Record<string, string>} */ (WORDS[language]);
+    for (const [key, text] of Object.entries(words?.[language] ?? {})) {
+      if (!Object.hasOwn(table, key) && typeof text === "string") table[key] = text;
+    }
+  }
 }
 
 /** @param {string} next */
