@@ -567,6 +567,51 @@ def test_user_text_is_text_on_every_page(pages, node):
     shot(console, "console-xss", full_page=True)
 
 
+def test_a_view_whose_kind_has_no_page_module_is_left_out_on_every_page(pages, node):
+    """The pages find kinds only through clients/web/kinds/index.js: served without the
+    Q&A module, every page leaves the room's Q&A out and shows the rest, with no error."""
+    tokens = node.room("unknown-kind")
+    with node.http(tokens["host"]) as http:
+        poll = {
+            "id": "p",
+            "question": "Still here?",
+            "kind": "single",
+            "options": [{"id": "y", "label": "Yes"}, {"id": "n", "label": "No"}],
+        }
+        for kind, spec in (("poll", poll), ("qa", {"id": "q", "title": "Ask"})):
+            http.post("/api/v1/rooms/unknown-kind/interactions", json={"kind": kind, "spec": spec})
+            http.post(
+                f"/api/v1/rooms/unknown-kind/interactions/{spec['id']}/actions",
+                json={"action": "open"},
+            )
+
+    def without_qa(route: Any) -> None:
+        listed = route.fetch().text()
+        assert "qa, " in listed
+        route.fulfill(body=listed.replace("qa, ", ""), content_type="text/javascript")
+
+    screen = f"#token={tokens['screen']}"
+    found = [
+        (f"/console#room=unknown-kind&token={tokens['host']}", "[data-interaction='p']"),
+        ("/live/unknown-kind", "[data-interaction='p']"),
+        (f"/overlay/unknown-kind{screen}", "[data-poll='p']"),
+        (f"/wall/unknown-kind{screen}", "[data-poll='p']"),
+    ]
+    opened = []
+    for path, shown in found:
+        page = pages("/overlay/start")  # no token: idle; the page under test loads after the route
+        page.route("**/static/kinds/index.js", without_qa)
+        page.goto(node.base + path)
+        page.wait_for_selector("#conn[data-state='connected']", state="attached")
+        page.wait_for_selector(shown, state="attached")
+        page.wait_for_timeout(500)  # a state flush
+        assert page.locator("[data-interaction='q'], [data-question]").count() == 0
+        opened.append(page)
+    console = opened[0]
+    kinds = console.eval_on_selector_all("#new-kind option", "os => os.map(o => o.value)")
+    assert "poll" in kinds and "qa" not in kinds, kinds
+
+
 def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[str, int]:
     """``per_s * seconds`` danmaku at ``per_s`` a second, from 100 anonymous viewers at
     ``per_s / 100`` a second each. A sender that falls behind (a busy CI machine can

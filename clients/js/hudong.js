@@ -21,12 +21,12 @@
 import { DEFAULT_BACKOFF, backoffDelay, backoffFrom } from "./backoff.js";
 import { codecFor } from "./codec.js";
 import { CLOSE_BY_CODE, ERRORS } from "./codes.js";
-import { INTERACTION_KINDS, RoomState } from "./room.js";
+import { RoomState } from "./room.js";
 
 export { CLOSES, CLOSE_BY_CODE, ERRORS } from "./codes.js";
 export { CODECS, JSON_CODEC, MSGPACK_CODEC, codecFor } from "./codec.js";
 export { DEFAULT_BACKOFF, backoffDelay } from "./backoff.js";
-export { INTERACTION_KINDS, RECENT_SIZE, RoomState } from "./room.js";
+export { RECENT_SIZE, RoomState } from "./room.js";
 
 /** @typedef {import("./codec.js").Codec} Codec */
 /** @typedef {import("./backoff.js").Backoff} Backoff */
@@ -58,7 +58,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** How long a state-changing command is retried at most, by default. */
 export const DEFAULT_RETRY_DEADLINE_MS = 120_000;
 
-/** What an idempotency key must look like (PROTOCOL.md, "checkin"). */
+/** What an idempotency key must look like (PROTOCOL.md, "Idempotency keys"). */
 export const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /**
@@ -73,16 +73,41 @@ export const CLIENT_ERRORS = Object.freeze({
   bad_frame: { retry: false, description: "a server frame could not be decoded, or had the wrong frame type" },
 });
 
-/** Batch event types with their own listener type (PROTOCOL.md, "Events in batches"). */
-const BATCH_EVENTS = Object.freeze({
-  danmaku: "danmaku",
-  retract: "retract",
-  draw_result: "drawResult",
-  design_revealed: "designRevealed",
-});
+/**
+ * The client's own event types. A batch event, a notice or an interaction kind whose
+ * name would be one of these is emitted only as `event`, `notice` or `interaction`, so
+ * a server's new type can never pose as one of the client's events.
+ */
+export const CLIENT_EVENTS = Object.freeze([
+  "state",
+  "hello",
+  "joined",
+  "snapshot",
+  "resync",
+  "reconnecting",
+  "batch",
+  "event",
+  "danmaku",
+  "retract",
+  "views",
+  "interaction",
+  "notice",
+  "degrade",
+  "message",
+  "error",
+  "close",
+]);
+const OWN_EVENTS = new Set(CLIENT_EVENTS);
 
-/** Notice kinds with their own listener type (PROTOCOL.md, "Server messages"). */
-const NOTICE_EVENTS = Object.freeze({ draw_won: "drawWon", degrade: "degrade" });
+/**
+ * The listener type of a batch event's `type` or a notice's `kind`: its camelCase form
+ * (`draw_result` → `drawResult`, `design_revealed` → `designRevealed`, `draw_won` →
+ * `drawWon`), for any type a server sends, today's and those to come.
+ * @param {string} type
+ */
+export function eventName(type) {
+  return type.replace(/_+([a-z0-9])/g, (_, c) => c.toUpperCase());
+}
 
 /** Ballot fields of a `vote` (PROTOCOL.md, "Viewer commands"). */
 const BALLOT_FIELDS = Object.freeze(["option", "options", "ranking", "rating", "text"]);
@@ -191,7 +216,12 @@ const TRANSPORT_CLOSES = {
  */
 
 /**
- * Listener signatures, by event type.
+ * Listener signatures, by event type. Besides these, each event type a server sends is an
+ * event of its own under its camelCase name (see eventName; not when that is one of
+ * CLIENT_EVENTS): a batch event `(event, batch)` (`draw_result` → `drawResult`,
+ * `design_revealed` → `designRevealed`), a notice `(notice)` (`draw_won` → `drawWon`),
+ * and a view that changed `(view, previous)` under its `kind` (every kind: today's polls,
+ * quizzes, co-designs, draws, Q&A boards, check-in and wall, and kinds to come).
  * @typedef {object} HudongEvents
  * @property {(state: ConnectionStateValue, previous: ConnectionStateValue) => void} state
  * @property {(hello: HelloMessage) => void} hello
@@ -208,13 +238,6 @@ const TRANSPORT_CLOSES = {
  * @property {(event: DesignRevealedEvent, batch: BatchMessage) => void} designRevealed
  * @property {(message: StateMessage) => void} views  a `state` message
  * @property {(view: View, previous: View | undefined) => void} interaction  a view changed
- * @property {(view: View, previous: View | undefined) => void} poll
- * @property {(view: View, previous: View | undefined) => void} quiz
- * @property {(view: View, previous: View | undefined) => void} codesign
- * @property {(view: View, previous: View | undefined) => void} draw
- * @property {(view: View, previous: View | undefined) => void} qa
- * @property {(view: View, previous: View | undefined) => void} checkin
- * @property {(view: View, previous: View | undefined) => void} wall
  * @property {(notice: NoticeMessage) => void} notice
  * @property {(notice: NoticeMessage) => void} drawWon
  * @property {(degrade: {level: number, name: string}) => void} degrade
@@ -1395,10 +1418,10 @@ export class HudongClient {
       if (event.type === "danmaku") this.roomState.addDanmaku(event);
       else if (event.type === "retract") this.roomState.retract(event.id);
       this._emit("event", event, batch);
-      const type = Object.hasOwn(BATCH_EVENTS, event.type)
-        ? BATCH_EVENTS[/** @type {keyof typeof BATCH_EVENTS} */ (event.type)]
-        : undefined;
-      if (type !== undefined) this._emit(type, event, batch);
+      if (typeof event.type !== "string" || event.type === "") continue;
+      const type = eventName(event.type);
+      // danmaku and retract are batch events themselves; no other type may pose as one of ours
+      if (type === "danmaku" || type === "retract" || !OWN_EVENTS.has(type)) this._emit(type, event, batch);
     }
   }
 
@@ -1413,7 +1436,7 @@ export class HudongClient {
   _emitViews(changed) {
     for (const [view, previous] of changed) {
       this._emit("interaction", view, previous);
-      if (INTERACTION_KINDS.includes(view.kind)) this._emit(view.kind, view, previous);
+      if (typeof view.kind === "string" && view.kind !== "" && !OWN_EVENTS.has(view.kind)) this._emit(view.kind, view, previous);
     }
   }
 
@@ -1423,8 +1446,11 @@ export class HudongClient {
       this.roomState.degrade = /** @type {number} */ (notice.level);
     }
     this._emit("notice", notice);
-    if (notice.kind === "draw_won") this._emit("drawWon", notice);
-    else if (notice.kind === "degrade") this._emit("degrade", { level: notice.level, name: notice.name });
+    if (notice.kind === "degrade") this._emit("degrade", { level: notice.level, name: notice.name });
+    else if (typeof notice.kind === "string" && notice.kind !== "") {
+      const type = eventName(notice.kind);
+      if (!OWN_EVENTS.has(type)) this._emit(type, notice);
+    }
   }
 
   /**

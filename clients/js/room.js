@@ -6,9 +6,6 @@
 // (in `joined`, or on its own) replaces everything; a `state` message replaces the
 // views it carries; batches add danmaku to `recent` and retractions take them out.
 
-/** The interaction kinds; each has an event of the same name (PROTOCOL.md, "Interactions"). */
-export const INTERACTION_KINDS = Object.freeze(["poll", "quiz", "codesign", "draw", "qa", "checkin", "wall"]);
-
 /** How many danmaku `recent` keeps: the server's default `hub.replay_size`. */
 export const RECENT_SIZE = 50;
 

@@ -5,6 +5,10 @@
 // to the room as a host or moderator, which brings host views live (the wall's queue,
 // hidden results); it drives the room over the REST API, whose answers carry the
 // new host view, so what the host just did shows at once.
+//
+// What the console shows of each interaction kind (its composer, its cards' results and
+// buttons, a tab of its own, room settings it owns) comes from the kind's module
+// (registry.js, `console`); the console itself names no kind.
 
 import {
   ApiError,
@@ -22,7 +26,8 @@ import {
   t,
   tokenClaims,
 } from "/static/common.js";
-import { DesignBoard, PollBoard, shortHash, winnerList } from "/static/views.js";
+import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
+import { field } from "/static/widgets.js";
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -203,12 +208,8 @@ async function openRoom(roomId) {
     drawFeed();
     drawSettings(snapshot.room);
     drawInteractions();
-    drawWall();
   });
-  client.on("interaction", (/** @type {any} */ view) => {
-    if (view.kind === "wall") drawWall();
-    else drawInteraction(view);
-  });
+  client.on("interaction", (/** @type {any} */ view) => drawView(view));
   client.on("danmaku", (/** @type {any} */ event) => {
     feed.push(event);
     if (feed.length > FEED_KEEP) feed.splice(0, feed.length - FEED_KEEP);
@@ -238,7 +239,7 @@ const roomPath = (/** @type {string} */ rest = "") => `/rooms/${encodeURICompone
 async function call(path, method = "POST", body = undefined) {
   try {
     const answer = await api(roomPath(path), { token: session.restToken, method, body });
-    if (answer?.view) drawInteraction(answer.view);
+    if (answer?.view) drawView(answer.view);
     return answer;
   } catch (err) {
     notify(errorText(err), "error");
@@ -249,7 +250,59 @@ async function call(path, method = "POST", body = undefined) {
 /** @param {string} iid @param {string} action @param {Record<string, unknown>} [fields] */
 const act = (iid, action, fields = {}) => call(`/interactions/${encodeURIComponent(iid)}/actions`, "POST", { action, ...fields });
 
+/**
+ * A button (`data-action`) that runs a host action.
+ * @param {string} iid @param {string} action
+ * @param {{fields?: Record<string, unknown>, text?: string, class?: string, data?: Record<string, string>}} [how]
+ */
+function actionButton(iid, action, how = {}) {
+  return h("button", {
+    class: how.class,
+    attrs: { type: "button" },
+    data: { action, ...how.data },
+    text: how.text ?? t(`action.${action}`),
+    on: { click: () => act(iid, action, how.fields) },
+  });
+}
+
+/** The console's services for the kinds' parts (the client is the open room's). @type {import("/static/registry.js").ConsoleContext} */
+const kindContext = {
+  get client() {
+    return session.client;
+  },
+  act,
+  button: actionButton,
+  download,
+  settings: () => session.client?.snapshot?.room?.settings ?? {},
+  saveSettings: (settings) => call("", "PATCH", { settings }),
+};
+/** Each kind's part of the console, by kind name (registry.js). */
+const parts = partsOf((kind) => kind.console, () => kindContext);
+
 // --- tabs --------------------------------------------------------------------------------------
+
+// A kind with a tab of its own (the wall's queue) gets it after "Interactions".
+{
+  let tabBefore = /** @type {Element} */ (document.querySelector(".tab[data-tab='interactions']"));
+  let panelBefore = /** @type {Element} */ (document.querySelector(".panel[data-panel='interactions']"));
+  for (const { kind, part } of parts.values()) {
+    if (!part.tab) continue;
+    const name = kind.kind;
+    const word = `kind.${name}`;
+    const tab = h("button", { class: "tab", attrs: { type: "button" }, data: { tab: name, i18n: word }, text: t(word) });
+    const heading = `tab-${name}-heading`;
+    const panel = h(
+      "section",
+      { class: "panel", attrs: { id: `tab-${name}` }, data: { panel: name }, aria: { labelledby: heading }, hidden: true },
+      h("h1", { class: "visually-hidden", attrs: { id: heading }, data: { i18n: word }, text: t(word) }),
+      part.tab.el,
+    );
+    tabBefore.after(tab);
+    panelBefore.after(panel);
+    tabBefore = tab;
+    panelBefore = panel;
+  }
+}
 
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => selectTab(/** @type {HTMLElement} */ (tab).dataset.tab ?? "live"));
@@ -348,65 +401,26 @@ $("make-links").addEventListener("click", async () => {
 
 // --- interactions: the composer ------------------------------------------------------------
 
-/** @param {string} id @param {string} key @param {Node} control */
-const field = (id, key, control) => h("div", { class: "field" }, h("label", { attrs: { for: id }, text: t(key) }), control);
-/** @param {string} id @param {string} key @param {Record<string, any>} [attrs] */
-const input = (id, key, attrs = {}) => field(id, key, h("input", { attrs: { id, name: id, ...attrs } }));
-/** @param {string} id @param {string} key @param {string[][]} options */
-const select = (id, key, options) =>
-  field(id, key, h("select", { attrs: { id, name: id } }, ...options.map(([value, label]) => h("option", { attrs: { value }, text: t(label) }))));
-/** @param {string} id @param {string} key */
-const checkbox = (id, key) => h("label", { class: "inline", attrs: { for: id } }, h("input", { attrs: { type: "checkbox", id, name: id } }), t(key));
-/** @param {string} id @param {string} key @param {string} placeholder */
-const area = (id, key, placeholder) => field(id, key, h("textarea", { attrs: { id, name: id, rows: 4, placeholder } }));
+const composers = [...parts.values()].filter(({ part }) => part.composer);
+replace(
+  $("new-kind"),
+  ...composers.map(({ kind }) => h("option", { attrs: { value: kind.kind }, data: { i18n: `kind.${kind.kind}` }, text: t(`kind.${kind.kind}`) })),
+);
+
+/** The composer of the kind chosen. */
+function composer() {
+  return parts.get(/** @type {HTMLSelectElement} */ ($("new-kind")).value)?.part.composer ?? null;
+}
 
 function drawComposer() {
-  const kind = /** @type {HTMLSelectElement} */ ($("new-kind")).value;
-  const fields = [];
-  if (kind === "poll") {
-    fields.push(
-      input("f-question", "console.question", { required: true, maxlength: 200 }),
-      select("f-type", "console.polltype", ["single", "multiple", "ranked", "rating", "text"].map((k) => [k, `polltype.${k}`])),
-      area("f-options", "console.options", "A\nB\nC"),
-      h("div", { class: "row" }, input("f-min", "console.minpicks", { type: "number", min: 1, max: 20 }), input("f-max", "console.maxpicks", { type: "number", min: 1, max: 20 }), select("f-scale", "console.scale", [["5", "5"], ["10", "10"]])),
-      input("f-duration", "console.duration", { type: "number", min: 1, max: 86400 }),
-      checkbox("f-hide", "console.hide"),
-    );
-  } else if (kind === "quiz") {
-    fields.push(input("f-title", "console.titlefield", { required: true, maxlength: 100 }), area("f-questions", "console.quiz.questions", "2 + 2? | 3, 4, 5 | 2"));
-  } else if (kind === "codesign") {
-    fields.push(input("f-title", "console.titlefield", { required: true, maxlength: 100 }), area("f-slots", "console.slots", "Bun | Sesame, Brioche\nSauce | Tomato, Mala"));
-  } else if (kind === "draw") {
-    fields.push(
-      input("f-title", "console.titlefield", { required: true, maxlength: 100 }),
-      h("div", { class: "row" }, input("f-winners", "console.winners", { type: "number", min: 1, max: 1000, value: 1 }), select("f-source", "console.source", ["entry", "presence", "keyword", "poll"].map((k) => [k, `source.${k}`]))),
-      h("div", { class: "row" }, input("f-keyword", "console.keyword", { maxlength: 32 }), input("f-window", "console.window", { type: "number", min: 1, max: 86400 }), input("f-poll", "console.pollid", { maxlength: 64 })),
-      checkbox("f-exclude", "console.exclude"),
-    );
-  } else {
-    fields.push(input("f-title", "console.titlefield", { required: true, maxlength: 100 }));
-  }
-  replace($("composer-fields"), ...fields);
+  replace($("composer-fields"), ...(composer()?.fields() ?? []));
   showRelevantFields();
 }
 
-/** Show only the fields that apply to the chosen poll type or draw source. */
+/** Show only the fields that apply to what is chosen (a poll's type, a draw's source). */
 function showRelevantFields() {
-  const kind = /** @type {HTMLSelectElement} */ ($("new-kind")).value;
   const value = (/** @type {string} */ id) => /** @type {HTMLSelectElement | null} */ (document.getElementById(id))?.value;
-  /** @type {Record<string, boolean>} */
-  const shown = {};
-  if (kind === "poll") {
-    const type = value("f-type");
-    shown["f-options"] = ["single", "multiple", "ranked"].includes(type ?? "");
-    shown["f-min"] = shown["f-max"] = type === "multiple" || type === "ranked";
-    shown["f-scale"] = type === "rating";
-  } else if (kind === "draw") {
-    const source = value("f-source");
-    shown["f-keyword"] = shown["f-window"] = source === "keyword";
-    shown["f-poll"] = source === "poll";
-  }
-  for (const [id, visible] of Object.entries(shown)) {
+  for (const [id, visible] of Object.entries(composer()?.relevant?.(value) ?? {})) {
     const control = document.getElementById(id);
     const holder = /** @type {HTMLElement | null} */ (control?.closest(".field") ?? null);
     if (holder) holder.hidden = !visible;
@@ -419,72 +433,24 @@ $("new-kind").addEventListener("change", drawComposer);
 window.addEventListener("langchange", () => {
   drawComposer();
   drawInteractions();
-  drawWall();
   drawFeed();
   drawLinks();
   if (session.client?.snapshot) drawSettings(session.client.snapshot.room);
 });
 drawComposer();
 
-/** @param {string} kind */
-const newId = (kind) => `${kind}-${Date.now().toString(36)}`;
-/** @param {string} text */
-const lines = (text) => text.split("\n").map((l) => l.trim()).filter(Boolean);
-/** @param {string} text */
-const items = (text) => text.split(/[,，、]/).map((x) => x.trim()).filter(Boolean);
-
 $("composer").addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = new FormData(/** @type {HTMLFormElement} */ (event.target));
   const kind = String(data.get("kind"));
-  const value = (/** @type {string} */ name) => String(data.get(name) ?? "").trim();
-  const num = (/** @type {string} */ name) => (value(name) ? Number(value(name)) : undefined);
-  /** @type {Record<string, any>} */
-  let spec;
-  if (kind === "poll") {
-    const type = value("f-type");
-    spec = { id: newId("poll"), question: value("f-question"), kind: type };
-    if (["single", "multiple", "ranked"].includes(type)) {
-      spec.options = lines(value("f-options")).map((label, i) => ({ id: `o${i + 1}`, label }));
-    }
-    if (type === "multiple" || type === "ranked") {
-      if (num("f-min")) spec.min_picks = num("f-min");
-      if (num("f-max")) spec.max_picks = num("f-max");
-    }
-    if (type === "rating") spec.scale = Number(value("f-scale") || 5);
-    if (num("f-duration")) spec.duration_s = num("f-duration");
-    if (data.get("f-hide")) spec.hide_results_until_reveal = true;
-  } else if (kind === "quiz") {
-    spec = {
-      id: newId("quiz"),
-      title: value("f-title"),
-      questions: lines(value("f-questions")).map((line, i) => {
-        const [text, options = "", correct = "1"] = line.split("|").map((x) => x.trim());
-        const opts = items(options).map((label, j) => ({ id: `o${j + 1}`, label }));
-        return { id: `q${i + 1}`, text, options: opts, correct: `o${Math.max(1, Number(correct) || 1)}` };
-      }),
-    };
-  } else if (kind === "codesign") {
-    spec = {
-      id: newId("design"),
-      title: value("f-title"),
-      slots: lines(value("f-slots")).map((line, i) => {
-        const [label, options = ""] = line.split("|").map((x) => x.trim());
-        return { id: `s${i + 1}`, label, options: items(options).map((l, j) => ({ id: `o${j + 1}`, label: l })) };
-      }),
-    };
-  } else if (kind === "draw") {
-    const source = value("f-source");
-    spec = { id: newId("draw"), title: value("f-title"), winners: num("f-winners") ?? 1, source };
-    if (source === "keyword") {
-      spec.keyword = value("f-keyword");
-      if (num("f-window")) spec.window_s = num("f-window");
-    }
-    if (source === "poll") spec.poll_id = value("f-poll");
-    if (data.get("f-exclude")) spec.exclude_previous_winners = true;
-  } else {
-    spec = { id: newId("qa"), title: value("f-title") };
-  }
+  const chosen = composer();
+  if (!chosen) return;
+  const text = (/** @type {string} */ name) => String(data.get(name) ?? "").trim();
+  const spec = chosen.spec({
+    text,
+    number: (name) => (text(name) ? Number(text(name)) : undefined),
+    checked: (name) => Boolean(data.get(name)),
+  });
   const created = await call("/interactions", "POST", { kind, spec });
   if (created) {
     notify(t("console.created", { id: created.interaction }), "ok");
@@ -492,176 +458,61 @@ $("composer").addEventListener("submit", async (event) => {
   }
 });
 
-// --- interactions: the cards ----------------------------------------------------------------
+// --- interactions: the cards and the kinds' tabs ---------------------------------------------
 
-/** @type {Map<string, {el: HTMLElement, board?: any}>} */
+/** @type {Map<string, {el: HTMLElement, head: HTMLElement, body: import("/static/registry.js").Mounted, actions: HTMLElement}>} */
 const cards = new Map();
 
+/** Every view of the room: cards in the list, the kinds' tabs. */
 function drawInteractions() {
-  const views = [...(session.client?.interactions?.values() ?? [])].filter((v) => v.kind !== "wall");
-  views.sort((a, b) => (a.kind === "checkin" ? 1 : 0) - (b.kind === "checkin" ? 1 : 0));
+  const views = [...(session.client?.interactions?.values() ?? [])];
+  const carded = views.filter((view) => parts.get(view.kind)?.part.card);
+  // standing ones (every room has them) after the others
+  carded.sort((a, b) => Number(kindOf(a)?.standing ?? false) - Number(kindOf(b)?.standing ?? false));
   const list = $("interaction-list");
-  const keep = new Set(views.map((v) => v.id));
+  const keep = new Set(carded.map((v) => v.id));
   for (const [id, card] of cards) {
     if (!keep.has(id)) {
+      card.body.remove?.();
       card.el.remove();
       cards.delete(id);
     }
   }
-  for (const view of views) drawInteraction(view, list);
-  if (!views.some((v) => v.kind !== "checkin")) {
+  for (const view of views) drawView(view, list);
+  if (!carded.some((v) => !kindOf(v)?.standing)) {
     if (!list.querySelector(".none")) list.prepend(h("p", { class: "none muted-text", text: t("console.none") }));
   } else list.querySelector(".none")?.remove();
 }
 
-/** @param {any} view @param {HTMLElement} [list] */
-function drawInteraction(view, list = $("interaction-list")) {
-  if (view.kind === "wall") return drawWall();
+/** A view that changed: its card (made if new) and its kind's tab. @param {any} view @param {HTMLElement} [list] */
+function drawView(view, list = $("interaction-list")) {
+  const found = parts.get(view.kind);
+  if (!found) return; // a kind without a module here
+  const { kind, part } = found;
+  part.tab?.update(view);
+  if (!part.card) return;
   let card = cards.get(view.id);
   if (!card) {
-    card = { el: h("article", { class: `card interaction kind-${view.kind}`, data: { interaction: view.id } }) };
+    const head = h("header", { class: "card-head" });
+    const body = part.card(view);
+    const actions = h("div", { class: "row actions" });
+    const el = h("article", { class: `card interaction kind-${kind.kind}`, data: { interaction: view.id } }, head, h("div", { class: "card-body" }, body.el), actions);
+    card = { el, head, body, actions };
     cards.set(view.id, card);
-    if (view.kind === "checkin") list.append(card.el);
-    else list.prepend(card.el);
+    if (kind.standing) list.append(el);
+    else list.prepend(el);
     list.querySelector(".none")?.remove();
   }
   const phase = phaseOf(view);
-  const title = view.spec?.question ?? view.spec?.title ?? view.id;
-  const head = h(
-    "header",
-    { class: "card-head" },
-    h("h2", { class: "card-title" }, title),
-    h("span", { class: "tag", text: t(`kind.${view.kind}`) }),
+  replace(
+    card.head,
+    h("h2", { class: "card-title" }, titleOf(view)),
+    h("span", { class: "tag", text: t(`kind.${kind.kind}`) }),
     h("span", { class: "tag", data: { phase }, text: t(`phase.${phase}`) }),
     h("code", { class: "iid", text: view.id }),
   );
-  const actions = h("div", { class: "row actions" }, ...actionButtons(view, phase));
-  const body = h("div", { class: "card-body" });
-  if (view.kind === "poll") {
-    card.board ??= new PollBoard({ showTitle: false });
-    card.board.update(view);
-    body.append(card.board.el);
-  } else if (view.kind === "codesign") {
-    card.board ??= new DesignBoard();
-    card.board.update(view);
-    body.append(card.board.el);
-  } else if (view.kind === "draw") {
-    body.append(drawDetails(view));
-  } else if (view.kind === "quiz") {
-    body.append(quizDetails(view));
-  } else if (view.kind === "qa") {
-    body.append(qaDetails(view));
-  } else if (view.kind === "checkin") {
-    body.append(h("p", { class: "big", data: { count: view.count } }, formatNumber(view.count ?? 0)));
-  }
-  replace(card.el, head, body, actions);
-}
-
-/** @param {any} view */
-function phaseOf(view) {
-  if (view.kind === "draw") return view.state?.phase === "drawn" ? "drawn" : "open";
-  if (view.kind === "codesign") return view.state?.phase ?? "draft";
-  if (view.kind === "quiz") return view.state?.finished ? "finished" : view.state?.current ? "asking" : "draft";
-  return view.status?.phase ?? "draft";
-}
-
-/** @param {any} view @param {string} phase */
-function actionButtons(view, phase) {
-  /** @type {HTMLElement[]} */
-  const out = [];
-  const button = (/** @type {string} */ action, /** @type {Record<string, unknown>} */ fields = {}, /** @type {string} */ label = `action.${action}`, cls = "") =>
-    h("button", { class: cls, attrs: { type: "button" }, data: { action }, text: t(label), on: { click: () => act(view.id, action, fields) } });
-  if (view.kind === "poll") {
-    if (phase === "draft") out.push(button("open"));
-    if (phase === "open") out.push(button("close"));
-    if (phase === "closed") out.push(button("reveal"));
-  } else if (view.kind === "quiz") {
-    const asked = view.state?.asked?.length ?? 0;
-    const total = view.spec?.questions?.length ?? 0;
-    if (!view.state?.finished) {
-      if (asked < total && !view.accepting) out.push(button("ask"));
-      if (view.accepting) out.push(button("close"));
-      if (view.state?.current && !view.accepting && !view.state?.revealed) out.push(button("reveal"));
-      if (asked > 0) out.push(button("finish", {}, "action.finish", "secondary"));
-    }
-  } else if (view.kind === "codesign") {
-    if (phase === "draft") out.push(button("open"));
-    if (phase === "open") {
-      for (const slot of view.results?.slots ?? []) {
-        if (!slot.locked) out.push(h("button", { class: "secondary", attrs: { type: "button" }, data: { action: "lock", slot: slot.id }, text: `${t("action.lock")}: ${slot.label}`, on: { click: () => act(view.id, "lock", { slot: slot.id }) } }));
-      }
-      out.push(button("lock_all"));
-    }
-    if (phase === "closed") out.push(button("reveal"));
-  } else if (view.kind === "draw") {
-    if (phase === "open") out.push(button("run"));
-    else out.push(h("button", { class: "secondary", attrs: { type: "button" }, data: { action: "audit" }, text: t("action.audit"), on: { click: () => downloadAudit(view.id) } }));
-  } else if (view.kind === "qa") {
-    if (phase === "draft") out.push(button("open"));
-    if (phase === "open") out.push(button("close"));
-  } else if (view.kind === "checkin") {
-    out.push(phase === "open" ? button("close") : button("open"));
-    out.push(h("button", { class: "secondary", attrs: { type: "button" }, text: t("action.export"), on: { click: () => download(`/interactions/checkin/export?format=csv`, "checkins.csv") } }));
-  }
-  return out;
-}
-
-/** @param {any} view */
-function drawDetails(view) {
-  const state = view.state ?? {};
-  return h(
-    "div",
-    { class: "draw-details" },
-    h("p", { text: t("console.entrants", { n: formatNumber(view.entrants ?? 0) }) }),
-    h("p", {}, `${t("console.commitment")}: `, h("code", { class: "hash", data: { commitment: state.commitment ?? "" }, text: state.commitment ?? "" })),
-    state.phase === "drawn" ? h("p", {}, `${t("console.seed")}: `, h("code", { class: "hash", text: state.seed ?? "" })) : null,
-    state.phase === "drawn" ? winnerList(state.winners ?? [], view.names ?? {}) : null,
-    state.phase === "drawn" ? h("p", { class: "muted-text", text: t("console.verify", { file: `${view.id}.json` }) }) : null,
-  );
-}
-
-/** @param {any} view */
-function quizDetails(view) {
-  const current = view.spec?.questions?.find((/** @type {any} */ q) => q.id === view.state?.current);
-  const results = (view.results ?? []).find((/** @type {any} */ r) => r.question === view.state?.current);
-  return h(
-    "div",
-    {},
-    current ? h("p", { text: t("console.current", { text: current.text }) }) : null,
-    results
-      ? h("ol", { class: "bars" }, ...results.options.map((/** @type {any} */ o) => h("li", { class: `bar-row${o.id === current?.correct ? " leading" : ""}`, data: { option: o.id } }, h("span", { class: "label", text: o.label }), h("span", { class: "figures" }, h("span", { class: "count", text: formatNumber(o.count) })))))
-      : null,
-    view.leaderboard?.length
-      ? h("div", {}, h("h3", { text: t("console.leaderboard") }), h("ol", {}, ...view.leaderboard.map((/** @type {any} */ row) => h("li", { text: `${row.name ?? row.viewer} · ${row.points}` }))))
-      : null,
-  );
-}
-
-/** @param {any} view */
-function qaDetails(view) {
-  return h(
-    "ol",
-    { class: "items" },
-    ...(view.questions ?? []).map((/** @type {any} */ q) => {
-      const answerId = `answer-${view.id}-${q.id}`;
-      const answer = h("input", { attrs: { id: answerId, maxlength: 2000, value: q.answer ?? "" } });
-      answer.setAttribute("placeholder", t("console.answer.placeholder"));
-      return h(
-        "li",
-        { class: `item${q.hidden ? " hidden-item" : ""}`, data: { question: q.id } },
-        h("p", {}, h("strong", { text: q.name ?? "?" }), ` · ${t("live.votes", { n: q.votes })} · `, q.text),
-        h(
-          "div",
-          { class: "row" },
-          h("label", { class: "visually-hidden", attrs: { for: answerId }, text: t("action.answer") }),
-          answer,
-          h("button", { class: "small", attrs: { type: "button" }, text: t("action.answer"), on: { click: () => act(view.id, "answer", { question: q.id, ...(answer.value.trim() ? { text: answer.value.trim() } : {}) }) } }),
-          h("button", { class: "small secondary", attrs: { type: "button" }, text: t(q.pinned_at ? "action.unpin" : "action.pin"), on: { click: () => act(view.id, q.pinned_at ? "unpin" : "pin", { question: q.id }) } }),
-          h("button", { class: "small secondary", attrs: { type: "button" }, text: t(q.hidden ? "action.unhide" : "action.hide"), on: { click: () => act(view.id, q.hidden ? "unhide" : "hide", { question: q.id }) } }),
-        ),
-      );
-    }),
-  );
+  card.body.update(view);
+  replace(card.actions, ...(part.actions?.(view) ?? []));
 }
 
 /** @param {string} path @param {string} filename */
@@ -678,43 +529,6 @@ async function download(path, filename) {
   } catch (err) {
     notify(errorText(err), "error");
   }
-}
-
-/** @param {string} iid */
-const downloadAudit = (iid) => download(`/interactions/${encodeURIComponent(iid)}/audit`, `${iid}.json`);
-
-// --- the wall ------------------------------------------------------------------------------
-
-function drawWall() {
-  const wall = session.client?.interactions?.get("wall");
-  if (!wall) return;
-  const settings = session.client?.snapshot?.room?.settings ?? {};
-  const open = wall.status?.phase === "open";
-  const name = "wall-moderation";
-  replace(
-    $("wall-tools"),
-    h(
-      "fieldset",
-      {},
-      h("legend", { text: t("console.wall.moderation") }),
-      ...["pre", "post"].map((mode) =>
-        h(
-          "label",
-          { class: "inline", attrs: { for: `wallmod-${mode}` } },
-          h("input", { attrs: { type: "radio", name, id: `wallmod-${mode}`, value: mode }, checked: (settings.wall_moderation ?? "pre") === mode, on: { change: () => call("", "PATCH", { settings: { wall_moderation: mode } }) } }),
-          t(`wallmod.${mode}`),
-        ),
-      ),
-    ),
-    h("div", { class: "row" }, h("span", { class: "tag", data: { phase: open ? "open" : "closed" }, text: t(`phase.${open ? "open" : "closed"}`) }), h("button", { class: "secondary", attrs: { type: "button" }, text: t(open ? "action.close" : "action.open"), on: { click: () => act("wall", open ? "close" : "open") } })),
-  );
-  const post = (/** @type {any} */ p, /** @type {HTMLElement[]} */ buttons) =>
-    h("li", { class: `item${p.pinned_at ? " pinned" : ""}`, data: { post: p.id } }, h("p", {}, h("strong", { text: p.name ?? "?" }), " ", p.text), h("div", { class: "row" }, ...buttons));
-  const button = (/** @type {string} */ action, /** @type {string} */ id, cls = "small") =>
-    h("button", { class: cls, attrs: { type: "button" }, data: { action }, text: t(`action.${action}`), on: { click: () => act("wall", action, { post: id }) } });
-  const queue = wall.queue ?? [];
-  replace($("wall-queue"), ...(queue.length ? queue.map((p) => post(p, [button("approve", p.id), button("reject", p.id, "small danger")])) : [h("li", { class: "muted-text", text: t("console.wall.queue.empty") })]));
-  replace($("wall-approved"), ...(wall.posts ?? []).map((p) => post(p, [button(p.pinned_at ? "unpin" : "pin", p.id, "small secondary"), button("reject", p.id, "small danger")])));
 }
 
 // --- danmaku moderation -----------------------------------------------------------------------
@@ -787,7 +601,7 @@ function drawSettings(room) {
     field("s-slow", "console.settings.slow", h("input", { attrs: { id: "s-slow", name: "slow_mode_s", type: "number", min: 1, max: 600, value: s.slow_mode_s ?? 5 } })),
     h("label", { class: "inline", attrs: { for: "s-anon" } }, h("input", { attrs: { id: "s-anon", name: "allow_anonymous", type: "checkbox" }, checked: s.allow_anonymous !== false }), t("console.settings.anonymous")),
     field("s-floor", "console.settings.floor", h("select", { attrs: { id: "s-floor", name: "degrade_floor" } }, ...[0, 1, 2, 3].map((n) => h("option", { attrs: { value: String(n) }, selected: (s.degrade_floor ?? 0) === n, text: `${n} · ${t(`degrade.${n}`)}` })))),
-    field("s-wallmod", "console.wall.moderation", h("select", { attrs: { id: "s-wallmod", name: "wall_moderation" } }, option("pre", "wallmod.pre", s.wall_moderation ?? "pre"), option("post", "wallmod.post", s.wall_moderation ?? "pre"))),
+    ...[...parts.values()].flatMap(({ part }) => part.settings?.fields(s) ?? []),
     h("div", { class: "row" }, field("s-brand", "console.settings.brand", h("input", { attrs: { id: "s-brand", name: "brand_color", type: "color", value: s.brand_color ?? "#e4007f" } })), field("s-accent", "console.settings.accent", h("input", { attrs: { id: "s-accent", name: "accent_color", type: "color", value: s.accent_color ?? "#ffc400" } }))),
     field("s-logo", "console.settings.logo", h("input", { attrs: { id: "s-logo", name: "logo_url", maxlength: 500, value: s.logo_url ?? "" } })),
     h("button", { attrs: { type: "submit" }, text: t("console.settings.save") }),
@@ -802,7 +616,7 @@ $("settings-form").addEventListener("submit", async (event) => {
     slow_mode_s: Number(data.get("slow_mode_s")),
     allow_anonymous: data.get("allow_anonymous") === "on",
     degrade_floor: Number(data.get("degrade_floor")),
-    wall_moderation: data.get("wall_moderation"),
+    ...Object.assign({}, ...[...parts.values()].map(({ part }) => part.settings?.read(data) ?? {})),
     brand_color: data.get("brand_color"),
     accent_color: data.get("accent_color"),
     logo_url: String(data.get("logo_url") ?? "").trim(),

@@ -5,6 +5,9 @@
 // a reload or a reconnect is the same viewer and its votes stay exactly-once. Votes,
 // picks, answers, entries, questions, check-ins and posts go through the client
 // library, which retries them with the same idempotency key until acknowledged.
+//
+// Each interaction's card is drawn by its kind's module (registry.js, `live`): the page
+// asks each whether to show a view now, and keeps the cards in the kinds' order.
 
 import {
   connectClient,
@@ -13,7 +16,6 @@ import {
   formatNumber,
   h,
   hideTokenFromAddressBar,
-  isLive,
   linkParams,
   notify,
   replace,
@@ -21,7 +23,8 @@ import {
   setupLanguage,
   t,
 } from "/static/common.js";
-import { PollBoard, finalDesign, shortHash, winnerList } from "/static/views.js";
+import { partsOf } from "/static/registry.js";
+import { placeInOrder } from "/static/widgets.js";
 
 const FEED_KEEP = 100;
 const SHOW_RESULTS_S = 120; // an ended poll's results stay on the page this long
@@ -49,7 +52,7 @@ const remember = () => store.set(mineKey, JSON.stringify(mine));
 const client = connectClient();
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const cards = $("cards");
-/** @type {Map<string, {el: HTMLElement, update: (view: any) => void}>} */
+/** The cards shown, by interaction id. @type {Map<string, import("/static/registry.js").Mounted>} */
 const mounted = new Map();
 
 // --- joining ---------------------------------------------------------------------------
@@ -173,49 +176,21 @@ $("compose").addEventListener("submit", async (event) => {
   }
 });
 
-// --- the wall ------------------------------------------------------------------------------
-
-$("post-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const area = /** @type {HTMLTextAreaElement} */ ($("post-text"));
-  const text = area.value.trim();
-  if (!text) {
-    notify(t("error.empty_text"), "warn");
-    return;
-  }
-  const button = /** @type {HTMLButtonElement} */ (event.submitter ?? area);
-  button.disabled = true;
-  try {
-    const ack = await client.post(text);
-    area.value = "";
-    $("post-status").textContent = t(ack.status === "approved" ? "live.post.approved" : "live.post.pending");
-  } catch (err) {
-    notify(errorText(err), "warn");
-  } finally {
-    button.disabled = false;
-  }
-});
-
-/** @param {any} view */
-function drawWall(view) {
-  $("wall-section").hidden = view.status?.phase !== "open";
-  $("post-text").setAttribute("maxlength", String(view.spec?.max_chars ?? 140));
-}
-
 // --- interactions -------------------------------------------------------------------------
 
 /**
- * Run a state-changing command; show what went wrong (the client retries what can be
- * retried by itself, so an error here is final).
- * @param {HTMLElement} card
- * @param {() => Promise<any>} action
+ * Run a state-changing command of a card; show what went wrong (the client retries what
+ * can be retried by itself, so an error here is final).
+ * @param {HTMLElement} el  the card, or an element in it
+ * @param {() => Promise<any>} command
  * @param {(ack: any) => void} [done]
  */
-async function act(card, action, done) {
+async function act(el, command, done) {
+  const card = /** @type {HTMLElement} */ (el.closest("[data-interaction]") ?? el);
   const buttons = [...card.querySelectorAll("button")];
   for (const b of buttons) /** @type {HTMLButtonElement} */ (b).disabled = true;
   try {
-    const ack = await action();
+    const ack = await command();
     done?.(ack);
     remember();
   } catch (err) {
@@ -227,364 +202,45 @@ async function act(card, action, done) {
   }
 }
 
-/** @param {string} title @param {string} kind @param {string} id */
-function shell(title, kind, id) {
-  const heading = h("h3", { class: "card-title", text: title });
-  const body = h("div", { class: "card-body" });
-  const el = h("article", { class: `card interaction kind-${kind}`, data: { interaction: id } }, heading, body);
-  return { el, heading, body };
-}
-
-/** @param {any} view */
-function pollCard(view) {
-  const { el, heading, body } = shell(view.spec.question, "poll", view.id);
-  const form = h("form", { class: "ballot" });
-  const board = new PollBoard({ showTitle: false });
-  const status = h("p", { class: "muted-text", attrs: { role: "status" } });
-  /** @type {string[]} */
-  let ranking = [];
-  const spec = view.spec;
-  const legend = h("legend", { class: "visually-hidden", text: spec.question });
-  const fields = h("fieldset", {}, legend);
-  if (spec.kind === "single" || spec.kind === "multiple") {
-    const type = spec.kind === "single" ? "radio" : "checkbox";
-    if (spec.kind === "multiple") fields.append(h("p", { class: "muted-text", text: t("live.multiple.hint", { min: spec.min_picks ?? 1, max: spec.max_picks ?? spec.options.length }) }));
-    for (const option of spec.options) {
-      const id = `${view.id}-${option.id}`;
-      fields.append(h("label", { class: "choice", attrs: { for: id } }, h("input", { attrs: { type, name: "option", id, value: option.id } }), h("span", { text: option.label })));
-    }
-  } else if (spec.kind === "ranked") {
-    const order = h("ol", { class: "ranking" });
-    const buttons = h("div", { class: "row" });
-    const redraw = () => {
-      replace(order, ...ranking.map((id) => h("li", { text: spec.options.find((/** @type {any} */ o) => o.id === id)?.label ?? id })));
-      for (const b of buttons.querySelectorAll("button[data-option]")) /** @type {HTMLButtonElement} */ (b).disabled = ranking.includes(/** @type {HTMLElement} */ (b).dataset.option ?? "");
-    };
-    for (const option of spec.options) {
-      buttons.append(h("button", { class: "secondary", attrs: { type: "button" }, data: { option: option.id }, text: option.label, on: { click: () => { ranking.push(option.id); redraw(); } } }));
-    }
-    buttons.append(h("button", { class: "secondary small", attrs: { type: "button" }, text: t("live.ranked.reset"), on: { click: () => { ranking = []; redraw(); } } }));
-    fields.append(h("p", { class: "muted-text", text: t("live.ranked.hint") }), buttons, order);
-  } else if (spec.kind === "rating") {
-    fields.append(h("p", { class: "muted-text", text: t("live.rating") }));
-    const stars = h("div", { class: "row stars" });
-    for (let r = 1; r <= spec.scale; r += 1) {
-      const id = `${view.id}-r${r}`;
-      stars.append(h("label", { class: "star", attrs: { for: id } }, h("input", { attrs: { type: "radio", name: "rating", id, value: String(r) } }), h("span", { text: String(r) })));
-    }
-    fields.append(stars);
-  } else {
-    const id = `${view.id}-text`;
-    fields.append(h("label", { attrs: { for: id }, text: t("live.text") }), h("input", { attrs: { id, name: "text", maxlength: spec.max_text_chars ?? 50, autocomplete: "off" } }));
-  }
-  const submit = h("button", { attrs: { type: "submit" }, text: t("live.vote") });
-  form.append(fields, h("div", { class: "row" }, submit, status));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
-    /** @type {Record<string, unknown>} */
-    let ballot;
-    if (spec.kind === "single") ballot = { option: data.get("option") };
-    else if (spec.kind === "multiple") ballot = { options: data.getAll("option") };
-    else if (spec.kind === "ranked") ballot = { ranking };
-    else if (spec.kind === "rating") ballot = { rating: Number(data.get("rating")) };
-    else ballot = { text: String(data.get("text") ?? "") };
-    if ((spec.kind === "single" && !ballot.option) || (spec.kind === "rating" && !ballot.rating)) {
-      notify(t("error.not_open"), "warn");
-      return;
-    }
-    act(el, () => client.vote(view.id, /** @type {any} */ (ballot)), () => {
-      mine[view.id] = { voted: true };
-    });
-  });
-  body.append(form, board.el);
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      heading.textContent = next.spec.question;
-      const open = next.status?.phase === "open";
-      form.hidden = !open;
-      status.textContent = mine[next.id]?.voted ? `${t("live.voted")} ${spec.kind !== "text" ? t("live.change") : ""}` : "";
-      board.update(next);
-    },
-  };
-}
-
-/** @param {any} view */
-function quizCard(view) {
-  const { el, heading, body } = shell(view.spec.title, "quiz", view.id);
-  const area = h("div", {});
-  const board = h("div", {});
-  body.append(area, board);
-  let timer = 0;
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      heading.textContent = next.spec.title;
-      const current = next.state?.current;
-      const question = next.spec.questions.find((/** @type {any} */ q) => q.id === current);
-      clearInterval(timer);
-      if (!question) {
-        replace(area);
-        return;
-      }
-      const answered = mine[next.id]?.[current];
-      const results = (next.results ?? []).find((/** @type {any} */ r) => r.question === current);
-      const clock = h("p", { class: "countdown", attrs: { role: "timer" } });
-      const tick = () => {
-        const left = Math.max(0, Math.ceil((next.state.closes_at ?? 0) - Date.now() / 1000));
-        clock.textContent = next.accepting ? `${left} s` : "";
-      };
-      tick();
-      timer = window.setInterval(tick, 500);
-      const options = h("div", { class: "answers" });
-      for (const option of question.options) {
-        const chosen = answered === option.id;
-        const correct = results?.correct === option.id;
-        options.append(
-          h("button", {
-            class: `secondary answer${chosen ? " chosen" : ""}${correct ? " correct" : ""}`,
-            attrs: { type: "button" },
-            data: { option: option.id },
-            aria: { pressed: chosen ? "true" : "false" },
-            disabled: !next.accepting || Boolean(answered),
-            text: option.label,
-            on: {
-              click: () =>
-                act(el, () => client.answer(next.id, current, option.id), () => {
-                  mine[next.id] = { ...(mine[next.id] ?? {}), [current]: option.id };
-                }),
-            },
-          }),
-        );
-      }
-      replace(
-        area,
-        h("p", { class: "question", text: question.text }),
-        clock,
-        options,
-        answered ? h("p", { class: "muted-text", text: t("live.answered") }) : null,
-        results?.correct ? h("p", { class: "tag ok", text: t("live.correct", { label: question.options.find((/** @type {any} */ o) => o.id === results.correct)?.label ?? results.correct }) }) : null,
-      );
-      replace(board);
-    },
-  };
-}
-
-/** @param {any} view */
-function designCard(view) {
-  const { el, heading, body } = shell(view.spec.title, "codesign", view.id);
-  const picks = h("div", { class: "picks" });
-  body.append(picks);
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      heading.textContent = next.spec.title;
-      if (next.final) {
-        replace(picks, h("p", { class: "tag ok", text: t("live.design.final") }), finalDesign(next.final));
-        return;
-      }
-      const chosen = mine[next.id] ?? {};
-      replace(picks);
-      for (const slot of next.results?.slots ?? []) {
-        const fieldset = h("fieldset", { class: `slot${slot.locked ? " locked" : ""}`, data: { slot: slot.id } }, h("legend", {}, slot.label, slot.locked ? h("span", { class: "tag", text: t("live.locked") }) : null));
-        for (const option of slot.options) {
-          const id = `${next.id}-${slot.id}-${option.id}`;
-          const soldOut = option.left === 0 && chosen[slot.id] !== option.id;
-          const input = h("input", {
-            attrs: { type: "radio", name: `${next.id}-${slot.id}`, id, value: option.id },
-            checked: chosen[slot.id] === option.id,
-            disabled: slot.locked || soldOut || next.state?.phase !== "open",
-            on: {
-              change: () =>
-                act(el, () => client.pick(next.id, slot.id, option.id), () => {
-                  mine[next.id] = { ...(mine[next.id] ?? {}), [slot.id]: option.id };
-                }),
-            },
-          });
-          fieldset.append(
-            h(
-              "label",
-              { class: "choice", attrs: { for: id }, data: { option: option.id } },
-              input,
-              h("span", { class: "grow", text: option.label }),
-              h("span", { class: "share", text: `${Math.round(option.share * 100)}%` }),
-              option.left !== null && option.left !== undefined ? h("span", { class: "tag", text: option.left === 0 ? t("live.soldout") : t("live.left", { n: option.left }) }) : null,
-            ),
-          );
-        }
-        picks.append(fieldset);
-      }
-    },
-  };
-}
-
-/** @param {any} view */
-function drawCard(view) {
-  const { el, heading, body } = shell(view.spec.title, "draw", view.id);
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      heading.textContent = next.spec.title;
-      const spec = next.spec;
-      const state = next.state;
-      const lines = [h("p", { class: "muted-text", text: `${t("live.entrants", { n: formatNumber(next.entrants ?? 0) })} · ${shortHash(state.commitment)}` })];
-      if (state.phase === "drawn") {
-        lines.push(h("p", { class: "tag ok", text: t("live.drawn") }), winnerList(state.winners, next.names ?? {}));
-        if (client.you && state.winners.includes(client.you.id)) lines.push(h("p", { class: "won", text: t("live.won", { title: spec.title }) }));
-      } else if (spec.source === "entry") {
-        const entered = Boolean(mine[next.id]?.entered);
-        lines.push(
-          h("button", {
-            attrs: { type: "button" },
-            disabled: entered,
-            text: entered ? t("live.entered") : t("live.enter"),
-            on: { click: () => act(el, () => client.enter(next.id), () => { mine[next.id] = { entered: true }; }) },
-          }),
-        );
-      } else if (spec.source === "keyword") {
-        lines.push(h("p", { text: t("live.keyword", { keyword: spec.keyword }) }));
-      } else if (spec.source === "presence") {
-        lines.push(h("p", { text: t("live.presence") }));
-      }
-      replace(body, ...lines);
-    },
-  };
-}
-
-/** @param {any} view */
-function qaCard(view) {
-  const { el, heading, body } = shell(view.spec.title, "qa", view.id);
-  const inputId = `${view.id}-ask`;
-  const input = h("textarea", { attrs: { id: inputId, name: "text", rows: 2, maxlength: view.spec.max_chars ?? 300 }, data: {} });
-  input.setAttribute("placeholder", t("live.ask.placeholder"));
-  const form = h("form", { class: "ask" }, h("label", { attrs: { for: inputId }, text: t("live.ask") }), input, h("button", { attrs: { type: "submit" }, text: t("live.ask.send") }));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = /** @type {HTMLTextAreaElement} */ (input).value.trim();
-    if (!text) return notify(t("error.empty_text"), "warn");
-    act(el, () => client.ask(view.id, text), () => {
-      /** @type {HTMLTextAreaElement} */ (input).value = "";
-      notify(t("live.sent"), "ok");
-    });
-  });
-  const list = h("ol", { class: "questions" });
-  body.append(form, list);
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      heading.textContent = next.spec.title;
-      form.hidden = next.status?.phase !== "open";
-      const upvoted = mine[next.id] ?? {};
-      replace(
-        list,
-        ...(next.questions ?? []).map((/** @type {any} */ q) =>
-          h(
-            "li",
-            { class: "question-item", data: { question: q.id } },
-            h("p", { class: "q-text" }, h("strong", { text: q.name ?? "?" }), " ", q.text),
-            q.answer ? h("p", { class: "q-answer", text: q.answer }) : null,
-            h(
-              "div",
-              { class: "row" },
-              q.pinned_at ? h("span", { class: "tag", text: t("live.pinned") }) : null,
-              q.answered_at ? h("span", { class: "tag ok", text: t("live.answered.by.host") }) : null,
-              h("button", {
-                class: "secondary small",
-                attrs: { type: "button" },
-                aria: { pressed: upvoted[q.id] ? "true" : "false" },
-                disabled: next.status?.phase !== "open",
-                text: `${upvoted[q.id] ? t("live.upvoted") : t("live.upvote")} · ${formatNumber(q.votes)}`,
-                on: {
-                  click: () =>
-                    upvoted[q.id]
-                      ? act(el, () => client.unvote(next.id, q.id), () => { mine[next.id] = { ...upvoted, [q.id]: false }; })
-                      : act(el, () => client.upvote(next.id, q.id), () => { mine[next.id] = { ...upvoted, [q.id]: true }; }),
-                },
-              }),
-            ),
-          ),
-        ),
-      );
-    },
-  };
-}
-
-/** @param {any} view */
-function checkinCard(view) {
-  const { el, body } = shell(view.spec.title === "Check-in" ? t("live.checkin") : view.spec.title, "checkin", view.id);
-  return {
-    el,
-    /** @param {any} next */
-    update(next) {
-      const done = Boolean(mine.checkin?.done);
-      replace(
-        body,
-        h("button", {
-          attrs: { type: "button" },
-          disabled: done || next.status?.phase !== "open",
-          text: done ? t("live.checked") : t("live.checkin"),
-          on: { click: () => act(el, () => client.checkin(), () => { mine.checkin = { done: true }; }) },
-        }),
-        h("span", { class: "muted-text", data: { count: next.count }, text: ` ${t("live.checkins", { n: formatNumber(next.count ?? 0) })}` }),
-      );
-    },
-  };
-}
-
-const CARDS = { poll: pollCard, quiz: quizCard, codesign: designCard, draw: drawCard, qa: qaCard, checkin: checkinCard };
-
-/** Whether the page shows this interaction now. @param {any} view */
-function shown(view) {
-  if (view.kind === "checkin") return view.status?.phase === "open";
-  if (isLive(view)) return true;
-  const now = Date.now() / 1000;
-  if (view.kind === "poll") {
-    const s = view.status ?? {};
-    return s.phase !== "draft" && now - Math.max(s.closed_at ?? 0, s.revealed_at ?? 0) < SHOW_RESULTS_S;
-  }
-  if (view.kind === "codesign") return view.state?.phase === "revealed" && now - (view.state.revealed_at ?? 0) < SHOW_RESULTS_S;
-  if (view.kind === "draw") return view.state?.phase === "drawn" && now - (view.state.drawn_at ?? 0) < SHOW_RESULTS_S;
-  if (view.kind === "quiz") return !view.state?.finished && (view.state?.asked?.length ?? 0) > 0;
-  return false;
-}
+/** Each kind's part of this page, by kind name. */
+const parts = partsOf((kind) => kind.live, () => ({ client, mine, act, showEndedS: SHOW_RESULTS_S }), { client });
 
 function drawAll() {
-  const views = [...client.interactions.values()];
-  const wall = client.interactions.get("wall");
-  if (wall) drawWall(wall);
-  const visible = views.filter((v) => v.kind in CARDS && shown(v));
-  const order = ["poll", "quiz", "codesign", "draw", "qa", "checkin"];
-  visible.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
-  const keep = new Set(visible.map((v) => v.id));
+  const visible = [];
+  for (const view of client.interactions.values()) {
+    const found = parts.get(view.kind);
+    if (found && found.part.shown(view)) visible.push({ view, ...found });
+  }
+  visible.sort((a, b) => a.kind.order - b.kind.order);
+  const keep = new Set(visible.map((v) => v.view.id));
   for (const [id, card] of mounted) {
     if (!keep.has(id)) {
+      card.remove?.();
       card.el.remove();
       mounted.delete(id);
     }
   }
-  for (const view of visible) {
+  for (const { view, part } of visible) {
     let card = mounted.get(view.id);
     if (!card) {
-      card = /** @type {any} */ (CARDS)[view.kind](view);
+      card = part.card(view);
       mounted.set(view.id, /** @type {any} */ (card));
     }
-    cards.append(/** @type {any} */ (card).el); // in order
     /** @type {any} */ (card).update(view);
   }
-  $("nothing").hidden = visible.some((v) => v.kind !== "checkin");
+  const placed = (/** @type {boolean} */ own) => visible.filter((v) => (v.part.place === "section") === own).map((v) => /** @type {any} */ (mounted.get(v.view.id)).el);
+  placeInOrder(cards, placed(false));
+  placeInOrder($("sections"), placed(true));
+  $("nothing").hidden = visible.some((v) => !v.kind.standing);
 }
 
 client.on("interaction", () => drawAll());
-client.on("drawWon", (notice) => notify(t("live.won", { title: notice.title }), "ok", 15_000));
 setInterval(drawAll, 5000); // ended results leave after SHOW_RESULTS_S
 window.addEventListener("langchange", () => {
-  for (const card of mounted.values()) card.el.remove();
+  for (const card of mounted.values()) {
+    card.remove?.();
+    card.el.remove();
+  }
   mounted.clear();
   drawAll();
 });

@@ -2,19 +2,20 @@
 //
 // URL parameters (query or fragment): `lanes` (scrolling lanes), `size` (danmaku px),
 // `speed` (px/s), `area` (share of the height for scrolling lanes, 0.1–1), `theme`
-// (`outline`, `shadow`, `box`), `widgets` (any of `poll,design,draw`, or `none`),
-// `position` (`right`, `left`, `bottom`), `scale` (widget size), `brand` (#rrggbb),
-// `poll` (always show this poll), `protocol` (`json`, `msgpack`), `debug=1`.
+// (`outline`, `shadow`, `box`), `widgets` (the kinds' widgets by name, default all, or
+// `none`), `position` (`right`, `left`, `bottom`), `scale` (widget size), `brand`
+// (#rrggbb), `protocol` (`json`, `msgpack`), `debug=1`, and those a kind's widget reads
+// (the poll widget's `poll=<id>` always shows that poll). What each widget shows is its
+// kind's module's `overlay` part (registry.js).
 //
 // A reconnect does not clear the screen: danmaku keep flying, widgets keep their last
 // view and are brought up to date by the fresh snapshot, in place.
 
-import { activityTime, connectClient, cssColor, errorText, h, hideTokenFromAddressBar, linkParams, roomFromPath, setupLanguage, t } from "/static/common.js";
+import { connectClient, cssColor, errorText, h, hideTokenFromAddressBar, linkParams, roomFromPath, setupLanguage, t } from "/static/common.js";
 import { DanmakuStage } from "/static/danmaku.js";
-import { DesignBoard, PollBoard, winnerList } from "/static/views.js";
+import { screenWidgets } from "/static/registry.js";
 
-const SHOW_ENDED_S = 60; // a closed or revealed poll stays this long after its last change
-const DRAW_SHOW_MS = 30_000;
+const SHOW_ENDED_S = 60; // an ended poll or co-design stays this long after its last change
 
 const params = linkParams();
 const number = (/** @type {string} */ name, /** @type {number} */ lo, /** @type {number} */ hi) => {
@@ -32,7 +33,8 @@ body.classList.add(`position-${["right", "left", "bottom"].includes(params.get("
 const scale = number("scale", 0.5, 3);
 if (scale) body.style.setProperty("--widget-scale", String(scale));
 body.style.setProperty("--brand", cssColor(params.get("brand"), "#e4007f"));
-const wanted = new Set((params.get("widgets") ?? "poll,design,draw").split(",").map((w) => w.trim()));
+const asked = params.get("widgets");
+const wanted = asked === null ? null : new Set(asked.split(",").map((w) => w.trim()));
 
 const stage = new DanmakuStage(/** @type {HTMLElement} */ (document.getElementById("stage")), {
   lanes: number("lanes", 1, 40),
@@ -43,13 +45,19 @@ const stage = new DanmakuStage(/** @type {HTMLElement} */ (document.getElementBy
 // For tests and operators: what the stage did.
 Object.assign(window, { hudongOverlay: { stage } });
 
-const widgets = /** @type {HTMLElement} */ (document.getElementById("widgets"));
-const pollBoard = new PollBoard();
-const pollWidget = h("div", { class: "widget widget-poll", hidden: true }, pollBoard.el);
-const designBoard = new DesignBoard();
-const designWidget = h("div", { class: "widget widget-design", hidden: true }, designBoard.el);
-const drawWidget = h("div", { class: "widget widget-draw", hidden: true });
-widgets.append(pollWidget, designWidget, drawWidget);
+const client = connectClient();
+const box = /** @type {HTMLElement} */ (document.getElementById("widgets"));
+/** Each kind's widget that the link asks for (all by default), in the kinds' order. */
+const screen = screenWidgets(
+  client,
+  (kind) => kind.overlay,
+  () => ({ params, showEndedS: SHOW_ENDED_S, frame: (...children) => h("div", { class: "widget", hidden: true }, ...children) }),
+  (kind, widget) => wanted === null || wanted.has(widget.name ?? kind.kind),
+);
+for (const { kind, part } of screen.widgets.values()) {
+  part.el.classList.add(`widget-${part.name ?? kind.kind}`);
+  box.append(part.el);
+}
 
 const problem = /** @type {HTMLElement} */ (document.getElementById("problem"));
 /** @param {string} text */
@@ -63,57 +71,12 @@ if (params.get("debug") === "1") {
   conn.hidden = false;
 }
 
-const client = connectClient();
 client.on("danmaku", (event) => stage.add(event));
 client.on("retract", (event) => stage.remove(event.id));
 
-/** @param {any} view */
-function recent(view) {
-  const phase = view.status?.phase ?? view.state?.phase;
-  if (phase === "open") return true;
-  if (phase === "draft") return false;
-  return Date.now() / 1000 - activityTime(view) < SHOW_ENDED_S;
-}
-
-function drawWidgets() {
-  const views = client.interactions;
-  if (wanted.has("poll")) {
-    const pinned = params.get("poll");
-    let poll = pinned ? views.get(pinned) : null;
-    if (!poll) {
-      const polls = [...views.values()].filter((v) => v.kind === "poll" && recent(v));
-      poll = polls.sort((a, b) => activityTime(b) - activityTime(a))[0] ?? null;
-    }
-    if (poll) pollBoard.update(poll);
-    pollWidget.hidden = !poll;
-  }
-  if (wanted.has("design")) {
-    const designs = [...views.values()].filter((v) => v.kind === "codesign" && recent(v));
-    const design = designs.sort((a, b) => activityTime(b) - activityTime(a))[0] ?? null;
-    if (design) designBoard.update(design);
-    designWidget.hidden = !design;
-  }
-}
-
-let drawTimer = 0;
-client.on("drawResult", (event) => {
-  if (!wanted.has("draw")) return;
-  drawWidget.replaceChildren(
-    h("h2", { class: "board-title", text: event.title ?? t("wall.winners") }),
-    h("p", { class: "tag", text: t("wall.winners") }),
-    winnerList(event.winners ?? [], event.names ?? {}),
-  );
-  drawWidget.dataset.draw = event.interaction;
-  drawWidget.hidden = false;
-  clearTimeout(drawTimer);
-  drawTimer = window.setTimeout(() => {
-    drawWidget.hidden = true;
-  }, DRAW_SHOW_MS);
-});
-client.on("designRevealed", () => drawWidgets());
-client.on("interaction", () => drawWidgets());
-client.on("snapshot", () => drawWidgets());
-setInterval(drawWidgets, 1000); // ended polls leave after SHOW_ENDED_S
+client.on("interaction", () => screen.update());
+client.on("snapshot", () => screen.update());
+setInterval(() => screen.update(), 1000); // ended ones leave after SHOW_ENDED_S
 
 if (!token) {
   showProblem(t("error.no_token"));

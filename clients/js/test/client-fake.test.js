@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 
 import { CODECS } from "../codec.js";
-import { ConnectionState, HudongClient, HudongError, KEY_PATTERN, RECENT_SIZE, idempotencyKey } from "../hudong.js";
+import { CLIENT_EVENTS, ConnectionState, HudongClient, HudongError, KEY_PATTERN, RECENT_SIZE, eventName, idempotencyKey } from "../hudong.js";
 import { FakeWebSocket, HELLO } from "./fake-websocket.js";
 
 /** @type {HudongClient[]} */
@@ -344,6 +344,50 @@ describe("room state", () => {
 });
 
 // --- the wire shape of every command -----------------------------------------------------
+
+describe("events named after what the server sends", () => {
+  test("eventName: camelCase of a type", () => {
+    assert.equal(eventName("draw_result"), "drawResult");
+    assert.equal(eventName("design_revealed"), "designRevealed");
+    assert.equal(eventName("draw_won"), "drawWon");
+    assert.equal(eventName("danmaku"), "danmaku");
+    assert.equal(eventName("heart_burst_2"), "heartBurst2");
+  });
+
+  test("a kind, a batch event or a notice no client knows yet has its own event", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({}));
+    const seen = record(client, ["interaction", "reaction", "heartBurst", "prizeShipped"]);
+    const view = { id: "r", kind: "reaction", counts: { heart: 3 } };
+    ws.serverSend({ type: "state", room: "demo", version: 3, interactions: { r: view } });
+    const burst = { type: "heart_burst", n: 40, ts: 1 };
+    const batch = { type: "batch", room: "demo", seq: 3, events: [burst] };
+    ws.serverSend(batch);
+    const shipped = { type: "notice", kind: "prize_shipped", interaction: "d" };
+    ws.serverSend(shipped);
+    assert.deepEqual(seen, [
+      ["interaction", view, undefined],
+      ["reaction", view, undefined],
+      ["heartBurst", burst, batch],
+      ["prizeShipped", shipped],
+    ]);
+  });
+
+  test("a type that would be one of the client's own events is not emitted as it", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({}));
+    const seen = record(client, [...CLIENT_EVENTS]);
+    const view = { id: "e", kind: "error", x: 1 };
+    ws.serverSend({ type: "state", room: "demo", version: 3, interactions: { e: view } });
+    const event = { type: "close", code: 1 };
+    const batch = { type: "batch", room: "demo", seq: 3, events: [event] };
+    ws.serverSend(batch);
+    const notice = { type: "notice", kind: "snapshot" };
+    ws.serverSend(notice);
+    assert.deepEqual(
+      seen.map((e) => e[0]),
+      ["message", "views", "interaction", "message", "batch", "event", "message", "notice"],
+    );
+  });
+});
 
 describe("commands on the wire", () => {
   test("viewer commands carry a fresh key each, or the one given", async () => {
