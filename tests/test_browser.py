@@ -568,8 +568,9 @@ def test_user_text_is_text_on_every_page(pages, node):
 
 
 def test_a_view_whose_kind_has_no_page_module_is_left_out_on_every_page(pages, node):
-    """The pages find kinds only through clients/web/kinds/index.js: served without the
-    Q&A module, every page leaves the room's Q&A out and shows the rest, with no error."""
+    """The pages find kinds only through /static/kinds/index.js, which the server makes
+    from its registry: served without the Q&A module, every page leaves the room's Q&A
+    out and shows the rest, with no error."""
     tokens = node.room("unknown-kind")
     with node.http(tokens["host"]) as http:
         poll = {
@@ -587,8 +588,9 @@ def test_a_view_whose_kind_has_no_page_module_is_left_out_on_every_page(pages, n
 
     def without_qa(route: Any) -> None:
         listed = route.fetch().text()
-        assert "qa, " in listed
-        route.fulfill(body=listed.replace("qa, ", ""), content_type="text/javascript")
+        assert '"/static/kinds/qa.js", ' in listed
+        trimmed = listed.replace('"/static/kinds/qa.js", ', "")
+        route.fulfill(body=trimmed, content_type="text/javascript")
 
     screen = f"#token={tokens['screen']}"
     found = [
@@ -894,3 +896,74 @@ def test_console_and_live_have_no_serious_accessibility_violations(pages, node, 
         assert live.locator("#compose-heading").text_content() == "发送弹幕"
         shot(live, "live-zh", full_page=True)
         shot(console, "console-zh", full_page=True)
+
+
+# --- kinds that came in through the registry alone ------------------------------------------
+
+
+def test_hearts_tapped_on_phones_float_on_the_overlay_and_count_in_the_console(pages, node):
+    """Reactions: taps sent in bursts, merged per tick (hearts float up the overlay),
+    committed once a second (the console's total is exact)."""
+    tokens = node.room("hearts")
+    console = console_for(pages, "hearts", tokens)
+    overlay = pages(f"/overlay/hearts#token={tokens['screen']}")
+    overlay.wait_for_selector("#conn[data-state='connected']", state="attached")
+    phones = viewers(pages, "hearts", 2)
+    taps = {0: 12, 1: 7}
+    for n, phone in enumerate(phones):
+        button = phone.locator("[data-interaction='reactions'] button[data-emoji='❤️']")
+        for _ in range(taps[n]):
+            button.click()
+    overlay.wait_for_selector(".floating-reaction", state="attached")
+    wait_count(console, "[data-interaction='reactions'] .big", sum(taps.values()))
+    wait_count(phones[0], "[data-interaction='reactions'] [data-count]", sum(taps.values()))
+    assert node.view("hearts", "reactions")["counts"]["❤️"] == sum(taps.values())
+    shot(overlay, "overlay-hearts")
+    shot(phones[0], "live-hearts", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def plugin_node() -> Iterator[Node]:
+    """A node with the test plug-in kind (tests/plugin_kind.py) registered."""
+    started = start_node(free_port(), name="plugin-node", HUDONG_KINDS="tests.plugin_kind:KIND")
+    try:
+        yield started
+    finally:
+        stop_node(started)
+
+
+def test_a_plugin_kind_s_page_module_draws_it_on_the_phone_and_the_console(browser, plugin_node):
+    """A kind that lives only under tests/ shows on the pages from its own page module,
+    which the server lists in /static/kinds/index.js; guesses sent from phones count."""
+    node = plugin_node
+    tokens = node.room("jar")
+    with node.http(tokens["host"]) as http:
+        spec = {"id": "beans", "question": "How many beans?", "answer": 120}
+        r = http.post("/api/v1/rooms/jar/interactions", json={"kind": "estimate", "spec": spec})
+        assert r.status_code == 201, r.text
+        http.post("/api/v1/rooms/jar/interactions/beans/actions", json={"action": "open"})
+    contexts = [browser.new_context(viewport={"width": 390, "height": 844}) for _ in range(3)]
+    errors: list[str] = []
+    try:
+        phones = []
+        for context, guess in zip(contexts[:2], ("100", "118"), strict=True):
+            phone = context.new_page()
+            phone.on("pageerror", lambda e: errors.append(str(e)))
+            phone.goto(f"{node.base}/live/jar")
+            card = phone.locator("[data-interaction='beans']")
+            card.locator("input[name=value]").fill(guess)
+            card.locator("button[type=submit]").click()
+            phones.append(phone)
+        console = contexts[2].new_page()
+        console.on("pageerror", lambda e: errors.append(str(e)))
+        console.goto(f"{node.base}/console#room=jar&token={tokens['host']}")
+        console.click("[data-tab='interactions']")
+        wait_count(console, "[data-interaction='beans'] [data-count]", 2)
+        wait_count(phones[0], "[data-interaction='beans'] [data-count]", 2)
+        assert node.view("jar", "beans")["mean"] == 109
+        shot(phones[0], "live-plugin-kind", full_page=True)
+        shot(console, "console-plugin-kind", full_page=True)
+    finally:
+        for context in contexts:
+            context.close()
+    assert not errors, errors

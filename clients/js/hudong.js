@@ -977,6 +977,19 @@ export class HudongClient {
   }
 
   /**
+   * Send a command once, as it is: no idempotency key, no retry. For commands whose
+   * effect may be lost but must not be repeated by a retry, like the taps of a
+   * `react` (PROTOCOL.md, "Viewer commands"). Resolves with the answer (`ack`);
+   * rejects with the `error`, or with `timeout` / `disconnected`.
+   * @param {string} op
+   * @param {Record<string, unknown>} [fields]
+   * @returns {Promise<AckMessage>}
+   */
+  send(op, fields = {}) {
+    return this._command(op, fields);
+  }
+
+  /**
    * An application-level round trip; resolves with the `pong`.
    * @returns {Promise<PongMessage>}
    */
