@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,21 @@ MEDIA_TYPES = {
 # the only files of clients/js that are served.
 CLIENT_MODULE_RE = re.compile(r"^[a-z][a-z0-9_-]*\.js$")
 INLINE_SCRIPT_RE = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+# clients/web/kinds/index.js, as the server makes it from its registry (PATHS: the modules).
+KINDS_INDEX = """\
+// Made by the server from its registry of interaction kinds (server/pages.py).
+const paths = PATHS;
+const loaded = await Promise.allSettled(paths.map((path) => import(path)));
+loaded.forEach((result, i) => {
+  if (result.status === "rejected") console.error(`${paths[i]}:`, result.reason);
+});
+/** The kinds' page modules (their default exports), in the registry's order. */
+export const KINDS = loaded.flatMap((result) =>
+  result.status === "fulfilled" && result.value.default ? [result.value.default] : [],
+);
+/** The same modules by the name of their kind. */
+export const BY_NAME = Object.fromEntries(KINDS.map((kind) => [kind.kind, kind]));
+"""
 SAFE_PATH_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_./-]{1,200}$")
 
 
@@ -180,15 +196,11 @@ class Pages:
         return _file_under(self.web, f"kinds/{name}.js")
 
     def kinds_index(self) -> str:
-        """The registry's kinds as ES module imports (clients/web/kinds/index.js's shape)."""
-        names = [n for n, path in self.kind_modules.items() if path.is_file()]
-        lines = [
-            "// Made by the server from its registry of interaction kinds (server/pages.py).",
-            *(f'import k{i} from "/static/kinds/{n}.js";' for i, n in enumerate(names)),
-            f"export const KIND_MODULES = [{', '.join(f'k{i}' for i in range(len(names)))}];",
-            "",
-        ]
-        return "\n".join(lines)
+        """``kinds/index.js`` made from the registry (what clients/web/registry.js reads):
+        every kind's page module, loaded each on its own, so that one which fails to
+        load (a plug-in's) leaves out that kind and nothing else."""
+        paths = [f"/static/kinds/{n}.js" for n, path in self.kind_modules.items() if path.is_file()]
+        return KINDS_INDEX.replace("PATHS", json.dumps(paths))
 
     async def asset(self, request: Request) -> Response:
         """A file of the configured ``server.assets_dir`` (logos, images of options)."""

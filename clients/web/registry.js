@@ -1,6 +1,7 @@
-// The interaction kinds as the pages know them: one module per kind in kinds/ (listed by
-// kinds/index.js), each declaring everything the four pages show of its kind. The pages
-// find kinds only through this module and never name one (ARCHITECTURE.md, "Components":
+// The interaction kinds as the pages know them: one module per kind in kinds/, listed by
+// /static/kinds/index.js, which the server makes from its own registry of kinds (plug-in
+// kinds' modules included), each declaring everything the four pages show of its kind.
+// The pages find kinds only through this module and never name one (ARCHITECTURE.md, "Components":
 // "a kind is named only in its own module and the registry"); a view whose kind has no
 // module is left out on every page.
 //
