@@ -43,6 +43,8 @@ SCHEMES = ("memory://", "redis://", "rediss://", "redis+cluster://")
 
 @dataclass
 class Backends:
+    """The store and broker a node runs on, and the URL they came from."""
+
     store: Store
     broker: Broker
     url: str

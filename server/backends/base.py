@@ -76,15 +76,17 @@ class BackendUnavailable(ConnectionError):
 
 
 class RoomNotFound(KeyError):
-    pass
+    """The room does not exist (never made, or deleted); nothing changed."""
 
 
 class RoomExists(ValueError):
-    pass
+    """A room with that id exists already; nothing changed."""
 
 
 @dataclass(frozen=True, slots=True)
 class RoomRecord:
+    """A room as the store keeps it: id, title, creation time, version, settings."""
+
     id: str
     title: str
     created_at: float
@@ -280,6 +282,8 @@ MessageHandler = Callable[[str, bytes], None]
 
 
 class Broker(Protocol):
+    """Room channels between nodes: at most once, in order per room and publisher."""
+
     async def start(self, on_message: MessageHandler) -> None: ...
 
     async def subscribe(self, room_id: str) -> None: ...

@@ -31,6 +31,8 @@ from server.backends.base import (
 
 @dataclasses.dataclass
 class _Interaction:
+    """One box: the records held, their counters, the keys applied."""
+
     records: dict[str, bytes] = dataclasses.field(default_factory=dict)
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
     done: dict[str, int] = dataclasses.field(default_factory=dict)  # "viewer|key" -> version
@@ -38,6 +40,8 @@ class _Interaction:
 
 @dataclasses.dataclass
 class _Room:
+    """One room and everything the store keeps of it."""
+
     record: RoomRecord
     version: int = 1
     interactions: dict[str, bytes] = dataclasses.field(default_factory=dict)
@@ -266,6 +270,8 @@ class MemoryBroker:
 
 
 class MemoryBrokerClient:
+    """One node's connection to a MemoryBroker: the Broker interface in a process."""
+
     def __init__(self, broker: MemoryBroker, client_id: int) -> None:
         self._broker = broker
         self._id = client_id

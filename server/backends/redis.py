@@ -296,6 +296,8 @@ class RedisConnection:
 
 
 class RedisStore(Store):
+    """The Store on Redis (one server or a cluster): every write one Lua script."""
+
     def __init__(self, connection: RedisConnection) -> None:
         self.conn = connection
         client = connection.client

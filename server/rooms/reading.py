@@ -47,11 +47,5 @@ class StoreReader:
         return ctx
 
     async def _read(self, room_id: str, needs: Needs) -> tuple[dict[str, Any], dict[str, Any]]:
-        read = getattr(self.store, "read", None)
-        if read is not None:
-            got = await read(room_id, needs.counters, needs.records)
-            return got.counters, got.records
-        # TEMPORARY until Store.read lands: one call per box.
-        counters = {b: await self.store.counters(room_id, b) for b in needs.counters}
-        records = {b: await self.store.records(room_id, b) for b in needs.records}
-        return counters, records
+        got = await self.store.read(room_id, needs.counters, needs.records)
+        return got.counters, got.records
