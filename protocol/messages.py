@@ -44,6 +44,16 @@ class CommandError(Exception):
         self.extra = extra
 
 
+def store_unavailable(cid: int | None = None) -> CommandError:
+    """The retryable refusal of a command the store could not take: nothing changed."""
+    return CommandError(
+        "store_unavailable",
+        "the store cannot be reached; try again shortly",
+        cid,
+        retry_after_ms=1000,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Join:
     id: int | None

@@ -14,6 +14,7 @@ server, and complete.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -445,7 +446,18 @@ class World:
         await self.act("d", "reveal")
         drawn = await self.act("w", "run")
         assert sorted(drawn["winners"]) == ["player-0", "player-1"], drawn
-        return [*polls, "z", "d", "w", "w-open", "b", "checkin", "wall"]
+        # Reactions: taps from two viewers, committed within a second.
+        for i, p in enumerate(players):
+            await self.acked(p, "react", emoji="❤️", count=3 + i)
+        for _ in range(int(50 * UNIT)):
+            view = await self.host(
+                "GET", INTERACTION, room_id=ROOM, interaction_id="reactions", expect=200
+            )
+            if view.json()["total"] == 7:
+                break
+            await asyncio.sleep(0.1)
+        assert view.json()["counts"]["❤️"] == 7, view.text
+        return [*polls, "z", "d", "w", "w-open", "b", "checkin", "wall", "reactions"]
 
 
 # --- one scenario per operation: every listed status, and the answers' shapes ----------
@@ -673,7 +685,7 @@ async def _mint_token(api: Api, w: World) -> None:
 @scenario("GET", INTERACTIONS)
 async def _list_interactions(api: Api, w: World) -> None:
     r = await api.call("GET", INTERACTIONS, room_id=ROOM, expect=200)
-    assert [v["id"] for v in r.json()["interactions"]] == ["checkin", "wall"]
+    assert [v["id"] for v in r.json()["interactions"]] == ["checkin", "wall", "reactions"]
     ids = await w.every_kind_in_every_state()
     for who in ("admin", "host", "moderator", "viewer", "screen"):
         token = ADMIN if who == "admin" else w.tokens[who]
@@ -948,10 +960,9 @@ async def _export(api: Api, w: World) -> None:
         assert csv.splitlines()[1].startswith("'-evil-0,"), csv  # no formula for spreadsheets
     for role in ("viewer", "screen"):
         await api.call("GET", EXPORT, **at, token=w.tokens[role], expect=403, code="forbidden")
-    await w.create("qa", {"id": "b", "title": "Board"})
-    await api.call(
-        "GET", EXPORT, room_id=ROOM, interaction_id="b", expect=400, code="invalid_field"
-    )
+    await w.create("qa", {"id": "b", "title": "Board"})  # every kind exports its rows
+    board = await api.call("GET", EXPORT, room_id=ROOM, interaction_id="b", expect=200)
+    assert board.json() == {"rows": []}
     await api.call(
         "GET", EXPORT, room_id=ROOM, interaction_id="nope", expect=404, code="unknown_target"
     )
@@ -1074,6 +1085,16 @@ async def _qr(api: Api, w: World) -> None:
     r = await api.call("GET", "/qr/{room_id}.svg", token=None, expect=200, room_id=ROOM)
     assert r.headers["x-hudong-target"] == f"{api.live.base}/live/{ROOM}"
     assert r.text.startswith("<svg")
+
+
+@scenario("GET", "/static/kinds/{name}.js")
+async def _kind_modules(api: Api, w: World) -> None:
+    path = "/static/kinds/{name}.js"
+    index = await api.call("GET", path, token=None, expect=200, name="index")
+    assert '"/static/kinds/poll.js"' in index.text and "export const KINDS" in index.text
+    poll = await api.call("GET", path, token=None, expect=200, name="poll")
+    assert "export default" in poll.text
+    await api.call("GET", path, token=None, expect=404, name="nope")
 
 
 @scenario("GET", "/static/{path}")

@@ -30,6 +30,7 @@ from protocol.messages import (
     hello,
     joined,
     pong,
+    store_unavailable,
 )
 from server import __version__
 from server.auth import SENDING_ROLES, STAFF_ROLES, Identity
@@ -89,6 +90,8 @@ class Hub:
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
         self.loops = Loops(self)
+        # RoomOutbox.announce: events go into the stream (here, and to the other nodes).
+        self.announce = self.stream.announce
         self._background: set[asyncio.Task[Any]] = set()
         self._shutting_down = False
         self._flushed_for_shutdown = False
@@ -326,11 +329,7 @@ class Hub:
                 replay = await self.store.replay(record.id, self.settings.hub.replay_size)
                 live.online_total = await self.store.presence(record.id)
             except BackendUnavailable as exc:
-                raise CommandError(
-                    "store_unavailable",
-                    "the store cannot be reached; try again shortly",
-                    retry_after_ms=1000,
-                ) from exc
+                raise store_unavailable() from exc
             live.replay.extend(_without_retracted(replay))
         other = self.live.get(record.id)
         if other is not None:  # another join opened it while we awaited the store
@@ -364,15 +363,6 @@ class Hub:
 
     def interaction_changed(self, room_id: str, interaction_id: str, version: int) -> None:
         self.relay.state(room_id, interaction_id, version, None)
-
-    def announce(
-        self,
-        room_id: str,
-        event: dict[str, Any],
-        notify: Collection[str] = (),
-        notice: dict[str, Any] | None = None,
-    ) -> None:
-        self.stream.announce(room_id, event, notify, notice)
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)

@@ -73,7 +73,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 import orjson
@@ -440,6 +440,24 @@ def check_int(value: Any, what: str, lo: int, hi: int, code: str = "invalid_fiel
 def check_name(name: str | None, max_chars: int) -> str | None:
     """A display name to keep beside a record: cleaned and cut, or None."""
     return (clean_text(name)[:max_chars] or None) if name is not None else None
+
+
+Identified = TypeVar("Identified", bound="HasId")
+
+
+class HasId(Protocol):
+    """Anything with an ``id``: options, slots, questions."""
+
+    @property
+    def id(self) -> str: ...
+
+
+def by_id(items: Iterable[Identified], item_id: Any) -> Identified | None:
+    """The item of ``items`` whose id is ``item_id`` (None when none is)."""
+    for item in items:
+        if item.id == item_id:
+            return item
+    return None
 
 
 def unique_ids(ids: Iterable[str], what: str) -> None:

@@ -42,6 +42,7 @@ from server.interactions.base import (
     Time,
     as_map,
     box_key,
+    by_id,
     clean_label,
     dump,
     share,
@@ -105,10 +106,7 @@ class Slot(Record, frozen=True):
         _options_ok(self.options, f"slot {self.id}")
 
     def option(self, option_id: str) -> DesignOption | None:
-        for o in self.options:
-            if o.id == option_id:
-                return o
-        return None
+        return by_id(self.options, option_id)
 
 
 class DesignSpec(Record, frozen=True):
@@ -127,10 +125,7 @@ class DesignSpec(Record, frozen=True):
         unique_ids((s.id for s in self.slots), "slot")
 
     def slot(self, slot_id: str) -> Slot | None:
-        for s in self.slots:
-            if s.id == slot_id:
-                return s
-        return None
+        return by_id(self.slots, slot_id)
 
 
 class DesignState(Record, frozen=True):

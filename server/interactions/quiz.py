@@ -40,6 +40,7 @@ from server.interactions.base import (
     Time,
     as_map,
     box_key,
+    by_id,
     clean_label,
     dump,
     share,
@@ -110,10 +111,7 @@ class QuizSpec(Record, frozen=True):
         unique_ids((q.id for q in self.questions), "question")
 
     def question(self, question_id: str) -> QuizQuestion | None:
-        for q in self.questions:
-            if q.id == question_id:
-                return q
-        return None
+        return by_id(self.questions, question_id)
 
     def shown(self) -> dict[str, Any]:
         return {

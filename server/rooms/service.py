@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.messages import CommandError, OpRule
+from protocol.messages import CommandError, OpRule, store_unavailable
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
 from server.interactions.base import PRESENCE_BOX, InteractionError
@@ -74,11 +74,7 @@ async def refusals() -> AsyncIterator[None]:
     except RoomNotFound as exc:
         raise CommandError("room_not_found", f"no room {exc.args[0]!r}") from exc
     except BackendUnavailable as exc:
-        raise CommandError(
-            "store_unavailable",
-            "the store cannot be reached; try again shortly",
-            retry_after_ms=1000,
-        ) from exc
+        raise store_unavailable() from exc
 
 
 class RoomService:
