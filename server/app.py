@@ -123,6 +123,7 @@ def create_app(
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
+        Route(f"{room}/report", interactions.report, methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),
         Route(interaction, interactions.get, methods=["GET"]),

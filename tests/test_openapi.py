@@ -1033,6 +1033,24 @@ async def _moderate(api: Api, w: World) -> None:
     await outage(api, "POST", MODERATION, room_id=ROOM, body=ban)
 
 
+@scenario("GET", "/api/v1/rooms/{room_id}/report")
+async def _report(api: Api, w: World) -> None:
+    path = "/api/v1/rooms/{room_id}/report"
+    ids = await w.every_kind_in_every_state()
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        report = (await api.call("GET", path, room_id=ROOM, token=token, expect=200)).json()
+        assert sorted(s["id"] for s in report["interactions"]) == sorted(ids)
+        sections = {s["id"]: s["section"] for s in report["interactions"]}
+        assert sections["w"]["state"]["phase"] == "drawn"  # the draw's winners
+        assert sections["p-hidden"]["results"]["hidden"] is False  # hosts see everything
+    for role in ("viewer", "screen"):
+        await api.call("GET", path, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", path, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", path, room_id=ROOM)
+    await outage(api, "GET", path, room_id=ROOM)
+
+
 @scenario("GET", STATS)
 async def _stats(api: Api, w: World) -> None:
     viewer = await w.viewer("counted")

@@ -85,6 +85,11 @@ class InteractionsApi:
             return Response(to_csv(rows), media_type="text/csv; charset=utf-8")
         return json_response({"rows": rows})
 
+    async def report(self, request: Request) -> Response:
+        """The event report (JSON): each interaction's section, as its kind writes it."""
+        room_id = await self._staff(request, "read the report")
+        return json_response(await self.rooms.report(room_id))
+
     async def moderate(self, request: Request) -> Response:
         """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""
         room_id = await self._staff(request)

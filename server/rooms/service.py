@@ -443,6 +443,27 @@ class RoomService:
             )
             return kind.export(d, ctx)
 
+    async def report(self, room_id: str) -> dict[str, Any]:
+        """The event report: the room, and each interaction's section of it, as its kind
+        writes it (oldest first)."""
+        async with refusals():
+            record = await self.store.get_room(room_id)
+            definitions = await self.views.definitions(room_id)
+            sections = []
+            for d in sorted(definitions.values(), key=lambda d: d.created_at):
+                kind = self.registry.get(d.kind)
+                if kind is None:
+                    continue
+                ctx = await self.views.reader.context(
+                    room_id,
+                    lambda c, kind=kind, d=d: kind.view_needs(d, c),  # type: ignore[misc]
+                    now=self._clock(),
+                    settings=record.settings,
+                    definitions=definitions,
+                )
+                sections.append({"id": d.id, "kind": d.kind, "section": kind.report(d, ctx)})
+        return {"room": record.public(), "at": int(self._clock() * 1000), "interactions": sections}
+
     # --- the stream side ---------------------------------------------------------------------
 
     def check_danmaku(self, room_id: str, identity: Identity, now: float, cid: int | None) -> None:
