@@ -258,6 +258,10 @@ class Kind(Generic[SpecT, StateT]):
     # Actions the demo room runs on the example once it is made (e.g. open a Q&A board).
     example_actions: ClassVar[tuple[str, ...]] = ()
 
+    def prepare(self) -> None:
+        """Work done once before the node serves, so that no command pays for it (a word
+        cloud's dictionary takes a second to load, holding the GIL)."""
+
     # --- definitions -----------------------------------------------------------------
 
     def parse_spec(self, raw: Any) -> SpecT:

@@ -413,6 +413,9 @@ class Poll(Kind[PollSpec, Status]):
         ],
     }
 
+    def prepare(self) -> None:
+        warm_up()
+
     def _ranked_records(self, d: Definition, now: float) -> bool:
         return bool(d.spec.kind == "ranked" and d.state.at(now).phase in ("closed", "revealed"))
 

@@ -126,6 +126,8 @@ class RoomService:
         }
 
     async def start(self) -> None:
+        for kind in self.registry:
+            kind.prepare()  # before serving: no viewer's command waits for it
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._commit_loop(), name="hudong-bursts")]
         if self.shared:
