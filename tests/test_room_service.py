@@ -31,7 +31,9 @@ class Outbox:
         self.updated: list[RoomRecord] = []
         self.deleted: list[str] = []
 
-    def interaction_changed(self, room_id: str, interaction_id: str, version: int) -> None:
+    def interaction_changed(
+        self, room_id: str, interaction_id: str, version: int, redefined: bool
+    ) -> None:
         self.changed.append((room_id, interaction_id, version))
 
     def announce(
@@ -203,3 +205,32 @@ async def test_a_deleted_room_is_refused_with_room_not_found(service):
     with pytest.raises(CommandError) as gone:
         await rooms.room(ROOM)
     assert gone.value.code == "room_not_found"
+
+
+async def test_votes_use_the_node_s_copy_of_the_poll_until_a_host_action_changes_it(service):
+    """A vote costs one store round trip, its own: the poll's definition is read from
+    the store again only after a host action changed it, not after every vote."""
+    rooms = service
+    await poll(rooms)
+    await rooms.changes()  # the flush that reads the new poll into the node's copy
+    reads = 0
+    store = rooms.store
+    original = store.interactions
+
+    async def counted(room_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await original(room_id)
+
+    store.interactions = counted  # type: ignore[method-assign]
+    for i in range(20):
+        fields = {"interaction": "p", "option": "ab"[i % 2]}
+        await rooms.participate(ROOM, viewer(f"v{i}"), "vote", "k", fields)
+    assert reads == 0
+    await rooms.host(ROOM, "close", {"interaction": "p"})
+    reads = 0
+    with pytest.raises(CommandError) as closed:  # at once, not one flush later
+        await rooms.participate(
+            ROOM, viewer("late"), "vote", "k", {"interaction": "p", "option": "a"}
+        )
+    assert closed.value.code == "not_open" and reads == 1

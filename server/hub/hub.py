@@ -361,8 +361,10 @@ class Hub:
 
     # --- what the room layer tells the hub (server/rooms/outbox.py) ----------------------
 
-    def interaction_changed(self, room_id: str, interaction_id: str, version: int) -> None:
-        self.relay.state(room_id, interaction_id, version, None)
+    def interaction_changed(
+        self, room_id: str, interaction_id: str, version: int, redefined: bool
+    ) -> None:
+        self.relay.state(room_id, interaction_id, version, redefined)
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)
@@ -416,8 +418,9 @@ class Hub:
         if events:
             self.stream.deliver(live, events, message.get("p") or [])
             live.replay.extend(e for e in events if e.get("type") == "danmaku")
-        for interaction_id, (version, _) in (message.get("s") or {}).items():
-            self.rooms.stale(room_id, interaction_id, version)
+        for interaction_id, (version, redefined) in (message.get("s") or {}).items():
+            # An older node sends no flag (None): its change may be a definition's.
+            self.rooms.stale(room_id, interaction_id, version, redefined is not False)
         if "u" in message and message["u"] > live.record.version:
             self.spawn(self._reload(room_id))
 

@@ -9,8 +9,9 @@ Nodes drop their own messages when they come back from the channel.
 
 Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
 internal and versioned by ``v``): ``n`` node id, ``e`` stream events, ``p`` private
-notices as ``[user ids, notice]`` pairs, ``s`` changed interactions by id with their room
-version, ``u`` room record changed, ``x`` room deleted.
+notices as ``[user ids, notice]`` pairs, ``s`` changed interactions by id as ``[room
+version, redefined]`` (redefined: a host action changed its definition, not only votes
+its counters; older nodes sent None there), ``u`` room record changed, ``x`` room deleted.
 """
 
 from __future__ import annotations
@@ -108,9 +109,13 @@ class Relay:
             if notices:
                 box.setdefault("p", []).extend(notices)
 
-    def state(self, room_id: str, interaction_id: str, version: int, view: Any) -> None:
+    def state(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         if self.enabled:
-            self._box(room_id).setdefault("s", {})[interaction_id] = [version, view]
+            box = self._box(room_id).setdefault("s", {})
+            held = box.get(interaction_id)
+            if held is not None:  # several changes before the publisher ran: merge them
+                version, redefined = max(version, held[0]), redefined or held[1]
+            box[interaction_id] = [version, redefined]
 
     def room_changed(self, room_id: str, version: int) -> None:
         if self.enabled:

@@ -12,9 +12,12 @@ from server.backends.base import RoomRecord
 class RoomOutbox(Protocol):
     """The hub, as the room layer tells it what to send."""
 
-    def interaction_changed(self, room_id: str, interaction_id: str, version: int) -> None:
+    def interaction_changed(
+        self, room_id: str, interaction_id: str, version: int, redefined: bool
+    ) -> None:
         """An interaction changed in the store: tell the other nodes serving the room
-        (this node's own views are already marked)."""
+        (this node's own views are already marked). ``redefined``: its definition
+        changed (a host action), not only what viewers contributed."""
 
     def announce(
         self,

@@ -29,6 +29,9 @@ class ServedRoom:
     changed: dict[Audience, set[str]] = field(default_factory=lambda: {a: set() for a in AUDIENCES})
     # ids (and '~' boxes) changed here or on another node, to re-read at the next flush
     stale: set[str] = field(default_factory=set)
+    # ids whose definition (not only their counters) changed since it was last read:
+    # until the next flush, commands read those from the store, not this copy
+    redefined: set[str] = field(default_factory=set)
     # interactions that danmaku may change now (a keyword draw), with their kinds
     listeners: list[tuple[Kind[Any, Any], Definition]] = field(default_factory=list)
     # user id -> mute and ban record (server/rooms/moderation.py)

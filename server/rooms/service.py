@@ -282,11 +282,13 @@ class RoomService:
 
     async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
         """The interaction ``iid``: the node's copy, kept fresh by the state flush (only
-        whether it is open may be one flush old); from the store while it is stale."""
+        whether it is open may be one flush old); from the store when a host action
+        changed it since (votes change counters, not definitions: in a burst of votes
+        each costs one store round trip, its own)."""
         if not isinstance(iid, str):
             raise InteractionError("invalid_field", "the command needs an 'interaction' id")
         found = served.definitions.get(iid)
-        if found is None or iid in served.stale:
+        if found is None or iid in served.redefined:
             found = (await self.views.definitions(served.id)).get(iid)
         if found is None:
             raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
@@ -304,11 +306,14 @@ class RoomService:
             write.once,
         )
 
-    def changed(self, room_id: str, interaction_id: str, version: int) -> None:
+    def changed(
+        self, room_id: str, interaction_id: str, version: int, *, redefined: bool = False
+    ) -> None:
         """An interaction changed: re-read its views at the next flush, here and (through
-        the hub's relay) on every other node serving the room."""
-        self.views.mark(room_id, interaction_id, version)
-        self.outbox().interaction_changed(room_id, interaction_id, version)
+        the hub's relay) on every other node serving the room. ``redefined``: a host
+        action changed its definition, not only a viewer its counters."""
+        self.views.mark(room_id, interaction_id, version, redefined)
+        self.outbox().interaction_changed(room_id, interaction_id, version, redefined)
 
     # --- host operations ------------------------------------------------------------------
 
@@ -337,7 +342,7 @@ class RoomService:
         entropy = secrets.token_bytes(32)
         d = Definition(spec.id, kind.name, spec, kind.first_state(spec, now, entropy), now)
         version = await self.store.put_interaction(room_id, d.id, kind.encode(d))
-        self.changed(room_id, d.id, version)
+        self.changed(room_id, d.id, version, redefined=True)
         return await self._reply(room_id, d, version, {})
 
     async def _act(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -373,7 +378,7 @@ class RoomService:
         if version is None:
             version = await self.store.room_version(room_id)
         else:
-            self.changed(room_id, iid, version)
+            self.changed(room_id, iid, version, redefined=change.changes_definition)
         for announcement in change.announce:
             self.outbox().announce(
                 room_id, dict(announcement.event), announcement.notify, announcement.notice
@@ -545,9 +550,9 @@ class RoomService:
 
     # --- from other nodes ---------------------------------------------------------------------
 
-    def stale(self, room_id: str, interaction_id: str, version: int) -> None:
+    def stale(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         """Another node changed an interaction (a relay message)."""
-        self.views.mark(room_id, interaction_id, version)
+        self.views.mark(room_id, interaction_id, version, redefined)
 
     async def changes(self) -> list[RoomChanges]:
         return await self.views.changes()

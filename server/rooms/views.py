@@ -99,19 +99,23 @@ class ViewKeeper:
 
     # --- marking and refreshing --------------------------------------------------------------
 
-    def mark(self, room_id: str, interaction_id: str, version: int) -> None:
+    def mark(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         """An interaction (or the moderation box) changed at ``version``: re-read it at
-        the next flush, unless its views are that new already."""
+        the next flush, unless its views are that new already. ``redefined``: its
+        definition changed too (a host action), not only its counters (a vote)."""
         served = self.rooms.get(room_id)
         if served is None or served.read_at.get(interaction_id, -1) >= version:
             return
         served.stale.add(interaction_id)
+        if redefined:
+            served.redefined.add(interaction_id)
         self._dirty.add(served)
 
     def resync(self) -> None:
         """Re-read everything served (after the store was away, and now and then)."""
         for served in self.rooms.values():
             served.stale.update(served.definitions)
+            served.redefined.update(served.definitions)
             served.stale.add(MODERATION_BOX)
             self._dirty.add(served)
 
@@ -128,6 +132,7 @@ class ViewKeeper:
         """Re-read the stale interactions of ``served`` and keep their new views; close
         the connections of users banned meanwhile."""
         stale, served.stale = served.stale, set()
+        redefined, served.redefined = served.redefined, set()
         try:
             definitions = await self.definitions(served.id)
             version = await self.store.room_version(served.id)
@@ -138,6 +143,7 @@ class ViewKeeper:
             views = await self.compute(served.id, targets, served.record.settings, definitions)
         except BaseException:
             served.stale |= stale
+            served.redefined |= redefined
             raise
         for iid, by_audience in views.items():
             served.read_at[iid] = version
