@@ -39,7 +39,7 @@ from websockets.typing import Subprotocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
 from protocol.codes import CLOSE_BY_NAME
-from protocol.messages import CommandError, error
+from protocol.messages import Command, CommandError, error
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -91,8 +91,8 @@ class Handler(Protocol):
     def attach(self, conn: Connection) -> None: ...
     def detach(self, conn: Connection) -> None: ...
     def receive(self, conn: Connection, data: bytes) -> None: ...
-    async def handle_async(self, conn: Connection, command: Any) -> None: ...
-    def reply_error(self, conn: Connection, command: Any, err: CommandError) -> None: ...
+    async def handle_async(self, conn: Connection, command: Command) -> None: ...
+    def reply_error(self, conn: Connection, command: Command, err: CommandError) -> None: ...
     def send_snapshot(self, conn: Connection) -> None: ...
     def flush_before_shutdown(self) -> None: ...
 
@@ -159,7 +159,7 @@ class Connection(asyncio.Protocol):
         self.last_seen = now
         self.last_danmaku = -1e9
         self.fragments: bytearray | None = None
-        self.inbox: deque[Any] | None = None
+        self.inbox: deque[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
 
     # --- asyncio.Protocol -----------------------------------------------------------
@@ -339,7 +339,7 @@ class Connection(asyncio.Protocol):
 
     # --- ordered handling of commands that wait on the store ------------------------------
 
-    def enqueue(self, item: Any) -> None:
+    def enqueue(self, item: Command) -> None:
         if self.inbox is None:
             self.inbox = deque()
         self.inbox.append(item)

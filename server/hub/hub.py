@@ -19,6 +19,7 @@ from collections.abc import Collection, Coroutine
 from typing import Any
 
 from protocol.messages import (
+    Command,
     CommandError,
     Danmaku,
     Host,
@@ -254,7 +255,7 @@ class Hub:
         except CommandError as err:
             self.reply_error(conn, command, err)
 
-    def reply_error(self, conn: Connection, command: Any, err: CommandError) -> None:
+    def reply_error(self, conn: Connection, command: Command, err: CommandError) -> None:
         if err.id is None:
             err.id = getattr(command, "id", None)
         if err.code == "store_unavailable":
@@ -271,7 +272,7 @@ class Hub:
             self.metrics.commands.labels("ping", "ok").inc()
             conn.send(pong(command.id))
 
-    async def handle_async(self, conn: Connection, command: Any) -> None:
+    async def handle_async(self, conn: Connection, command: Command) -> None:
         if isinstance(command, Join):
             await self._join(conn, command)
         elif isinstance(command, Participate):
@@ -471,10 +472,7 @@ def _wire_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _op_of(command: Any) -> str:
-    op = getattr(command, "op", None)
-    if isinstance(op, str):
-        return op
-    if isinstance(command, Host):
-        return "host"
-    return type(command).__name__.lower()
+def _op_of(command: Command) -> str:
+    if isinstance(command, Participate):
+        return command.op
+    return type(command).__name__.lower()  # join, danmaku, ping, host
