@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from server.interactions import checkin, codesign, draws, polls, qa, reactions, wall
-from server.interactions.base import PRESENCE_BOX, InteractionError, Status, Tally, box_key
+from server.interactions.base import (
+    PRESENCE_BOX,
+    Contribution,
+    InteractionError,
+    Status,
+    Tally,
+    box_key,
+)
 from server.interactions.kind import (
     UNCHANGED,
     Audience,
@@ -37,8 +44,6 @@ class Boxes:
         if write.record is None:
             tally.remove(write.holder)
             return None
-        from server.interactions.base import Contribution
-
         made = Contribution(write.record, dict(write.deltas), once=write.once)
         return tally.apply(write.holder, made, write.key or f"k{tally.version}", write.caps)
 

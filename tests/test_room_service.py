@@ -3,6 +3,7 @@ hub's place (server/rooms/outbox.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -167,7 +168,7 @@ async def test_mutes_and_bans_hold_at_once_on_this_node(service):
     rooms = service
     await rooms.host(ROOM, "mute", {"user": "v-ann", "duration_s": 60})
     with pytest.raises(CommandError) as muted:
-        rooms.check_danmaku(ROOM, viewer("ann"), 0.0 + __import__("time").time(), 7)
+        rooms.check_danmaku(ROOM, viewer("ann"), time.time(), 7)
     assert muted.value.code == "muted" and muted.value.id == 7
     with pytest.raises(CommandError) as muted:
         await rooms.participate(ROOM, viewer("ann"), "post", "k", {"text": "hi"})

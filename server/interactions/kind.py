@@ -33,7 +33,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from server.interactions.base import (
     InteractionError,
     Record,
-    box_key,
     dump,
     merge_counters,
     parse,
@@ -108,11 +107,6 @@ class Data:
     def merged(self, boxes: Iterable[str]) -> dict[str, int]:
         """The union of the counters of ``boxes`` (their fields never collide)."""
         return merge_counters(*(self.counters(b) for b in boxes))
-
-    def has(self, needs: Needs) -> bool:
-        return needs.counters <= self.counters_by_box.keys() and (
-            needs.records <= self.records_by_box.keys()
-        )
 
 
 EMPTY = Data()
@@ -387,11 +381,6 @@ class Kind(Generic[SpecT, StateT]):
     def report(self, d: Definition, ctx: Context) -> dict[str, Any]:
         """This interaction's section of the event report: by default its host view."""
         return self.view(d, ctx, Audience.STAFF)
-
-
-def results_boxes(iid: str, boxes: Iterable[str]) -> list[str]:
-    """Store keys of an interaction's boxes (``iid/box``)."""
-    return [box_key(iid, b) for b in boxes]
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
