@@ -31,7 +31,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -91,20 +91,12 @@ class Estimate(Kind[EstimateSpec, Status]):
             out["closest"] = [{"viewer": v, "name": r.get("name")} for v, r in ranked[:3]]
         return out
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        if not d.state.is_open(ctx.now):
-            raise InteractionError("not_open", f"{d.id} takes no guesses now")
-        value = guess_of(fields)
-        record = {"value": value, "name": who.name}
-        return Write(d.id, who.id, key, record, {"n": 1, "sum": round(value * SCALE)})
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        if not c.d.state.is_open(ctx.now):
+            raise InteractionError("not_open", f"{c.d.id} takes no guesses now")
+        value = guess_of(c.fields)
+        record = {"value": value, "name": c.who.name}
+        return Write(c.d.id, c.who.id, c.key, record, {"n": 1, "sum": round(value * SCALE)})
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         return Change(state=transition(d.state, action, ctx.now))

@@ -24,6 +24,7 @@ from server.interactions.kind import (
     Definition,
     Kind,
     Viewer,
+    ViewerCommand,
     Write,
 )
 from server.interactions.registry import BUILT_IN, Registry
@@ -96,14 +97,14 @@ def test_a_poll_vote_is_a_write_of_one_ballot_with_the_voter_s_name():
     )
     boxes = Boxes()
     with pytest.raises(InteractionError) as closed:
-        kind.command("vote", d, {"option": "a"}, ANN, "k1", boxes.context())
+        kind.command(ViewerCommand("vote", d, {"option": "a"}, ANN, "k1"), boxes.context())
     assert closed.value.code == "not_open"
     d = acted(kind, d, "open", boxes.context())
-    write = kind.command("vote", d, {"option": "a"}, ANN, "k1", boxes.context())
+    write = kind.command(ViewerCommand("vote", d, {"option": "a"}, ANN, "k1"), boxes.context())
     assert (write.box, write.holder, write.key) == ("p", "v-ann", "k1")
     assert write.record is not None and write.record["name"] == "Ann"
     boxes.apply(write)
-    boxes.apply(kind.command("vote", d, {"option": "b"}, BO, "k1", boxes.context()))
+    boxes.apply(kind.command(ViewerCommand("vote", d, {"option": "b"}, BO, "k1"), boxes.context()))
     views = kind.views(d, boxes.context())
     options = {o["id"]: o["count"] for o in views[Audience.PUBLIC]["results"]["options"]}
     assert options == {"a": 1, "b": 1} and views[Audience.PUBLIC]["kind"] == "poll"
@@ -120,11 +121,15 @@ def test_q_and_a_upvotes_count_in_the_view_and_order_the_board():
     d = acted(kind, made(kind, {"id": "b", "title": "Ask"}), "open", Boxes().context())
     boxes = Boxes()
     for who, key, text in ((ANN, "k1", "First?"), (BO, "k2", "Second?")):
-        boxes.apply(kind.command("ask", d, {"text": text}, who, key, boxes.context()))
+        boxes.apply(
+            kind.command(ViewerCommand("ask", d, {"text": text}, who, key), boxes.context())
+        )
     ids = {q["text"]: q["id"] for q in kind.views(d, boxes.context())[Audience.STAFF]["questions"]}
     for voter in (ANN, BO, Viewer("v-cy", "Cy")):
         ctx = boxes.context()
-        boxes.apply(kind.command("upvote", d, {"question": ids["Second?"]}, voter, "u", ctx))
+        boxes.apply(
+            kind.command(ViewerCommand("upvote", d, {"question": ids["Second?"]}, voter, "u"), ctx)
+        )
     # The view needs the questions first, then each question's upvote box.
     needs = kind.view_needs(d, Context(NOW))
     assert needs.records == {box_key("b", qa.QUESTIONS_BOX)} and not needs.counters
@@ -139,9 +144,9 @@ def test_check_in_twice_is_acknowledged_as_already():
     kind = checkin.KIND
     d = Registry().builtins()["checkin"]
     boxes = Boxes()
-    first = boxes.apply(kind.command("checkin", d, {}, ANN, "k1", boxes.context()))
-    again = boxes.apply(kind.command("checkin", d, {}, ANN, "k2", boxes.context()))
-    write = kind.command("checkin", d, {}, ANN, "k2", boxes.context())
+    first = boxes.apply(kind.command(ViewerCommand("checkin", d, {}, ANN, "k1"), boxes.context()))
+    again = boxes.apply(kind.command(ViewerCommand("checkin", d, {}, ANN, "k2"), boxes.context()))
+    write = kind.command(ViewerCommand("checkin", d, {}, ANN, "k2"), boxes.context())
     assert kind.acknowledge("checkin", write, first) == {"count": 1, "already": False}
     assert kind.acknowledge("checkin", write, again) == {"count": 1, "already": True}
 
@@ -150,8 +155,10 @@ def test_a_wall_post_starts_where_the_room_setting_says():
     kind = wall.KIND
     d = Registry().builtins()["wall"]
     boxes = Boxes()
-    pre = kind.command("post", d, {"text": "hi"}, ANN, "k1", boxes.context())
-    post = kind.command("post", d, {"text": "hi"}, ANN, "k2", boxes.context(wall_moderation="post"))
+    pre = kind.command(ViewerCommand("post", d, {"text": "hi"}, ANN, "k1"), boxes.context())
+    post = kind.command(
+        ViewerCommand("post", d, {"text": "hi"}, ANN, "k2"), boxes.context(wall_moderation="post")
+    )
     assert pre.record and pre.record["status"] == "pending"
     assert post.record and post.record["status"] == "approved"
     result = boxes.apply(post)
@@ -207,7 +214,11 @@ def test_revealing_a_design_announces_the_final_design():
     )
     boxes = Boxes()
     d = acted(kind, d, "open", boxes.context())
-    boxes.apply(kind.command("pick", d, {"slot": "bun", "option": "y"}, ANN, "k", boxes.context()))
+    boxes.apply(
+        kind.command(
+            ViewerCommand("pick", d, {"slot": "bun", "option": "y"}, ANN, "k"), boxes.context()
+        )
+    )
     d = acted(kind, d, "lock_all", boxes.context())
     change = kind.act("reveal", d, {}, boxes.context())
     [announcement] = change.announce
@@ -220,7 +231,9 @@ def test_reactions_are_buffered_taps_of_the_emoji_offered():
     d = Registry().builtins()["reactions"]
     [op] = kind.ops
     assert op.buffered and not op.keyed and op.targets == "room"
-    write = kind.command("react", d, {"emoji": "❤️", "count": 3}, ANN, "", Context(NOW))
+    write = kind.command(
+        ViewerCommand("react", d, {"emoji": "❤️", "count": 3}, ANN, ""), Context(NOW)
+    )
     assert write.deltas == {"e:❤️": 3}
     assert kind.burst_event(d, {"e:❤️": 40, "e:🔥": 2}) == {
         "type": "reaction",
@@ -232,11 +245,11 @@ def test_reactions_are_buffered_taps_of_the_emoji_offered():
         ({"emoji": "❤️", "count": 99}, "invalid_field"),
     ):
         with pytest.raises(InteractionError) as refused:
-            kind.command("react", d, fields, ANN, "", Context(NOW))
+            kind.command(ViewerCommand("react", d, fields, ANN, ""), Context(NOW))
         assert refused.value.code == code
     closed = Definition(d.id, d.kind, d.spec, Status("closed"), 0.0)
     with pytest.raises(InteractionError) as refused:
-        kind.command("react", closed, {"emoji": "❤️"}, ANN, "", Context(NOW))
+        kind.command(ViewerCommand("react", closed, {"emoji": "❤️"}, ANN, ""), Context(NOW))
     assert refused.value.code == "not_open"
     counts = kind.view(d, Context(NOW, data=Data({"reactions": {"e:❤️": 7}})), Audience.PUBLIC)
     assert counts["counts"]["❤️"] == 7 and counts["total"] == 7

@@ -32,7 +32,7 @@ from server.interactions.kind import (
     Definition,
     Kind,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -94,17 +94,8 @@ class Checkin(Kind[CheckinSpec, Status]):
             "count": count(ctx.data.counters(d.id)),
         }
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        made = check_in(d.spec, d.state, name=who.name, now=ctx.now)
-        return Write(d.id, who.id, key, made.record, made.deltas, None, True)
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        return c.write(c.d.id, check_in(c.d.spec, c.d.state, name=c.who.name, now=ctx.now))
 
     def acknowledge(self, op: str, write: Write, result: Applied) -> dict[str, Any]:
         # Checking in again is not an error: the viewer is checked in, as asked.

@@ -57,7 +57,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -413,20 +413,13 @@ class CoDesign(Kind[DesignSpec, DesignState]):
             out["final"] = final_design(spec, counters)
         return out
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        if op == "unpick":
-            box = unpick(d.spec, d.state, fields, ctx.now)
-            return Write(box_key(d.id, box), who.id, key, None)
-        made = pick(d.spec, d.state, fields, ctx.now)
-        return Write(box_key(d.id, made.box), who.id, key, made.record, made.deltas, caps(d.spec))
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        d = c.d
+        if c.op == "unpick":
+            box = unpick(d.spec, d.state, c.fields, ctx.now)
+            return Write(box_key(d.id, box), c.who.id, c.key, None)
+        made = pick(d.spec, d.state, c.fields, ctx.now)
+        return c.write(box_key(d.id, made.box), made, caps=caps(d.spec))
 
     def action_needs(
         self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context

@@ -75,6 +75,7 @@ from server.interactions.kind import (
     Needs,
     Op,
     Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -508,18 +509,10 @@ class Draw(Kind[DrawSpec, DrawState]):
             for winner in other.state.winners
         }
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        excluded = self._previous_winners(d, ctx)
-        made = enter(d.spec, d.state, who.id, ctx.now, excluded=excluded)
-        return Write(d.id, who.id, key, {**made.record, "name": who.name}, made.deltas, None, True)
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        excluded = self._previous_winners(c.d, ctx)
+        made = enter(c.d.spec, c.d.state, c.who.id, ctx.now, excluded=excluded)
+        return c.write(c.d.id, made, named=True)
 
     def action_needs(
         self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context

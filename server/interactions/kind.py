@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.interactions.base import (
+    Contribution,
     InteractionError,
     Record,
     dump,
@@ -118,6 +119,32 @@ class Viewer:
 
     id: str
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerCommand:
+    """A viewer's command as a kind sees it: the op, the interaction it is for, the
+    command's fields (the kind reads what it needs), who sent it and its idempotency
+    key ("" for ops that take none)."""
+
+    op: str
+    d: Definition
+    fields: Mapping[str, Any]
+    who: Viewer
+    key: str
+
+    def write(
+        self,
+        box: str,
+        made: Contribution,
+        *,
+        named: bool = False,
+        caps: Mapping[str, int] | None = None,
+    ) -> Write:
+        """``made`` as this viewer's write to ``box``; ``named``: the display name goes
+        with the record (a draw shows its winners by name, a quiz its leaders)."""
+        record = {**made.record, "name": self.who.name} if named else made.record
+        return Write(box, self.who.id, self.key, record, made.deltas, caps, made.once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,23 +341,13 @@ class Kind(Generic[SpecT, StateT]):
 
     # --- viewer commands ------------------------------------------------------------------
 
-    def command_needs(
-        self, op: str, d: Definition, fields: Mapping[str, Any], ctx: Context
-    ) -> Needs:
+    def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
         """What a viewer command needs from the store before :meth:`command`."""
         return NOTHING
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
         """The store write for a viewer's command; raises InteractionError when refused."""
-        raise InteractionError("invalid_field", f"a {self.name} takes no {op!r:.32}")
+        raise InteractionError("invalid_field", f"a {self.name} takes no {c.op!r:.32}")
 
     def acknowledge(self, op: str, write: Write, result: Applied) -> dict[str, Any]:
         """Extra fields of the ``ack`` (after ``version`` and ``duplicate``); raises the

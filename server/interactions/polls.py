@@ -70,7 +70,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -436,19 +436,9 @@ class Poll(Kind[PollSpec, Status]):
             shown = visible_results(spec, status, counters, records, now=ctx.now)
         return {"spec": dump(spec), "status": dump(status.at(ctx.now)), "results": shown}
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        ballot = vote(d.spec, d.state, fields, ctx.now)
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
         # The name goes with the ballot: a draw among a poll's voters shows winners by name.
-        record = {**ballot.record, "name": who.name}
-        return Write(d.id, who.id, key, record, ballot.deltas)
+        return c.write(c.d.id, vote(c.d.spec, c.d.state, c.fields, ctx.now), named=True)
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         return Change(state=transition(d.spec, d.state, action, ctx.now))

@@ -53,7 +53,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -274,41 +274,31 @@ class QA(Kind[QASpec, Status]):
             ),
         }
 
-    def command_needs(
-        self, op: str, d: Definition, fields: Mapping[str, Any], ctx: Context
-    ) -> Needs:
-        return Needs.of(records=[self._questions_box(d)]) if op != "ask" else Needs()
+    def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
+        return Needs.of(records=[self._questions_box(c.d)]) if c.op != "ask" else Needs()
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        if op == "ask":
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        d, who = c.d, c.who
+        if c.op == "ask":
             question = ask(
                 d.spec,
                 d.state,
-                fields,
-                question_id=question_id(who.id, key),
+                c.fields,
+                question_id=question_id(who.id, c.key),
                 viewer_id=who.id,
                 name=who.name,
                 now=ctx.now,
             )
             # One record per question, keyed by asker and key: a retried ask is one question.
             box = self._questions_box(d)
-            return Write(
-                box, question.id, f"{who.id}|{key}", dump(question), {"asked": 1}, None, True
-            )
+            holder_key = f"{who.id}|{c.key}"
+            return Write(box, question.id, holder_key, dump(question), {"asked": 1}, None, True)
         questions = questions_of(d, ctx)
-        if op == "upvote":
-            up = upvote(d.spec, d.state, questions, fields, ctx.now)
-            return Write(box_key(d.id, up.box), who.id, key, up.record, up.deltas, None, True)
-        withdrawn = unvote(d.spec, d.state, questions, fields, ctx.now)
-        return Write(box_key(d.id, withdrawn), who.id, key, None)
+        if c.op == "upvote":
+            up = upvote(d.spec, d.state, questions, c.fields, ctx.now)
+            return c.write(box_key(d.id, up.box), up)
+        withdrawn = unvote(d.spec, d.state, questions, c.fields, ctx.now)
+        return Write(box_key(d.id, withdrawn), who.id, c.key, None)
 
     def action_needs(
         self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context

@@ -54,7 +54,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -385,19 +385,10 @@ class Quiz(Kind[QuizSpec, QuizState]):
             "leaderboard": leaderboard(spec, state, by_question),
         }
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        made = answer(d.spec, d.state, fields, ctx.now)
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        made = answer(c.d.spec, c.d.state, c.fields, ctx.now)
         # The name goes with the answer: the leaderboard shows players by name.
-        record = {**made.record, "name": who.name}
-        return Write(box_key(d.id, made.box), who.id, key, record, made.deltas, None, True)
+        return c.write(box_key(c.d.id, made.box), made, named=True)
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         question = fields.get("question")

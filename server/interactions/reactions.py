@@ -38,7 +38,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -112,17 +112,9 @@ class Reactions(Kind[ReactionSpec, Status]):
             "total": sum(counts.values()),
         }
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
-        glyph, count = tap(d.spec, d.state, fields, ctx.now)
-        return Write(d.id, who.id, key, None, {f"e:{glyph}": count})
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
+        glyph, count = tap(c.d.spec, c.d.state, c.fields, ctx.now)
+        return Write(c.d.id, c.who.id, c.key, None, {f"e:{glyph}": count})
 
     def burst_event(self, d: Definition, deltas: Mapping[str, int]) -> dict[str, Any]:
         counts = {name[2:]: n for name, n in deltas.items() if name.startswith("e:")}

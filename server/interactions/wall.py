@@ -54,7 +54,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
-    Viewer,
+    ViewerCommand,
     Write,
 )
 
@@ -241,28 +241,21 @@ class Wall(Kind[WallSpec, Status]):
             **board(self.posts(d, ctx).values(), private=audience is Audience.STAFF),
         }
 
-    def command(
-        self,
-        op: str,
-        d: Definition,
-        fields: Mapping[str, Any],
-        who: Viewer,
-        key: str,
-        ctx: Context,
-    ) -> Write:
+    def command(self, c: ViewerCommand, ctx: Context) -> Write:
         made = new_post(
-            d.spec,
-            d.state,
-            fields,
-            post_id=post_id(who.id, key),
-            viewer_id=who.id,
-            name=who.name,
+            c.d.spec,
+            c.d.state,
+            c.fields,
+            post_id=post_id(c.who.id, c.key),
+            viewer_id=c.who.id,
+            name=c.who.name,
             now=ctx.now,
             moderation=str(ctx.settings.get("wall_moderation", "pre")),
         )
         # One record per post, its id made from viewer and key: a retry is one post.
-        box = self._posts_box(d)
-        return Write(box, made.id, f"{who.id}|{key}", dump(made), {"posted": 1}, None, True)
+        box = self._posts_box(c.d)
+        holder_key = f"{c.who.id}|{c.key}"
+        return Write(box, made.id, holder_key, dump(made), {"posted": 1}, None, True)
 
     def acknowledge(self, op: str, write: Write, result: Applied) -> dict[str, Any]:
         super().acknowledge(op, write, result)

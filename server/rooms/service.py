@@ -32,6 +32,7 @@ from server.interactions.kind import (
     Definition,
     Kind,
     Viewer,
+    ViewerCommand,
     Write,
 )
 from server.interactions.registry import Registry
@@ -268,17 +269,19 @@ class RoomService:
                 raise InteractionError(
                     "unknown_target", f"{d.id} is a {d.kind}; {op_name} is for a {kind.name}"
                 )
+            asked = ViewerCommand(
+                op_name, d, fields, Viewer(identity.user_id, identity.name), key or ""
+            )
             ctx = Context(now, served.record.settings, served.definitions)
-            if kind.command_needs(op_name, d, fields, ctx):  # most commands need nothing
+            if kind.command_needs(asked, ctx):  # most commands need nothing
                 ctx = await self.views.reader.context(
                     room_id,
-                    lambda c: kind.command_needs(op_name, d, fields, c),
+                    lambda c: kind.command_needs(asked, c),
                     now=now,
                     settings=served.record.settings,
                     definitions=served.definitions,
                 )
-            who = Viewer(identity.user_id, identity.name)
-            write = kind.command(op_name, d, fields, who, key or "", ctx)
+            write = kind.command(asked, ctx)
             if op.buffered:
                 self.bursts.add(room_id, kind, d, write.box, write.deltas)
                 served.stats.add(op.counts_as, identity.user_id, now)
