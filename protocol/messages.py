@@ -275,5 +275,9 @@ def state(room: str, version: int, interactions: dict[str, Any]) -> dict[str, An
     return {"type": "state", "room": room, "version": version, "interactions": interactions}
 
 
+def online(room: str, count: int) -> dict[str, Any]:
+    return {"type": "online", "room": room, "online": count}
+
+
 def pong(cid: int | None) -> dict[str, Any]:
     return {"type": "pong", "id": cid}

@@ -3,7 +3,9 @@
 The admin token is a configured secret compared in constant time. Room tokens are
 JWTs (HS256) signed with ``server.secret``: an embedding platform holding the same
 secret can sign viewer tokens itself. Claims: ``room``, ``role``, ``sub`` (a stable
-user id), ``name`` (display name), ``iat``, ``exp``.
+user id), ``name`` (display name), ``iat``, ``exp``, and ``guest`` (true) in the
+tokens the server makes for anonymous viewers: a guest may rename itself by joining
+with its token and a new name, an integrator's viewer may not.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ class AuthError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who holds a room token: a stable user id, a display name, a role, a room."""
+    """Who holds a room token: a stable user id, a display name, a role, a room, and
+    whether the server made the identity for an anonymous viewer (a guest)."""
 
     user_id: str
     name: str
     role: Role
     room: str
+    guest: bool = False
 
     def public(self) -> dict[str, str]:
         return {"id": self.user_id, "name": self.name, "role": self.role}
@@ -64,10 +68,12 @@ class Authority:
     def is_admin(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self._admin)
 
-    def mint(self, room: str, role: Role, user_id: str, name: str, ttl_s: int) -> tuple[str, int]:
+    def mint(
+        self, room: str, role: Role, user_id: str, name: str, ttl_s: int, *, guest: bool = False
+    ) -> tuple[str, int]:
         now = int(time.time())
         exp = now + ttl_s
-        claims = {
+        claims: dict[str, object] = {
             "iss": ISSUER,
             "room": room,
             "role": role,
@@ -76,6 +82,8 @@ class Authority:
             "iat": now,
             "exp": exp,
         }
+        if guest:
+            claims["guest"] = True
         return jwt.encode(claims, self._secret, algorithm="HS256"), exp
 
     def verify(self, token: str, room: str) -> Identity:
@@ -96,4 +104,5 @@ class Authority:
         if role not in ROLES:
             raise AuthError(f"the token has an unknown role {role!r}")
         name = claims.get("name") or str(claims["sub"])
-        return Identity(str(claims["sub"]), str(name)[:32], role, room)
+        guest = claims.get("guest") is True and role == "viewer"
+        return Identity(str(claims["sub"]), str(name)[:32], role, room, guest)

@@ -45,6 +45,7 @@ class Client:
         self.ws = ws
         self.codec = codec
         self.next_id = 0
+        self.online: int | None = None  # the count of the last ``online`` message
 
     async def send(self, message: dict[str, Any]) -> None:
         data = self.codec.encode(message)
@@ -53,16 +54,23 @@ class Client:
     async def send_raw(self, data: bytes | str) -> None:
         await self.ws.send(data)
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        data = await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
-        raw = data if isinstance(data, bytes) else data.encode()
-        message: dict[str, Any] = self.codec.decode(raw)
-        return message
+    async def recv(self, timeout: float = 5.0, *, online: bool = False) -> dict[str, Any]:
+        """The next message. ``online`` messages come whenever the room's count moves,
+        like heartbeats: unless ``online`` is set they are noted in :attr:`online` and
+        passed over, so a test reads the messages it is about."""
+        while True:
+            data = await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
+            raw = data if isinstance(data, bytes) else data.encode()
+            message: dict[str, Any] = self.codec.decode(raw)
+            if message.get("type") == "online" and not online:
+                self.online = message["online"]
+                continue
+            return message
 
     async def recv_type(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
         """The next message of ``type_``, skipping batches and others before it."""
         while True:
-            message = await self.recv(timeout)
+            message = await self.recv(timeout, online=type_ == "online")
             if message.get("type") == type_:
                 return message
 

@@ -19,6 +19,7 @@ Every page's screenshot is saved under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -355,6 +356,68 @@ def test_a_poll_opened_in_the_console_moves_the_bars_everywhere(pages, node):
     shot(people[0], "live-poll", full_page=True)
     shot(overlay, "overlay-poll")
     shot(wall, "wall-poll")
+
+
+def test_a_phone_that_changes_its_name_stays_one_voter(pages, node):
+    """Issue 13, item 2: a new display name keeps the guest, so a second vote replaces
+    the first (1 voter, not 2) and the new name shows on the phone and the overlay."""
+    tokens = node.room("rename")
+    console = console_for(pages, "rename", tokens)
+    overlay = pages(f"/overlay/rename#token={tokens['screen']}", width=1280, height=720)
+    iid = create(console, "poll", question="Lunch?", type="single", options="Noodles\nRice")
+    action(console, iid, "open")
+    [phone] = viewers(pages, "rename", 1)
+    card = phone.locator(f"[data-interaction='{iid}']")
+    card.locator("input[value='o1']").check()
+    card.locator("button[type=submit]").click()
+    wait_count(console, f"[data-poll='{iid}'] .voters", 1)
+    was = phone.locator("#you").text_content()
+
+    phone.click("#you")
+    phone.fill("#name", "小红 Xiaohong")
+    phone.click("#name-form button[type=submit]")
+    phone.wait_for_selector("#you:has-text('小红 Xiaohong')")
+    phone.wait_for_selector("#conn[data-state='connected']")
+    card.locator("input[value='o2']").check()
+    card.locator("button[type=submit]").click()
+    wait_count(console, f"[data-poll='{iid}'] [data-option='o2'] .count", 1)
+    wait_count(console, f"[data-poll='{iid}'] [data-option='o1'] .count", 0)
+    wait_count(console, f"[data-poll='{iid}'] .voters", 1)
+    phone.fill("#text", "renamed")
+    phone.click("#send")
+    overlay.locator(".danmaku", has_text="renamed").wait_for()
+    phone.wait_for_selector(".feed-item:has-text('小红 Xiaohong'):has-text('renamed')")
+    assert was != phone.locator("#you").text_content()
+    view = node.view("rename", iid)
+    assert view["results"]["voters"] == 1
+    assert [o["count"] for o in view["results"]["options"]] == [0, 1]
+    shot(phone, "live-renamed", full_page=True)
+
+
+def test_the_phone_s_online_count_follows_viewers_coming_and_going(pages, node):
+    """Issue 13, item 4: the count on the phone moves without a new snapshot, as
+    often as the console's."""
+    from websockets.sync.client import connect
+
+    tokens = node.room("crowd")
+    console = console_for(pages, "crowd", tokens)
+    [phone] = viewers(pages, "crowd", 1)
+    wait_count(phone, "#online", 1)
+    url = node.base.replace("http", "ws") + "/ws"
+    with contextlib.ExitStack() as stay, contextlib.ExitStack() as leave:
+        for i in range(3):
+            ws = (leave if i < 2 else stay).enter_context(
+                connect(url, subprotocols=["hudong.v1.json"])
+            )
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"op": "join", "id": 1, "room": "crowd", "name": f"ws {i}"}))
+            assert _reply(ws, 1)["type"] == "joined"
+        wait_count(phone, "#online", 4)
+        wait_count(console, "[data-stat='online'] dd", 4)
+        shot(phone, "live-online")
+        leave.close()
+        wait_count(phone, "#online", 2)
+    wait_count(phone, "#online", 1)
 
 
 def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):

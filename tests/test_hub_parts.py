@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from protocol.codec import JSON, MSGPACK, Codec
-from protocol.messages import CommandError, Danmaku, Join, OpRule, Participate
+from protocol.messages import CommandError, Danmaku, Join, OpRule, Participate, online
 from server.auth import Authority, Identity
 from server.backends import open_backends
 from server.backends.base import RoomRecord
@@ -20,6 +20,7 @@ from server.hub.fanout import Fanout
 from server.hub.governor import Governor
 from server.hub.hub import Hub
 from server.hub.intake import Intake
+from server.hub.presence import Presence
 from server.hub.room import LiveRoom
 from server.hub.upkeep import Upkeep
 from server.interactions.registry import Registry
@@ -160,6 +161,35 @@ def test_state_goes_to_each_audience_once_per_codec():
 
 
 # --- degrade levels and upkeep ------------------------------------------------------------
+
+
+def test_a_moved_online_count_reaches_everyone_at_most_once_a_second():
+    fanout = Fanout(Metrics(), detach=lambda conn: None)
+    viewer, screen, host = Conn(JSON, "public"), Conn(JSON, "screen"), Conn(MSGPACK, "staff")
+    room = room_with(viewer, screen, host)
+
+    def told(now: float) -> list[int]:
+        """What the hub's state flush does at ``now``; the counts it sent."""
+        due = Presence.changed([room], now)
+        for r, count in due:
+            fanout.broadcast(r, online(r.id, count))
+        return [count for _, count in due]
+
+    room.viewers = 1
+    assert told(10.0) == [1]
+    room.viewers = 2
+    assert told(10.5) == []  # moved, but the room heard a count half a second ago
+    assert told(11.0) == [2]
+    assert told(15.0) == []  # nothing moved
+    room.online_total = 40  # presence read the count on every node
+    assert told(15.1) == [40]
+    assert [JSON.decode(payload(f))["online"] for f in viewer.transport.written] == [1, 2, 40]
+    assert screen.transport.written == viewer.transport.written
+    assert MSGPACK.decode(payload(host.transport.written[-1])) == {
+        "type": "online",
+        "room": "r",
+        "online": 40,
+    }
 
 
 def test_one_tick_far_over_budget_escalates_at_once_and_floors_only_raise():

@@ -272,6 +272,65 @@ async def test_a_guest_keeps_its_identity_with_its_token(live):
     assert view["results"]["voters"] == 1
 
 
+async def test_a_renamed_guest_is_the_same_guest(live):
+    """A guest that joins again with its token and a new name keeps its id: its second
+    ballot replaces the first (1 voter, not 2), and its check-in and draw entry stay."""
+    await live.create_room(ROOM)
+    async with live.http() as http:
+        spec = {
+            "id": "p",
+            "question": "?",
+            "kind": "single",
+            "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+        }
+        for kind, body in (("poll", spec), ("draw", {"id": "d", "title": "Prize"})):
+            r = await http.post(
+                f"/api/v1/rooms/{ROOM}/interactions", json={"kind": kind, "spec": body}
+            )
+            assert r.is_success, r.text
+        r = await http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
+        assert r.is_success, r.text
+    first = await live.connect()
+    hello = await first.join(ROOM, name="小明")
+    await acked(first, "vote", interaction="p", key="v1", option="a")
+    await acked(first, "checkin", key="c1")
+    await acked(first, "enter", interaction="d", key="e1")
+    await first.close()
+
+    second = await live.connect()
+    renamed = await second.join(ROOM, token=hello["token"], name="Xiaoming")
+    assert renamed["you"] == {**hello["you"], "name": "Xiaoming"}
+    assert isinstance(renamed["token"], str) and renamed["token"] != hello["token"]
+    await acked(second, "vote", interaction="p", key="v2", option="b")
+    assert (await acked(second, "checkin", key="c2"))["already"] is True
+    await refused(second, "enter", "already_done", interaction="d", key="e2")
+    await acked(second, "danmaku", text="hi")
+    await second.close()
+
+    # The new token carries the new name; the old one still works, under its own name.
+    third = await live.connect()
+    assert (await third.join(ROOM, token=renamed["token"]))["you"]["name"] == "Xiaoming"
+    async with live.http() as http:
+        poll = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/p")).json()
+        draw = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/d")).json()
+    assert poll["results"]["voters"] == 1
+    assert [o["count"] for o in poll["results"]["options"]] == [0, 1]
+    assert draw["entrants"] == 1
+
+
+async def test_a_name_in_join_never_renames_a_minted_token(live):
+    """Only the server's guest tokens take a name from join: an integrator's viewer,
+    even one whose id looks like a guest's, keeps the name its token was given."""
+    await live.create_room(ROOM)
+    for user_id in ("u-7", "guest-0123456789"):
+        client = await live.connect()
+        token = await live.mint(ROOM, "viewer", user_id=user_id)
+        joined = await client.join(ROOM, token=token, name="Someone else")
+        assert joined["you"]["id"] == user_id and joined["you"]["name"] != "Someone else"
+        assert "token" not in joined
+        await client.close()
+
+
 async def test_a_retried_question_is_asked_once(live):
     await live.create_room(ROOM)
     async with live.http() as http:

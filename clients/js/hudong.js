@@ -93,6 +93,7 @@ export const CLIENT_EVENTS = Object.freeze([
   "interaction",
   "notice",
   "degrade",
+  "online",
   "message",
   "error",
   "close",
@@ -164,7 +165,7 @@ const TRANSPORT_CLOSES = {
  * @property {{max_command_bytes: number, max_frame_bytes: number, max_text_chars: number, commands_per_s: number, command_burst: number}} limits
  */
 /**
- * `token`: for an anonymous viewer, its own viewer token, to join with again (newer servers).
+ * `token`: for an anonymous viewer or a renamed guest, its own viewer token, to join with again (newer servers).
  * @typedef {{type: "joined", id: number, you: User, snapshot: Snapshot, token?: string}} JoinedMessage
  */
 /**
@@ -179,6 +180,7 @@ const TRANSPORT_CLOSES = {
 /** @typedef {{type: "batch", room: string, seq: number, events: Array<{type: string, [field: string]: any}>}} BatchMessage */
 /** @typedef {{type: "snapshot", snapshot: Snapshot}} SnapshotMessage */
 /** @typedef {{type: "state", room: string, version: number, interactions: Record<string, View>}} StateMessage */
+/** @typedef {{type: "online", room: string, online: number}} OnlineMessage */
 /**
  * @typedef {{type: "notice", kind: string, [field: string]: unknown}} NoticeMessage
  *   kind `draw_won` {interaction, title}, or `degrade` {level, name}
@@ -241,6 +243,8 @@ const TRANSPORT_CLOSES = {
  * @property {(notice: NoticeMessage) => void} notice
  * @property {(notice: NoticeMessage) => void} drawWon
  * @property {(degrade: {level: number, name: string}) => void} degrade
+ * @property {(online: number, message: OnlineMessage) => void} online  viewers in the room now
+ *   (also `roomState.online`); the server sends it when the count moved, at most once a second
  * @property {(message: {type: string}) => void} message  every decoded server message
  * @property {(error: HudongError) => void} error
  *   an error that answers no pending command: an `error` with id null or an unknown
@@ -444,6 +448,11 @@ export class HudongClient {
   /** The room's degrade level, 0-3. */
   get degrade() {
     return this.roomState.degrade;
+  }
+
+  /** Viewers in the room now: the snapshot's count, then each `online` message's. */
+  get online() {
+    return this.roomState.online;
   }
 
   /** The recent danmaku, oldest first, at most RECENT_SIZE; retracted ones removed. */
@@ -951,7 +960,8 @@ export class HudongClient {
   /**
    * Join `room` on the connected client (one attempt); resolves with the `joined`
    * message. Without a token the client joins as an anonymous viewer called `name`, if
-   * the room allows it. After a lost connection the client joins this room again.
+   * the room allows it; with a guest's token, `name` renames that guest (same id).
+   * After a lost connection the client joins this room again.
    * @param {string} room
    * @param {{token?: string, name?: string}} [options]
    * @returns {Promise<JoinedMessage>}
@@ -1384,6 +1394,12 @@ export class HudongClient {
         break;
       case "notice":
         this._onNotice(message);
+        break;
+      case "online":
+        if (Number.isInteger(message.online)) {
+          this.roomState.online = message.online;
+          this._emit("online", message.online, message);
+        }
         break;
       default:
         // A newer server's message type: already reported as "message".

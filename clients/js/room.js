@@ -4,7 +4,8 @@
 // RoomState does no I/O and emits nothing: each method takes what arrived and
 // returns what changed, and HudongClient turns that into events. A `snapshot`
 // (in `joined`, or on its own) replaces everything; a `state` message replaces the
-// views it carries; batches add danmaku to `recent` and retractions take them out.
+// views it carries; batches add danmaku to `recent` and retractions take them out;
+// `online` messages bring the viewer count.
 
 /** How many danmaku `recent` keeps: the server's default `hub.replay_size`. */
 export const RECENT_SIZE = 50;
@@ -28,6 +29,8 @@ export class RoomState {
     this.degrade = 0;
     /** @type {Array<Record<string, any>>} the last RECENT_SIZE danmaku, oldest first */
     this.recent = [];
+    /** @type {number} viewers in the room: from the snapshot, then from `online` messages */
+    this.online = 0;
   }
 
   /**
@@ -38,6 +41,7 @@ export class RoomState {
   applySnapshot(snapshot) {
     this.snapshot = snapshot;
     if (Number.isInteger(snapshot.degrade)) this.degrade = snapshot.degrade;
+    if (Number.isInteger(snapshot.online)) this.online = snapshot.online;
     this.recent = Array.isArray(snapshot.recent) ? snapshot.recent.slice(-RECENT_SIZE) : [];
     const previous = new Map(this.interactions);
     this.interactions.clear();

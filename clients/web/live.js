@@ -2,7 +2,9 @@
 //
 // A viewer joins anonymously (if the room allows it) or with `#token=<viewer token>`.
 // An anonymous viewer's own token (from `joined`) is kept in localStorage per room, so
-// a reload or a reconnect is the same viewer and its votes stay exactly-once. Votes,
+// a reload or a reconnect is the same viewer and its votes stay exactly-once; a new
+// name joins again with that token, so the guest keeps its id (one device, one
+// guest: its ballots, check-in and draw entries stay its own). Votes,
 // picks, answers, entries, questions, check-ins and posts go through the client
 // library, which retries them with the same idempotency key until acknowledged.
 //
@@ -58,10 +60,11 @@ const mounted = new Map();
 // --- joining ---------------------------------------------------------------------------
 
 async function join() {
-  const name = store.get("hudong.name") || undefined;
+  // A link's token is someone else's identity; only a guest names itself.
+  const name = linkToken ? undefined : store.get("hudong.name") || undefined;
   const token = linkToken ?? store.get(guestKey) ?? undefined;
   try {
-    const joined = await client.open(room, token ? { token } : { name });
+    const joined = await client.open(room, { token, name });
     if (!linkToken && joined.token) store.set(guestKey, joined.token);
   } catch (err) {
     if (!linkToken && token && /** @type {any} */ (err).code === "unauthorized") {
@@ -82,13 +85,21 @@ client.on("joined", (message) => {
 client.on("snapshot", (snapshot) => {
   document.title = `${snapshot.room.title} · hudong`;
   $("title").textContent = snapshot.room.title;
-  $("online").textContent = t("online", { n: formatNumber(snapshot.online ?? 0) });
-  $("online").dataset.count = String(snapshot.online ?? 0);
+  showOnline(snapshot.online ?? 0);
   applySettings(snapshot.room.settings ?? {});
   replace($("feed"));
   for (const event of snapshot.recent ?? []) addToFeed(event);
   drawAll();
 });
+
+// The count moves live: the server sends it when it changed, at most once a second.
+client.on("online", (n) => showOnline(n));
+
+/** @param {number} n  viewers in the room now */
+function showOnline(n) {
+  $("online").textContent = t("online", { n: formatNumber(n) });
+  $("online").dataset.count = String(n);
+}
 
 // --- room mode and degrade level ---------------------------------------------------------
 
@@ -252,11 +263,11 @@ $("name-form").addEventListener("submit", (event) => {
   const name = /** @type {HTMLInputElement} */ ($("name")).value.trim();
   if (!name) return;
   store.set("hudong.name", name);
-  if (!linkToken) {
-    // A guest's name is part of its identity: join again as a new guest with it.
-    store.remove(guestKey);
-    location.reload();
-  }
+  if (linkToken) return;
+  // Join again under the new name, with the guest's token: the same guest, renamed.
+  const token = client.token;
+  if (token) store.set(guestKey, token);
+  void client.close().then(join);
 });
 
 join();

@@ -96,6 +96,13 @@ class Fanout:
             if dropped:
                 metrics.drops.labels("slow_consumer").inc(dropped)
 
+    def broadcast(self, room: LiveRoom, message: dict[str, Any]) -> None:
+        """One message to every connection of the room, encoded once per codec."""
+        for codec, groups in room.by_codec():
+            frame = server_frame(codec.encode(message), binary=codec.binary)
+            for conns in groups:
+                self.write_to(conns, frame)
+
     def send_state(
         self, room: LiveRoom, version: int, views: Mapping[str, Mapping[str, Any]]
     ) -> None:

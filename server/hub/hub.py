@@ -33,6 +33,7 @@ from protocol.messages import (
     pong,
     store_unavailable,
 )
+from protocol.messages import online as online_count
 from server import __version__
 from server.auth import SENDING_ROLES, STAFF_ROLES, Identity
 from server.backends import Backends
@@ -345,7 +346,7 @@ class Hub:
             "room": room.record.public(),
             "version": max(version, room.record.version),
             "seq": room.seq,
-            "online": room.online_total if room.online_total is not None else room.viewers,
+            "online": room.online,
             "degrade": int(self.room_level(room)),
             "interactions": views,
             "recent": list(room.replay),
@@ -440,7 +441,10 @@ class Hub:
             self.fanout.tick(dirty, self.room_level)
 
     async def flush_state(self) -> None:
-        """Each room's changed views as coalesced ``state`` messages (per audience)."""
+        """Each room's changed views as coalesced ``state`` messages (per audience), and
+        its online count when that moved."""
+        for room, count in self.presence.changed(self.live.values(), self.now()):
+            self.fanout.broadcast(room, online_count(room.id, count))
         for change in await self.rooms.changes():
             live = self.live.get(change.room_id)
             if live is not None:

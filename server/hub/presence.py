@@ -1,5 +1,6 @@
-"""Presence across nodes: each node publishes its viewer count per room (with a TTL)
-and reads the total, which snapshots and ``…/stats`` show as ``online``."""
+"""Presence: each node publishes its viewer count per room (with a TTL) and reads the
+total, which snapshots and ``…/stats`` show as ``online``; a room's connections learn
+a new count from an ``online`` message, at most once a second."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from server.metrics import Metrics
 
 PRESENCE_INTERVAL_S = 2.0
 PRESENCE_TTL_S = 10.0
+ONLINE_EVERY_S = 1.0
 
 
 class Presence:
-    """Publishes how many viewers each room has on this node and learns the totals."""
+    """Publishes how many viewers each room has on this node, learns the totals, and
+    says which rooms' connections should hear a new count."""
 
     def __init__(self, store: Store, node_id: str, metrics: Metrics) -> None:
         self.store = store
@@ -33,3 +36,15 @@ class Presence:
                 break
             busiest = max(busiest, room.online_total)
         self.metrics.presence.set(busiest)
+
+    @staticmethod
+    def changed(rooms: Iterable[LiveRoom], now: float) -> list[tuple[LiveRoom, int]]:
+        """The rooms whose online count moved since their connections last heard it, and
+        the count, at most once per :data:`ONLINE_EVERY_S` a room (marked as told)."""
+        due = []
+        for room in rooms:
+            count = room.online
+            if count != room.online_told and now - room.online_told_at >= ONLINE_EVERY_S:
+                room.online_told, room.online_told_at = count, now
+                due.append((room, count))
+        return due

@@ -21,6 +21,8 @@ class LiveRoom:
         "danmaku_bucket",
         "groups",
         "id",
+        "online_told",
+        "online_told_at",
         "online_total",
         "pending",
         "record",
@@ -42,6 +44,13 @@ class LiveRoom:
         # the host's console or the screens (the overlay, the wall).
         self.viewers = 0
         self.online_total: int | None = None  # viewers on all nodes; None until read
+        self.online_told: int | None = None  # the count last sent in an ``online`` message
+        self.online_told_at = float("-inf")
+
+    @property
+    def online(self) -> int:
+        """Viewers in the room: on all nodes once presence was read, else here."""
+        return self.online_total if self.online_total is not None else self.viewers
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.groups.values())

@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
@@ -188,22 +188,30 @@ class RoomService:
     # --- joining ---------------------------------------------------------------------------
 
     def identify(self, record: RoomRecord, token: str | None, name: str | None) -> Admission:
-        """Who a join is: the token's identity, or a new anonymous viewer with its own
-        token; refuses ``unauthorized`` and ``anonymous_not_allowed``."""
+        """Who a join is: the token's identity (a guest's under the new ``name`` it
+        asks for), or a new anonymous viewer with its own token; refuses
+        ``unauthorized`` and ``anonymous_not_allowed``."""
         if token is not None:
             try:
                 identity = self.authority.verify(token, record.id)
             except AuthError as exc:
                 raise CommandError("unauthorized", str(exc)) from None
+            if identity.guest and name and name != identity.name:
+                # One device, one guest: a new name keeps the id, so its ballots,
+                # check-in and draw entries stay its own (PROTOCOL.md, "join").
+                return self._guest(record, replace(identity, name=name))
             return Admission(identity, audience_of(identity))
         if not record.settings.get("allow_anonymous", True):
             raise CommandError("anonymous_not_allowed", f"room {record.id!r} needs a token to join")
         user_id = f"guest-{secrets.token_hex(5)}"
-        identity = Identity(user_id, name or f"guest {user_id[-4:]}", "viewer", record.id)
-        # The guest's own token: joining again with it (after a reconnect) keeps the
-        # identity, so retried commands stay exactly-once (PROTOCOL.md, "join").
+        name = name or f"guest {user_id[-4:]}"
+        return self._guest(record, Identity(user_id, name, "viewer", record.id, guest=True))
+
+    def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
+        """Admit a guest with its own token: joining again with it (after a reconnect)
+        keeps the identity, so retried commands stay exactly-once."""
         token, _ = self.authority.mint(
-            record.id, "viewer", user_id, identity.name, GUEST_TOKEN_TTL_S
+            record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, guest=True
         )
         return Admission(identity, Audience.PUBLIC, token)
 

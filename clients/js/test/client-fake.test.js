@@ -341,6 +341,17 @@ describe("room state", () => {
     ]);
     assert.equal(client.degrade, 2);
   });
+
+  test("online: the snapshot's count, then each online message's", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({ online: 3 }));
+    assert.equal(client.online, 3);
+    const seen = record(client, ["online"]);
+    const message = { type: "online", room: "demo", online: 41 };
+    ws.serverSend(message);
+    ws.serverSend({ type: "online", room: "demo", online: "many" }); // not a count: ignored
+    assert.deepEqual(seen, [["online", 41, message]]);
+    assert.equal(client.online, 41);
+  });
 });
 
 // --- the wire shape of every command -----------------------------------------------------
