@@ -420,6 +420,57 @@ def test_the_phone_s_online_count_follows_viewers_coming_and_going(pages, node):
     wait_count(phone, "#online", 1)
 
 
+def test_q_and_a_upvotes_count_and_order_the_board_on_phones_and_console(pages, node):
+    """Issue 13, item 1: upvotes count; the board shows pinned questions first, then the
+    most-voted ones, on the phones and in the console, as the REST API has them."""
+    tokens = node.room("ask")
+    console = console_for(pages, "ask", tokens)
+    iid = create(console, "qa", title="Ask the chef")
+    action(console, iid, "open")
+    people = viewers(pages, "ask", 3)
+    asked = ("When do you open?", "Is it spicy?", "Any vegan buns?")
+    for page, text in zip(people, asked, strict=True):
+        card = page.locator(f"[data-interaction='{iid}']")
+        card.locator("textarea").fill(text)
+        card.locator("button[type=submit]").click()
+        page.wait_for_selector(f"[data-interaction='{iid}'] [data-question]:has-text('{text}')")
+    qid = {q["text"]: q["id"] for q in node.view("ask", iid)["questions"]}
+    item = lambda text: f"[data-interaction='{iid}'] [data-question='{qid[text]}']"  # noqa: E731
+    upvotes = (("Is it spicy?",), ("Is it spicy?",), ("Is it spicy?", "Any vegan buns?"))
+    for page, texts in zip(people, upvotes, strict=True):
+        for text in texts:
+            page.locator(item(text)).wait_for()
+            page.click(f"{item(text)} button.votes")
+            page.wait_for_selector(f"{item(text)} button.votes[aria-pressed='true']")
+    for page in (console, *people):
+        wait_count(page, f"{item('Is it spicy?')} .votes", 3)
+        wait_count(page, f"{item('Any vegan buns?')} .votes", 1)
+        wait_count(page, f"{item('When do you open?')} .votes", 0)
+    view = node.view("ask", iid)
+    assert [(q["text"], q["votes"]) for q in view["questions"]] == [
+        ("Is it spicy?", 3),
+        ("Any vegan buns?", 1),
+        ("When do you open?", 0),
+    ]
+    ids = [q["id"] for q in view["questions"]]
+    board = f"[data-interaction='{iid}'] [data-question]"
+    shown = "es => es.map(e => e.dataset.question)"
+    for page in (console, *people):
+        assert page.eval_on_selector_all(board, shown) == ids
+    # Pinned first, whatever its votes.
+    console.click(f"{item('When do you open?')} button[data-action='pin']")
+    pinned = [ids[-1], *ids[:-1]]
+    for page in (console, *people):
+        page.wait_for_function(
+            f"want => JSON.stringify(({shown})([...document.querySelectorAll({board!r})]))"
+            " === JSON.stringify(want)",
+            arg=pinned,
+        )
+    assert [q["id"] for q in node.view("ask", iid)["questions"]] == pinned
+    shot(people[0], "live-qa", full_page=True)
+    shot(console, "console-qa", full_page=True)
+
+
 def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):
     console = pages("/console", width=1366, height=900)
     console.fill("#signin-token", ADMIN)

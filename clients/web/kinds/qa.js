@@ -49,8 +49,9 @@ function askCard(ctx, view) {
               q.pinned_at ? h("span", { class: "tag", text: t("qa.pinned") }) : null,
               q.answered_at ? h("span", { class: "tag ok", text: t("qa.answered") }) : null,
               h("button", {
-                class: "secondary small",
+                class: "secondary small votes",
                 attrs: { type: "button" },
+                data: { count: q.votes },
                 aria: { pressed: upvoted[q.id] ? "true" : "false" },
                 disabled: !open,
                 text: `${upvoted[q.id] ? t("qa.upvoted") : t("qa.upvote")} · ${formatNumber(q.votes)}`,
@@ -80,7 +81,7 @@ function moderation(ctx) {
           return h(
             "li",
             { class: `item${q.hidden ? " hidden-item" : ""}`, data: { question: q.id } },
-            h("p", {}, h("strong", { text: q.name ?? "?" }), ` · ${t("qa.votes", { n: q.votes })} · `, q.text),
+            h("p", {}, h("strong", { text: q.name ?? "?" }), " · ", h("span", { class: "votes", data: { count: q.votes }, text: t("qa.votes", { n: q.votes }) }), " · ", q.text),
             h(
               "div",
               { class: "row" },
