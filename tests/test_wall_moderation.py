@@ -238,25 +238,30 @@ async def test_room_modes_shape_who_sends_danmaku(live):
     await acked(host, "danmaku", text="staff are never slowed, twice")
 
 
+async def open_poll(live: LiveServer, also: dict[str, dict[str, Any]] | None = None) -> None:
+    """Poll ``p`` (options ``a`` and ``b``), open, and the interactions in ``also`` (kind:
+    spec) as created."""
+    poll = {
+        "id": "p",
+        "question": "?",
+        "kind": "single",
+        "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+    }
+    async with live.http() as http:
+        for kind, spec in {"poll": poll, **(also or {})}.items():
+            r = await http.post(
+                f"/api/v1/rooms/{ROOM}/interactions", json={"kind": kind, "spec": spec}
+            )
+            assert r.is_success, r.text
+        r = await http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
+        assert r.is_success, r.text
+
+
 async def test_a_guest_keeps_its_identity_with_its_token(live):
     """An anonymous viewer gets a token in `joined`; joining again with it is the same
     viewer, so a retried vote with the same key counts once."""
     await live.create_room(ROOM)
-    async with live.http() as http:
-        spec = {
-            "id": "p",
-            "question": "?",
-            "kind": "single",
-            "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
-        }
-        assert (
-            await http.post(
-                f"/api/v1/rooms/{ROOM}/interactions", json={"kind": "poll", "spec": spec}
-            )
-        ).is_success
-        assert (
-            await http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
-        ).is_success
+    await open_poll(live)
     first = await live.connect()
     hello = await first.join(ROOM, name="小明")
     assert hello["you"]["id"].startswith("guest-") and isinstance(hello["token"], str)
@@ -276,20 +281,7 @@ async def test_a_renamed_guest_is_the_same_guest(live):
     """A guest that joins again with its token and a new name keeps its id: its second
     ballot replaces the first (1 voter, not 2), and its check-in and draw entry stay."""
     await live.create_room(ROOM)
-    async with live.http() as http:
-        spec = {
-            "id": "p",
-            "question": "?",
-            "kind": "single",
-            "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
-        }
-        for kind, body in (("poll", spec), ("draw", {"id": "d", "title": "Prize"})):
-            r = await http.post(
-                f"/api/v1/rooms/{ROOM}/interactions", json={"kind": kind, "spec": body}
-            )
-            assert r.is_success, r.text
-        r = await http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
-        assert r.is_success, r.text
+    await open_poll(live, also={"draw": {"id": "d", "title": "Prize"}})
     first = await live.connect()
     hello = await first.join(ROOM, name="小明")
     await acked(first, "vote", interaction="p", key="v1", option="a")
