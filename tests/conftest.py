@@ -26,6 +26,9 @@ from server.config import Settings
 from server.hub import Connection, Hub
 from server.rooms.service import RoomService
 
+# The browser tests' fixtures (node, browser, pages), for every test module.
+pytest_plugins = ["tests.browser_kit"]
+
 UNIT = float(os.environ.get("HUDONG_TEST_UNIT", "1"))
 ADMIN = "test-admin-token"
 # Signs room tokens in tests; HS256 wants at least 32 bytes.
