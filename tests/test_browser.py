@@ -191,6 +191,50 @@ def test_q_and_a_upvotes_count_and_order_the_board_on_phones_and_console(pages, 
     shot(console, "console-qa", full_page=True)
 
 
+def test_a_word_cloud_takes_three_answers_from_each_phone_and_keeps_them_all(pages, node):
+    """Issue 13, item 3: a phone sends up to three answers (the default), each clears the
+    box and is listed on the phone; none replaces another, so a word every phone sent
+    stays in the cloud, with the count the REST API has."""
+    tokens = node.room("cloud")
+    console = console_for(pages, "cloud", tokens)
+    overlay = pages(f"/overlay/cloud#token={tokens['screen']}", width=1280, height=720)
+    iid = create(console, "poll", question="The launch in one word?", type="text")
+    action(console, iid, "open")
+    first, second = viewers(pages, "cloud", 2)
+    card = f"[data-interaction='{iid}']"
+    for n, word in enumerate(("番茄酱", "cheese", "lettuce"), start=1):
+        first.fill(f"{card} input[name=text]", word)
+        first.click(f"{card} button[type=submit]")
+        first.wait_for_function(
+            "([sel, n]) => document.querySelectorAll(sel).length === n",
+            arg=[f"{card} .sent-answers li", n],
+        )
+        assert first.input_value(f"{card} input[name=text]") == ""
+    assert first.eval_on_selector_all(
+        f"{card} .sent-answers li", "es => es.map(e => e.textContent)"
+    ) == [
+        "番茄酱",
+        "cheese",
+        "lettuce",
+    ]
+    # All three sent: the box goes away, the list and the count stay.
+    first.wait_for_selector(f"{card} button[type=submit]", state="hidden")
+    assert "3" in first.locator(f"{card} [role=status]").text_content()
+    second.fill(f"{card} input[name=text]", "番茄酱")
+    second.click(f"{card} button[type=submit]")
+    for page in (overlay, console, first):
+        page.wait_for_function(
+            "([sel, word]) => [...document.querySelectorAll(sel)]"
+            ".some(e => e.textContent === word && e.dataset.count === '2')",
+            arg=[f"[data-poll='{iid}'] .term", "番茄酱"],
+        )
+        wait_count(page, f"[data-poll='{iid}'] .voters", 2)
+    terms = {t["term"]: t["count"] for t in node.view("cloud", iid)["results"]["terms"]}
+    assert terms == {"番茄酱": 2, "cheese": 1, "lettuce": 1}
+    shot(first, "live-word-cloud", full_page=True)
+    shot(overlay, "overlay-word-cloud")
+
+
 def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):
     console = pages("/console", width=1366, height=900)
     console.fill("#signin-token", ADMIN)

@@ -472,6 +472,27 @@ async def test_read_gives_counters_and_records_of_several_boxes(pair):
     assert only == BoxData({"poll/a": {"x": 1, "y": 1}}, {})
 
 
+
+async def test_read_gives_single_holders_records_without_the_whole_box(pair):
+    """A kind that needs one viewer's records of a large box reads just those."""
+    store, _, _ = pair
+    await store.create_room(room())
+    await store.apply("r1", "poll/a", "v1", "k", {"c": "x"}, {"x": 1})
+    await store.apply("r1", "poll/a", "v2", "k", {"c": "y"}, {"y": 1})
+    await store.apply("r1", "poll/a/more", "v1#1", "k", {"c": "z"}, {"z": 1})
+    data = await store.read(
+        "r1",
+        ["poll/a"],
+        (),
+        [("poll/a", "v1"), ("poll/a", "v3"), ("poll/a/more", "v1#1"), ("never", "v1")],
+    )
+    assert data.held == {"poll/a": {"v1": {"c": "x"}}, "poll/a/more": {"v1#1": {"c": "z"}}}
+    assert data.counters == {"poll/a": {"x": 1, "y": 1}}
+    assert data.records == {}
+    assert (await store.read("r1", [], [], [("never", "v1")])).held == {}
+    with pytest.raises(RoomNotFound):
+        await store.read("nowhere", [], [], [("poll/a", "v1")])
+
 # --- live subscriptions ----------------------------------------------------------------
 
 

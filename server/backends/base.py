@@ -180,10 +180,13 @@ def held_deltas(held: bytes | str) -> dict[str, int]:
 @dataclass(frozen=True, slots=True)
 class BoxData:
     """What :meth:`Store.read` returns: per box asked for, its counters and its records
-    (viewer id -> record); a box nobody contributed to is there, empty."""
+    (viewer id -> record); a box nobody contributed to is there, empty. ``held``: for
+    each (box, holder) asked for, the holder's record in that box, by box then holder
+    (a holder that holds nothing there is left out)."""
 
     counters: dict[str, dict[str, int]]
     records: dict[str, dict[str, dict[str, Any]]]
+    held: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -245,8 +248,15 @@ class Store(Protocol):
     async def records(self, room_id: str, interaction_id: str) -> dict[str, dict[str, Any]]: ...
 
     async def read(
-        self, room_id: str, counters: Collection[str], records: Collection[str]
-    ) -> BoxData: ...
+        self,
+        room_id: str,
+        counters: Collection[str],
+        records: Collection[str],
+        held: Collection[tuple[str, str]] = (),
+    ) -> BoxData:
+        """Counters and records of whole boxes, and single holders' records (``held``:
+        (box, holder) pairs, for a box too large to read whole), as of one moment."""
+        ...
 
     # --- presence: per-node counts that expire ---
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None: ...

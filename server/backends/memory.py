@@ -175,12 +175,22 @@ class MemoryStore(Store):
         return {viewer: held_record(raw) for viewer, raw in held.items()}
 
     async def read(
-        self, room_id: str, counters: Collection[str], records: Collection[str]
+        self,
+        room_id: str,
+        counters: Collection[str],
+        records: Collection[str],
+        held: Collection[tuple[str, str]] = (),
     ) -> BoxData:
         self._room(room_id)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for box, holder in held:
+            raw = self._box(room_id, box).records.get(holder)
+            if raw is not None:
+                found.setdefault(box, {})[holder] = held_record(raw)
         return BoxData(
             {box: await self.counters(room_id, box) for box in counters},
             {box: await self.records(room_id, box) for box in records},
+            found,
         )
 
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:

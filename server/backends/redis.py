@@ -463,20 +463,28 @@ class RedisStore(Store):
         return (await self.read(room_id, (), [interaction_id])).records[interaction_id]
 
     async def read(
-        self, room_id: str, counters: Collection[str], records: Collection[str]
+        self,
+        room_id: str,
+        counters: Collection[str],
+        records: Collection[str],
+        held: Collection[tuple[str, str]] = (),
     ) -> BoxData:
-        counted, held = list(counters), list(records)
+        counted, whole, single = list(counters), list(records), list(held)
         answers = await self._read(
             room_id,
             *(("HGETALL", f"i:{box}:cnt", "") for box in counted),
-            *(("HGETALL", f"i:{box}:rec", "") for box in held),
+            *(("HGETALL", f"i:{box}:rec", "") for box in whole),
+            *(("HGET", f"i:{box}:rec", holder) for box, holder in single),
         )
+        n, m = len(counted), len(counted) + len(whole)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for (box, holder), raw in zip(single, answers[m:], strict=True):
+            if raw:
+                found.setdefault(box, {})[holder] = held_record(raw)
         return BoxData(
-            {
-                box: _counters(flat)
-                for box, flat in zip(counted, answers[: len(counted)], strict=True)
-            },
-            {box: _records(flat) for box, flat in zip(held, answers[len(counted) :], strict=True)},
+            {box: _counters(flat) for box, flat in zip(counted, answers[:n], strict=True)},
+            {box: _records(flat) for box, flat in zip(whole, answers[n:m], strict=True)},
+            found,
         )
 
     async def set_presence(self, room_id: str, node_id: str, count: int, ttl_s: float) -> None:

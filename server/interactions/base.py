@@ -305,6 +305,15 @@ def merge_counters(*counters: Mapping[str, int]) -> dict[str, int]:
     return merged
 
 
+def add_counters(*counters: Mapping[str, int]) -> dict[str, int]:
+    """The sums of counters of boxes whose fields overlap (a word cloud's terms)."""
+    total: dict[str, int] = {}
+    for part in counters:
+        for name, value in part.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
 def box_key(interaction_id: str, box: str) -> str:
     """A store key for one box of an interaction: ``id`` or ``id/box``."""
     return f"{interaction_id}/{box}" if box else interaction_id

@@ -70,20 +70,30 @@ class Definition:
 
 @dataclass(frozen=True, slots=True)
 class Needs:
-    """Boxes to read from the store: their counters, and their records."""
+    """What to read from the store: boxes' counters, boxes' records, and single
+    holders' records ``(box, holder)`` (one viewer's answers in a box too large to
+    read whole for each command)."""
 
     counters: frozenset[str] = frozenset()
     records: frozenset[str] = frozenset()
+    held: frozenset[tuple[str, str]] = frozenset()
 
     def __or__(self, other: Needs) -> Needs:
-        return Needs(self.counters | other.counters, self.records | other.records)
+        return Needs(
+            self.counters | other.counters, self.records | other.records, self.held | other.held
+        )
 
     def __bool__(self) -> bool:
-        return bool(self.counters or self.records)
+        return bool(self.counters or self.records or self.held)
 
     @classmethod
-    def of(cls, counters: Iterable[str] = (), records: Iterable[str] = ()) -> Needs:
-        return cls(frozenset(counters), frozenset(records))
+    def of(
+        cls,
+        counters: Iterable[str] = (),
+        records: Iterable[str] = (),
+        held: Iterable[tuple[str, str]] = (),
+    ) -> Needs:
+        return cls(frozenset(counters), frozenset(records), frozenset(held))
 
 
 NOTHING = Needs()
@@ -98,12 +108,21 @@ class Data:
 
     counters_by_box: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     records_by_box: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    held_by_box: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    asked: frozenset[tuple[str, str]] = frozenset()  # the (box, holder) pairs read
 
     def counters(self, box: str) -> Mapping[str, int]:
         return self.counters_by_box.get(box, {})
 
     def records(self, box: str) -> Mapping[str, Mapping[str, Any]]:
         return self.records_by_box.get(box, {})
+
+    def held(self, box: str, holder: str) -> Mapping[str, Any] | None:
+        """``holder``'s record in ``box`` (None: it holds none, or it was not read)."""
+        whole = self.records_by_box.get(box)
+        if whole is not None:
+            return whole.get(holder)
+        return self.held_by_box.get(box, {}).get(holder)
 
     def merged(self, boxes: Iterable[str]) -> dict[str, int]:
         """The union of the counters of ``boxes`` (their fields never collide)."""

@@ -3,9 +3,18 @@
 Lifecycle: :class:`~server.interactions.base.Status` (draft -> open -> closed ->
 revealed, with an optional countdown that closes the poll by itself); :func:`transition`
 moves it. :func:`vote` turns a viewer's ballot into a
-:class:`~server.interactions.base.Contribution` for the poll's single box; a new vote
-of the same viewer replaces the previous one, so a viewer may change it while the
-poll is open and totals stay exact.
+:class:`~server.interactions.base.Contribution` for the poll's box; a new vote of the
+same viewer replaces the previous one, so a viewer may change it while the poll is
+open and totals stay exact.
+
+A word cloud (``text``) takes up to ``max_answers`` answers per viewer (default 3), each
+kept: a word that every viewer sent never vanishes behind a viewer's later answer. The
+first answer is the viewer's ballot in the poll's box (it counts the voter, ``n``, and
+makes them an entrant of a draw among the poll's voters); the others go to the side box
+``<id>/more``, held as ``<viewer>#1``, ``<viewer>#2``... (:func:`answer_slots`), each
+taken once. A repeated answer is the one already sent, not a new one; one past the last
+is refused (``already_done``). With ``max_answers: 1`` the answer is a ballot like any
+other, replaced by the next.
 
 Ballots (``raw``) and the counters they add (``n`` counts voters in every kind):
 
@@ -53,7 +62,9 @@ from server.interactions.base import (
     Option,
     Record,
     Status,
+    add_counters,
     as_map,
+    box_key,
     check_int,
     check_text,
     clean_label,
@@ -63,6 +74,7 @@ from server.interactions.base import (
 )
 from server.interactions.base import transition as lifecycle_transition
 from server.interactions.kind import (
+    NOTHING,
     Audience,
     Change,
     Context,
@@ -87,6 +99,9 @@ MAX_OPTIONS = 50
 MAX_QUESTION_CHARS = 200
 MAX_DURATION_S = 24 * 3600.0
 DEFAULT_TEXT_CHARS = 200
+DEFAULT_ANSWERS = 3  # a word cloud's answers per viewer
+MAX_ANSWERS = 10
+MORE = "more"  # a word cloud's box for each viewer's answers after the first
 MAX_TEXT_CHARS = 1000
 MAX_TERMS_PER_ANSWER = 20
 MAX_TERM_CHARS = 32
@@ -114,8 +129,9 @@ class PollSpec(Record, frozen=True):
     """What the host defines, checked once when parsed (``invalid_field``).
 
     ``min_picks``/``max_picks`` apply to multiple and ranked polls (``max_picks``
-    None: every option). ``scale`` applies to rating polls, ``max_text_chars`` to
-    text polls. ``duration_s`` is the countdown started when the poll opens.
+    None: every option). ``scale`` applies to rating polls, ``max_text_chars`` and
+    ``max_answers`` (per viewer) to text polls. ``duration_s`` is the countdown
+    started when the poll opens.
     """
 
     id: Id
@@ -128,6 +144,7 @@ class PollSpec(Record, frozen=True):
     hide_results_until_reveal: bool = False
     duration_s: Annotated[float, Meta(ge=1.0, le=MAX_DURATION_S)] | None = None
     max_text_chars: Annotated[int, Meta(ge=1, le=MAX_TEXT_CHARS)] = DEFAULT_TEXT_CHARS
+    max_answers: Annotated[int, Meta(ge=1, le=MAX_ANSWERS)] = DEFAULT_ANSWERS
 
     def __post_init__(self) -> None:
         clean_label(self, "question", MAX_QUESTION_CHARS)
@@ -200,6 +217,37 @@ def vote(spec: PollSpec, status: Status, raw: Any, now: float) -> Contribution:
     deltas = {f"t:{t}": 1 for t in found}
     deltas["n"] = 1
     return Contribution({"text": text, "terms": found, "at": now}, deltas)
+
+
+def answer_slots(spec: PollSpec, poll_id: str, viewer: str) -> list[tuple[str, str]]:
+    """Where a word cloud keeps a viewer's answers, in the order they fill: (box, holder)."""
+    more = box_key(poll_id, MORE)
+    return [(poll_id, viewer), *((more, f"{viewer}#{k}") for k in range(1, spec.max_answers))]
+
+
+def answer_write(
+    spec: PollSpec, poll_id: str, viewer: str, made: Contribution, sent: Sequence[Any]
+) -> tuple[str, str, Contribution]:
+    """Where a word-cloud answer goes, given what the viewer's slots hold (``sent``, in
+    :func:`answer_slots` order, None where empty): (box, holder, contribution).
+
+    The answer already sent goes back to its slot unchanged (a repeat changes nothing);
+    a new one takes the first empty slot, once; with every slot taken, ``already_done``.
+    """
+    slots = answer_slots(spec, poll_id, viewer)
+    text = made.record["text"]
+    for (box, holder), record in zip(slots, sent, strict=True):
+        if record is not None and record.get("text") == text:
+            return box, holder, Contribution(dict(record), dict(made.deltas))
+    for k, ((box, holder), record) in enumerate(zip(slots, sent, strict=True)):
+        if record is None:
+            deltas = dict(made.deltas) if k == 0 else {**made.deltas, "n": 0}
+            return box, holder, Contribution(made.record, deltas, once=True)
+    raise InteractionError(
+        "already_done",
+        f"poll {spec.id} takes {spec.max_answers} answer(s) per viewer, all sent",
+        limit=spec.max_answers,
+    )
 
 
 def ranked_deltas(spec: PollSpec, ranking: Sequence[str]) -> dict[str, int]:
@@ -419,14 +467,21 @@ class Poll(Kind[PollSpec, Status]):
     def _ranked_records(self, d: Definition, now: float) -> bool:
         return bool(d.spec.kind == "ranked" and d.state.at(now).phase in ("closed", "revealed"))
 
+    def boxes(self, d: Definition) -> list[str]:
+        return [d.id, box_key(d.id, MORE)] if self._several(d.spec) else [d.id]
+
+    @staticmethod
+    def _several(spec: PollSpec) -> bool:
+        return spec.kind == "text" and spec.max_answers > 1
+
     def view_needs(self, d: Definition, ctx: Context) -> Needs:
         # Instant-runoff needs the ballots; only once the poll stopped taking them.
         records = [d.id] if self._ranked_records(d, ctx.now) else []
-        return Needs.of(counters=[d.id], records=records)
+        return Needs.of(counters=self.boxes(d), records=records)
 
     def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
         spec, status = d.spec, d.state
-        counters = ctx.data.counters(d.id)
+        counters = add_counters(*(ctx.data.counters(box) for box in self.boxes(d)))
         records = None
         if self._ranked_records(d, ctx.now):
             records = list(ctx.data.records(d.id).values())
@@ -436,17 +491,31 @@ class Poll(Kind[PollSpec, Status]):
             shown = visible_results(spec, status, counters, records, now=ctx.now)
         return {"spec": dump(spec), "status": dump(status.at(ctx.now)), "results": shown}
 
+    def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
+        if not self._several(c.d.spec):
+            return NOTHING
+        return Needs.of(held=answer_slots(c.d.spec, c.d.id, c.who.id))
+
     def command(self, c: ViewerCommand, ctx: Context) -> Write:
-        # The name goes with the ballot: a draw among a poll's voters shows winners by name.
-        return c.write(c.d.id, vote(c.d.spec, c.d.state, c.fields, ctx.now), named=True)
+        made = vote(c.d.spec, c.d.state, c.fields, ctx.now)
+        if not self._several(c.d.spec):
+            # The name goes with the ballot: a draw among a poll's voters shows winners by name.
+            return c.write(c.d.id, made, named=True)
+        slots = answer_slots(c.d.spec, c.d.id, c.who.id)
+        sent = [ctx.data.held(box, holder) for box, holder in slots]
+        box, holder, answer = answer_write(c.d.spec, c.d.id, c.who.id, made, sent)
+        record = {**answer.record, "name": c.who.name}
+        return Write(box, holder, c.key, record, answer.deltas, None, answer.once)
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         return Change(state=transition(d.spec, d.state, action, ctx.now))
 
     def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
-        """One row per voter: the ballot as the poll's kind has it."""
+        """One row per ballot (per answer in a word cloud): as the poll's kind has it."""
         rows = []
-        for viewer, record in ctx.data.records(d.id).items():
+        held = ((h, r) for box in self.boxes(d) for h, r in ctx.data.records(box).items())
+        for holder, record in held:
+            viewer = holder.partition("#")[0]
             choice = record.get("option") or record.get("options") or record.get("ranking")
             if choice is None:
                 choice = record.get("rating", record.get("text"))

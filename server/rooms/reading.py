@@ -33,19 +33,29 @@ class StoreReader:
         for _ in range(MAX_READS):
             needs = ask(ctx)
             data = ctx.data
+            records = needs.records - data.records_by_box.keys()
             missing = Needs(
                 needs.counters - data.counters_by_box.keys(),
-                needs.records - data.records_by_box.keys(),
+                records,
+                frozenset(
+                    (box, holder)
+                    for box, holder in needs.held - data.asked
+                    if box not in data.records_by_box and box not in records
+                ),
             )
             if not missing:
                 break
-            counters, records = await self._read(room_id, missing)
+            got = await self.store.read(room_id, missing.counters, missing.records, missing.held)
+            held = {box: dict(found) for box, found in data.held_by_box.items()}
+            for box, found in got.held.items():
+                held.setdefault(box, {}).update(found)
             ctx = dataclasses.replace(
                 ctx,
-                data=Data({**data.counters_by_box, **counters}, {**data.records_by_box, **records}),
+                data=Data(
+                    {**data.counters_by_box, **got.counters},
+                    {**data.records_by_box, **got.records},
+                    held,
+                    data.asked | missing.held,
+                ),
             )
         return ctx
-
-    async def _read(self, room_id: str, needs: Needs) -> tuple[dict[str, Any], dict[str, Any]]:
-        got = await self.store.read(room_id, needs.counters, needs.records)
-        return got.counters, got.records

@@ -173,7 +173,12 @@ function ballotCard(ctx, view) {
     const id = `${view.id}-text`;
     fields.append(h("label", { attrs: { for: id }, text: t("poll.text") }), h("input", { attrs: { id, name: "text", maxlength: spec.max_text_chars ?? 50, autocomplete: "off" } }));
   }
-  form.append(fields, h("div", { class: "row" }, h("button", { attrs: { type: "submit" }, text: t("poll.vote") }), status));
+  // A word cloud keeps several answers per viewer: the phone lists what it has sent.
+  const several = spec.kind === "text" && (spec.max_answers ?? 3) > 1;
+  const sent = h("ul", { class: "sent-answers", aria: { label: t("poll.sent") } });
+  const answers = () => /** @type {string[]} */ (ctx.mine[view.id]?.answers ?? []);
+  const submit = h("button", { attrs: { type: "submit" }, text: t("poll.vote") });
+  form.append(fields, h("div", { class: "row" }, submit, status));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -183,23 +188,37 @@ function ballotCard(ctx, view) {
     else if (spec.kind === "multiple") ballot = { options: data.getAll("option") };
     else if (spec.kind === "ranked") ballot = { ranking };
     else if (spec.kind === "rating") ballot = { rating: Number(data.get("rating")) };
-    else ballot = { text: String(data.get("text") ?? "") };
+    else ballot = { text: String(data.get("text") ?? "").trim() };
     if ((spec.kind === "single" && !ballot.option) || (spec.kind === "rating" && !ballot.rating)) {
       notify(t("error.not_open"), "warn");
       return;
     }
     ctx.act(el, () => ctx.client.vote(view.id, /** @type {any} */ (ballot)), () => {
-      ctx.mine[view.id] = { voted: true };
+      if (!several) {
+        ctx.mine[view.id] = { voted: true };
+        return;
+      }
+      const text = /** @type {string} */ (ballot.text);
+      ctx.mine[view.id] = { voted: true, answers: answers().includes(text) ? answers() : [...answers(), text] };
+      form.reset();
     });
   });
-  body.append(form, board.el);
+  body.append(form, ...(several ? [sent] : []), board.el);
   return {
     el,
     /** @param {any} next */
     update(next) {
       heading.textContent = next.spec.question;
       form.hidden = next.status?.phase !== "open";
-      status.textContent = ctx.mine[next.id]?.voted ? `${t("poll.voted")} ${spec.kind !== "text" ? t("poll.change") : ""}` : "";
+      if (several) {
+        const mine = answers();
+        const max = next.spec.max_answers ?? 3;
+        replace(sent, ...mine.map((text) => h("li", { text })));
+        status.textContent = mine.length ? t("poll.answers", { n: mine.length, max }) : "";
+        fields.hidden = submit.hidden = mine.length >= max;
+      } else {
+        status.textContent = ctx.mine[next.id]?.voted ? `${t("poll.voted")} ${spec.kind !== "text" ? t("poll.change") : ""}` : "";
+      }
       board.update(next);
     },
   };
@@ -232,6 +251,7 @@ export default {
           input("f-min", "poll.minpicks", { type: "number", min: 1, max: 20 }),
           input("f-max", "poll.maxpicks", { type: "number", min: 1, max: 20 }),
           select("f-scale", "poll.scale", [["5", "5"], ["10", "10"]]),
+          input("f-answers", "poll.maxanswers", { type: "number", min: 1, max: 10, placeholder: "3" }),
         ),
         input("f-duration", "poll.duration", { type: "number", min: 1, max: 86400 }),
         checkbox("f-hide", "poll.hide"),
@@ -239,7 +259,7 @@ export default {
       relevant(value) {
         const type = value("f-type") ?? "";
         const picks = type === "multiple" || type === "ranked";
-        return { "f-options": CHOICES.includes(type), "f-min": picks, "f-max": picks, "f-scale": type === "rating" };
+        return { "f-options": CHOICES.includes(type), "f-min": picks, "f-max": picks, "f-scale": type === "rating", "f-answers": type === "text" };
       },
       spec(form) {
         const type = form.text("f-type");
@@ -251,6 +271,7 @@ export default {
           if (form.number("f-max")) spec.max_picks = form.number("f-max");
         }
         if (type === "rating") spec.scale = Number(form.text("f-scale") || 5);
+        if (type === "text" && form.number("f-answers")) spec.max_answers = form.number("f-answers");
         if (form.number("f-duration")) spec.duration_s = form.number("f-duration");
         if (form.checked("f-hide")) spec.hide_results_until_reveal = true;
         return spec;
@@ -280,6 +301,9 @@ export default {
       "poll.voters": "{n} votes",
       "poll.rating": "Your rating",
       "poll.text": "Your answer",
+      "poll.sent": "Your answers",
+      "poll.maxanswers": "Answers per viewer",
+      "poll.answers": "{n} of {max} answers sent",
       "poll.ranked.hint": "Tap the options in your order of preference.",
       "poll.ranked.reset": "Start over",
       "poll.multiple.hint": "Pick {min} to {max}.",
@@ -306,6 +330,9 @@ export default {
       "poll.voters": "{n} 票",
       "poll.rating": "你的评分",
       "poll.text": "你的回答",
+      "poll.sent": "你的回答",
+      "poll.maxanswers": "每人回答数",
+      "poll.answers": "已发送 {n}/{max} 个回答",
       "poll.ranked.hint": "按你的偏好顺序依次点选。",
       "poll.ranked.reset": "重新排序",
       "poll.multiple.hint": "选择 {min} 至 {max} 项。",
