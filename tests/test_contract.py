@@ -472,7 +472,6 @@ async def test_read_gives_counters_and_records_of_several_boxes(pair):
     assert only == BoxData({"poll/a": {"x": 1, "y": 1}}, {})
 
 
-
 async def test_read_gives_single_holders_records_without_the_whole_box(pair):
     """A kind that needs one viewer's records of a large box reads just those."""
     store, _, _ = pair
@@ -492,6 +491,7 @@ async def test_read_gives_single_holders_records_without_the_whole_box(pair):
     assert (await store.read("r1", [], [], [("never", "v1")])).held == {}
     with pytest.raises(RoomNotFound):
         await store.read("nowhere", [], [], [("poll/a", "v1")])
+
 
 # --- live subscriptions ----------------------------------------------------------------
 
