@@ -235,6 +235,50 @@ def test_a_word_cloud_takes_three_answers_from_each_phone_and_keeps_them_all(pag
     shot(overlay, "overlay-word-cloud")
 
 
+def test_a_quiz_puts_its_leaderboard_on_stage_and_each_phone_its_own_rank(pages, node):
+    """Issue 13, item 8: after a reveal and at the end, the overlay and the wall show the
+    top ten by name; each phone shows its own score and rank, and the finished quiz
+    card stays on the phone with the final score; every figure is the REST API's."""
+    tokens = node.room("stage")
+    console = console_for(pages, "stage", tokens)
+    overlay = pages(f"/overlay/stage#token={tokens['screen']}", width=1280, height=720)
+    wall = pages(f"/wall/stage#token={tokens['screen']}", width=1920, height=1080)
+    iid = create(console, "quiz", title="Launch quiz", questions="1 + 1? | 1, 2, 3 | 2")
+    action(console, iid, "ask")
+    people = viewers(pages, "stage", 3)
+    card = f"[data-interaction='{iid}']"
+    for page, option in zip(people, ("o2", "o2", "o3"), strict=True):
+        page.click(f"{card} button[data-option='{option}']")
+        page.wait_for_selector(f"{card} button[data-option='{option}'][aria-pressed='true']")
+    action(console, iid, "close")
+    action(console, iid, "reveal")
+    board = node.view("stage", iid)["leaderboard"]
+    assert [row["points"] > 0 for row in board] == [True, True, False], board
+    shown = "es => es.map(e => [e.querySelector('.leader-name').textContent, +e.dataset.points])"
+    want = [[row["name"], row["points"]] for row in board]
+    for page, where in ((overlay, ".widget-quiz"), (wall, "#reveal")):
+        page.wait_for_selector(f"{where} .leader")
+        assert page.eval_on_selector_all(f"{where} .leader", shown) == want, where
+    for page in people:
+        page.wait_for_selector(f"{card} .standing")
+    ranks = {int(p.locator(f"{card} .standing").get_attribute("data-rank")) for p in people}
+    assert ranks == {row["rank"] for row in board} == {1, 2, 3}
+    shot(overlay, "overlay-quiz-leaderboard")
+    shot(wall, "wall-quiz-leaderboard")
+    shot(people[0], "live-quiz-standing", full_page=True)
+
+    action(console, iid, "finish")
+    for page, row in zip(people, board, strict=False):
+        page.wait_for_selector(f"{card} .standing:has-text('{row['points']}')")
+    final = people[2].locator(f"{card} .standing")
+    final.wait_for()
+    assert final.get_attribute("data-points") == "0"
+    wall.wait_for_selector("#reveal .leader")
+    overlay.wait_for_selector(".widget-quiz .leader")
+    shot(people[0], "live-quiz-final", full_page=True)
+    shot(wall, "wall-quiz-final")
+
+
 def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):
     console = pages("/console", width=1366, height=900)
     console.fill("#signin-token", ADMIN)

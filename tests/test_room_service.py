@@ -4,7 +4,7 @@ hub's place (server/rooms/outbox.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pytest
@@ -43,10 +43,13 @@ class Outbox:
         event: dict[str, Any],
         notify: Collection[str] = (),
         notice: dict[str, Any] | None = None,
+        private: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.events.append(event)
         if notice is not None:
             self.notices.append((sorted(notify), notice))
+        for user, own in (private or {}).items():
+            self.notices.append(([user], own))
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         self.closed.append((room_id, set(user_ids), close))

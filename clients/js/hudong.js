@@ -146,6 +146,7 @@ const TRANSPORT_CLOSES = {
 /** @typedef {{type: "retract", id: string, ts: number}} RetractEvent  a moderator took danmaku `id` back */
 /** @typedef {{type: "draw_result", interaction: string, title: string, winners: string[], ts: number}} DrawResultEvent */
 /** @typedef {{type: "design_revealed", interaction: string, final: Record<string, unknown>, ts: number}} DesignRevealedEvent */
+/** @typedef {{type: "quiz_revealed", interaction: string, question: string | null, final: boolean, ts: number}} QuizRevealedEvent */
 /**
  * @typedef {object} Snapshot
  * @property {{id: string, title: string, created_at: number, version: number, settings: Record<string, unknown>}} room
@@ -238,10 +239,13 @@ const TRANSPORT_CLOSES = {
  * @property {(event: RetractEvent, batch: BatchMessage) => void} retract
  * @property {(event: DrawResultEvent, batch: BatchMessage) => void} drawResult
  * @property {(event: DesignRevealedEvent, batch: BatchMessage) => void} designRevealed
+ * @property {(event: QuizRevealedEvent, batch: BatchMessage) => void} quizRevealed
  * @property {(message: StateMessage) => void} views  a `state` message
  * @property {(view: View, previous: View | undefined) => void} interaction  a view changed
  * @property {(notice: NoticeMessage) => void} notice
  * @property {(notice: NoticeMessage) => void} drawWon
+ * @property {(notice: NoticeMessage) => void} quizStanding  this player's own `rank`,
+ *   `points`, `correct` and `players` once a quiz answer is revealed (`final` once finished)
  * @property {(degrade: {level: number, name: string}) => void} degrade
  * @property {(online: number, message: OnlineMessage) => void} online  viewers in the room now
  *   (also `roomState.online`); the server sends it when the count moved, at most once a second

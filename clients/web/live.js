@@ -213,8 +213,19 @@ async function act(el, command, done) {
   }
 }
 
+/**
+ * A kind's part learnt something for `mine` outside a command (a private notice): keep
+ * it, and draw the interaction's card again.
+ * @param {string} iid
+ */
+function noted(iid) {
+  remember();
+  const view = client.interactions.get(iid);
+  if (view) mounted.get(iid)?.update(view);
+}
+
 /** Each kind's part of this page, by kind name. */
-const parts = partsOf((kind) => kind.live, () => ({ client, mine, act, showEndedS: SHOW_RESULTS_S }), { client });
+const parts = partsOf((kind) => kind.live, () => ({ client, mine, act, noted, showEndedS: SHOW_RESULTS_S }), { client });
 
 function drawAll() {
   const visible = [];

@@ -56,6 +56,8 @@ import { BY_NAME, KINDS as LISTED } from "/static/kinds/index.js";
  * @property {(el: HTMLElement, command: () => Promise<any>, done?: (ack: any) => void) => Promise<void>} act
  *   run a viewer command for the card `el` (its `data-interaction`): its buttons wait,
  *   `done` records the ack in `mine`, errors become notices, the card updates after
+ * @property {(iid: string) => void} noted  the part changed `mine[iid]` outside a command
+ *   (a private notice): it is kept, and the card drawn again
  * @property {number} showEndedS  how long ended results stay on the page
  */
 /**

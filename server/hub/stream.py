@@ -121,11 +121,14 @@ class Stream:
         event: dict[str, Any],
         notify: Collection[str] = (),
         notice: dict[str, Any] | None = None,
+        private: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         """A public event in the room's stream, with the next batch here and through the
-        relay everywhere; ``notice`` privately to the users in ``notify``."""
+        relay everywhere; ``notice`` privately to the users in ``notify``, each of
+        ``private`` to its one user."""
         event["ts"] = int(time.time() * 1000)
         notices = [[sorted(notify), notice]] if notice is not None and notify else []
+        notices.extend([[user], own] for user, own in (private or {}).items())
         live = self.live.get(room_id)
         if live is not None:
             self.deliver(live, [event], notices)
@@ -140,8 +143,14 @@ class Stream:
         for event in events:
             if event.get("type") == "retract":
                 room.forget(event.get("id"))
+        if not notices:
+            return
+        # One pass over the members, however many notices (a quiz's standings: one each).
+        by_user: dict[str, list[dict[str, Any]]] = {}
         for users, notice in notices:
-            wanted = set(users)
-            for conn in room.members():
-                if conn.identity is not None and conn.identity.user_id in wanted:
+            for user in users:
+                by_user.setdefault(user, []).append(notice)
+        for conn in room.members():
+            if conn.identity is not None:
+                for notice in by_user.get(conn.identity.user_id, ()):
                     conn.send(notice)

@@ -197,11 +197,13 @@ class Write:
 @dataclass(frozen=True, slots=True)
 class Announcement:
     """A public event for the room's stream (``type`` and its fields; ``ts`` is added),
-    and a private notice for some users (a draw's winners)."""
+    a private notice for some users (a draw's winners), and ``private`` notices, each
+    for one user (a quiz's standings: each player's own score and rank)."""
 
     event: dict[str, Any]
     notify: frozenset[str] = frozenset()
     notice: dict[str, Any] | None = None
+    private: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _Unchanged:

@@ -47,6 +47,8 @@ from server.interactions.base import (
     unique_ids,
 )
 from server.interactions.kind import (
+    NOTHING,
+    Announcement,
     Audience,
     Change,
     Context,
@@ -64,6 +66,7 @@ MAX_TEXT_CHARS = 300
 MIN_TIME_LIMIT_S = 1.0
 MAX_TIME_LIMIT_S = 600.0
 DEFAULT_POINTS = 1000
+LEADERS = 10  # the leaderboard in views: the top ten, by name
 QUIZ_ACTIONS = ("ask", "close", "reveal", "finish")
 
 
@@ -146,6 +149,8 @@ class QuizState(Record, frozen=True):
     revealed: bool = False
     asked: tuple[Id, ...] = ()
     finished: bool = False
+    revealed_at: Time | None = None
+    finished_at: Time | None = None
 
     def accepting(self, now: float) -> bool:
         return (
@@ -185,7 +190,15 @@ def transition(
         closes_at = state.closes_at
         if closes_at is not None:
             closes_at = min(closes_at, now)
-        return msgspec.structs.replace(state, finished=True, closes_at=closes_at, revealed=True)
+        revealed_at = state.revealed_at if state.revealed else now
+        return msgspec.structs.replace(
+            state,
+            finished=True,
+            finished_at=now,
+            closes_at=closes_at,
+            revealed=True,
+            revealed_at=revealed_at,
+        )
     if state.finished:
         raise InteractionError("illegal_transition", f"quiz {spec.id} is finished")
     if action == "ask":
@@ -212,6 +225,7 @@ def transition(
             asked_at=now,
             closes_at=now + question.time_limit_s,
             revealed=False,
+            revealed_at=None,
             asked=(*state.asked, question_id),
         )
     if state.current is None:
@@ -227,7 +241,7 @@ def transition(
         raise InteractionError(
             "illegal_transition", f"question {state.current} is still open; close it first"
         )
-    return msgspec.structs.replace(state, revealed=True)
+    return msgspec.structs.replace(state, revealed=True, revealed_at=now)
 
 
 def answer(spec: QuizSpec, state: QuizState, raw: Any, now: float) -> Contribution:
@@ -347,6 +361,39 @@ def leaderboard(
     return board
 
 
+def standings(
+    quiz_id: str,
+    spec: QuizSpec,
+    state: QuizState,
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> Announcement:
+    """A reveal's announcement: the public ``quiz_revealed`` event (screens show the
+    leaderboard), and to each player privately a ``quiz_standing`` notice with their
+    own ``rank``, ``points`` and ``correct`` answers among ``players``; ``final`` once
+    the quiz is finished."""
+    board = leaderboard(spec, state, records, limit=None)
+    event = {
+        "type": "quiz_revealed",
+        "interaction": quiz_id,
+        "question": state.current,
+        "final": state.finished,
+    }
+    own = {
+        row["viewer"]: {
+            "type": "notice",
+            "kind": "quiz_standing",
+            "interaction": quiz_id,
+            "rank": row["rank"],
+            "points": row["points"],
+            "correct": row["correct"],
+            "players": len(board),
+            "final": state.finished,
+        }
+        for row in board
+    }
+    return Announcement(event, private=own)
+
+
 # --- the kind -----------------------------------------------------------------------------
 
 
@@ -373,6 +420,7 @@ class Quiz(Kind[QuizSpec, QuizState]):
         counters = ctx.data.merged(self.boxes(d))
         revealed = [qid for qid in state.asked if state.is_revealed(qid)]
         by_question = {qid: ctx.data.records(box_key(d.id, qid)) for qid in revealed}
+        board = leaderboard(spec, state, by_question, limit=None)
         return {
             "spec": spec.shown() if staff else spec.public(state),
             "state": dump(state),
@@ -382,7 +430,8 @@ class Quiz(Kind[QuizSpec, QuizState]):
                 for qid in state.asked
                 if staff or state.is_revealed(qid)
             ],
-            "leaderboard": leaderboard(spec, state, by_question),
+            "leaderboard": board[:LEADERS],
+            "players": len(board),
         }
 
     def command(self, c: ViewerCommand, ctx: Context) -> Write:
@@ -390,9 +439,21 @@ class Quiz(Kind[QuizSpec, QuizState]):
         # The name goes with the answer: the leaderboard shows players by name.
         return c.write(box_key(c.d.id, made.box), made, named=True)
 
+    def action_needs(
+        self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context
+    ) -> Needs:
+        # Revealing scores: every player hears their own standing.
+        if action in ("reveal", "finish"):
+            return Needs.of(records=[box_key(d.id, q) for q in d.state.asked])
+        return NOTHING
+
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         question = fields.get("question")
-        return Change(state=transition(d.spec, d.state, action, ctx.now, question))
+        state = transition(d.spec, d.state, action, ctx.now, question)
+        if action not in ("reveal", "finish") or state == d.state:
+            return Change(state=state)
+        by_question = {qid: ctx.data.records(box_key(d.id, qid)) for qid in state.asked}
+        return Change(state=state, announce=(standings(d.id, d.spec, state, by_question),))
 
     def export_needs(self, d: Definition, ctx: Context) -> Needs:
         return Needs.of(records=[box_key(d.id, q) for q in d.state.asked])

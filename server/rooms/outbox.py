@@ -3,7 +3,7 @@ that holds connections. The hub implements it; nothing here imports the hub."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from server.backends.base import RoomRecord
@@ -25,9 +25,11 @@ class RoomOutbox(Protocol):
         event: dict[str, Any],
         notify: Collection[str] = (),
         notice: dict[str, Any] | None = None,
+        private: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         """Put ``event`` in the room's stream, here and on every node; ``notice`` goes
-        privately to the connections of the users in ``notify``."""
+        privately to the connections of the users in ``notify``, and each of
+        ``private`` (user id -> notice) to that user's alone."""
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         """Close the viewers' connections of these users to the room (close code name)."""

@@ -405,7 +405,11 @@ class RoomService:
             self.changed(room_id, iid, version, redefined=change.changes_definition)
         for announcement in change.announce:
             self.outbox().announce(
-                room_id, dict(announcement.event), announcement.notify, announcement.notice
+                room_id,
+                dict(announcement.event),
+                announcement.notify,
+                announcement.notice,
+                announcement.private,
             )
         return await self._reply(room_id, d, version, change.reply)
 

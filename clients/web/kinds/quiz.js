@@ -1,10 +1,61 @@
 // Quizzes (PROTOCOL.md, "Kinds, specs and host actions"): the host asks one question at
 // a time; viewers answer within its time limit; the answers are revealed and scored.
-// The viewer page shows the current question with a countdown; the console composes
-// the questions, asks, closes, reveals and finishes, with the answers and leaderboard.
+// The viewer page shows the current question with a countdown, and the player's own
+// score and rank after each reveal (a private `quiz_standing` notice); the finished
+// quiz stays with the final score. The console composes the questions, asks, closes,
+// reveals and finishes, with the answers and leaderboard. The overlay and the wall
+// put the top ten on stage after each reveal and at the end (the wall full screen).
 
-import { h, replace, t } from "/static/common.js";
-import { Bars, area, choicesOf, items, liveCard, newId, rows, titleField } from "/static/widgets.js";
+import { formatNumber, h, replace, t } from "/static/common.js";
+import { Bars, area, choicesOf, items, liveCard, newId, rows, titleField, within } from "/static/widgets.js";
+
+const STAGE_S = 20; // how long a screen shows the leaderboard after a reveal
+const FINAL_S = 600; // and after the quiz finished
+
+/** The top ten, by name. @param {any[]} board */
+function leaderList(board) {
+  return h(
+    "ol",
+    { class: "leaderboard" },
+    ...board.map((/** @type {any} */ row) =>
+      h(
+        "li",
+        { class: "leader", data: { viewer: row.viewer, rank: row.rank, points: row.points } },
+        h("span", { class: "leader-rank", text: `${row.rank}` }),
+        h("span", { class: "leader-name", text: row.name ?? row.viewer }),
+        h("span", { class: "leader-points", text: t("quiz.points", { n: formatNumber(row.points) }) }),
+      ),
+    ),
+  );
+}
+
+/** This player's standing, as the last `quiz_standing` notice told it. @param {any} standing */
+function standingLine(standing) {
+  if (!standing) return null;
+  const key = standing.final ? "quiz.final" : "quiz.standing";
+  return h("p", {
+    class: "standing",
+    data: { rank: standing.rank, points: standing.points },
+    text: t(key, { points: formatNumber(standing.points), rank: standing.rank, players: standing.players }),
+  });
+}
+
+/** The quiz a screen puts on stage: one just revealed, or finished a while ago. @param {any[]} views */
+function onStage(views) {
+  const staged = views.filter((v) =>
+    v.state?.finished ? within(v.state.finished_at, FINAL_S) : v.state?.revealed && within(v.state.revealed_at, STAGE_S),
+  );
+  return staged.sort((a, b) => stageTime(b) - stageTime(a))[0] ?? null;
+}
+/** @param {any} view */
+const stageTime = (view) => (view.state?.finished ? view.state.finished_at : view.state?.revealed_at) ?? 0;
+
+/** The leaderboard on a screen: its title, after which question, the top ten. @param {any} view */
+function stageBoard(view) {
+  const asked = view.state?.asked?.length ?? 0;
+  const kicker = view.state?.finished ? t("quiz.finalboard") : t("quiz.after", { n: asked });
+  return [h("h2", { class: "board-title", text: view.spec?.title ?? view.id }), h("p", { class: "tag", text: kicker }), leaderList(view.leaderboard ?? [])];
+}
 
 /** @param {any} view */
 const currentQuestion = (view) => view.spec?.questions?.find((/** @type {any} */ q) => q.id === view.state?.current);
@@ -22,7 +73,12 @@ function questionCard(ctx, view) {
       heading.textContent = next.spec.title;
       const current = next.state?.current;
       const question = currentQuestion(next);
+      const standing = standingLine(ctx.mine[next.id]?.standing);
       clearInterval(timer);
+      if (next.state?.finished) {
+        replace(area, h("p", { class: "tag ok", text: t("phase.finished") }), standing ?? h("p", { class: "muted-text", text: t("quiz.nostanding") }));
+        return;
+      }
       if (!question) {
         replace(area);
         return;
@@ -65,6 +121,7 @@ function questionCard(ctx, view) {
         options,
         answered ? h("p", { class: "muted-text", text: t("quiz.answered") }) : null,
         results?.correct ? h("p", { class: "tag ok", text: t("quiz.correct", { label: correct?.label ?? results.correct }) }) : null,
+        standing,
       );
     },
     remove: () => clearInterval(timer),
@@ -87,7 +144,7 @@ function details() {
         current ? h("p", { text: t("quiz.current", { text: current.text }) }) : null,
         results ? bars.el : null,
         view.leaderboard?.length
-          ? h("div", {}, h("h3", { text: t("quiz.leaderboard") }), h("ol", {}, ...view.leaderboard.map((/** @type {any} */ row) => h("li", { text: `${row.name ?? row.viewer} · ${row.points}` }))))
+          ? h("div", {}, h("h3", { text: t("quiz.leaderboard") }), leaderList(view.leaderboard), h("p", { class: "muted-text", text: t("quiz.players", { n: formatNumber(view.players ?? 0) }) }))
           : null,
       );
     },
@@ -101,9 +158,60 @@ export default {
   phase: (view) => (view.state?.finished ? "finished" : view.state?.current ? "asking" : "draft"),
 
   live: (ctx) => ({
-    shown: (view) => !view.state?.finished && (Boolean(view.state?.current) || (view.state?.asked?.length ?? 0) > 0),
+    // A finished quiz stays, with the final score.
+    shown: (view) => Boolean(view.state?.current) || (view.state?.asked?.length ?? 0) > 0,
     card: (view) => questionCard(ctx, view),
+    on: {
+      /** This player's own score and rank, kept across reloads. @param {any} notice */
+      quizStanding(notice) {
+        ctx.mine[notice.interaction] = { ...(ctx.mine[notice.interaction] ?? {}), standing: notice };
+        ctx.noted(notice.interaction);
+      },
+    },
   }),
+
+  overlay(ctx) {
+    const el = ctx.frame();
+    el.classList.add("quiz-stage");
+    return {
+      el,
+      /** @param {any[]} views */
+      update(views) {
+        const quiz = onStage(views);
+        if (quiz) {
+          replace(el, ...stageBoard(quiz));
+          el.dataset.quiz = quiz.id;
+        }
+        el.hidden = !quiz;
+      },
+    };
+  },
+
+  wall(ctx) {
+    const el = ctx.frame();
+    el.classList.add("quiz-stage");
+    /** @type {string} */
+    let shown = "";
+    return {
+      el,
+      /** @param {any[]} views */
+      update(views) {
+        const quiz = onStage(views);
+        if (quiz) {
+          replace(el, ...stageBoard(quiz));
+          el.dataset.quiz = quiz.id;
+          // Each reveal and the end take the whole screen for a while.
+          const moment = `${quiz.id}:${quiz.state?.asked?.length}:${quiz.state?.finished}`;
+          if (moment !== shown) {
+            shown = moment;
+            const kicker = quiz.state?.finished ? t("quiz.finalboard") : t("quiz.after", { n: quiz.state?.asked?.length ?? 0 });
+            ctx.reveal?.({ kicker, title: quiz.spec?.title ?? quiz.id, body: leaderList(quiz.leaderboard ?? []), id: quiz.id });
+          }
+        }
+        el.hidden = !quiz;
+      },
+    };
+  },
 
   console: (ctx) => ({
     composer: {
@@ -141,6 +249,13 @@ export default {
       "quiz.questions": "Questions: “question | option, option, … | number of the correct option”, one per line",
       "quiz.current": "Current question: {text}",
       "quiz.leaderboard": "Leaderboard",
+      "quiz.points": "{n} pts",
+      "quiz.players": "{n} players",
+      "quiz.standing": "You: {points} points, rank {rank} of {players}",
+      "quiz.final": "Final score: {points} points, rank {rank} of {players}",
+      "quiz.nostanding": "You did not score in this quiz.",
+      "quiz.after": "Leaderboard after question {n}",
+      "quiz.finalboard": "Final leaderboard",
       "phase.asking": "Asking",
       "phase.finished": "Finished",
       "action.ask": "Ask next question",
@@ -153,6 +268,13 @@ export default {
       "quiz.questions": "题目：“题干 | 选项, 选项, … | 正确选项序号”，每行一题",
       "quiz.current": "当前题目：{text}",
       "quiz.leaderboard": "排行榜",
+      "quiz.points": "{n} 分",
+      "quiz.players": "{n} 名玩家",
+      "quiz.standing": "你的得分：{points} 分，第 {rank} 名（共 {players} 人）",
+      "quiz.final": "最终得分：{points} 分，第 {rank} 名（共 {players} 人）",
+      "quiz.nostanding": "你在本次答题中没有得分。",
+      "quiz.after": "第 {n} 题后的排行榜",
+      "quiz.finalboard": "最终排行榜",
       "phase.asking": "答题中",
       "phase.finished": "已完成",
       "action.ask": "出下一题",
