@@ -17,6 +17,8 @@ COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 # A logo is served by hudong itself (the pages load nothing from other hosts): a path
 # on this server ("/assets/logo.png"), never "//host/…" or "http://…".
 LOGO_PATH_RE = re.compile(r"^/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,499}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # an interaction id (PROTOCOL.md, "Ids")
+MAX_AGENDA = 200
 ROOM_MODES = ("open", "slow", "staff")
 WALL_MODERATION = ("pre", "post")
 
@@ -75,6 +77,21 @@ def _logo(name: str, value: Any) -> str:
     return value
 
 
+def _interaction(name: str, value: Any) -> str:
+    if not isinstance(value, str) or (value and not ID_RE.match(value)):
+        raise SettingError(f"setting {name} must be empty or an interaction id, got {value!r:.40}")
+    return value
+
+
+def _agenda(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_AGENDA:
+        raise SettingError(f"setting {name} must be a list of at most {MAX_AGENDA} interaction ids")
+    ids = [_interaction(name, item) for item in value]
+    if "" in ids or len(set(ids)) != len(ids):
+        raise SettingError(f"setting {name} must name each interaction once")
+    return ids
+
+
 ROOM_SETTINGS: dict[str, RoomSetting] = {
     "allow_anonymous": RoomSetting(True, _bool, "viewers may join without a token"),
     "degrade_floor": RoomSetting(
@@ -95,6 +112,17 @@ ROOM_SETTINGS: dict[str, RoomSetting] = {
     "brand_color": RoomSetting("#e4007f", _color, "main colour of the wall and overlay"),
     "accent_color": RoomSetting("#ffc400", _color, "second colour of the wall and overlay"),
     "logo_url": RoomSetting("", _logo, "logo on the wall: a path on this server, or empty"),
+    "agenda": RoomSetting(
+        [],
+        _agenda,
+        "the host's run-sheet: interaction ids in the order they run (others follow, oldest first)",
+    ),
+    "on_screen": RoomSetting(
+        "",
+        _interaction,
+        "the interaction the host pushed to the overlay and the wall (empty: they show "
+        "what moved last)",
+    ),
 }
 
 ROOM_SETTING_DEFAULTS: dict[str, Any] = {k: s.default for k, s in ROOM_SETTINGS.items()}

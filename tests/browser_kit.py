@@ -283,6 +283,8 @@ def viewers(open_page: Any, room: str, n: int) -> list[Any]:
 def create(console: Any, kind: str, **fields: str) -> str:
     """Fill the console's composer and create; returns the new interaction's id."""
     console.click("[data-tab='interactions']")
+    if not console.locator("#new-kind").is_visible():  # folded once there are interactions
+        console.click("#composer-box summary")
     console.select_option("#new-kind", kind)
     for name, value in fields.items():
         target = console.locator(f"#f-{name}")

@@ -279,6 +279,76 @@ def test_a_quiz_puts_its_leaderboard_on_stage_and_each_phone_its_own_rank(pages,
     shot(wall, "wall-quiz-final")
 
 
+def _run_order(console: Any) -> list[str]:
+    return console.eval_on_selector_all(
+        "#interaction-list [data-interaction]:not(.kind-checkin):not(.kind-reactions)"
+        ":not(.kind-wall)",
+        "es => es.map(e => e.dataset.interaction)",
+    )
+
+
+def test_the_host_runs_the_event_from_a_run_sheet_and_the_screens_follow(pages, node):
+    """Issue 13, item 12: the console's interactions are an ordered run-sheet that stays
+    about one screen long; "Next" pushes the next one to the screens and opens it;
+    "Show on screens" picks what the overlay and the wall show; they follow."""
+    tokens = node.room("agenda")
+    console = console_for(pages, "agenda", tokens)
+    overlay = pages(f"/overlay/agenda#token={tokens['screen']}", width=1280, height=720)
+    wall = pages(f"/wall/agenda#token={tokens['screen']}", width=1920, height=1080)
+    first = create(console, "poll", question="Lunch?", type="single", options="Noodles\nRice")
+    quiz = create(console, "quiz", title="Warm-up", questions="1 + 1? | 1, 2 | 2")
+    second = create(console, "poll", question="Dessert?", type="single", options="Cake\nIce")
+    with node.http(tokens["host"]) as http:
+        for i in range(9):
+            spec = {"id": f"extra{i}", "question": f"Extra {i}?", "kind": "rating"}
+            r = http.post("/api/v1/rooms/agenda/interactions", json={"kind": "poll", "spec": spec})
+            assert r.status_code == 201, r.text
+    console.wait_for_selector("[data-interaction='extra8']")
+    order = _run_order(console)
+    assert order == [first, quiz, second, *(f"extra{i}" for i in range(9))]
+    # A dozen interactions: one card in hand, the others one line each; the run-sheet
+    # fits one screen (the page was 3,730 px of cards before).
+    height = console.evaluate("document.getElementById('interaction-list').offsetHeight")
+    shot(console, "console-run-sheet", full_page=True)
+    assert height < 900, height
+
+    # The dessert poll goes first; Next pushes it to the screens and opens it.
+    for _ in range(2):
+        console.click(f"[data-interaction='{second}'] button[data-run='up']")
+    console.wait_for_function(
+        "id => document.querySelector('#interaction-list [data-interaction]')"
+        ".dataset.interaction === id",
+        arg=second,
+    )
+    console.click("#run-next")
+    console.wait_for_selector(f".run-status[data-on-screen='{second}']")
+    console.wait_for_selector(f"[data-interaction='{second}'] [data-phase='open']")
+    for page in (overlay, wall):
+        page.wait_for_selector(f"[data-poll='{second}']")
+    assert node.view("agenda", second)["status"]["phase"] == "open"
+
+    # Next again: the lunch poll, and only it, on the screens.
+    console.click("#run-next")
+    console.wait_for_selector(f".run-status[data-on-screen='{first}']")
+    for page in (overlay, wall):
+        page.wait_for_selector(f"[data-poll='{first}']")
+        assert page.locator(f"[data-poll='{second}']:visible").count() == 0
+    shot(overlay, "overlay-run-sheet-pushed")
+    shot(wall, "wall-run-sheet-pushed")
+    # Show on screens: the host takes the dessert poll in hand and pushes it again.
+    console.click(f"[data-interaction='{second}'] .card-open")
+    console.click(f"[data-interaction='{second}'] button[data-run='screen']")
+    for page in (overlay, wall):
+        page.wait_for_selector(f"[data-poll='{second}']")
+    with node.http(tokens["host"]) as http:
+        settings = http.get("/api/v1/rooms/agenda").json()["settings"]
+    assert settings["on_screen"] == second
+    assert settings["agenda"][:3] == [second, first, quiz]
+    console.click("button[data-run='auto']")
+    console.wait_for_selector(".run-status[data-on-screen='']")
+    shot(console, "console-run-sheet-next", full_page=True)
+
+
 def test_the_admin_creates_rooms_and_goes_between_them_in_the_console(pages, node):
     console = pages("/console", width=1366, height=900)
     console.fill("#signin-token", ADMIN)

@@ -26,8 +26,12 @@ import {
   t,
   tokenClaims,
 } from "/static/common.js";
+import { addWords } from "/static/i18n.js";
 import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
-import { field } from "/static/widgets.js";
+import { RUN_WORDS, RunSheet } from "/static/runsheet.js";
+import { field, placeInOrder } from "/static/widgets.js";
+
+addWords(RUN_WORDS);
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -261,7 +265,12 @@ function actionButton(iid, action, how = {}) {
     attrs: { type: "button" },
     data: { action, ...how.data },
     text: how.text ?? t(`action.${action}`),
-    on: { click: () => act(iid, action, how.fields) },
+    on: {
+      click: () => {
+        runSheet.selected = iid; // the card acted on stays in hand
+        return act(iid, action, how.fields);
+      },
+    },
   });
 }
 
@@ -278,6 +287,14 @@ const kindContext = {
 };
 /** Each kind's part of the console, by kind name (registry.js). */
 const parts = partsOf((kind) => kind.console, () => kindContext);
+/** The list of interactions as the event's agenda (runsheet.js). */
+const runSheet = new RunSheet({
+  client: () => session.client,
+  saveSettings: kindContext.saveSettings,
+  act,
+  redraw: () => drawInteractions(),
+  notify,
+});
 
 // --- tabs --------------------------------------------------------------------------------------
 
@@ -455,6 +472,7 @@ $("composer").addEventListener("submit", async (event) => {
   if (created) {
     notify(t("console.created", { id: created.interaction }), "ok");
     drawComposer();
+    runSheet.select(created.interaction);
   }
 });
 
@@ -463,12 +481,17 @@ $("composer").addEventListener("submit", async (event) => {
 /** @type {Map<string, {el: HTMLElement, head: HTMLElement, body: import("/static/registry.js").Mounted, actions: HTMLElement}>} */
 const cards = new Map();
 
+let reordering = false;
+let composerTouched = false;
+$("composer-box").querySelector("summary")?.addEventListener("click", () => {
+  composerTouched = true;
+});
+
 /** Every view of the room: cards in the list, the kinds' tabs. */
 function drawInteractions() {
   const views = [...(session.client?.interactions?.values() ?? [])];
-  const carded = views.filter((view) => parts.get(view.kind)?.part.card);
-  // standing ones (every room has them) after the others
-  carded.sort((a, b) => Number(kindOf(a)?.standing ?? false) - Number(kindOf(b)?.standing ?? false));
+  // in the run-sheet's order; standing ones (every room has them) after the others
+  const carded = runSheet.order(views.filter((view) => parts.get(view.kind)?.part.card));
   const list = $("interaction-list");
   const keep = new Set(carded.map((v) => v.id));
   for (const [id, card] of cards) {
@@ -479,6 +502,10 @@ function drawInteractions() {
     }
   }
   for (const view of views) drawView(view, list);
+  placeInOrder(list, carded.map((v) => cards.get(v.id)?.el).filter((el) => el !== undefined));
+  replace($("run-bar"), ...runSheet.bar());
+  // The composer folds away once there is something to run, unless the host opened it.
+  if (!composerTouched) /** @type {HTMLDetailsElement} */ ($("composer-box")).open = !carded.some((v) => !kindOf(v)?.standing);
   if (!carded.some((v) => !kindOf(v)?.standing)) {
     if (!list.querySelector(".none")) list.prepend(h("p", { class: "none muted-text", text: t("console.none") }));
   } else list.querySelector(".none")?.remove();
@@ -499,14 +526,24 @@ function drawView(view, list = $("interaction-list")) {
     const el = h("article", { class: `card interaction kind-${kind.kind}`, data: { interaction: view.id } }, head, h("div", { class: "card-body" }, body.el), actions);
     card = { el, head, body, actions };
     cards.set(view.id, card);
-    if (kind.standing) list.append(el);
-    else list.prepend(el);
+    list.append(el);
     list.querySelector(".none")?.remove();
+    if (!reordering) {
+      reordering = true; // its place in the run-sheet, and the others' numbers, once for all new
+      queueMicrotask(() => {
+        reordering = false;
+        drawInteractions();
+      });
+    }
   }
   const phase = phaseOf(view);
+  // Only the card in hand shows its body and buttons; a click on a title takes it.
+  const open = runSheet.isOpen(view.id);
+  card.el.classList.toggle("folded", !open);
   replace(
     card.head,
-    h("h2", { class: "card-title" }, titleOf(view)),
+    ...runSheet.controls(view),
+    h("h2", { class: "card-title" }, h("button", { class: "card-open", attrs: { type: "button" }, aria: { expanded: open ? "true" : "false" }, text: titleOf(view), on: { click: () => runSheet.select(view.id) } })),
     h("span", { class: "tag", text: t(`kind.${kind.kind}`) }),
     h("span", { class: "tag", data: { phase }, text: t(`phase.${phase}`) }),
     h("code", { class: "iid", text: view.id }),

@@ -38,6 +38,8 @@ import { BY_NAME, KINDS as LISTED } from "/static/kinds/index.js";
  * @property {number} order  its place among kinds: cards, tabs, the composer's choices
  * @property {boolean} [standing]  every room has one, made by the server (no composer):
  *   listed after the others, and not counted as something to take part in
+ * @property {string} [start]  the host action that starts a draft of it when the
+ *   console's run-sheet reaches it with "Next" (runsheet.js)
  * @property {{en: Record<string, string>, zh: Record<string, string>}} [words]  its words,
  *   merged into i18n.js's tables: `kind.<kind>` (its name), `<kind>.…`, and the
  *   `phase.…` and `action.…` words of its own phases and actions
@@ -100,6 +102,7 @@ import { BY_NAME, KINDS as LISTED } from "/static/kinds/index.js";
  * @property {import("/static/client/hudong.js").HudongClient} client
  * @property {{get: (name: string) => string | null}} params  the page's link parameters
  * @property {number} showEndedS  how long an ended interaction stays on the screen
+ *   (Infinity while the host pushed one to the screens: it stays)
  * @property {() => View[]} views  the views of this kind
  * @property {(...children: Node[]) => HTMLElement} frame  the page's box for a widget, hidden at first
  * @property {(shown: {kicker: string, title: string, body: Node, id: string}) => void} [reveal]
@@ -183,12 +186,49 @@ export function partsOf(partOf, context, { client, keep = () => true } = {}) {
  * @param {(kind: KindModule, widget: Widget) => boolean} [keep]
  */
 export function screenWidgets(client, partOf, context, keep) {
-  const widgets = partsOf(partOf, (kind) => ({ ...context(kind), client, views: () => viewsOf(client, kind.kind) }), { client, keep });
+  const widgets = partsOf(
+    partOf,
+    (kind) => {
+      const base = context(kind);
+      return {
+        ...base,
+        client,
+        views: () => screenViews(client, kind),
+        // What the host pushed shows however long ago it ended.
+        get showEndedS() {
+          return pushedView(client) ? Infinity : base.showEndedS;
+        },
+      };
+    },
+    { client, keep },
+  );
   return {
     widgets,
-    /** Give each widget its kind's views. */
+    /** Give each widget its kind's views (only the pushed one while the host pushed one). */
     update() {
-      for (const { kind, part } of widgets.values()) part.update?.(viewsOf(client, kind.kind));
+      for (const { kind, part } of widgets.values()) part.update?.(screenViews(client, kind));
     },
   };
+}
+
+/**
+ * The interaction the host pushed to the screens (room setting `on_screen`, PROTOCOL.md,
+ * "REST API"), or null: the screens then show what moved last.
+ * @param {any} client
+ * @returns {View | null}
+ */
+export function pushedView(client) {
+  const id = client.snapshot?.room?.settings?.on_screen;
+  return (id && client.interactions.get(id)) || null;
+}
+
+/**
+ * A kind's views as a screen shows them: while the host pushed an interaction, only that
+ * one (the room's standing kinds, posts and counters, keep theirs).
+ * @param {any} client @param {KindModule} kind
+ */
+function screenViews(client, kind) {
+  const pushed = pushedView(client);
+  if (!pushed || kind.standing) return viewsOf(client, kind.kind);
+  return pushed.kind === kind.kind ? [pushed] : [];
 }

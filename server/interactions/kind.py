@@ -356,8 +356,9 @@ class Kind(Generic[SpecT, StateT]):
     def views(self, d: Definition, ctx: Context) -> dict[Audience, dict[str, Any]]:
         """The view for each audience; screens see what viewers see unless a kind
         overrides this."""
-        public = {"id": d.id, "kind": self.name, **self.view(d, ctx, Audience.PUBLIC)}
-        staff = {"id": d.id, "kind": self.name, **self.view(d, ctx, Audience.STAFF)}
+        head = {"id": d.id, "kind": self.name, "created_at": d.created_at}
+        public = {**head, **self.view(d, ctx, Audience.PUBLIC)}
+        staff = {**head, **self.view(d, ctx, Audience.STAFF)}
         return {Audience.PUBLIC: public, Audience.SCREEN: public, Audience.STAFF: staff}
 
     # --- viewer commands ------------------------------------------------------------------

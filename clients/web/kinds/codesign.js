@@ -144,6 +144,7 @@ function picksCard(ctx, view) {
 export default {
   kind: "codesign",
   order: 30,
+  start: "open",
 
   live: (ctx) => ({
     shown(view) {

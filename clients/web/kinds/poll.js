@@ -228,6 +228,7 @@ function ballotCard(ctx, view) {
 export default {
   kind: "poll",
   order: 10,
+  start: "open",
   title: (view) => view.spec?.question ?? view.id,
 
   live: (ctx) => ({

@@ -102,6 +102,7 @@ function moderation(ctx) {
 export default {
   kind: "qa",
   order: 50,
+  start: "open",
 
   live: (ctx) => ({
     shown: (view) => view.status?.phase === "open",

@@ -40,10 +40,17 @@ function standingLine(standing) {
   });
 }
 
-/** The quiz a screen puts on stage: one just revealed, or finished a while ago. @param {any[]} views */
-function onStage(views) {
+/**
+ * The quiz a screen puts on stage: one just revealed, or finished a while ago (any time
+ * ago while the host pushed it to the screens: `showEndedS` is then Infinity).
+ * @param {any[]} views @param {number} showEndedS
+ */
+function onStage(views, showEndedS) {
+  const pushed = showEndedS === Infinity;
   const staged = views.filter((v) =>
-    v.state?.finished ? within(v.state.finished_at, FINAL_S) : v.state?.revealed && within(v.state.revealed_at, STAGE_S),
+    v.state?.finished
+      ? pushed || within(v.state.finished_at, FINAL_S)
+      : v.state?.revealed && (pushed || within(v.state.revealed_at, STAGE_S)),
   );
   return staged.sort((a, b) => stageTime(b) - stageTime(a))[0] ?? null;
 }
@@ -155,6 +162,7 @@ function details() {
 export default {
   kind: "quiz",
   order: 20,
+  start: "ask",
   phase: (view) => (view.state?.finished ? "finished" : view.state?.current ? "asking" : "draft"),
 
   live: (ctx) => ({
@@ -177,7 +185,7 @@ export default {
       el,
       /** @param {any[]} views */
       update(views) {
-        const quiz = onStage(views);
+        const quiz = onStage(views, ctx.showEndedS);
         if (quiz) {
           replace(el, ...stageBoard(quiz));
           el.dataset.quiz = quiz.id;
@@ -196,7 +204,7 @@ export default {
       el,
       /** @param {any[]} views */
       update(views) {
-        const quiz = onStage(views);
+        const quiz = onStage(views, ctx.showEndedS);
         if (quiz) {
           replace(el, ...stageBoard(quiz));
           el.dataset.quiz = quiz.id;
