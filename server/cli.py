@@ -1,15 +1,23 @@
-"""The ``hudong`` command."""
+"""The ``hudong`` command: serve, verify-draw."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from server import __version__
 from server.config import ConfigError, Settings, base_url, load_settings
+from server.startup import SECRET_FILE, data_dir, kept_secret, public_base
+
+DESCRIPTION = (
+    "hudong, the self-hosted real-time interaction server for live streams: serve runs a "
+    "node; verify-draw checks a lucky draw from its audit record."
+)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -19,10 +27,24 @@ def _serve(args: argparse.Namespace) -> int:
     from server.auth import new_secret
     from server.hub import Connection
 
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "redis_url": args.redis,
+        "public_url": args.public_url,
+        "data_dir": args.data_dir,
+    }
     try:
-        settings = load_settings(
-            args.config, flags={"host": args.host, "port": args.port, "redis_url": args.redis}
-        )
+        settings = load_settings(args.config, flags=flags)
+        server = settings.server
+        # Links must work from a phone: under 0.0.0.0 they name the LAN address.
+        server = dataclasses.replace(server, public_url=public_base(settings))
+        kept = None
+        if not server.secret and not server.redis_url:
+            # The embedded default keeps its secret, so printed links outlive a restart.
+            kept = data_dir(settings) / SECRET_FILE
+            server = dataclasses.replace(server, secret=kept_secret(kept.parent))
+        settings = dataclasses.replace(settings, server=server)
     except ConfigError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -36,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
-    _print_banner(settings, generated)
+    _print_banner(settings, generated, kept)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,7 +105,7 @@ def _redacted(url: str) -> str:
     return scheme + sep + rest
 
 
-def _print_banner(settings: Settings, generated: bool) -> None:
+def _print_banner(settings: Settings, generated: bool, kept: Path | None) -> None:
     base = base_url(settings)
     ws = base.replace("http", "ws", 1)
     lines = [
@@ -97,28 +119,48 @@ def _print_banner(settings: Settings, generated: bool) -> None:
         f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
         f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
     ]
+    if kept is not None:
+        lines.append(f"  secret     kept in {kept} (links stay valid after a restart)")
     if generated:
         lines.append(
             f"  admin token (generated; set HUDONG_ADMIN_TOKEN to choose one): "
             f"{settings.server.admin_token}"
         )
+        bearer = f"'Authorization: Bearer {settings.server.admin_token}'"
+    elif os.environ.get("HUDONG_ADMIN_TOKEN") == settings.server.admin_token:
+        lines.append("  admin token: from HUDONG_ADMIN_TOKEN")
+        bearer = '"Authorization: Bearer $HUDONG_ADMIN_TOKEN"'
     else:
-        lines.append("  admin token: from HUDONG_ADMIN_TOKEN / config")
+        lines.append("  admin token: from the config file")
+        bearer = "'Authorization: Bearer <admin token>'"
+    # No room id: the server picks a new one, so this works on any node, --demo or not.
     lines.append(
-        f"  try: curl -s -X POST -H 'Authorization: Bearer <admin token>' "
-        f'{base}/api/v1/rooms -d \'{{"id":"demo"}}\''
+        f'  new room:  curl -s -X POST -H {bearer} {base}/api/v1/rooms -d \'{{"title":"My room"}}\''
     )
     print("\n".join(lines), flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hudong", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hudong", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"hudong {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a hub node (embedded default: memory backend)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="base URL of the printed links and the wall's QR code, as phones reach this "
+        "node, e.g. https://live.example.com (default: http://host:port; under --host "
+        "0.0.0.0 or :: the machine's LAN address)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the embedded default keeps its secret, so links stay valid after a "
+        "restart (default: $XDG_DATA_HOME/hudong or ~/.local/share/hudong)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",

@@ -1,0 +1,109 @@
+"""What ``hudong serve`` works out before it starts: the data directory, the signing
+secret the embedded default keeps there, and the address that printed links and the
+wall's QR code use.
+
+The embedded default (no ``server.redis_url``) generates its secret once and keeps it
+in ``<data dir>/secret`` (mode 0600), so the tokens in links printed before a restart
+stay valid after it. ``server.secret`` (``HUDONG_SECRET``), when set, wins. The data
+directory is ``server.data_dir``, else ``$XDG_DATA_HOME/hudong``, else
+``~/.local/share/hudong``.
+
+A node bound to every interface (``0.0.0.0``, ``::``) is reached by phones at the
+machine's address on the network, not at 127.0.0.1: links use the primary LAN address
+unless ``server.public_url`` names one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from server.auth import MIN_SECRET_BYTES, new_secret
+from server.config import ConfigError, Settings
+
+SECRET_FILE = "secret"
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+# Connecting a UDP socket picks the interface of the route to that address and sends
+# nothing. 192.0.2.1 is TEST-NET-1 (RFC 5737): never a real peer, routed like any other.
+PROBE_ADDRESS = ("192.0.2.1", 9)
+
+
+def data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """``server.data_dir``, else ``$XDG_DATA_HOME/hudong``, else ``~/.local/share/hudong``."""
+    environ = os.environ if environ is None else environ
+    if settings.server.data_dir:
+        return Path(settings.server.data_dir).expanduser()
+    xdg = environ.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec ignores relative paths
+        return Path(xdg) / "hudong"
+    return Path.home() / ".local" / "share" / "hudong"
+
+
+def kept_secret(directory: Path) -> str:
+    """The secret kept in ``directory``; made (mode 0600) on the first start.
+
+    Raises ConfigError when the directory cannot be made or the file read, or when the
+    file holds something too short to sign with."""
+    path = directory / SECRET_FILE
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            # O_EXCL: two nodes starting at once on one directory agree on one secret.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            secret = path.read_text("utf-8").strip()
+        else:
+            secret = new_secret()
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secret + "\n")
+            return secret
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot keep the secret in {path}: {exc.strerror or exc}; set server.data_dir "
+            "(--data-dir, HUDONG_DATA_DIR) to a writable folder, or set HUDONG_SECRET"
+        ) from None
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{path} holds no usable secret (at least {MIN_SECRET_BYTES} bytes); "
+            "delete it to make a new one (links minted with the old one stop working)"
+        )
+    return secret
+
+
+def lan_address() -> str | None:
+    """The machine's primary address on its network (the source address of its
+    default route), found without sending anything; None when it has none."""
+    candidates: list[str] = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(PROBE_ADDRESS)
+            candidates.append(probe.getsockname()[0])
+    except OSError:
+        pass  # no route anywhere: try the host name
+    try:
+        candidates.append(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    for candidate in candidates:
+        try:
+            address = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        if not (address.is_loopback or address.is_unspecified or address.is_link_local):
+            return candidate
+    return None
+
+
+def public_base(settings: Settings) -> str:
+    """What ``server.public_url`` should be for links: itself when set; for a node bound
+    to every interface, http://<LAN address>:port; else empty (links use the address
+    the page was opened at, or http://host:port when printed)."""
+    if settings.server.public_url:
+        return settings.server.public_url.rstrip("/")
+    if settings.server.host not in WILDCARD_HOSTS:
+        return ""
+    address = lan_address()
+    return f"http://{address}:{settings.server.port}" if address else ""
