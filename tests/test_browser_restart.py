@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.browser_kit import ROOT, Node, shot, start_node, stop_node, wait_count
-from tests.conftest import free_port
+from tests.conftest import ADMIN, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,8 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
         wall = pages(links["wall"], width=1280, height=720, base=first.base)
         console = pages(links["console"], width=1366, height=900, base=first.base)
         phone = pages("/live/demo", width=390, height=844, mobile=True, base=first.base)
-        for page in (overlay, wall, console, phone):
+        admin = pages(f"/console#room=demo&token={ADMIN}", width=1366, height=900, base=first.base)
+        for page in (overlay, wall, console, phone, admin):
             page.wait_for_selector("#conn[data-state='connected']", state="attached")
         guest = phone.evaluate("localStorage.getItem('hudong.guest.demo')")
         assert guest
@@ -110,6 +111,11 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
         assert console.locator("#notices .notice").count() == 0
         assert console.evaluate("sessionStorage.getItem('hudong.console')") is None
         shot(console, "restart-console-sign-in-again")
+
+        # The admin's console: its admin token is still good, so it stays in the room and
+        # shows the vote made after the restart.
+        wait_count(admin, "[data-poll='first'] [data-option='spicy'] .count", 1)
+        assert admin.locator("#signin").is_hidden()
 
         # The overlay: nothing on the stream, and it keeps trying.
         for _ in range(2):

@@ -243,9 +243,13 @@ async function openRoom(roomId) {
     drawFeed();
   });
   client.on("degrade", (/** @type {any} */ notice) => drawLevel(notice.level));
-  // The connection came back but its token was refused: sign in again (once).
+  // The connection came back but its token was refused (a restart with another secret).
+  // The admin's token may still be good: it mints a new host token (a 401 there asks to
+  // sign in again). A room token cannot be renewed: sign in again (once).
   client.on("error", (/** @type {any} */ err) => {
-    if (err.code === "unauthorized" && client === session.client) signInAgain();
+    if (err.code !== "unauthorized" || client !== session.client) return;
+    if (session.admin) openRoom(roomId).catch((/** @type {any} */ e) => notify(errorText(e), "error"));
+    else signInAgain();
   });
   await client.open(roomId, { token: wsToken });
   drawLevel(client.degrade ?? 0);
