@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -11,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from server import __version__
-from server.config import ConfigError, Settings, base_url, load_settings
-from server.startup import SECRET_FILE, data_dir, kept_secret, public_base
+from server.config import ConfigError, base_url, load_settings
+from server.startup import Prepared, prepare
 
 DESCRIPTION = (
     "hudong, the self-hosted real-time interaction server for live streams: serve runs a "
@@ -24,7 +23,6 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.auth import new_secret
     from server.hub import Connection
 
     flags = {
@@ -35,30 +33,17 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
     }
     try:
-        settings = load_settings(args.config, flags=flags)
-        server = settings.server
-        # Links must work from a phone: under 0.0.0.0 they name the LAN address.
-        server = dataclasses.replace(server, public_url=public_base(settings))
-        kept = None
-        if not server.secret and not server.redis_url:
-            # The embedded default keeps its secret, so printed links outlive a restart.
-            kept = data_dir(settings) / SECRET_FILE
-            server = dataclasses.replace(server, secret=kept_secret(kept.parent))
-        settings = dataclasses.replace(settings, server=server)
+        prepared = prepare(load_settings(args.config, flags=flags))
     except ConfigError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
-    generated = not settings.server.admin_token
-    if generated:
-        settings = dataclasses.replace(
-            settings, server=dataclasses.replace(settings.server, admin_token=new_secret())
-        )
+    settings = prepared.settings
     try:
         app = create_app(settings, demo=args.demo)
     except ValueError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
-    _print_banner(settings, generated, kept)
+    _print_banner(prepared)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -105,7 +90,8 @@ def _redacted(url: str) -> str:
     return scheme + sep + rest
 
 
-def _print_banner(settings: Settings, generated: bool, kept: Path | None) -> None:
+def _print_banner(prepared: Prepared) -> None:
+    settings = prepared.settings
     base = base_url(settings)
     ws = base.replace("http", "ws", 1)
     lines = [
@@ -119,15 +105,23 @@ def _print_banner(settings: Settings, generated: bool, kept: Path | None) -> Non
         f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
         f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
     ]
-    if kept is not None:
-        lines.append(f"  secret     kept in {kept} (links stay valid after a restart)")
-    if generated:
+    if prepared.secret_file is not None:
         lines.append(
-            f"  admin token (generated; set HUDONG_ADMIN_TOKEN to choose one): "
-            f"{settings.server.admin_token}"
+            f"  secret     kept in {prepared.secret_file} (links stay valid after a restart)"
         )
-        bearer = f"'Authorization: Bearer {settings.server.admin_token}'"
-    elif os.environ.get("HUDONG_ADMIN_TOKEN") == settings.server.admin_token:
+    token = settings.server.admin_token
+    bearer = f"'Authorization: Bearer {token}'"
+    if prepared.admin_token_file is not None:
+        lines.append(
+            f"  admin token (generated once, kept in {prepared.admin_token_file}; "
+            f"set HUDONG_ADMIN_TOKEN to choose one): {token}"
+        )
+    elif prepared.admin_token_generated:
+        lines.append(
+            f"  admin token (generated for this start; set HUDONG_ADMIN_TOKEN to choose one): "
+            f"{token}"
+        )
+    elif os.environ.get("HUDONG_ADMIN_TOKEN") == token:
         lines.append("  admin token: from HUDONG_ADMIN_TOKEN")
         bearer = '"Authorization: Bearer $HUDONG_ADMIN_TOKEN"'
     else:
@@ -190,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _verify_draw(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from server.interactions.draws import verify_audit
 

@@ -33,7 +33,8 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    # Empty: generated at start and printed once.
+    # Empty: the embedded default generates one and keeps it in data_dir; nodes on
+    # Redis generate one at each start. Printed at start.
     admin_token: str = ""
     # Key that signs room tokens (HS256). Empty: the embedded default generates one
     # and keeps it in data_dir, so links stay valid across restarts; nodes on Redis
@@ -45,8 +46,8 @@ class ServerSettings:
     # Base URL printed at start and used in links and the wall's QR code (--public-url);
     # empty: http://host:port, or http://<LAN address>:port when host is 0.0.0.0 or ::.
     public_url: str = ""
-    # Where the embedded default keeps what outlives a restart (its secret) (--data-dir);
-    # empty: $XDG_DATA_HOME/hudong, else ~/.local/share/hudong.
+    # Where the embedded default keeps what outlives a restart: its secret and admin
+    # token (--data-dir); empty: $XDG_DATA_HOME/hudong, else ~/.local/share/hudong.
     data_dir: str = ""
     # Empty: the embedded default (memory, one process). redis://host:port/db for one
     # Redis server, redis+cluster://host:port for a Redis Cluster (--redis).

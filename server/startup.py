@@ -1,12 +1,14 @@
-"""What ``hudong serve`` works out before it starts: the data directory, the signing
-secret the embedded default keeps there, and the address that printed links and the
-wall's QR code use.
+"""What ``hudong serve`` works out before it starts (:func:`prepare`): the data
+directory, the secrets the embedded default keeps there, and the address that printed
+links and the wall's QR code use.
 
-The embedded default (no ``server.redis_url``) generates its secret once and keeps it
-in ``<data dir>/secret`` (mode 0600), so the tokens in links printed before a restart
-stay valid after it. ``server.secret`` (``HUDONG_SECRET``), when set, wins. The data
-directory is ``server.data_dir``, else ``$XDG_DATA_HOME/hudong``, else
-``~/.local/share/hudong``.
+The embedded default (no ``server.redis_url``) generates its token-signing secret and
+its admin token once and keeps them in ``<data dir>/secret`` and
+``<data dir>/admin_token`` (mode 0600), so the links printed before a restart, and a
+console signed in with the admin token, still work after it. ``server.secret``
+(``HUDONG_SECRET``) and ``server.admin_token`` (``HUDONG_ADMIN_TOKEN``), when set, win.
+Nodes on Redis keep nothing: they must share both, so they are told. The data directory
+is ``server.data_dir``, else ``$XDG_DATA_HOME/hudong``, else ``~/.local/share/hudong``.
 
 A node bound to every interface (``0.0.0.0``, ``::``) is reached by phones at the
 machine's address on the network, not at 127.0.0.1: links use the primary LAN address
@@ -15,16 +17,19 @@ unless ``server.public_url`` names one.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.auth import MIN_SECRET_BYTES, new_secret
 from server.config import ConfigError, Settings
 
 SECRET_FILE = "secret"
+ADMIN_TOKEN_FILE = "admin_token"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # Connecting a UDP socket picks the interface of the route to that address and sends
 # nothing. 192.0.2.1 is TEST-NET-1 (RFC 5737): never a real peer, routed like any other.
@@ -42,12 +47,13 @@ def data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Pa
     return Path.home() / ".local" / "share" / "hudong"
 
 
-def kept_secret(directory: Path) -> str:
-    """The secret kept in ``directory``; made (mode 0600) on the first start.
+def kept_secret(directory: Path, name: str = SECRET_FILE) -> str:
+    """The secret kept in the file ``name`` of ``directory``; made (mode 0600) on the
+    first start.
 
     Raises ConfigError when the directory cannot be made or the file read, or when the
-    file holds something too short to sign with."""
-    path = directory / SECRET_FILE
+    file holds something too short to be a secret."""
+    path = directory / name
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -62,13 +68,13 @@ def kept_secret(directory: Path) -> str:
             return secret
     except OSError as exc:
         raise ConfigError(
-            f"cannot keep the secret in {path}: {exc.strerror or exc}; set server.data_dir "
-            "(--data-dir, HUDONG_DATA_DIR) to a writable folder, or set HUDONG_SECRET"
+            f"cannot keep a secret in {path}: {exc.strerror or exc}; set server.data_dir "
+            "(--data-dir, HUDONG_DATA_DIR) to a writable folder"
         ) from None
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(
             f"{path} holds no usable secret (at least {MIN_SECRET_BYTES} bytes); "
-            "delete it to make a new one (links minted with the old one stop working)"
+            "delete it to make a new one (what it signed or opened stops working)"
         )
     return secret
 
@@ -107,3 +113,38 @@ def public_base(settings: Settings) -> str:
         return ""
     address = lan_address()
     return f"http://{address}:{settings.server.port}" if address else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Settings ready to serve, and where their secrets came from (for the banner)."""
+
+    settings: Settings
+    # The files the secret and the admin token are kept in; None: configured, or (the
+    # admin token on Redis) generated for this start only.
+    secret_file: Path | None = None
+    admin_token_file: Path | None = None
+    admin_token_generated: bool = False
+
+
+def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Prepared:
+    """Fill in what the settings leave empty: the public base URL of links, and the
+    secret and admin token (kept in the data directory by the embedded default)."""
+    server = dataclasses.replace(settings.server, public_url=public_base(settings))
+    secret_file = admin_file = None
+    generated = False
+    if not server.redis_url:
+        directory = data_dir(settings, environ)
+        if not server.secret:
+            secret_file = directory / SECRET_FILE
+            server = dataclasses.replace(server, secret=kept_secret(directory))
+        if not server.admin_token:
+            admin_file = directory / ADMIN_TOKEN_FILE
+            token = kept_secret(directory, ADMIN_TOKEN_FILE)
+            server = dataclasses.replace(server, admin_token=token)
+    elif not server.admin_token:
+        generated = True
+        server = dataclasses.replace(server, admin_token=new_secret())
+    return Prepared(
+        dataclasses.replace(settings, server=server), secret_file, admin_file, generated
+    )

@@ -59,6 +59,7 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
     kept = {"HUDONG_SECRET": "", "HUDONG_DATA_DIR": str(tmp_path / "data")}
     first = start_node(port, "--demo", name="restart-secret-a", **kept)
     nodes = [first]
+    opened: list[Any] = []
     try:
         links = _demo_links("restart-secret-a")
         pages.watch.outage = True  # the node goes away: failed WebSocket attempts are expected
@@ -67,6 +68,7 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
         console = pages(links["console"], width=1366, height=900, base=first.base)
         phone = pages("/live/demo", width=390, height=844, mobile=True, base=first.base)
         admin = pages(f"/console#room=demo&token={ADMIN}", width=1366, height=900, base=first.base)
+        opened += [overlay, wall, console, phone, admin]
         for page in (overlay, wall, console, phone, admin):
             page.wait_for_selector("#conn[data-state='connected']", state="attached")
         guest = phone.evaluate("localStorage.getItem('hudong.guest.demo')")
@@ -139,6 +141,9 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
         shot(wall, "restart-wall-back")
         shot(overlay, "restart-overlay-back", omit_background=True)
     finally:
+        # The pages go first: they would keep trying (and failing) to reach no node.
+        for page in opened:
+            page.close()
         for node in nodes:
             if node.process.poll() is None:
                 stop_node(node)
@@ -156,6 +161,7 @@ def test_the_wall_names_the_address_phones_reach_under_host_0_0_0_0(pages, tmp_p
     LAN address the node printed, not the address the wall's browser used."""
     port = free_port()
     name = "wall-any-host"
+    wall = None
     node = start_node(port, "--host", "0.0.0.0", "--demo", name=name, HUDONG_DATA_DIR=str(tmp_path))
     try:
         banner = (ROOT / "test-artifacts" / f"{name}.log").read_text("utf-8")
@@ -174,4 +180,6 @@ def test_the_wall_names_the_address_phones_reach_under_host_0_0_0_0(pages, tmp_p
         assert target == viewer.group(1)
         shot(wall, "wall-lan-address")
     finally:
+        if wall is not None:
+            wall.close()  # before the node goes: it would keep trying
         stop_node(node)

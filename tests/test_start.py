@@ -170,8 +170,14 @@ def test_public_url_wins_over_the_lan_address(tmp_path):
 # --- a restart keeps the secret -------------------------------------------------------------
 
 
-def _host_token(node: Node, room: str) -> str:
-    with node.http() as http:
+def _admin_token(banner: str) -> str:
+    found = re.search(r"admin token \(generated once, kept in .*\): (\S+)", banner)
+    assert found, banner
+    return found.group(1)
+
+
+def _host_token(node: Node, room: str, admin: str) -> str:
+    with node.http(admin) as http:
         assert http.post("/api/v1/rooms", json={"id": room}).status_code == 201
         r = http.post(f"/api/v1/rooms/{room}/tokens", json={"role": "host", "name": "Host"})
         assert r.status_code == 201, r.text
@@ -186,10 +192,10 @@ def _takes(node: Node, token: str, room: str) -> int:
 def test_a_restart_with_the_same_data_dir_keeps_links_valid(tmp_path):
     port = free_port()
     data = tmp_path / "data"
-    env = {"HUDONG_SECRET": "", "HUDONG_DATA_DIR": str(data)}
+    env = {"HUDONG_SECRET": "", "HUDONG_ADMIN_TOKEN": "", "HUDONG_DATA_DIR": str(data)}
     first = start_node(port, name="start-keep-a", **env)
     try:
-        token = _host_token(first, "kept")
+        token = _host_token(first, "kept", _admin_token(_banner("start-keep-a")))
         assert _takes(first, token, "kept") == 200
     finally:
         stop_node(first)
@@ -200,12 +206,16 @@ def test_a_restart_with_the_same_data_dir_keeps_links_valid(tmp_path):
     second = start_node(port, name="start-keep-b", **env)
     try:
         # The memory backend forgot the room, but not who signed the token.
-        with second.http() as http:
+        with second.http(_admin_token(_banner("start-keep-b"))) as http:
             assert http.post("/api/v1/rooms", json={"id": "kept"}).status_code == 201
         assert _takes(second, token, "kept") == 200
     finally:
         stop_node(second)
     assert secret.read_text() == kept
+    # A generated admin token is kept the same way: a console signed in with it stays in.
+    admin = [_admin_token(_banner(n)) for n in ("start-keep-a", "start-keep-b")]
+    assert admin[0] == admin[1] == (data / "admin_token").read_text().strip()
+    assert stat.S_IMODE((data / "admin_token").stat().st_mode) == 0o600
     # HUDONG_SECRET, when set, wins: the old token is not this node's.
     third = start_node(port, name="start-keep-c", HUDONG_DATA_DIR=str(data))
     try:
@@ -229,7 +239,7 @@ def test_the_kept_secret_is_made_once_and_checked(tmp_path):
     assert (short / "secret").read_text() == "too short\n"  # left as it was
     blocked = tmp_path / "file"
     blocked.write_text("")
-    with pytest.raises(ConfigError, match="cannot keep the secret"):
+    with pytest.raises(ConfigError, match="cannot keep a secret"):
         kept_secret(blocked)
 
 
@@ -241,7 +251,7 @@ def test_an_unusable_data_dir_stops_serve_with_a_clear_message(tmp_path, capsys,
     code = main(["serve", "--data-dir", str(blocked), "--port", str(free_port())])
     assert code == 2
     err = capsys.readouterr().err
-    assert "configuration error" in err and "cannot keep the secret" in err
+    assert "configuration error" in err and "cannot keep a secret" in err
 
 
 # --- the JS client, as the README says to load it ----------------------------------------

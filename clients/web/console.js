@@ -248,8 +248,8 @@ async function openRoom(roomId) {
   // sign in again). A room token cannot be renewed: sign in again (once).
   client.on("error", (/** @type {any} */ err) => {
     if (err.code !== "unauthorized" || client !== session.client) return;
-    if (session.admin) openRoom(roomId).catch((/** @type {any} */ e) => notify(errorText(e), "error"));
-    else signInAgain();
+    if (!session.admin) signInAgain();
+    else openRoom(roomId).catch((/** @type {any} */ e) => e.status === 401 || notify(errorText(e), "error"));
   });
   await client.open(roomId, { token: wsToken });
   drawLevel(client.degrade ?? 0);
