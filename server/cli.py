@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="where the embedded default keeps its secret, so links stay valid after a "
-        "restart (default: $XDG_DATA_HOME/hudong or ~/.local/share/hudong)",
+        help="where the embedded default keeps its secret and admin token, so links stay "
+        "valid after a restart (default: $XDG_DATA_HOME/hudong or ~/.local/share/hudong)",
     )
     serve.add_argument(
         "--demo",

@@ -107,8 +107,15 @@ def public_base(settings: Settings) -> str:
     """What ``server.public_url`` should be for links: itself when set; for a node bound
     to every interface, http://<LAN address>:port; else empty (links use the address
     the page was opened at, or http://host:port when printed)."""
-    if settings.server.public_url:
-        return settings.server.public_url.rstrip("/")
+    url = settings.server.public_url
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.strip("/"):
+            raise ConfigError(
+                f"server.public_url must be an http:// or https:// URL, such as "
+                f"https://live.example.com, got {url!r}"
+            )
+        return url.rstrip("/")
     if settings.server.host not in WILDCARD_HOSTS:
         return ""
     address = lan_address()

@@ -189,6 +189,14 @@ def _takes(node: Node, token: str, room: str) -> int:
         return http.get(f"/api/v1/rooms/{room}/stats").status_code
 
 
+@pytest.mark.parametrize("url", ["live.example.com", "ftp://x", "https://"])
+def test_a_public_url_that_is_no_url_stops_serve_with_a_clear_message(url, capsys):
+    code = main(["serve", "--public-url", url, "--port", str(free_port())])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "server.public_url must be an http:// or https:// URL" in err and repr(url) in err
+
+
 def test_a_restart_with_the_same_data_dir_keeps_links_valid(tmp_path):
     port = free_port()
     data = tmp_path / "data"
