@@ -56,16 +56,9 @@ def kept_secret(directory: Path, name: str = SECRET_FILE) -> str:
     path = directory / name
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            # O_EXCL: two nodes starting at once on one directory agree on one secret.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            secret = path.read_text("utf-8").strip()
-        else:
-            secret = new_secret()
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(secret + "\n")
-            return secret
+        if not path.exists():
+            _make(path, new_secret())
+        secret = path.read_text("utf-8").strip()
     except OSError as exc:
         raise ConfigError(
             f"cannot keep a secret in {path}: {exc.strerror or exc}; set server.data_dir "
@@ -77,6 +70,25 @@ def kept_secret(directory: Path, name: str = SECRET_FILE) -> str:
             "delete it to make a new one (what it signed or opened stops working)"
         )
     return secret
+
+
+def _make(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path`` whole or not at all: written and synced under a
+    temporary name, then linked into place, which fails if the file exists meanwhile
+    (two nodes starting at once on one directory agree on the first one's)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secret + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def lan_address() -> str | None:

@@ -239,6 +239,8 @@ def test_the_kept_secret_is_made_once_and_checked(tmp_path):
     made = kept_secret(tmp_path / "new" / "dir")
     assert kept_secret(tmp_path / "new" / "dir") == made and len(made) >= 32
     assert stat.S_IMODE((tmp_path / "new" / "dir").stat().st_mode) == 0o700
+    [kept] = (tmp_path / "new" / "dir").iterdir()  # no temporary file left behind
+    assert kept.name == "secret" and stat.S_IMODE(kept.stat().st_mode) == 0o600
     short = tmp_path / "short"
     short.mkdir()
     (short / "secret").write_text("too short\n")
