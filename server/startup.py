@@ -101,8 +101,9 @@ def lan_address() -> str | None:
             candidates.append(probe.getsockname()[0])
     except OSError:
         pass  # no route anywhere: try the host name
-    try:
-        candidates.append(socket.gethostbyname(socket.gethostname()))
+    try:  # no default route (an offline venue network): what the host name resolves to
+        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        candidates += [str(info[4][0]) for info in found]
     except OSError:
         pass
     for candidate in candidates:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from server.startup import lan_address
 from tests.browser_kit import ROOT, Node, shot, start_node, stop_node, wait_count
 from tests.conftest import ADMIN, free_port
 
@@ -159,6 +160,8 @@ def test_every_page_copes_when_the_node_comes_back_with_another_secret(pages, tm
 def test_the_wall_names_the_address_phones_reach_under_host_0_0_0_0(pages, tmp_path):
     """Item 14: opened at 127.0.0.1, the wall still shows (and its QR code encodes) the
     LAN address the node printed, not the address the wall's browser used."""
+    if lan_address() is None:
+        pytest.skip("this machine has no address but loopback: links fall back to 127.0.0.1")
     port = free_port()
     name = "wall-any-host"
     wall = None

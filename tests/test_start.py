@@ -16,7 +16,7 @@ import segno
 
 from server.cli import build_parser, main
 from server.config import ConfigError
-from server.startup import kept_secret
+from server.startup import kept_secret, lan_address
 from tests.browser_kit import ROOT, Node, start_node, stop_node
 from tests.conftest import UNIT, free_port
 
@@ -121,7 +121,13 @@ def _encodes(svg: str, target: str) -> bool:
     return out.getvalue().decode() == svg
 
 
+def _needs_a_lan_address() -> None:
+    if lan_address() is None:
+        pytest.skip("this machine has no address but loopback: links fall back to 127.0.0.1")
+
+
 def test_bound_to_every_interface_links_and_the_qr_code_name_the_lan_address(tmp_path):
+    _needs_a_lan_address()
     name = "start-any-host"
     node = start_node(
         free_port(), "--host", "0.0.0.0", "--demo", name=name, HUDONG_DATA_DIR=str(tmp_path)
@@ -279,3 +285,26 @@ async def test_the_readme_loads_the_client_from_where_every_node_serves_it(serve
                 r = await http.get(path)
                 assert r.status_code == 200, path
                 assert r.headers["content-type"].startswith("text/javascript"), path
+
+
+def test_without_a_network_address_links_fall_back_to_loopback(monkeypatch):
+    """No route and a host name that resolves to loopback (Debian's 127.0.1.1): the
+    node still starts, and its links name 127.0.0.1."""
+    import socket
+
+    from server.config import Settings, base_url
+    from server.startup import prepare
+
+    def no_route(self: socket.socket, address: object) -> None:
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", no_route)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, 0, 0, "", ("127.0.1.1", 0))]
+    )
+    assert lan_address() is None
+    settings = Settings().replace(
+        server={"host": "0.0.0.0", "secret": "s" * 32, "admin_token": "a" * 32}
+    )
+    prepared = prepare(settings)  # both set: nothing to keep, no file written
+    assert base_url(prepared.settings) == "http://127.0.0.1:8000"
