@@ -1,5 +1,9 @@
 # hudong: one node on the embedded default (memory backend).
 #   docker build -t hudong . && docker run -p 8000:8000 -e HUDONG_ADMIN_TOKEN=change-me hudong
+# Links and the wall's QR code name the container's address unless HUDONG_PUBLIC_URL
+# says where phones reach it (-e HUDONG_PUBLIC_URL=http://192.168.1.20:8000). The kept
+# secret lives in /data: mount a volume there (-v hudong-data:/data) to keep links valid
+# across containers.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -9,7 +13,10 @@ COPY protocol ./protocol
 COPY server ./server
 COPY loadtest ./loadtest
 COPY config ./config
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 hudong
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 hudong \
+    && mkdir /data && chown hudong /data && chmod 700 /data
+ENV HUDONG_DATA_DIR=/data
+VOLUME /data
 USER hudong
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"

@@ -336,13 +336,15 @@ class Deployment:
                     launch.redis_server, launch.redis_cpus, launch.start_timeout
                 )
                 dep.redis_url = dep.redis.url
-            settings = {"HUDONG_ADMIN_TOKEN": secrets.token_urlsafe(24)}
-            if dep.redis_url:  # nodes that share rooms share a secret, a prefix of their own
+            # A secret of their own: nodes that share rooms share it, and an embedded
+            # node keeps nothing in the user's data directory.
+            settings = {
+                "HUDONG_ADMIN_TOKEN": secrets.token_urlsafe(24),
+                "HUDONG_SECRET": secrets.token_urlsafe(33),
+            }
+            if dep.redis_url:  # and a prefix of their own
                 dep.key_prefix = f"lt-{secrets.token_hex(4)}:"
-                settings |= {
-                    "HUDONG_SECRET": secrets.token_urlsafe(33),
-                    "HUDONG_REDIS_PREFIX": dep.key_prefix,
-                }
+                settings |= {"HUDONG_REDIS_PREFIX": dep.key_prefix}
             env = {**tree_env(launch.src), **settings}
             dep.source = source_info(launch.src, env)
             for i in range(launch.nodes):  # one by one: those started are stopped if one fails

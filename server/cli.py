@@ -1,42 +1,49 @@
-"""The ``hudong`` command."""
+"""The ``hudong`` command: serve, verify-draw."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from server import __version__
-from server.config import ConfigError, Settings, base_url, load_settings
+from server.config import ConfigError, base_url, load_settings
+from server.startup import Prepared, prepare
+
+DESCRIPTION = (
+    "hudong, the self-hosted real-time interaction server for live streams: serve runs a "
+    "node; verify-draw checks a lucky draw from its audit record."
+)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.auth import new_secret
     from server.hub import Connection
 
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "redis_url": args.redis,
+        "public_url": args.public_url,
+        "data_dir": args.data_dir,
+    }
     try:
-        settings = load_settings(
-            args.config, flags={"host": args.host, "port": args.port, "redis_url": args.redis}
-        )
+        prepared = prepare(load_settings(args.config, flags=flags))
     except ConfigError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
-    generated = not settings.server.admin_token
-    if generated:
-        settings = dataclasses.replace(
-            settings, server=dataclasses.replace(settings.server, admin_token=new_secret())
-        )
+    settings = prepared.settings
     try:
         app = create_app(settings, demo=args.demo)
     except ValueError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
-    _print_banner(settings, generated)
+    _print_banner(prepared)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,7 +90,8 @@ def _redacted(url: str) -> str:
     return scheme + sep + rest
 
 
-def _print_banner(settings: Settings, generated: bool) -> None:
+def _print_banner(prepared: Prepared) -> None:
+    settings = prepared.settings
     base = base_url(settings)
     ws = base.replace("http", "ws", 1)
     lines = [
@@ -97,28 +105,56 @@ def _print_banner(settings: Settings, generated: bool) -> None:
         f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
         f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
     ]
-    if generated:
+    if prepared.secret_file is not None:
         lines.append(
-            f"  admin token (generated; set HUDONG_ADMIN_TOKEN to choose one): "
-            f"{settings.server.admin_token}"
+            f"  secret     kept in {prepared.secret_file} (links stay valid after a restart)"
         )
+    token = settings.server.admin_token
+    bearer = f"'Authorization: Bearer {token}'"
+    if prepared.admin_token_file is not None:
+        lines.append(
+            f"  admin token (generated once, kept in {prepared.admin_token_file}; "
+            f"set HUDONG_ADMIN_TOKEN to choose one): {token}"
+        )
+    elif prepared.admin_token_generated:
+        lines.append(
+            f"  admin token (generated for this start; set HUDONG_ADMIN_TOKEN to choose one): "
+            f"{token}"
+        )
+    elif os.environ.get("HUDONG_ADMIN_TOKEN") == token:
+        lines.append("  admin token: from HUDONG_ADMIN_TOKEN")
+        bearer = '"Authorization: Bearer $HUDONG_ADMIN_TOKEN"'
     else:
-        lines.append("  admin token: from HUDONG_ADMIN_TOKEN / config")
+        lines.append("  admin token: from the config file")
+        bearer = "'Authorization: Bearer <admin token>'"
+    # No room id: the server picks a new one, so this works on any node, --demo or not.
     lines.append(
-        f"  try: curl -s -X POST -H 'Authorization: Bearer <admin token>' "
-        f'{base}/api/v1/rooms -d \'{{"id":"demo"}}\''
+        f'  new room:  curl -s -X POST -H {bearer} {base}/api/v1/rooms -d \'{{"title":"My room"}}\''
     )
     print("\n".join(lines), flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hudong", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hudong", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"hudong {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a hub node (embedded default: memory backend)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="base URL of the printed links and the wall's QR code, as phones reach this "
+        "node, e.g. https://live.example.com (default: http://host:port; under --host "
+        "0.0.0.0 or :: the machine's LAN address)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the embedded default keeps its secret and admin token, so links stay "
+        "valid after a restart (default: $XDG_DATA_HOME/hudong or ~/.local/share/hudong)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",
@@ -148,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _verify_draw(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from server.interactions.draws import verify_audit
 

@@ -8,7 +8,7 @@ Precedence, lowest first (README, "Configuration"):
 3. environment variables: ``HUDONG_<KEY>`` for the ``[server]`` section
    (``HUDONG_PORT``, ``HUDONG_ADMIN_TOKEN``) and ``HUDONG_<SECTION>_<KEY>`` for the
    others (``HUDONG_HUB_TICK_MS``);
-4. command-line flags (``--host``, ``--port``).
+4. command-line flags (``--host``, ``--port``, ``--public-url``, ``--data-dir``).
 """
 
 from __future__ import annotations
@@ -33,16 +33,22 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    # Empty: generated at start and printed once.
+    # Empty: the embedded default generates one and keeps it in data_dir; nodes on
+    # Redis generate one at each start. Printed at start.
     admin_token: str = ""
-    # Key that signs room tokens (HS256). Empty: generated at start, so tokens
-    # minted before a restart stop working; set it to keep them valid.
+    # Key that signs room tokens (HS256). Empty: the embedded default generates one
+    # and keeps it in data_dir, so links stay valid across restarts; nodes on Redis
+    # generate one at each start (give them all the same one).
     secret: str = ""
     # Name of this node in metrics and event ids. Empty: hostname and pid.
     node_id: str = ""
     log_level: str = "info"
-    # Base URL printed at start and used in links; empty: http://host:port.
+    # Base URL printed at start and used in links and the wall's QR code (--public-url);
+    # empty: http://host:port, or http://<LAN address>:port when host is 0.0.0.0 or ::.
     public_url: str = ""
+    # Where the embedded default keeps what outlives a restart: its secret and admin
+    # token (--data-dir); empty: $XDG_DATA_HOME/hudong, else ~/.local/share/hudong.
+    data_dir: str = ""
     # Empty: the embedded default (memory, one process). redis://host:port/db for one
     # Redis server, redis+cluster://host:port for a Redis Cluster (--redis).
     redis_url: str = ""

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import httpx
 from websockets.asyncio.client import connect
@@ -22,9 +23,11 @@ def _hudong_command() -> list[str]:
 
 
 async def _start(port: int, env: dict[str, str]) -> subprocess.Popen:
+    # The node keeps its secret in its data directory: never the user's own.
+    data = tempfile.mkdtemp(prefix="hudong-lifecycle-")
     proc = subprocess.Popen(
         [*_hudong_command(), "serve", "--port", str(port)],
-        env={**os.environ, **env},
+        env={**os.environ, "XDG_DATA_HOME": data, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -54,9 +57,10 @@ def _stop(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, out
 
 
-async def test_serve_starts_on_the_embedded_default_and_prints_a_token():
+async def test_serve_starts_on_the_embedded_default_and_prints_a_token(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUDONG_")}
+    env["XDG_DATA_HOME"] = str(tmp_path)  # the default data directory, in a temp dir
     proc = subprocess.Popen(
         [*_hudong_command(), "serve", "--port", str(port)],
         env=env,
@@ -91,6 +95,8 @@ async def test_serve_starts_on_the_embedded_default_and_prints_a_token():
     token = re.search(r"admin token \(generated.*\): (\S+)", out)
     assert token and len(token.group(1)) >= 32, out
     assert f"ws://127.0.0.1:{port}/ws" in out
+    secret = tmp_path / "hudong" / "secret"
+    assert f"kept in {secret}" in out and len(secret.read_text().strip()) >= 32
 
 
 async def test_serve_refuses_a_bad_setting_with_a_clear_message():

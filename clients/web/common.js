@@ -170,6 +170,18 @@ export class ApiError extends Error {
   }
 }
 
+/** @type {Set<(err: ApiError) => void>} */
+const tokenRefusedListeners = new Set();
+
+/**
+ * Hear each 401 answer to a call made with a token: the server no longer takes it (a
+ * restart with another secret or admin token). The call still throws its ApiError.
+ * @param {(err: ApiError) => void} listener
+ */
+export function onTokenRefused(listener) {
+  tokenRefusedListeners.add(listener);
+}
+
 /**
  * Call the REST API (PROTOCOL.md, "REST API") with a bearer token.
  * @param {string} path  under /api/v1
@@ -195,7 +207,9 @@ export async function api(path, { token, method = "GET", body, raw = false } = {
     } catch {
       // not JSON
     }
-    throw new ApiError(response.status, code, message);
+    const error = new ApiError(response.status, code, message);
+    if (response.status === 401 && token) for (const listener of tokenRefusedListeners) listener(error);
+    throw error;
   }
   if (raw) return response;
   return response.status === 204 ? null : response.json();
@@ -310,4 +324,44 @@ export function connectClient(options = {}) {
     }
   });
   return client;
+}
+
+// --- staying in the room whatever happens to the token ---------------------------------------
+
+const STAY_FIRST_MS = 1000;
+const STAY_MAX_MS = 10_000;
+
+/**
+ * Keep a screen (overlay, wall) in its room: open it, and whenever the client gives up
+ * (a refusal it does not retry: a token signed with another secret after a restart, a
+ * room not made yet), open it again after a while (1 s doubling to 10 s, jittered), for
+ * as long as the page is open. The same link starts working again as soon as the
+ * server takes its token. `refused(err)` hears each refusal; `joined()` each join.
+ * @param {HudongClient} client
+ * @param {string} room
+ * @param {{token?: string}} options
+ * @param {{refused?: (err: any) => void, joined?: () => void}} [hooks]
+ */
+export function stayInRoom(client, room, options, { refused = () => {}, joined = () => {} } = {}) {
+  let attempt = 0;
+  let timer = 0;
+  /** @param {any} err */
+  const again = (err) => {
+    refused(err);
+    clearTimeout(timer);
+    const delay = Math.min(STAY_MAX_MS, STAY_FIRST_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
+    attempt += 1;
+    timer = window.setTimeout(open, delay);
+  };
+  const open = () => {
+    client.open(room, options).then(() => {
+      attempt = 0;
+      joined();
+    }, again);
+  };
+  // A lost connection that the client could not bring back (its rejoin was refused).
+  client.on("error", (/** @type {any} */ err) => {
+    if (!err.retry && client.room === null && client.state === "disconnected") again(err);
+  });
+  open();
 }

@@ -21,6 +21,7 @@ import {
   hideTokenFromAddressBar,
   linkParams,
   notify,
+  onTokenRefused,
   replace,
   setupLanguage,
   t,
@@ -77,12 +78,34 @@ async function signIn(token, room) {
       if (room) await openRoom(room);
       else await showRooms();
     }
+    signedIn = true;
+    $("signin-again").hidden = true;
   } catch (err) {
     clearSession();
     showSignIn();
     notify(errorText(err), "error", 10_000);
   }
 }
+
+// A token the server no longer takes (it restarted with another secret or admin token)
+// turns every call into a 401: stop everything that calls the server and ask once, in
+// the sign-in form, to sign in again. Nothing retries with the old token.
+let signedIn = false;
+function signInAgain() {
+  if (!signedIn) return; // a sign-in that fails says so itself
+  signedIn = false;
+  clearInterval(statsTimer);
+  session.client?.close();
+  Object.assign(session, { token: "", admin: false, room: null, role: "", client: null, restToken: "" });
+  clearSession();
+  $("conn").hidden = true;
+  $("level").hidden = true;
+  $("room-name").textContent = "";
+  document.title = "hudong console";
+  showSignIn();
+  $("signin-again").hidden = false;
+}
+onTokenRefused(signInAgain);
 
 function showSignIn() {
   show("signin");
@@ -224,6 +247,14 @@ async function openRoom(roomId) {
     drawFeed();
   });
   client.on("degrade", (/** @type {any} */ notice) => drawLevel(notice.level));
+  // The connection came back but its token was refused (a restart with another secret).
+  // The admin's token may still be good: it mints a new host token (a 401 there asks to
+  // sign in again). A room token cannot be renewed: sign in again (once).
+  client.on("error", (/** @type {any} */ err) => {
+    if (err.code !== "unauthorized" || client !== session.client) return;
+    if (!session.admin) signInAgain();
+    else openRoom(roomId).catch((/** @type {any} */ e) => e.status === 401 || notify(errorText(e), "error"));
+  });
   await client.open(roomId, { token: wsToken });
   drawLevel(client.degrade ?? 0);
   selectTab(currentTab);

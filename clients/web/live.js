@@ -75,6 +75,18 @@ async function join() {
   }
 }
 
+// The connection came back but the server refused this guest's token (it restarted with
+// another secret): join again as a new guest, by itself. A link's token is not ours to drop.
+client.on("error", (/** @type {any} */ err) => {
+  if (err.code !== "unauthorized" || client.room !== null || client.state !== "disconnected") return;
+  if (linkToken) {
+    notify(errorText(err), "error", 60_000);
+    return;
+  }
+  store.remove(guestKey);
+  void join();
+});
+
 client.on("joined", (message) => {
   $("you").textContent = t("you.as", { name: message.you.name });
   /** @type {HTMLInputElement} */ ($("name")).value = store.get("hudong.name") ?? message.you.name;

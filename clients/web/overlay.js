@@ -9,9 +9,10 @@
 // kind's module's `overlay` part (registry.js).
 //
 // A reconnect does not clear the screen: danmaku keep flying, widgets keep their last
-// view and are brought up to date by the fresh snapshot, in place.
+// view and are brought up to date by the fresh snapshot, in place. A refused token (a
+// restart with another secret) draws nothing either: the overlay keeps trying quietly.
 
-import { connectClient, cssColor, errorText, h, hideTokenFromAddressBar, linkParams, roomFromPath, setupLanguage, t } from "/static/common.js";
+import { connectClient, cssColor, errorText, h, hideTokenFromAddressBar, linkParams, roomFromPath, setupLanguage, stayInRoom, t } from "/static/common.js";
 import { DanmakuStage } from "/static/danmaku.js";
 import { screenWidgets } from "/static/registry.js";
 
@@ -59,14 +60,20 @@ for (const { kind, part } of screen.widgets.values()) {
   box.append(part.el);
 }
 
+// Whatever happens to the connection or the token, nothing about it is drawn on the
+// stream: the overlay stays transparent and keeps trying (stayInRoom). A problem goes to
+// the browser's console, and shows on the page only with `debug=1`.
+const debug = params.get("debug") === "1";
 const problem = /** @type {HTMLElement} */ (document.getElementById("problem"));
 /** @param {string} text */
 function showProblem(text) {
+  console.warn(`hudong overlay: ${text}`);
+  if (!debug) return;
   problem.textContent = text;
   problem.hidden = false;
 }
 
-if (params.get("debug") === "1") {
+if (debug) {
   const conn = /** @type {HTMLElement} */ (document.getElementById("conn"));
   conn.hidden = false;
 }
@@ -81,7 +88,7 @@ setInterval(() => screen.update(), 1000); // ended ones leave after SHOW_ENDED_S
 if (!token) {
   showProblem(t("error.no_token"));
 } else {
-  client.open(room, { token }).catch((err) => showProblem(errorText(err)));
+  stayInRoom(client, room, { token }, { refused: (err) => showProblem(errorText(err)), joined: () => (problem.hidden = true) });
 }
 client.on("error", (err) => {
   if (!err.retry) showProblem(errorText(err));

@@ -19,6 +19,7 @@ import {
   replace,
   roomFromPath,
   setupLanguage,
+  stayInRoom,
   t,
 } from "/static/common.js";
 import { screenWidgets } from "/static/registry.js";
@@ -33,9 +34,17 @@ const token = params.get("token");
 hideTokenFromAddressBar();
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
-const joinUrl = `${location.origin}/live/${encodeURIComponent(room)}`;
-/** @type {HTMLImageElement} */ ($("qr")).src = `/qr/${encodeURIComponent(room)}.svg`;
-$("join-url").textContent = joinUrl;
+const qrPath = `/qr/${encodeURIComponent(room)}.svg`;
+/** @type {HTMLImageElement} */ ($("qr")).src = qrPath;
+$("join-url").textContent = `${location.origin}/live/${encodeURIComponent(room)}`;
+// The link under the code is the one the code encodes: the server's public address
+// (under --host 0.0.0.0, the LAN address phones reach), not this page's.
+fetch(qrPath, { method: "HEAD" })
+  .then((response) => {
+    const target = response.headers.get("X-Hudong-Target");
+    if (response.ok && target) $("join-url").textContent = target;
+  })
+  .catch(() => {});
 
 const client = connectClient();
 
@@ -114,8 +123,18 @@ function problem(text) {
   $("problem").hidden = false;
 }
 
-if (!token) problem(t("error.no_token"));
-else client.open(room, { token }).catch((err) => problem(errorText(err)));
+// Once it has shown the room, the wall says so in big letters while it is not in it
+// (a restart, a lost network, a token the server no longer takes), and keeps trying.
+let shown = false;
+function drawConnection() {
+  $("reconnecting").hidden = !shown || (client.state === "connected" && client.room !== null);
+}
+client.on("state", drawConnection);
 client.on("joined", () => {
+  shown = true;
   $("problem").hidden = true;
+  drawConnection();
 });
+
+if (!token) problem(t("error.no_token"));
+else stayInRoom(client, room, { token }, { refused: (err) => (shown ? drawConnection() : problem(errorText(err))) });
