@@ -32,6 +32,13 @@ published commitment and entrant list hash make every such change visible after 
 fact, not impossible. Mixing in randomness that nobody knows when the list freezes
 (e.g. a later public beacon value) would close that gap; it is not done here.
 
+Claim codes: each winner gets a code, ``HMAC-SHA256(key=claim key, msg="hudong-claim-v1"
+|| 0x00 || draw id || 0x00 || winner id)``, its first 40 bits in Crockford's base 32
+(``K7QM-2XPD``, :func:`claim_code`). The claim key is drawn with the seed but never
+revealed, so nobody can work a code out from the audit record; only the winner
+(``GET …/mine``) and the hosts (the staff view) see it. A host ``claim`` marks a prize
+handed over, once; ``lookup`` says whose a code is.
+
 Eligibility: ``presence`` (viewers in the room when the draw runs), ``keyword``
 (口令抽奖: danmaku containing the keyword within the window, :func:`keyword_entrants`),
 ``poll`` (the voters of a poll: that poll's record keys) or ``entry`` (viewers who
@@ -136,8 +143,9 @@ class DrawSpec(Record, frozen=True):
 
 
 class DrawState(Record, frozen=True):
-    """An open or drawn draw. ``seed`` (hex) is secret until drawn: publish :meth:`public`.
-    ``commitment`` is always recomputed from the seed."""
+    """An open or drawn draw. ``seed`` (hex) is secret until drawn, ``claim_key`` always
+    (empty in draws made before claim codes): publish :meth:`public`. ``commitment`` is
+    always recomputed from the seed; ``claimed``: winner -> when the prize was handed over."""
 
     seed: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
     opened_at: Time = 0.0
@@ -145,6 +153,8 @@ class DrawState(Record, frozen=True):
     drawn_at: Time | None = None
     winners: tuple[str, ...] = ()
     commitment: str = ""
+    claim_key: Annotated[str, Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
+    claimed: dict[str, float] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         force_setattr(self, "commitment", commitment_of(self.seed_bytes))
@@ -164,14 +174,54 @@ class DrawState(Record, frozen=True):
             "opened_at": self.opened_at,
             "drawn_at": self.drawn_at,
             "winners": list(self.winners),
+            "claimed": [w for w in self.winners if w in self.claimed],
         }
 
+    def code_of(self, draw_id: str, winner: str) -> str | None:
+        """The winner's claim code (None without a claim key)."""
+        return claim_code(self.claim_key, draw_id, winner) if self.claim_key else None
 
-def open_draw(spec: DrawSpec, seed: bytes, now: float) -> DrawState:
-    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`)."""
+    def claim(self, draw_id: str, winner: str) -> dict[str, Any]:
+        """What the winner and the hosts see of one winner's claim."""
+        at = self.claimed.get(winner)
+        return {"winner": winner, "code": self.code_of(draw_id, winner), "claimed_at": at}
+
+
+def open_draw(spec: DrawSpec, seed: bytes, now: float, claim_key: bytes = b"") -> DrawState:
+    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`);
+    ``claim_key`` (32 secret bytes) makes the winners' claim codes."""
     if len(seed) != SEED_BYTES:
         raise ValueError(f"a seed is {SEED_BYTES} bytes, got {len(seed)}")
-    return DrawState(seed.hex(), opened_at=now)
+    return DrawState(seed.hex(), opened_at=now, claim_key=claim_key.hex())
+
+
+CLAIM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
+
+
+def claim_code(key: str, draw_id: str, winner: str) -> str:
+    """A winner's claim code, ``XXXX-XXXX`` (40 bits; see the module's docstring)."""
+    message = b"hudong-claim-v1\x00" + draw_id.encode() + b"\x00" + winner.encode()
+    n = int.from_bytes(hmac.digest(bytes.fromhex(key), message, "sha256")[:5], "big")
+    chars = "".join(CLAIM_ALPHABET[(n >> shift) & 31] for shift in range(35, -1, -5))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def find_claim(spec: DrawSpec, state: DrawState, code: Any) -> str:
+    """The winner whose claim code ``code`` is (case, spaces and dashes aside; O reads
+    as 0, I and L as 1); ``not_open`` before the draw, ``unknown_target`` for no winner's."""
+    if state.phase != "drawn":
+        raise InteractionError("not_open", f"draw {spec.id} has no winners yet")
+    if not isinstance(code, str) or not code.strip():
+        raise InteractionError("invalid_field", "send the winner's claim 'code' (XXXX-XXXX)")
+    typed = "".join(code.upper().split()).replace("-", "")
+    typed = typed.translate(str.maketrans("OIL", "011"))[:8]
+    for winner in state.winners:
+        mine = (state.code_of(spec.id, winner) or "").replace("-", "")
+        if mine and hmac.compare_digest(mine.encode(), typed.encode()):
+            return winner
+    raise InteractionError(
+        "unknown_target", f"no winner of draw {spec.id} has the claim code {code[:16]!r}"
+    )
 
 
 def enter(
@@ -358,7 +408,7 @@ class Draw(Kind[DrawSpec, DrawState]):
     spec_type = DrawSpec
     state_type = DrawState
     ops = (Op("enter"),)
-    actions = ("run",)
+    actions = ("run", "claim", "lookup")
     audited = True
     example: ClassVar[Mapping[str, Any]] = {
         "id": "prize",
@@ -367,7 +417,9 @@ class Draw(Kind[DrawSpec, DrawState]):
     }
 
     def first_state(self, spec: DrawSpec, now: float, entropy: bytes) -> DrawState:
-        return open_draw(spec, entropy, now)
+        # Two keys from one secret: revealing the seed tells nothing of the claim key.
+        seed = hmac.digest(entropy, b"hudong-draw-seed", "sha256")
+        return open_draw(spec, seed, now, hmac.digest(entropy, b"hudong-draw-claim", "sha256"))
 
     def source(self, d: Definition) -> str:
         """The box the entrants come from: those present, a poll's voters, or the
@@ -391,8 +443,17 @@ class Draw(Kind[DrawSpec, DrawState]):
             "entrants": ctx.data.counters(source).get("n", 0),
         }
         if d.state.phase == "drawn":
-            out["names"] = self._names(ctx, source, d.state.winners)
+            out["names"] = names = self._names(ctx, source, d.state.winners)
+            if audience == Audience.STAFF:  # the codes: hosts and each winner, no one else
+                claims = [d.state.claim(d.id, w) for w in d.state.winners]
+                out["claims"] = [{**c, "name": names.get(c["winner"])} for c in claims]
         return out
+
+    def own_view(self, d: Definition, ctx: Context, viewer_id: str) -> dict[str, Any]:
+        """A winner's own claim code (and whether the prize was handed over)."""
+        if d.state.phase != "drawn" or viewer_id not in d.state.winners:
+            return {}
+        return {"claim": d.state.claim(d.id, viewer_id)}
 
     def _names(self, ctx: Context, box: str, winners: Iterable[str]) -> dict[str, str | None]:
         """Display names of the winners, from the records they were drawn from (None for
@@ -425,11 +486,18 @@ class Draw(Kind[DrawSpec, DrawState]):
         return Needs.of(records=[self.source(d)])
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
-        if action != "run":
-            raise InteractionError(
-                "invalid_field", f"a draw takes the action run, got {action!r:.40}"
-            )
         state: DrawState = d.state
+        if action in ("claim", "lookup"):
+            winner = find_claim(d.spec, state, fields.get("code"))
+            names = self._names(ctx, self.source(d), [winner])
+            if action == "lookup":
+                return Change(reply={"claim": {**state.claim(d.id, winner), "name": names[winner]}})
+            done = winner in state.claimed  # a prize is handed over once: a repeat changes nothing
+            if not done:
+                state = msgspec.structs.replace(state, claimed={**state.claimed, winner: ctx.now})
+            claim = {**state.claim(d.id, winner), "name": names[winner]}
+            reply = {"claim": claim, "duplicate": done}
+            return Change(reply=reply) if done else Change(state, reply=reply)
         if state.phase == "drawn":  # a retried run: the same winners
             return Change(reply={"winners": list(state.winners)})
         source = self.source(d)

@@ -438,6 +438,13 @@ class RoomService:
             views = await self.views.compute(room_id, [d], record.settings, definitions)
         return views[d.id][audience]
 
+    async def own_view(self, room_id: str, iid: str, user_id: str) -> dict[str, Any]:
+        """What only ``user_id`` may see of an interaction (a draw winner's claim code)."""
+        async with refusals():
+            kind, d, definitions = await self._found(room_id, iid)
+        own = kind.own_view(d, Context(self._clock(), {}, definitions), user_id)
+        return {"interaction": iid, **own}
+
     async def _found(
         self, room_id: str, iid: str
     ) -> tuple[Kind[Any, Any], Definition, dict[str, Definition]]:
