@@ -115,6 +115,11 @@ async def test_a_claim_happens_once_and_a_wrong_code_changes_nothing(live: LiveS
     assert (await get(live, host, ""))["claims"][0]["claimed_at"] == claimed_at
     assert (await get(live, tokens[winner], ""))["state"]["claimed"] == [winner]
     assert (await get(live, tokens[winner], "/mine"))["claim"]["claimed_at"] == claimed_at
+    rows = (await get(live, host, "/export"))["rows"]
+    assert [(r["viewer"], r["code"], r["claimed_at"]) for r in rows if r["won"]] == [
+        (winner, code, claimed_at)
+    ]
+    assert all(r["code"] is None for r in rows if not r["won"]) and len(rows) == 3
     # Viewers may not claim, even with the code.
     forbidden = await act(live, tokens[winner], {"action": "claim", "code": code}, expect=403)
     assert forbidden["error"]["code"] == "forbidden"

@@ -540,17 +540,18 @@ class Draw(Kind[DrawSpec, DrawState]):
         return Needs.of(records=[self.source(d)])
 
     def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
-        """The entrants by id and name, and whether each won."""
-        winners = set(d.state.winners)
+        """The entrants by id and name, whether each won, and a winner's claim code and
+        when the prize was handed over."""
+        state: DrawState = d.state
         records = ctx.data.records(self.source(d))
-        return [
-            {
-                "viewer": viewer,
-                "name": (records[viewer] or {}).get("name"),
-                "won": viewer in winners,
-            }
-            for viewer in sorted(records)
-        ]
+        rows = []
+        for viewer in sorted(records):
+            row = {"viewer": viewer, "name": (records[viewer] or {}).get("name")}
+            won = viewer in state.winners
+            claim = state.claim(d.id, viewer) if won else {}
+            row |= {"won": won, "code": claim.get("code"), "claimed_at": claim.get("claimed_at")}
+            rows.append(row)
+        return rows
 
 
 KIND = Draw()
