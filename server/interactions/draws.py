@@ -145,7 +145,8 @@ class DrawSpec(Record, frozen=True):
 class DrawState(Record, frozen=True):
     """An open or drawn draw. ``seed`` (hex) is secret until drawn, ``claim_key`` always
     (empty in draws made before claim codes): publish :meth:`public`. ``commitment`` is
-    always recomputed from the seed; ``claimed``: winner -> when the prize was handed over."""
+    always recomputed from the seed; ``claimed``: (winner, when the prize was handed
+    over) pairs, in the order of the claims."""
 
     seed: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
     opened_at: Time = 0.0
@@ -154,7 +155,7 @@ class DrawState(Record, frozen=True):
     winners: tuple[str, ...] = ()
     commitment: str = ""
     claim_key: Annotated[str, Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
-    claimed: dict[str, float] = msgspec.field(default_factory=dict)
+    claimed: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         force_setattr(self, "commitment", commitment_of(self.seed_bytes))
@@ -174,7 +175,7 @@ class DrawState(Record, frozen=True):
             "opened_at": self.opened_at,
             "drawn_at": self.drawn_at,
             "winners": list(self.winners),
-            "claimed": [w for w in self.winners if w in self.claimed],
+            "claimed": [w for w in self.winners if self.claimed_at(w) is not None],
         }
 
     def code_of(self, draw_id: str, winner: str) -> str | None:
@@ -183,8 +184,11 @@ class DrawState(Record, frozen=True):
 
     def claim(self, draw_id: str, winner: str) -> dict[str, Any]:
         """What the winner and the hosts see of one winner's claim."""
-        at = self.claimed.get(winner)
+        at = self.claimed_at(winner)
         return {"winner": winner, "code": self.code_of(draw_id, winner), "claimed_at": at}
+
+    def claimed_at(self, winner: str) -> float | None:
+        return next((at for who, at in self.claimed if who == winner), None)
 
 
 def open_draw(spec: DrawSpec, seed: bytes, now: float, claim_key: bytes = b"") -> DrawState:
@@ -492,9 +496,12 @@ class Draw(Kind[DrawSpec, DrawState]):
             names = self._names(ctx, self.source(d), [winner])
             if action == "lookup":
                 return Change(reply={"claim": {**state.claim(d.id, winner), "name": names[winner]}})
-            done = winner in state.claimed  # a prize is handed over once: a repeat changes nothing
+            done = (
+                state.claimed_at(winner) is not None
+            )  # a prize is handed over once: a repeat changes nothing
             if not done:
-                state = msgspec.structs.replace(state, claimed={**state.claimed, winner: ctx.now})
+                claimed = (*state.claimed, (winner, ctx.now))
+                state = msgspec.structs.replace(state, claimed=claimed)
             claim = {**state.claim(d.id, winner), "name": names[winner]}
             reply = {"claim": claim, "duplicate": done}
             return Change(reply=reply) if done else Change(state, reply=reply)
