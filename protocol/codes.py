@@ -60,7 +60,9 @@ ERRORS: tuple[ErrorCode, ...] = (
     # Interactions (server/interactions): the command had no effect.
     ErrorCode("invalid_vote", False, "the ballot does not fit the interaction's kind"),
     ErrorCode("unknown_option", False, "the ballot names an option that does not exist"),
-    ErrorCode("unknown_target", False, "no interaction, question or slot has that id"),
+    ErrorCode(
+        "unknown_target", False, "no interaction, question or slot has that id (or claim code)"
+    ),
     ErrorCode("not_open", False, "the interaction does not accept this now (closed or locked)"),
     ErrorCode("illegal_transition", False, "the host operation does not apply in this state"),
     ErrorCode("too_few_picks", False, "fewer picks than the poll's minimum"),

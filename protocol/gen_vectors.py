@@ -56,6 +56,7 @@ SNAPSHOT = {
 VECTORS: list[tuple[str, str, Any]] = [
     ("command", "join-anonymous", {"op": "join", "id": 1, "room": "demo", "name": "小明"}),
     ("command", "join-token", {"op": "join", "id": 1, "room": "demo", "token": "eyJhbGciOi.x.y"}),
+    ("command", "join-anonymous-zh", {"op": "join", "id": 1, "room": "demo", "lang": "zh-CN"}),
     (
         "command",
         "danmaku",

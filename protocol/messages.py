@@ -27,6 +27,8 @@ DANMAKU_MODES = ("scroll", "top", "bottom")
 DEFAULT_COLOR = "#ffffff"
 MAX_NAME_CHARS = 32
 MAX_TOKEN_CHARS = 2048  # well under limits.max_command_bytes, so the check is reachable
+MAX_LANG_CHARS = 35  # BCP 47 language tags are rarely longer (RFC 5646, 4.4.1)
+LANG_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 MAX_ID = 2**53 - 1  # the largest integer a JavaScript client can hold exactly
 
 DanmakuMode = Literal["scroll", "top", "bottom"]
@@ -60,6 +62,7 @@ class Join:
     room: str
     token: str | None
     name: str | None
+    lang: str | None = None  # the viewer's language tag, for its default name
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,12 @@ def parse_command(
         name = _opt_str(obj, "name", cid, 4 * MAX_NAME_CHARS)
         if name is not None:
             name = clean_text(name)[:MAX_NAME_CHARS] or None
-        return Join(cid, room, token, name)
+        lang = _opt_str(obj, "lang", cid, MAX_LANG_CHARS)
+        if lang is not None and not LANG_RE.match(lang):
+            raise CommandError(
+                "invalid_field", f"lang must be a language tag such as zh-CN, got {lang!r:.40}", cid
+            )
+        return Join(cid, room, token, name, lang)
     if op == "ping":
         return Ping(cid)
     rule = (ops or {}).get(op)

@@ -129,6 +129,7 @@ def create_app(
         Route(interaction, interactions.get, methods=["GET"]),
         Route(f"{interaction}/actions", interactions.act, methods=["POST"]),
         Route(f"{interaction}/audit", interactions.audit, methods=["GET"]),
+        Route(f"{interaction}/mine", interactions.mine, methods=["GET"]),
         Route(f"{interaction}/export", interactions.export, methods=["GET"]),
     ]
     app = Starlette(

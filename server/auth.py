@@ -25,6 +25,16 @@ STAFF_ROLES = frozenset({"host", "moderator"})
 SENDING_ROLES = frozenset({"host", "moderator", "viewer"})
 ISSUER = "hudong"
 MAX_TTL_S = 400 * 24 * 3600
+# An anonymous viewer's default name is a word of its language (``join``'s ``lang``,
+# primary subtag) and the end of its id; one name that every page shows.
+GUEST_WORDS = {"zh": "观众", "en": "guest"}
+
+
+def guest_name(user_id: str, lang: str | None = None) -> str:
+    """The default display name of the anonymous viewer ``user_id``: ``观众 09ca`` for a
+    Chinese browser, ``guest 09ca`` for any other."""
+    word = GUEST_WORDS.get((lang or "").split("-")[0].lower(), GUEST_WORDS["en"])
+    return f"{word} {user_id[-4:]}"
 
 
 class AuthError(Exception):

@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _verify_draw(args: argparse.Namespace) -> int:
     import json
 
-    from server.interactions.draws import verify_audit
+    from server.draw_verification import verify_audit
 
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")

@@ -313,6 +313,27 @@ async def _draw_run(stage: Stage) -> HostRequest:
     return action("w", "run")
 
 
+async def _claim_code(stage: Stage) -> str:
+    """Draw ``w`` run with one entrant; the winner's claim code."""
+    await stage.create("draw", spec_of("draw", "w"))
+    await acked(await stage.member(user_id="lucky"), "enter", interaction="w", key="k1")
+    await stage.act("w", "run")
+    token = await stage.mint("viewer", "lucky")
+    r = await stage.rest(token, "GET", f"{API}/w/mine")
+    code: str = r.json()["claim"]["code"]
+    return code
+
+
+@prepares("draw", "claim")
+async def _draw_claim(stage: Stage) -> HostRequest:
+    return action("w", "claim", code=await _claim_code(stage))
+
+
+@prepares("draw", "lookup")
+async def _draw_lookup(stage: Stage) -> HostRequest:
+    return action("w", "lookup", code=await _claim_code(stage))
+
+
 async def _board_with_question(stage: Stage) -> str:
     await stage.create("qa", spec_of("qa", "b"))
     await stage.act("b", "open")

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.draw_verification import verify_audit
 from server.interactions import draws
 from server.interactions.base import InteractionError, Tally, dump, parse
 from server.interactions.draws import DrawSpec, DrawState
@@ -125,16 +126,14 @@ def test_ten_thousand_entrants():
     assert len(audit.entrants) == 9_999 and drawn.winners == winners
     record = dump(audit)
     start = time.perf_counter()
-    result = draws.verify_audit(
-        record, commitment=state.commitment, entrants_hash=audit.entrants_hash
-    )
+    result = verify_audit(record, commitment=state.commitment, entrants_hash=audit.entrants_hash)
     assert time.perf_counter() - start < 1.0
     assert result.ok and result.problems == [] and result.winners == list(winners)
 
     def problems(change: Any) -> list[str]:
         altered = copy.deepcopy(record)
         change(altered)
-        outcome = draws.verify_audit(altered, commitment=state.commitment)
+        outcome = verify_audit(altered, commitment=state.commitment)
         assert not outcome.ok
         return outcome.problems
 
@@ -189,8 +188,8 @@ def test_ten_thousand_entrants():
 
 
 def test_verify_audit_never_raises_on_garbage():
-    assert not draws.verify_audit("nope").ok
-    assert not draws.verify_audit({}).ok
+    assert not verify_audit("nope").ok
+    assert not verify_audit({}).ok
     bad = {
         "version": draws.ALGORITHM,
         "seed": "zz" * 32,
@@ -201,7 +200,7 @@ def test_verify_audit_never_raises_on_garbage():
         "commitment": 5,
         "entrants_hash": None,
     }
-    result = draws.verify_audit(bad)
+    result = verify_audit(bad)
     assert not result.ok and len(result.problems) >= 5
 
 
@@ -228,7 +227,7 @@ def test_verify_audit_never_raises_on_garbage():
     )
 )
 def test_verify_audit_fuzz(record):
-    assert not draws.verify_audit(record).ok
+    assert not verify_audit(record).ok
 
 
 def test_draw_lifecycle_and_state():
@@ -312,4 +311,4 @@ def test_excluding_previous_winners():
     _, second = draws.run_draw(spec, second_state, SEVEN, 1300.0, excluded=before)
     assert not set(second.winners) & before and len(second.winners) == 3
     assert second.excluded == tuple(sorted(before))
-    assert draws.verify_audit(dump(second)).ok
+    assert verify_audit(dump(second)).ok

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from server.draw_verification import verify_audit
 from server.interactions import checkin, codesign, draws, polls, qa, reactions, wall
 from server.interactions.base import (
     PRESENCE_BOX,
@@ -179,7 +180,7 @@ def test_a_draw_from_presence_is_run_from_the_presence_box_and_announced():
     assert announcement.event["type"] == "draw_result"
     assert announcement.event["names"] == {winner: {"v-ann": "Ann", "v-bo": "Bo"}[winner]}
     assert announcement.notify == {winner} and announcement.notice is not None
-    assert draws.verify_audit(change.audit).ok
+    assert verify_audit(change.audit).ok
     drawn = Definition(d.id, d.kind, d.spec, change.state, d.created_at, change.audit)
     assert kind.act("run", drawn, {}, boxes.context()).reply == {"winners": [winner]}
 

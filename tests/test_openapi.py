@@ -61,6 +61,7 @@ INTERACTION = "/api/v1/rooms/{room_id}/interactions/{interaction_id}"
 ACTIONS = f"{INTERACTION}/actions"
 AUDIT = f"{INTERACTION}/audit"
 EXPORT = f"{INTERACTION}/export"
+MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
 STATS = "/api/v1/rooms/{room_id}/stats"
 TOO_LARGE = b'{"title": "' + b"x" * 65536 + b'", "role": "viewer", "kind": "poll"}'
@@ -940,6 +941,23 @@ async def _audit(api: Api, w: World) -> None:
     )
     await unauthorized(api, w, "GET", AUDIT, room_id=ROOM, interaction_id="w")
     await outage(api, "GET", AUDIT, room_id=ROOM, interaction_id="w")
+
+
+@scenario("GET", MINE)
+async def _mine(api: Api, w: World) -> None:
+    await w.every_kind_in_every_state()
+    at = {"room_id": ROOM, "interaction_id": "w"}
+    for winner in ("player-0", "player-1"):
+        token = await w.mint(ROOM, "viewer", winner)
+        r = await api.call("GET", MINE, **at, token=token, expect=200)
+        assert r.json()["claim"]["winner"] == winner and r.json()["claim"]["claimed_at"] is None
+    for who in ("admin", "host", "viewer", "screen"):  # none of them won
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", MINE, **at, token=token, expect=200)
+        assert r.json() == {"interaction": "w"}, who
+    await api.call("GET", MINE, room_id=ROOM, interaction_id="nope", expect=404)
+    await unauthorized(api, w, "GET", MINE, **at)
+    await outage(api, "GET", MINE, **at)
 
 
 @scenario("GET", EXPORT)

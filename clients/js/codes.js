@@ -82,7 +82,7 @@ export const ERRORS = Object.freeze({
   },
   "unknown_target": {
     "retry": false,
-    "description": "no interaction, question or slot has that id"
+    "description": "no interaction, question or slot has that id (or claim code)"
   },
   "not_open": {
     "retry": false,

@@ -395,7 +395,7 @@ export class HudongClient {
     // --- keeping the room (reconnects, open(), retries)
     /** Whether the client should be connected (and joined to _target): until close() or giving up. */
     this._keep = false;
-    /** @type {{room: string, token?: string, name?: string} | null} the room to be in */
+    /** @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
     this._target = null;
     /** A connection was lost and is being brought back (for `resync` and for reporting a stop). */
     this._recovering = false;
@@ -424,7 +424,7 @@ export class HudongClient {
     this.room = null;
     /** @type {number | null} seq of the last batch or snapshot seen */
     this.seq = null;
-    /** @type {{room: string, token?: string, name?: string} | null} the last successful join's arguments */
+    /** @type {{room: string, token?: string, name?: string, lang?: string} | null} the last successful join's arguments */
     this.lastJoin = null;
     /** @type {string | null} the token joins use: the one given, or the one the server gave an anonymous viewer */
     this.token = null;
@@ -565,14 +565,15 @@ export class HudongClient {
    * (room_not_found, unauthorized, anonymous_not_allowed, banned, …) or `disconnected`
    * when close() is called meanwhile.
    * @param {string} room
-   * @param {{token?: string, name?: string}} [options]  no token: an anonymous viewer called `name`
+   * @param {{token?: string, name?: string, lang?: string}} [options]  no token: an anonymous viewer called `name`
+   *   (`lang`, a language tag such as `navigator.language`: the language of its default name)
    * @returns {Promise<JoinedMessage>}
    */
-  open(room, { token, name } = {}) {
+  open(room, { token, name, lang } = {}) {
     if (this._state === ConnectionState.CLOSING && !this._keep) {
       // close() was called and has not finished: open once it has.
       const closed = new Promise((resolve) => this._closeWaiters.push(resolve));
-      return closed.then(() => this.open(room, { token, name }));
+      return closed.then(() => this.open(room, { token, name, lang }));
     }
     if (this.room !== null) {
       return Promise.reject(new HudongError("already_joined", `already joined room ${this.room}; close() first`));
@@ -580,7 +581,7 @@ export class HudongClient {
     if (this._attempting || this._state === ConnectionState.CLOSING || this._state === ConnectionState.RECONNECTING) {
       return Promise.reject(new HudongError("disconnected", `cannot open while ${this._state}; close() first`));
     }
-    this._target = { room, token, name };
+    this._target = lang === undefined ? { room, token, name } : { room, token, name, lang };
     this.token = token ?? null;
     this._keep = true;
     this._attempt = 0;
@@ -816,6 +817,7 @@ export class HudongClient {
           room: target.room,
           token: this.token ?? undefined,
           name: target.name,
+          lang: target.lang,
         });
       }
     } catch (err) {
@@ -967,12 +969,12 @@ export class HudongClient {
    * the room allows it; with a guest's token, `name` renames that guest (same id).
    * After a lost connection the client joins this room again.
    * @param {string} room
-   * @param {{token?: string, name?: string}} [options]
+   * @param {{token?: string, name?: string, lang?: string}} [options]
    * @returns {Promise<JoinedMessage>}
    */
-  async join(room, { token, name } = {}) {
-    const joined = await this._command("join", { room, token, name });
-    this.lastJoin = { room, token, name };
+  async join(room, { token, name, lang } = {}) {
+    const joined = await this._command("join", { room, token, name, lang });
+    this.lastJoin = lang === undefined ? { room, token, name } : { room, token, name, lang };
     this._target = this.lastJoin;
     return joined;
   }

@@ -162,11 +162,12 @@ export function cssColor(value, fallback) {
 // --- REST ---------------------------------------------------------------------------------
 
 export class ApiError extends Error {
-  /** @param {number} status @param {string} code @param {string} message */
-  constructor(status, code, message) {
+  /** @param {number} status @param {string} code @param {string} message @param {Record<string, any>} [details] the error's other fields (`limit`, …) */
+  constructor(status, code, message, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -200,14 +201,16 @@ export async function api(path, { token, method = "GET", body, raw = false } = {
   if (!response.ok) {
     let code = "http_error";
     let message = `${response.status} ${response.statusText}`;
+    let details = {};
     try {
       const data = await response.json();
       code = data.error?.code ?? code;
       message = data.error?.message ?? message;
+      details = data.error ?? {};
     } catch {
       // not JSON
     }
-    const error = new ApiError(response.status, code, message);
+    const error = new ApiError(response.status, code, message, details);
     if (response.status === 401 && token) for (const listener of tokenRefusedListeners) listener(error);
     throw error;
   }
@@ -231,14 +234,16 @@ export function tokenClaims(token) {
 // --- words for errors and states ----------------------------------------------------------
 
 /**
- * A sentence for a refused command or a failed call, in the page's language.
+ * A sentence for a refused command or a failed call, in the page's language (i18n.js has
+ * words for every code; the error's details, such as `limit`, fill them in).
  * @param {any} err  a HudongError, an ApiError or any Error
  */
 export function errorText(err) {
   const code = err?.code;
-  const seconds = Math.max(1, Math.ceil((err?.retryAfterMs ?? err?.reply?.retry_after_ms ?? 1000) / 1000));
+  const details = err?.reply ?? err?.details ?? {};
+  const seconds = Math.max(1, Math.ceil((err?.retryAfterMs ?? details.retry_after_ms ?? 1000) / 1000));
   const key = `error.${code}`;
-  const text = t(key, { s: seconds, limit: err?.limit ?? "", message: err?.message ?? "" });
+  const text = t(key, { ...details, s: seconds, limit: err?.limit ?? details.limit ?? "", message: err?.message ?? "" });
   return text === key ? t("error.generic", { message: err?.message ?? String(err) }) : text;
 }
 

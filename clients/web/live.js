@@ -9,7 +9,11 @@
 // library, which retries them with the same idempotency key until acknowledged.
 //
 // Each interaction's card is drawn by its kind's module (registry.js, `live`): the page
-// asks each whether to show a view now, and keeps the cards in the kinds' order.
+// asks each whether to show a view now, and keeps the cards in the kinds' order. What is
+// open now stays on top; ended interactions fold away below it (a `details` each, that
+// the viewer may open), folded while something is open to take part in and unfolded
+// when nothing is (the results are then what there is to see), unless the viewer chose. Nothing but the viewer scrolls the page: new messages scroll
+// the feed's own box, and only while it is at its newest.
 
 import {
   connectClient,
@@ -18,6 +22,7 @@ import {
   formatNumber,
   h,
   hideTokenFromAddressBar,
+  lang,
   linkParams,
   notify,
   replace,
@@ -25,10 +30,11 @@ import {
   setupLanguage,
   t,
 } from "/static/common.js";
-import { partsOf } from "/static/registry.js";
+import { partsOf, phaseOf, titleOf } from "/static/registry.js";
 import { placeInOrder } from "/static/widgets.js";
 
 const FEED_KEEP = 100;
+const ENDED_PHASES = new Set(["closed", "revealed", "finished"]); // unless a kind says (`ended`)
 const SHOW_RESULTS_S = 120; // an ended poll's results stay on the page this long
 const COLORS = [
   ["white", "#ffffff"],
@@ -64,7 +70,8 @@ async function join() {
   const name = linkToken ? undefined : store.get("hudong.name") || undefined;
   const token = linkToken ?? store.get(guestKey) ?? undefined;
   try {
-    const joined = await client.open(room, { token, name });
+    // A guest without a name of its own is named in the page's language ("观众 09ca").
+    const joined = await client.open(room, { token, name, lang: lang() });
     if (!linkToken && joined.token) store.set(guestKey, joined.token);
   } catch (err) {
     if (!linkToken && token && /** @type {any} */ (err).code === "unauthorized") {
@@ -151,9 +158,12 @@ function addToFeed(event) {
     h("span", { class: "what", text: `${event.text}${count}` }),
   );
   item.querySelector(".what")?.setAttribute("title", formatClock(event.ts ?? Date.now()));
+  // Follow new messages inside the feed's box while the viewer reads the newest; never
+  // scroll the page (scrollIntoView would: the viewer loses the poll they answer).
+  const following = feed.scrollHeight - feed.scrollTop - feed.clientHeight < 24;
   feed.append(item);
   while (feed.children.length > FEED_KEEP) feed.firstElementChild?.remove();
-  if (feed.lastElementChild === item) item.scrollIntoView({ block: "nearest" });
+  if (following) feed.scrollTop = feed.scrollHeight;
 }
 
 client.on("danmaku", addToFeed);
@@ -239,6 +249,33 @@ function noted(iid) {
 /** Each kind's part of this page, by kind name. */
 const parts = partsOf((kind) => kind.live, () => ({ client, mine, act, noted, showEndedS: SHOW_RESULTS_S }), { client });
 
+/** Folded ended cards, by interaction id: a `details` holding the card. @type {Map<string, HTMLDetailsElement>} */
+const folds = new Map();
+
+/** Whether a shown view has ended (its kind may say; else by its phase). @param {{view: any, part: any}} v */
+const hasEnded = (v) => v.part.ended?.(v.view) ?? ENDED_PHASES.has(phaseOf(v.view));
+
+/**
+ * The ended card's fold, made when it first ends; its summary names it.
+ * @param {any} view @param {HTMLElement} el @param {boolean} folded  unless the viewer opened or closed it
+ */
+function foldOf(view, el, folded) {
+  let fold = folds.get(view.id);
+  if (!fold) {
+    const made = /** @type {HTMLDetailsElement} */ (h("details", { class: "fold", data: { fold: view.id } }, h("summary", {})));
+    made.firstElementChild?.addEventListener("click", () => {
+      made.dataset.chosen = "yes";
+    });
+    folds.set(view.id, made);
+    fold = made;
+  }
+  if (!fold.dataset.chosen) fold.open = !folded;
+  const summary = /** @type {HTMLElement} */ (fold.firstElementChild);
+  replace(summary, h("span", { class: "fold-title", text: titleOf(view) }), h("span", { class: "tag", text: t(`phase.${phaseOf(view)}`) }));
+  if (el.parentElement !== fold) fold.append(el);
+  return fold;
+}
+
 function drawAll() {
   const visible = [];
   for (const view of client.interactions.values()) {
@@ -254,6 +291,12 @@ function drawAll() {
       mounted.delete(id);
     }
   }
+  for (const [id, fold] of folds) {
+    if (!keep.has(id) || !hasEnded(/** @type {any} */ (visible.find((v) => v.view.id === id)))) {
+      fold.remove();
+      folds.delete(id);
+    }
+  }
   for (const { view, part } of visible) {
     let card = mounted.get(view.id);
     if (!card) {
@@ -262,10 +305,22 @@ function drawAll() {
     }
     /** @type {any} */ (card).update(view);
   }
-  const placed = (/** @type {boolean} */ own) => visible.filter((v) => (v.part.place === "section") === own).map((v) => /** @type {any} */ (mounted.get(v.view.id)).el);
-  placeInOrder(cards, placed(false));
-  placeInOrder($("sections"), placed(true));
-  $("nothing").hidden = visible.some((v) => !v.kind.standing);
+  const el = (/** @type {any} */ v) => /** @type {any} */ (mounted.get(v.view.id)).el;
+  const inCards = visible.filter((v) => v.part.place !== "section");
+  const open = inCards.filter((v) => !hasEnded(v));
+  placeInOrder(cards, open.map(el));
+  // Ended ones, newest first, below what is open.
+  const ended = inCards.filter(hasEnded).sort((a, b) => endedAt(b.view) - endedAt(a.view));
+  const takingPart = open.some((v) => !v.kind.standing);
+  placeInOrder($("ended"), ended.map((v) => foldOf(v.view, el(v), takingPart)));
+  placeInOrder($("sections"), visible.filter((v) => v.part.place === "section").map(el));
+  $("nothing").hidden = takingPart;
+}
+
+/** When a view last moved, for ordering ended ones (seconds). @param {any} view */
+function endedAt(view) {
+  const s = view.status ?? view.state ?? {};
+  return Math.max(s.revealed_at ?? 0, s.closed_at ?? 0, s.drawn_at ?? 0, s.opened_at ?? 0);
 }
 
 client.on("interaction", () => drawAll());
@@ -276,6 +331,8 @@ window.addEventListener("langchange", () => {
     card.el.remove();
   }
   mounted.clear();
+  for (const fold of folds.values()) fold.remove();
+  folds.clear();
   drawAll();
 });
 

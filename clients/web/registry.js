@@ -65,6 +65,8 @@ import { BY_NAME, KINDS as LISTED } from "/static/kinds/index.js";
 /**
  * @typedef {object} LivePart
  * @property {(view: View) => boolean} shown  whether the page shows the view now
+ * @property {(view: View) => boolean} [ended]  whether it is over: folded away below what is
+ *   open (default: its phase is closed, revealed or finished)
  * @property {(view: View) => Mounted} card  the view's whole card (widgets.js `liveCard`), with `data-interaction`
  * @property {"section"} [place]  a section of its own after "Taking part", not a card in it
  * @property {Listeners} [on]

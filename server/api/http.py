@@ -111,6 +111,14 @@ class Callers:
         except AuthError as exc:
             raise ApiError(401, "unauthorized", str(exc)) from None
 
+    def user(self, request: Request, room_id: str) -> str:
+        """The user id of a valid room token for this room ("" for the admin)."""
+        token = bearer(request)
+        if token is not None and self.authority.is_admin(token):
+            return ""
+        self.role(request, room_id)  # refuses a missing or invalid token
+        return self.authority.verify(str(token), room_id).user_id
+
     def staff(self, request: Request, room_id: str, what: str) -> str:
         """The caller's role when it is the admin, a host or a moderator."""
         role = self.role(request, room_id)

@@ -78,6 +78,14 @@ class InteractionsApi:
         room_id, _ = await self._reader(request)
         return json_response(await self.rooms.audit(room_id, request.path_params["interaction_id"]))
 
+    async def mine(self, request: Request) -> Response:
+        """What only the caller may see of an interaction (a draw winner's claim code)."""
+        room_id: str = request.path_params["room_id"]
+        user = self.callers.user(request, room_id)
+        await self.api.room(room_id)
+        iid = request.path_params["interaction_id"]
+        return json_response(await self.rooms.own_view(room_id, iid, user))
+
     async def export(self, request: Request) -> Response:
         room_id = await self._staff(request)
         rows = await self.rooms.export(room_id, request.path_params["interaction_id"])

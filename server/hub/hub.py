@@ -297,7 +297,7 @@ class Hub:
         if conn.room is not None:
             raise CommandError("already_joined", f"already joined room {conn.room.id!r}")
         record = await self.rooms.room(cmd.room)
-        admitted = self.rooms.identify(record, cmd.token, cmd.name)
+        admitted = self.rooms.identify(record, cmd.token, cmd.name, cmd.lang)
         live = self.live.get(record.id) or await self._open(record)
         await self.rooms.enter(record, admitted.identity)
         if conn.closing or conn not in self.connections:

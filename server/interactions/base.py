@@ -52,7 +52,8 @@ invalid_vote         a ballot that does not fit the interaction: wrong shape, du
                      choices, a rating outside the scale
 unknown_option       a ballot names an option the poll, quiz question or slot lacks
 unknown_target       a command names an interaction, quiz question, co-design slot or
-                     Q&A question that does not exist (or is hidden from viewers)
+                     Q&A question that does not exist (or is hidden from viewers), or
+                     a claim code that is no winner's
 not_open             the poll, question, slot, board or draw does not accept this now
                      (draft, closed, locked, countdown over, already drawn)
 illegal_transition   a host operation that does not apply in the current state

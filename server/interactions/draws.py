@@ -6,8 +6,8 @@ Fairness (ARCHITECTURE.md, "Lucky draws must be verifiable"):
    ``commitment = sha256(seed).hexdigest()``; the seed stays in the store.
 2. :func:`run_draw` freezes the entrant list, picks the winners with the algorithm
    below and returns a :class:`DrawAudit` that reveals the seed.
-3. Anyone recomputes the result from the audit record with :func:`verify_audit`
-   (``hudong verify-draw FILE``).
+3. Anyone recomputes the result from the audit record
+   (``hudong verify-draw FILE``, :mod:`server.draw_verification`).
 
 Algorithm ``hudong-draw-v1``, precisely, so it can be reimplemented elsewhere:
 
@@ -32,6 +32,13 @@ published commitment and entrant list hash make every such change visible after 
 fact, not impossible. Mixing in randomness that nobody knows when the list freezes
 (e.g. a later public beacon value) would close that gap; it is not done here.
 
+Claim codes: each winner gets a code, ``HMAC-SHA256(key=claim key, msg="hudong-claim-v1"
+|| 0x00 || draw id || 0x00 || winner id)``, its first 40 bits in Crockford's base 32
+(``K7QM-2XPD``, :func:`claim_code`). The claim key is drawn with the seed but never
+revealed, so nobody can work a code out from the audit record; only the winner
+(``GET …/mine``) and the hosts (the staff view) see it. A host ``claim`` marks a prize
+handed over, once; ``lookup`` says whose a code is.
+
 Eligibility: ``presence`` (viewers in the room when the draw runs), ``keyword``
 (口令抽奖: danmaku containing the keyword within the window, :func:`keyword_entrants`),
 ``poll`` (the voters of a poll: that poll's record keys) or ``entry`` (viewers who
@@ -46,7 +53,6 @@ import hmac
 import secrets
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -137,8 +143,10 @@ class DrawSpec(Record, frozen=True):
 
 
 class DrawState(Record, frozen=True):
-    """An open or drawn draw. ``seed`` (hex) is secret until drawn: publish :meth:`public`.
-    ``commitment`` is always recomputed from the seed."""
+    """An open or drawn draw. ``seed`` (hex) is secret until drawn, ``claim_key`` always
+    (empty in draws made before claim codes): publish :meth:`public`. ``commitment`` is
+    always recomputed from the seed; ``claimed``: (winner, when the prize was handed
+    over) pairs, in the order of the claims."""
 
     seed: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
     opened_at: Time = 0.0
@@ -146,6 +154,8 @@ class DrawState(Record, frozen=True):
     drawn_at: Time | None = None
     winners: tuple[str, ...] = ()
     commitment: str = ""
+    claim_key: Annotated[str, Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
+    claimed: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         force_setattr(self, "commitment", commitment_of(self.seed_bytes))
@@ -165,14 +175,57 @@ class DrawState(Record, frozen=True):
             "opened_at": self.opened_at,
             "drawn_at": self.drawn_at,
             "winners": list(self.winners),
+            "claimed": [w for w in self.winners if self.claimed_at(w) is not None],
         }
 
+    def code_of(self, draw_id: str, winner: str) -> str | None:
+        """The winner's claim code (None without a claim key)."""
+        return claim_code(self.claim_key, draw_id, winner) if self.claim_key else None
 
-def open_draw(spec: DrawSpec, seed: bytes, now: float) -> DrawState:
-    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`)."""
+    def claim(self, draw_id: str, winner: str) -> dict[str, Any]:
+        """What the winner and the hosts see of one winner's claim."""
+        at = self.claimed_at(winner)
+        return {"winner": winner, "code": self.code_of(draw_id, winner), "claimed_at": at}
+
+    def claimed_at(self, winner: str) -> float | None:
+        return next((at for who, at in self.claimed if who == winner), None)
+
+
+def open_draw(spec: DrawSpec, seed: bytes, now: float, claim_key: bytes = b"") -> DrawState:
+    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`);
+    ``claim_key`` (32 secret bytes) makes the winners' claim codes."""
     if len(seed) != SEED_BYTES:
         raise ValueError(f"a seed is {SEED_BYTES} bytes, got {len(seed)}")
-    return DrawState(seed.hex(), opened_at=now)
+    return DrawState(seed.hex(), opened_at=now, claim_key=claim_key.hex())
+
+
+CLAIM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
+
+
+def claim_code(key: str, draw_id: str, winner: str) -> str:
+    """A winner's claim code, ``XXXX-XXXX`` (40 bits; see the module's docstring)."""
+    message = b"hudong-claim-v1\x00" + draw_id.encode() + b"\x00" + winner.encode()
+    n = int.from_bytes(hmac.digest(bytes.fromhex(key), message, "sha256")[:5], "big")
+    chars = "".join(CLAIM_ALPHABET[(n >> shift) & 31] for shift in range(35, -1, -5))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def find_claim(spec: DrawSpec, state: DrawState, code: Any) -> str:
+    """The winner whose claim code ``code`` is (case, spaces and dashes aside; O reads
+    as 0, I and L as 1); ``not_open`` before the draw, ``unknown_target`` for no winner's."""
+    if state.phase != "drawn":
+        raise InteractionError("not_open", f"draw {spec.id} has no winners yet")
+    if not isinstance(code, str) or not code.strip():
+        raise InteractionError("invalid_field", "send the winner's claim 'code' (XXXX-XXXX)")
+    typed = "".join(code.upper().split()).replace("-", "")
+    typed = typed.translate(str.maketrans("OIL", "011"))[:8]
+    for winner in state.winners:
+        mine = (state.code_of(spec.id, winner) or "").replace("-", "")
+        if mine and hmac.compare_digest(mine.encode(), typed.encode()):
+            return winner
+    raise InteractionError(
+        "unknown_target", f"no winner of draw {spec.id} has the claim code {code[:16]!r}"
+    )
 
 
 def enter(
@@ -349,100 +402,6 @@ def run_draw(
     return drawn, audit
 
 
-# --- verification ---------------------------------------------------------------------
-
-
-class VerifyResult(Record, frozen=True):
-    """Whether an audit record holds, what is wrong with it, and the recomputed winners."""
-
-    ok: bool
-    problems: list[str]
-    winners: list[str] | None = None  # the recomputed winners, when they could be
-
-
-def _seed_from_hex(value: Any) -> bytes | None:
-    if not isinstance(value, str) or len(value) != 2 * SEED_BYTES:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
-
-
-def _strings(value: Any) -> list[str] | None:
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
-
-
-def verify_audit(
-    record: Any, *, commitment: str | None = None, entrants_hash: str | None = None
-) -> VerifyResult:
-    """Recompute a draw from its audit record; never raises.
-
-    Checks the algorithm version, that the seed matches the commitment, that the
-    entrant list is frozen (sorted, distinct) and matches its hash, that no excluded
-    viewer is an entrant, and that the winners are the recomputed ones. ``commitment``
-    and ``entrants_hash``, if given, are the values published before the draw and must
-    equal the record's.
-    """
-    problems: list[str] = []
-    if not isinstance(record, Mapping):
-        return VerifyResult(False, ["the audit record is not a JSON object"])
-    if record.get("version") != ALGORITHM:
-        problems.append(f"unknown algorithm version {record.get('version')!r:.40}")
-    seed = _seed_from_hex(record.get("seed"))
-    if seed is None:
-        problems.append("the seed is not 64 hex digits")
-    recorded_commitment = record.get("commitment")
-    if seed is not None and recorded_commitment != commitment_of(seed):
-        problems.append("the seed does not match the commitment")
-    if commitment is not None and recorded_commitment != commitment:
-        problems.append("the commitment differs from the one published when the draw opened")
-    entrants = _strings(record.get("entrants"))
-    if entrants is None:
-        problems.append("the entrant list is not a list of strings")
-    else:
-        if any(a >= b for a, b in pairwise(entrants)):
-            problems.append("the entrant list is not sorted and distinct")
-        try:
-            recomputed_hash: str | None = entrant_list_hash(entrants)
-        except UnicodeEncodeError:
-            recomputed_hash = None
-            problems.append("an entrant id cannot be encoded as UTF-8")
-        if record.get("entrants_hash") != recomputed_hash:
-            problems.append("the entrant list does not match its hash")
-    if entrants_hash is not None and record.get("entrants_hash") != entrants_hash:
-        problems.append("the entrant list hash differs from the published one")
-    excluded = _strings(record.get("excluded", []))
-    if excluded is None:
-        problems.append("the excluded list is not a list of strings")
-    elif entrants is not None and set(excluded) & set(entrants):
-        problems.append("an excluded viewer is in the entrant list")
-    n = record.get("n")
-    if type(n) is not int or not 1 <= n <= MAX_WINNERS:
-        problems.append(f"n must be an integer 1..{MAX_WINNERS}")
-        n = None
-    winners = _strings(record.get("winners"))
-    if winners is None:
-        problems.append("the winners are not a list of strings")
-    else:
-        if len(set(winners)) != len(winners):
-            problems.append("a winner appears twice")
-        if entrants is not None and not set(winners) <= set(entrants):
-            problems.append("a winner is not in the entrant list")
-    expected: list[str] | None = None
-    if seed is not None and entrants is not None and n is not None:
-        try:
-            expected = select_winners(seed, entrants, n)
-        except UnicodeEncodeError:
-            expected = None
-        if expected is not None and winners != expected:
-            shown = ", ".join(expected[:10]) + (" ..." if len(expected) > 10 else "")
-            problems.append(f"the winners differ from the recomputation, which gives: {shown}")
-    return VerifyResult(not problems, problems, expected)
-
-
 # --- the kind -----------------------------------------------------------------------------
 
 
@@ -453,7 +412,7 @@ class Draw(Kind[DrawSpec, DrawState]):
     spec_type = DrawSpec
     state_type = DrawState
     ops = (Op("enter"),)
-    actions = ("run",)
+    actions = ("run", "claim", "lookup")
     audited = True
     example: ClassVar[Mapping[str, Any]] = {
         "id": "prize",
@@ -462,7 +421,9 @@ class Draw(Kind[DrawSpec, DrawState]):
     }
 
     def first_state(self, spec: DrawSpec, now: float, entropy: bytes) -> DrawState:
-        return open_draw(spec, entropy, now)
+        # Two keys from one secret: revealing the seed tells nothing of the claim key.
+        seed = hmac.digest(entropy, b"hudong-draw-seed", "sha256")
+        return open_draw(spec, seed, now, hmac.digest(entropy, b"hudong-draw-claim", "sha256"))
 
     def source(self, d: Definition) -> str:
         """The box the entrants come from: those present, a poll's voters, or the
@@ -486,8 +447,17 @@ class Draw(Kind[DrawSpec, DrawState]):
             "entrants": ctx.data.counters(source).get("n", 0),
         }
         if d.state.phase == "drawn":
-            out["names"] = self._names(ctx, source, d.state.winners)
+            out["names"] = names = self._names(ctx, source, d.state.winners)
+            if audience == Audience.STAFF:  # the codes: hosts and each winner, no one else
+                claims = [d.state.claim(d.id, w) for w in d.state.winners]
+                out["claims"] = [{**c, "name": names.get(c["winner"])} for c in claims]
         return out
+
+    def own_view(self, d: Definition, ctx: Context, viewer_id: str) -> dict[str, Any]:
+        """A winner's own claim code (and whether the prize was handed over)."""
+        if d.state.phase != "drawn" or viewer_id not in d.state.winners:
+            return {}
+        return {"claim": d.state.claim(d.id, viewer_id)}
 
     def _names(self, ctx: Context, box: str, winners: Iterable[str]) -> dict[str, str | None]:
         """Display names of the winners, from the records they were drawn from (None for
@@ -520,11 +490,21 @@ class Draw(Kind[DrawSpec, DrawState]):
         return Needs.of(records=[self.source(d)])
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
-        if action != "run":
-            raise InteractionError(
-                "invalid_field", f"a draw takes the action run, got {action!r:.40}"
-            )
         state: DrawState = d.state
+        if action in ("claim", "lookup"):
+            winner = find_claim(d.spec, state, fields.get("code"))
+            names = self._names(ctx, self.source(d), [winner])
+            if action == "lookup":
+                return Change(reply={"claim": {**state.claim(d.id, winner), "name": names[winner]}})
+            done = (
+                state.claimed_at(winner) is not None
+            )  # a prize is handed over once: a repeat changes nothing
+            if not done:
+                claimed = (*state.claimed, (winner, ctx.now))
+                state = msgspec.structs.replace(state, claimed=claimed)
+            claim = {**state.claim(d.id, winner), "name": names[winner]}
+            reply = {"claim": claim, "duplicate": done}
+            return Change(reply=reply) if done else Change(state, reply=reply)
         if state.phase == "drawn":  # a retried run: the same winners
             return Change(reply={"winners": list(state.winners)})
         source = self.source(d)
@@ -567,17 +547,18 @@ class Draw(Kind[DrawSpec, DrawState]):
         return Needs.of(records=[self.source(d)])
 
     def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
-        """The entrants by id and name, and whether each won."""
-        winners = set(d.state.winners)
+        """The entrants by id and name, whether each won, and a winner's claim code and
+        when the prize was handed over."""
+        state: DrawState = d.state
         records = ctx.data.records(self.source(d))
-        return [
-            {
-                "viewer": viewer,
-                "name": (records[viewer] or {}).get("name"),
-                "won": viewer in winners,
-            }
-            for viewer in sorted(records)
-        ]
+        rows = []
+        for viewer in sorted(records):
+            row = {"viewer": viewer, "name": (records[viewer] or {}).get("name")}
+            won = viewer in state.winners
+            claim = state.claim(d.id, viewer) if won else {}
+            row |= {"won": won, "code": claim.get("code"), "claimed_at": claim.get("claimed_at")}
+            rows.append(row)
+        return rows
 
 
 KIND = Draw()

@@ -361,6 +361,11 @@ class Kind(Generic[SpecT, StateT]):
         staff = {**head, **self.view(d, ctx, Audience.STAFF)}
         return {Audience.PUBLIC: public, Audience.SCREEN: public, Audience.STAFF: staff}
 
+    def own_view(self, d: Definition, ctx: Context, viewer_id: str) -> dict[str, Any]:
+        """What only this viewer may see of the interaction (``GET …/mine``; a draw
+        winner's claim code), from the definition alone. Nothing by default."""
+        return {}
+
     # --- viewer commands ------------------------------------------------------------------
 
     def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
-from server.auth import STAFF_ROLES, AuthError, Authority, Identity
+from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
@@ -187,10 +187,12 @@ class RoomService:
 
     # --- joining ---------------------------------------------------------------------------
 
-    def identify(self, record: RoomRecord, token: str | None, name: str | None) -> Admission:
+    def identify(
+        self, record: RoomRecord, token: str | None, name: str | None, lang: str | None = None
+    ) -> Admission:
         """Who a join is: the token's identity (a guest's under the new ``name`` it
-        asks for), or a new anonymous viewer with its own token; refuses
-        ``unauthorized`` and ``anonymous_not_allowed``."""
+        asks for), or a new anonymous viewer with its own token, named in its ``lang``
+        unless it gives a name; refuses ``unauthorized`` and ``anonymous_not_allowed``."""
         if token is not None:
             try:
                 identity = self.authority.verify(token, record.id)
@@ -204,7 +206,7 @@ class RoomService:
         if not record.settings.get("allow_anonymous", True):
             raise CommandError("anonymous_not_allowed", f"room {record.id!r} needs a token to join")
         user_id = f"guest-{secrets.token_hex(5)}"
-        name = name or f"guest {user_id[-4:]}"
+        name = name or guest_name(user_id, lang)
         return self._guest(record, Identity(user_id, name, "viewer", record.id, guest=True))
 
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
@@ -403,14 +405,8 @@ class RoomService:
             version = await self.store.room_version(room_id)
         else:
             self.changed(room_id, iid, version, redefined=change.changes_definition)
-        for announcement in change.announce:
-            self.outbox().announce(
-                room_id,
-                dict(announcement.event),
-                announcement.notify,
-                announcement.notice,
-                announcement.private,
-            )
+        for a in change.announce:
+            self.outbox().announce(room_id, dict(a.event), a.notify, a.notice, a.private)
         return await self._reply(room_id, d, version, change.reply)
 
     async def _reply(
@@ -441,6 +437,13 @@ class RoomService:
             record = await self.store.get_room(room_id)
             views = await self.views.compute(room_id, [d], record.settings, definitions)
         return views[d.id][audience]
+
+    async def own_view(self, room_id: str, iid: str, user_id: str) -> dict[str, Any]:
+        """What only ``user_id`` may see of an interaction (a draw winner's claim code)."""
+        async with refusals():
+            kind, d, definitions = await self._found(room_id, iid)
+        own = kind.own_view(d, Context(self._clock(), {}, definitions), user_id)
+        return {"interaction": iid, **own}
 
     async def _found(
         self, room_id: str, iid: str

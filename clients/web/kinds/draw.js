@@ -3,8 +3,13 @@
 // committed seed. The viewer page enters and says who won (and the winner's own notice,
 // `draw_won`); the console shows the commitment, the seed, the winners and the audit
 // record; the overlay and the wall reveal the winners of each `draw_result`.
+//
+// Prizes are claimed with a code (PROTOCOL.md, "Prizes are claimed with a code"): a
+// winner's phone asks for its own (`GET …/mine` with its token) and shows it; the
+// console lists each winner's code, marks a prize handed over (`claim`) and looks a
+// code up (`lookup`). No other page ever has a code.
 
-import { formatNumber, h, notify, replace, t } from "/static/common.js";
+import { api, errorText, formatClock, formatNumber, h, notify, replace, t } from "/static/common.js";
 import { checkbox, input, liveCard, newest, newId, select, shortHash, titleField, within } from "/static/widgets.js";
 
 const SOURCES = ["entry", "presence", "keyword", "poll"];
@@ -24,20 +29,67 @@ function winnerList(winners, names = {}) {
   );
 }
 
+/** Whether this viewer won the drawn draw. @param {import("/static/registry.js").LiveContext} ctx @param {any} view */
+const won = (ctx, view) => Boolean(ctx.client.you && (view.state?.winners ?? []).includes(ctx.client.you.id));
+
+/** When a prize was handed over, for people. @param {number} at seconds since the epoch */
+const claimedText = (at) => t("draw.claimed.at", { time: formatClock(at * 1000) });
+
+/**
+ * A winner's own claim code on the phone, fetched once with the viewer's token (and
+ * again once the prize is marked handed over).
+ * @param {import("/static/registry.js").LiveContext} ctx @param {string} id @param {() => void} redraw
+ */
+function ownClaim(ctx, id, redraw) {
+  /** @type {any} */
+  let claim = null;
+  let asking = false;
+  const ask = async () => {
+    asking = true;
+    try {
+      const path = `/rooms/${encodeURIComponent(ctx.client.room ?? "")}/interactions/${encodeURIComponent(id)}/mine`;
+      claim = (await api(path, { token: ctx.client.token })).claim ?? null;
+      redraw();
+    } catch (err) {
+      notify(errorText(err), "warn");
+    } finally {
+      asking = false;
+    }
+  };
+  /** The code's box for a view in which this viewer won. @param {any} view */
+  return (view) => {
+    const you = ctx.client.you?.id ?? "";
+    const handed = (view.state.claimed ?? []).includes(you);
+    if (!asking && (!claim || (handed && !claim.claimed_at))) void ask();
+    if (!claim?.code) return null;
+    return h(
+      "div",
+      { class: "claim", data: { claimed: claim.claimed_at ? "yes" : "no" } },
+      h("p", { class: "claim-label", text: t("draw.claim.code") }),
+      h("p", { class: "claim-code", data: { code: claim.code }, text: claim.code }),
+      h("p", { class: claim.claimed_at ? "tag ok" : "muted-text", text: claim.claimed_at ? claimedText(claim.claimed_at) : t("draw.claim.hint") }),
+    );
+  };
+}
+
 /** @param {import("/static/registry.js").LiveContext} ctx @param {any} view */
 function entryCard(ctx, view) {
   const { el, heading, body } = liveCard("draw", view.id, view.spec.title);
-  return {
+  /** @type {any} */
+  let last = view;
+  const claimBox = ownClaim(ctx, view.id, () => card.update(last));
+  const card = {
     el,
     /** @param {any} next */
     update(next) {
+      last = next;
       heading.textContent = next.spec.title;
       const spec = next.spec;
       const state = next.state;
       const lines = [h("p", { class: "muted-text", text: `${t("draw.entered.count", { n: formatNumber(next.entrants ?? 0) })} · ${shortHash(state.commitment)}` })];
       if (state.phase === "drawn") {
         lines.push(h("p", { class: "tag ok", text: t("draw.drawn") }), winnerList(state.winners, next.names ?? {}));
-        if (ctx.client.you && state.winners.includes(ctx.client.you.id)) lines.push(h("p", { class: "won", text: t("draw.won", { title: spec.title }) }));
+        if (ctx.client.you && state.winners.includes(ctx.client.you.id)) lines.push(h("p", { class: "won", text: t("draw.won", { title: spec.title }) }), claimBox(next));
       } else if (spec.source === "entry") {
         const entered = Boolean(ctx.mine[next.id]?.entered);
         lines.push(
@@ -56,23 +108,91 @@ function entryCard(ctx, view) {
       replace(body, ...lines);
     },
   };
+  return card;
 }
 
-/** The entrants, the commitment, and once drawn the seed and the winners. */
-function details() {
-  const el = h("div", { class: "draw-details" });
+/**
+ * The winners with their claim codes, each handed over or with a button to mark it.
+ * @param {import("/static/registry.js").ConsoleContext} ctx @param {any} view
+ */
+function claimList(ctx, view) {
+  return h(
+    "ol",
+    { class: "winners claims" },
+    ...view.claims.map((/** @type {any} */ c) =>
+      h(
+        "li",
+        { class: "winner claim", data: { winner: c.winner, claimed: c.claimed_at ? "yes" : "no" } },
+        h("span", { class: "claim-name", text: c.name ?? c.winner }),
+        " ",
+        h("code", { class: "claim-code", data: { code: c.code ?? "" }, text: c.code ?? "–" }),
+        " ",
+        c.claimed_at
+          ? h("span", { class: "tag ok", text: claimedText(c.claimed_at) })
+          : c.code
+            ? ctx.button(view.id, "claim", { fields: { code: c.code }, class: "secondary small" })
+            : null,
+      ),
+    ),
+  );
+}
+
+/**
+ * The prize desk: a code typed in, looked up or marked handed over; says whose it is.
+ * @param {import("/static/registry.js").ConsoleContext} ctx @param {() => string} iid
+ */
+function prizeDesk(ctx, iid) {
+  const input = h("input", { attrs: { type: "text", name: "claim-code", maxlength: 16, autocomplete: "off", placeholder: "XXXX-XXXX" }, aria: { label: t("draw.desk") } });
+  const answer = h("p", { class: "desk-answer", attrs: { role: "status" } });
+  /** @param {string} action */
+  const run = async (action) => {
+    const code = /** @type {HTMLInputElement} */ (input).value.trim();
+    if (!code) return;
+    const reply = await ctx.act(iid(), action, { code });
+    const c = reply?.claim;
+    if (!c) return;
+    const name = c.name ?? c.winner;
+    const key = action === "lookup" ? (c.claimed_at ? "draw.lookup.claimed" : "draw.lookup.open") : reply.duplicate ? "draw.claim.again" : "draw.claim.done";
+    answer.textContent = t(key, { name, code: c.code, time: c.claimed_at ? formatClock(c.claimed_at * 1000) : "" });
+    answer.dataset.winner = c.winner;
+    answer.dataset.claimed = c.claimed_at ? "yes" : "no";
+  };
+  const button = (/** @type {string} */ action, /** @type {string} */ cls) =>
+    h("button", { class: cls, attrs: { type: "button" }, data: { desk: action }, text: t(`action.${action}`), on: { click: () => run(action) } });
+  const el = h("div", { class: "prize-desk" }, h("p", { class: "desk-title", text: t("draw.desk") }), h("div", { class: "row" }, input, button("lookup", "secondary"), button("claim", "")), answer);
+  return {
+    el,
+    /** Forget an answer that a claim since has made stale. @param {string[]} claimed */
+    seen(claimed) {
+      if (answer.dataset.winner && claimed.includes(answer.dataset.winner) && answer.dataset.claimed !== "yes") {
+        answer.textContent = "";
+        delete answer.dataset.winner;
+      }
+    },
+  };
+}
+
+/** The entrants, the commitment, and once drawn the seed, the winners and their claims. @param {import("/static/registry.js").ConsoleContext} ctx */
+function details(ctx) {
+  const info = h("div", {});
+  let id = "";
+  const desk = prizeDesk(ctx, () => id);
+  const el = h("div", { class: "draw-details" }, info, desk.el);
   return {
     el,
     /** @param {any} view */
     update(view) {
+      id = view.id;
       const state = view.state ?? {};
       const drawn = state.phase === "drawn";
+      desk.el.hidden = !(drawn && view.claims?.some((/** @type {any} */ c) => c.code));
+      desk.seen(state.claimed ?? []);
       replace(
-        el,
+        info,
         h("p", { text: t("draw.entrants", { n: formatNumber(view.entrants ?? 0) }) }),
         h("p", {}, `${t("draw.commitment")}: `, h("code", { class: "hash", data: { commitment: state.commitment ?? "" }, text: state.commitment ?? "" })),
         drawn ? h("p", {}, `${t("draw.seed")}: `, h("code", { class: "hash", text: state.seed ?? "" })) : null,
-        drawn ? winnerList(state.winners ?? [], view.names ?? {}) : null,
+        drawn ? (view.claims ? claimList(ctx, view) : winnerList(state.winners ?? [], view.names ?? {})) : null,
         drawn ? h("p", { class: "muted-text", text: t("draw.verify", { file: `${view.id}.json` }) }) : null,
       );
     },
@@ -85,10 +205,12 @@ export default {
   order: 40,
 
   live: (ctx) => ({
+    // A winner keeps the card, open on top until the prize is handed over: it holds the code.
     shown(view) {
       const s = view.state ?? {};
-      return s.phase === "open" || (s.phase === "drawn" && within(s.drawn_at, ctx.showEndedS));
+      return s.phase === "open" || (s.phase === "drawn" && (won(ctx, view) || within(s.drawn_at, ctx.showEndedS)));
     },
+    ended: (view) => view.state?.phase === "drawn" && !(won(ctx, view) && !(view.state.claimed ?? []).includes(ctx.client.you?.id)),
     card: (view) => entryCard(ctx, view),
     on: { drawWon: (notice) => notify(t("draw.won", { title: notice.title }), "ok", 15_000) },
   }),
@@ -124,7 +246,7 @@ export default {
         return spec;
       },
     },
-    card: details,
+    card: () => details(ctx),
     actions(view) {
       if (view.state?.phase !== "drawn") return [ctx.button(view.id, "run")];
       const audit = () => ctx.download(`/interactions/${encodeURIComponent(view.id)}/audit`, `${view.id}.json`);
@@ -211,6 +333,16 @@ export default {
       "phase.drawn": "Drawn",
       "action.run": "Run the draw",
       "action.audit": "Download audit record",
+      "action.claim": "Mark claimed",
+      "action.lookup": "Look up",
+      "draw.claim.code": "Your claim code",
+      "draw.claim.hint": "Show this code at the prize desk.",
+      "draw.claimed.at": "Prize claimed {time} ✓",
+      "draw.desk": "Prize desk: a winner's claim code",
+      "draw.lookup.open": "{code} is {name}'s: not claimed yet.",
+      "draw.lookup.claimed": "{code} is {name}'s: claimed at {time}.",
+      "draw.claim.done": "Prize handed to {name} ✓",
+      "draw.claim.again": "{name} claimed this prize already, at {time}.",
     },
     zh: {
       "kind.draw": "抽奖",
@@ -240,6 +372,16 @@ export default {
       "phase.drawn": "已开奖",
       "action.run": "开奖",
       "action.audit": "下载审计记录",
+      "action.claim": "标记已领奖",
+      "action.lookup": "查询",
+      "draw.claim.code": "你的领奖码",
+      "draw.claim.hint": "领奖时请出示此码。",
+      "draw.claimed.at": "已于 {time} 领奖 ✓",
+      "draw.desk": "领奖台：中奖者的领奖码",
+      "draw.lookup.open": "{code} 属于 {name}：尚未领奖。",
+      "draw.lookup.claimed": "{code} 属于 {name}：已于 {time} 领奖。",
+      "draw.claim.done": "已向 {name} 发奖 ✓",
+      "draw.claim.again": "{name} 已于 {time} 领过奖。",
     },
   },
 };
