@@ -8,6 +8,9 @@
 // (the poll widget's `poll=<id>` always shows that poll). What each widget shows is its
 // kind's module's `overlay` part (registry.js).
 //
+// Identical danmaku merge into one item whose count grows ("666 ×37") within the room's
+// `danmaku_merge_s` (danmaku.js).
+//
 // A reconnect does not clear the screen: danmaku keep flying, widgets keep their last
 // view and are brought up to date by the fresh snapshot, in place.
 
@@ -41,7 +44,13 @@ const stage = new DanmakuStage(/** @type {HTMLElement} */ (document.getElementBy
   fontPx: number("size", 12, 120),
   speed: number("speed", 30, 2000),
   area: number("area", 0.1, 1),
+  mergeMs: 3000, // the setting's default until the snapshot says
 });
+/** The room's merge window for identical danmaku (setting `danmaku_merge_s`), in ms. @param {any} settings */
+function mergeMs(settings) {
+  const seconds = Number(settings?.danmaku_merge_s ?? 3);
+  return Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : 3000;
+}
 // For tests and operators: what the stage did.
 Object.assign(window, { hudongOverlay: { stage } });
 
@@ -75,7 +84,10 @@ client.on("danmaku", (event) => stage.add(event));
 client.on("retract", (event) => stage.remove(event.id));
 
 client.on("interaction", () => screen.update());
-client.on("snapshot", () => screen.update());
+client.on("snapshot", (snapshot) => {
+  stage.setMerge(mergeMs(snapshot.room?.settings));
+  screen.update();
+});
 setInterval(() => screen.update(), 1000); // ended ones leave after SHOW_ENDED_S
 
 if (!token) {
