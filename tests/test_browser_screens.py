@@ -172,14 +172,20 @@ ITEMS = """text => [...document.querySelectorAll('#stage .danmaku')]
 def test_identical_danmaku_merge_into_one_item_on_the_overlay_and_the_wall(pages, node):
     """Issue 13, item 7: 37 "666" sent quickly at degrade level 0 show as one item on the
     overlay and on the wall, its count grown in place to ×37; with the room's
-    `danmaku_merge_s` at 0 each shows on its own."""
+    `danmaku_merge_s` at 0 each shows on its own; at level 1 too they show as one."""
     tokens = node.room("merge", wall_danmaku=True)
     overlay, wall = screens(pages, "merge", tokens["screen"])
     wall.wait_for_selector("#stage:not([hidden])", state="attached")
-    send_danmaku(node, "merge", "666", 37)
+    send_danmaku(node, "merge", "666", 1)
+    for page in (overlay, wall):
+        page.wait_for_selector("#stage .danmaku[data-count='1']", state="attached")
+        page.evaluate("() => { window.first = document.querySelector('#stage .danmaku'); }")
+    send_danmaku(node, "merge", "666", 36)
     for page in (overlay, wall):
         wait_count(page, "#stage .danmaku", 37)
         assert page.evaluate(ITEMS, "666") == [["37", "666 ×37"]]
+        # the count grew on the item first shown: not a new item
+        assert page.evaluate("() => window.first.isConnected && window.first.dataset.count") == "37"
     assert degrade_level(node, "merge") == 0
     shot(overlay, "overlay-merged", omit_background=True)
     shot(wall, "wall-merged")
@@ -192,6 +198,16 @@ def test_identical_danmaku_merge_into_one_item_on_the_overlay_and_the_wall(pages
         page.wait_for_function(f"() => ({ITEMS})('777').length === 5")
         assert page.evaluate(ITEMS, "777") == [["1", "777"]] * 5
     assert degrade_level(node, "merge") == 0
+
+    # at level 1 the server merges within a tick ("count"); the screens add those up
+    patch_settings(node, "merge", danmaku_merge_s=3, degrade_floor=1)
+    overlay.wait_for_function("() => window.hudongOverlay.stage.mergeMs === 3000")
+    wall.wait_for_function("() => window.hudongWall.stage.mergeMs === 3000")
+    assert degrade_level(node, "merge") == 1
+    send_danmaku(node, "merge", "888", 37)
+    for page in (overlay, wall):
+        page.wait_for_function(f"() => ({ITEMS})('888').some(([n]) => n === '37')")
+        assert page.evaluate(ITEMS, "888") == [["37", "888 ×37"]]
 
 
 # --- item 9: the wall shows the room ----------------------------------------------------------

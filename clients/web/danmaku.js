@@ -315,7 +315,8 @@ export class DanmakuStage {
     const right = left + width;
     const total = this.rows.length;
     const half = Math.ceil(total / 2);
-    const order = item.event.mode === "top" ? [...Array(half).keys()] : [...Array(total - half).keys()].map((i) => total - 1 - i);
+    // top: the upper half of the rows, from the top; bottom: the lower half, from the bottom
+    const order = item.event.mode === "top" ? [...Array(half).keys()] : [...Array(Math.max(1, total - half)).keys()].map((i) => total - 1 - i);
     const open = (/** @type {number} */ r) => !this.rows[r].claim || this.rows[r].claim === item;
     const lane = order.find((r) => open(r) && this._fixedFits(this.rows[r], left, right, now));
     if (lane === undefined) {
