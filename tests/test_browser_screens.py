@@ -438,6 +438,26 @@ def test_without_posts_the_open_interactions_take_the_wall(pages, node):
         assert widths["poll"] > widths["content"] * 0.9, widths
 
 
+def test_the_overlay_s_widgets_fit_the_stream_with_everything_open(pages, node):
+    """Issue 13, items 9 and 10: with the Q&A on the overlay as well, a poll, a
+    co-design round and a Q&A open at once still fit in the height of the stream."""
+    tokens = node.room("stream")
+    _open_everything(node, "stream", tokens["host"], posts=0)
+    overlay = pages(f"/overlay/stream#token={tokens['screen']}", width=1280, height=720)
+    overlay.wait_for_selector(".widget-qa:not([hidden]) [data-question] >> nth=2")
+    overlay.wait_for_selector(".widget-design:not([hidden]) [data-slot='s4']")
+    wait_count(overlay, "[data-poll='p'] .voters", 4)
+    outside = """() => [...document.querySelectorAll('#widgets *')].filter(e => {
+      const r = e.getBoundingClientRect();
+      return r.width > 0 && (r.top < 0 || r.bottom > innerHeight || r.right > innerWidth);
+    }).map(e => e.className)"""
+    for width, height in SIZES[:2]:
+        overlay.set_viewport_size({"width": width, "height": height})
+        overlay.wait_for_function("w => innerWidth === w", arg=width)
+        overlay.wait_for_function(f"() => ({outside})().length === 0")
+        shot(overlay, f"overlay-everything-{width}x{height}", omit_background=True)
+
+
 def test_ranked_results_are_sorted_and_labelled_with_points(pages, node):
     """Issue 13, item 10: a ranked poll's options in order of points, each with
     "points", on the wall and the overlay."""

@@ -83,12 +83,30 @@ if (params.get("debug") === "1") {
 client.on("danmaku", (event) => stage.add(event));
 client.on("retract", (event) => stage.remove(event.id));
 
-client.on("interaction", () => screen.update());
+/** Shrink the widgets' font until every widget shown fits in the height (at half size at most). */
+function fitWidgets() {
+  let scale = 1;
+  box.style.setProperty("--fit", "1");
+  while (box.scrollHeight > box.clientHeight + 1 && scale > 0.5) {
+    scale = Math.max(0.5, scale - 0.08);
+    box.style.setProperty("--fit", String(scale));
+  }
+}
+function update() {
+  screen.update();
+  fitWidgets();
+}
+// a widget shows or hides itself on an event too (a draw's winners)
+const shownOrHidden = new MutationObserver(() => requestAnimationFrame(fitWidgets));
+for (const el of box.children) shownOrHidden.observe(el, { attributes: true, attributeFilter: ["hidden"] });
+window.addEventListener("resize", fitWidgets);
+
+client.on("interaction", update);
 client.on("snapshot", (snapshot) => {
   stage.setMerge(mergeMs(snapshot.room?.settings));
-  screen.update();
+  update();
 });
-setInterval(() => screen.update(), 1000); // ended ones leave after SHOW_ENDED_S
+setInterval(update, 1000); // ended ones leave after SHOW_ENDED_S
 
 if (!token) {
   showProblem(t("error.no_token"));
