@@ -109,6 +109,13 @@ ROOM_SETTINGS: dict[str, RoomSetting] = {
         _choice(WALL_MODERATION),
         "pre: wall posts wait for approval; post: they show at once and can be rejected",
     ),
+    "danmaku_merge_s": RoomSetting(
+        3,
+        _int_range(0, 30),
+        "identical danmaku within this many seconds show as one item on the overlay and the "
+        'wall, its count growing in place ("666 ×37"); 0: never merge',
+    ),
+    "wall_danmaku": RoomSetting(False, _bool, "danmaku fly across the wall too"),
     "brand_color": RoomSetting("#e4007f", _color, "main colour of the wall and overlay"),
     "accent_color": RoomSetting("#ffc400", _color, "second colour of the wall and overlay"),
     "logo_url": RoomSetting("", _logo, "logo on the wall: a path on this server, or empty"),

@@ -606,16 +606,23 @@ def test_a_view_whose_kind_has_no_page_module_is_left_out_on_every_page(pages, n
     assert "poll" in kinds and "qa" not in kinds, kinds
 
 
-def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[str, int]:
-    """``per_s * seconds`` danmaku at ``per_s`` a second, from 100 anonymous viewers at
-    ``per_s / 100`` a second each. A sender that falls behind (a busy CI machine can
-    stall this thread for seconds) catches up, but never faster than its own rate limit
-    allows (5/s, a burst of 10), so every refusal counted is the server's own doing."""
+def _danmaku_storm(
+    ws_url: str,
+    room: str,
+    per_s: int,
+    seconds: float,
+    modes: tuple[str, ...] = ("scroll",),
+    senders: int = 100,
+) -> dict[str, int]:
+    """``per_s * seconds`` danmaku at ``per_s`` a second, from ``senders`` anonymous
+    viewers at ``per_s / senders`` a second each, their modes taken in turn from
+    ``modes``. A sender that falls behind (a busy CI machine can stall this thread for
+    seconds) catches up, but never faster than its own rate limit allows (5/s, a burst
+    of 10), so every refusal counted is the server's own doing."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
-    senders = 100
     each = round(per_s * seconds / senders)
     words = (
         "666",
@@ -656,7 +663,11 @@ def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[s
                 due = int(max(0.0, now - started) * per_s / senders)
                 while sent < min(due, each) and tokens >= 1:
                     text = f"{words[(n + sent) % len(words)]} {n}.{sent}"
-                    await ws.send(json.dumps({"op": "danmaku", "text": text}))
+                    mode = modes[(n + sent) % len(modes)]
+                    command = {"op": "danmaku", "text": text}
+                    if mode != "scroll":
+                        command["mode"] = mode
+                    await ws.send(json.dumps(command))
                     tokens -= 1
                     sent += 1
                     counts["sent"] += 1
@@ -671,32 +682,32 @@ def _danmaku_storm(ws_url: str, room: str, per_s: int, seconds: float) -> dict[s
     return counts
 
 
+# Every 100 ms: any two danmaku on screen, whatever their modes (scrolling, top, bottom),
+# whose boxes overlap (by more than half a pixel either way).
 OVERLAP_PROBE = """() => {
   const stage = document.getElementById('stage');
-  const probe = { samples: 0, overlaps: [], maxNodes: 0, maxOnScreen: 0 };
+  const probe = { samples: 0, overlaps: [], maxNodes: 0, maxOnScreen: 0, modes: {} };
   window.probe = probe;
   setInterval(() => {
     probe.samples += 1;
     probe.maxNodes = Math.max(probe.maxNodes, document.getElementsByTagName('*').length);
-    const lanes = new Map();
+    const boxes = [];
     for (const el of stage.querySelectorAll('.danmaku')) {
       const r = el.getBoundingClientRect();
       if (r.right < 0 || r.left > innerWidth) continue;
-      const lane = el.dataset.lane;
-      if (!lanes.has(lane)) lanes.set(lane, []);
-      lanes.get(lane).push([r.left, r.right, el.textContent]);
+      const mode = el.className.match(/danmaku-(scroll|top|bottom)/)[1];
+      probe.modes[mode] = (probe.modes[mode] || 0) + 1;
+      boxes.push([r.left, r.right, r.top, r.bottom, mode, el.textContent]);
     }
-    let onScreen = 0;
-    for (const [lane, items] of lanes) {
-      onScreen += items.length;
-      items.sort((a, b) => a[0] - b[0]);
-      for (let i = 1; i < items.length; i++) {
-        if (items[i][0] < items[i - 1][1] - 0.5) {
-          probe.overlaps.push([lane, items[i - 1], items[i]]);
-        }
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const [a, b] = [boxes[i], boxes[j]];
+        const x = Math.min(a[1], b[1]) - Math.max(a[0], b[0]);
+        const y = Math.min(a[3], b[3]) - Math.max(a[2], b[2]);
+        if (x > 0.5 && y > 0.5) probe.overlaps.push([a, b]);
       }
     }
-    probe.maxOnScreen = Math.max(probe.maxOnScreen, onScreen);
+    probe.maxOnScreen = Math.max(probe.maxOnScreen, boxes.length);
   }, 100);
 }"""
 MAX_ELEMENTS = 400
@@ -716,7 +727,10 @@ def test_the_overlay_is_transparent_and_keeps_lanes_apart_under_a_storm(pages, n
     result: dict[str, int] = {}
     ws_url = node.base.replace("http", "ws") + "/ws"
     sender = threading.Thread(
-        target=lambda: result.update(_danmaku_storm(ws_url, "storm", 200, 30.0)), daemon=True
+        target=lambda: result.update(
+            _danmaku_storm(ws_url, "storm", 200, 30.0, ("scroll", "scroll", "top", "bottom"))
+        ),
+        daemon=True,
     )
     sender.start()
     try:
@@ -724,7 +738,8 @@ def test_the_overlay_is_transparent_and_keeps_lanes_apart_under_a_storm(pages, n
         overlay.wait_for_timeout(4000)  # the first ones cross the screen
         image = Image.open(io.BytesIO(shot(overlay, "overlay-storm", omit_background=True)))
         assert image.mode == "RGBA"
-        # Below the scrolling lanes (80% of the height) and away from widgets: nothing drawn.
+        # Below the scrolling lanes (80% of the height), away from the bottom danmaku in
+        # the middle and from widgets: nothing drawn.
         for x, y in ((5, 715), (640, 700), (1275, 715), (300, 650)):
             assert image.getpixel((x, y))[3] == 0, (x, y, image.getpixel((x, y)))
         alphas = [image.getpixel((x, y))[3] for x in range(0, 1280, 16) for y in range(0, 576, 16)]
@@ -739,6 +754,7 @@ def test_the_overlay_is_transparent_and_keeps_lanes_apart_under_a_storm(pages, n
     assert result["sent"] == 200 * 30 and result["refused"] < result["sent"] * 0.01, result
     assert probe["samples"] >= 250, probe["samples"]
     assert probe["overlaps"] == [], probe["overlaps"][:5]
+    assert all(probe["modes"].get(m, 0) > 0 for m in ("scroll", "top", "bottom")), probe["modes"]
     assert probe["maxNodes"] < MAX_ELEMENTS, probe["maxNodes"]
     assert stats["shown"] > 100, stats  # it kept showing danmaku all along
     shot(overlay, "overlay-after-storm")

@@ -364,6 +364,10 @@ async def test_patch_by_a_role_that_may_not_change_the_room_gets_403(live, role)
         pytest.param({"settings": {"allow_anonymous": "no"}}, id="settings-str"),
         pytest.param({"settings": {"allow_anonymous": 0}}, id="settings-int"),
         pytest.param({"settings": "allow_anonymous"}, id="settings-str-not-map"),
+        pytest.param({"settings": {"danmaku_merge_s": -1}}, id="merge-negative"),
+        pytest.param({"settings": {"danmaku_merge_s": 31}}, id="merge-over-30"),
+        pytest.param({"settings": {"danmaku_merge_s": 1.5}}, id="merge-float"),
+        pytest.param({"settings": {"wall_danmaku": "yes"}}, id="wall-danmaku-str"),
     ],
 )
 async def test_patch_with_invalid_field_gets_400(live, body):

@@ -8,6 +8,9 @@
 // (the poll widget's `poll=<id>` always shows that poll). What each widget shows is its
 // kind's module's `overlay` part (registry.js).
 //
+// Identical danmaku merge into one item whose count grows ("666 ×37") within the room's
+// `danmaku_merge_s` (danmaku.js).
+//
 // A reconnect does not clear the screen: danmaku keep flying, widgets keep their last
 // view and are brought up to date by the fresh snapshot, in place. A refused token (a
 // restart with another secret) draws nothing either: the overlay keeps trying quietly.
@@ -42,7 +45,13 @@ const stage = new DanmakuStage(/** @type {HTMLElement} */ (document.getElementBy
   fontPx: number("size", 12, 120),
   speed: number("speed", 30, 2000),
   area: number("area", 0.1, 1),
+  mergeMs: 3000, // the setting's default until the snapshot says
 });
+/** The room's merge window for identical danmaku (setting `danmaku_merge_s`), in ms. @param {any} settings */
+function mergeMs(settings) {
+  const seconds = Number(settings?.danmaku_merge_s ?? 3);
+  return Number.isFinite(seconds) ? Math.max(0, seconds) * 1000 : 3000;
+}
 // For tests and operators: what the stage did.
 Object.assign(window, { hudongOverlay: { stage } });
 
@@ -81,9 +90,30 @@ if (debug) {
 client.on("danmaku", (event) => stage.add(event));
 client.on("retract", (event) => stage.remove(event.id));
 
-client.on("interaction", () => screen.update());
-client.on("snapshot", () => screen.update());
-setInterval(() => screen.update(), 1000); // ended ones leave after SHOW_ENDED_S
+/** Shrink the widgets' font until every widget shown fits in the height (at half size at most). */
+function fitWidgets() {
+  let scale = 1;
+  box.style.setProperty("--fit", "1");
+  while (box.scrollHeight > box.clientHeight + 1 && scale > 0.5) {
+    scale = Math.max(0.5, scale - 0.08);
+    box.style.setProperty("--fit", String(scale));
+  }
+}
+function update() {
+  screen.update();
+  fitWidgets();
+}
+// a widget shows or hides itself on an event too (a draw's winners)
+const shownOrHidden = new MutationObserver(() => requestAnimationFrame(fitWidgets));
+for (const el of box.children) shownOrHidden.observe(el, { attributes: true, attributeFilter: ["hidden"] });
+window.addEventListener("resize", fitWidgets);
+
+client.on("interaction", update);
+client.on("snapshot", (snapshot) => {
+  stage.setMerge(mergeMs(snapshot.room?.settings));
+  update();
+});
+setInterval(update, 1000); // ended ones leave after SHOW_ENDED_S
 
 if (!token) {
   showProblem(t("error.no_token"));

@@ -1,7 +1,7 @@
 // Polls (PROTOCOL.md, "Kinds, specs and host actions"): single and multiple choice,
 // ranked, rating and text (a word cloud). The ballot on the viewer page; the composer,
 // the results and open / close / reveal in the console; the bars on the overlay and the
-// wall. Every page draws results with one PollBoard, so the same data gives the same
+// wall (ranked polls: most Borda points first, each labelled with its points). Every page draws results with one PollBoard, so the same data gives the same
 // figures everywhere; its elements carry `data-poll`, `data-option` and `data-count`.
 
 import { formatNumber, h, notify, replace, t } from "/static/common.js";
@@ -20,8 +20,10 @@ function pollRows(view) {
   const results = view.results ?? {};
   if (results.hidden || results.kind === "text") return [];
   if (results.kind === "ranked") {
-    const most = Math.max(1, ...(results.options ?? []).map((/** @type {any} */ o) => o.points));
-    return (results.options ?? []).map((/** @type {any} */ o) => ({ id: o.id, label: o.label, count: o.points, share: o.points / most, shareText: "" }));
+    // most points first (ties in the poll's order), each figure labelled "points"
+    const options = [...(results.options ?? [])].sort((/** @type {any} */ a, /** @type {any} */ b) => b.points - a.points);
+    const most = Math.max(1, ...options.map((/** @type {any} */ o) => o.points));
+    return options.map((/** @type {any} */ o) => ({ id: o.id, label: o.label, count: o.points, share: o.points / most, shareText: t("poll.points", { n: o.points }) }));
   }
   if (results.kind === "rating") {
     const voters = Math.max(1, results.voters ?? 0);
@@ -300,6 +302,7 @@ export default {
       "poll.change": "You can change your vote while the poll is open.",
       "poll.hidden": "Results are shown when the host reveals them ({n} votes).",
       "poll.voters": "{n} votes",
+      "poll.points": "points",
       "poll.rating": "Your rating",
       "poll.text": "Your answer",
       "poll.sent": "Your answers",
@@ -329,6 +332,7 @@ export default {
       "poll.change": "投票开放期间可以修改。",
       "poll.hidden": "结果将在主持人揭晓时公布（已有 {n} 票）。",
       "poll.voters": "{n} 票",
+      "poll.points": "分",
       "poll.rating": "你的评分",
       "poll.text": "你的回答",
       "poll.sent": "你的回答",

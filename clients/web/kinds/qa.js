@@ -1,9 +1,55 @@
 // Q&A boards (PROTOCOL.md, "Kinds, specs and host actions"): viewers ask and upvote
 // questions; hosts answer, pin and hide them. Questions are ordered by the server
-// (pinned first, then by upvotes); each carries `data-question`.
+// (pinned first, then by upvotes); each carries `data-question`. The overlay and the
+// wall show the newest board's first few questions (`.votes` with `data-count`, the exact count).
 
 import { formatNumber, h, notify, replace, t } from "/static/common.js";
-import { liveCard, newId, titleField } from "/static/widgets.js";
+import { liveCard, newest, newId, titleField } from "/static/widgets.js";
+
+const ON_OVERLAY = 3; // questions the overlay shows
+const ON_WALL = 5; // questions the wall shows
+
+/**
+ * The newest board's first questions on a screen, in the server's order: pinned first,
+ * then the most voted. Hidden while no board is open (or ended a little while ago) or
+ * it has no question.
+ * @param {import("/static/registry.js").ScreenContext} ctx @param {number} most
+ */
+function screenBoard(ctx, most) {
+  const title = h("h2", { class: "board-title" });
+  const list = h("ol", { class: "qa-board" });
+  const el = ctx.frame(title, list);
+  return {
+    el,
+    /** @param {any[]} views */
+    update(views) {
+      const board = newest(views, ctx.showEndedS);
+      const questions = (board?.questions ?? []).filter((/** @type {any} */ q) => !q.hidden).slice(0, most);
+      el.hidden = !board || questions.length === 0;
+      if (el.hidden) return;
+      el.dataset.interaction = board.id;
+      title.textContent = board.spec?.title ?? board.id;
+      replace(
+        list,
+        ...questions.map((/** @type {any} */ q) =>
+          h(
+            "li",
+            { class: `question-item${q.pinned_at ? " pinned" : ""}`, data: { question: q.id } },
+            h("span", { class: "votes", data: { count: q.votes }, attrs: { title: t("qa.votes", { n: q.votes }) }, text: `▲ ${formatNumber(q.votes)}` }),
+            h(
+              "p",
+              { class: "q-text" },
+              q.pinned_at ? h("span", { class: "tag", text: t("qa.pinned") }) : null,
+              q.answered_at ? h("span", { class: "tag ok", text: t("qa.answered") }) : null,
+              h("span", { class: "q-words", text: q.text }),
+              h("span", { class: "q-name", text: q.name ?? "" }),
+            ),
+          ),
+        ),
+      );
+    },
+  };
+}
 
 /** @param {import("/static/registry.js").LiveContext} ctx @param {any} view */
 function askCard(ctx, view) {
@@ -108,6 +154,9 @@ export default {
     shown: (view) => view.status?.phase === "open",
     card: (view) => askCard(ctx, view),
   }),
+
+  overlay: (ctx) => screenBoard(ctx, ON_OVERLAY),
+  wall: (ctx) => screenBoard(ctx, ON_WALL),
 
   console: (ctx) => ({
     composer: {

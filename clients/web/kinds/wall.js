@@ -1,10 +1,11 @@
 // The room's wall (PROTOCOL.md, "Wall"): viewers post short texts from the viewer page;
 // the console moderates them in a tab of their own (pre- or post-moderation, the queue,
-// pin, reject) and owns the room's `wall_moderation` setting; the wall page shows the
-// approved posts, pinned first. Posts carry `data-post`.
+// pin, reject) and owns the room's `wall_moderation` setting, and the screens' danmaku
+// settings (`wall_danmaku`, `danmaku_merge_s`); the wall page shows the approved posts,
+// pinned first, as many as fit. Posts carry `data-post`.
 
 import { h, notify, replace, t } from "/static/common.js";
-import { select } from "/static/widgets.js";
+import { field, placeInOrder, select } from "/static/widgets.js";
 
 const POSTS_SHOWN = 24;
 const MODES = ["pre", "post"];
@@ -41,18 +42,20 @@ function postSection(ctx, view) {
 
 /** Approved posts, pinned first, in the view's order. */
 function posts() {
-  const list = h("ol", { attrs: { id: "posts" }, class: "posts", aria: { live: "polite" } });
+  // the wall page leaves out the last posts that do not fit (`data-fit="trim"`)
+  const list = h("ol", { attrs: { id: "posts" }, class: "posts", aria: { live: "polite" }, data: { fit: "trim" } });
   const empty = h("p", { attrs: { id: "posts-empty" }, class: "posts-empty", data: { i18n: "wall.empty" }, text: t("wall.empty") });
   /** @type {Map<string, HTMLElement>} */
   const shown = new Map();
+  const el = h(
+    "section",
+    { class: "posts-area", aria: { labelledby: "posts-heading" }, data: { empty: "true" } },
+    h("h2", { attrs: { id: "posts-heading" }, class: "visually-hidden", data: { i18n: "kind.wall" }, text: t("kind.wall") }),
+    list,
+    empty,
+  );
   return {
-    el: h(
-      "section",
-      { class: "posts-area", aria: { labelledby: "posts-heading" } },
-      h("h2", { attrs: { id: "posts-heading" }, class: "visually-hidden", data: { i18n: "kind.wall" }, text: t("kind.wall") }),
-      list,
-      empty,
-    ),
+    el,
     region: /** @type {const} */ ("main"),
     /** @param {any[]} views */
     update([view]) {
@@ -72,9 +75,12 @@ function posts() {
           shown.set(post.id, el);
         }
         el.classList.toggle("pinned", Boolean(post.pinned_at));
-        list.append(el); // keeps the view's order: pinned first, then newest
       }
+      // the view's order, pinned first, then newest; moving only those out of place, so a
+      // post already shown does not play its entrance again
+      placeInOrder(list, wanted.map((/** @type {any} */ p) => /** @type {HTMLElement} */ (shown.get(p.id))));
       empty.hidden = wanted.length > 0;
+      el.dataset.empty = String(wanted.length === 0); // the wall gives the room to other panels
     },
   };
 }
@@ -144,9 +150,18 @@ export default {
 
   console: (ctx) => ({
     tab: moderationTab(ctx),
+    // the wall's settings, and how the screens (the wall and the overlay) show danmaku
     settings: {
-      fields: (settings) => [select("s-wallmod", "wall.moderation", MODES.map((m) => [m, `wall.mode.${m}`]), { name: "wall_moderation", value: settings.wall_moderation ?? "pre" })],
-      read: (data) => ({ wall_moderation: data.get("wall_moderation") }),
+      fields: (settings) => [
+        select("s-wallmod", "wall.moderation", MODES.map((m) => [m, `wall.mode.${m}`]), { name: "wall_moderation", value: settings.wall_moderation ?? "pre" }),
+        h("label", { class: "inline", attrs: { for: "s-walldanmaku" } }, h("input", { attrs: { id: "s-walldanmaku", name: "wall_danmaku", type: "checkbox" }, checked: settings.wall_danmaku === true }), t("wall.danmaku")),
+        field("s-merge", "wall.merge", h("input", { attrs: { id: "s-merge", name: "danmaku_merge_s", type: "number", min: 0, max: 30, value: settings.danmaku_merge_s ?? 3 } })),
+      ],
+      read: (data) => ({
+        wall_moderation: data.get("wall_moderation"),
+        wall_danmaku: data.get("wall_danmaku") === "on",
+        danmaku_merge_s: Number(data.get("danmaku_merge_s") ?? 3),
+      }),
     },
   }),
 
@@ -167,6 +182,8 @@ export default {
       "wall.moderation": "Moderation",
       "wall.mode.pre": "Approve posts before they show",
       "wall.mode.post": "Show posts at once (reject later)",
+      "wall.danmaku": "Danmaku fly across the wall too",
+      "wall.merge": "Merge identical danmaku on the screens within (s, 0: never)",
       "action.approve": "Approve",
       "action.reject": "Reject",
     },
@@ -184,6 +201,8 @@ export default {
       "wall.moderation": "审核方式",
       "wall.mode.pre": "先审后发",
       "wall.mode.post": "先发后审",
+      "wall.danmaku": "大屏也显示弹幕",
+      "wall.merge": "大屏和直播画面合并相同弹幕的时间窗（秒，0 为不合并）",
       "action.approve": "通过",
       "action.reject": "拒绝",
     },
