@@ -57,11 +57,12 @@ function onStage(views, showEndedS) {
 /** @param {any} view */
 const stageTime = (view) => (view.state?.finished ? view.state.finished_at : view.state?.revealed_at) ?? 0;
 
-/** The leaderboard on a screen: its title, after which question, the top ten. @param {any} view */
+/** Which leaderboard it is: the final one, or after which question. @param {any} view */
+const stageKicker = (view) => (view.state?.finished ? t("quiz.finalboard") : t("quiz.after", { n: view.state?.asked?.length ?? 0 }));
+
+/** The leaderboard on a screen: its title, which one it is, the top ten. @param {any} view */
 function stageBoard(view) {
-  const asked = view.state?.asked?.length ?? 0;
-  const kicker = view.state?.finished ? t("quiz.finalboard") : t("quiz.after", { n: asked });
-  return [h("h2", { class: "board-title", text: view.spec?.title ?? view.id }), h("p", { class: "tag", text: kicker }), leaderList(view.leaderboard ?? [])];
+  return [h("h2", { class: "board-title", text: view.spec?.title ?? view.id }), h("p", { class: "tag", text: stageKicker(view) }), leaderList(view.leaderboard ?? [])];
 }
 
 /** @param {any} view */
@@ -158,6 +159,33 @@ function details() {
   };
 }
 
+/**
+ * The leaderboard on a screen after a reveal and at the end; on the wall (`full`) each
+ * reveal and the end also take the whole screen for a while.
+ * @param {import("/static/registry.js").ScreenContext} ctx @param {boolean} [full]
+ */
+function stage(ctx, full = false) {
+  const el = ctx.frame();
+  el.classList.add("quiz-stage");
+  let shown = "";
+  return {
+    el,
+    /** @param {any[]} views */
+    update(views) {
+      const quiz = onStage(views, ctx.showEndedS);
+      el.hidden = !quiz;
+      if (!quiz) return;
+      replace(el, ...stageBoard(quiz));
+      el.dataset.quiz = quiz.id;
+      const moment = `${quiz.id}:${quiz.state?.asked?.length}:${quiz.state?.finished}`;
+      if (full && moment !== shown) {
+        shown = moment;
+        ctx.reveal?.({ kicker: stageKicker(quiz), title: quiz.spec?.title ?? quiz.id, body: leaderList(quiz.leaderboard ?? []), id: quiz.id });
+      }
+    },
+  };
+}
+
 /** @type {import("/static/registry.js").KindModule} */
 export default {
   kind: "quiz",
@@ -178,48 +206,8 @@ export default {
     },
   }),
 
-  overlay(ctx) {
-    const el = ctx.frame();
-    el.classList.add("quiz-stage");
-    return {
-      el,
-      /** @param {any[]} views */
-      update(views) {
-        const quiz = onStage(views, ctx.showEndedS);
-        if (quiz) {
-          replace(el, ...stageBoard(quiz));
-          el.dataset.quiz = quiz.id;
-        }
-        el.hidden = !quiz;
-      },
-    };
-  },
-
-  wall(ctx) {
-    const el = ctx.frame();
-    el.classList.add("quiz-stage");
-    /** @type {string} */
-    let shown = "";
-    return {
-      el,
-      /** @param {any[]} views */
-      update(views) {
-        const quiz = onStage(views, ctx.showEndedS);
-        if (quiz) {
-          replace(el, ...stageBoard(quiz));
-          el.dataset.quiz = quiz.id;
-          // Each reveal and the end take the whole screen for a while.
-          const moment = `${quiz.id}:${quiz.state?.asked?.length}:${quiz.state?.finished}`;
-          if (moment !== shown) {
-            shown = moment;
-            const kicker = quiz.state?.finished ? t("quiz.finalboard") : t("quiz.after", { n: quiz.state?.asked?.length ?? 0 });
-            ctx.reveal?.({ kicker, title: quiz.spec?.title ?? quiz.id, body: leaderList(quiz.leaderboard ?? []), id: quiz.id });
-          }
-        }
-        el.hidden = !quiz;
-      },
-    };
-  },
+  overlay: (ctx) => stage(ctx),
+  wall: (ctx) => stage(ctx, true),
 
   console: (ctx) => ({
     composer: {
