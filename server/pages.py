@@ -20,12 +20,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import segno
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 import server
+from protocol.messages import ROOM_ID_RE
 
 # The wheel carries clients/ inside the server package (pyproject.toml, package-dir);
 # a checkout or an editable install has it beside the package.
@@ -68,6 +71,8 @@ export const KINDS = loaded.flatMap((result) =>
 /** The same modules by the name of their kind. */
 export const BY_NAME = Object.fromEntries(KINDS.map((kind) => [kind.kind, kind]));
 """
+URL_SAFE = ":/?#[]@!$&'()*+,;=%"  # what quote() leaves of a URL as it is
+QR_KEEP = 256  # QR codes kept made, by URL (one per room and address it is asked under)
 SAFE_PATH_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_./-]{1,200}$")
 
 
@@ -140,6 +145,7 @@ class Pages:
         self.web = root / "web"
         self.js = root / "js"
         self.public_url = public_url.rstrip("/")
+        self._qr: dict[str, bytes] = {}  # URL -> SVG, oldest first
         self.assets = Path(assets_dir).resolve() if assets_dir else None
         self._pages: dict[str, Page] = {}
         self.kind_modules = {
@@ -209,18 +215,36 @@ class Pages:
         return _file_under(self.assets, request.path_params["path"])
 
     async def qr(self, request: Request) -> Response:
-        """An SVG QR code of the room's viewer page URL, for the wall and posters."""
+        """An SVG QR code of the room's viewer page URL, for the wall and posters.
+
+        Made once per URL (kept for the next :data:`QR_KEEP` URLs asked for) and off the
+        event loop: making one takes milliseconds of CPU, and anyone may ask."""
         room_id = request.path_params["room_id"]
+        if not ROOM_ID_RE.match(room_id):
+            message = f"a room id matches {ROOM_ID_RE.pattern}, got {room_id[:40]!r}"
+            return JSONResponse({"error": {"code": "invalid_field", "message": message}}, 400)
         base = self.public_url or str(request.base_url).rstrip("/")
         target = f"{base}/live/{room_id}"
-        code = segno.make(target, error="m")
-        out = io.BytesIO()
-        code.save(out, kind="svg", scale=10, border=2, xmldecl=False, dark="#000", light="#fff")
+        svg = self._qr.get(target)
+        if svg is None:
+            svg = await run_in_threadpool(qr_svg, target)
+            self._qr[target] = svg
+            while len(self._qr) > QR_KEEP:
+                del self._qr[next(iter(self._qr))]
+        # A header carries Latin-1 only, and a host name from the request may not be.
+        shown = quote(target, safe=URL_SAFE)
         return Response(
-            out.getvalue(),
-            media_type="image/svg+xml",
-            headers={**SECURITY_HEADERS, "X-Hudong-Target": target},
+            svg, media_type="image/svg+xml", headers={**SECURITY_HEADERS, "X-Hudong-Target": shown}
         )
+
+
+def qr_svg(target: str) -> bytes:
+    """The QR code of ``target`` as SVG (error correction M: posters get scuffed)."""
+    out = io.BytesIO()
+    segno.make(target, error="m").save(
+        out, kind="svg", scale=10, border=2, xmldecl=False, dark="#000", light="#fff"
+    )
+    return out.getvalue()
 
 
 def _not_found(path: str, why: str = "no such file") -> Response:

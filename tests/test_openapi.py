@@ -1121,6 +1121,7 @@ async def _qr(api: Api, w: World) -> None:
     r = await api.call("GET", "/qr/{room_id}.svg", token=None, expect=200, room_id=ROOM)
     assert r.headers["x-hudong-target"] == f"{api.live.base}/live/{ROOM}"
     assert r.text.startswith("<svg")
+    await api.call("GET", "/qr/{room_id}.svg", token=None, expect=400, room_id="a.b")
 
 
 @scenario("GET", "/static/kinds/{name}.js")

@@ -5,6 +5,7 @@ is in tests/test_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -122,6 +123,24 @@ async def test_the_qr_code_points_at_the_viewer_page(server_factory):
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
     assert r.headers["x-hudong-target"] == "https://live.example.com/live/launch"
     assert r.text.startswith("<svg") and "<script" not in r.text
+
+
+async def test_a_qr_code_of_no_room_id_is_a_clear_400_and_a_crowd_of_requests_is_served(
+    server_factory,
+):
+    """A room id that is no room id (not Latin-1, longer than a QR code holds) used to
+    answer 500; a crowd asking at once gets the same code, made once."""
+    async with server_factory() as live:
+        async with httpx.AsyncClient(base_url=live.base, timeout=30) as http:
+            for bad in ("%E4%BD%A0", "a" * 3000, "a.b"):
+                r = await http.get(f"/qr/{bad}.svg")
+                assert r.status_code == 400, (bad[:20], r.status_code, r.text[:200])
+                assert r.json()["error"]["code"] == "invalid_field"
+                assert "room id" in r.json()["error"]["message"]
+            answers = await asyncio.gather(*(http.get("/qr/launch.svg") for _ in range(100)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.content for r in answers}) == 1
+    assert answers[0].content.startswith(b"<svg")
 
 
 async def test_the_assets_folder_is_served(server_factory, tmp_path):
