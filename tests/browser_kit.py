@@ -8,12 +8,14 @@ in tests/conftest.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,3 +315,48 @@ def create(console: Any, kind: str, **fields: str) -> str:
 
 def action(console: Any, iid: str, name: str) -> None:
     console.click(f"[data-interaction='{iid}'] button[data-action='{name}']")
+
+
+# --- viewers without a page ----------------------------------------------------------------
+
+
+class WsViewer:
+    """An anonymous viewer on a raw WebSocket: sends commands and waits for each answer."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.next_id = 1
+
+    def send(self, op: str, **fields: Any) -> dict[str, Any]:
+        self.next_id += 1
+        cid = self.next_id
+        self.ws.send(json.dumps({"op": op, "id": cid, **fields}))
+        return self.reply(cid)
+
+    def reply(self, cid: int) -> dict[str, Any]:
+        """The answer to command ``cid`` (batches and other messages on the way skipped)."""
+        while True:
+            message = json.loads(self.ws.recv(timeout=10 * UNIT))
+            if message.get("id") == cid and message.get("type") != "batch":
+                return dict(message)
+
+    def ok(self, op: str, **fields: Any) -> dict[str, Any]:
+        answer = self.send(op, key=f"{op}-{self.next_id}", **fields)
+        assert answer["type"] == "ack", answer
+        return answer
+
+
+@contextmanager
+def viewer_ws(base: str, room: str, name: str | None = None) -> Iterator[WsViewer]:
+    """An anonymous viewer of ``room`` on the node at ``base``, joined, for the block."""
+    from websockets.sync.client import connect
+
+    with connect(base.replace("http", "ws") + "/ws", subprotocols=["hudong.v1.json"]) as ws:
+        ws.recv(timeout=5 * UNIT)  # hello
+        viewer = WsViewer(ws)
+        ws.send(
+            json.dumps({"op": "join", "id": 1, "room": room, **({"name": name} if name else {})})
+        )
+        joined = viewer.reply(1)
+        assert joined["type"] == "joined", joined
+        yield viewer

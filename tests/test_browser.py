@@ -43,6 +43,7 @@ from tests.browser_kit import (
     shot,
     start_node,
     stop_node,
+    viewer_ws,
     viewers,
     wait_count,
 )
@@ -117,21 +118,13 @@ def test_a_phone_that_changes_its_name_stays_one_voter(pages, node):
 def test_the_phone_s_online_count_follows_viewers_coming_and_going(pages, node):
     """Issue 13, item 4: the count on the phone moves without a new snapshot, as
     often as the console's."""
-    from websockets.sync.client import connect
-
     tokens = node.room("crowd")
     console = console_for(pages, "crowd", tokens)
     [phone] = viewers(pages, "crowd", 1)
     wait_count(phone, "#online", 1)
-    url = node.base.replace("http", "ws") + "/ws"
     with contextlib.ExitStack() as stay, contextlib.ExitStack() as leave:
         for i in range(3):
-            ws = (leave if i < 2 else stay).enter_context(
-                connect(url, subprotocols=["hudong.v1.json"])
-            )
-            ws.recv(timeout=5)
-            ws.send(json.dumps({"op": "join", "id": 1, "room": "crowd", "name": f"ws {i}"}))
-            assert _reply(ws, 1)["type"] == "joined"
+            (leave if i < 2 else stay).enter_context(viewer_ws(node.base, "crowd", f"ws {i}"))
         wait_count(phone, "#online", 4)
         wait_count(console, "[data-stat='online'] dd", 4)
         shot(phone, "live-online")
@@ -825,23 +818,8 @@ def test_the_overlay_rides_out_a_node_restart_without_a_glitch(pages, shared_red
 
 def vote_over_ws(base: str, room: str, option: str) -> None:
     """An anonymous viewer votes in poll `p` and leaves."""
-    from websockets.sync.client import connect
-
-    with connect(base.replace("http", "ws") + "/ws", subprotocols=["hudong.v1.json"]) as ws:
-        ws.recv(timeout=5)
-        ws.send(json.dumps({"op": "join", "id": 1, "room": room}))
-        assert _reply(ws, 1)["type"] == "joined"
-        ws.send(
-            json.dumps({"op": "vote", "id": 2, "interaction": "p", "key": "k1", "option": option})
-        )
-        assert _reply(ws, 2)["type"] == "ack"
-
-
-def _reply(ws: Any, cid: int) -> dict[str, Any]:
-    while True:
-        message = json.loads(ws.recv(timeout=10 * UNIT))
-        if message.get("id") == cid and message.get("type") != "batch":
-            return dict(message)
+    with viewer_ws(base, room) as viewer:
+        viewer.ok("vote", interaction="p", option=option)
 
 
 # --- accessibility ------------------------------------------------------------------------------

@@ -9,10 +9,8 @@ screenshots under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from tests.browser_kit import (
     shot,
     start_node,
     stop_node,
+    viewer_ws,
     viewers,
     wait_count,
 )
@@ -45,47 +44,6 @@ def node() -> Iterator[Node]:
         stop_node(started)
 
 
-# --- viewers over the WebSocket ------------------------------------------------------------
-
-
-class Viewer:
-    """An anonymous viewer on a raw WebSocket: sends commands and waits for each answer."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.next_id = 1
-
-    def send(self, op: str, **fields: Any) -> dict[str, Any]:
-        self.next_id += 1
-        cid = self.next_id
-        self.ws.send(json.dumps({"op": op, "id": cid, **fields}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=10 * UNIT))
-            if message.get("id") == cid and message.get("type") != "batch":
-                return dict(message)
-
-    def ok(self, op: str, **fields: Any) -> dict[str, Any]:
-        answer = self.send(op, key=f"{op}-{self.next_id}", **fields)
-        assert answer["type"] == "ack", answer
-        return answer
-
-
-@contextmanager
-def viewer_ws(node: Node, room: str, name: str) -> Iterator[Viewer]:
-    from websockets.sync.client import connect
-
-    url = node.base.replace("http", "ws") + "/ws"
-    with connect(url, subprotocols=["hudong.v1.json"]) as ws:
-        ws.recv(timeout=5 * UNIT)
-        ws.send(json.dumps({"op": "join", "id": 1, "room": room, "name": name}))
-        while True:
-            message = json.loads(ws.recv(timeout=10 * UNIT))
-            if message.get("id") == 1:
-                assert message["type"] == "joined", message
-                break
-        yield Viewer(ws)
-
-
 def send_danmaku(node: Node, room: str, text: str, n: int) -> None:
     """``n`` danmaku ``text`` as fast as viewers may send them: 8 each (a viewer's
     bucket allows a burst of 10, less the join), each acknowledged."""
@@ -93,7 +51,7 @@ def send_danmaku(node: Node, room: str, text: str, n: int) -> None:
     person = 0
     while sent < n:
         person += 1
-        with viewer_ws(node, room, f"fan {person}") as viewer:
+        with viewer_ws(node.base, room, f"fan {person}") as viewer:
             for _ in range(min(8, n - sent)):
                 answer = viewer.send("danmaku", text=text)
                 assert answer["type"] == "ack", answer
@@ -232,12 +190,12 @@ def test_the_wall_and_the_overlay_show_pinned_then_top_voted_questions(pages, no
     overlay, wall = screens(pages, "board", tokens["screen"], 1920, 1080)
     asked = [f"Question {i}: how is dish {i} made?" for i in range(7)]
     votes = [0, 4, 1, 3, 0, 2, 5]  # question 0 is pinned, with none
-    with viewer_ws(node, "board", "asker") as asker:
+    with viewer_ws(node.base, "board", "asker") as asker:
         for text in asked:
             asker.ok("ask", interaction="ask", text=text)
     ids = {q["text"]: q["id"] for q in node.view("board", "ask")["questions"]}
     for person in range(max(votes)):
-        with viewer_ws(node, "board", f"fan {person}") as fan:
+        with viewer_ws(node.base, "board", f"fan {person}") as fan:
             for text, n in zip(asked, votes, strict=True):
                 if n > person:
                     fan.ok("upvote", interaction="ask", question=ids[text])
@@ -366,7 +324,7 @@ def _open_everything(node: Node, room: str, host: str, *, posts: int) -> None:
             )
             assert r.status_code == 200, r.text
     for person in range(4):
-        with viewer_ws(node, room, f"guest {person}") as guest:
+        with viewer_ws(node.base, room, f"guest {person}") as guest:
             guest.ok("vote", interaction="p", option="abcd"[person % 3])
             guest.ok("pick", interaction="d", slot="s1", option=f"o{person % 3 + 1}")
             guest.ok("pick", interaction="d", slot="s3", option="o2")
@@ -473,7 +431,7 @@ def test_ranked_results_are_sorted_and_labelled_with_points(pages, node):
         http.post("/api/v1/rooms/ranked/interactions/p/actions", json={"action": "open"})
     overlay, wall = screens(pages, "ranked", tokens["screen"], 1920, 1080)
     for person, ranking in enumerate((["c", "b", "a"], ["c", "a", "b"], ["b", "c", "a"])):
-        with viewer_ws(node, "ranked", f"judge {person}") as judge:
+        with viewer_ws(node.base, "ranked", f"judge {person}") as judge:
             judge.ok("vote", interaction="p", ranking=ranking)
     points = {o["id"]: o["points"] for o in node.view("ranked", "p")["results"]["options"]}
     assert points == {"c": 5, "b": 3, "a": 1}
