@@ -110,6 +110,7 @@ def test_recount_and_helpers():
     parts = [c({"a": 1, "b": 2}), c({"a": -1, "c": 1})]
     assert recount(parts) == {"b": 2, "c": 1}
     assert merge_counters({"s1:a": 1}, {"s2:b": 2}) == {"s1:a": 1, "s2:b": 2}
+    assert merge_counters({"t:x": 2, "n": 1}, {"t:x": 1}) == {"t:x": 3, "n": 1}
     assert box_key("quiz1", "") == "quiz1" and box_key("quiz1", "q2") == "quiz1/q2"
 
 

@@ -24,8 +24,9 @@ A *box* is one such set of contributions with its counters. Polls, draws and
 check-ins have one box (the interaction id); a quiz has one per question, a co-design
 round one per slot and a Q&A board one per question, because a viewer holds one answer
 per question and one pick per slot. :func:`box_key` names them (``id`` or
-``id/box``). Field names of the boxes of one interaction never collide, so results
-take the union of their counters (:func:`merge_counters`).
+``id/box``). Results add up the counters of an interaction's boxes
+(:func:`merge_counters`): most kinds' field names never collide between boxes, and a
+word cloud's terms, counted in two boxes, sum.
 
 Specs and states
 ----------------
@@ -299,15 +300,8 @@ def recount(contributions: Iterable[Contribution]) -> dict[str, int]:
 
 
 def merge_counters(*counters: Mapping[str, int]) -> dict[str, int]:
-    """The union of the counters of an interaction's boxes (their fields never collide)."""
-    merged: dict[str, int] = {}
-    for part in counters:
-        merged.update(part)
-    return merged
-
-
-def add_counters(*counters: Mapping[str, int]) -> dict[str, int]:
-    """The sums of counters of boxes whose fields overlap (a word cloud's terms)."""
+    """The counters of an interaction's boxes added up: a field in several boxes (a
+    word cloud's term) sums; the others are as they are."""
     total: dict[str, int] = {}
     for part in counters:
         for name, value in part.items():

@@ -125,7 +125,7 @@ class Data:
         return self.held_by_box.get(box, {}).get(holder)
 
     def merged(self, boxes: Iterable[str]) -> dict[str, int]:
-        """The union of the counters of ``boxes`` (their fields never collide)."""
+        """The counters of ``boxes`` added up (:func:`~server.interactions.base.merge_counters`)."""
         return merge_counters(*(self.counters(b) for b in boxes))
 
 

@@ -62,7 +62,6 @@ from server.interactions.base import (
     Option,
     Record,
     Status,
-    add_counters,
     as_map,
     box_key,
     check_int,
@@ -481,7 +480,7 @@ class Poll(Kind[PollSpec, Status]):
 
     def view(self, d: Definition, ctx: Context, audience: Audience) -> dict[str, Any]:
         spec, status = d.spec, d.state
-        counters = add_counters(*(ctx.data.counters(box) for box in self.boxes(d)))
+        counters = ctx.data.merged(self.boxes(d))
         records = None
         if self._ranked_records(d, ctx.now):
             records = list(ctx.data.records(d.id).values())
