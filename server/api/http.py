@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from protocol.messages import CommandError
-from server.auth import STAFF_ROLES, AuthError, Authority
+from server.auth import STAFF_ROLES, AuthError, Authority, Identity
 
 MAX_BODY_BYTES = 65536
 # How a refusal's code maps to an HTTP status (the code stays in the body); 400 otherwise.
@@ -101,23 +101,26 @@ class Callers:
 
     def role(self, request: Request, room_id: str) -> str:
         """'admin', or the role of a valid room token for this room."""
+        identity = self._identity(request, room_id)
+        return "admin" if identity is None else identity.role
+
+    def user(self, request: Request, room_id: str) -> str:
+        """The user id of a valid room token for this room ("" for the admin)."""
+        identity = self._identity(request, room_id)
+        return "" if identity is None else identity.user_id
+
+    def _identity(self, request: Request, room_id: str) -> Identity | None:
+        """The room token's identity (None for the admin token); refuses a missing or
+        invalid one."""
         token = bearer(request)
         if token is None:
             raise ApiError(401, "unauthorized", "send a token as 'Authorization: Bearer …'")
         if self.authority.is_admin(token):
-            return "admin"
+            return None
         try:
-            return self.authority.verify(token, room_id).role
+            return self.authority.verify(token, room_id)
         except AuthError as exc:
             raise ApiError(401, "unauthorized", str(exc)) from None
-
-    def user(self, request: Request, room_id: str) -> str:
-        """The user id of a valid room token for this room ("" for the admin)."""
-        token = bearer(request)
-        if token is not None and self.authority.is_admin(token):
-            return ""
-        self.role(request, room_id)  # refuses a missing or invalid token
-        return self.authority.verify(str(token), room_id).user_id
 
     def staff(self, request: Request, room_id: str, what: str) -> str:
         """The caller's role when it is the admin, a host or a moderator."""
