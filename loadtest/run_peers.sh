@@ -76,7 +76,8 @@ trap cleanup EXIT
 SYSTEM_JSON=$HERE/peers_system.json
 if [ -n "${HUDONG_SRC:-}" ]; then
   SYSTEM_JSON=$RUN/hudong_system.json
-  SRC=$(cd "$HUDONG_SRC" && pwd) HERE=$HERE HUDONG_PYTHON=$(command -v python3) python3 - "$SYSTEM_JSON" <<'PYEOF'
+  rm -rf "$RUN/hudong-data-h" "$RUN/hudong-data-h0"  # a fresh embedded store each run
+  SRC=$(cd "$HUDONG_SRC" && pwd) RUN=$RUN HERE=$HERE HUDONG_PYTHON=$(command -v python3) python3 - "$SYSTEM_JSON" <<'PYEOF'
 import json, os, sys
 src, here = os.environ["SRC"], os.environ["HERE"]
 # the checkout's .venv if it has one, else the python3 that installed hudong
@@ -85,13 +86,16 @@ py = venv if os.access(venv, os.X_OK) else os.environ["HUDONG_PYTHON"]
 spec = json.load(open(os.path.join(here, "peers_system.json")))
 h = spec["h"]
 h["cmd"] = [py, "-m", "server", "serve", "--port", str(h["port"])]
+# the embedded default, in a data directory of this run's own (a fresh store each run)
+h["env"] = {**h.get("env", {}), "HUDONG_DATA_DIR": os.path.join(os.environ["RUN"], "hudong-data-h")}
 h["cwd"] = src  # `python -m server` imports from its working directory first
 h["env"] = {**h.get("env", {}), "PYTHONPATH": src}
 h["name"] += f" @ {src}"
 # h0: the same server held at degrade level 0 (hub.degrade_auto = false), to see what
 # level 0 costs and delivers at a load where h climbs levels.
 spec["h0"] = {**h, "port": h["port"] + 1, "name": h["name"] + " (degrade_auto off)",
-              "env": {**h["env"], "HUDONG_HUB_DEGRADE_AUTO": "false"}}
+              "env": {**h["env"], "HUDONG_HUB_DEGRADE_AUTO": "false",
+                      "HUDONG_DATA_DIR": os.path.join(os.environ["RUN"], "hudong-data-h0")}}
 spec["h0"]["cmd"] = [*h["cmd"][:-1], str(h["port"] + 1)]
 json.dump(spec, open(sys.argv[1], "w"), indent=1)
 PYEOF

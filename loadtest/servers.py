@@ -276,6 +276,7 @@ class Launch:
     src: Path = PROJECT_ROOT
     env: list[str] = field(default_factory=list)  # KEY=VALUE, after the tool's own
     redis: str | None = None  # "spawn", a redis:// URL, or None: the embedded default
+    memory: bool = False  # without Redis: the memory backend instead of the embedded store
     redis_server: str = "redis-server"
     node_cpus: list[str] | None = None  # taskset lists, node i gets [i % len]
     redis_cpus: str | None = None
@@ -295,6 +296,8 @@ class Deployment:
     redis_url: str | None = None
     key_prefix: str | None = None
     source: dict[str, Any] | None = None
+    memory: bool = False
+    data_dir: str | None = None  # the embedded store's (a temporary one, removed at stop)
 
     @property
     def server(self) -> Server:
@@ -304,7 +307,9 @@ class Deployment:
     def backend(self) -> str:
         if not self.spawned:
             return "given"
-        return "redis" if self.redis_url else "memory"
+        if self.redis_url:
+            return "redis"
+        return "memory" if self.memory else "embedded"
 
     @classmethod
     def attach(cls, url: str, token: str | None, pid: int | None) -> Deployment:
@@ -329,7 +334,12 @@ class Deployment:
     def start(cls, launch: Launch) -> Deployment:
         """Start Redis (if asked) and the nodes, and wait for every ``/readyz``; what
         was started is stopped again if anything fails."""
-        dep = cls([], spawned=True, redis_url=None if launch.redis == "spawn" else launch.redis)
+        dep = cls(
+            [],
+            spawned=True,
+            redis_url=None if launch.redis == "spawn" else launch.redis,
+            memory=launch.memory,
+        )
         try:
             if launch.redis == "spawn":
                 dep.redis = RedisServer.start(
@@ -345,6 +355,11 @@ class Deployment:
             if dep.redis_url:  # and a prefix of their own
                 dep.key_prefix = f"lt-{secrets.token_hex(4)}:"
                 settings |= {"HUDONG_REDIS_PREFIX": dep.key_prefix}
+            elif launch.memory:
+                settings |= {"HUDONG_MEMORY": "true"}
+            else:  # the embedded store, in a data directory of this run's own
+                dep.data_dir = tempfile.mkdtemp(prefix="hudong-loadtest-data-")
+                settings |= {"HUDONG_DATA_DIR": dep.data_dir}
             env = {**tree_env(launch.src), **settings}
             dep.source = source_info(launch.src, env)
             for i in range(launch.nodes):  # one by one: those started are stopped if one fails
@@ -446,6 +461,8 @@ class Deployment:
         res["server_log_sample"] = [line for n in logs for line in n["log_sample"]][:8]
         if self.redis is not None:
             res.setdefault("redis_server", {})["exit_code"] = self.redis.stop()
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -491,6 +508,12 @@ def add_server_arguments(ap: argparse.ArgumentParser, start_timeout: float = 20)
     tgt.add_argument(
         "--redis", metavar="URL", help="--spawn: put the node on this (loopback) Redis"
     )
+    tgt.add_argument(
+        "--memory",
+        action="store_true",
+        help="--spawn without Redis: the memory backend (hudong serve --memory) instead of "
+        "the durable embedded store (in a temporary data directory)",
+    )
     _add_source_arguments(tgt, start_timeout)
 
 
@@ -525,8 +548,8 @@ def check_server_arguments(args: argparse.Namespace) -> None:
         raise Fatal("give either --spawn or --url (with --server-pid to measure CPU)")
     if args.url:
         require_loopback(args.url)
-        if args.redis_spawn or args.redis:
-            raise Fatal("--redis-spawn and --redis go with --spawn")
+        if args.redis_spawn or args.redis or args.memory:
+            raise Fatal("--redis-spawn, --redis and --memory go with --spawn")
     if args.redis:
         require_loopback(args.redis)
 
@@ -555,4 +578,8 @@ def deploy(args: argparse.Namespace) -> Deployment:
         return Deployment.attach(args.url, args.admin_token, args.server_pid)
     redis = "spawn" if args.redis_spawn else args.redis
     cpus = None if args.server_cpu is None else [str(args.server_cpu)]
-    return Deployment.start(Launch(redis=redis, node_cpus=cpus, port=args.port, **common))
+    if redis and args.memory:
+        raise Fatal("--memory is the backend without Redis: leave out --redis/--redis-spawn")
+    return Deployment.start(
+        Launch(redis=redis, memory=args.memory, node_cpus=cpus, port=args.port, **common)
+    )

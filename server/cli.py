@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.backends import open_backends
     from server.hub import Connection
 
     flags = {
@@ -31,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         "redis_url": args.redis,
         "public_url": args.public_url,
         "data_dir": args.data_dir,
+        "memory": True if args.memory else None,
     }
     try:
         prepared = prepare(load_settings(args.config, flags=flags))
@@ -39,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     settings = prepared.settings
     try:
-        app = create_app(settings, demo=args.demo)
+        backends = open_backends(prepared.store_url, prefix=settings.server.redis_prefix)
+        app = create_app(settings, backends=backends, demo=args.demo)
     except ValueError as exc:
         print(f"hudong: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -94,13 +97,15 @@ def _print_banner(prepared: Prepared) -> None:
     settings = prepared.settings
     base = base_url(settings)
     ws = base.replace("http", "ws", 1)
+    if settings.server.redis_url:
+        backend = f"node {settings.server.node_id or ''} on {_redacted(settings.server.redis_url)}"
+    elif prepared.store_url.startswith("sqlite://"):
+        path = prepared.store_url.removeprefix("sqlite://")
+        backend = f"embedded default (one process; rooms and results stored in {path})"
+    else:
+        backend = "memory backend (--memory: nothing is kept after this process exits)"
     lines = [
-        f"hudong {__version__} — "
-        + (
-            f"node {settings.server.node_id or ''} on {_redacted(settings.server.redis_url)}"
-            if settings.server.redis_url
-            else "embedded default (memory backend, one process)"
-        ),
+        f"hudong {__version__} — {backend}",
         f"  API        {base}/api/v1",
         f"  WebSocket  {ws}/ws  (subprotocols hudong.v1.json, hudong.v1.msgpack)",
         f"  health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
@@ -138,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hudong", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"hudong {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run a hub node (embedded default: memory backend)")
+    serve = sub.add_parser(
+        "serve", help="run a hub node (embedded default: a durable store in the data directory)"
+    )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--config", help="TOML file of settings (see config/hudong.toml)")
@@ -152,8 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="where the embedded default keeps its secret and admin token, so links stay "
-        "valid after a restart (default: $XDG_DATA_HOME/hudong or ~/.local/share/hudong)",
+        help="where the embedded default keeps its store (rooms, votes, draws), secret and "
+        "admin token, so results and links outlive a restart (default: $XDG_DATA_HOME/hudong "
+        "or ~/.local/share/hudong)",
+    )
+    serve.add_argument(
+        "--memory",
+        action="store_true",
+        help="keep nothing on disk: rooms, results and the secret are gone when the "
+        "process exits (for tests and throwaway demos)",
     )
     serve.add_argument(
         "--demo",
@@ -165,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis",
         metavar="URL",
         help="share rooms with other nodes through Redis: redis://host:port/db or "
-        "redis+cluster://host:port (default: embedded memory backend)",
+        "redis+cluster://host:port (default: the embedded store in --data-dir)",
     )
     serve.set_defaults(func=_serve)
     verify = sub.add_parser(

@@ -46,12 +46,17 @@ class ServerSettings:
     # Base URL printed at start and used in links and the wall's QR code (--public-url);
     # empty: http://host:port, or http://<LAN address>:port when host is 0.0.0.0 or ::.
     public_url: str = ""
-    # Where the embedded default keeps what outlives a restart: its secret and admin
-    # token (--data-dir); empty: $XDG_DATA_HOME/hudong, else ~/.local/share/hudong.
+    # Where the embedded default keeps what outlives a restart: its store (hudong.db:
+    # rooms, votes, draws, moderation), its secret and its admin token (--data-dir);
+    # empty: $XDG_DATA_HOME/hudong, else ~/.local/share/hudong.
     data_dir: str = ""
-    # Empty: the embedded default (memory, one process). redis://host:port/db for one
-    # Redis server, redis+cluster://host:port for a Redis Cluster (--redis).
+    # Empty: the embedded default (the durable store in data_dir, one process).
+    # redis://host:port/db for one Redis server, redis+cluster://host:port for a Redis
+    # Cluster (--redis).
     redis_url: str = ""
+    # true: keep nothing on disk, not even the secret (every room is gone at exit); for
+    # tests and throwaway demos (--memory). Ignored with redis_url.
+    memory: bool = False
     # Prefix of every Redis key and channel of this deployment.
     redis_prefix: str = "hudong:"
     # A folder served at /assets/ (a venue's logo, images of co-design options);

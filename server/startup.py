@@ -1,13 +1,15 @@
-"""What ``hudong serve`` works out before it starts (:func:`prepare`): the data
-directory, the secrets the embedded default keeps there, and the address that printed
-links and the wall's QR code use.
+"""What ``hudong serve`` works out before it starts (:func:`prepare`): the backend, the
+data directory, the secrets the embedded default keeps there, and the address that
+printed links and the wall's QR code use.
 
-The embedded default (no ``server.redis_url``) generates its token-signing secret and
-its admin token once and keeps them in ``<data dir>/secret`` and
-``<data dir>/admin_token`` (mode 0600), so the links printed before a restart, and a
-console signed in with the admin token, still work after it. ``server.secret``
-(``HUDONG_SECRET``) and ``server.admin_token`` (``HUDONG_ADMIN_TOKEN``), when set, win.
-Nodes on Redis keep nothing: they must share both, so they are told. The data directory
+The embedded default (no ``server.redis_url``, no ``server.memory``) keeps its store in
+``<data dir>/hudong.db`` (server/backends/embedded.py), and generates its token-signing
+secret and its admin token once and keeps them in ``<data dir>/secret`` and
+``<data dir>/admin_token`` (mode 0600), so rooms, results, the links printed before a
+restart, and a console signed in with the admin token all still work after it.
+``server.secret`` (``HUDONG_SECRET``) and ``server.admin_token``
+(``HUDONG_ADMIN_TOKEN``), when set, win. Nodes on Redis keep nothing: they must share
+both, so they are told. ``server.memory`` (``--memory``) keeps nothing either. The data directory
 is ``server.data_dir``, else ``$XDG_DATA_HOME/hudong``, else ``~/.local/share/hudong``.
 
 A node bound to every interface (``0.0.0.0``, ``::``) is reached by phones at the
@@ -29,6 +31,7 @@ from server.auth import MIN_SECRET_BYTES, new_secret
 from server.config import ConfigError, Settings
 
 SECRET_FILE = "secret"
+STORE_FILE = "hudong.db"
 ADMIN_TOKEN_FILE = "admin_token"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # Connecting a UDP socket picks the interface of the route to that address and sends
@@ -145,6 +148,8 @@ class Prepared:
     secret_file: Path | None = None
     admin_token_file: Path | None = None
     admin_token_generated: bool = False
+    # The backend URL: redis_url, memory://, or the embedded store in the data directory.
+    store_url: str = "memory://"
 
 
 def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Prepared:
@@ -153,8 +158,10 @@ def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Pre
     server = dataclasses.replace(settings.server, public_url=public_base(settings))
     secret_file = admin_file = None
     generated = False
-    if not server.redis_url:
+    store_url = server.redis_url or "memory://"
+    if not server.redis_url and not server.memory:
         directory = data_dir(settings, environ)
+        store_url = f"sqlite://{(directory / STORE_FILE).absolute()}"
         if not server.secret:
             secret_file = directory / SECRET_FILE
             server = dataclasses.replace(server, secret=kept_secret(directory))
@@ -166,5 +173,5 @@ def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Pre
         generated = True
         server = dataclasses.replace(server, admin_token=new_secret())
     return Prepared(
-        dataclasses.replace(settings, server=server), secret_file, admin_file, generated
+        dataclasses.replace(settings, server=server), secret_file, admin_file, generated, store_url
     )

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,8 +102,11 @@ class Node:
 
 
 def start_node(port: int, *args: str, name: str = "browser-node", **env: str) -> Node:
-    """`hudong serve` as a process, ready to serve."""
+    """`hudong serve` as a process, ready to serve: on the embedded default, in a data
+    directory of its own unless ``HUDONG_DATA_DIR`` (or ``--memory``) says otherwise."""
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    if "HUDONG_DATA_DIR" not in env:
+        env["HUDONG_DATA_DIR"] = tempfile.mkdtemp(prefix=f"hudong-{name}-")
     log_path = ROOT / "test-artifacts" / f"{name}.log"
     log = open(log_path, "wb")
     process = subprocess.Popen(

@@ -23,7 +23,7 @@ from server.backends.memory import MemoryBroker
 from tests.conftest import UNIT
 from tests.redis_fixtures import redis_server
 
-BACKENDS = ["memory", "redis", "cluster"]
+BACKENDS = ["memory", "embedded", "redis", "cluster"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -36,6 +36,16 @@ async def pair(request):
         shared = MemoryBroker()
         store = MemoryStore()
         yield store, shared.connect(), shared.connect()
+        return
+    if kind == "embedded":
+        from server.backends.embedded import EmbeddedStore
+
+        shared = MemoryBroker()
+        store = EmbeddedStore(request.getfixturevalue("tmp_path") / "hudong.db")
+        try:
+            yield store, shared.connect(), shared.connect()
+        finally:
+            await store.close()
         return
     url = (
         request.getfixturevalue("shared_redis").url

@@ -219,10 +219,12 @@ def test_a_restart_with_the_same_data_dir_keeps_links_valid(tmp_path):
     kept = secret.read_text()
     second = start_node(port, name="start-keep-b", **env)
     try:
-        # The memory backend forgot the room, but not who signed the token.
+        # The embedded store kept the room, and the node who signed the token.
         with second.http(_admin_token(_banner("start-keep-b"))) as http:
-            assert http.post("/api/v1/rooms", json={"id": "kept"}).status_code == 201
+            assert http.post("/api/v1/rooms", json={"id": "kept"}).status_code == 409
+            assert http.get("/api/v1/rooms/kept").json()["id"] == "kept"
         assert _takes(second, token, "kept") == 200
+        assert "rooms and results stored in" in _banner("start-keep-b")
     finally:
         stop_node(second)
     assert secret.read_text() == kept
@@ -234,7 +236,7 @@ def test_a_restart_with_the_same_data_dir_keeps_links_valid(tmp_path):
     third = start_node(port, name="start-keep-c", HUDONG_DATA_DIR=str(data))
     try:
         with third.http() as http:
-            assert http.post("/api/v1/rooms", json={"id": "kept"}).status_code == 201
+            assert http.get("/api/v1/rooms/kept").status_code == 200
         assert _takes(third, token, "kept") == 401
     finally:
         stop_node(third)

@@ -1,6 +1,7 @@
 """5,000 viewers vote in a burst over real sockets (issue 4, acceptance 2), on the
-embedded default and on Redis: every vote acknowledged, tallies exact. The load tool
-(`python -m loadtest votes`) does the voting; this test holds it to its result."""
+embedded default (the durable store) and on Redis: every vote acknowledged, tallies
+exact. The load tool (`python -m loadtest votes`) does the voting; this test holds it
+to its result."""
 
 import json
 import subprocess
@@ -14,7 +15,7 @@ from tests.redis_fixtures import require_redis
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["embedded", "redis"])
 def test_5000_viewers_vote_at_once(tmp_path, backend):
     extra = []
     if backend == "redis":

@@ -1,8 +1,9 @@
 """Storage and pub/sub behind interfaces, chosen by URL scheme.
 
-``memory://`` (the embedded default, one process), ``redis://host:port/db`` (one
-Redis server shared by any number of nodes), ``redis+cluster://host:port`` (Redis
-Cluster; any node as the seed).
+``sqlite:///path/to/hudong.db`` (the durable embedded default, one process:
+server/backends/embedded.py), ``memory://`` (one process, nothing kept: for tests and
+throwaway demos), ``redis://host:port/db`` (one Redis server shared by any number of
+nodes), ``redis+cluster://host:port`` (Redis Cluster; any node as the seed).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
     "open_backends",
 ]
 
-SCHEMES = ("memory://", "redis://", "rediss://", "redis+cluster://")
+SCHEMES = ("sqlite://", "memory://", "redis://", "rediss://", "redis+cluster://")
 
 
 @dataclass
@@ -51,12 +52,21 @@ class Backends:
 
     @property
     def shared(self) -> bool:
-        """True when other nodes can share this store (not the in-process memory one)."""
+        """True when the store keeps what a node counts besides state (the replay
+        buffer, participants, presence), as other nodes on Redis read it and as the
+        embedded store keeps it across a restart; False for the memory backend only."""
         return not self.url.startswith("memory://")
 
 
 def open_backends(url: str, *, prefix: str = "hudong:") -> Backends:
     """The Store and Broker for a URL; raises ValueError naming the accepted schemes."""
+    if url.startswith("sqlite://"):
+        from server.backends.embedded import EmbeddedStore
+
+        path = url.removeprefix("sqlite://")
+        if not path:
+            raise ValueError(f"{url!r} names no file; use sqlite:///path/to/hudong.db")
+        return Backends(EmbeddedStore(path), MemoryBroker().connect(), url)
     if url.startswith("memory://"):
         return Backends(MemoryStore(), MemoryBroker().connect(), url)
     if url.startswith(("redis://", "rediss://", "redis+cluster://")):

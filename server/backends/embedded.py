@@ -1,0 +1,413 @@
+"""The durable embedded default: the memory store's rooms, kept in SQLite.
+
+``hudong serve`` without ``--redis`` runs on this store (``sqlite:///<data dir>/hudong.db``).
+Reads are served from memory, exactly as :class:`MemoryStore` serves them (the contract
+suite runs the same tests on both). Every change is also written to SQLite, in WAL mode
+with ``synchronous=FULL``, and a call that changed something returns only once the
+change is committed to disk: an acknowledged vote survives ``kill -9`` and a power cut.
+At start, the file is read back into memory.
+
+Group commit: the writes of every call that arrives while a commit is on disk go
+together in the next transaction (one fsync), so a burst of 5,000 votes costs a few
+dozen commits, not 5,000. Commits run on one worker thread; the event loop never waits
+on the disk. A commit that fails (a full disk) fails the calls waiting on it with
+:class:`BackendUnavailable` and is tried again, first in line: nothing is acknowledged
+before it is on disk, and a retry of a failed call (same idempotency key) is answered
+only once the first application is.
+
+Kept on disk: rooms, interactions, every box (counters, held contributions, applied
+idempotency keys: votes, moderation, draw entries), token records, participants and the
+replay buffer. Presence and per-node live counts are not: they expire within seconds.
+The replay buffer is written with the next commit without being waited for (it is best
+effort, and the danmaku path must not wait on the disk).
+
+One process at a time: the data directory is locked while a store has it open; a second
+``hudong serve`` on the same directory is told which process holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.backends.base import (
+    ApplyResult,
+    BackendUnavailable,
+    RoomRecord,
+    Submission,
+)
+from server.backends.memory import MemoryStore, _Room
+
+log = logging.getLogger("hudong.store")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+    id TEXT PRIMARY KEY, record BLOB NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS interactions (
+    room TEXT, id TEXT, state BLOB NOT NULL, PRIMARY KEY (room, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    room TEXT, box TEXT, value BLOB NOT NULL, PRIMARY KEY (room, box)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held (
+    room TEXT, box TEXT, holder TEXT, value BLOB NOT NULL,
+    PRIMARY KEY (room, box, holder)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS done (
+    room TEXT, box TEXT, key TEXT, version INTEGER NOT NULL,
+    PRIMARY KEY (room, box, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    room TEXT, hash TEXT, info BLOB NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (room, hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS participants (
+    room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replay (
+    room TEXT, seq INTEGER, event BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+"""
+ROOM_TABLES = ("interactions", "counters", "held", "done", "tokens", "participants", "replay")
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 5.0
+CLOSE_WAIT_S = 10.0
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+class StoreLocked(ValueError):
+    """Another process has the data directory's store open."""
+
+
+class EmbeddedStore(MemoryStore):
+    """The memory store, with every change committed to a SQLite file before the call
+    that made it returns, and the file read back at start."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock = _lock(self.path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            self._check_schema()
+            self._load()
+        except sqlite3.Error as exc:
+            self._db.close()
+            os.close(self._lock)
+            raise ValueError(f"cannot open the store {self.path}: {exc}") from None
+        self._replay_seq: dict[str, int] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="hudong-store")
+        self._queue: list[Statement] = []
+        self._queued = 0  # changes handed to the queue since start
+        self._synced = 0  # of those, how many are on disk
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._failing = False  # the last commit failed; the next try is pending
+        self._closed = False
+
+    # --- start: the file back into memory ---------------------------------------------
+
+    def _check_schema(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {row[0]}, this hudong reads version {SCHEMA_VERSION}"
+            )
+
+    def _load(self) -> None:
+        db = self._db
+        for room_id, raw, version in db.execute("SELECT id, record, version FROM rooms"):
+            record = RoomRecord.from_json(orjson.loads(raw))
+            self._rooms[room_id] = _Room(record, version)
+        rooms = self._rooms
+        for room_id, iid, state in db.execute("SELECT room, id, state FROM interactions"):
+            rooms[room_id].interactions[iid] = state
+        for room_id, box, value in db.execute("SELECT room, box, value FROM counters"):
+            rooms[room_id].contributions[box].counters = orjson.loads(value)
+        for room_id, box, holder, value in db.execute("SELECT * FROM held"):
+            rooms[room_id].contributions[box].records[holder] = value
+        for room_id, box, key, version in db.execute("SELECT * FROM done"):
+            rooms[room_id].contributions[box].done[key] = version
+        now = time.time()
+        db.execute("DELETE FROM tokens WHERE expires < ?", (now,))
+        for room_id, token_hash, info, expires in db.execute("SELECT * FROM tokens"):
+            rooms[room_id].tokens[token_hash] = (info, expires)
+        for room_id, user in db.execute("SELECT room, user FROM participants"):
+            rooms[room_id].participants.add(user)
+        for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
+            rooms[room_id].replay.append(event)
+
+    # --- writes: queued in call order, committed together -----------------------------
+
+    def _write(self, *statements: Statement) -> None:
+        self._queue.extend(statements)
+        self._queued += 1
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _durable(self) -> None:
+        """Return once every change queued so far is on disk."""
+        target = self._queued
+        if self._synced >= target:
+            return
+        if self._closed:
+            raise BackendUnavailable("the store is closed")
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        self._kick()
+        await waiter
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = RETRY_FIRST_S
+        try:
+            while self._queue:
+                batch, upto = self._queue, self._queued
+                self._queue = []
+                try:
+                    await loop.run_in_executor(self._writer, self._commit, batch)
+                except (sqlite3.Error, OSError) as exc:
+                    self._queue[:0] = batch  # first in line for the next try
+                    self._failing = True
+                    log.error("store commit failed (retrying in %.2f s): %s", delay, exc)
+                    self._settle(self._queued, BackendUnavailable(f"store write failed: {exc}"))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                delay = RETRY_FIRST_S
+                self._failing = False
+                self._synced = upto
+                self._settle(upto)
+        finally:
+            self._flushing = None
+
+    def _settle(self, upto: int, error: Exception | None = None) -> None:
+        """Answer the waiters whose changes are at most ``upto``: done, or ``error``."""
+        waiting = []
+        for target, waiter in self._waiters:
+            if target > upto:
+                waiting.append((target, waiter))
+            elif not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+        self._waiters = waiting
+
+    def _commit(self, batch: list[Statement]) -> None:
+        """One transaction on the writer thread."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for sql, params in batch:
+                db.execute(sql, params)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # --- rooms ------------------------------------------------------------------------
+
+    def _room_row(self, room_id: str) -> Statement:
+        room = self._rooms[room_id]
+        return (
+            "INSERT OR REPLACE INTO rooms VALUES (?, ?, ?)",
+            (room_id, orjson.dumps(room.record.to_json()), room.version),
+        )
+
+    def _version_row(self, room_id: str) -> Statement:
+        return (
+            "UPDATE rooms SET version = ? WHERE id = ?",
+            (self._rooms[room_id].version, room_id),
+        )
+
+    async def create_room(self, room: RoomRecord) -> RoomRecord:
+        created = await super().create_room(room)
+        self._write(self._room_row(room.id))
+        await self._durable()
+        return created
+
+    async def update_room(
+        self, room_id: str, *, title: str | None = None, settings: dict[str, Any] | None = None
+    ) -> RoomRecord:
+        updated = await super().update_room(room_id, title=title, settings=settings)
+        self._write(self._room_row(room_id))
+        await self._durable()
+        return updated
+
+    async def delete_room(self, room_id: str) -> None:
+        await super().delete_room(room_id)
+        self._replay_seq.pop(room_id, None)
+        self._write(
+            ("DELETE FROM rooms WHERE id = ?", (room_id,)),
+            *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
+        )
+        await self._durable()
+
+    async def remember_token(
+        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+    ) -> None:
+        await super().remember_token(room_id, token_hash, info, ttl_s)
+        raw, expires = self._rooms[room_id].tokens[token_hash]
+        self._write(
+            (
+                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
+                (room_id, token_hash, raw, expires),
+            )
+        )
+        await self._durable()
+
+    async def put_interaction(
+        self, room_id: str, interaction_id: str, state: dict[str, Any]
+    ) -> int:
+        version = await super().put_interaction(room_id, interaction_id, state)
+        raw = self._rooms[room_id].interactions[interaction_id]
+        self._write(
+            (
+                "INSERT OR REPLACE INTO interactions VALUES (?, ?, ?)",
+                (room_id, interaction_id, raw),
+            ),
+            self._version_row(room_id),
+        )
+        await self._durable()
+        return version
+
+    # --- contributions ----------------------------------------------------------------
+
+    async def submit(
+        self, room_id: str, interaction_id: str, submission: Submission
+    ) -> ApplyResult:
+        result = await self._submit_now(room_id, interaction_id, submission)
+        # A duplicate's first application, or what a refusal was measured against, may
+        # still be on its way to disk: answer once it is there.
+        await self._durable()
+        return result
+
+    async def submit_many(
+        self, room_id: str, items: list[tuple[str, Submission]]
+    ) -> list[ApplyResult]:
+        """Apply each in order (as :meth:`submit` one after another), then wait for one
+        commit for all of them."""
+        results = [await self._submit_now(room_id, box, item) for box, item in items]
+        await self._durable()
+        return results
+
+    async def _submit_now(self, room_id: str, box: str, submission: Submission) -> ApplyResult:
+        """Apply in memory and queue the write, without waiting for the disk (nothing in
+        here suspends, so no other call comes between the two)."""
+        result = await super().submit(room_id, box, submission)
+        if result.status == "applied":
+            self._write(*self._applied(room_id, box, submission, result))
+        return result
+
+    def _applied(
+        self, room_id: str, box: str, submission: Submission, result: ApplyResult
+    ) -> Iterator[Statement]:
+        state = self._rooms[room_id].contributions[box]
+        yield (
+            "INSERT OR REPLACE INTO counters VALUES (?, ?, ?)",
+            (room_id, box, orjson.dumps(state.counters)),
+        )
+        held = state.records.get(submission.viewer_id)
+        if held is None:
+            yield (
+                "DELETE FROM held WHERE room = ? AND box = ? AND holder = ?",
+                (room_id, box, submission.viewer_id),
+            )
+        else:
+            yield (
+                "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?)",
+                (room_id, box, submission.viewer_id, held),
+            )
+        yield (
+            "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
+            (room_id, box, submission.done_key, result.version),
+        )
+        if submission.versioned:
+            yield self._version_row(room_id)
+
+    async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
+        await super().add_participants(room_id, user_ids)
+        if room_id in self._rooms and user_ids:
+            self._write(
+                *(
+                    ("INSERT OR IGNORE INTO participants VALUES (?, ?)", (room_id, user))
+                    for user in user_ids
+                )
+            )
+            await self._durable()
+
+    async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
+        await super().append_replay(room_id, events, keep)
+        if room_id not in self._rooms or not events:
+            return
+        seq = self._replay_seq.get(room_id)
+        if seq is None:
+            seq = self._last_replay_seq(room_id)
+        rows: list[Statement] = []
+        for event in events:
+            seq += 1
+            rows.append(
+                ("INSERT INTO replay VALUES (?, ?, ?)", (room_id, seq, orjson.dumps(event)))
+            )
+        rows.append(("DELETE FROM replay WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
+        self._replay_seq[room_id] = seq
+        self._write(*rows)  # best effort: not waited for (module docstring)
+
+    def _last_replay_seq(self, room_id: str) -> int:
+        # Read once per room and run, before this run's first append (the writer thread
+        # only appends after it, so the reading thread sees every row there is).
+        row = self._db.execute("SELECT MAX(seq) FROM replay WHERE room = ?", (room_id,)).fetchone()
+        return int(row[0] or 0)
+
+    async def ping(self) -> None:
+        if self._failing:
+            raise BackendUnavailable(f"the store {self.path} is not taking writes")
+
+    async def close(self) -> None:
+        """Commit what is queued (waiting at most CLOSE_WAIT_S), then let go of the file."""
+        if self._closed:
+            return
+        try:
+            await asyncio.wait_for(self._durable(), CLOSE_WAIT_S)
+        except (TimeoutError, BackendUnavailable):
+            log.error("store closed with %d changes not written", len(self._queue))
+        self._closed = True
+        if self._flushing is not None:
+            self._flushing.cancel()
+        self._writer.shutdown(wait=True)
+        self._db.close()
+        os.close(self._lock)
+
+
+def _lock(path: Path) -> int:
+    """Lock ``<path>.lock`` for this process, or raise StoreLocked naming the holder."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StoreLocked(
+            f"{path} is in use by process {holder}; stop that hudong serve, or give this "
+            "one another --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
