@@ -25,6 +25,7 @@ from protocol.messages import CommandError
 from server import demo as demo_room
 from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
+from server.api.limits import HeavyRequests
 from server.api.node import NodeApi
 from server.api.rooms import RoomsApi
 from server.auth import Authority, new_secret
@@ -99,6 +100,7 @@ def create_app(
             {"error": {"code": code, "message": str(getattr(exc, "detail", exc))}}, status
         )
 
+    heavy = HeavyRequests(settings.limits.heavy_requests_per_s, settings.limits.heavy_request_burst)
     room = "/api/v1/rooms/{room_id}"
     interaction = f"{room}/interactions/{{interaction_id}}"
     routes = [
@@ -111,7 +113,7 @@ def create_app(
         Route("/live/{room_id}", pages.live, methods=["GET"]),
         Route("/overlay/{room_id}", pages.overlay, methods=["GET"]),
         Route("/wall/{room_id}", pages.wall, methods=["GET"]),
-        Route("/qr/{room_id}.svg", pages.qr, methods=["GET"]),
+        Route("/qr/{room_id}.svg", heavy.limited(pages.qr), methods=["GET"]),
         Route("/static/kinds/{name}.js", pages.kind_module, methods=["GET"]),
         Route("/static/{path:path}", pages.static, methods=["GET"]),
         Route("/assets/{path:path}", pages.asset, methods=["GET"]),
@@ -123,14 +125,14 @@ def create_app(
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
-        Route(f"{room}/report", interactions.report, methods=["GET"]),
+        Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),
         Route(interaction, interactions.get, methods=["GET"]),
         Route(f"{interaction}/actions", interactions.act, methods=["POST"]),
-        Route(f"{interaction}/audit", interactions.audit, methods=["GET"]),
+        Route(f"{interaction}/audit", heavy.limited(interactions.audit), methods=["GET"]),
         Route(f"{interaction}/mine", interactions.mine, methods=["GET"]),
-        Route(f"{interaction}/export", interactions.export, methods=["GET"]),
+        Route(f"{interaction}/export", heavy.limited(interactions.export), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
@@ -145,6 +147,7 @@ def create_app(
     app.state.hub = hub
     app.state.rooms = rooms
     app.state.pages = pages
+    app.state.heavy = heavy
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority

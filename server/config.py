@@ -87,6 +87,10 @@ class LimitsSettings:
     room_danmaku_burst: int = 2000
     # A connection that has not joined a room by then is closed with 4001.
     join_timeout_s: float = 10.0
+    # Per client address: QR codes, reports, exports and draw audits (they cost CPU);
+    # over it, 429 rate_limited with Retry-After.
+    heavy_requests_per_s: float = 5.0
+    heavy_request_burst: int = 20
 
 
 @dataclass(frozen=True, slots=True)

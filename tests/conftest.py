@@ -174,7 +174,12 @@ class LiveServer:
 
 @contextlib.asynccontextmanager
 async def running_server(**sections: dict[str, Any]) -> AsyncIterator[LiveServer]:
-    settings = Settings().replace(server={"admin_token": ADMIN, "secret": SECRET})
+    settings = Settings().replace(
+        server={"admin_token": ADMIN, "secret": SECRET},
+        # Tests read reports and exports often, all from 127.0.0.1: their rate per client
+        # has tests of its own (test_heavy_requests.py).
+        limits={"heavy_requests_per_s": 1000.0, "heavy_request_burst": 1000},
+    )
     if sections:
         settings = settings.replace(**sections)
     app = create_app(settings)

@@ -483,6 +483,20 @@ async def unauthorized(api: Api, w: World, method: str, path: str, **kw: Any) ->
         await api.call(method, path, token=w.tokens["elsewhere"], expect=401, **kw)
 
 
+async def throttled(api: Api, method: str, path: str, **kw: Any) -> None:
+    """429 rate_limited (with Retry-After) once this client's budget of CPU-heavy
+    requests is spent (here: a budget of none)."""
+    heavy = api.live.app.state.heavy
+    saved = heavy.per_s, heavy.burst
+    heavy.per_s, heavy.burst = 0.01, 0
+    heavy._buckets.clear()
+    try:
+        await api.call(method, path, expect=429, code="rate_limited", **kw)
+    finally:
+        heavy.per_s, heavy.burst = saved
+        heavy._buckets.clear()
+
+
 async def outage(api: Api, method: str, path: str, **kw: Any) -> None:
     """503 store_unavailable (with Retry-After) for a call that would otherwise succeed."""
     with store_outage(api.live):
@@ -933,6 +947,7 @@ async def _audit(api: Api, w: World) -> None:
     await api.call(
         "GET", AUDIT, room_id=ROOM, interaction_id="p-single", expect=400, code="invalid_field"
     )
+    await throttled(api, "GET", AUDIT, room_id=ROOM, interaction_id="w")
     await api.call(
         "GET", AUDIT, room_id=ROOM, interaction_id="nope", expect=404, code="unknown_target"
     )
@@ -965,6 +980,7 @@ async def _export(api: Api, w: World) -> None:
     at = {"room_id": ROOM, "interaction_id": "checkin"}
     r = await api.call("GET", EXPORT, **at, expect=200)
     assert r.json() == {"rows": []}
+    await throttled(api, "GET", EXPORT, **at)
     for i in range(2):
         viewer = await w.viewer(f"-evil-{i}")
         await w.acked(viewer, "checkin", key="c1")
@@ -1055,6 +1071,7 @@ async def _moderate(api: Api, w: World) -> None:
 async def _report(api: Api, w: World) -> None:
     path = "/api/v1/rooms/{room_id}/report"
     ids = await w.every_kind_in_every_state()
+    await throttled(api, "GET", path, room_id=ROOM)
     for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         report = (await api.call("GET", path, room_id=ROOM, token=token, expect=200)).json()
@@ -1122,6 +1139,7 @@ async def _qr(api: Api, w: World) -> None:
     assert r.headers["x-hudong-target"] == f"{api.live.base}/live/{ROOM}"
     assert r.text.startswith("<svg")
     await api.call("GET", "/qr/{room_id}.svg", token=None, expect=400, room_id="a.b")
+    await throttled(api, "GET", "/qr/{room_id}.svg", token=None, room_id=ROOM)
 
 
 @scenario("GET", "/static/kinds/{name}.js")
