@@ -2,10 +2,11 @@
 
 Local viewers never wait for Redis: a danmaku accepted here goes straight into the
 room's pending list, and also into the relay's outbox. A publisher task sends the
-outbox whenever it is not already sending, so at low rates each event goes out at
-once and at high rates everything that arrived during one round trip leaves as one
-message per room in one pipelined call (ARCHITECTURE.md, "The hot path", step 2).
-Nodes drop their own messages when they come back from the channel.
+outbox at most once per ``interval_s`` (``[hub] relay_ms``): the first event after a
+pause goes out at once, and at high rates everything that arrived in one interval
+leaves as one message per room (ARCHITECTURE.md, "The hot path", step 2). A flush is
+:meth:`Broker.relay`: the messages and the events' replay appends together, on Redis
+in one round trip. Nodes drop their own messages when they come back from the channel.
 
 Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
 internal and versioned by ``v``): ``n`` node id, ``e`` stream events, ``p`` private
@@ -44,6 +45,7 @@ class Relay:
         *,
         enabled: bool,
         replay_keep: int,
+        interval_s: float = 0.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -51,6 +53,8 @@ class Relay:
         self.metrics = metrics
         self.enabled = enabled
         self.replay_keep = replay_keep
+        self.interval_s = interval_s
+        self._sent_at = -interval_s  # loop time of the last flush
         self._on_remote = on_remote
         self._outbox: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -126,8 +130,13 @@ class Relay:
             self._box(room_id)["x"] = True
 
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
+            wait = self._sent_at + self.interval_s - loop.time()
+            if wait > 0:  # what arrives meanwhile leaves in the same flush
+                await asyncio.sleep(wait)
+            self._sent_at = loop.time()
             await self._flush()
 
     async def _flush(self) -> None:
@@ -136,23 +145,21 @@ class Relay:
             return
         outbox, self._outbox = self._outbox, {}
         items = []
+        replays: dict[str, list[dict[str, Any]]] = {}
         for room_id, box in outbox.items():
             box["n"] = self.node_id
             box["v"] = WIRE_VERSION
             items.append((room_id, msgpack.packb(box, use_bin_type=True)))
+            if box.get("e"):
+                replays[room_id] = box["e"]
         try:
-            await self.broker.publish_many(items)
+            await self.broker.relay(items, self.store, replays, self.replay_keep)
             self.metrics.relay_messages.labels("out").inc(len(items))
         except BackendUnavailable:
             # At most once: other nodes miss these events; local viewers already have them.
             self.metrics.drops.labels("broker_unavailable").inc(
                 sum(len(box.get("e", ())) for box in outbox.values())
             )
-        for room_id, box in outbox.items():
-            events = box.get("e")
-            if events:
-                with contextlib.suppress(BackendUnavailable):
-                    await self.store.append_replay(room_id, events, self.replay_keep)
 
     # --- receiving ---------------------------------------------------------------------
 
