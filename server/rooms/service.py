@@ -180,7 +180,7 @@ class RoomService:
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
         try:
-            record = await self.views.records.read(room_id)
+            record = await self.views.records.reread(room_id)
         except (BackendUnavailable, RoomNotFound):
             return None
         return record if self.views.update_record(record) else None
