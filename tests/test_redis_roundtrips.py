@@ -99,8 +99,14 @@ async def test_redis_commands_per_danmaku_and_per_join(quiet_background, capsys)
             sent = [f"d{n}" for n in range(DANMAKU)]
             assert all(texts == sent for texts in received)  # every viewer, every node
             # the shared replay list holds the last ones, for a node that opens the room
-            replay = await nodes[2].hub.store.replay("live", 50)
-            assert [e["text"] for e in replay] == sent[-50:]
+            # (appended at most REPLAY_INTERVAL_S after they were published)
+            deadline = time.monotonic() + 5 * UNIT
+            while True:
+                replay = [e["text"] for e in await nodes[2].hub.store.replay("live", 50)]
+                if replay == sent[-50:] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.02)
+            assert replay == sent[-50:]
 
             # --- joins on a node that serves the room already ---
             joiner = nodes[1]
