@@ -100,6 +100,10 @@ class HubSettings:
     tick_ms: int = 100
     # Danmaku kept per room for snapshots of late joiners.
     replay_size: int = 50
+    # With other nodes: send this node's room traffic to them at most once per this
+    # many ms (the first event after a pause at once). Each send is one Redis round
+    # trip, whatever it carries, and waits up to this long; 0: whenever not sending.
+    relay_ms: int = 25
     # Per-connection write buffer: over high, stream batches are skipped for that
     # connection; once it drains under low it gets a fresh snapshot.
     write_buffer_high_bytes: int = 262144

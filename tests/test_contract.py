@@ -297,6 +297,52 @@ async def test_broker_delivers_to_subscribers_in_order(pair):
     assert late == []
 
 
+async def test_relay_publishes_and_keeps_the_replay_of_rooms_that_exist(pair):
+    """Broker.relay: one flush's publications reach the subscribers in order per room,
+    and its events land in the shared replay list, trimmed to ``keep``; a deleted room
+    still gets its publication (its deletion is news) but no replay list back."""
+    store, a, b = pair
+    got = []
+    arrived = asyncio.Event()
+
+    def on_b(room_id, payload):
+        got.append((room_id, bytes(payload)))
+        arrived.set()
+
+    await a.start(lambda room_id, payload: None)
+    await b.start(on_b)
+    for room_id in ("r1", "r2"):
+        await store.create_room(room(room_id))
+        await b.subscribe(room_id)
+    sent = []
+    for n in range(3):  # the first flush starts r1's list, the next extend and trim it
+        items = [("r1", f"m{n}".encode()), ("r2", f"x{n}".encode())]
+        await a.relay(items, store, {"r1": [{"n": 2 * n}, {"n": 2 * n + 1}]}, 4)
+        sent += items
+    await a.relay([], store, {"r2": [{"n": 0}]}, 4)  # a replay append alone
+    for _ in range(200):
+        if len(got) == len(sent):
+            break
+        arrived.clear()
+        await asyncio.wait_for(arrived.wait(), 10)
+    for room_id in ("r1", "r2"):
+        assert [p for r, p in got if r == room_id] == [p for r, p in sent if r == room_id]
+    assert await store.replay("r1", 10) == [{"n": n} for n in range(2, 6)]
+    assert await store.replay("r2", 10) == [{"n": 0}]
+    await store.delete_room("r1")
+    await a.relay([("r1", b"gone")], store, {"r1": [{"n": 9}]}, 4)
+    await a.relay([("r1", b"gone again")], store, {"r1": [{"n": 10}]}, 4)
+    for _ in range(200):
+        if got[-1] == ("r1", b"gone again"):
+            break
+        await asyncio.sleep(0.01)
+    assert got[-2:] == [("r1", b"gone"), ("r1", b"gone again")]
+    assert await store.replay("r1", 10) == []
+    assert await room_keys(store, "r1") in (None, set())
+    await a.relay([("r2", b"last")], store, {"r2": [{"n": 1}]}, 0)  # keeping none empties it
+    assert await store.replay("r2", 10) == []
+
+
 async def test_redis_outage_raises_backend_unavailable_and_recovers(shared_redis):
     backends = open_backends(shared_redis.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
     store = backends.store

@@ -47,6 +47,8 @@ the room's channel at the time of publishing, in publish order per room and
 publishing node, or is lost (for instance while Redis is down). There is no order
 between rooms: on a cluster, rooms on different shards arrive over different
 connections. Nothing is stored; state is never carried only by the broker.
+:meth:`Broker.relay` publishes and appends to the store's replay lists together (on
+Redis in one round trip); the appends keep the replay's guarantees, best effort.
 
 :meth:`Broker.subscribe` returns once the subscription is live (on Redis: confirmed
 by the server; on a cluster, by the shard that owns the room), so whatever any node
@@ -61,7 +63,8 @@ Failures raise :class:`BackendUnavailable`, which callers turn into the retryabl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import contextlib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -292,7 +295,9 @@ MessageHandler = Callable[[str, bytes], None]
 
 
 class Broker(Protocol):
-    """Room channels between nodes: at most once, in order per room and publisher."""
+    """Room channels between nodes: at most once, in order per room and publisher.
+    Implementations subclass it, which gives them :meth:`relay` on top of their
+    :meth:`publish_many`."""
 
     async def start(self, on_message: MessageHandler) -> None: ...
 
@@ -303,5 +308,30 @@ class Broker(Protocol):
     async def publish(self, room_id: str, payload: bytes) -> None: ...
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None: ...
+
+    async def relay(
+        self,
+        items: list[tuple[str, bytes]],
+        store: Store,
+        replays: Mapping[str, list[dict[str, Any]]],
+        keep: int,
+    ) -> None:
+        """One relay flush: publish ``items`` (as :meth:`publish_many`), and append each
+        room's events in ``replays`` to ``store``'s replay list (as
+        :meth:`Store.append_replay`, best effort: a failed append is not raised).
+        Raises :class:`BackendUnavailable` when the publications may be lost.
+        This default takes a round trip for the publications and one per room for the
+        appends; the Redis broker sends all of it in one round trip when the store
+        is on its connection."""
+        lost: BackendUnavailable | None = None
+        try:
+            await self.publish_many(items)
+        except BackendUnavailable as exc:
+            lost = exc
+        for room_id, events in replays.items():
+            with contextlib.suppress(BackendUnavailable):
+                await store.append_replay(room_id, events, keep)
+        if lost is not None:
+            raise lost
 
     async def close(self) -> None: ...

@@ -18,6 +18,7 @@ import orjson
 from server.backends.base import (
     ApplyResult,
     BoxData,
+    Broker,
     MessageHandler,
     RoomExists,
     RoomNotFound,
@@ -279,7 +280,7 @@ class MemoryBroker:
             handler(room_id, payload)
 
 
-class MemoryBrokerClient:
+class MemoryBrokerClient(Broker):
     """One node's connection to a MemoryBroker: the Broker interface in a process."""
 
     def __init__(self, broker: MemoryBroker, client_id: int) -> None:

@@ -1,7 +1,8 @@
 """The Broker on Redis pub/sub: one server, or sharded pub/sub on a Redis Cluster.
 
 A room's channel is ``hudong:{room}:ch``; on a cluster it lives on the node that owns
-the room's hash slot, next to the room's keys (``SSUBSCRIBE``/``SPUBLISH``).
+the room's hash slot, next to the room's keys (``SSUBSCRIBE``/``SPUBLISH``). A relay
+flush publishes and appends to the replay lists in one round trip (redis_relay.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.backends.base import BackendUnavailable, MessageHandler
+from server.backends.base import BackendUnavailable, Broker, MessageHandler, Store
 from server.backends.redis import RedisConnection, as_text
+from server.backends.redis_relay import relay_flush
 
 log = logging.getLogger("hudong.redis")
 SUBSCRIBE_TIMEOUT_S = 5.0  # how long subscribe() waits for Redis to confirm
@@ -167,7 +169,7 @@ class _Listener:
             await self.pubsub.aclose()
 
 
-class RedisBroker:
+class RedisBroker(Broker):
     """Room channels on Redis pub/sub; sharded pub/sub on a cluster.
 
     On one server, one listener serves every room. On a cluster, a room's channel
@@ -257,6 +259,19 @@ class RedisBroker:
             await pipe.execute()
 
         await self.conn.call(send)
+
+    async def relay(
+        self,
+        items: list[tuple[str, bytes]],
+        store: Store,
+        replays: Mapping[str, list[dict[str, Any]]],
+        keep: int,
+    ) -> None:
+        """One round trip for the whole flush when the store shares this connection."""
+        if getattr(store, "conn", None) is self.conn:
+            await relay_flush(self.conn, store, items, replays, keep)
+        else:
+            await super().relay(items, store, replays, keep)
 
     async def close(self) -> None:
         for listener in self._listeners.values():

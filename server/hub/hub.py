@@ -79,6 +79,7 @@ class Hub:
             self.on_remote,
             enabled=backends.shared,
             replay_keep=settings.hub.replay_size,
+            interval_s=settings.hub.relay_ms / 1000,
         )
         self.governor = Governor(settings.hub, metrics)
         self.fanout = Fanout(metrics, self.detach)

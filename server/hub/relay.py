@@ -2,9 +2,12 @@
 
 Local viewers never wait for Redis: a danmaku accepted here goes straight into the
 room's pending list, and also into the relay's outbox. A publisher task sends the
-outbox whenever it is not already sending, so at low rates each event goes out at
-once and at high rates everything that arrived during one round trip leaves as one
-message per room in one pipelined call (ARCHITECTURE.md, "The hot path", step 2).
+outbox at most once per ``interval_s`` (``[hub] relay_ms``): the first event after a
+pause goes out at once, and at high rates everything that arrived in one interval
+leaves as one message per room (ARCHITECTURE.md, "The hot path", step 2). A flush is
+:meth:`Broker.relay`, on Redis one round trip: the messages, and every
+REPLAY_INTERVAL_S the events since the last append to the rooms' shared replay lists
+(so at 200 danmaku/s about 60 Redis commands per second for a room, not 800).
 Nodes drop their own messages when they come back from the channel.
 
 Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
@@ -29,6 +32,9 @@ from server.metrics import Metrics
 
 log = logging.getLogger("hudong.relay")
 WIRE_VERSION = 1
+# Events reach the shared replay list (read by a node that opens the room, for its
+# late joiners' snapshots) at most this late, in the flush that is due then.
+REPLAY_INTERVAL_S = 0.1
 
 
 class Relay:
@@ -44,6 +50,7 @@ class Relay:
         *,
         enabled: bool,
         replay_keep: int,
+        interval_s: float = 0.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -51,6 +58,10 @@ class Relay:
         self.metrics = metrics
         self.enabled = enabled
         self.replay_keep = replay_keep
+        self.interval_s = interval_s
+        self._sent_at = -interval_s  # loop time of the last flush
+        self._replays: dict[str, list[dict[str, Any]]] = {}  # events not yet in the replay
+        self._replayed_at = -REPLAY_INTERVAL_S  # loop time of the last replay append
         self._on_remote = on_remote
         self._outbox: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -67,7 +78,7 @@ class Relay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            await self._flush()  # what is queued still goes out
+            await self._flush(final=True)  # what is queued still goes out
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -106,6 +117,10 @@ class Relay:
         if self.enabled:
             box = self._box(room_id)
             box.setdefault("e", []).extend(events)
+            pending = self._replays.setdefault(room_id, [])
+            pending.extend(events)
+            if len(pending) > self.replay_keep:  # only the last ones are kept anyway
+                del pending[: len(pending) - self.replay_keep]
             if notices:
                 box.setdefault("p", []).extend(notices)
 
@@ -126,13 +141,30 @@ class Relay:
             self._box(room_id)["x"] = True
 
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            if self._replays:  # events wait for their replay append, at most so long
+                due = self._replayed_at + REPLAY_INTERVAL_S - loop.time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, due))
+            else:
+                await self._wake.wait()
+            wait = self._sent_at + self.interval_s - loop.time()
+            if wait > 0:  # what arrives meanwhile leaves in the same flush
+                await asyncio.sleep(wait)
+            self._sent_at = loop.time()
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, final: bool = False) -> None:
+        """Publish the outbox; the events of the last REPLAY_INTERVAL_S ride along to
+        the replay lists in the same round trip."""
         self._wake.clear()
-        if not self._outbox:
+        now = asyncio.get_running_loop().time()
+        replays: dict[str, list[dict[str, Any]]] = {}
+        if self._replays and (final or now - self._replayed_at >= REPLAY_INTERVAL_S):
+            replays, self._replays = self._replays, {}
+            self._replayed_at = now
+        if not self._outbox and not replays:
             return
         outbox, self._outbox = self._outbox, {}
         items = []
@@ -141,18 +173,13 @@ class Relay:
             box["v"] = WIRE_VERSION
             items.append((room_id, msgpack.packb(box, use_bin_type=True)))
         try:
-            await self.broker.publish_many(items)
+            await self.broker.relay(items, self.store, replays, self.replay_keep)
             self.metrics.relay_messages.labels("out").inc(len(items))
         except BackendUnavailable:
             # At most once: other nodes miss these events; local viewers already have them.
             self.metrics.drops.labels("broker_unavailable").inc(
                 sum(len(box.get("e", ())) for box in outbox.values())
             )
-        for room_id, box in outbox.items():
-            events = box.get("e")
-            if events:
-                with contextlib.suppress(BackendUnavailable):
-                    await self.store.append_replay(room_id, events, self.replay_keep)
 
     # --- receiving ---------------------------------------------------------------------
 

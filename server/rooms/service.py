@@ -155,8 +155,8 @@ class RoomService:
     # --- rooms ---------------------------------------------------------------------------
 
     async def room(self, room_id: str) -> RoomRecord:
-        async with refusals():
-            return await self.store.get_room(room_id)
+        async with refusals():  # a room served here: its record from memory
+            return await self.views.records.get(room_id)
 
     async def update_room(
         self, room_id: str, *, title: str | None, settings: dict[str, Any]
@@ -180,7 +180,7 @@ class RoomService:
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
         try:
-            record = await self.store.get_room(room_id)
+            record = await self.views.records.reread(room_id)
         except (BackendUnavailable, RoomNotFound):
             return None
         return record if self.views.update_record(record) else None

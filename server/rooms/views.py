@@ -21,6 +21,7 @@ from server.interactions.registry import Registry
 from server.rooms.moderation import MODERATION_BOX, banned_users
 from server.rooms.outbox import RoomOutbox
 from server.rooms.reading import StoreReader
+from server.rooms.records import RoomRecords
 from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
 
@@ -57,6 +58,7 @@ class ViewKeeper:
         self._clock = clock
         self.rooms: dict[str, ServedRoom] = {}
         self._dirty: set[ServedRoom] = set()
+        self.records = RoomRecords(store, self)  # served rooms' records, for joins
 
     # --- which rooms -----------------------------------------------------------------------
 
@@ -85,6 +87,7 @@ class ViewKeeper:
 
     def release(self, room_id: str) -> None:
         served = self.rooms.pop(room_id, None)
+        self.records.forget(room_id)
         if served is not None:
             self._dirty.discard(served)
 
@@ -113,6 +116,7 @@ class ViewKeeper:
 
     def resync(self) -> None:
         """Re-read everything served (after the store was away, and now and then)."""
+        self.records.forget_all()
         for served in self.rooms.values():
             served.stale.update(served.definitions)
             served.redefined.update(served.definitions)
