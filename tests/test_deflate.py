@@ -208,3 +208,19 @@ async def test_the_setting_turns_compression_off(server_factory):
         got = await _storm(srv, "off", [viewer])
         assert len(got[0]) == COUNT
         assert viewer.seen.frames == []  # type: ignore[union-attr]  (nothing negotiated)
+
+
+def test_the_micro_benchmark_measures_what_the_node_sends(capsys):
+    """loadtest/deflatebench.py (BENCHMARKS.md, "Wire bytes") compresses as the node does:
+    its 20-danmaku batches shrink as the table says, and the storm is the same each run."""
+    from loadtest import deflatebench
+
+    assert list(itertools.islice(storm(7), 50)) == list(itertools.islice(storm(7), 50))
+    assert (
+        deflatebench.main(["--sizes", "20", "--levels", "6", "--batches", "5", "--repeat", "1"])
+        == 0
+    )
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    plain = {r[0]: float(r[3]) for r in rows if r[2] == "plain"}
+    zipped = {r[0]: float(r[5]) for r in rows if r[2] == "l6"}
+    assert plain["json"] > 150 and zipped["json"] < 50  # B per danmaku, plain vs level 6
