@@ -2,8 +2,10 @@
 
 Only what a viewer or publisher does: send the upgrade request, check the answer,
 send masked frames (RFC 6455 section 5.3: every client frame is masked) and split
-the server's unmasked frames (section 5.2). No extensions are offered, so no
-``permessage-deflate`` (PROTOCOL.md, "Transport").
+the server's unmasked frames (section 5.2). ``permessage-deflate`` (RFC 7692) is
+offered only when asked (``DEFLATE_OFFER``, as browsers offer it; the wire-bytes
+benchmark does): the client then inflates the server's compressed messages with
+:func:`inflate` and sends its own plain, which the extension allows.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import zlib
 
 from protocol.codec import JSON
 
@@ -30,34 +33,60 @@ def new_key() -> bytes:
     return base64.b64encode(os.urandom(16))
 
 
-def upgrade_request(host: str, port: int, path: str, key: bytes) -> bytes:
+# What Chromium offers (RFC 7692 section 7.1).
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 section 7.2.2
+
+
+def upgrade_request(
+    host: str,
+    port: int,
+    path: str,
+    key: bytes,
+    *,
+    subprotocol: str = SUBPROTOCOL,
+    extensions: str | None = None,
+) -> bytes:
+    offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (
         (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\nSec-WebSocket-Key: "
+            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{offer}"
+            f"Sec-WebSocket-Protocol: {subprotocol}\r\nSec-WebSocket-Key: "
         ).encode()
         + key
         + b"\r\n\r\n"
     )
 
 
-def check_upgrade(head: bytes, key: bytes) -> str | None:
+def response_headers(head: bytes) -> dict[bytes, bytes]:
+    """The headers of an HTTP response head, names lower-cased."""
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def check_upgrade(head: bytes, key: bytes, subprotocol: str = SUBPROTOCOL) -> str | None:
     """None if ``head`` (status line and headers, without the blank line) accepts the
     upgrade with our subprotocol; otherwise what was wrong."""
     lines = head.split(b"\r\n")
     if not lines[0].startswith(b"HTTP/1.1 101"):
         return "upgrade refused: " + lines[0].decode(errors="replace")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
+    headers = response_headers(head)
     accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
     if headers.get(b"sec-websocket-accept") != accept:
         return "bad Sec-WebSocket-Accept"
-    if headers.get(b"sec-websocket-protocol", b"").decode() != SUBPROTOCOL:
-        return f"server did not select {SUBPROTOCOL}"
+    if headers.get(b"sec-websocket-protocol", b"").decode() != subprotocol:
+        return f"server did not select {subprotocol}"
     return None
+
+
+def inflate(payload: bytes) -> bytes:
+    """A whole compressed message (RSV1 set) inflated: without context takeover
+    (the only way hudong answers the offer) each one stands alone."""
+    return zlib.decompressobj(-15).decompress(payload + DEFLATE_TAIL)
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:

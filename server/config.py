@@ -121,6 +121,10 @@ class HubSettings:
     degrade_relax_after_s: float = 10.0
     # false: signals are measured and shown, but only floors change the level.
     degrade_auto: bool = True
+    # Accept a client's permessage-deflate offer (RFC 7692, without context takeover):
+    # each batch is compressed once and the same frame written to every connection
+    # that negotiated it. false: no extension is negotiated, every frame is plain.
+    permessage_deflate: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -347,7 +347,10 @@ async def test_no_offer_gets_json(live):
     assert await plain.ws.recv() == '{"type":"pong","id":99}'
 
 
-async def test_no_extension_is_negotiated(live):
-    """PROTOCOL.md, "Transport": no permessage-deflate, even when a client offers it."""
+async def test_permessage_deflate_is_the_only_extension_and_without_context_takeover(live):
+    """PROTOCOL.md, "Transport": an offer of permessage-deflate is answered without
+    context takeover on either side (tests/test_deflate.py has the rest)."""
     async with connect(live.ws_url, subprotocols=["hudong.v1.json"]) as ws:
-        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        answer = ws.response.headers.get("Sec-WebSocket-Extensions")
+        assert answer is not None and answer.startswith("permessage-deflate"), answer
+        assert "server_no_context_takeover" in answer and "client_no_context_takeover" in answer

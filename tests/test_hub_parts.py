@@ -5,6 +5,7 @@ records what was written; the room layer is the real one on a memory store."""
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import Any
 
 import pytest
@@ -55,6 +56,7 @@ class Conn:
     def __init__(self, codec: Codec = JSON, audience: str = "public") -> None:
         self.codec = codec
         self.audience = audience
+        self.deflate = False
         self.transport = Transport()
         self.paused = False
         self.paused_since = 0.0
@@ -133,6 +135,32 @@ def test_a_batch_is_encoded_once_per_codec_and_the_same_bytes_go_to_everyone():
     assert slow.transport.written == [] and slow.needs_snapshot
     assert metrics.registry.get_sample_value("hudong_batch_encodes_total", {"codec": "json"}) == 1
     assert metrics.registry.get_sample_value("hudong_drops_total", {"reason": "slow_consumer"}) == 1
+
+
+def test_one_deflated_frame_for_every_compressing_viewer_and_the_plain_one_for_the_rest():
+    metrics = Metrics()
+    fanout = Fanout(metrics, detach=lambda conn: None)
+    zipped_a, zipped_b, plain = Conn(JSON), Conn(JSON, "staff"), Conn(JSON)
+    zipped_a.deflate = zipped_b.deflate = True
+    room = room_with(zipped_a, zipped_b, plain)
+    texts = ["哈哈哈哈哈", "前方高能", "666", "哈哈哈哈哈", "主播加油😂"] * 4
+    room.pending = [{"type": "danmaku", "id": f"n.{i}", "text": t} for i, t in enumerate(texts)]
+    fanout.tick([room], lambda r: DegradeLevel.NORMAL)
+    [frame] = zipped_a.transport.written
+    assert zipped_b.transport.written[0] is frame  # built once, written to both
+    [plain_frame] = plain.transport.written
+    assert frame[0] & 0x40 and not plain_frame[0] & 0x40  # RSV1: compressed (RFC 7692)
+    inflated = zlib.decompressobj(-15).decompress(payload(frame) + b"\x00\x00\xff\xff")
+    assert inflated == payload(plain_frame)
+    assert [e["text"] for e in JSON.decode(inflated)["events"]] == texts
+    assert len(frame) * 3 < len(plain_frame)
+    sent = metrics.registry.get_sample_value("hudong_bytes_out_total", {"codec": "json"})
+    assert sent == 2 * len(frame) + len(plain_frame)
+    # A batch under deflate.MIN_BYTES goes plain to everyone: the same bytes.
+    room.pending = [{"type": "danmaku", "id": "n.99", "text": "6"}]
+    fanout.tick([room], lambda r: DegradeLevel.NORMAL)
+    assert zipped_a.transport.written[1] == plain.transport.written[1]
+    assert not zipped_a.transport.written[1][0] & 0x40
 
 
 def test_a_closed_transport_is_detached_without_stopping_the_others():

@@ -10,9 +10,12 @@ Reading goes through :class:`websockets.server.ServerProtocol`
 (``receive_data`` -> ``events_received`` -> ``data_to_send``), which validates
 framing (RFC 6455 section 5), answers pings and runs the closing handshake.
 Messages for this connection alone (``hello``, ``ack``, ``error``, snapshots) go
-through it as well; batches bypass it as shared bytes. That is safe because no
-extension is negotiated and the server never fragments, so a frame written
-directly cannot interleave with one the protocol object builds.
+through it as well; batches bypass it as shared bytes. That is safe because the only
+extension, permessage-deflate (:mod:`.deflate`), is negotiated without context
+takeover, so no compressor state runs from one message to the next, and the server
+never fragments, so a frame written directly cannot interleave with one the protocol
+object builds. ``deflate`` says whether this connection reads the shared compressed
+batch frames.
 
 Flow control is asyncio's: the transport calls :meth:`pause_writing` when its
 buffer passes ``hub.write_buffer_high_bytes`` and :meth:`resume_writing` once it
@@ -40,6 +43,7 @@ from websockets.typing import Subprotocol
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
 from protocol.codes import CLOSE_BY_NAME
 from protocol.messages import Command, CommandError, error
+from server.hub.deflate import NEGOTIATION, shares_frames
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -106,6 +110,7 @@ class Connection(asyncio.Protocol):
         "bucket",
         "closing",
         "codec",
+        "deflate",
         "fragments",
         "hub",
         "identity",
@@ -142,10 +147,12 @@ class Connection(asyncio.Protocol):
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol,
+            extensions=[NEGOTIATION] if hub.settings.hub.permessage_deflate else None,
             max_size=hub.settings.limits.max_frame_bytes,
             logger=ws_log,
         )
         self.codec: Codec = JSON
+        self.deflate = False  # negotiated permessage-deflate: gets compressed batches
         self.room: Any = None  # the hub's LiveRoom once joined
         self.audience = ""  # which views it gets once joined (public, screen, staff)
         self.identity: Identity | None = None
@@ -293,6 +300,7 @@ class Connection(asyncio.Protocol):
         if response.status_code == 101:
             chosen = response.headers.get("Sec-WebSocket-Protocol")
             self.codec = codec_for_subprotocol(chosen) or JSON
+            self.deflate = shares_frames(self.ws.extensions)
             self.hub.attach(self)
 
     def _on_frame(self, frame: Frame) -> None:

@@ -8,7 +8,8 @@ same bytes to every local connection of the room. Nothing in that loop awaits or
 encodes per viewer. A connection whose transport paused writing (its buffer is over
 the high-water mark) is skipped and counted as a drop; it gets a fresh snapshot when
 it drains (PROTOCOL.md, "Slow consumers"). State messages go the same way, once per
-audience and codec.
+audience and codec. Connections that negotiated permessage-deflate get the same
+message compressed, also once per codec (:mod:`.deflate`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from protocol.codec import CODECS, Codec
-from protocol.framing import server_frame
 from protocol.messages import batch, state
 from server.hub.connection import Connection
+from server.hub.deflate import Frames
 from server.hub.degrade import POLICIES, DegradeLevel, shape
 from server.hub.room import LiveRoom
 from server.metrics import Metrics
@@ -34,23 +35,29 @@ class Fanout:
         self._detach = detach
         self.buffered = 0  # bytes left in buffers by the writes since reset_buffered()
 
-    def encode(self, codec: Codec, message: dict[str, Any]) -> bytes:
-        """Encode and frame one batch for one codec; once per codec per room per tick."""
+    def encode(self, codec: Codec, message: dict[str, Any]) -> Frames:
+        """Encode one batch for one codec; once per codec per room per tick."""
         self.metrics.encodes.labels(codec.name).inc()
-        return server_frame(codec.encode(message), binary=codec.binary)
+        return Frames(codec.encode(message), binary=codec.binary)
 
-    def write_to(self, conns: Iterable[Connection], frame: bytes) -> tuple[int, int]:
-        """Write one pre-built frame to every connection of a group: the only per-viewer
-        work of the hot path (no await, no encode). A paused connection is skipped and
-        marked for a snapshot; one whose transport closed under us is detached after
-        the loop, so it cannot stop the others. Returns (written, skipped)."""
-        sent = skipped = buffered = 0
+    def write_to(self, conns: Iterable[Connection], frames: Frames) -> tuple[int, int, int]:
+        """Write one pre-built frame to every connection of a group, the deflated one to
+        those that negotiated it: the only per-viewer work of the hot path (no await,
+        no encode). A paused connection is skipped and marked for a snapshot; one whose
+        transport closed under us is detached after the loop, so it cannot stop the
+        others. Returns (written, skipped, bytes written)."""
+        sent = skipped = buffered = nbytes = 0
+        plain = deflated = None
         broken = None
         for conn in conns:
             if conn.paused:
                 conn.needs_snapshot = True
                 skipped += 1
                 continue
+            if conn.deflate:
+                frame = deflated = deflated or frames.deflated()
+            else:
+                frame = plain = plain or frames.plain()
             transport = conn.transport
             try:
                 transport.write(frame)  # type: ignore[union-attr]
@@ -59,11 +66,12 @@ class Fanout:
                 continue
             # What the kernel did not take yet: the tick's backlog signal (~50 ns a call).
             buffered += transport.get_write_buffer_size()  # type: ignore[union-attr]
+            nbytes += len(frame)
             sent += 1
         for conn in broken or ():
             self._detach(conn)
         self.buffered += buffered
-        return sent, skipped
+        return sent, skipped, nbytes
 
     def tick(self, rooms: Iterable[LiveRoom], level_of: Callable[[LiveRoom], DegradeLevel]) -> None:
         """Turn each room's pending events into one frame per codec, written to all members."""
@@ -84,13 +92,13 @@ class Fanout:
             message = batch(room.id, room.seq, events)
             delivered = dropped = 0
             for codec, groups in room.by_codec():
-                frame = self.encode(codec, message)
+                frames = self.encode(codec, message)
                 for conns in groups:
-                    sent, skipped = self.write_to(conns, frame)
+                    sent, skipped, nbytes = self.write_to(conns, frames)
                     dropped += skipped
                     delivered += sent
                     metrics.frames_out.labels(codec.name).inc(sent)
-                    metrics.bytes_out.labels(codec.name).inc(sent * len(frame))
+                    metrics.bytes_out.labels(codec.name).inc(nbytes)
             metrics.events_out.inc(len(events))
             metrics.messages_delivered.inc(delivered * len(events))
             if dropped:
@@ -99,9 +107,9 @@ class Fanout:
     def broadcast(self, room: LiveRoom, message: dict[str, Any]) -> None:
         """One message to every connection of the room, encoded once per codec."""
         for codec, groups in room.by_codec():
-            frame = server_frame(codec.encode(message), binary=codec.binary)
+            frames = Frames(codec.encode(message), binary=codec.binary)
             for conns in groups:
-                self.write_to(conns, frame)
+                self.write_to(conns, frames)
 
     def send_state(
         self, room: LiveRoom, version: int, views: Mapping[str, Mapping[str, Any]]
@@ -114,6 +122,5 @@ class Fanout:
             for codec in CODECS:
                 conns = room.groups.get((audience, codec))
                 if conns:
-                    frame = server_frame(codec.encode(message), binary=codec.binary)
-                    self.write_to(conns, frame)
+                    self.write_to(conns, Frames(codec.encode(message), binary=codec.binary))
         self.metrics.state_updates.inc()
