@@ -121,12 +121,11 @@ class Loops:
             await asyncio.sleep(MEASURE_INTERVAL_S)
             try:
                 now = hub.now()
-                hub.upkeep.reap(hub.connections, now)
-                hub.governor.measure(hub.connections)
+                hub.upkeep.round(now)  # visits only the connections due
+                hub.governor.measure(hub.upkeep.paused)
                 level = hub.governor.wanted(now)
                 if max(level, hub.governor.floor) != hub.level:
                     hub.set_level(level, reason(hub.governor.signals))
-                hub.upkeep.heartbeat(hub.connections, now)
             except Exception:  # pragma: no cover
                 log.exception("upkeep failed")
 
