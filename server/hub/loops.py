@@ -91,7 +91,10 @@ class Loops:
         while True:
             deadline += hub.governor.tick_interval_s
             delay = deadline - loop.time()
-            if delay < 0:  # fell behind: skip missed ticks rather than bunching them
+            if delay < 0:
+                # Fell behind (a slow tick, a stalled loop): the next batch goes out at
+                # once and carries what piled up, nothing dropped; missed ticks are not
+                # bunched. Only pressure that lasts raises the level (degrade.py).
                 deadline = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
