@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import urllib.request
 from typing import Any
 
 from loadtest import stats
@@ -37,6 +39,30 @@ SLOS = {
     "--slo-connect-failed": "",
 }
 DEGRADE = False
+LAG = "hudong_event_loop_lag_probe_seconds_bucket"
+LAG_MARKS = ("0.05", "0.1", "0.25")  # probes later than these (buckets of server/metrics.py)
+
+
+def lag_buckets(base: str) -> dict[str, float]:
+    """The node's loop-lag probe histogram (cumulative counts by ``le``); empty if unread."""
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for m in re.finditer(LAG + r'\{le="([^"]+)"\} ([0-9.e+]+)', text):
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def late_probes(before: dict[str, float], after: dict[str, float]) -> dict[str, float] | None:
+    """Loop-lag probes in the window, and how many were later than each mark."""
+    if not before or not after:
+        return None
+    total = after["+Inf"] - before["+Inf"]
+    late = {f"over_{float(m) * 1000:g}ms": total - (after[m] - before[m]) for m in LAG_MARKS}
+    return {"probes": total, **late}
 
 
 def add_arguments(load: argparse._ArgumentGroup) -> None:
@@ -72,10 +98,12 @@ async def body(run: Run) -> None:
     run.phase = "settle"
     await asyncio.sleep(a.settle)
     before = await aud.counts()
+    lag0 = await asyncio.to_thread(lag_buckets, run.api.base)
     w0 = {**run.mark(), "cpu": server.cpu()}
     run.phase = "measure"
     await asyncio.sleep(a.duration)
     w1 = {**run.mark(), "cpu": server.cpu()}
+    lag1 = await asyncio.to_thread(lag_buckets, run.api.base)
     after = await aud.counts()
     dur = w1["t"] - w0["t"]
     cpu = stats.cpu_window(w0["cpu"], w1["cpu"], dur)
@@ -92,6 +120,7 @@ async def body(run: Run) -> None:
             "disconnects": after["disconnects"],
             "disconnect_codes": run.close_codes(),
             "level_at_end": level.get("level"),
+            "loop_lag_probes": late_probes(lag0, lag1),
             "server_rss_kb": server.memory_kb()[0],
             **stats.generator_window(w0, w1, dur),
         }
@@ -122,5 +151,13 @@ def rows(res: dict[str, Any]) -> Rows:
             f"{res['gen_cpu_pct']}% CPU (drain workers {res['gen_workers_cpu_pct']}%)",
         ),
         ("cores", stats.cores_text(res["cores"])),
+        ("loop lag", _lag_text(res["loop_lag_probes"])),
         ("degrade level", f"{res['level_at_end']} at the end"),
     ]
+
+
+def _lag_text(lag: dict[str, float] | None) -> str:
+    if lag is None:
+        return "(not read)"
+    late = ", ".join(f"{v:g} {k.replace('_', ' ')}" for k, v in lag.items() if k != "probes")
+    return f"{lag['probes']:g} probes in the window: {late}"
