@@ -80,7 +80,7 @@ def test_a_round_visits_only_the_connections_due():
         upkeep.round(float(t))
     assert sum(visited.values()) == len(conns)  # each once in the first period
     assert max(visited.values()) <= 2 * len(conns) / HEARTBEAT  # about a 15th per round
-    assert len(upkeep) == len(conns)  # and filed again for the next
+    assert upkeep.waiting() == len(conns)  # and filed again for the next
 
 
 def test_the_silent_are_closed_at_the_timeout_and_the_answering_kept():

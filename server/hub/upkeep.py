@@ -45,7 +45,7 @@ class Upkeep:
         self._phase = 0.0
         self.paused: set[Connection] = set()  # over their high mark at some point
 
-    def __len__(self) -> int:
+    def waiting(self) -> int:
         """Entries waiting in the wheel (a connection gone is forgotten when its slot comes)."""
         return sum(len(entries) for entries in self._wheel.values())
 
