@@ -119,6 +119,11 @@ class HubSettings:
     # at run time), and how long signals must stay calm before relaxing one level.
     degrade_floor: int = 0
     degrade_relax_after_s: float = 10.0
+    # How long pressure on time (loop lag, tick duration, ingest, store latency) must
+    # last, every once-a-second sample calling for the level, before the level rises:
+    # one late tick or lag sample is caught up, not answered by dropping. Memory marks
+    # (bytes waiting in send buffers) and an unreachable store act at once.
+    degrade_sustain_s: float = 2.0
     # false: signals are measured and shown, but only floors change the level.
     degrade_auto: bool = True
     # Accept a client's permessage-deflate offer (RFC 7692, without context takeover):

@@ -28,26 +28,54 @@ def test_each_signal_escalates_to_the_level_it_calls_for():
     assert called_for(Signals(loop_lag_s=0.16, tick_ratio=3.5)) == DegradeLevel.ESSENTIAL
 
 
-def test_escalate_at_once_relax_one_level_per_calm_period():
-    controller = DegradeController(relax_after_s=10)
-    assert controller.update(Signals(loop_lag_s=1.5), now=0) == DegradeLevel.ESSENTIAL
+def test_time_pressure_escalates_only_once_it_lasts_then_relaxes_one_level_per_calm_period():
+    controller = DegradeController(relax_after_s=10, sustain_s=2)
+    stalled = Signals(loop_lag_s=1.5, tick_ratio=3.5)
+    # one second of a stalled loop (a GC pause, a neighbour on the VM): caught up, no change
+    assert controller.update(stalled, now=0) == DegradeLevel.NORMAL
+    assert controller.update(CALM, now=1) == DegradeLevel.NORMAL
+    # two seconds in a row: still young
+    assert controller.update(stalled, now=2) == DegradeLevel.NORMAL
+    assert controller.update(stalled, now=3) == DegradeLevel.NORMAL
+    # every sample for 2 s called for level 3: now it lasts
+    assert controller.update(stalled, now=4) == DegradeLevel.ESSENTIAL
     # calm begins: nothing changes before 10 s
-    assert controller.update(CALM, now=1) == DegradeLevel.ESSENTIAL
-    assert controller.update(CALM, now=10.9) == DegradeLevel.ESSENTIAL
-    assert controller.update(CALM, now=11) == DegradeLevel.OVERLOADED
-    assert controller.update(CALM, now=20.9) == DegradeLevel.OVERLOADED
-    assert controller.update(CALM, now=21) == DegradeLevel.BUSY
-    assert controller.update(CALM, now=31) == DegradeLevel.NORMAL
+    assert controller.update(CALM, now=5) == DegradeLevel.ESSENTIAL
+    assert controller.update(CALM, now=14.9) == DegradeLevel.ESSENTIAL
+    assert controller.update(CALM, now=15) == DegradeLevel.OVERLOADED
+    assert controller.update(CALM, now=24.9) == DegradeLevel.OVERLOADED
+    assert controller.update(CALM, now=25) == DegradeLevel.BUSY
+    assert controller.update(CALM, now=35) == DegradeLevel.NORMAL
 
 
-def test_one_tick_escalates_only_when_far_over_budget_or_backlogged():
-    assert called_for_by_tick(1.7, 0) == DegradeLevel.NORMAL  # seen at loads a node keeps up with
-    assert called_for_by_tick(2.4, 0) == DegradeLevel.NORMAL
-    assert called_for_by_tick(2.5, 0) == DegradeLevel.OVERLOADED
-    assert called_for_by_tick(6.0, 0) == DegradeLevel.ESSENTIAL
-    assert called_for_by_tick(0.5, 40_000_000) == DegradeLevel.BUSY
-    assert called_for_by_tick(0.5, 200_000_000) == DegradeLevel.OVERLOADED
-    assert called_for_by_tick(0.5, 600_000_000) == DegradeLevel.ESSENTIAL
+def test_a_short_hiccup_every_few_seconds_never_escalates():
+    """The issue's competing process: it takes the node's core for 200 ms every 5 s."""
+    controller = DegradeController(relax_after_s=10, sustain_s=2)
+    for t in range(120):
+        hiccup = Signals(loop_lag_s=0.22, tick_ratio=1.01) if t % 5 == 0 else CALM
+        assert controller.update(hiccup, now=t) == DegradeLevel.NORMAL
+
+
+def test_lasting_pressure_rises_to_the_level_every_sample_called_for():
+    controller = DegradeController(relax_after_s=10, sustain_s=2)
+    # level 1 throughout, level 2 in the middle sample only: level 1 lasts, 2 does not
+    samples = [Signals(loop_lag_s=0.2), Signals(loop_lag_s=0.5), Signals(loop_lag_s=0.2)]
+    levels = [controller.update(s, now=t) for t, s in enumerate(samples)]
+    assert levels == [DegradeLevel.NORMAL, DegradeLevel.NORMAL, DegradeLevel.BUSY]
+
+
+def test_memory_marks_and_an_unreachable_store_act_at_once():
+    controller = DegradeController(relax_after_s=10, sustain_s=2)
+    assert controller.update(Signals(buffered_bytes=200_000_000), now=0) == DegradeLevel.OVERLOADED
+    controller = DegradeController(relax_after_s=10, sustain_s=2)
+    assert controller.update(Signals(store_ok=False), now=0) == DegradeLevel.OVERLOADED
+
+
+def test_one_tick_escalates_only_on_what_it_left_in_buffers():
+    assert called_for_by_tick(0) == DegradeLevel.NORMAL  # however long the tick took
+    assert called_for_by_tick(40_000_000) == DegradeLevel.BUSY
+    assert called_for_by_tick(200_000_000) == DegradeLevel.OVERLOADED
+    assert called_for_by_tick(600_000_000) == DegradeLevel.ESSENTIAL
 
 
 def test_a_surge_escalates_at_once_and_never_relaxes_by_itself():
@@ -61,7 +89,7 @@ def test_a_surge_escalates_at_once_and_never_relaxes_by_itself():
 
 
 def test_hysteresis_a_signal_between_relax_and_escalate_marks_holds_the_level():
-    controller = DegradeController(relax_after_s=10)
+    controller = DegradeController(relax_after_s=10, sustain_s=0)
     controller.update(Signals(tick_ratio=1.3), now=0)  # overloaded
     hovering = Signals(tick_ratio=0.8)  # under the escalate mark of 2, over its relax mark
     for t in range(1, 60):

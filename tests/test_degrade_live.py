@@ -3,6 +3,7 @@ notices, automatic escalation and relaxation, and no state-changing command drop
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -114,42 +115,89 @@ async def test_room_floor_2_slow_mode_merging_and_priority(live):
     assert live.metric("hudong_drops_total", reason="degrade") == 0  # merged, not lost
 
 
-async def test_loop_lag_escalates_then_relaxes_one_level_at_a_time(server_factory):
-    async with server_factory(hub={"degrade_relax_after_s": 1.0}) as srv:
+async def test_lasting_loop_lag_escalates_then_relaxes_one_level_at_a_time(server_factory):
+    hub = {"degrade_relax_after_s": 1.0, "degrade_sustain_s": 1.0}
+    async with server_factory(hub=hub) as srv:
         await srv.create_room("lag")
         viewer = await srv.connect()
         await viewer.join("lag")
-        # Block the server's event loop (the test shares it) for 0.8 s: the lag probe,
-        # which sleeps 0.5 s, then wakes between 0.3 and 0.8 s late, whatever the phase.
-        asyncio.get_running_loop().call_soon(time.sleep, 0.8)
+        loop = asyncio.get_running_loop()
+
+        def stall(times: int) -> None:
+            # Block the server's event loop (the test shares it) for 0.8 s of every second:
+            # the lag probe, which sleeps 0.5 s, wakes 0.3 s late or more each time.
+            time.sleep(0.8)
+            if times > 1:
+                loop.call_later(0.2, stall, times - 1)
+
+        loop.call_soon(stall, 4)
         levels = await notice_levels(viewer, 0, timeout=30)
-        assert levels[0] == 2, levels  # 0.3 s <= lag < 1 s calls for level 2 at once
-        assert levels == [2, 1, 0]  # and it relaxes one level per calm second
-        assert srv.metric("hudong_degrade_changes_total", level="2") == 1
+        peak = levels.index(max(levels))
+        assert max(levels) >= 1, levels
+        # down from the peak one level per calm second
+        assert levels[peak:] == list(range(max(levels), -1, -1)), levels
         assert srv.metric("hudong_degrade_changes_total", level="0") == 1
         assert srv.metric("hudong_degrade_level") == 0
 
 
-async def test_one_slow_tick_escalates_within_the_tick(live, caplog, monkeypatch):
-    """A tick 3x over its budget raises the level right after it, not at the next
-    once-a-second measure (which would let a surge's backlog grow for up to a second)."""
-    await live.create_room("surge")
-    viewer = await live.connect()
-    await viewer.join("surge")
-    hub = live.hub
-    tick = hub.tick
+async def test_one_300_ms_stall_under_load_drops_nothing(server_factory):
+    """Issue 14, target 8: a node delivering danmaku to its viewers stalls for 300 ms
+    once (inside a tick, as a GC pause or a neighbour on the VM would): the next ticks
+    catch up, every viewer gets every danmaku, and the level stays at 0 or 1."""
+    limits = {"viewer_commands_per_s": 100.0, "viewer_command_burst": 200}
+    async with server_factory(limits=limits) as srv:
+        await srv.create_room("hiccup")
+        readers = [await srv.connect() for _ in range(12)]
+        for reader in readers:
+            await reader.join("hiccup")
+        senders = [await srv.connect() for _ in range(4)]
+        for sender in senders:
+            await sender.join("hiccup")
+            sender.discard_incoming()
+        hub = srv.hub
+        tick = hub.tick
 
-    def slow_tick():
-        monkeypatch.setattr(hub, "tick", tick)  # once
-        time.sleep(0.3)  # 3 x the 100 ms budget
-        tick()
+        def stalled_tick() -> None:
+            hub.tick = tick  # type: ignore[method-assign]  # once
+            time.sleep(0.3)  # three times the 100 ms budget, the whole loop blocked
+            tick()
 
-    caplog.set_level("WARNING", logger="hudong.hub")
-    monkeypatch.setattr(hub, "tick", slow_tick)
-    assert (await notice_levels(viewer, 2))[0] == 2
-    changes = [r.getMessage() for r in caplog.records if "degrade level" in r.getMessage()]
-    assert changes[0].startswith("degrade level 0 -> 2 (one tick 3."), changes
-    assert live.metric("hudong_degrade_changes_total", level="2") == 1
+        per_sender, every_s = 50, 0.02  # 4 senders x 50/s = 200 danmaku/s for 1 s
+        expected = {f"s{i}-{k}" for i in range(len(senders)) for k in range(per_sender)}
+
+        async def send(i: int, sender: Any) -> None:
+            for k in range(per_sender):
+                if i == 0 and k == per_sender // 3:
+                    hub.tick = stalled_tick  # type: ignore[method-assign]
+                await sender.send({"op": "danmaku", "text": f"s{i}-{k}"})
+                await asyncio.sleep(every_s)
+
+        async def read(reader: Any) -> tuple[set[str], list[int]]:
+            got: set[str] = set()
+            levels: list[int] = []
+            while not expected <= got:
+                try:
+                    message = await reader.recv(timeout=5)
+                except TimeoutError:
+                    break  # nothing more is coming: the assertions say what is missing
+                if message["type"] == "batch":
+                    got.update(e["text"] for e in message["events"] if e["type"] == "danmaku")
+                elif message["type"] == "notice" and message["kind"] == "degrade":
+                    levels.append(message["level"])
+            return got, levels
+
+        reading = [asyncio.ensure_future(read(r)) for r in readers]
+        await asyncio.gather(*(send(i, s) for i, s in enumerate(senders)))
+        results = await asyncio.gather(*reading)
+        assert hub.tick == tick  # the stall happened
+        for got, levels in results:
+            assert got == expected  # every danmaku, to every viewer, none merged away
+            assert all(level <= 1 for level in levels), levels
+        assert srv.metric("hudong_drops_total", reason="degrade") == 0
+        assert srv.metric("hudong_drops_total", reason="slow_consumer") == 0
+        assert srv.metric("hudong_degrade_changes_total", level="2") == 0
+        assert srv.metric("hudong_degrade_changes_total", level="3") == 0
+        assert hub.governor.level <= 1
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])

@@ -23,7 +23,6 @@ from server.hub.hub import Hub
 from server.hub.intake import Intake
 from server.hub.presence import Presence
 from server.hub.room import LiveRoom
-from server.hub.upkeep import Upkeep
 from server.interactions.registry import Registry
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
@@ -220,11 +219,12 @@ def test_a_moved_online_count_reaches_everyone_at_most_once_a_second():
     }
 
 
-def test_one_tick_far_over_budget_escalates_at_once_and_floors_only_raise():
+def test_a_slow_tick_is_caught_up_a_backlogged_one_escalates_and_floors_only_raise():
     governor = Governor(SETTINGS.hub, Metrics())
     assert governor.note_tick(0.09, 0) is None
-    why = governor.note_tick(0.3, 0)  # three times the 100 ms budget
-    assert why is not None and "of budget" in why
+    assert governor.note_tick(0.6, 0) is None  # six times the 100 ms budget: caught up
+    why = governor.note_tick(0.05, 200_000_000)  # but 200 MB left in viewers' buffers
+    assert why is not None and "200.0 MB buffered" in why
     assert governor.apply(governor.controller.level, why) and governor.level == 2
     governor.floor = 3
     governor.apply(DegradeLevel.NORMAL, "floor")
@@ -236,24 +236,14 @@ def test_one_tick_far_over_budget_escalates_at_once_and_floors_only_raise():
     assert governor.level == 0 and governor.room_level(room) == 3
 
 
-def test_upkeep_closes_the_silent_the_slow_and_those_who_never_joined():
-    closed: list[Conn] = []
-    upkeep = Upkeep(SETTINGS, Metrics(), detach=closed.append)  # type: ignore[arg-type]
-    silent, slow, unjoined, fine = Conn(), Conn(), Conn(), Conn()
-    now = 1000.0
-    for conn in (silent, slow, unjoined, fine):
-        conn.last_seen = conn.opened_at = now - 1
-        conn.room = object()
-    silent.last_seen = now - SETTINGS.hub.heartbeat_timeout_s - 1
-    slow.paused, slow.paused_since = True, now - SETTINGS.hub.slow_timeout_s - 1
-    unjoined.room, unjoined.opened_at = None, now - SETTINGS.limits.join_timeout_s - 1
-    upkeep.reap([silent, slow, unjoined, fine], now)  # type: ignore[list-item]
-    assert (silent.closed_with, slow.closed_with, unjoined.closed_with) == (
-        "heartbeat_timeout",
-        "too_slow",
-        "join_timeout",
-    )
-    assert fine.closed_with is None and set(closed) == {silent, slow, unjoined}
+def test_buffered_bytes_are_the_worst_tick_plus_the_paused_connections():
+    governor = Governor(SETTINGS.hub, Metrics())
+    governor.note_tick(0.01, 1000)
+    governor.note_tick(0.01, 5000)
+    paused = Conn()
+    paused.transport.buffered = 300_000
+    assert governor.measure([paused]).buffered_bytes == 305_000  # type: ignore[list-item]
+    assert governor.measure([]).buffered_bytes == 0  # a new second
 
 
 # --- the hub with the room layer, no sockets ----------------------------------------------

@@ -66,6 +66,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "slow",
         "draw",
         "mixed",
+        "idle",
     }
     for name in scenarios:
         assert not graph[name] & scenarios, f"{name} imports {graph[name] & scenarios}"

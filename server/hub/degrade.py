@@ -1,14 +1,18 @@
 """Degrade levels (ARCHITECTURE.md, "Degrade levels"): pure rules, no I/O.
 
 A node measures its signals once a second; :class:`DegradeController` turns them
-into a level with hysteresis (escalate at once, to the highest level any signal
-calls for; relax one level at a time, only after every signal stayed under that
-level's *relax* mark, half its escalate mark, for ``relax_after_s``). A single
-tick far over its budget, or one that leaves a backlog in the viewers' buffers,
-escalates at once without waiting for the second (:func:`called_for_by_tick`). Floors (a
-room's, set by its host, and the node's, set by the admin) only raise the level a
-room is served at. :func:`shape` applies a level's stream policy to one tick's
-events. State-changing commands are never subject to any of this.
+into a level with hysteresis. It escalates on pressure that lasts: a signal of time
+(loop lag, tick duration, ingest, store latency) raises the level only once every
+sample for ``sustain_s`` called for it, so one late tick or one lag sample (a GC
+pause, a neighbour on the VM, a connect wave) is caught up by the next ticks, not
+answered by dropping. Memory marks (bytes left in the viewers' buffers) and an
+unreachable store act at once, and a tick that leaves that much behind raises the
+level without waiting for the second (:func:`called_for_by_tick`). It relaxes one
+level at a time, only after every signal stayed under that level's *relax* mark,
+half its escalate mark, for ``relax_after_s``. Floors (a room's, set by its host, and
+the node's, set by the admin) only raise the level a room is served at.
+:func:`shape` applies a level's stream policy to one tick's events. State-changing
+commands are never subject to any of this.
 
 =====  ============  ==========================================================
 level  name          stream policy
@@ -93,37 +97,37 @@ MARKS: dict[str, tuple[float, float, float]] = {
 }
 RELAX_FRACTION = 0.5
 
-# One tick is enough to escalate when it shows the node falling behind *now*: waiting
-# for the next second's mean lets the backlog grow (measured: a surge to 4x the load
-# left 1 GB in send buffers and 4.5 s of stall before the first measure()). No level 1
-# here: single ticks of 1-1.7x budget occur at loads a node keeps up with.
-SURGE_MARKS: dict[str, tuple[float, float, float]] = {
-    "tick_ratio": (float("inf"), 2.5, 6.0),  # this one tick / its budget
-    "buffered_bytes": MARKS["buffered_bytes"],  # left in the buffers of this tick's viewers
-}
+# Memory marks act at once: bytes waiting in buffers grow with every tick a node falls
+# behind (measured: a surge to 4x the load left 1 GB in send buffers and 4.5 s of stall
+# before the next measure). The other signals measure time, which a single pause
+# inflates without the node falling behind: they must last (``sustain_s``).
+MEMORY = ("buffered_bytes",)
+SUSTAINED = tuple(name for name in MARKS if name not in MEMORY)
 
 
-def called_for_by_tick(tick_ratio: float, buffered_bytes: int) -> DegradeLevel:
-    """The level one tick calls for on its own (:data:`SURGE_MARKS`)."""
+def called_for_by_tick(buffered_bytes: int) -> DegradeLevel:
+    """The level one tick calls for on its own: only its memory mark (what it left in
+    the buffers of the viewers it wrote to). A tick over its budget does not count by
+    itself: the next tick starts at once and catches up."""
+    return _reached(float(buffered_bytes), MARKS["buffered_bytes"], 1.0)
+
+
+def _reached(value: float, marks: tuple[float, float, float], fraction: float) -> DegradeLevel:
     level = DegradeLevel.NORMAL
-    for value, marks in (
-        (tick_ratio, SURGE_MARKS["tick_ratio"]),
-        (buffered_bytes, SURGE_MARKS["buffered_bytes"]),
-    ):
-        for index, mark in enumerate(marks):
-            if value >= mark:
-                level = max(level, DegradeLevel(index + 1))
+    for index, mark in enumerate(marks):
+        if value >= mark * fraction:
+            level = DegradeLevel(index + 1)
     return level
 
 
-def called_for(signals: Signals, fraction: float = 1.0) -> DegradeLevel:
-    """The highest level any signal reaches (marks scaled by ``fraction``)."""
+def called_for(
+    signals: Signals, fraction: float = 1.0, names: tuple[str, ...] = tuple(MARKS)
+) -> DegradeLevel:
+    """The highest level any of the signals ``names`` reaches (marks scaled by
+    ``fraction``); an unreachable store calls for level 2 whatever ``names``."""
     level = DegradeLevel.NORMAL
-    for name, marks in MARKS.items():
-        value = float(getattr(signals, name))
-        for index, mark in enumerate(marks):
-            if value >= mark * fraction:
-                level = max(level, DegradeLevel(index + 1))
+    for name in names:
+        level = max(level, _reached(float(getattr(signals, name)), MARKS[name], fraction))
     if not signals.store_ok:
         # Votes wait for the store; keep the stream light while they retry.
         level = max(level, DegradeLevel.OVERLOADED)
@@ -131,12 +135,29 @@ def called_for(signals: Signals, fraction: float = 1.0) -> DegradeLevel:
 
 
 class DegradeController:
-    """Escalate fast, relax slowly: one level per ``relax_after_s`` of calm."""
+    """Escalate on pressure that lasts ``sustain_s`` (memory marks at once), relax
+    slowly: one level per ``relax_after_s`` of calm."""
 
-    def __init__(self, relax_after_s: float = 10.0) -> None:
+    def __init__(self, relax_after_s: float = 10.0, sustain_s: float = 2.0) -> None:
         self.relax_after_s = relax_after_s
+        self.sustain_s = sustain_s
         self.level = DegradeLevel.NORMAL
         self._calm_since: float | None = None
+        # level -> when the unbroken run of samples calling for at least it began
+        self._pressed_since: dict[int, float] = {}
+
+    def lasting(self, wanted: DegradeLevel, now: float) -> DegradeLevel:
+        """Note one sample's level of time pressure; the highest level that every sample
+        of the last ``sustain_s`` called for (normal while the pressure is younger)."""
+        lasting = DegradeLevel.NORMAL
+        for level in (DegradeLevel.BUSY, DegradeLevel.OVERLOADED, DegradeLevel.ESSENTIAL):
+            if wanted < level:
+                self._pressed_since.pop(level, None)
+                continue
+            since = self._pressed_since.setdefault(level, now)
+            if now - since >= self.sustain_s:
+                lasting = level
+        return lasting
 
     def escalate(self, wanted: DegradeLevel) -> bool:
         """Go up to ``wanted`` now if it is higher (never down); True if the level rose."""
@@ -147,7 +168,9 @@ class DegradeController:
         return True
 
     def update(self, signals: Signals, now: float) -> DegradeLevel:
-        if self.escalate(called_for(signals)):
+        at_once = called_for(signals, names=MEMORY)  # and an unreachable store
+        lasting = self.lasting(called_for(signals, names=SUSTAINED), now)
+        if self.escalate(max(at_once, lasting)):
             return self.level
         # Calm means: under the relax marks of the current level.
         if self.level > DegradeLevel.NORMAL and called_for(signals, RELAX_FRACTION) < self.level:

@@ -31,7 +31,9 @@ class Governor:
     def __init__(self, settings: HubSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.controller = DegradeController(settings.degrade_relax_after_s)
+        self.controller = DegradeController(
+            settings.degrade_relax_after_s, settings.degrade_sustain_s
+        )
         self.floor = settings.degrade_floor  # the admin's floor for this node
         self.level = effective(0, self.floor)
         self.signals = Signals()
@@ -40,6 +42,7 @@ class Governor:
         self.store_ok = True
         self._tick_time = 0.0
         self._ticks = 0
+        self._tick_buffered = 0  # the most one tick of the last second left buffered
         self._lag = 0.0
 
     def room_level(self, room: LiveRoom) -> DegradeLevel:
@@ -57,21 +60,25 @@ class Governor:
         self._lag = max(self._lag, lag)  # the worst since the last measure()
 
     def note_tick(self, took: float, buffered: int) -> str | None:
-        """Count one tick; a tick that shows the node falling behind *now* escalates at
-        once. Returns why the level rose, or None."""
+        """Count one tick (it took ``took`` s and left ``buffered`` bytes in the buffers
+        of the viewers it wrote to). Only a memory mark escalates at once; a slow tick
+        counts in the second's mean tick. Returns why the level rose, or None."""
         self._tick_time += took
         self._ticks += 1
+        self._tick_buffered = max(self._tick_buffered, buffered)
         if not self.settings.degrade_auto:
             return None
-        ratio = took / self.tick_interval_s
-        if self.controller.escalate(called_for_by_tick(ratio, buffered)):
+        if self.controller.escalate(called_for_by_tick(buffered)):
+            ratio = took / self.tick_interval_s
             return f"one tick {ratio:.2f} of budget, left {buffered / 1e6:.1f} MB buffered"
         return None
 
-    def measure(self, connections: Iterable[Connection]) -> Signals:
-        """The last second's signals (called once a second)."""
-        buffered = 0
-        for conn in connections:
+    def measure(self, paused: Iterable[Connection]) -> Signals:
+        """The last second's signals (called once a second). Buffered bytes: the most
+        one tick left in the buffers it wrote to, plus what the ``paused`` connections
+        (over their high mark, so skipped by ticks) hold; nothing visits the others."""
+        buffered = self._tick_buffered
+        for conn in paused:
             if conn.transport is not None:
                 buffered += conn.transport.get_write_buffer_size()
         self.signals = Signals(
@@ -89,6 +96,7 @@ class Governor:
         self.ingested = 0
         self._tick_time = 0.0
         self._ticks = 0
+        self._tick_buffered = 0
         self._lag = 0.0
         return self.signals
 

@@ -83,11 +83,11 @@ class Hub:
         )
         self.governor = Governor(settings.hub, metrics)
         self.fanout = Fanout(metrics, self.detach)
-        self.upkeep = Upkeep(settings, metrics, self.detach)
+        self.connections: set[Connection] = set()
+        self.upkeep = Upkeep(settings, metrics, self.detach, self.connections)
         self.presence = Presence(backends.store, self.node_id, metrics)
         self.intake = Intake(settings.limits, rooms.ops)
         self.live: dict[str, LiveRoom] = {}
-        self.connections: set[Connection] = set()
         self.server_name = f"hudong/{__version__}"
         self.stream = Stream(
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
@@ -202,9 +202,9 @@ class Hub:
         self.connections.add(conn)
         self.metrics.connections.labels(conn.codec.name).inc()
         self.metrics.connections_total.inc()
-        conn.bucket = TokenBucket(
-            limits.viewer_commands_per_s, limits.viewer_command_burst, self.now()
-        )
+        now = self.now()
+        conn.bucket = TokenBucket(limits.viewer_commands_per_s, limits.viewer_command_burst, now)
+        self.upkeep.track(conn, now)
         conn.send(
             hello(
                 server=self.server_name,
@@ -212,6 +212,10 @@ class Hub:
                 limits=self._hello_limits,
             )
         )
+
+    def note_paused(self, conn: Connection) -> None:
+        """``conn``'s write buffer passed its high mark (upkeep closes it if it stays)."""
+        self.upkeep.note_paused(conn)
 
     def detach(self, conn: Connection) -> None:
         if conn not in self.connections:

@@ -91,7 +91,10 @@ class Loops:
         while True:
             deadline += hub.governor.tick_interval_s
             delay = deadline - loop.time()
-            if delay < 0:  # fell behind: skip missed ticks rather than bunching them
+            if delay < 0:
+                # Fell behind (a slow tick, a stalled loop): the next batch goes out at
+                # once and carries what piled up, nothing dropped; missed ticks are not
+                # bunched. Only pressure that lasts raises the level (degrade.py).
                 deadline = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
@@ -121,12 +124,11 @@ class Loops:
             await asyncio.sleep(MEASURE_INTERVAL_S)
             try:
                 now = hub.now()
-                hub.upkeep.reap(hub.connections, now)
-                hub.governor.measure(hub.connections)
+                hub.upkeep.round(now)  # visits only the connections due
+                hub.governor.measure(hub.upkeep.paused)
                 level = hub.governor.wanted(now)
                 if max(level, hub.governor.floor) != hub.level:
                     hub.set_level(level, reason(hub.governor.signals))
-                hub.upkeep.heartbeat(hub.connections, now)
             except Exception:  # pragma: no cover
                 log.exception("upkeep failed")
 

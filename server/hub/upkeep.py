@@ -1,7 +1,18 @@
-"""Heartbeats and reaping (PROTOCOL.md, "Heartbeats", "Slow consumers", "Session")."""
+"""Heartbeats and reaping (PROTOCOL.md, "Heartbeats", "Slow consumers", "Session").
+
+Idle connections cost what comes due, not viewers per second. Each connection waits in
+a timing wheel (one slot per second) for its next check: its next ping, the moment it
+would have been silent for ``hub.heartbeat_timeout_s``, or its join deadline,
+whichever comes first. A round visits only the slots that came due. Pings are spread
+over the heartbeat period: a connection keeps the phase it was given when it arrived,
+so thousands of viewers are not pinged (nor answer) in the same second. Connections
+over their write buffer's high mark are few: they are kept in a set of their own
+(:meth:`Upkeep.note_paused`) and checked every round.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 
 from protocol.framing import server_ping
@@ -9,48 +20,105 @@ from server.config import Settings
 from server.hub.connection import Connection
 from server.metrics import Metrics
 
+SLOT_S = 1.0  # the wheel's resolution: one upkeep round
+PHASE_STEP = (math.sqrt(5) - 1) / 2  # golden ratio: successive phases spread evenly
+
 
 class Upkeep:
     """Closes connections that never joined, went silent or stayed too slow, and pings
-    the rest every ``hub.heartbeat_s``."""
+    each of the others once every ``hub.heartbeat_s``, visiting only those due."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, detach: Callable[[Connection], None]
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        detach: Callable[[Connection], None],
+        connections: Collection[Connection],
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self._detach = detach
+        self._connections = connections  # the hub's: a connection not in it is gone
         self._ping_frame = server_ping()
-        self._next_ping: float | None = None
+        self._wheel: dict[int, list[tuple[Connection, float]]] = {}
+        self._next_slot: int | None = None  # the first slot no round has visited
+        self._phase = 0.0
+        self.paused: set[Connection] = set()  # over their high mark at some point
 
-    def reap(self, connections: Collection[Connection], now: float) -> None:
-        limits, hub = self.settings.limits, self.settings.hub
-        join_deadline = now - limits.join_timeout_s
-        silent_deadline = now - hub.heartbeat_timeout_s
-        slow_deadline = now - hub.slow_timeout_s
-        for conn in list(connections):
-            if conn.closing:
-                continue
-            if conn.paused and conn.paused_since < slow_deadline:
+    def waiting(self) -> int:
+        """Entries waiting in the wheel (a connection gone is forgotten when its slot comes)."""
+        return sum(len(entries) for entries in self._wheel.values())
+
+    def track(self, conn: Connection, now: float) -> None:
+        """A new connection: its first ping at its own phase of the heartbeat period."""
+        self._phase = (self._phase + PHASE_STEP) % 1.0
+        self._schedule(conn, now + self.settings.hub.heartbeat_s * self._phase)
+
+    def note_paused(self, conn: Connection) -> None:
+        """``conn`` went over its high mark (checked each round until it drains)."""
+        self.paused.add(conn)
+
+    def round(self, now: float) -> None:
+        """Once a second: close the connections too slow for too long, then visit the
+        ones whose check came due."""
+        self._reap_slow(now)
+        for conn, ping_at in self._due(now):
+            self._visit(conn, ping_at, now)
+
+    def _reap_slow(self, now: float) -> None:
+        slow_deadline = now - self.settings.hub.slow_timeout_s
+        for conn in list(self.paused):
+            if not conn.paused or conn.closing or conn not in self._connections:
+                self.paused.discard(conn)
+            elif conn.paused_since < slow_deadline:
+                self.paused.discard(conn)
                 self.metrics.drops.labels("closed_too_slow").inc()
                 # The close frame cannot get past a full buffer; give it a moment, then abort.
                 conn.close("too_slow", "too slow; reconnect", abort_after=0.5)
                 self._detach(conn)
-            elif conn.last_seen < silent_deadline:
-                conn.close("heartbeat_timeout", "no heartbeat", abort_after=0.5)
-                self._detach(conn)
-            elif conn.room is None and conn.opened_at < join_deadline:
-                conn.close("join_timeout", "no join received")
-                self._detach(conn)
 
-    def heartbeat(self, connections: Collection[Connection], now: float) -> None:
-        """Ping every connection that can take it, once per ``hub.heartbeat_s``."""
-        if self._next_ping is None:
-            self._next_ping = now + self.settings.hub.heartbeat_s
-        if now < self._next_ping:
+    def _visit(self, conn: Connection, ping_at: float, now: float) -> None:
+        if conn.closing or conn not in self._connections:
+            return  # gone: forgotten here
+        hub = self.settings.hub
+        if now - conn.last_seen >= hub.heartbeat_timeout_s:
+            conn.close("heartbeat_timeout", "no heartbeat", abort_after=0.5)
+            self._detach(conn)
             return
-        self._next_ping = now + self.settings.hub.heartbeat_s
-        frame = self._ping_frame
-        for conn in connections:
-            if not conn.paused and not conn.closing and conn.transport is not None:
-                conn.transport.write(frame)
+        if conn.room is None and now - conn.opened_at >= self.settings.limits.join_timeout_s:
+            conn.close("join_timeout", "no join received")
+            self._detach(conn)
+            return
+        if now >= ping_at:
+            if not conn.paused and conn.transport is not None:
+                conn.transport.write(self._ping_frame)
+            ping_at += hub.heartbeat_s
+            if ping_at <= now:  # the rounds fell far behind: keep the period, not the phase
+                ping_at = now + hub.heartbeat_s
+        self._schedule(conn, ping_at)
+
+    def _schedule(self, conn: Connection, ping_at: float) -> None:
+        """File ``conn`` under its next check: the ping, or a deadline if that comes first."""
+        due = min(ping_at, conn.last_seen + self.settings.hub.heartbeat_timeout_s)
+        if conn.room is None:
+            due = min(due, conn.opened_at + self.settings.limits.join_timeout_s)
+        slot = math.ceil(due / SLOT_S)
+        if self._next_slot is not None and slot < self._next_slot:
+            slot = self._next_slot  # already past: the next round sees it
+        self._wheel.setdefault(slot, []).append((conn, ping_at))
+
+    def _due(self, now: float) -> list[tuple[Connection, float]]:
+        """Take every entry of the slots up to ``now``."""
+        wheel = self._wheel
+        last = math.floor(now / SLOT_S)
+        if self._next_slot is None or last - self._next_slot > len(wheel):
+            slots: Collection[int] = sorted(slot for slot in wheel if slot <= last)
+        else:
+            slots = range(self._next_slot, last + 1)
+        self._next_slot = last + 1
+        due: list[tuple[Connection, float]] = []
+        for slot in slots:
+            entries = wheel.pop(slot, None)
+            if entries:
+                due.extend(entries)
+        return due
