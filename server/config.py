@@ -110,7 +110,10 @@ class HubSettings:
     write_buffer_low_bytes: int = 65536
     # A connection still over its high-water mark after this is closed with 4008.
     slow_timeout_s: float = 10.0
-    heartbeat_s: float = 15.0
+    # WebSocket ping interval. 25 s as Centrifugo and Socket.IO ping: each ping and pong
+    # costs the node about 28 us, so this is most of what an idle viewer costs
+    # (BENCHMARKS.md, "Idle viewers"); mobile NATs keep a mapping longer than that.
+    heartbeat_s: float = 25.0
     # A connection that sent nothing (not even a pong) for this long is closed with 4009.
     heartbeat_timeout_s: float = 45.0
     # On SIGTERM: how long to wait for clients to close after telling them to reconnect.
