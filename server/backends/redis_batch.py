@@ -27,26 +27,27 @@ from server.backends.base import ApplyResult, Submission
 
 # Runs after redis.py's IF_ROOM (a missing room answers nil and changes nothing).
 # KEYS: room, version, ids, then per box b (1-based) its rec, cnt and done hashes at
-# 3b+1, 3b+2, 3b+3. ARGV: done ttl, the number of boxes B, the B interaction ids,
-# then 8 per item: box number, viewer, done-key, held value ('' withdraws), deltas
-# JSON, caps JSON, once ('1'/'0'), versioned ('1'/'0').
-# Answers {the counters of each box before (HGETALL), per item {status, version,
-# capped field or '', {counter, step, ...} for an applied item}}.
+# 3b+1, 3b+2, 3b+3. ARGV: done ttl, the box ids (JSON list), the items (JSON list of
+# [box number, viewer, done-key, held value ('' withdraws), deltas, caps, once (0/1),
+# versioned (0/1)]). Arguments and answer are JSON: redis-py packs and parses each
+# element of a command or an answer in Python, so thousands of them cost more than
+# the script itself.
+# Answers JSON [the counters of each box before (HGETALL), per item [status,
+# version, capped field or '', [counter, step, ...] for an applied item]].
 SUBMIT_MANY = """
-local ttl, boxes = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ttl, ids, items = tonumber(ARGV[1]), cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
 local version = tonumber(redis.call('GET', KEYS[2]) or '1')
 local grown, touched, before, results = false, {}, {}, {}
-for b = 1, boxes do before[b] = redis.call('HGETALL', KEYS[3 * b + 2]) end
-for i = 3 + boxes, #ARGV, 8 do
-  local b = tonumber(ARGV[i])
+for b = 1, #ids do before[b] = redis.call('HGETALL', KEYS[3 * b + 2]) end
+for n, item in ipairs(items) do
+  local b, viewer, key, held = item[1], item[2], item[3], item[4]
   local rec, cnt, done = KEYS[3 * b + 1], KEYS[3 * b + 2], KEYS[3 * b + 3]
-  local viewer, key = ARGV[i + 1], ARGV[i + 2]
   local result
   local seen = redis.call('HGET', done, key)
   local old = redis.call('HGET', rec, viewer)
   if seen then
     result = {'duplicate', tonumber(seen), '', {}}
-  elseif old and ARGV[i + 6] == '1' then
+  elseif old and item[7] == 1 then
     result = {'already_done', version, '', {}}
   else
     local change = {}
@@ -55,10 +56,10 @@ for i = 3 + boxes, #ARGV, 8 do
         change[name] = (change[name] or 0) - amount
       end
     end
-    for name, amount in pairs(cjson.decode(ARGV[i + 4])) do
+    for name, amount in pairs(item[5]) do
       change[name] = (change[name] or 0) + amount
     end
-    for name, cap in pairs(cjson.decode(ARGV[i + 5])) do
+    for name, cap in pairs(item[6]) do
       local step = change[name] or 0
       if step > 0 and tonumber(redis.call('HGET', cnt, name) or '0') + step > cap then
         result = {'capped', version, name, {}}
@@ -74,12 +75,12 @@ for i = 3 + boxes, #ARGV, 8 do
           steps[#steps + 1] = step
         end
       end
-      if ARGV[i + 3] == '' then
+      if held == '' then
         redis.call('HDEL', rec, viewer)
       else
-        redis.call('HSET', rec, viewer, ARGV[i + 3])
+        redis.call('HSET', rec, viewer, held)
       end
-      if ARGV[i + 7] == '1' then
+      if item[8] == 1 then
         version = version + 1
         grown = true
       end
@@ -88,19 +89,15 @@ for i = 3 + boxes, #ARGV, 8 do
       result = {'applied', version, '', steps}
     end
   end
-  results[#results + 1] = result
+  results[n] = result
 end
 for b in pairs(touched) do
-  redis.call('SADD', KEYS[3], ARGV[2 + b])
+  redis.call('SADD', KEYS[3], ids[b])
   redis.call('EXPIRE', KEYS[3 * b + 3], ttl)
 end
 if grown then redis.call('SET', KEYS[2], version) end
-return {before, results}
+return cjson.encode({before, results})
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def submit_many_call(
@@ -113,48 +110,43 @@ def submit_many_call(
     names = ["version", "ids"]
     for iid in boxes:
         names += [f"i:{iid}:rec", f"i:{iid}:cnt", f"i:{iid}:done"]
-    args: list[Any] = [done_ttl_s, len(boxes), *boxes]
-    for iid, s in items:
-        args += [
+    listed = [
+        [
             boxes[iid],
             s.viewer_id,
             s.done_key,
-            s.held() or b"",
-            orjson.dumps(s.deltas),
-            orjson.dumps(s.caps),
-            "1" if s.once else "0",
-            "1" if s.versioned else "0",
+            (s.held() or b"").decode(),  # kept as the exact bytes a single APPLY stores
+            s.deltas,
+            s.caps,
+            int(s.once),
+            int(s.versioned),
         ]
-    return names, args
+        for iid, s in items
+    ]
+    return names, [done_ttl_s, orjson.dumps(list(boxes)), orjson.dumps(listed)]
 
 
 def submit_many_results(
-    items: Sequence[tuple[str, Submission]], answer: Sequence[Any]
+    items: Sequence[tuple[str, Submission]], answer: bytes | str
 ) -> list[ApplyResult]:
     """Each item's ApplyResult from SUBMIT_MANY's answer: the counters after it are the
     box's counters before the batch plus the steps of the applied items up to it."""
-    before, answers = answer
+    before, answers = orjson.loads(answer)
     counters: dict[str, dict[str, int]] = {}
     for iid, _ in items:
         if iid not in counters:
-            flat = before[len(counters)]
-            counters[iid] = {_text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)}
+            flat = before[len(counters)] or ()  # Lua's cjson writes an empty table as {}
+            counters[iid] = {flat[j]: int(flat[j + 1]) for j in range(0, len(flat), 2)}
     results = []
     for (iid, _), (status, version, capped, steps) in zip(items, answers, strict=True):
         box = counters[iid]
-        for j in range(0, len(steps), 2):
-            name, value = _text(steps[j]), box.get(_text(steps[j]), 0) + int(steps[j + 1])
+        for j in range(0, len(steps or ()), 2):
+            value = box.get(steps[j], 0) + int(steps[j + 1])
             if value:
-                box[name] = value
+                box[steps[j]] = value
             else:
-                box.pop(name, None)
-        kind = _text(status)
+                box.pop(steps[j], None)
         results.append(
-            ApplyResult(
-                kind,  # type: ignore[arg-type]
-                int(version),
-                dict(box),
-                _text(capped) if kind == "capped" else None,
-            )
+            ApplyResult(status, int(version), dict(box), capped if status == "capped" else None)
         )
     return results
