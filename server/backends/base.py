@@ -17,8 +17,8 @@ Store guarantees:
 - Missing rooms: every method that names a room raises :class:`RoomNotFound` when
   the room does not exist, and changes nothing (``get_room``, ``update_room``,
   ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
-  ``put_interaction``, ``interactions``, ``apply``, ``counters``, ``records``,
-  ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
+  ``put_interaction``, ``interactions``, ``apply``, ``submit_many``, ``counters``,
+  ``records``, ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
   ``set_node_stats``, ``room_stats``, ``add_participants``, ``participants``,
   ``append_replay``, ``replay``) does nothing for a missing room and reads empty
   (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
@@ -34,7 +34,9 @@ Store guarantees:
   (``already_done``). Caps are checked before anything changes. These are the
   semantics of :class:`server.interactions.base.Tally`, per interaction box.
   ``versioned=False`` applies bookkeeping that is not room state (who is present)
-  without growing the room version.
+  without growing the room version. :meth:`Store.submit_many` applies a list of
+  contributions to one room as one atomic commit (on Redis one script call), each
+  with exactly these semantics, in list order.
 - :meth:`Store.read` returns the counters and records of several boxes of one room
   as of one moment (one round trip, one atomic read on Redis).
 - Every state change of a room (room update, interaction update, applied
@@ -245,6 +247,17 @@ class Store(Protocol):
     async def submit(
         self, room_id: str, interaction_id: str, submission: Submission
     ) -> ApplyResult: ...
+
+    async def submit_many(
+        self, room_id: str, items: list[tuple[str, Submission]]
+    ) -> list[ApplyResult]:
+        """Apply ``(interaction id, submission)`` items to one room in order, as one
+        commit: each result is what :meth:`submit` gives when the items are applied one
+        after another (a key repeated in the list is a ``duplicate`` of its first
+        application). A missing room raises :class:`RoomNotFound` and changes nothing;
+        an empty list returns ``[]``. This default is a loop, atomic for a store whose
+        ``submit`` does not yield (memory); Redis runs the whole list in one script."""
+        return [await self.submit(room_id, iid, submission) for iid, submission in items]
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]: ...
 

@@ -49,6 +49,7 @@ from server.backends.base import (
     Submission,
     held_record,
 )
+from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
 
 T = TypeVar("T")
 
@@ -306,6 +307,7 @@ class RedisStore(Store):
         self._update_room = client.register_script(UPDATE_ROOM)
         self._put_interaction = client.register_script(PUT_INTERACTION)
         self._apply = client.register_script(APPLY)
+        self._submit_many = client.register_script(IF_ROOM + SUBMIT_MANY)
         self._set_field = client.register_script(SET_FIELD)
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
@@ -455,6 +457,17 @@ class RedisStore(Store):
         status = as_text(answer[0])
         capped = as_text(answer[3]) if status == "capped" else None
         return ApplyResult(status, int(answer[1]), _counters(answer[2]), capped)  # type: ignore[arg-type]
+
+    async def submit_many(
+        self, room_id: str, items: list[tuple[str, Submission]]
+    ) -> list[ApplyResult]:
+        if not items:
+            return []
+        names, args = submit_many_call(items, DONE_TTL_S)
+        answer = await self._script(self._submit_many, room_id, names, args)
+        if answer is None:
+            raise RoomNotFound(room_id)
+        return submit_many_results(items, answer)
 
     async def counters(self, room_id: str, interaction_id: str) -> dict[str, int]:
         return (await self.read(room_id, [interaction_id], ())).counters[interaction_id]

@@ -37,6 +37,7 @@ from server.interactions.kind import (
 )
 from server.interactions.registry import Registry
 from server.rooms.bursts import Bursts
+from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
@@ -116,6 +117,7 @@ class RoomService:
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
         self.bursts = Bursts(store, node_id, clock=clock)
+        self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- wiring and lifecycle ---------------------------------------------------------------
@@ -241,7 +243,7 @@ class RoomService:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
         record = {"name": identity.name, "at": self._clock()} if present else None
         with contextlib.suppress(BackendUnavailable, RoomNotFound):
-            await self.store.apply(
+            await self.commits.apply(
                 room_id,
                 PRESENCE_BOX,
                 identity.user_id,
@@ -296,7 +298,7 @@ class RoomService:
                 self.bursts.add(room_id, kind, d, write.box, write.deltas)
                 served.stats.add(op.counts_as, identity.user_id, now)
                 return {}
-            result = await self._apply(room_id, write)
+            result = await self.commits.write(room_id, write)
             reply = {"version": result.version, "duplicate": result.status == "duplicate"}
             reply.update(kind.acknowledge(op_name, write, result))
         except REFUSALS as exc:
@@ -309,8 +311,8 @@ class RoomService:
     async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
         """The interaction ``iid``: the node's copy, kept fresh by the state flush (only
         whether it is open may be one flush old); from the store when a host action
-        changed it since (votes change counters, not definitions: in a burst of votes
-        each costs one store round trip, its own)."""
+        changed it since (votes change counters, not definitions: a burst of votes costs
+        only the batched commits of its contributions, server/rooms/commits.py)."""
         if not isinstance(iid, str):
             raise InteractionError("invalid_field", "the command needs an 'interaction' id")
         found = served.definitions.get(iid)
@@ -319,18 +321,6 @@ class RoomService:
         if found is None:
             raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
         return found
-
-    async def _apply(self, room_id: str, write: Write) -> Any:
-        return await self.store.apply(
-            room_id,
-            write.box,
-            write.holder,
-            write.key or f"host-{secrets.token_hex(8)}",
-            write.record,
-            dict(write.deltas),
-            dict(write.caps) if write.caps is not None else None,
-            write.once,
-        )
 
     def changed(
         self, room_id: str, interaction_id: str, version: int, *, redefined: bool = False
@@ -396,7 +386,7 @@ class RoomService:
         change = kind.act(action, d, fields, ctx)
         version: int | None = None
         for write in change.writes:
-            version = (await self._apply(room_id, write)).version
+            version = (await self.commits.write(room_id, write)).version
         if change.changes_definition:
             state = d.state if change.state is UNCHANGED else change.state
             d = Definition(d.id, d.kind, d.spec, state, d.created_at, change.audit or d.audit)
@@ -524,7 +514,7 @@ class RoomService:
 
     async def _listened(self, room_id: str, iid: str, write: Write) -> None:
         try:
-            result = await self._apply(room_id, write)
+            result = await self.commits.write(room_id, write)
         except (BackendUnavailable, RoomNotFound):
             return
         if result.status == "applied":

@@ -1,0 +1,129 @@
+"""The contract suite, continued: :meth:`Store.submit_many` (batched commits, issue 14) on
+every backend of tests/test_contract.py (its ``pair`` fixture: memory, Redis, Redis
+Cluster, and any backend added there). A batch gives exactly what the same items give
+one after another through ``submit``."""
+
+import asyncio
+
+import pytest
+
+from server.backends import RoomNotFound
+from server.backends.base import Submission
+from tests.test_contract import pair, room, room_keys  # noqa: F401  (the fixture)
+
+
+def sub(viewer, key, record, deltas, caps=None, once=False, versioned=True):
+    return Submission(viewer, key, record, deltas, caps or {}, once, versioned)
+
+
+CAPS = {"sauce:bbq": 2}
+# One batch with everything in it: two boxes, duplicates inside the batch, replace,
+# once, a cap hit mid-batch and freed again, withdraw, bookkeeping that is no state.
+MIXED = [
+    ("poll", sub("v1", "k1", {"c": "a"}, {"a": 1})),
+    ("poll", sub("v2", "k1", {"c": "b"}, {"b": 1})),
+    ("poll", sub("v1", "k1", {"c": "a"}, {"a": 1})),  # a retry inside the batch
+    ("poll", sub("v1", "k2", {"c": "b"}, {"b": 1})),  # v1 moves to b: a goes
+    ("qa", sub("v1", "u1", {"up": True}, {"q:1": 1}, once=True)),
+    ("qa", sub("v1", "u2", {"up": True}, {"q:1": 1}, once=True)),  # already done
+    ("cd", sub("v1", "s", {}, {"sauce:bbq": 1}, CAPS)),
+    ("cd", sub("v2", "s", {}, {"sauce:bbq": 1}, CAPS)),
+    ("cd", sub("v3", "s", {}, {"sauce:bbq": 1}, CAPS)),  # capped
+    ("cd", sub("v1", "s2", {}, {"sauce:mayo": 1}, CAPS)),  # frees one bbq
+    ("cd", sub("v3", "s", {}, {"sauce:bbq": 1}, CAPS)),  # now it fits
+    ("poll", sub("v2", "k2", None, {})),  # withdrawn
+    ("presence", sub("v9", "p1", {"at": 1}, {"n": 1}, versioned=False)),
+    ("poll", sub("v2", "k2", None, {})),  # a retry of the withdrawal
+]
+MIXED_SEEN = [
+    ("applied", {"a": 1}, None),
+    ("applied", {"a": 1, "b": 1}, None),
+    ("duplicate", {"a": 1, "b": 1}, None),
+    ("applied", {"b": 2}, None),
+    ("applied", {"q:1": 1}, None),
+    ("already_done", {"q:1": 1}, None),
+    ("applied", {"sauce:bbq": 1}, None),
+    ("applied", {"sauce:bbq": 2}, None),
+    ("capped", {"sauce:bbq": 2}, "sauce:bbq"),
+    ("applied", {"sauce:bbq": 1, "sauce:mayo": 1}, None),
+    ("applied", {"sauce:bbq": 2, "sauce:mayo": 1}, None),
+    ("applied", {"b": 1}, None),
+    ("applied", {"n": 1}, None),
+    ("duplicate", {"b": 1}, None),
+]
+
+
+async def state(store, room_id):
+    boxes = ["poll", "qa", "cd", "presence"]
+    data = await store.read(room_id, boxes, boxes)
+    return data.counters, data.records, await store.room_version(room_id)
+
+
+async def test_a_batch_gives_what_the_same_submits_give_one_by_one(pair):  # noqa: F811
+    store, _, _ = pair
+    await store.create_room(room("batched"))
+    await store.create_room(room("single"))
+    batched = await store.submit_many("batched", MIXED)
+    single = [await store.submit("single", iid, s) for iid, s in MIXED]
+    assert batched == single
+    assert [(r.status, r.counters, r.capped_field) for r in batched] == MIXED_SEEN
+    # versions: each versioned application grows it by one, refusals and the
+    # unversioned presence keep it, a duplicate names its first application's
+    assert [r.version for r in batched] == [2, 3, 2, 4, 5, 5, 6, 7, 7, 8, 9, 10, 10, 10]
+    assert await state(store, "batched") == await state(store, "single")
+    counters, records, version = await state(store, "batched")
+    assert counters == {
+        "poll": {"b": 1},
+        "qa": {"q:1": 1},
+        "cd": {"sauce:bbq": 2, "sauce:mayo": 1},
+        "presence": {"n": 1},
+    }
+    assert records["poll"] == {"v1": {"c": "b"}} and version == 10
+
+
+async def test_a_retried_batch_is_all_duplicates_and_changes_nothing(pair):  # noqa: F811
+    store, _, _ = pair
+    await store.create_room(room())
+    first = await store.submit_many("r1", MIXED)
+    before = await state(store, "r1")
+    again = await store.submit_many("r1", MIXED)
+    # every key that applied once is a duplicate with its first version (v3's "s" was
+    # capped, then applied with the same key); v1's second upvote is still refused
+    seen = [("duplicate", v) for v in (2, 3, 2, 4, 5)] + [("already_done", 10)]
+    seen += [("duplicate", v) for v in (6, 7, 9, 8, 9, 10, 10, 10)]
+    assert [(r.status, r.version) for r in again] == seen
+    assert first[-1].version == 10
+    assert await state(store, "r1") == before
+
+
+@pytest.mark.parametrize("how", ["never created", "deleted"])
+async def test_a_batch_for_a_missing_room_raises_and_changes_nothing(pair, how):  # noqa: F811
+    store, _, _ = pair
+    await store.create_room(room("other"))
+    if how == "deleted":
+        await store.create_room(room("ghost"))
+        await store.submit_many("ghost", MIXED[:3])
+        await store.delete_room("ghost")
+    with pytest.raises(RoomNotFound):
+        await store.submit_many("ghost", MIXED)
+    assert await store.submit_many("ghost", []) == []  # nothing to do, nothing read
+    assert await room_keys(store, "ghost") in (None, set())
+    with pytest.raises(RoomNotFound):
+        await store.room_version("ghost")
+    assert await store.room_version("other") == 1
+    assert await store.counters("other", "poll") == {}
+
+
+async def test_concurrent_batches_and_single_submits_keep_exact_counts(pair):  # noqa: F811
+    store, _, _ = pair
+    await store.create_room(room())
+    votes = [("p", sub(f"v{i}", "k", {"c": "abc"[i % 3]}, {"abc"[i % 3]: 1})) for i in range(300)]
+    retries = votes[::7]  # the same votes again, as a client retries: whichever goes first
+    calls = [store.submit_many("r1", votes[i : i + 40]) for i in range(0, 300, 40)]
+    calls += [store.submit_many("r1", retries[:20]), store.submit_many("r1", retries[20:])]
+    calls += [store.submit("r1", iid, s) for iid, s in votes[::11]]  # the same keys again
+    results = await asyncio.gather(*calls)
+    flat = [r for batch in results for r in (batch if isinstance(batch, list) else [batch])]
+    assert sum(r.status == "applied" for r in flat) == 300
+    assert await store.counters("r1", "p") == {"a": 100, "b": 100, "c": 100}
+    assert await store.room_version("r1") == 301
