@@ -1,15 +1,16 @@
 """Votes through the room service and the store, in one process, without sockets: what
 committing costs per vote (issue 14, batched commits), apart from the hub and clients.
 
-    python -m tests.commit_burst --backend redis --votes 5000 --rounds 3
-    python -m tests.commit_burst --backend redis --voters 2000 --duration 10
+    python -m loadtest.commit_burst --backend redis --votes 5000 --rounds 3
+    python -m loadtest.commit_burst --backend redis --voters 2000 --duration 10
 
 Burst (default): ``--votes`` viewers call ``RoomService.participate`` with a vote at
 the same moment; prints per round the wall time, the CPU time per vote, votes/s, the
 p50/p99 of a call, the store's write calls and the tallies. Sustained (``--duration``):
 ``--voters`` viewers each vote again as soon as the last vote was acknowledged (a new
 key, the other option), for that many seconds; prints acknowledged votes/s. With
-``--backend redis`` a private ``redis-server`` is started on a free loopback port.
+``--backend redis`` a private ``redis-server`` is started on a free loopback port;
+``--backend embedded`` runs the durable store in a temporary data directory.
 ``--server-src`` runs another checkout's server package (a before/after comparison).
 """
 
@@ -22,6 +23,7 @@ import contextvars
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -145,8 +147,8 @@ async def one_round(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.commit_burst", description=__doc__)
-    parser.add_argument("--backend", choices=["memory", "redis"], default="memory")
+    parser = argparse.ArgumentParser(prog="python -m loadtest.commit_burst", description=__doc__)
+    parser.add_argument("--backend", choices=["memory", "embedded", "redis"], default="memory")
     parser.add_argument("--votes", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--voters", type=int, default=2000, help="sustained: voters")
@@ -157,6 +159,10 @@ def main() -> None:
         sys.path.insert(0, args.server_src)
     import uvloop
 
+    if args.backend == "embedded":  # the durable store, in a temporary data directory
+        with tempfile.TemporaryDirectory(prefix="hudong-commit-burst-") as data:
+            uvloop.run(run(args, f"sqlite://{data}/hudong.db"))
+        return
     with redis_server() if args.backend == "redis" else contextlib.nullcontext() as url:
         uvloop.run(run(args, url))
 
