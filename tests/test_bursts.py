@@ -12,11 +12,11 @@ from typing import Any
 
 from loadtest import wire
 from loadtest.viewers import Client, ClientStats
+from protocol.codec import JSON
 from server.auth import Identity
 from server.hub.arrivals import JoinGate, PresenceNotes
 from server.hub.degrade import DegradeLevel
 from server.interactions.base import PRESENCE_BOX
-from protocol.codec import JSON
 from tests.conftest import UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +87,13 @@ def burst(port: int, n: int, over: float) -> None:
     asyncio.run(main())
 
 
+async def online_reaches(host: Any, count: int) -> None:
+    """Read the host's ``online`` messages until one says ``count``."""
+    while host.online != count:
+        message = await host.recv_type("online", timeout=30)
+        host.online = message["online"]
+
+
 async def present(live: Any) -> int:
     """Viewers in the room's presence box (the draws' entrants from presence)."""
     counters = await live.hub.store.counters("r", PRESENCE_BOX)
@@ -119,18 +126,16 @@ async def test_a_burst_of_joins_all_joined_and_the_level_stays_at_most_1(live):
         assert all(j["degrade"] <= 1 for j in joined)
         assert len({j["id"] for j in joined}) == BURST  # each its own guest
         assert hub.online("r") == BURST
+        await online_reaches(host, BURST)  # what the host sees
         # Presence follows, in rounds: every viewer is in the box.
-        while len(hub.presence_notes):
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(hub.presence_notes.settled(), 30 * UNIT)
         assert await present(live) == BURST
 
         clients.stdin.write(b"leave\n")  # all at once
         await clients.stdin.drain()
         assert await asyncio.wait_for(clients.wait(), 60 * UNIT) == 0
-        while hub.online("r"):
-            await asyncio.sleep(0.05)
-        while len(hub.presence_notes):
-            await asyncio.sleep(0.05)
+        await online_reaches(host, 0)
+        await asyncio.wait_for(hub.presence_notes.settled(), 30 * UNIT)
         assert await present(live) == 0
     finally:
         if clients.returncode is None:
@@ -193,9 +198,8 @@ async def test_presence_notes_keep_the_latest_per_user_and_write_in_bounded_roun
         await asyncio.sleep(0)
     assert in_flight == 4  # one round at a time
     release.set()
-    async with asyncio.timeout(10 * UNIT):
-        while len(written) < 10:
-            await asyncio.sleep(0)
+    await asyncio.wait_for(notes.settled(), 10 * UNIT)
+    assert len(notes) == 0
     assert most == 4
     assert sorted(written) == sorted(
         [("r", "u0", False)] + [("r", f"u{i}", True) for i in range(1, 10)]
