@@ -98,3 +98,15 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        # A finer probe (every 50 ms) that catches stalls the lag probe sleeps through.
+        self.loop_stall = Histogram(
+            "hudong_event_loop_stall_seconds",
+            "Lateness of the 50 ms stall probe: how long the event loop ran something else",
+            buckets=(0.01, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.loop_stall_max = Gauge(
+            "hudong_event_loop_stall_max_seconds",
+            "The longest stall the 50 ms probe saw in the last 5 to 10 seconds",
+            registry=r,
+        )

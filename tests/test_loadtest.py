@@ -62,6 +62,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "fanout",
         "crossnode",
         "votes",
+        "connect",
         "reconnect",
         "slow",
         "draw",

@@ -39,6 +39,7 @@ from server.auth import SENDING_ROLES, STAFF_ROLES, Identity
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomRecord
 from server.config import Settings, node_name
+from server.hub.arrivals import JoinGate, PresenceNotes
 from server.hub.connection import Connection
 from server.hub.degrade import DegradeLevel
 from server.hub.fanout import Fanout
@@ -87,6 +88,9 @@ class Hub:
         self.upkeep = Upkeep(settings, metrics, self.detach, self.connections)
         self.presence = Presence(backends.store, self.node_id, metrics)
         self.intake = Intake(settings.limits, rooms.ops)
+        # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
+        self.join_gate = JoinGate()
+        self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
         self.stream = Stream(
@@ -121,6 +125,7 @@ class Hub:
         await self.relay.start()
         await self.rooms.start()
         self.loops.start(self.shared)
+        self.presence_notes.start()
         self.metrics.ready.set(1)
 
     @property
@@ -141,6 +146,8 @@ class Hub:
 
     async def stop(self) -> None:
         self._shutting_down = True
+        self.join_gate.close()
+        await self.presence_notes.stop()
         await self.rooms.stop()
         self.tick()
         await self.flush_state()
@@ -228,7 +235,7 @@ class Hub:
         if conn.identity is not None and conn.identity.role == "viewer":
             room.viewers -= 1
             if self.loops.running:
-                self.spawn(self.rooms.note_presence(room.id, conn.identity, False))
+                self.presence_notes.add(room.id, conn.identity, False)
         if not len(room):
             self.metrics.rooms.dec()
             if self.shared and self.live.get(room.id) is room:
@@ -301,6 +308,7 @@ class Hub:
     async def _join(self, conn: Connection, cmd: Join) -> None:
         if conn.room is not None:
             raise CommandError("already_joined", f"already joined room {conn.room.id!r}")
+        await self.join_gate.turn()  # a burst of joins is spread over slices
         record = await self.rooms.room(cmd.room)
         admitted = self.rooms.identify(record, cmd.token, cmd.name, cmd.lang)
         live = self.live.get(record.id) or await self._open(record)
@@ -319,7 +327,7 @@ class Hub:
         live.add(conn, admitted.audience)
         if identity.role == "viewer":
             live.viewers += 1
-            self.spawn(self.rooms.note_presence(live.id, identity, True))
+            self.presence_notes.add(live.id, identity, True)
         self.metrics.commands.labels("join", "ok").inc()
         snapshot = self.snapshot(live, admitted.audience)
         conn.send(joined(cmd.id, identity.public(), snapshot, token=admitted.token))

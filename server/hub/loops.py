@@ -22,6 +22,10 @@ from server.metrics import Metrics
 log = logging.getLogger("hudong.hub")
 
 LOOP_LAG_INTERVAL_S = 0.5
+# The stall probe: often enough to see every stall worth counting, and the worst one
+# kept for a window so that a scrape every few seconds still sees it.
+STALL_PROBE_S = 0.05
+STALL_WINDOW_S = 5.0
 HEALTH_INTERVAL_S = 1.0
 RESYNC_INTERVAL_S = 15.0
 
@@ -64,6 +68,7 @@ class Loops:
             self._state,
             self._upkeep,
             self._loop_lag,
+            self._stalls,
         ]
         if shared:
             loops += [self._health, self._presence]
@@ -142,6 +147,27 @@ class Loops:
             self.hub.governor.note_lag(lag)
             metrics.loop_lag.set(lag)
             metrics.loop_lag_hist.observe(lag)
+
+    async def _stalls(self) -> None:
+        """How long the loop ran something else past each 50 ms probe: the histogram,
+        and the worst of the last 5-10 s (two windows of STALL_WINDOW_S). Only for
+        /metrics: the degrade level follows the 0.5 s lag probe, as before."""
+        loop = asyncio.get_running_loop()
+        observe = self.hub.metrics.loop_stall.observe
+        worst = self.hub.metrics.loop_stall_max
+        window_ends = loop.time() + STALL_WINDOW_S
+        current = previous = 0.0
+        while True:
+            started = loop.time()
+            await asyncio.sleep(STALL_PROBE_S)
+            now = loop.time()
+            stall = max(0.0, now - started - STALL_PROBE_S)
+            observe(stall)
+            if now >= window_ends:
+                previous, current = current, 0.0
+                window_ends = now + STALL_WINDOW_S
+            current = max(current, stall)
+            worst.set(max(current, previous))
 
     async def _health(self) -> None:
         """Ping the store; /readyz follows the answer (PROTOCOL.md, "REST API").
