@@ -1,8 +1,10 @@
 """Votes through the room service and the store, in one process, without sockets: what
 committing costs per vote (issue 14, batched commits), apart from the hub and clients.
+It runs the server's code in its own process, so it lives beside the tests: loadtest/
+never imports the server.
 
-    python -m loadtest.commit_burst --backend redis --votes 5000 --rounds 3
-    python -m loadtest.commit_burst --backend redis --voters 2000 --duration 10
+    python -m tests.commit_burst --backend redis --votes 5000 --rounds 3
+    python -m tests.commit_burst --backend redis --voters 2000 --duration 10
 
 Burst (default): ``--votes`` viewers call ``RoomService.participate`` with a vote at
 the same moment; prints per round the wall time, the CPU time per vote, votes/s, the
@@ -147,7 +149,7 @@ async def one_round(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.commit_burst", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.commit_burst", description=__doc__)
     parser.add_argument("--backend", choices=["memory", "embedded", "redis"], default="memory")
     parser.add_argument("--votes", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
