@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from loadtest import crossnode, draw, fanout, mixed, reconnect, slow, votes
+from loadtest import crossnode, draw, fanout, many, mixed, reconnect, slow, votes
 from loadtest.harness import Scenario, run
 from loadtest.results import Fatal
 
 # Every scenario module, in the order of `--help`; each declares what it provides.
-MODULES = (fanout, crossnode, votes, reconnect, slow, draw, mixed)
+MODULES = (fanout, crossnode, votes, reconnect, slow, draw, mixed, many)
 SCENARIOS: tuple[Scenario, ...] = tuple(Scenario.of(m) for m in MODULES)
 
 
