@@ -1,6 +1,7 @@
 """The CPU of one state flush (``RoomService.changes``) in a room of K interactions, M
 open, with 50 contributions to the open ones before each flush (200/s at about 4
-flushes a second; each from a viewer of its own, so that none is refused), on the memory store, in one process: no sockets, no load tool.
+flushes a second; each from a viewer of its own, so that none is refused), on the
+memory store, in one process: no sockets, no load tool.
 
     python3 -m tests.flush_cost 50 10 400      # K, M, flushes
     python3 -m tests.flush_cost 50 10 100 -p   # and the flushes' cProfile
