@@ -68,6 +68,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "draw",
         "mixed",
         "idle",
+        "many",
     }
     for name in scenarios:
         assert not graph[name] & scenarios, f"{name} imports {graph[name] & scenarios}"
@@ -92,6 +93,7 @@ def test_the_load_tool_never_imports_the_server():
         (["crossnode", "--nodes", "1"], "--nodes must be at least 2"),
         (["draw", "--spawn", "--server-src", "/nonexistent"], "no server/ package there"),
         (["mixed", "--spawn", "--redis", "redis://192.0.2.1:6379/0"], "loopback only"),
+        (["many", "--spawn", "--interactions", "5", "--open", "6"], "--open must be 1"),
     ],
 )
 def test_a_scenario_that_cannot_run_exits_2_with_a_fatal_line(argv, says):

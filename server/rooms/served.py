@@ -32,6 +32,9 @@ class ServedRoom:
     # ids whose definition (not only their counters) changed since it was last read:
     # until the next flush, commands read those from the store, not this copy
     redefined: set[str] = field(default_factory=set)
+    # the newest room version the marks since the last flush named; None: unknown (a
+    # fresh room, a resync), so the next flush reads the definitions and the version
+    marked: int | None = None
     # interactions that danmaku may change now (a keyword draw), with their kinds
     listeners: list[tuple[Kind[Any, Any], Definition]] = field(default_factory=list)
     # user id -> mute and ban record (server/rooms/moderation.py)

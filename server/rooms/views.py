@@ -6,6 +6,13 @@ an interaction it marks it stale in every node's copy of the room (locally, and 
 the relay), and each node re-reads it at its next state flush (about 4 per second), so
 views stay right across nodes without cache coherence. Each flush hands over, per
 audience, the views that changed; the hub encodes them once per audience and codec.
+
+A flush reads only what the marks name: the stale interactions' counters and records,
+and the room's definitions only when a mark said ``redefined`` (a host action; a vote
+changes counters, not definitions). The version the new views are at is the newest
+the marks named: each mark follows its commit, so a read after it sees that version
+at least. A fresh room and a resync (versions unknown) read the definitions and the
+room version from the store.
 """
 
 from __future__ import annotations
@@ -112,6 +119,8 @@ class ViewKeeper:
         served.stale.add(interaction_id)
         if redefined:
             served.redefined.add(interaction_id)
+        if served.marked is not None:
+            served.marked = max(served.marked, version)
         self._dirty.add(served)
 
     def resync(self) -> None:
@@ -121,6 +130,7 @@ class ViewKeeper:
             served.stale.update(served.definitions)
             served.redefined.update(served.definitions)
             served.stale.add(MODERATION_BOX)
+            served.marked = None
             self._dirty.add(served)
 
     async def definitions(self, room_id: str) -> dict[str, Definition]:
@@ -137,9 +147,14 @@ class ViewKeeper:
         the connections of users banned meanwhile."""
         stale, served.stale = served.stale, set()
         redefined, served.redefined = served.redefined, set()
+        marked, served.marked = served.marked, 0
         try:
-            definitions = await self.definitions(served.id)
-            version = await self.store.room_version(served.id)
+            if redefined or marked is None:
+                definitions = await self.definitions(served.id)
+                version = await self.store.room_version(served.id)
+                stale |= definitions.keys() - served.definitions.keys()  # created meanwhile
+            else:  # only counters changed: the definitions held are the store's
+                definitions, version = served.definitions, marked
             self._keep_definitions(served, definitions)
             if MODERATION_BOX in stale:
                 await self.reload_moderation(served)
@@ -148,6 +163,10 @@ class ViewKeeper:
         except BaseException:
             served.stale |= stale
             served.redefined |= redefined
+            if marked is None or served.marked is None:
+                served.marked = None
+            else:
+                served.marked = max(marked, served.marked)
             raise
         for iid, by_audience in views.items():
             served.read_at[iid] = version
