@@ -1,9 +1,9 @@
-# hudong: one node on the embedded default (memory backend).
+# hudong: one node on the embedded default (the durable store in /data).
 #   docker build -t hudong . && docker run -p 8000:8000 -e HUDONG_ADMIN_TOKEN=change-me hudong
 # Links and the wall's QR code name the container's address unless HUDONG_PUBLIC_URL
-# says where phones reach it (-e HUDONG_PUBLIC_URL=http://192.168.1.20:8000). The kept
-# secret lives in /data: mount a volume there (-v hudong-data:/data) to keep links valid
-# across containers.
+# says where phones reach it (-e HUDONG_PUBLIC_URL=http://192.168.1.20:8000). The store
+# (rooms, votes, draws) and the kept secret live in /data: mount a volume there
+# (-v hudong-data:/data) to keep results and links across containers.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

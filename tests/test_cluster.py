@@ -229,7 +229,10 @@ async def test_viewers_of_a_killed_node_reconnect_elsewhere_and_resync(shared_re
         worst = max(delay for delay, _ in results)
         assert worst < 10, f"the slowest viewer took {worst:.1f} s to resync"
         expected = next(iter(follow.views.values()))
-        assert all(view == expected for view in follow.views.values())
+        for view in follow.views.values():
+            assert view == expected, [
+                (k, view[k], expected[k]) for k in view if view[k] != expected[k]
+            ]
         assert expected["interactions"]["checkin"]["count"] == 10
         for _, snapshot in results:
             got = {

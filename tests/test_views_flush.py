@@ -71,9 +71,9 @@ async def many() -> tuple[CountingStore, RoomService]:
     return store, rooms
 
 
-async def test_a_flush_after_votes_shows_them_without_rereading_the_room(many):
+async def test_a_flush_after_votes_shows_them_without_rereading_the_definitions(many):
     store, rooms = many
-    reads = store.definition_reads, store.version_reads
+    reads, versions = store.definition_reads, store.version_reads
     acks = [await vote(rooms, "ann", "p3"), await vote(rooms, "bo", "p7", "b")]
     [change] = await rooms.changes()
     public = change.views[Audience.PUBLIC]
@@ -82,7 +82,9 @@ async def test_a_flush_after_votes_shows_them_without_rereading_the_room(many):
     assert public["p7"]["results"]["voters"] == 1
     # the state's version says both votes are in it
     assert change.version >= max(a["version"] for a in acks)
-    assert (store.definition_reads, store.version_reads) == reads
+    assert store.definition_reads == reads
+    # the version alone is read (a relayed mark may have been lost): once for the flush
+    assert store.version_reads == versions + 1
 
 
 async def test_a_host_action_on_another_node_reaches_this_one(many):

@@ -342,7 +342,8 @@ class Hub:
             try:
                 await self.relay.follow(record.id)
                 replay = await self.store.replay(record.id, self.settings.hub.replay_size)
-                live.online_total = await self.store.presence(record.id)
+                # This node reports nothing for a room it did not serve: all elsewhere.
+                live.online_elsewhere = await self.store.presence(record.id)
             except BackendUnavailable as exc:
                 raise store_unavailable() from exc
             live.replay.extend(_without_retracted(replay))

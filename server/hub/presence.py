@@ -28,13 +28,14 @@ class Presence:
         busiest = 0
         for room in list(rooms):
             try:
-                await self.store.set_presence(room.id, self.node_id, room.viewers, PRESENCE_TTL_S)
-                room.online_total = await self.store.presence(room.id)
+                here = room.viewers
+                await self.store.set_presence(room.id, self.node_id, here, PRESENCE_TTL_S)
+                room.online_elsewhere = max(0, await self.store.presence(room.id) - here)
             except RoomNotFound:
                 continue
             except BackendUnavailable:
                 break
-            busiest = max(busiest, room.online_total)
+            busiest = max(busiest, room.online)
         self.metrics.presence.set(busiest)
 
     @staticmethod

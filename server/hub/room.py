@@ -21,9 +21,9 @@ class LiveRoom:
         "danmaku_bucket",
         "groups",
         "id",
+        "online_elsewhere",
         "online_told",
         "online_told_at",
-        "online_total",
         "pending",
         "record",
         "replay",
@@ -43,14 +43,16 @@ class LiveRoom:
         # Connections here with the viewer role: "online" counts people watching, not
         # the host's console or the screens (the overlay, the wall).
         self.viewers = 0
-        self.online_total: int | None = None  # viewers on all nodes; None until read
+        # Viewers on the other nodes, as presence last read them (0 until read, and on
+        # one node): added to this node's own count, which is always current.
+        self.online_elsewhere = 0
         self.online_told: int | None = None  # the count last sent in an ``online`` message
         self.online_told_at = float("-inf")
 
     @property
     def online(self) -> int:
-        """Viewers in the room: on all nodes once presence was read, else here."""
-        return self.online_total if self.online_total is not None else self.viewers
+        """Viewers in the room: here (now) and on the other nodes (as last read)."""
+        return self.online_elsewhere + self.viewers
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.groups.values())

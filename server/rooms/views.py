@@ -9,10 +9,10 @@ audience, the views that changed; the hub encodes them once per audience and cod
 
 A flush reads only what the marks name: the stale interactions' counters and records,
 and the room's definitions only when a mark said ``redefined`` (a host action; a vote
-changes counters, not definitions). The version the new views are at is the newest
-the marks named: each mark follows its commit, so a read after it sees that version
-at least. A fresh room and a resync (versions unknown) read the definitions and the
-room version from the store.
+changes counters, not definitions). The version the new views are at is read from the
+store at each flush (one small read), as the marks may not name the newest: the relay
+loses messages when a node dies. A fresh room and a resync (versions unknown) also
+read the definitions again.
 """
 
 from __future__ import annotations
@@ -151,10 +151,12 @@ class ViewKeeper:
         try:
             if redefined or marked is None:
                 definitions = await self.definitions(served.id)
-                version = await self.store.room_version(served.id)
                 stale |= definitions.keys() - served.definitions.keys()  # created meanwhile
             else:  # only counters changed: the definitions held are the store's
-                definitions, version = served.definitions, marked
+                definitions = served.definitions
+            # The version is read, not taken from the marks: a relayed mark can be lost
+            # (the relay is at most once) and then a later one names too old a version.
+            version = max(marked or 0, await self.store.room_version(served.id))
             self._keep_definitions(served, definitions)
             if MODERATION_BOX in stale:
                 await self.reload_moderation(served)
