@@ -8,7 +8,8 @@ It pins itself to ``--cpu`` and asks for the real-time FIFO class, which a norma
 process cannot pre-empt: for ``--busy-ms`` the server on that CPU gets nothing, as
 when a neighbour on the VM or a GC pause takes it. Without the privilege it falls back
 to nice -20, then to a plain process (the kernel then shares the CPU, so the server
-loses about half of the burst); the first line it prints says which it got. Each burst
+loses about half of the burst; ``--plain`` asks for that); the first line it prints
+says which it got. Each burst
 is printed with its measured length, so a run's log shows what the server went through.
 """
 
@@ -20,7 +21,9 @@ import sys
 import time
 
 
-def _take_priority() -> str:
+def _take_priority(plain: bool) -> str:
+    if plain:
+        return "a plain process, as asked (the server gets about half of the CPU during a burst)"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
         return "SCHED_FIFO (the server on that CPU gets nothing during a burst)"
@@ -41,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--busy-ms", type=float, default=200, help="length of each burst (ms)")
     ap.add_argument("--every-s", type=float, default=5, help="time from one burst to the next")
     ap.add_argument("--duration", type=float, default=600, help="stop after this many seconds")
+    ap.add_argument(
+        "--plain",
+        action="store_true",
+        help="do not ask for a higher priority: share the CPU with the server as a busy "
+        "neighbour does, instead of taking it",
+    )
     a = ap.parse_args(argv)
     if not 0 < a.busy_ms < a.every_s * 1000:
         ap.error("--busy-ms must be over 0 and under --every-s")
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--duration must be over 0 and at most 7200 s")
     os.sched_setaffinity(0, {a.cpu})
     print(
-        f"hog: CPU {a.cpu}, {a.busy_ms:g} ms every {a.every_s:g} s, as {_take_priority()}",
+        f"hog: CPU {a.cpu}, {a.busy_ms:g} ms every {a.every_s:g} s, as {_take_priority(a.plain)}",
         flush=True,
     )
     end = time.monotonic() + a.duration
