@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import queue
 import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from loadtest import wire
-from loadtest.harness import Run, run_loop
+from loadtest.harness import Run, collect_workers, run_loop, worker_stopper
 from loadtest.rest import HTTP_TIMEOUT_S
 from loadtest.results import Fatal, Rows
 from loadtest.stats import latency_text, quantiles, rnd
@@ -243,11 +242,7 @@ async def body(run: Run) -> None:
     workers = max(1, min(a.workers, a.viewers))
     procs: list[multiprocessing.process.BaseProcess] = []
 
-    async def stop_workers() -> None:
-        for p in procs:
-            await asyncio.to_thread(p.join, 5)
-            if p.is_alive():
-                p.kill()
+    stop_workers = worker_stopper(procs)
 
     run.closers.append(stop_workers)
     for i in range(workers):
@@ -290,21 +285,8 @@ async def body(run: Run) -> None:
 
     run.phase = "leaving"
     leave_at.value = time.time() + 0.2
-    entries: list[Entry] = []
-    errors: list[str] = []
-    finished = 0
-    while finished < workers:
-        try:
-            kind, payload = await asyncio.to_thread(out.get, True, 0.5)
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and out.empty():
-                break
-            continue
-        finished += 1
-        if kind == "done":
-            entries.extend(payload)
-        else:
-            errors.append(payload)
+    parts, errors = await collect_workers(out, procs, workers)
+    entries: list[Entry] = [entry for part in parts for entry in part]
     gone_s = None
     leave_deadline = time.monotonic() + a.join_timeout
     while time.monotonic() < leave_deadline:

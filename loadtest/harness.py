@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import queue
 import resource
 import secrets
 import signal
@@ -266,6 +267,38 @@ def raise_fd_limit(need: int) -> int:
         soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return soft
+
+
+def worker_stopper(procs: list[Any]) -> Callable[[], Awaitable[None]]:
+    """What stops a scenario's client processes: each is given 5 s to end, then killed
+    (a closer of :class:`Run`, and the scenario's own last step)."""
+
+    async def stop_workers() -> None:
+        for p in procs:
+            await asyncio.to_thread(p.join, 5)
+            if p.is_alive():
+                p.kill()
+
+    return stop_workers
+
+
+async def collect_workers(
+    out: Any, procs: list[Any], count: int, deadline: float = float("inf")
+) -> tuple[list[Any], list[str]]:
+    """The client processes' reports from the queue ``out``: ``("done", payload)`` or
+    ``("error", text)``, until ``count`` came, every process died with nothing left in
+    the queue, or ``deadline`` (monotonic) passed. Returns (payloads, errors)."""
+    done: list[Any] = []
+    errors: list[str] = []
+    while len(done) + len(errors) < count and time.monotonic() < deadline:
+        try:
+            kind, payload = await asyncio.to_thread(out.get, True, 0.5)
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs) and out.empty():
+                break
+            continue
+        (done if kind == "done" else errors).append(payload)
+    return done, errors
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import queue
 import re
 import secrets
 import time
@@ -35,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.harness import Run, run_loop
+from loadtest.harness import Run, collect_workers, run_loop, worker_stopper
 from loadtest.rest import POLL_OPTIONS, AdminApi, metrics_delta, metrics_named
 from loadtest.results import Fatal, Rows
 from loadtest.servers import Server
@@ -357,11 +356,7 @@ async def body(run: Run) -> None:
     workers = max(1, min(a.workers, a.viewers))
     procs: list[multiprocessing.process.BaseProcess] = []
 
-    async def stop_workers() -> None:
-        for p in procs:
-            await asyncio.to_thread(p.join, 5)
-            if p.is_alive():
-                p.kill()
+    stop_workers = worker_stopper(procs)
 
     run.closers.append(stop_workers)
     run.phase = "connect"
@@ -406,16 +401,8 @@ async def body(run: Run) -> None:
     load = run.cpu_since(cpu0, t0)
     level_at_end = run.poller.level if run.poller is not None else None
     run.phase = "drain"
-    parts: list[dict[str, Any]] = []
-    errors: list[str] = []
-    while len(parts) + len(errors) < workers and time.monotonic() < deadline:
-        try:
-            kind, payload = await asyncio.to_thread(out.get, True, 0.5)
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and out.empty():
-                break
-            continue
-        (parts if kind == "done" else errors).append(payload)
+    parts: list[dict[str, Any]]
+    parts, errors = await collect_workers(out, procs, workers, deadline)
     m1 = await asyncio.to_thread(run.api.metrics)
     await stop_workers()
 

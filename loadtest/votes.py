@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import queue
 import secrets
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.harness import Run, run_loop
+from loadtest.harness import Run, collect_workers, run_loop, worker_stopper
 from loadtest.rest import POLL_OPTIONS
 from loadtest.results import Rows
 from loadtest.stats import latency_text, quantiles
@@ -181,11 +180,7 @@ async def body(run: Run) -> None:
     procs: list[multiprocessing.process.BaseProcess] = []
     first = 0
 
-    async def stop_workers() -> None:
-        for p in procs:
-            await asyncio.to_thread(p.join, 5)
-            if p.is_alive():
-                p.kill()
+    stop_workers = worker_stopper(procs)
 
     run.closers.append(stop_workers)
     run.phase = "connect"
@@ -209,21 +204,8 @@ async def body(run: Run) -> None:
     begin = time.time() + 0.5
     start_at.value = begin
     run.phase = "voting"
-    results: list[Vote] = []
-    errors: list[str] = []
-    finished = 0
-    while finished < workers and time.monotonic() < deadline:
-        try:
-            kind, payload = await asyncio.to_thread(out.get, True, 0.5)
-        except queue.Empty:
-            if not any(p.is_alive() for p in procs) and out.empty():
-                break
-            continue
-        finished += 1
-        if kind == "done":
-            results.extend(payload)
-        else:
-            errors.append(payload)
+    parts, errors = await collect_workers(out, procs, workers, deadline)
+    results: list[Vote] = [vote for part in parts for vote in part]
     ended = time.time()
     await stop_workers()
 
