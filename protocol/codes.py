@@ -50,7 +50,10 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("muted", False, "a moderator muted this viewer; retry_after_ms says for how long"),
     ErrorCode("banned", False, "a moderator banned this viewer from the room"),
     ErrorCode(
-        "unauthorized", False, "the token is missing, malformed, expired or for another room"
+        "unauthorized",
+        False,
+        "the token is missing, malformed, expired, revoked, or for another room or an"
+        " earlier room of the same id",
     ),
     ErrorCode("forbidden", False, "the role of this connection may not do that"),
     ErrorCode("not_joined", False, "the command needs a joined room; send join first"),
@@ -88,6 +91,8 @@ CLOSES: tuple[CloseCode, ...] = (
     CloseCode(4001, "join_timeout", True, "no join arrived within limits.join_timeout_s"),
     CloseCode(4003, "banned", False, "a moderator banned this viewer from the room"),
     CloseCode(4004, "room_deleted", False, "the room was deleted"),
+    CloseCode(4005, "token_expired", False, "the session's token expired; join with a new one"),
+    CloseCode(4006, "token_revoked", False, "the session's token was revoked"),
     CloseCode(4008, "too_slow", True, "the connection stayed behind its write buffer bound"),
     CloseCode(4009, "heartbeat_timeout", True, "nothing was received within heartbeat_timeout_s"),
 )

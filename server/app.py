@@ -123,6 +123,7 @@ def create_app(
         Route(room, rooms_api.update, methods=["PATCH"]),
         Route(room, rooms_api.delete, methods=["DELETE"]),
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
+        Route(f"{room}/revocations", rooms_api.revocations, methods=["GET", "POST"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),

@@ -5,7 +5,10 @@ JWTs (HS256) signed with ``server.secret``: an embedding platform holding the sa
 secret can sign viewer tokens itself. Claims: ``room``, ``role``, ``sub`` (a stable
 user id), ``name`` (display name), ``iat``, ``exp``, and ``guest`` (true) in the
 tokens the server makes for anonymous viewers: a guest may rename itself by joining
-with its token and a new name, an integrator's viewer may not.
+with its token and a new name, an integrator's viewer may not. Tokens the server
+mints also carry ``jti`` (the token's id, for revoking it alone) and ``inc`` (the
+room's incarnation: a token of a deleted room is refused in its re-created
+namesake); an integrator's token may leave both out (server/rooms/trust.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ STAFF_ROLES = frozenset({"host", "moderator"})
 SENDING_ROLES = frozenset({"host", "moderator", "viewer"})
 ISSUER = "hudong"
 MAX_TTL_S = 400 * 24 * 3600
+# A token may mint only tokens of a lower rank (and no later expiry than its own).
+RANK = {"host": 3, "moderator": 2, "screen": 1, "viewer": 1}
 # An anonymous viewer's default name is a word of its language (``join``'s ``lang``,
 # primary subtag) and the end of its id; one name that every page shows.
 GUEST_WORDS = {"zh": "观众", "en": "guest"}
@@ -51,9 +56,23 @@ class Identity:
     role: Role
     room: str
     guest: bool = False
+    token_id: str = ""  # the ``jti`` claim ("" when the token has none)
+    issued_at: float = 0.0  # ``iat``, seconds since the epoch
+    expires_at: float = float("inf")  # ``exp``
+    incarnation: int | None = None  # ``inc``: the room's incarnation it was minted for
 
     def public(self) -> dict[str, str]:
         return {"id": self.user_id, "name": self.name, "role": self.role}
+
+
+def new_token_id() -> str:
+    return secrets.token_urlsafe(12)  # 16 characters
+
+
+def incarnation_of(created_at: float) -> int:
+    """A room's incarnation, from its creation time (microseconds): a room deleted and
+    created again under the same id has another one."""
+    return round(created_at * 1_000_000)
 
 
 def new_secret() -> str:
@@ -79,19 +98,33 @@ class Authority:
         return token is not None and hmac.compare_digest(token.encode(), self._admin)
 
     def mint(
-        self, room: str, role: Role, user_id: str, name: str, ttl_s: int, *, guest: bool = False
+        self,
+        room: str,
+        role: Role,
+        user_id: str,
+        name: str,
+        ttl_s: int,
+        *,
+        guest: bool = False,
+        incarnation: int | None = None,
+        token_id: str | None = None,
     ) -> tuple[str, int]:
-        now = int(time.time())
-        exp = now + ttl_s
+        """A signed room token and its expiry (seconds since the epoch). ``iat`` has
+        milliseconds, so a token minted just after a revocation is not revoked by it."""
+        now = time.time()
+        exp = int(now) + ttl_s
         claims: dict[str, object] = {
             "iss": ISSUER,
             "room": room,
             "role": role,
             "sub": user_id,
             "name": name,
-            "iat": now,
+            "iat": round(now, 3),
             "exp": exp,
+            "jti": token_id or new_token_id(),
         }
+        if incarnation is not None:
+            claims["inc"] = incarnation
         if guest:
             claims["guest"] = True
         return jwt.encode(claims, self._secret, algorithm="HS256"), exp
@@ -115,4 +148,15 @@ class Authority:
             raise AuthError(f"the token has an unknown role {role!r}")
         name = claims.get("name") or str(claims["sub"])
         guest = claims.get("guest") is True and role == "viewer"
-        return Identity(str(claims["sub"]), str(name)[:32], role, room, guest)
+        iat, inc = claims.get("iat"), claims.get("inc")
+        return Identity(
+            str(claims["sub"]),
+            str(name)[:32],
+            role,
+            room,
+            guest,
+            token_id=str(claims.get("jti") or "")[:64],
+            issued_at=float(iat) if isinstance(iat, (int, float)) else 0.0,
+            expires_at=float(claims["exp"]),
+            incarnation=inc if type(inc) is int else None,
+        )

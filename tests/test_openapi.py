@@ -63,6 +63,7 @@ AUDIT = f"{INTERACTION}/audit"
 EXPORT = f"{INTERACTION}/export"
 MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
+REVOCATIONS = "/api/v1/rooms/{room_id}/revocations"
 STATS = "/api/v1/rooms/{room_id}/stats"
 TOO_LARGE = b'{"title": "' + b"x" * 65536 + b'", "role": "viewer", "kind": "poll"}'
 OPTIONS = [{"id": i, "label": f"Option {i.upper()}"} for i in "abcd"]
@@ -695,6 +696,67 @@ async def _mint_token(api: Api, w: World) -> None:
     )
     await unauthorized(api, w, "POST", TOKENS, room_id=ROOM, body={"role": "viewer"})
     await outage(api, "POST", TOKENS, room_id=ROOM, body={"role": "viewer"})
+
+
+@scenario("GET", REVOCATIONS)
+async def _revocations(api: Api, w: World) -> None:
+    r = await api.call("GET", REVOCATIONS, room_id=ROOM, expect=200)
+    assert r.json() == {"revocations": []}
+    await w.host("POST", REVOCATIONS, room_id=ROOM, expect=201, body={"role": "screen"})
+    r = await api.call("GET", REVOCATIONS, room_id=ROOM, token=w.tokens["host"], expect=200)
+    assert [e.get("role") for e in r.json()["revocations"]] == ["screen"]
+    for role in ("moderator", "viewer"):
+        await api.call("GET", REVOCATIONS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", REVOCATIONS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", REVOCATIONS, room_id=ROOM)
+    await outage(api, "GET", REVOCATIONS, room_id=ROOM)
+
+
+@scenario("POST", REVOCATIONS)
+async def _revoke(api: Api, w: World) -> None:
+    minted = await api.call("POST", TOKENS, room_id=ROOM, expect=201, body={"role": "viewer"})
+    jti = minted.json()["jti"]
+    r = await api.call("POST", REVOCATIONS, room_id=ROOM, expect=201, body={"jti": jti})
+    assert r.json()["jti"] == jti and r.json()["until"] == minted.json()["expires_at"] * 1000
+    token = minted.json()["token"]
+    await api.call("GET", INTERACTIONS, room_id=ROOM, token=token, expect=401, code="unauthorized")
+    await api.call(
+        "POST",
+        REVOCATIONS,
+        room_id=ROOM,
+        token=w.tokens["host"],
+        expect=201,
+        body={"role": "screen"},
+    )
+    await api.call("GET", INTERACTIONS, room_id=ROOM, token=w.tokens["screen"], expect=401)
+    for body in ({}, {"role": "admin"}, {"jti": ""}, {"role": "viewer", "jti": "x"}, {"x": 1}):
+        await api.call(
+            "POST", REVOCATIONS, room_id=ROOM, expect=400, code="invalid_field", body=body
+        )
+    await api.call(
+        "POST", REVOCATIONS, room_id=ROOM, expect=400, code="malformed", content=b"role=viewer"
+    )
+    await api.call("POST", REVOCATIONS, room_id=ROOM, expect=413, content=TOO_LARGE)
+    for role in ("moderator", "viewer"):
+        await api.call(
+            "POST",
+            REVOCATIONS,
+            room_id=ROOM,
+            token=w.tokens[role],
+            expect=403,
+            code="forbidden",
+            body={"role": "viewer"},
+        )
+    await api.call(
+        "POST",
+        REVOCATIONS,
+        room_id=NOWHERE,
+        expect=404,
+        code="room_not_found",
+        body={"role": "viewer"},
+    )
+    await unauthorized(api, w, "POST", REVOCATIONS, room_id=ROOM, body={"role": "viewer"})
+    await outage(api, "POST", REVOCATIONS, room_id=ROOM, body={"role": "viewer"})
 
 
 @scenario("GET", INTERACTIONS)

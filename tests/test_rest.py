@@ -12,7 +12,7 @@ from tests.carry_on import ROOM, SUBPROTOCOLS, close_code_of, sender_carries_on
 from tests.conftest import ADMIN, SECRET
 
 ROOM_FIELDS = {"id", "title", "created_at", "version", "settings", "online"}
-TOKEN_FIELDS = {"token", "room", "role", "user_id", "name", "expires_at"}
+TOKEN_FIELDS = {"token", "room", "role", "user_id", "name", "jti", "expires_at"}
 ROOMS = "/api/v1/rooms"
 
 

@@ -3,6 +3,7 @@ a refusal becomes an HTTP error (PROTOCOL.md, "REST API")."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -89,8 +90,12 @@ def bearer(request: Request) -> str | None:
 class Callers:
     """Who is calling: the admin, or a role in a room, from the bearer token."""
 
-    def __init__(self, authority: Authority) -> None:
+    def __init__(
+        self, authority: Authority, vouch: Callable[[Identity], Awaitable[None]] | None = None
+    ) -> None:
         self.authority = authority
+        # Refuses a room token its room no longer honours (revoked, of an earlier room).
+        self.vouch = vouch
 
     def require_admin(self, request: Request) -> None:
         token = bearer(request)
@@ -99,19 +104,25 @@ class Callers:
         if not self.authority.is_admin(token):
             raise ApiError(401, "unauthorized", "the admin token is wrong")
 
-    def role(self, request: Request, room_id: str) -> str:
+    async def role(self, request: Request, room_id: str) -> str:
         """'admin', or the role of a valid room token for this room."""
-        identity = self._identity(request, room_id)
+        identity = await self.identity(request, room_id)
         return "admin" if identity is None else identity.role
 
-    def user(self, request: Request, room_id: str) -> str:
+    async def user(self, request: Request, room_id: str) -> str:
         """The user id of a valid room token for this room ("" for the admin)."""
-        identity = self._identity(request, room_id)
+        identity = await self.identity(request, room_id)
         return "" if identity is None else identity.user_id
 
+    async def identity(self, request: Request, room_id: str) -> Identity | None:
+        """The room token's identity (None for the admin token); refuses a missing,
+        invalid or revoked one."""
+        identity = self._identity(request, room_id)
+        if identity is not None and self.vouch is not None:
+            await self.vouch(identity)
+        return identity
+
     def _identity(self, request: Request, room_id: str) -> Identity | None:
-        """The room token's identity (None for the admin token); refuses a missing or
-        invalid one."""
         token = bearer(request)
         if token is None:
             raise ApiError(401, "unauthorized", "send a token as 'Authorization: Bearer …'")
@@ -122,9 +133,9 @@ class Callers:
         except AuthError as exc:
             raise ApiError(401, "unauthorized", str(exc)) from None
 
-    def staff(self, request: Request, room_id: str, what: str) -> str:
+    async def staff(self, request: Request, room_id: str, what: str) -> str:
         """The caller's role when it is the admin, a host or a moderator."""
-        role = self.role(request, room_id)
+        role = await self.role(request, room_id)
         if role not in ("admin", *STAFF_ROLES):
             raise ApiError(403, "forbidden", f"the {role} role may not {what}")
         return role

@@ -40,13 +40,13 @@ class InteractionsApi:
 
     async def _staff(self, request: Request, what: str = "run host operations") -> str:
         room_id: str = request.path_params["room_id"]
-        self.callers.staff(request, room_id, what)
+        await self.callers.staff(request, room_id, what)
         await self.api.room(room_id)
         return room_id
 
     async def _reader(self, request: Request) -> tuple[str, str]:
         room_id: str = request.path_params["room_id"]
-        role = self.callers.role(request, room_id)  # any valid token of the room
+        role = await self.callers.role(request, room_id)  # any valid token of the room
         await self.api.room(room_id)
         return room_id, role
 
@@ -81,7 +81,7 @@ class InteractionsApi:
     async def mine(self, request: Request) -> Response:
         """What only the caller may see of an interaction (a draw winner's claim code)."""
         room_id: str = request.path_params["room_id"]
-        user = self.callers.user(request, room_id)
+        user = await self.callers.user(request, room_id)
         await self.api.room(room_id)
         iid = request.path_params["interaction_id"]
         return json_response(await self.rooms.own_view(room_id, iid, user))

@@ -312,6 +312,10 @@ class Broker(Protocol):
     Implementations subclass it, which gives them :meth:`relay` on top of their
     :meth:`publish_many`."""
 
+    # Called once the channels are confirmed again on a new connection after one broke
+    # (what was published meanwhile is lost); the relay sets it to re-read its rooms.
+    on_resubscribed: Callable[[], None] | None = None
+
     async def start(self, on_message: MessageHandler) -> None: ...
 
     async def subscribe(self, room_id: str) -> None: ...

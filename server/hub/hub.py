@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from protocol.messages import (
@@ -81,6 +81,7 @@ class Hub:
             enabled=backends.shared,
             replay_keep=settings.hub.replay_size,
             interval_s=settings.hub.relay_ms / 1000,
+            on_gap=self.resync,
         )
         self.governor = Governor(settings.hub, metrics)
         self.fanout = Fanout(metrics, self.detach)
@@ -322,6 +323,7 @@ class Hub:
                 limits.staff_commands_per_s, limits.staff_command_burst, self.now()
             )
         conn.identity, conn.room, conn.audience = identity, live, admitted.audience
+        self.upkeep.expire(conn, self.now() + identity.expires_at - time.time())
         if not len(live):
             self.metrics.rooms.inc()
         live.add(conn, admitted.audience)
@@ -392,6 +394,14 @@ class Hub:
                 if identity.role not in STAFF_ROLES:
                     conn.close(close, reason)
 
+    def close_sessions(
+        self, room_id: str, doomed: Callable[[Identity], bool], close: str, reason: str
+    ) -> None:
+        live = self.live.get(room_id)
+        for conn in live.members() if live is not None else ():
+            if conn.identity is not None and doomed(conn.identity):
+                conn.close(close, reason)
+
     def room_updated(self, record: RoomRecord, *, local: bool = True) -> None:
         if local:
             self.relay.room_changed(record.id, record.version)
@@ -440,6 +450,15 @@ class Hub:
         if "u" in message and message["u"] > live.record.version:
             self.spawn(self._reload(room_id))
 
+    def resync(self, room_ids: Collection[str] | None = None) -> None:
+        """Re-read what may have been missed from the store: every served room (the store
+        or the relay was away, and every 15 s), or ``room_ids`` (a gap in their relay
+        messages): interactions, mutes and bans, revocations, and the room records."""
+        self.rooms.resync(room_ids)
+        for room_id in list(self.live) if room_ids is None else room_ids:
+            if room_id in self.live:
+                self.spawn(self._reload(room_id))
+
     async def _reload(self, room_id: str) -> None:
         record = await self.rooms.reload(room_id)
         if record is not None:
@@ -475,6 +494,8 @@ def _member(
         raise CommandError("not_joined", f"join a room before you {what}", cid)
     if identity.role not in roles:
         raise CommandError("forbidden", f"the {identity.role} role may not {what}", cid)
+    if identity.expires_at <= time.time():  # closed at the next upkeep round (upkeep.py)
+        raise CommandError("unauthorized", "the token of this session has expired", cid)
     return room, identity
 
 

@@ -16,12 +16,12 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
-from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
+from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name, incarnation_of
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
@@ -42,6 +42,7 @@ from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
 from server.rooms.served import ServedRoom
+from server.rooms.trust import Trust
 from server.rooms.views import RoomChanges, ViewKeeper
 
 log = logging.getLogger("hudong.rooms")
@@ -116,6 +117,7 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.trust = Trust(store, clock)  # revocations, incarnations (server/rooms/trust.py)
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -214,8 +216,9 @@ class RoomService:
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
         """Admit a guest with its own token: joining again with it (after a reconnect)
         keeps the identity, so retried commands stay exactly-once."""
+        bound: dict[str, Any] = {"guest": True, "incarnation": incarnation_of(record.created_at)}
         token, _ = self.authority.mint(
-            record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, guest=True
+            record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, **bound
         )
         return Admission(identity, Audience.PUBLIC, token)
 
@@ -227,6 +230,7 @@ class RoomService:
             served = await self.views.serve(record)
             if served.stale:
                 await self.views.refresh(served)  # a snapshot is never older than the store
+        await self.trust.check(identity, served.record, served.revoked)
         if identity.role not in STAFF_ROLES and served.moderation.get(identity.user_id, {}).get(
             "banned"
         ):
@@ -236,8 +240,8 @@ class RoomService:
         """No connection of the room is left on this node: stop keeping its views."""
         self.views.release(room_id)
 
-    def resync(self) -> None:
-        self.views.resync()
+    def resync(self, room_ids: Collection[str] | None = None) -> None:
+        self.views.resync(room_ids)
 
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
