@@ -324,7 +324,7 @@ export function connectClient(options = {}) {
     document.body.dataset.degrade = String(snapshot?.degrade ?? 0);
   });
   client.on("close", (info) => {
-    if (info.name === "room_deleted" || info.name === "banned") {
+    if (["room_deleted", "banned", "token_expired", "token_revoked"].includes(info.name)) {
       notify(t(`closed.${info.name}`), "error", 60_000);
     }
   });

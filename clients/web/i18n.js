@@ -67,6 +67,8 @@ const WORDS = {
     "error.no_token": "This page needs a token in its link (…#token=…).",
     "closed.room_deleted": "This room was deleted.",
     "closed.banned": "A moderator removed you from this room.",
+    "closed.token_expired": "Your access to this room has expired; open the page with a new link.",
+    "closed.token_revoked": "Your access to this room was withdrawn.",
     "you.as": "You: {name}",
     // live page
     "live.title": "Live",
@@ -225,6 +227,8 @@ const WORDS = {
     "error.no_token": "此页面的链接需要令牌（…#token=…）。",
     "closed.room_deleted": "房间已被删除。",
     "closed.banned": "你已被管理员移出本房间。",
+    "closed.token_expired": "你进入本房间的权限已过期，请用新链接打开页面。",
+    "closed.token_revoked": "你进入本房间的权限已被收回。",
     "you.as": "你：{name}",
     "live.title": "互动",
     "live.name": "你的昵称",
