@@ -250,6 +250,12 @@ async function openRoom(roomId) {
   // The connection came back but its token was refused (a restart with another secret).
   // The admin's token may still be good: it mints a new host token (a 401 there asks to
   // sign in again). A room token cannot be renewed: sign in again (once).
+  // So does a session whose token expired (closed with 4005).
+  client.on("close", (/** @type {any} */ info) => {
+    if (info.name !== "token_expired" || client !== session.client) return;
+    if (!session.admin) signInAgain();
+    else openRoom(roomId).catch((/** @type {any} */ e) => e.status === 401 || notify(errorText(e), "error"));
+  });
   client.on("error", (/** @type {any} */ err) => {
     if (err.code !== "unauthorized" || client !== session.client) return;
     if (!session.admin) signInAgain();

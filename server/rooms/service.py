@@ -224,8 +224,8 @@ class RoomService:
 
     async def enter(self, record: RoomRecord, identity: Identity) -> None:
         """Serve the room here with views as fresh as the store's, and let ``identity``
-        in; refuses ``banned`` (viewers only: a moderator cannot lock the host out; a
-        staff token is taken back by letting it expire)."""
+        in; refuses ``unauthorized`` (a revoked token, or one of an earlier room) and
+        ``banned`` (viewers only: a moderator cannot lock the host out)."""
         async with refusals():
             served = await self.views.serve(record)
             if served.stale:
