@@ -208,3 +208,27 @@ async def test_a_gap_in_a_nodes_relay_messages_rereads_the_room():
     assert gaps[-1] is None
     await relay.stop()
     await asyncio.sleep(0)
+
+
+async def test_a_resync_rereads_room_settings_bans_and_revocations_a_node_missed():
+    """What another node changed and whose relay message this node lost (written to the
+    store behind this node's back here) holds after a resync (the periodic one, or the
+    one a broken pub/sub connection or a relay gap starts)."""
+    async with running_server() as live:
+        await live.create_room(ROOM)
+        talker, bad, moderator = [await live.connect() for _ in range(3)]
+        await talker.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="talker"))
+        await bad.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="bad"))
+        r = await mint(live, "moderator", user_id="mod")
+        await moderator.join(ROOM, token=r.json()["token"])
+        store = live.app.state.rooms.store
+        await store.update_room(ROOM, settings={"mode": "staff"})
+        await store.apply(ROOM, "~moderation", "bad", "k1", {"banned": True}, {})
+        entry = {"jti": r.json()["jti"], "until": time.time() + 60}
+        await store.apply(ROOM, REVOKED_BOX, "jti:" + r.json()["jti"], "k2", entry, {})
+        assert (await talker.command("danmaku", text="missed"))["type"] == "ack"  # not seen yet
+        live.hub.resync()
+        assert await closed_code(bad, 2.0) == 4003
+        assert await closed_code(moderator, 2.0) == 4006
+        reply = await talker.command("danmaku", text="now?")
+        assert reply["code"] == "danmaku_paused", reply
