@@ -122,6 +122,8 @@ async def test_revoking_a_role_closes_its_sessions_and_spares_later_tokens():
         await fresh.join(ROOM, token=await live.mint(ROOM, "moderator", user_id="m"))
         async with live.http(host) as http:
             listing = (await http.get(f"/api/v1/rooms/{ROOM}/revocations")).json()
+            r = await http.post(f"/api/v1/rooms/{ROOM}/revocations", json={"role": "host"})
+            assert r.status_code == 403, r.text  # a host takes back lower roles only
         assert [e["role"] for e in listing["revocations"]] == ["moderator"]
 
 

@@ -202,6 +202,9 @@ class RoomsApi:
             async with refusals():
                 return json_response(await self.rooms.trust.listing(room_id))
         body = await read_body(request)
+        if role == "host" and body.get("role") in RANK and RANK[body["role"]] >= RANK[role]:
+            # as for minting: a host takes back lower roles' tokens; the admin any
+            raise ApiError(403, "forbidden", f"the host role may not revoke {body['role']} tokens")
         unknown = set(body) - {"role", "jti"}
         if unknown:
             raise ApiError(
