@@ -229,6 +229,7 @@ class Hub:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        self.upkeep.forget(conn)
         self.metrics.connections.labels(conn.codec.name).dec()
         room: LiveRoom | None = conn.room
         if room is None or not room.discard(conn, conn.audience):

@@ -48,8 +48,11 @@ class Upkeep:
         self._next_slot: int | None = None  # the first slot no round has visited
         self._phase = 0.0
         self.paused: set[Connection] = set()  # over their high mark at some point
-        self._expiries: dict[int, list[Connection]] = {}  # slot -> tokens expiring then
-        self._expiry_slots: list[int] = []  # heap of the slots in _expiries
+        # Joined connections whose token expires, by slot: a connection that goes away is
+        # forgotten (:meth:`forget`), so nothing is held for a token's whole lifetime.
+        self._expiries: dict[int, set[Connection]] = {}
+        self._expiry_slot: dict[Connection, int] = {}
+        self._expiry_slots: list[int] = []  # heap of slots (some emptied since)
 
     def waiting(self) -> int:
         """Entries waiting in the wheel (a connection gone is forgotten when its slot comes)."""
@@ -67,7 +70,19 @@ class Upkeep:
         slot = math.ceil(at / SLOT_S)
         if slot not in self._expiries:
             heapq.heappush(self._expiry_slots, slot)
-        self._expiries.setdefault(slot, []).append(conn)
+        self._expiries.setdefault(slot, set()).add(conn)
+        self._expiry_slot[conn] = slot
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` went away: its token's expiry is no longer watched."""
+        slot = self._expiry_slot.pop(conn, None)
+        conns = self._expiries.get(slot, set()) if slot is not None else set()
+        conns.discard(conn)
+        if slot is not None and not conns:
+            self._expiries.pop(slot, None)
+        if len(self._expiry_slots) > 2 * len(self._expiries) + 64:  # drop emptied slots
+            self._expiry_slots = list(self._expiries)
+            heapq.heapify(self._expiry_slots)
 
     def note_paused(self, conn: Connection) -> None:
         """``conn`` went over its high mark (checked each round until it drains)."""
@@ -96,7 +111,8 @@ class Upkeep:
     def _reap_expired(self, now: float) -> None:
         last = math.floor(now / SLOT_S)
         while self._expiry_slots and self._expiry_slots[0] <= last:
-            for conn in self._expiries.pop(heapq.heappop(self._expiry_slots)):
+            for conn in self._expiries.pop(heapq.heappop(self._expiry_slots), ()):
+                self._expiry_slot.pop(conn, None)
                 if not conn.closing and conn in self._connections:
                     conn.close("token_expired", "the token of this session has expired")
 
