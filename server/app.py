@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from protocol.messages import CommandError
 from server import demo as demo_room
+from server.api.alerts import AlertsApi
 from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
 from server.api.limits import HeavyRequests
@@ -56,10 +57,12 @@ def create_app(
     )
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
+    rooms.alerts.count_in(metrics)
     callers = Callers(authority)
     rooms_api = RoomsApi(store, authority, rooms, hub.online)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     node = NodeApi(hub, metrics, callers)
+    alerts = AlertsApi(rooms_api, rooms)
     pages = Pages(
         public_url=settings.server.public_url,
         assets_dir=settings.server.assets_dir,
@@ -125,6 +128,9 @@ def create_app(
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
+        Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
+        Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
+        Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),

@@ -64,6 +64,10 @@ EXPORT = f"{INTERACTION}/export"
 MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
 STATS = "/api/v1/rooms/{room_id}/stats"
+ALERTS = "/api/v1/rooms/{room_id}/alerts"
+WATCHLISTS = f"{ALERTS}/watchlists"
+ACK = f"{ALERTS}/{{alert_id}}/ack"
+WATCH = {"id": "refund", "name": "Refunds", "terms": ["退款"], "pairs": [["brand", "差"]]}
 TOO_LARGE = b'{"title": "' + b"x" * 65536 + b'", "role": "viewer", "kind": "poll"}'
 OPTIONS = [{"id": i, "label": f"Option {i.upper()}"} for i in "abcd"]
 
@@ -306,6 +310,23 @@ class World:
         reply = await client.command(op, **fields)
         assert reply["type"] == "ack", reply
         return reply
+
+    async def alert(self) -> dict[str, Any]:
+        """A keyword alert: a one-match watch list, and a viewer's danmaku that hits it."""
+        watch = {**WATCH, "threshold": 1, "window_s": 60}
+        r = await self.host(
+            "PUT", WATCHLISTS, room_id=ROOM, expect=200, body={"watchlists": [watch]}
+        )
+        assert r.json()["watchlists"][0]["id"] == "refund"
+        staff = await self.live.connect()
+        await staff.join(ROOM, token=self.tokens["moderator"])
+        viewer = await self.viewer("v-alert")
+        await self.acked(viewer, "danmaku", text="我要退款")
+        while True:
+            message = await staff.recv()
+            if message.get("kind") == "keyword_alert":
+                alert: dict[str, Any] = message["alert"]
+                return alert
 
     async def every_kind_in_every_state(self) -> list[str]:
         """Interactions of every kind, in the states that show every part of the views:
@@ -1065,6 +1086,64 @@ async def _moderate(api: Api, w: World) -> None:
     await api.call("POST", MODERATION, room_id=NOWHERE, expect=404, body=ban)
     await unauthorized(api, w, "POST", MODERATION, room_id=ROOM, body=ban)
     await outage(api, "POST", MODERATION, room_id=ROOM, body=ban)
+
+
+@scenario("GET", ALERTS)
+async def _alerts(api: Api, w: World) -> None:
+    r = await api.call("GET", ALERTS, room_id=ROOM, expect=200)
+    assert r.json() == {"watchlists": [], "alerts": [], "active": 0}
+    await w.alert()
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", ALERTS, room_id=ROOM, token=token, expect=200)
+        assert [a["watch"] for a in r.json()["alerts"]] == ["refund"]
+    for role in ("viewer", "screen"):
+        await api.call("GET", ALERTS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", ALERTS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", ALERTS, room_id=ROOM)
+    await outage(api, "GET", ALERTS, room_id=ROOM)
+
+
+@scenario("PUT", WATCHLISTS)
+async def _watchlists(api: Api, w: World) -> None:
+    body = {"watchlists": [{**WATCH, "threshold": 5, "window_s": 30, "baseline": 2.5}]}
+    r = await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=200, body=body)
+    assert r.json()["watchlists"][0]["threshold"] == 5
+    await w.host("PUT", WATCHLISTS, room_id=ROOM, expect=200, body={"watchlists": [WATCH]})
+    await api.call(
+        "PUT", WATCHLISTS, room_id=ROOM, token=w.tokens["moderator"], expect=200, body=body
+    )
+    for bad in (
+        {},
+        {"watchlists": [{"id": "x"}]},
+        {"watchlists": [{**WATCH, "window_s": 0}]},
+        {"watchlists": [WATCH], "more": 1},
+    ):
+        await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=400, code="invalid_field", body=bad)
+    await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=400, code="malformed", content=b"[")
+    await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=413, content=TOO_LARGE)
+    for role in ("viewer", "screen"):
+        await api.call("PUT", WATCHLISTS, room_id=ROOM, token=w.tokens[role], expect=403, body=body)
+    await api.call("PUT", WATCHLISTS, room_id=NOWHERE, expect=404, body=body)
+    await unauthorized(api, w, "PUT", WATCHLISTS, room_id=ROOM, body=body)
+    await outage(api, "PUT", WATCHLISTS, room_id=ROOM, body=body)
+
+
+@scenario("POST", ACK)
+async def _acknowledge(api: Api, w: World) -> None:
+    alert = await w.alert()
+    at = {"room_id": ROOM, "alert_id": alert["id"]}
+    with store_outage(api.live):
+        await api.call("POST", ACK, expect=503, code="store_unavailable", **at)
+    for role in ("viewer", "screen"):
+        await api.call("POST", ACK, token=w.tokens[role], expect=403, **at)
+    r = await api.call("POST", ACK, token=w.tokens["moderator"], expect=200, **at)
+    assert r.json()["acked"]["user"] == "moderator"
+    r = await api.call("POST", ACK, expect=200, **at)
+    assert r.json()["acked"]["role"] == "moderator"  # the first acknowledgement stays
+    await api.call("POST", ACK, room_id=ROOM, alert_id="a-none", expect=404, code="unknown_target")
+    await api.call("POST", ACK, room_id=NOWHERE, alert_id="a-none", expect=404)
+    await unauthorized(api, w, "POST", ACK, **at)
 
 
 @scenario("GET", "/api/v1/rooms/{room_id}/report")

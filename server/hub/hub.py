@@ -382,6 +382,13 @@ class Hub:
     ) -> None:
         self.relay.state(room_id, interaction_id, version, redefined)
 
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        live = self.live.get(room_id)
+        if live is not None:
+            for conn in live.members():
+                if conn.identity is not None and conn.identity.role in STAFF_ROLES:
+                    conn.send(notice)
+
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)
         if live is None:

@@ -36,6 +36,7 @@ from server.interactions.kind import (
     Write,
 )
 from server.interactions.registry import Registry
+from server.rooms.alerts import AlertDesk
 from server.rooms.bursts import Bursts
 from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
@@ -116,6 +117,7 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -177,7 +179,7 @@ class RoomService:
 
     def room_gone(self, room_id: str) -> None:
         """A room was deleted (here or on another node): forget it."""
-        self.views.release(room_id)
+        self.release(room_id)
 
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
@@ -227,6 +229,7 @@ class RoomService:
             served = await self.views.serve(record)
             if served.stale:
                 await self.views.refresh(served)  # a snapshot is never older than the store
+            await self.alerts.serve(record.id)  # its watch lists (server/rooms/alerts.py)
         if identity.role not in STAFF_ROLES and served.moderation.get(identity.user_id, {}).get(
             "banned"
         ):
@@ -235,9 +238,11 @@ class RoomService:
     def release(self, room_id: str) -> None:
         """No connection of the room is left on this node: stop keeping its views."""
         self.views.release(room_id)
+        self.alerts.release(room_id)
 
     def resync(self) -> None:
         self.views.resync()
+        self.alerts.resync()
 
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
@@ -507,6 +512,7 @@ class RoomService:
         if served is None:
             return
         served.stats.add("danmaku", identity.user_id, now)
+        self.alerts.danmaku(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
             if write is not None:
@@ -574,6 +580,7 @@ class RoomService:
     def stale(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         """Another node changed an interaction (a relay message)."""
         self.views.mark(room_id, interaction_id, version, redefined)
+        self.alerts.stale(room_id, interaction_id)  # or a box of alerts
 
     async def changes(self) -> list[RoomChanges]:
         return await self.views.changes()
