@@ -5,11 +5,12 @@ Prometheus metric, and acknowledging."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import orjson
 
-from tests.conftest import UNIT, Client, LiveServer
+from tests.conftest import UNIT, Client, LiveServer, running_server
 
 ROOM = "launch"
 WATCH = {
@@ -173,3 +174,44 @@ async def test_watch_lists_set_while_viewers_are_in_the_room_apply_at_once(live)
     assert (await viewer.command("danmaku", text="this is a SCAM"))["type"] == "ack"
     alert = await alert_notice(host)
     assert (alert["watch"], alert["count"]) == ("scam", 1)
+
+
+async def test_an_alert_and_its_acknowledgement_reach_staff_on_every_node(shared_redis):
+    """Two nodes on one Redis: viewers on node 1 spike a list, a moderator on node 2 gets
+    the alert; the host acknowledges it on node 1, and node 2's moderator sees that."""
+    prefix = f"al{uuid.uuid4().hex[:8]}:"
+    shared = {"redis_url": shared_redis.url, "redis_prefix": prefix}
+    async with (
+        running_server(server={**shared, "node_id": "n1"}) as one,
+        running_server(server={**shared, "node_id": "n2"}) as two,
+    ):
+        await one.create_room(ROOM)
+        host_token = await one.mint(ROOM, "host", user_id="host-1", name="Host")
+        async with one.http(host_token) as http:
+            r = await http.put(
+                f"/api/v1/rooms/{ROOM}/alerts/watchlists", json={"watchlists": [WATCH]}
+            )
+            assert r.status_code == 200
+        host = await one.connect()
+        await host.join(ROOM, token=host_token)
+        far = await two.connect()
+        await far.join(ROOM, token=await two.mint(ROOM, "moderator", user_id="mod-2"))
+        far_viewer = await two.connect()
+        await far_viewer.join(ROOM)
+        viewers = [(await member(one, "viewer", f"fan-{i}"))[0] for i in range(3)]
+        for viewer, text in zip(viewers, ["退款!", "投诉", "要退款"], strict=True):
+            assert (await viewer.command("danmaku", text=text))["type"] == "ack"
+        alert = await alert_notice(host)
+        seen = await alert_notice(far)
+        assert seen["id"] == alert["id"]
+        assert seen["node"] == "n1"
+        assert [s["text"] for s in seen["samples"]] == ["退款!", "投诉", "要退款"]
+        assert one.metric("hudong_keyword_alerts_total") == 1.0
+        assert two.metric("hudong_keyword_alerts_total") == 0.0  # counted once, where raised
+        async with one.http(host_token) as http:
+            r = await http.post(f"/api/v1/rooms/{ROOM}/alerts/{alert['id']}/ack")
+            assert r.status_code == 200
+        acked = await alert_notice(far, lambda a: a["acked"] is not None)
+        assert acked["acked"]["user"] == "host-1"
+        got = await until_pong(far_viewer)
+        assert not [m for m in got if m.get("kind") == "keyword_alert"], got
