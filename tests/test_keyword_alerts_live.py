@@ -215,3 +215,18 @@ async def test_an_alert_and_its_acknowledgement_reach_staff_on_every_node(shared
         assert acked["acked"]["user"] == "host-1"
         got = await until_pong(far_viewer)
         assert not [m for m in got if m.get("kind") == "keyword_alert"], got
+
+
+async def test_wall_posts_and_questions_count_like_danmaku(live):
+    await live.create_room(ROOM)
+    host, host_token = await member(live, "host", "host-1")
+    viewer, _ = await member(live, "viewer", "fan")
+    watch = {"id": "refund", "terms": ["退款"], "threshold": 2, "window_s": 60}
+    async with live.http(host_token) as http:
+        r = await http.put(f"/api/v1/rooms/{ROOM}/alerts/watchlists", json={"watchlists": [watch]})
+        assert r.status_code == 200
+    reply = await viewer.command("post", key="p1", text="怎么退款?")
+    assert reply["type"] == "ack", reply
+    assert (await viewer.command("danmaku", text="退款退款"))["type"] == "ack"
+    alert = await alert_notice(host)
+    assert [s["text"] for s in alert["samples"]] == ["怎么退款?", "退款退款"]

@@ -1,13 +1,13 @@
 """Keyword alerts in the room layer (PROTOCOL.md, "Keyword alerts").
 
-Each node matches the danmaku it accepts against the room's watch lists and counts
-them (:mod:`server.moderation.alerts`, pure). A spike becomes an alert: a record in the
-store box ``~alerts`` (beside ``~moderation``; no interaction id can take a ``~`` name,
-and room settings, which every viewer receives, never hold watch lists or alerts), a
-``keyword_alert`` notice to the staff connections here at once, and a mark like an
-interaction's, so every other node serving the room re-reads the box and tells its own
-staff connections what is new. Acknowledging goes the same way. Watch lists are kept in
-``~watchlists``, one record per list, re-read on every node when marked.
+Each node matches the danmaku, wall posts and questions it accepts against the room's
+watch lists and counts them (:mod:`server.moderation.alerts`, pure). A spike becomes an
+alert: a record in the store box ``~alerts`` (beside ``~moderation``; no interaction id
+can take a ``~`` name, and room settings, which every viewer receives, never hold watch
+lists or alerts), a ``keyword_alert`` notice to the staff connections here at once, and
+a mark like an interaction's, so every other node serving the room re-reads the box and
+tells its own staff connections what is new. Acknowledging goes the same way. Watch
+lists are kept in ``~watchlists``, one record per list, re-read on every node when marked.
 
 Counting is per node: each node counts what it accepted (a room spread over several
 nodes needs the threshold of one node's share).
@@ -164,8 +164,9 @@ class AlertDesk:
 
     # --- matching (on the danmaku path: no await) ----------------------------------------------
 
-    def danmaku(self, room_id: str, identity: Identity, text: str, now: float) -> None:
-        """An accepted danmaku: count it for the lists it hits; raise an alert on a spike."""
+    def said(self, room_id: str, identity: Identity, text: str, now: float) -> None:
+        """An accepted danmaku, wall post or question: count it for the lists it hits;
+        raise an alert on a spike."""
         watch = self.rooms.get(room_id)
         if watch is None or not watch.matcher:
             return

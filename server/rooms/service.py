@@ -311,6 +311,8 @@ class RoomService:
         if result.status == "applied":
             self.changed(room_id, d.id, result.version)
             served.stats.add(op.counts_as, identity.user_id, now)
+            if op.text:  # posts and questions count for keyword alerts like danmaku
+                self.alerts.said(room_id, identity, str(fields.get("text", "")), now)
         return reply
 
     async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
@@ -512,7 +514,7 @@ class RoomService:
         if served is None:
             return
         served.stats.add("danmaku", identity.user_id, now)
-        self.alerts.danmaku(room_id, identity, text, now)  # keyword alerts
+        self.alerts.said(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
             if write is not None:
