@@ -152,12 +152,17 @@ class KeywordMatcher:
             key = normalise(word)
             return words.setdefault(key, len(words)) if key else -1
 
-        # per list: the word indexes any of which hits, and the pairs of indexes
-        self._terms = [{i for t in w.terms if (i := index(t)) >= 0} for w in self.watchlists]
-        self._pairs = [
-            [(a, b) for x, y in w.pairs if (a := index(x)) >= 0 and (b := index(y)) >= 0]
-            for w in self.watchlists
-        ]
+        # word index -> the lists (by position) it hits alone, and those it hits with a
+        # second word: a danmaku costs what it matched, not what the room watches
+        self._alone: dict[int, set[int]] = {}
+        self._with: dict[int, list[tuple[int, int]]] = {}
+        for n, w in enumerate(self.watchlists):
+            for term in w.terms:
+                if (i := index(term)) >= 0:
+                    self._alone.setdefault(i, set()).add(n)
+            for x, y in w.pairs:
+                if (a := index(x)) >= 0 and (b := index(y)) >= 0:
+                    self._with.setdefault(a, []).append((n, b))
         self._automaton: Any = None
         if words:
             automaton = ahocorasick.Automaton()
@@ -174,13 +179,13 @@ class KeywordMatcher:
         if self._automaton is None:
             return []
         found = {i for _, i in self._automaton.iter(self.normalise(text))}
-        if not found:
-            return []
-        return [
-            w
-            for w, terms, pairs in zip(self.watchlists, self._terms, self._pairs, strict=True)
-            if not terms.isdisjoint(found) or any(a in found and b in found for a, b in pairs)
-        ]
+        hit: set[int] = set()
+        for i in found:
+            hit |= self._alone.get(i, set())
+            for n, other in self._with.get(i, ()):
+                if other in found:
+                    hit.add(n)
+        return [self.watchlists[n] for n in sorted(hit)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,13 +170,16 @@ class AlertDesk:
         watch = self.rooms.get(room_id)
         if watch is None or not watch.matcher:
             return
-        for hit in watch.matcher.hits(text):
-            sample = {
-                "user": identity.user_id,
-                "name": identity.name,
-                "text": text[:SAMPLE_CHARS],
-                "ts": int(now * 1000),
-            }
+        hits = watch.matcher.hits(text)
+        if not hits:
+            return
+        sample = {
+            "user": identity.user_id,
+            "name": identity.name,
+            "text": text[:SAMPLE_CHARS],
+            "ts": int(now * 1000),
+        }
+        for hit in hits:
             spike = watch.detector.add(hit, sample)
             if spike is None:
                 continue
