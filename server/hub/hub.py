@@ -440,6 +440,7 @@ class Hub:
         events = message.get("e")
         if events:
             self.stream.deliver(live, events, message.get("p") or [])
+            self.rooms.heard(room_id, events)
             live.replay.extend(e for e in events if e.get("type") == "danmaku")
         for interaction_id, (version, redefined) in (message.get("s") or {}).items():
             # An older node sends no flag (None): its change may be a definition's.

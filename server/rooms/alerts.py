@@ -9,8 +9,10 @@ a mark like an interaction's, so every other node serving the room re-reads the 
 tells its own staff connections what is new. Acknowledging goes the same way. Watch
 lists are kept in ``~watchlists``, one record per list, re-read on every node when marked.
 
-Counting is per node: each node counts what it accepted (a room spread over several
-nodes needs the threshold of one node's share).
+Every node serving the room counts all of its danmaku: its own, and (from the relay)
+the other nodes'; wall posts and questions count on the node that took them. Several
+nodes may so see the same spike: an alert's id is its list's and its window's, and the
+store keeps the first node's (the others' writes are duplicates and tell nobody).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +49,7 @@ ALERT_BOXES = (WATCH_BOX, ALERTS_BOX)
 MAX_ALERTS_KEPT = 50  # per room, newest; older ones are deleted
 ACTIVE_S = 3600  # an alert nobody acknowledged counts as active this long
 SAMPLE_CHARS = 200
-ALERT_ID_CHARS = 40
+ALERT_ID_CHARS = 64
 
 
 def _notice(record: dict[str, Any]) -> dict[str, Any]:
@@ -167,23 +169,36 @@ class AlertDesk:
     def said(self, room_id: str, identity: Identity, text: str, now: float) -> None:
         """An accepted danmaku, wall post or question: count it for the lists it hits;
         raise an alert on a spike."""
+        self._count(room_id, identity.user_id, identity.name, text, now)
+
+    def heard(self, room_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Danmaku another node accepted (relayed): they count here too, so each node
+        counts the whole room's, and a spike spread over the nodes is one spike."""
+        if room_id not in self.rooms:
+            return
+        for event in events:
+            text, user = event.get("text"), event.get("user")
+            if event.get("type") == "danmaku" and isinstance(text, str):
+                who = user if isinstance(user, dict) else {}
+                ts = event.get("ts")
+                at = ts / 1000 if isinstance(ts, int | float) else self._clock()
+                self._count(room_id, str(who.get("id", "")), str(who.get("name", "")), text, at)
+
+    def _count(self, room_id: str, user_id: str, name: str, text: str, now: float) -> None:
         watch = self.rooms.get(room_id)
         if watch is None or not watch.matcher:
             return
         hits = watch.matcher.hits(text)
         if not hits:
             return
-        sample = {
-            "user": identity.user_id,
-            "name": identity.name,
-            "text": text[:SAMPLE_CHARS],
-            "ts": int(now * 1000),
-        }
+        sample = {"user": user_id, "name": name, "text": text[:SAMPLE_CHARS], "ts": int(now * 1000)}
         for hit in hits:
             spike = watch.detector.add(hit, sample)
             if spike is None:
                 continue
-            alert_id = f"a-{secrets.token_hex(6)}"
+            # Every node counts the whole room, so several may see the same spike: the
+            # alert's id is the list's and the window's, and the store keeps the first.
+            alert_id = f"a-{hit.id}-{int(now // hit.window_s)}"
             record: dict[str, Any] = {
                 "id": alert_id,
                 "watch": hit.id,
@@ -197,24 +212,35 @@ class AlertDesk:
                 "samples": list(spike.samples),
                 "acked": None,
             }
-            watch.alerts[alert_id] = record
-            self._raised[alert_id] = now
-            if self.metrics is not None:
-                self.metrics.keyword_alerts.inc()
-            self._outbox().tell_staff(room_id, _notice(record))
-            self._spawn(self._keep(room_id, record))
+            self._spawn(self._raise(room_id, watch, record, now))
 
-    async def _keep(self, room_id: str, record: dict[str, Any]) -> None:
-        """Store a new alert (the other nodes learn of it from the mark), and forget the
-        oldest beyond MAX_ALERTS_KEPT."""
+    async def _raise(
+        self, room_id: str, watch: RoomWatch, record: dict[str, Any], now: float
+    ) -> None:
+        """Store a new alert; when this node's copy is the first, count it and tell the
+        staff here (the other nodes learn of it from the mark), and forget the oldest
+        beyond MAX_ALERTS_KEPT. A store that does not answer: staff here still hear."""
+        alert_id = record["id"]
         try:
-            await self._write(room_id, ALERTS_BOX, record["id"], record)
+            result = await self.store.apply(
+                room_id, ALERTS_BOX, alert_id, f"raise-{alert_id}", record, {}
+            )
+        except (BackendUnavailable, RoomNotFound) as exc:
+            log.warning("alert %s of room %s not stored: %s", alert_id, room_id, exc)
+        else:
+            if result.status != "applied":
+                return  # another node raised it first
+            self._changed(room_id, ALERTS_BOX, result.version)
+        watch.alerts[alert_id] = record
+        self._raised[alert_id] = now
+        if self.metrics is not None:
+            self.metrics.keyword_alerts.inc()
+        self._outbox().tell_staff(room_id, _notice(record))
+        with contextlib.suppress(BackendUnavailable, RoomNotFound):
             held = await self.store.records(room_id, ALERTS_BOX)
             old = sorted(held.values(), key=lambda a: a.get("at", 0))[:-MAX_ALERTS_KEPT]
             for stale in old:
                 await self._write(room_id, ALERTS_BOX, str(stale.get("id")), None)
-        except (BackendUnavailable, RoomNotFound) as exc:
-            log.warning("alert %s of room %s not stored: %s", record["id"], room_id, exc)
 
     async def _write(self, room_id: str, box: str, key: str, record: dict[str, Any] | None) -> None:
         result = await self.store.apply(room_id, box, key, f"al-{secrets.token_hex(8)}", record, {})

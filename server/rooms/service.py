@@ -118,6 +118,7 @@ class RoomService:
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
         self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
+        self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
