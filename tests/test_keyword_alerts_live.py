@@ -245,3 +245,33 @@ async def test_wall_posts_and_questions_count_like_danmaku(live):
     assert (await viewer.command("danmaku", text="退款退款"))["type"] == "ack"
     alert = await alert_notice(host)
     assert [s["text"] for s in alert["samples"]] == ["怎么退款?", "退款退款"]
+
+
+async def test_a_node_that_missed_the_mark_tells_its_staff_at_the_resync(live):
+    """Another node stored an alert, and its relay message was lost: the periodic resync
+    re-reads the room's alerts, and the staff here hear of it then (once)."""
+    await live.create_room(ROOM)
+    host, _ = await member(live, "host", "host-1")
+    record = {
+        "id": "a-refund-1",
+        "watch": "refund",
+        "name": "Refunds",
+        "count": 12,
+        "threshold": 10,
+        "window_s": 60,
+        "normal": 1.5,
+        "at": 1_000,
+        "node": "elsewhere",
+        "samples": [{"user": "u", "name": "U", "text": "退款", "ts": 1_000}],
+        "acked": None,
+    }
+    await live.rooms.store.apply(ROOM, "~alerts", record["id"], "k1", record, {})
+    live.rooms.resync()
+    assert await alert_notice(host) == record
+    live.rooms.resync()  # nothing new: nothing told
+    for _ in range(500):  # the re-read has finished
+        if not live.rooms.alerts._tasks:
+            break
+        await asyncio.sleep(0.01)
+    got = await until_pong(host)
+    assert not [m for m in got if m.get("kind") == "keyword_alert"], got

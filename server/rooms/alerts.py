@@ -251,9 +251,10 @@ class AlertDesk:
     async def listing(self, room_id: str) -> dict[str, Any]:
         """The room's watch lists and alerts, newest alert first (GET …/alerts)."""
         await self.store.get_room(room_id)
-        lists = [
-            WatchList.parse(r) for r in (await self.store.records(room_id, WATCH_BOX)).values()
-        ]
+        lists = []
+        for record in (await self.store.records(room_id, WATCH_BOX)).values():
+            with contextlib.suppress(WatchListError):  # only checked lists are stored
+                lists.append(WatchList.parse(record))
         alerts = await self.store.records(room_id, ALERTS_BOX)
         return {
             "watchlists": [w.public() for w in sorted(lists, key=lambda w: w.id)],
