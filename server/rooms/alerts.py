@@ -174,7 +174,8 @@ class AlertDesk:
     def heard(self, room_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Danmaku another node accepted (relayed): they count here too, so each node
         counts the whole room's, and a spike spread over the nodes is one spike."""
-        if room_id not in self.rooms:
+        watch = self.rooms.get(room_id)
+        if watch is None or not watch.matcher:
             return
         for event in events:
             text, user = event.get("text"), event.get("user")
