@@ -65,6 +65,7 @@ class RoomWatch:
     detector: SpikeDetector
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     reloading: bool = False
+    again: bool = False  # marked while reloading: read once more after
 
 
 class AlertDesk:
@@ -141,9 +142,13 @@ class AlertDesk:
     def stale(self, room_id: str, box: str) -> None:
         """Another node changed a box of ours (a relayed mark): re-read, tell staff here."""
         watch = self.rooms.get(room_id)
-        if box in ALERT_BOXES and watch is not None and not watch.reloading:
-            watch.reloading = True
-            self._spawn(self._reload(room_id, watch))
+        if box not in ALERT_BOXES or watch is None:
+            return
+        if watch.reloading:  # the read under way may be older than this change
+            watch.again = True
+            return
+        watch.reloading = True
+        self._spawn(self._reload(room_id, watch))
 
     def resync(self) -> None:
         for room_id in list(self.rooms):
@@ -151,13 +156,17 @@ class AlertDesk:
 
     async def _reload(self, room_id: str, watch: RoomWatch) -> None:
         try:
-            news = await self._read(room_id, watch)
+            while True:
+                watch.again = False
+                news = await self._read(room_id, watch)
+                for record in news:
+                    self._outbox().tell_staff(room_id, _notice(record))
+                if not watch.again:
+                    break
         except (BackendUnavailable, RoomNotFound):
-            return
+            pass  # the next mark or resync reads it again
         finally:
             watch.reloading = False
-        for record in news:
-            self._outbox().tell_staff(room_id, _notice(record))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -32,8 +32,8 @@ class RoomOutbox(Protocol):
         ``private`` (user id -> notice) to that user's alone."""
 
     def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
-        """Send ``notice`` at once to the room's host, moderator and admin connections on
-        this node (other nodes tell their own, from the store)."""
+        """Send ``notice`` at once to the room's host and moderator connections on this
+        node (the admin's console joins as a host); other nodes tell their own."""
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         """Close the viewers' connections of these users to the room (close code name)."""
