@@ -78,9 +78,31 @@ async def room_keys(store, room_id):
 
 # The stored key layout of a room (server/backends/redis.py): what a live room may hold.
 ROOM_KEY = re.compile(
-    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|ids"
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|audit|ids"
     r"|i:.+:(rec|cnt|done))"
 )
+
+
+async def test_audit_log_is_kept_bounded_and_goes_with_its_room(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    assert await store.audit_log("r1") == []
+    await store.append_audit("r1", [{"id": f"e{i}", "action": "open"} for i in range(5)], keep=4)
+    await store.append_audit("r1", [{"id": "e5", "action": "close"}], keep=4)
+    await store.append_audit("r1", [], keep=4)
+    assert [e["id"] for e in await store.audit_log("r1")] == ["e2", "e3", "e4", "e5"]
+    assert (await store.audit_log("r1"))[-1] == {"id": "e5", "action": "close"}
+    version = await store.room_version("r1")
+    with pytest.raises(RoomNotFound):
+        await store.append_audit("nope", [{"id": "x"}], keep=4)
+    with pytest.raises(RoomNotFound):
+        await store.audit_log("nope")
+    assert await store.room_version("r1") == version  # not room state: no version step
+    assert await room_keys(store, "nope") in (None, set())
+    await store.delete_room("r1")
+    assert await room_keys(store, "r1") in (None, set())
+    await store.create_room(room())  # a new room of the same id starts with no log
+    assert await store.audit_log("r1") == []
 
 
 async def test_rooms_crud_and_versions(pair):

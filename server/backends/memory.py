@@ -54,6 +54,7 @@ class _Room:
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
     participants: set[str] = dataclasses.field(default_factory=set)
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
+    audit: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
 class MemoryStore(Store):
@@ -247,6 +248,15 @@ class MemoryStore(Store):
         if room is None or count <= 0:
             return []
         return [orjson.loads(e) for e in list(room.replay)[-count:]]
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        room = self._room(room_id)
+        room.audit.extend(orjson.dumps(e) for e in entries)
+        while len(room.audit) > max(0, keep):
+            room.audit.popleft()
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        return [orjson.loads(e) for e in self._room(room_id).audit]
 
     async def ping(self) -> None:
         return None

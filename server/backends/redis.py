@@ -57,7 +57,7 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
 # The keys of a room, after the prefix and hash tag: the room's own keys (the hash
 # first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
-ROOM_KEYS = "room version interactions tokens presence stats participants replay ids".split()
+ROOM_KEYS = "room version interactions tokens presence stats participants replay audit ids".split()
 BOX_KEYS = ("rec", "cnt", "done")
 
 # --- Lua: KEYS[1] is always the room's hash -------------------------------------------
@@ -175,7 +175,7 @@ SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
 
-# KEYS: room, replay list   ARGV: how many to keep, events (at most that many)
+# KEYS: room, replay (or audit) list   ARGV: how many to keep, events (at most that many)
 APPEND_REPLAY = (
     IF_ROOM
     + """
@@ -187,8 +187,8 @@ return redis.call('LTRIM', KEYS[2], -keep, -1)
 )
 
 # Reads of one room as of one moment. KEYS: room, then one key per read; ARGV: per
-# read, its command (GET, HGETALL, or HGET, the one that takes an argument: the field)
-# and that argument ('' for the others).
+# read, its command (GET, HGETALL, LRANGE (a whole list), or HGET, the one that takes
+# an argument: the field) and that argument ('' for the others).
 READ = (
     IF_ROOM
     + """
@@ -197,6 +197,8 @@ for i = 2, #KEYS do
   local command, field = ARGV[2 * i - 3], ARGV[2 * i - 2]
   if command == 'HGET' then
     answers[i - 1] = redis.call(command, KEYS[i], field)
+  elseif command == 'LRANGE' then
+    answers[i - 1] = redis.call(command, KEYS[i], 0, -1)
   else
     answers[i - 1] = redis.call(command, KEYS[i])
   end
@@ -568,6 +570,18 @@ class RedisStore(Store):
         raw = await self.conn.call(
             lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
         )
+        return [orjson.loads(e) for e in raw]
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        if not entries:
+            await self.room_version(room_id)  # RoomNotFound for a missing room
+            return
+        kept = [orjson.dumps(e) for e in entries[-keep:]] if keep > 0 else []
+        if await self._script(self._append_replay, room_id, ["audit"], [keep, *kept]) is None:
+            raise RoomNotFound(room_id)
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        [raw] = await self._read(room_id, ("LRANGE", "audit", ""))
         return [orjson.loads(e) for e in raw]
 
     async def ping(self) -> None:
