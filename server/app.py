@@ -62,7 +62,7 @@ def create_app(
     rooms_api = RoomsApi(store, authority, rooms, hub.online)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     audit = AuditApi(rooms_api, rooms)
-    node = NodeApi(hub, metrics, callers)
+    node = NodeApi(hub, metrics, callers, rooms.audit_log)
     pages = Pages(
         public_url=settings.server.public_url,
         assets_dir=settings.server.assets_dir,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import Client, LiveServer, running_server
@@ -103,6 +105,11 @@ async def scripted_event(live: LiveServer) -> list[tuple[str, str, dict[str, Any
     await rest(live, None, "POST", "/interactions/p1/actions", action="reveal")
     expect("interaction.reveal", "admin", interaction="p1")
 
+    async with live.http(mod_token) as http:  # viewers' ids and names: who took them
+        r = await http.get(f"/api/v1/rooms/{ROOM}/interactions/p1/export?format=csv")
+    assert r.status_code == 200 and "fan-1" in r.text, r.text
+    expect("interaction.export", "mod-1", interaction="p1")
+
     draw = {"id": "d1", "title": "Lucky", "winners": 1}
     await rest(live, host_token, "POST", "/interactions", kind="draw", spec=draw)
     expect("interaction.create", "host-1", interaction="d1")
@@ -181,6 +188,7 @@ async def test_every_staff_action_of_an_event_is_in_the_log_once(backend, reques
         ] == ["moderation.ban"]
         p1 = (await read_log(reader, target="p1"))["entries"]
         assert [e["action"] for e in p1] == [
+            "interaction.export",
             "interaction.reveal",
             "interaction.close",
             "interaction.open",
@@ -231,3 +239,21 @@ async def test_the_log_keeps_the_newest_entries_of_its_bound():
         page = await read_log(live, limit="2")
         older = await read_log(live, limit="2", before=page["next"])
         assert [e["target"]["user"] for e in older["entries"]] == ["u5", "u4"]
+
+
+async def test_a_deleted_room_and_a_node_s_degrade_floor_are_in_the_node_s_log(caplog):
+    """What has no room to keep it (the room is gone; the node is no room's) is logged
+    by the node, one JSON line on ``hudong.audit``."""
+    caplog.set_level(logging.INFO, logger="hudong.audit")
+    async with running_server(server={"node_id": "n7"}) as live:
+        await live.create_room(ROOM)
+        async with live.http() as http:
+            assert (await http.put("/api/v1/degrade", json={"floor": 1})).status_code == 200
+            assert (await http.delete(f"/api/v1/rooms/{ROOM}")).status_code == 204
+    lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "hudong.audit"]
+    assert [(x["room"], x["action"], x["actor"]["role"]) for x in lines] == [
+        (ROOM, "room.create", "admin"),
+        (None, "node.degrade_floor", "admin"),
+        (ROOM, "room.delete", "admin"),
+    ]
+    assert lines[1]["detail"] == {"floor": 1} and {x["node"] for x in lines} == {"n7"}

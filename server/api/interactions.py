@@ -91,9 +91,16 @@ class InteractionsApi:
         return json_response(await self.rooms.own_view(room_id, iid, user))
 
     async def export(self, request: Request) -> Response:
+        """What an interaction collected (viewers' ids and names): the audit log keeps
+        who took it."""
         room_id = await self._staff(request)
-        rows = await self.rooms.export(room_id, request.path_params["interaction_id"])
-        if request.query_params.get("format") == "csv":
+        iid = request.path_params["interaction_id"]
+        rows = await self.rooms.export(room_id, iid)
+        by, csv = self.callers.who(request, room_id), request.query_params.get("format") == "csv"
+        detail = {"rows": len(rows), "format": "csv" if csv else "json"}
+        target = {"interaction": iid}
+        await self.rooms.audit_log.record(room_id, by, "interaction.export", target, "ok", detail)
+        if csv:
             return Response(to_csv(rows), media_type="text/csv; charset=utf-8")
         return json_response({"rows": rows})
 

@@ -2,16 +2,18 @@
 when, from which node, and how it ended.
 
 Every host, moderator and admin action is one entry: room create, update (settings,
-title, mode) and delete, token minting, and every host action of every kind and of
-moderation (:func:`audited` wraps ``RoomService.host``, so a new kind's actions are
-recorded without being named here). Viewers' own contributions (votes, danmaku) are
+title, mode) and delete, token minting, exports of what an interaction collected
+(viewers' ids and names), and every host action of every kind and of moderation
+(:func:`audited` wraps ``RoomService.host``, so a new kind's actions are recorded
+without being named here). Viewers' own contributions (votes, danmaku) are
 not. A refused action is recorded too, with its error code as the result.
 
 Entries are kept with the room in the store (:meth:`Store.append_audit`), so any node
 answers ``GET /api/v1/rooms/{id}/audit-log``; a room keeps its newest
 ``limits.audit_log_keep`` entries (10,000 by default) and they go with the room when it
 is deleted. Each entry is also logged on the ``hudong.audit`` logger as one JSON line,
-which is where a room's deletion is recorded (its log goes with it).
+which is where a room's deletion is recorded (its log goes with it), and an admin's
+change of a node's degrade floor (``node.degrade_floor``: the node's, no room's).
 
 An entry (``at`` in ms since the epoch)::
 
@@ -218,6 +220,12 @@ class AuditLog:
         """A room was deleted, and its log with it: the entry goes to the node's log only."""
         entry = self.entry(by, "room.delete", {"room": room_id})
         log.info("%s", orjson.dumps({"room": room_id, **entry}).decode())
+
+    def node_action(self, by: Actor, action: str, detail: Mapping[str, Any]) -> None:
+        """An admin action on the node itself, no room's (the degrade floor): the
+        node's log only."""
+        entry = self.entry(by, action, {"node": self.node_id}, "ok", detail)
+        log.info("%s", orjson.dumps({"room": None, **entry}).decode())
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
         """The room's whole log, oldest first."""
