@@ -46,6 +46,7 @@ PAGE_MAX = 1000
 # Fields of a host action that name its target (an interaction, a user, a danmaku event,
 # a wall post, a question, a co-design slot); every other field is the action's detail.
 TARGET_FIELDS = ("interaction", "user", "event", "post", "question", "slot")
+NOT_DETAIL = ("action", "op", "id")  # the command's own: what it is, its WebSocket id
 DETAIL_CHARS = 200  # a detail value is cut to this many characters
 DETAIL_ITEMS = 100  # and a list (a draw's winners) to this many items
 # Who acted: a room token's identity, the admin token, or the server itself (the demo).
@@ -72,9 +73,7 @@ def _short(value: Any) -> Any:
 def split_fields(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A host action's fields as the entry's ``target`` and ``detail``."""
     target = {k: _short(fields[k]) for k in TARGET_FIELDS if isinstance(fields.get(k), str)}
-    detail = {
-        k: _short(v) for k, v in fields.items() if k not in target and k not in ("action", "op")
-    }
+    detail = {k: _short(v) for k, v in fields.items() if k not in target and k not in NOT_DETAIL}
     return target, detail
 
 
