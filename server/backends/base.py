@@ -18,7 +18,7 @@ Store guarantees:
   the room does not exist, and changes nothing (``get_room``, ``update_room``,
   ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
   ``put_interaction``, ``interactions``, ``apply``, ``submit_many``, ``counters``,
-  ``records``, ``read``, ``append_audit``, ``audit_log``). The best-effort
+  ``records``, ``read``, ``append_audit``, ``audit_log``, ``redact_audit``). The best-effort
   bookkeeping (``set_presence``, ``presence``, ``set_node_stats``, ``room_stats``,
   ``add_participants``, ``participants``, ``append_replay``, ``replay``) does nothing
   for a missing room and reads empty (0, ``{}``, ``[]``): a node's late report never
@@ -307,6 +307,13 @@ class Store(Protocol):
 
     async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
         """The room's audit log, oldest first."""
+        ...
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        """Replace ``user_id`` wherever it is a whole string value of an entry (actor,
+        target, detail, list items) with ``replacement``, keeping each entry's place;
+        returns how many entries changed (a viewer's data deleted: PROTOCOL.md,
+        "Audit log")."""
         ...
 
     async def ping(self) -> None: ...

@@ -398,6 +398,18 @@ class EmbeddedStore(MemoryStore):
         self._write(*rows)
         await self._durable()  # an audit entry is kept like any change, not best effort
 
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        changed = await super().redact_audit(room_id, user_id, replacement)
+        if changed:  # the log again, in its place: the same seqs, ending at the last
+            entries = self._rooms[room_id].audit
+            first = self._audit_seq.get(room_id, 0) - len(entries) + 1
+            rows: list[Statement] = [("DELETE FROM audit WHERE room = ?", (room_id,))]
+            for seq, entry in enumerate(entries, first):
+                rows.append(("INSERT INTO audit VALUES (?, ?, ?)", (room_id, seq, entry)))
+            self._write(*rows)
+            await self._durable()
+        return changed
+
     def _last_replay_seq(self, room_id: str) -> int:
         # Read once per room and run, before this run's first append (the writer thread
         # only appends after it, so the reading thread sees every row there is).

@@ -49,6 +49,7 @@ from server.backends.base import (
     Submission,
     held_record,
 )
+from server.backends.redis_audit import REDACT, RedisAuditLog
 from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
 
 T = TypeVar("T")
@@ -298,7 +299,7 @@ class RedisConnection:
             await self.client.aclose()
 
 
-class RedisStore(Store):
+class RedisStore(RedisAuditLog, Store):
     """The Store on Redis (one server or a cluster): every write one Lua script."""
 
     def __init__(self, connection: RedisConnection) -> None:
@@ -314,6 +315,7 @@ class RedisStore(Store):
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
         self._read_room = client.register_script(READ)
+        self._redact_audit = client.register_script(REDACT)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)
@@ -570,18 +572,6 @@ class RedisStore(Store):
         raw = await self.conn.call(
             lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
         )
-        return [orjson.loads(e) for e in raw]
-
-    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
-        if not entries:
-            await self.room_version(room_id)  # RoomNotFound for a missing room
-            return
-        kept = [orjson.dumps(e) for e in entries[-keep:]] if keep > 0 else []
-        if await self._script(self._append_replay, room_id, ["audit"], [keep, *kept]) is None:
-            raise RoomNotFound(room_id)
-
-    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
-        [raw] = await self._read(room_id, ("LRANGE", "audit", ""))
         return [orjson.loads(e) for e in raw]
 
     async def ping(self) -> None:

@@ -41,6 +41,7 @@ from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 log = logging.getLogger("hudong.audit")
 
 AUDIT_KEEP = 10_000  # newest entries kept per room (limits.audit_log_keep)
+ERASED = "(erased)"  # what stands for a user whose data was deleted (AuditLog.forget)
 PAGE_DEFAULT = 100
 PAGE_MAX = 1000
 # Fields of a host action that name its target (an interaction, a user, a danmaku event,
@@ -225,6 +226,11 @@ class AuditLog:
         node's log only."""
         entry = self.entry(by, action, {"node": self.node_id}, "ok", detail)
         log.info("%s", orjson.dumps({"room": None, **entry}).decode())
+
+    async def forget(self, room_id: str, user_id: str) -> int:
+        """A viewer's data is deleted: its id leaves the log (each entry keeps its place,
+        naming ``ERASED`` instead); returns how many entries named it."""
+        return await self.store.redact_audit(room_id, user_id, ERASED)
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
         """The room's whole log, oldest first."""
