@@ -24,6 +24,7 @@ from starlette.routing import Route
 from protocol.messages import CommandError
 from server import demo as demo_room
 from server.api.alerts import AlertsApi
+from server.api.audit import AuditApi
 from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
 from server.api.limits import HeavyRequests
@@ -55,14 +56,16 @@ def create_app(
     rooms = RoomService(
         store, registry, authority, node_id=node_name(settings), shared=backends.shared
     )
+    rooms.audit_log.keep = settings.limits.audit_log_keep
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     rooms.alerts.count_in(metrics)
     callers = Callers(authority)
     rooms_api = RoomsApi(store, authority, rooms, hub.online)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
-    node = NodeApi(hub, metrics, callers)
     alerts = AlertsApi(rooms_api, rooms)
+    audit = AuditApi(rooms_api, rooms)
+    node = NodeApi(hub, metrics, callers, rooms.audit_log)
     pages = Pages(
         public_url=settings.server.public_url,
         assets_dir=settings.server.assets_dir,
@@ -132,6 +135,7 @@ def create_app(
         Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
         Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
+        Route(f"{room}/audit-log", heavy.limited(audit.log), methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),
         Route(interaction, interactions.get, methods=["GET"]),

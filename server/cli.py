@@ -188,10 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recompute a draw from the audit record that GET "
         "/api/v1/rooms/{room}/interactions/{draw}/audit exports: the seed must match the "
         "commitment published when the draw opened, the entrant list its hash, and the "
-        "winners the recomputation. Exit status 0 when it holds, 1 when it does not.",
+        "winners the recomputation. A viewer's record has digests of the entrant ids "
+        "instead of the ids: the winners must be the entrants the seed picks, and --me "
+        "finds your own entry. Exit status 0 when it holds, 1 when it does not.",
     )
     verify.add_argument("file", help="the audit record (JSON); - reads standard input")
     verify.add_argument("--commitment", help="the commitment you saw when the draw opened")
+    verify.add_argument(
+        "--me", metavar="USER_ID", help="your user id: check that you were among the entrants"
+    )
     verify.set_defaults(func=_verify_draw)
     return parser
 
@@ -207,11 +212,12 @@ def _verify_draw(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"hudong verify-draw: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    result = verify_audit(record, commitment=args.commitment)
+    result = verify_audit(record, commitment=args.commitment, me=args.me)
     title = record.get("draw_id") if isinstance(record, dict) else None
     if result.ok:
         winners = ", ".join(result.winners or [])
-        entrants = len(record.get("entrants", [])) if isinstance(record, dict) else 0
+        listed = record.get("entrants", record.get("entrant_digests", []))
+        entrants = len(listed) if isinstance(record, dict) else 0
         print(f"OK: draw {title or ''} holds: {entrants} entrants, winners {winners}")
         return 0
     print(f"FAILED: draw {title or ''} does not hold:")

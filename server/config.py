@@ -91,6 +91,8 @@ class LimitsSettings:
     # over it, 429 rate_limited with Retry-After.
     heavy_requests_per_s: float = 5.0
     heavy_request_burst: int = 20
+    # The audit log (issue 15): the newest entries kept per room, older ones dropped.
+    audit_log_keep: int = 10000
 
 
 @dataclass(frozen=True, slots=True)

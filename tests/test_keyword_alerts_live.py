@@ -126,6 +126,12 @@ async def test_a_spike_of_watch_listed_danmaku_alerts_staff_and_can_be_acknowled
         listed = (await http.get(f"/api/v1/rooms/{ROOM}/alerts")).json()
         assert listed["active"] == 0
         assert listed["alerts"][0]["acked"]["user"] == "mod-1"
+        log = (await http.get(f"/api/v1/rooms/{ROOM}/audit-log?action=alerts")).json()
+    # the audit log names who set the lists and each acknowledgement (the repeat too)
+    kept = [(e["action"], e["actor"]["role"], e["target"]) for e in log["entries"]]
+    assert ("alerts.ack", "host", {"alert": alert["id"]}) in kept
+    assert ("alerts.ack", "moderator", {"alert": alert["id"]}) in kept
+    assert [k[0] for k in kept].count("alerts.watchlists") == 1, kept
 
 
 async def test_only_staff_read_and_set_watch_lists_and_bad_ones_change_nothing(live):

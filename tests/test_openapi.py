@@ -63,6 +63,7 @@ AUDIT = f"{INTERACTION}/audit"
 EXPORT = f"{INTERACTION}/export"
 MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
+AUDIT_LOG = "/api/v1/rooms/{room_id}/audit-log"
 STATS = "/api/v1/rooms/{room_id}/stats"
 ALERTS = "/api/v1/rooms/{room_id}/alerts"
 WATCHLISTS = f"{ALERTS}/watchlists"
@@ -960,10 +961,14 @@ async def first_question(w: World) -> str:
 @scenario("GET", AUDIT)
 async def _audit(api: Api, w: World) -> None:
     await w.every_kind_in_every_state()
-    for who in ("admin", "host", "moderator", "viewer", "screen"):
+    for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         r = await api.call("GET", AUDIT, room_id=ROOM, interaction_id="w", token=token, expect=200)
         assert r.json()["entrants"] == ["player-0", "player-1"]
+    for who in ("viewer", "screen"):  # the ids as digests (issue 15)
+        at = {"room_id": ROOM, "interaction_id": "w"}
+        r = await api.call("GET", AUDIT, **at, token=w.tokens[who], expect=200)
+        assert "entrants" not in r.json() and len(r.json()["entrant_digests"]) == 2
     await api.call("GET", AUDIT, room_id=ROOM, interaction_id="w-open", expect=409, code="not_open")
     await api.call(
         "GET", AUDIT, room_id=ROOM, interaction_id="p-single", expect=400, code="invalid_field"
@@ -1163,6 +1168,41 @@ async def _report(api: Api, w: World) -> None:
     await api.call("GET", path, room_id=NOWHERE, expect=404, code="room_not_found")
     await unauthorized(api, w, "GET", path, room_id=ROOM)
     await outage(api, "GET", path, room_id=ROOM)
+
+
+@scenario("GET", AUDIT_LOG)
+async def _audit_log(api: Api, w: World) -> None:
+    await w.host("POST", MODERATION, room_id=ROOM, expect=200, body={"action": "ban", "user": "b"})
+    mod = w.tokens["moderator"]
+    body = {"action": "mute", "user": "m"}
+    await api.call("POST", MODERATION, room_id=ROOM, token=mod, expect=200, body=body)
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", AUDIT_LOG, room_id=ROOM, token=token, expect=200)
+        actions = [(e["action"], e["actor"]["id"]) for e in r.json()["entries"]]
+        assert actions[:2] == [("moderation.mute", "moderator"), ("moderation.ban", "host")]
+    first = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"limit": "1"}, expect=200)
+    cursor = first.json()["next"]
+    query = {"limit": "1", "before": cursor, "action": "moderation"}
+    second = await api.call("GET", AUDIT_LOG, room_id=ROOM, query=query, expect=200)
+    assert [e["action"] for e in second.json()["entries"]] == ["moderation.ban"]
+    query = {"actor": "host", "target": "b", "since": "0", "until": str(2**42)}
+    r = await api.call("GET", AUDIT_LOG, room_id=ROOM, query=query, expect=200)
+    assert [e["action"] for e in r.json()["entries"]] == ["moderation.ban"]
+    exported = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"format": "json"}, expect=200)
+    assert exported.json()["entries"][-1]["action"] == "moderation.mute"  # oldest first
+    csv = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"format": "csv"}, expect=200)
+    assert csv.text.splitlines()[0].startswith("id,at,time,node,actor_id"), csv.text
+    for query in ({"limit": "0"}, {"since": "yesterday"}, {"who": "x"}, {"format": "xml"}):
+        await api.call(
+            "GET", AUDIT_LOG, room_id=ROOM, query=query, expect=400, code="invalid_field"
+        )
+    await throttled(api, "GET", AUDIT_LOG, room_id=ROOM)
+    for role in ("viewer", "screen"):
+        await api.call("GET", AUDIT_LOG, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", AUDIT_LOG, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", AUDIT_LOG, room_id=ROOM)
+    await outage(api, "GET", AUDIT_LOG, room_id=ROOM)
 
 
 @scenario("GET", STATS)

@@ -28,6 +28,7 @@ import {
   tokenClaims,
 } from "/static/common.js";
 import { ALERT_WORDS, KeywordAlerts } from "/static/alerts.js";
+import { AUDIT_WORDS, AuditPanel } from "/static/auditlog.js";
 import { addWords } from "/static/i18n.js";
 import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
 import { RUN_WORDS, RunSheet } from "/static/runsheet.js";
@@ -35,6 +36,7 @@ import { field, placeInOrder } from "/static/widgets.js";
 
 addWords(RUN_WORDS);
 addWords(ALERT_WORDS);
+addWords(AUDIT_WORDS);
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -362,6 +364,10 @@ const runSheet = new RunSheet({
   }
 }
 
+// The audit log: who did what in the room (auditlog.js).
+const auditLog = new AuditPanel({ path: (rest) => roomPath(rest), token: () => session.restToken, download: (path, name) => download(path, name) });
+$("tab-audit").append(auditLog.el);
+
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => selectTab(/** @type {HTMLElement} */ (tab).dataset.tab ?? "live"));
 }
@@ -378,6 +384,7 @@ function selectTab(name) {
     /** @type {HTMLElement} */ (panel).hidden = /** @type {HTMLElement} */ (panel).dataset.panel !== name;
   }
   if (name === "danmaku") refreshModeration();
+  if (name === "audit") auditLog.refresh();
 }
 
 // --- live counts and links ------------------------------------------------------------------

@@ -43,13 +43,20 @@ class AlertsApi:
             raise ApiError(400, "invalid_field", 'send {"watchlists": [watch list…]}')
         await self.api.room(room_id)
         async with refusals():
-            return json_response(
-                await self.rooms.alerts.set_watchlists(room_id, body["watchlists"])
-            )
+            listing = await self.rooms.alerts.set_watchlists(room_id, body["watchlists"])
+        ids = [w.get("id") for w in body["watchlists"]]
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(
+            room_id, by, "alerts.watchlists", {"room": room_id}, "ok", {"watchlists": ids}
+        )
+        return json_response(listing)
 
     async def acknowledge(self, request: Request) -> Response:
         room_id, identity = self._caller(request, "acknowledge keyword alerts")
         await self.api.room(room_id)
         alert_id: str = request.path_params["alert_id"]
         async with refusals():
-            return json_response(await self.rooms.alerts.acknowledge(room_id, alert_id, identity))
+            alert = await self.rooms.alerts.acknowledge(room_id, alert_id, identity)
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "alerts.ack", {"alert": alert_id})
+        return json_response(alert)

@@ -3,7 +3,7 @@ a refusal becomes an HTTP error (PROTOCOL.md, "REST API")."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.requests import Request
@@ -108,6 +108,10 @@ class Callers:
         """The user id of a valid room token for this room ("" for the admin)."""
         identity = self._identity(request, room_id)
         return "" if identity is None else identity.user_id
+
+    def who(self, request: Request, room_id: str) -> Identity | Literal["admin"]:
+        """The caller, for the audit log: a room token's identity, or the admin."""
+        return self._identity(request, room_id) or "admin"
 
     def _identity(self, request: Request, room_id: str) -> Identity | None:
         """The room token's identity (None for the admin token); refuses a missing or

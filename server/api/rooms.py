@@ -82,6 +82,10 @@ class RoomsApi:
             await self.store.create_room(record)
         except RoomExists:
             raise ApiError(409, "room_exists", f"room {room_id!r} exists already") from None
+        detail = {"title": title, "settings": record.settings}
+        await self.rooms.audit_log.record(
+            room_id, "admin", "room.create", {"room": room_id}, "ok", detail
+        )
         return json_response(self.view(record), 201)
 
     async def get(self, request: Request) -> Response:
@@ -102,9 +106,12 @@ class RoomsApi:
             )
         await self.room(room_id)
         title = _title(body.get("title"), "") or None
-        record = await self.rooms.update_room(
-            room_id, title=title, settings=_settings(body.get("settings"))
-        )
+        settings = _settings(body.get("settings"))
+        record = await self.rooms.update_room(room_id, title=title, settings=settings)
+        target = {"room": room_id, "settings": sorted(settings)}
+        detail = {"settings": settings, **({"title": title} if title else {})}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "room.update", target, "ok", detail)
         return json_response(self.view(record))
 
     async def delete(self, request: Request) -> Response:
@@ -113,6 +120,7 @@ class RoomsApi:
         if role != "admin":
             raise ApiError(403, "forbidden", f"only the admin may delete a room, not a {role}")
         await self.rooms.delete_room(room_id)
+        self.rooms.audit_log.gone(room_id, "admin")  # its log went with it: the node's log
         return Response(status_code=204)
 
     async def mint_token(self, request: Request) -> Response:
@@ -142,6 +150,10 @@ class RoomsApi:
         await self.store.remember_token(
             room_id, digest, {"role": role, "user_id": user_id, "by": caller}, ttl
         )
+        target = {"user": user_id, "token_role": role}
+        detail = {"name": name, "ttl_s": ttl, "expires_at": expires}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "token.mint", target, "ok", detail)
         return json_response(
             {
                 "token": token,

@@ -298,8 +298,8 @@ class Hub:
             if command.id is not None or command.key is not None:
                 conn.send(ack(command.id, **reply))
         elif isinstance(command, Host):
-            room, _ = _member(conn, command.id, command.action, STAFF_ROLES)
-            result = await self.rooms.host(room.id, command.action, command.fields)
+            room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
+            result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
             self.metrics.commands.labels("host", "ok").inc()
             conn.send(ack(command.id, **result))
         else:

@@ -57,7 +57,7 @@ class Rooms(Protocol):
         self, room_id: str, identity: Identity, op: str, key: str | None, fields: Mapping[str, Any]
     ) -> dict[str, Any]: ...
     async def host(
-        self, room_id: str, action: str, fields: Mapping[str, Any]
+        self, room_id: str, action: str, fields: Mapping[str, Any], by: Identity
     ) -> dict[str, Any]: ...
 
     def check_danmaku(

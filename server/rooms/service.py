@@ -37,6 +37,7 @@ from server.interactions.kind import (
 )
 from server.interactions.registry import Registry
 from server.rooms.alerts import AlertDesk
+from server.rooms.audit import AuditLog, audited
 from server.rooms.bursts import Bursts
 from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
@@ -119,6 +120,7 @@ class RoomService:
         self.moderation = Moderation(store, self.outbox, clock=clock)
         self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
         self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
+        self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -341,6 +343,7 @@ class RoomService:
 
     # --- host operations ------------------------------------------------------------------
 
+    @audited  # by=who acted; each call is an entry of the room's audit log
     async def host(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create an interaction, act on one, or moderate; shared by REST and WebSocket."""
         async with refusals():
@@ -453,8 +456,9 @@ class RoomService:
             raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
         return kind, d, definitions
 
-    async def audit(self, room_id: str, iid: str) -> dict[str, Any]:
-        """The audit record of an interaction whose kind keeps one (a drawn draw)."""
+    async def audit(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
+        """The audit record of an interaction whose kind keeps one (a drawn draw), as
+        ``audience`` may read it."""
         async with refusals():
             kind, d, _ = await self._found(room_id, iid)
             if not kind.audited:
@@ -463,7 +467,7 @@ class RoomService:
                 )
             if d.audit is None:
                 raise InteractionError("not_open", f"{kind.name} {iid} has no audit record yet")
-            return d.audit
+            return kind.audit_view(d.audit, audience)
 
     async def export(self, room_id: str, iid: str) -> list[dict[str, Any]]:
         """Rows of what the interaction collected, for a spreadsheet."""
