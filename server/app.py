@@ -118,7 +118,8 @@ def create_app(
     limits = settings.limits
     heavy = HeavyRequests(limits.heavy_requests_per_s, limits.heavy_request_burst)
     # Every route that needs no token, per client address (issue 15).
-    public = HeavyRequests(limits.public_requests_per_s, limits.public_request_burst).limited
+    public_requests = HeavyRequests(limits.public_requests_per_s, limits.public_request_burst)
+    public = public_requests.limited
     room = "/api/v1/rooms/{room_id}"
     interaction = f"{room}/interactions/{{interaction_id}}"
     routes = [
@@ -170,6 +171,7 @@ def create_app(
     app.state.rooms = rooms
     app.state.pages = pages
     app.state.heavy = heavy
+    app.state.public_requests = public_requests
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority
