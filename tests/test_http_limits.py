@@ -148,6 +148,7 @@ async def test_a_200_mb_body_with_any_token_leaves_the_nodes_memory_where_it_was
                     answers[name, chunked, path] = answer
         peak = node.rss_kib("VmHWM")
         after = node.rss_kib()
+        print(f"RSS before {before} KiB, peak {peak} KiB, after {after} KiB")
         assert peak - before < 20 * 1024, (before, peak, after)
         assert after - before < 20 * 1024, (before, peak, after)
         # What a client sees: 413 before the body is read whole; with chunked encoding
@@ -172,6 +173,7 @@ async def _slowloris(port: int, kind: str) -> float:
         elif kind == "body":
             writer.write(
                 b"POST /api/v1/rooms HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Authorization: Bearer " + ADMIN.encode() + b"\r\n"
                 b'Content-Length: 1000\r\n\r\n{"id": '
             )
         deadline = started + 30 * UNIT
@@ -207,6 +209,11 @@ async def test_250_slow_and_silent_sockets_are_closed_within_the_header_timeout(
         async with httpx.AsyncClient(base_url=node.base) as http:
             assert (await http.get("/healthz")).status_code == 200
         held = await asyncio.gather(*slow)
+        for i, kind in enumerate(kinds):
+            mine = held[i::3]
+            print(
+                f"{len(mine)} {kind}: held {min(mine):.2f}-{max(mine):.2f} s (timeout {timeout} s)"
+            )
         assert max(held) < HEADER_TIMEOUT_S + 3 * UNIT, sorted(held)[-5:]
         for _ in range(50):
             if node.open_fds() <= fds + 2:
