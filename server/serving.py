@@ -124,7 +124,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._disarm()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.transport.resume_reading()
+        self.flow.resume_reading()  # uvicorn paused it while the body waited unread
         self._deadline = self.loop.call_later(LINGER_S, self.transport.close)
 
     def handle_websocket_upgrade(self) -> None:
