@@ -233,6 +233,19 @@ async def test_a_slow_client_is_told_408(server_factory):
     assert b"connection: close" in answer
 
 
+async def test_an_idle_kept_alive_connection_is_closed(server_factory):
+    async with server_factory(limits={"http_idle_timeout_s": 1}) as live:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * UNIT)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" not in head
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        # kept alive, then closed by the node once idle (nothing more to read)
+        assert await asyncio.wait_for(reader.read(), 10 * UNIT) == b""
+        writer.close()
+
+
 async def test_over_the_cap_of_open_http_connections_a_new_one_gets_503(server_factory):
     async with server_factory(limits={"max_http_connections": 5}) as live:
         held = [await asyncio.open_connection("127.0.0.1", live.port) for _ in range(5)]
