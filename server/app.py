@@ -61,8 +61,7 @@ def create_app(
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
-    rooms_api = RoomsApi(store, authority, rooms, hub.online)
-    rooms_api.callers = callers  # one count of wrong tokens per address for every route
+    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     node = NodeApi(hub, metrics, callers)
 
