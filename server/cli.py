@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.backends import open_backends
-    from server.hub import Connection
+    from server.serving import uvicorn_options
 
     flags = {
         "host": args.host,
@@ -33,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         "public_url": args.public_url,
         "data_dir": args.data_dir,
         "memory": True if args.memory else None,
+        "insecure_dev": True if args.insecure_dev else None,
     }
     try:
         prepared = prepare(load_settings(args.config, flags=flags))
@@ -56,8 +57,6 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=settings.server.host,
         port=settings.server.port,
-        http="httptools",
-        ws=Connection,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         lifespan="on",
         log_level=settings.server.log_level,
@@ -65,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=int(settings.hub.shutdown_grace_s) or 1,
         backlog=4096,
+        **uvicorn_options(settings),
     )
     _server_class()(config).run()
     return 0
@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep nothing on disk: rooms, results and the secret are gone when the "
         "process exits (for tests and throwaway demos)",
+    )
+    serve.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="allow an admin token under 16 characters (development on a machine no one "
+        "else can reach; HUDONG_INSECURE_DEV=true)",
     )
     serve.add_argument(
         "--demo",

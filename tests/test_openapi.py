@@ -519,6 +519,20 @@ async def throttled(api: Api, method: str, path: str, **kw: Any) -> None:
         heavy._buckets.clear()
 
 
+async def crowded(api: Api, template: str, **kw: Any) -> None:
+    """429 rate_limited (with Retry-After) once this client's budget of requests that
+    need no token is spent (here: a budget of none)."""
+    public = api.live.app.state.public_requests
+    saved = public.per_s, public.burst
+    public.per_s, public.burst = 0.01, 0
+    public._buckets.clear()
+    try:
+        await api.call("GET", template, token=None, expect=429, code="rate_limited", **kw)
+    finally:
+        public.per_s, public.burst = saved
+        public._buckets.clear()
+
+
 async def outage(api: Api, method: str, path: str, **kw: Any) -> None:
     """503 store_unavailable (with Retry-After) for a call that would otherwise succeed."""
     with store_outage(api.live):
@@ -529,11 +543,13 @@ async def outage(api: Api, method: str, path: str, **kw: Any) -> None:
 async def _index(api: Api, w: World) -> None:
     r = await api.call("GET", "/", token=None, expect=200)
     assert r.json()["websocket"] == "/ws"
+    await crowded(api, "/")
 
 
 @scenario("GET", "/healthz")
 async def _healthz(api: Api, w: World) -> None:
     await api.call("GET", "/healthz", token=None, expect=200)
+    await crowded(api, "/healthz")
 
 
 @scenario("GET", "/readyz")
@@ -547,12 +563,22 @@ async def _readyz(api: Api, w: World) -> None:
         assert r.json() == {"ready": False, "checks": {"hub": "ok", "store": "unreachable"}}
     await w.acked(viewer, "checkin", key="during-outage")  # the retry goes through
     await api.call("GET", "/readyz", token=None, expect=200)
+    await crowded(api, "/readyz")
 
 
 @scenario("GET", "/metrics")
 async def _metrics(api: Api, w: World) -> None:
     r = await api.call("GET", "/metrics", token=None, expect=200)
     assert "hudong_" in r.text
+    await crowded(api, "/metrics")
+    hub = api.live.hub
+    saved = hub.settings
+    hub.settings = saved.replace(server={"metrics_token": "metrics-token-0123456789"})
+    try:
+        await api.call("GET", "/metrics", token=None, expect=401, code="unauthorized")
+        await api.call("GET", "/metrics", token="metrics-token-0123456789", expect=200)
+    finally:
+        hub.settings = saved
 
 
 @scenario("GET", DEGRADE)
@@ -1230,6 +1256,7 @@ async def _page(api: Api, w: World, path: str, **params: str) -> None:
     assert "connect-src 'self'" in policy and "'unsafe-inline'" not in policy, policy
     assert r.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module"' in r.text
+    await crowded(api, path, **params)
 
 
 @scenario("GET", "/console")
@@ -1258,6 +1285,7 @@ async def _qr(api: Api, w: World) -> None:
     assert r.headers["x-hudong-target"] == f"{api.live.base}/live/{ROOM}"
     assert r.text.startswith("<svg")
     await api.call("GET", "/qr/{room_id}.svg", token=None, expect=400, room_id="a.b")
+    await api.call("GET", "/qr/{room_id}.svg", token=None, expect=404, room_id=NOWHERE)
     await throttled(api, "GET", "/qr/{room_id}.svg", token=None, room_id=ROOM)
 
 
@@ -1269,6 +1297,7 @@ async def _kind_modules(api: Api, w: World) -> None:
     poll = await api.call("GET", path, token=None, expect=200, name="poll")
     assert "export default" in poll.text
     await api.call("GET", path, token=None, expect=404, name="nope")
+    await crowded(api, path, name="index")
 
 
 @scenario("GET", "/static/{path}")
@@ -1278,6 +1307,7 @@ async def _static(api: Api, w: World) -> None:
         assert r.content, path
     for path in ("client/package.json", "nope.js", "../../server/app.py", "client/node_modules"):
         await api.call("GET", "/static/{path}", token=None, expect=404, path=path)
+    await crowded(api, "/static/{path}", path="style.css")
 
 
 def _folder_with_a_logo(folder: str) -> Path:
@@ -1294,6 +1324,7 @@ async def _assets(api: Api, w: World) -> None:
         try:
             await api.call("GET", "/assets/{path}", token=None, expect=200, path="logo.svg")
             await api.call("GET", "/assets/{path}", token=None, expect=404, path="logo.png")
+            await crowded(api, "/assets/{path}", path="logo.svg")
         finally:
             pages.assets = None
 

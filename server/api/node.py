@@ -56,6 +56,11 @@ class NodeApi:
         return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def metrics_text(self, request: Request) -> Response:
+        """The Prometheus metrics; with ``server.metrics_token`` set, only for a caller
+        that sends it as its bearer token."""
+        token = self.hub.settings.server.metrics_token
+        if token:
+            self.callers.require_token(request, token, "server.metrics_token")
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def degrade(self, request: Request) -> Response:

@@ -47,10 +47,12 @@ class RoomsApi:
         authority: Authority,
         rooms: RoomService,
         online: Callable[[str], int],
+        callers: Callers | None = None,
     ) -> None:
         self.store = store
         self.authority = authority
-        self.callers = Callers(authority)
+        # shared with the other handlers: one count of wrong tokens per address
+        self.callers = callers if callers is not None else Callers(authority)
         self.rooms = rooms
         self.online = online
 

@@ -54,6 +54,7 @@ from server.hub.stream import Stream
 from server.hub.upkeep import Upkeep
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
+from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
 
@@ -93,6 +94,7 @@ class Hub:
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
+        self.origins = Origins(settings)  # which pages may open /ws (server/origins.py)
         self.stream = Stream(
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
