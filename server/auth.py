@@ -65,8 +65,21 @@ class Identity:
         return {"id": self.user_id, "name": self.name, "role": self.role}
 
 
-def new_token_id() -> str:
-    return secrets.token_urlsafe(12)  # 16 characters
+def new_token_id(expires_at: int) -> str:
+    """A token's id (``jti``): its expiry in hex, then 16 random characters. Revoking a
+    token by id keeps the entry only until then, with no record of minted tokens."""
+    return f"{expires_at:x}.{secrets.token_urlsafe(12)}"
+
+
+def expiry_in_token_id(token_id: str) -> int | None:
+    """The expiry a token id of :func:`new_token_id` names (None for another form)."""
+    head, dot, _ = token_id.partition(".")
+    if not dot or not 1 <= len(head) <= 12:
+        return None
+    try:
+        return int(head, 16)
+    except ValueError:
+        return None
 
 
 def incarnation_of(created_at: float) -> int:
@@ -107,9 +120,31 @@ class Authority:
         *,
         guest: bool = False,
         incarnation: int | None = None,
-        token_id: str | None = None,
     ) -> tuple[str, int]:
-        """A signed room token and its expiry (seconds since the epoch). ``iat`` has
+        """A signed room token and its expiry (seconds since the epoch)."""
+        token, exp, _ = self.issue(
+            room, role, user_id, name, ttl_s, guest=guest, incarnation=incarnation
+        )
+        return token, exp
+
+    def mint_guest(self, room: str, created_at: float, identity: Identity, ttl_s: int) -> str:
+        """An anonymous viewer's own token, for the room created at ``created_at``."""
+        inc = incarnation_of(created_at)
+        user, name = identity.user_id, identity.name
+        return self.mint(room, "viewer", user, name, ttl_s, guest=True, incarnation=inc)[0]
+
+    def issue(
+        self,
+        room: str,
+        role: Role,
+        user_id: str,
+        name: str,
+        ttl_s: int,
+        *,
+        guest: bool = False,
+        incarnation: int | None = None,
+    ) -> tuple[str, int, str]:
+        """A signed room token, its expiry and its id (``jti``). ``iat`` has
         milliseconds, so a token minted just after a revocation is not revoked by it."""
         now = time.time()
         exp = int(now) + ttl_s
@@ -121,13 +156,13 @@ class Authority:
             "name": name,
             "iat": round(now, 3),
             "exp": exp,
-            "jti": token_id or new_token_id(),
+            "jti": new_token_id(exp),
         }
         if incarnation is not None:
             claims["inc"] = incarnation
         if guest:
             claims["guest"] = True
-        return jwt.encode(claims, self._secret, algorithm="HS256"), exp
+        return jwt.encode(claims, self._secret, algorithm="HS256"), exp, str(claims["jti"])
 
     def verify(self, token: str, room: str) -> Identity:
         try:

@@ -65,6 +65,14 @@ class ServerSettings:
     # Interaction kinds of your own, beside the built-in ones: module:attribute of each
     # (comma-separated), importable by the server; empty: none.
     kinds: str = ""
+    # Exposure (issue 15). true: start with an admin token under 16 characters
+    # (--insecure-dev; never on a network others can reach).
+    insecure_dev: bool = False
+    # Origins (scheme://host[:port], comma-separated; * for any) whose pages may open
+    # /ws and call the REST API (CORS), beside the node's own pages and public_url's.
+    allowed_origins: str = ""
+    # /metrics asks for 'Authorization: Bearer <this>'; empty: open to anyone.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,26 @@ class LimitsSettings:
     # over it, 429 rate_limited with Retry-After.
     heavy_requests_per_s: float = 5.0
     heavy_request_burst: int = 20
+    # The audit log (issue 15): the newest entries kept per room, older ones dropped.
+    audit_log_keep: int = 10000
+    # HTTP (issue 15). A request body over this is refused with 413 while it streams in.
+    max_body_bytes: int = 65536
+    # A connection must send a whole request head within header_timeout_s of opening
+    # (or of its first byte, for the next request on a kept-alive one), and the body
+    # within body_timeout_s of the head; an idle kept-alive one is closed after
+    # idle_timeout_s. Over max_http_connections open HTTP connections (not counting
+    # WebSockets), a new one gets 503 and is closed.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_idle_timeout_s: float = 5.0
+    max_http_connections: int = 10000
+    # Per client address, every endpoint that needs no token (pages, their files, QR
+    # codes, health, metrics); over it: 429 rate_limited with Retry-After; 0: no limit.
+    public_requests_per_s: float = 200.0
+    public_request_burst: int = 1000
+    # Wrong admin (or room) tokens per client address before each further attempt
+    # from it is refused with 429 for a time that doubles, up to 5 minutes.
+    failed_logins_allowed: int = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,23 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
     # a different commitment than the one published at opening is caught too
     assert verify(path, "--commitment", "ab" * 32).returncode == 1
 
+    # A viewer reads digests of the entrants, not their ids, and still checks the draw
+    # and its own entry (issue 15: the audit listed every entrant's id to any viewer).
+    async with live.http(await live.mint("draw", "viewer", user_id="late-joiner")) as http:
+        response = await http.get("/api/v1/rooms/draw/interactions/lucky/audit")
+    seen = response.json()
+    assert "entrants" not in seen and len(seen["entrant_digests"]) == 10_001
+    losers = [e for e in audit["entrants"] if e not in winners]
+    assert not any(loser in response.text for loser in [*losers[:500], "late-joiner"])
+    mine = tmp_path / "mine.json"
+    mine.write_text(response.text)
+    ok = verify(mine, "--commitment", commitment, "--me", "late-joiner")
+    assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
+    assert verify(mine, "--me", "never-entered").returncode == 1
+    swapped = [losers[0], *winners[1:]]
+    mine.write_text(json.dumps({**seen, "winners": swapped}))
+    assert "FAILED" in verify(mine).stdout
+
 
 async def test_presence_and_keyword_draws_find_their_entrants(live):
     await live.create_room("kw")

@@ -14,11 +14,11 @@ from starlette.responses import Response
 
 from protocol.messages import ROOM_ID_RE, CommandError
 from server.api.http import ApiError, Callers, json_response, read_body
-from server.auth import MAX_TTL_S, RANK, ROLES, Authority, Identity, incarnation_of, new_token_id
+from server.auth import MAX_TTL_S, RANK, ROLES, Authority, Identity, incarnation_of
 from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
 from server.room_settings import SettingError, check_settings
 from server.rooms.service import RoomService, refusals
-from server.rooms.trust import REVOKED_BOX, TOKEN_ID_PREFIX
+from server.rooms.trust import REVOKED_BOX
 
 DEFAULT_TOKEN_TTL_S = 24 * 3600  # or what the minting token has left, if less
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
@@ -48,10 +48,13 @@ class RoomsApi:
         authority: Authority,
         rooms: RoomService,
         online: Callable[[str], int],
+        callers: Callers | None = None,
     ) -> None:
         self.store = store
         self.authority = authority
-        self.callers = Callers(authority, self._vouch)
+        # shared with the other handlers: one count of wrong tokens per address
+        self.callers = callers if callers is not None else Callers(authority)
+        self.callers.vouch = self._vouch  # revoked tokens, tokens of an earlier room
         self.rooms = rooms
         self.online = online
 
@@ -68,7 +71,9 @@ class RoomsApi:
         served = self.rooms.views.get(identity.room)
         try:
             async with refusals():
-                await self.rooms.trust.check(identity, record, served.revoked if served else None)
+                await self.rooms.views.trust.check(
+                    identity, record, served.revoked if served else None
+                )
         except CommandError as exc:
             if exc.code != "unauthorized":
                 raise
@@ -96,6 +101,10 @@ class RoomsApi:
             await self.store.create_room(record)
         except RoomExists:
             raise ApiError(409, "room_exists", f"room {room_id!r} exists already") from None
+        detail = {"title": title, "settings": record.settings}
+        await self.rooms.audit_log.record(
+            room_id, "admin", "room.create", {"room": room_id}, "ok", detail
+        )
         return json_response(self.view(record), 201)
 
     async def get(self, request: Request) -> Response:
@@ -116,9 +125,12 @@ class RoomsApi:
             )
         await self.room(room_id)
         title = _title(body.get("title"), "") or None
-        record = await self.rooms.update_room(
-            room_id, title=title, settings=_settings(body.get("settings"))
-        )
+        settings = _settings(body.get("settings"))
+        record = await self.rooms.update_room(room_id, title=title, settings=settings)
+        target = {"room": room_id, "settings": sorted(settings)}
+        detail = {"settings": settings, **({"title": title} if title else {})}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "room.update", target, "ok", detail)
         return json_response(self.view(record))
 
     async def delete(self, request: Request) -> Response:
@@ -127,6 +139,7 @@ class RoomsApi:
         if role != "admin":
             raise ApiError(403, "forbidden", f"only the admin may delete a room, not a {role}")
         await self.rooms.delete_room(room_id)
+        self.rooms.audit_log.gone(room_id, "admin")  # its log went with it: the node's log
         return Response(status_code=204)
 
     async def mint_token(self, request: Request) -> Response:
@@ -161,22 +174,17 @@ class RoomsApi:
                 f"ttl_s {ttl} is longer than the minting token has left ({max(0, left)} s): "
                 "a token mints no token that outlives it",
             )
-        jti = new_token_id()
-        token, expires = self.authority.mint(
-            room_id,
-            role,
-            user_id,
-            name,
-            ttl,
-            incarnation=incarnation_of(record.created_at),
-            token_id=jti,
+        token, expires, jti = self.authority.issue(
+            room_id, role, user_id, name, ttl, incarnation=incarnation_of(record.created_at)
         )
-        # Only the hash is kept: who minted which token, without being able to use it;
-        # and the id's expiry, so that revoking the token by id lasts no longer.
+        # Only the hash is kept: who minted which token, without being able to use it.
         digest = hashlib.sha256(token.encode()).hexdigest()
         info = {"role": role, "user_id": user_id, "by": caller}
         await self.store.remember_token(room_id, digest, info, ttl)
-        await self.store.remember_token(room_id, TOKEN_ID_PREFIX + jti, {"exp": expires}, ttl)
+        target = {"user": user_id, "token_role": role}
+        detail = {"name": name, "ttl_s": ttl, "expires_at": expires}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "token.mint", target, "ok", detail)
         return json_response(
             {
                 "token": token,
@@ -200,7 +208,7 @@ class RoomsApi:
         await self.room(room_id)
         if request.method == "GET":
             async with refusals():
-                return json_response(await self.rooms.trust.listing(room_id))
+                return json_response(await self.rooms.views.trust.listing(room_id))
         body = await read_body(request)
         if role == "host" and body.get("role") in RANK and RANK[body["role"]] >= RANK[role]:
             # as for minting: a host takes back lower roles' tokens; the admin any
@@ -211,7 +219,7 @@ class RoomsApi:
                 400, "invalid_field", f"unknown fields {sorted(unknown)}; send role or jti"
             )
         async with refusals():
-            reply = await self.rooms.trust.revoke(room_id, body)
+            reply = await self.rooms.views.trust.revoke(room_id, body)
             # Every node serving the room re-reads the list at its next flush, and closes
             # the sessions it revokes; this one at once.
             self.rooms.changed(room_id, REVOKED_BOX, reply["version"])

@@ -18,10 +18,11 @@ Store guarantees:
   the room does not exist, and changes nothing (``get_room``, ``update_room``,
   ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
   ``put_interaction``, ``interactions``, ``apply``, ``submit_many``, ``counters``,
-  ``records``, ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
-  ``set_node_stats``, ``room_stats``, ``add_participants``, ``participants``,
-  ``append_replay``, ``replay``) does nothing for a missing room and reads empty
-  (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
+  ``records``, ``read``, ``append_audit``, ``audit_log``, ``redact_audit``). The best-effort
+  bookkeeping (``set_presence``, ``presence``, ``set_node_stats``, ``room_stats``,
+  ``add_participants``, ``participants``, ``append_replay``, ``replay``) does nothing
+  for a missing room and reads empty (0, ``{}``, ``[]``): a node's late report never
+  brings a deleted room back.
   The check is part of the operation (on Redis in the same Lua script as the write,
   in the same round trip as the read), not a separate call that could race.
 - :meth:`Store.list_rooms` lists the rooms that exist when it reads them; a room
@@ -298,6 +299,22 @@ class Store(Protocol):
     ) -> None: ...
 
     async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]: ...
+
+    # --- the room's audit log (server/rooms/audit.py): not best effort, and bounded ---
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        """Append ``entries`` to the room's audit log, keeping its newest ``keep``."""
+        ...
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's audit log, oldest first."""
+        ...
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        """Replace ``user_id`` wherever it is a whole string value of an entry (actor,
+        target, detail, list items) with ``replacement``, keeping each entry's place;
+        returns how many entries changed (a viewer's data deleted: PROTOCOL.md,
+        "Audit log")."""
+        ...
 
     async def ping(self) -> None: ...
 

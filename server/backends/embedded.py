@@ -16,8 +16,9 @@ before it is on disk, and a retry of a failed call (same idempotency key) is ans
 only once the first application is.
 
 Kept on disk: rooms, interactions, every box (counters, held contributions, applied
-idempotency keys: votes, moderation, draw entries), token records, participants and the
-replay buffer. Presence and per-node live counts are not: they expire within seconds.
+idempotency keys: votes, moderation, draw entries), token records, participants, the
+audit log and the replay buffer. Presence and per-node live counts are not: they expire
+within seconds.
 The replay buffer is written with the next commit without being waited for (it is best
 effort, and the danmaku path must not wait on the disk).
 
@@ -72,8 +73,19 @@ CREATE TABLE IF NOT EXISTS participants (
     room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replay (
     room TEXT, seq INTEGER, event BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    room TEXT, seq INTEGER, entry BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 """
-ROOM_TABLES = ("interactions", "counters", "held", "done", "tokens", "participants", "replay")
+ROOM_TABLES = (
+    "interactions",
+    "counters",
+    "held",
+    "done",
+    "tokens",
+    "participants",
+    "replay",
+    "audit",
+)
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
 CLOSE_WAIT_S = 10.0
@@ -91,6 +103,7 @@ class EmbeddedStore(MemoryStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
+        self._audit_seq: dict[str, int] = {}  # the last audit row's seq, per room
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = _lock(self.path)
@@ -148,6 +161,9 @@ class EmbeddedStore(MemoryStore):
             rooms[room_id].participants.add(user)
         for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
             rooms[room_id].replay.append(event)
+        for room_id, seq, entry in db.execute("SELECT * FROM audit ORDER BY room, seq"):
+            rooms[room_id].audit.append(entry)
+            self._audit_seq[room_id] = seq
 
     # --- writes: queued in call order, committed together -----------------------------
 
@@ -253,6 +269,7 @@ class EmbeddedStore(MemoryStore):
     async def delete_room(self, room_id: str) -> None:
         await super().delete_room(room_id)
         self._replay_seq.pop(room_id, None)
+        self._audit_seq.pop(room_id, None)
         self._write(
             ("DELETE FROM rooms WHERE id = ?", (room_id,)),
             *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
@@ -368,6 +385,30 @@ class EmbeddedStore(MemoryStore):
         rows.append(("DELETE FROM replay WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
         self._replay_seq[room_id] = seq
         self._write(*rows)  # best effort: not waited for (module docstring)
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        await super().append_audit(room_id, entries, keep)
+        seq = self._audit_seq.get(room_id, 0)
+        rows: list[Statement] = []
+        for entry in entries:
+            seq += 1
+            rows.append(("INSERT INTO audit VALUES (?, ?, ?)", (room_id, seq, orjson.dumps(entry))))
+        rows.append(("DELETE FROM audit WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
+        self._audit_seq[room_id] = seq
+        self._write(*rows)
+        await self._durable()  # an audit entry is kept like any change, not best effort
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        changed = await super().redact_audit(room_id, user_id, replacement)
+        if changed:  # the log again, in its place: the same seqs, ending at the last
+            entries = self._rooms[room_id].audit
+            first = self._audit_seq.get(room_id, 0) - len(entries) + 1
+            rows: list[Statement] = [("DELETE FROM audit WHERE room = ?", (room_id,))]
+            for seq, entry in enumerate(entries, first):
+                rows.append(("INSERT INTO audit VALUES (?, ?, ?)", (room_id, seq, entry)))
+            self._write(*rows)
+            await self._durable()
+        return changed
 
     def _last_replay_seq(self, room_id: str) -> int:
         # Read once per room and run, before this run's first append (the writer thread

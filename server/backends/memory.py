@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Collection
@@ -28,6 +29,11 @@ from server.backends.base import (
     held_deltas,
     held_record,
 )
+
+
+def audit_value(text: str) -> bytes:
+    """``text`` as a JSON string, as it stands in a stored audit entry."""
+    return orjson.dumps(text)
 
 
 @dataclasses.dataclass
@@ -54,6 +60,7 @@ class _Room:
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
     participants: set[str] = dataclasses.field(default_factory=set)
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
+    audit: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
 class MemoryStore(Store):
@@ -247,6 +254,23 @@ class MemoryStore(Store):
         if room is None or count <= 0:
             return []
         return [orjson.loads(e) for e in list(room.replay)[-count:]]
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        room = self._room(room_id)
+        room.audit.extend(orjson.dumps(e) for e in entries)
+        while len(room.audit) > max(0, keep):
+            room.audit.popleft()
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        return [orjson.loads(e) for e in self._room(room_id).audit]
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        room = self._room(room_id)
+        found = re.compile(re.escape(audit_value(user_id)) + rb"(?=[,\]}])")
+        new = audit_value(replacement)
+        redacted = [found.subn(lambda _: new, e) for e in room.audit]
+        room.audit = deque(e for e, _ in redacted)
+        return sum(1 for _, n in redacted if n)
 
     async def ping(self) -> None:
         return None

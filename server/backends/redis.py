@@ -49,6 +49,7 @@ from server.backends.base import (
     Submission,
     held_record,
 )
+from server.backends.redis_audit import REDACT, RedisAuditLog
 from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
 # The keys of a room, after the prefix and hash tag: the room's own keys (the hash
 # first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
-ROOM_KEYS = "room version interactions tokens presence stats participants replay ids".split()
+ROOM_KEYS = "room version interactions tokens presence stats participants replay audit ids".split()
 BOX_KEYS = ("rec", "cnt", "done")
 
 # --- Lua: KEYS[1] is always the room's hash -------------------------------------------
@@ -175,7 +176,7 @@ SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
 
-# KEYS: room, replay list   ARGV: how many to keep, events (at most that many)
+# KEYS: room, replay (or audit) list   ARGV: how many to keep, events (at most that many)
 APPEND_REPLAY = (
     IF_ROOM
     + """
@@ -187,8 +188,8 @@ return redis.call('LTRIM', KEYS[2], -keep, -1)
 )
 
 # Reads of one room as of one moment. KEYS: room, then one key per read; ARGV: per
-# read, its command (GET, HGETALL, or HGET, the one that takes an argument: the field)
-# and that argument ('' for the others).
+# read, its command (GET, HGETALL, LRANGE (a whole list), or HGET, the one that takes
+# an argument: the field) and that argument ('' for the others).
 READ = (
     IF_ROOM
     + """
@@ -197,6 +198,8 @@ for i = 2, #KEYS do
   local command, field = ARGV[2 * i - 3], ARGV[2 * i - 2]
   if command == 'HGET' then
     answers[i - 1] = redis.call(command, KEYS[i], field)
+  elseif command == 'LRANGE' then
+    answers[i - 1] = redis.call(command, KEYS[i], 0, -1)
   else
     answers[i - 1] = redis.call(command, KEYS[i])
   end
@@ -296,7 +299,7 @@ class RedisConnection:
             await self.client.aclose()
 
 
-class RedisStore(Store):
+class RedisStore(RedisAuditLog, Store):
     """The Store on Redis (one server or a cluster): every write one Lua script."""
 
     def __init__(self, connection: RedisConnection) -> None:
@@ -312,6 +315,7 @@ class RedisStore(Store):
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
         self._read_room = client.register_script(READ)
+        self._redact_audit = client.register_script(REDACT)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from server.auth import Identity
     from server.config import Settings
     from server.moderation.ratelimit import TokenBucket
+    from server.origins import Origins
 
 log = logging.getLogger("hudong.connection")
 # websockets logs every open and close at INFO; thousands of viewers make that noise.
@@ -89,6 +90,7 @@ class Handler(Protocol):
     settings: Settings
     server_name: str
     disconnects: Counter
+    origins: Origins
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
@@ -282,8 +284,12 @@ class Connection(asyncio.Protocol):
 
     def _handshake(self, request: Request) -> None:
         path = urlsplit(request.path).path
+        headers = request.headers
+        forbidden = self.hub.origins.refusal(headers.get("Origin"), headers.get("Host"))
         if path != "/ws":
             response = self.ws.reject(404, "Not Found: the WebSocket endpoint is /ws\n")
+        elif forbidden is not None:
+            response = self.ws.reject(403, forbidden + "\n")
         else:
             refusal = self.hub.admission_refusal()
             if refusal is not None:

@@ -54,6 +54,7 @@ from server.hub.stream import Stream
 from server.hub.upkeep import Upkeep
 from server.metrics import Metrics
 from server.moderation.ratelimit import TokenBucket
+from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
 
@@ -94,6 +95,7 @@ class Hub:
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
+        self.origins = Origins(settings)  # which pages may open /ws (server/origins.py)
         self.stream = Stream(
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
@@ -300,8 +302,8 @@ class Hub:
             if command.id is not None or command.key is not None:
                 conn.send(ack(command.id, **reply))
         elif isinstance(command, Host):
-            room, _ = _member(conn, command.id, command.action, STAFF_ROLES)
-            result = await self.rooms.host(room.id, command.action, command.fields)
+            room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
+            result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
             self.metrics.commands.labels("host", "ok").inc()
             conn.send(ack(command.id, **result))
         else:
@@ -385,6 +387,13 @@ class Hub:
     ) -> None:
         self.relay.state(room_id, interaction_id, version, redefined)
 
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        live = self.live.get(room_id)
+        if live is not None:
+            for conn in live.members():
+                if conn.identity is not None and conn.identity.role in STAFF_ROLES:
+                    conn.send(notice)
+
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)
         if live is None:
@@ -444,6 +453,7 @@ class Hub:
         events = message.get("e")
         if events:
             self.stream.deliver(live, events, message.get("p") or [])
+            self.rooms.heard(room_id, events)
             live.replay.extend(e for e in events if e.get("type") == "danmaku")
         for interaction_id, (version, redefined) in (message.get("s") or {}).items():
             # An older node sends no flag (None): its change may be a definition's.

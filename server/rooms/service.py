@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
-from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name, incarnation_of
+from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
@@ -36,13 +36,14 @@ from server.interactions.kind import (
     Write,
 )
 from server.interactions.registry import Registry
+from server.rooms.alerts import AlertDesk
+from server.rooms.audit import AuditLog, audited
 from server.rooms.bursts import Bursts
 from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
 from server.rooms.served import ServedRoom
-from server.rooms.trust import Trust
 from server.rooms.views import RoomChanges, ViewKeeper
 
 log = logging.getLogger("hudong.rooms")
@@ -117,7 +118,9 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
-        self.trust = Trust(store, clock)  # revocations, incarnations (server/rooms/trust.py)
+        self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
+        self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
+        self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -179,7 +182,7 @@ class RoomService:
 
     def room_gone(self, room_id: str) -> None:
         """A room was deleted (here or on another node): forget it."""
-        self.views.release(room_id)
+        self.release(room_id)
 
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
@@ -216,21 +219,18 @@ class RoomService:
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
         """Admit a guest with its own token: joining again with it (after a reconnect)
         keeps the identity, so retried commands stay exactly-once."""
-        bound: dict[str, Any] = {"guest": True, "incarnation": incarnation_of(record.created_at)}
-        token, _ = self.authority.mint(
-            record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, **bound
-        )
+        token = self.authority.mint_guest(record.id, record.created_at, identity, GUEST_TOKEN_TTL_S)
         return Admission(identity, Audience.PUBLIC, token)
 
     async def enter(self, record: RoomRecord, identity: Identity) -> None:
-        """Serve the room here with views as fresh as the store's, and let ``identity``
-        in; refuses ``unauthorized`` (a revoked token, or one of an earlier room) and
-        ``banned`` (viewers only: a moderator cannot lock the host out)."""
+        """Serve the room here (views as fresh as the store's) and let ``identity`` in;
+        refuses ``unauthorized`` (rooms/trust.py) and ``banned`` (viewers only, not staff)."""
         async with refusals():
             served = await self.views.serve(record)
             if served.stale:
                 await self.views.refresh(served)  # a snapshot is never older than the store
-        await self.trust.check(identity, served.record, served.revoked)
+            await self.alerts.serve(record.id)  # its watch lists (server/rooms/alerts.py)
+        await self.views.trust.check(identity, served.record, served.revoked)
         if identity.role not in STAFF_ROLES and served.moderation.get(identity.user_id, {}).get(
             "banned"
         ):
@@ -239,9 +239,11 @@ class RoomService:
     def release(self, room_id: str) -> None:
         """No connection of the room is left on this node: stop keeping its views."""
         self.views.release(room_id)
+        self.alerts.release(room_id)
 
     def resync(self, room_ids: Collection[str] | None = None) -> None:
         self.views.resync(room_ids)
+        self.alerts.resync(room_ids)
 
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
@@ -310,6 +312,8 @@ class RoomService:
         if result.status == "applied":
             self.changed(room_id, d.id, result.version)
             served.stats.add(op.counts_as, identity.user_id, now)
+            if op.text:  # posts and questions count for keyword alerts like danmaku
+                self.alerts.said(room_id, identity, str(fields.get("text", "")), now)
         return reply
 
     async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
@@ -337,6 +341,7 @@ class RoomService:
 
     # --- host operations ------------------------------------------------------------------
 
+    @audited  # by=who acted; each call is an entry of the room's audit log
     async def host(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create an interaction, act on one, or moderate; shared by REST and WebSocket."""
         async with refusals():
@@ -449,8 +454,9 @@ class RoomService:
             raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
         return kind, d, definitions
 
-    async def audit(self, room_id: str, iid: str) -> dict[str, Any]:
-        """The audit record of an interaction whose kind keeps one (a drawn draw)."""
+    async def audit(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
+        """The audit record of an interaction whose kind keeps one (a drawn draw), as
+        ``audience`` may read it."""
         async with refusals():
             kind, d, _ = await self._found(room_id, iid)
             if not kind.audited:
@@ -459,7 +465,7 @@ class RoomService:
                 )
             if d.audit is None:
                 raise InteractionError("not_open", f"{kind.name} {iid} has no audit record yet")
-            return d.audit
+            return kind.audit_view(d.audit, audience)
 
     async def export(self, room_id: str, iid: str) -> list[dict[str, Any]]:
         """Rows of what the interaction collected, for a spreadsheet."""
@@ -511,6 +517,7 @@ class RoomService:
         if served is None:
             return
         served.stats.add("danmaku", identity.user_id, now)
+        self.alerts.said(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
             if write is not None:
@@ -578,6 +585,7 @@ class RoomService:
     def stale(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         """Another node changed an interaction (a relay message)."""
         self.views.mark(room_id, interaction_id, version, redefined)
+        self.alerts.stale(room_id, interaction_id)  # or a box of alerts
 
     async def changes(self) -> list[RoomChanges]:
         return await self.views.changes()

@@ -6,7 +6,8 @@ record's creation time), so a room deleted and created again under the same id r
 the old room's tokens. A host or the admin revokes every token of a role (those issued
 until then) or one token by its id (``jti``). Revocations are kept in the store, one
 record per entry in a box no interaction id can take (``~revoked``), each with the time
-the tokens it revokes would have expired anyway (``until``): entries past it are
+the tokens it revokes would have expired anyway (``until``; a token id the server made
+names its expiry, server/auth.py): entries past it are
 ignored, and dropped at the next revocation, so the list stays bounded. A revocation is
 marked like an interaction's change, so every node serving the room re-reads the list
 at its next flush (and at a resync after a lost relay message) and closes the sessions
@@ -21,14 +22,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocol.messages import CommandError
-from server.auth import MAX_TTL_S, ROLES, Identity, incarnation_of
+from server.auth import MAX_TTL_S, ROLES, Identity, expiry_in_token_id, incarnation_of
 from server.backends.base import RoomRecord, Store
 
 REVOKED_BOX = "~revoked"
 MAX_TOKEN_ID_CHARS = 64
-# The expiry of a token minted over REST is remembered under this prefix, so revoking
-# it by id keeps the entry only as long as the token would have lived.
-TOKEN_ID_PREFIX = "jti:"
+TOKEN_ID_PREFIX = "jti:"  # a revoked token id's entry in the box
 
 
 def refusal(
@@ -76,9 +75,8 @@ class Trust:
                     "invalid_field", f"jti must be a token id of 1 to {MAX_TOKEN_ID_CHARS} chars"
                 )
             key = TOKEN_ID_PREFIX + token_id
-            info = await self.store.token_info(room_id, key)
-            expires = info.get("exp") if info else None
-            until = float(expires) if isinstance(expires, (int, float)) else now + MAX_TTL_S
+            expires = expiry_in_token_id(token_id)  # the server's ids name their expiry
+            until = min(expires, now + MAX_TTL_S) if expires is not None else now + MAX_TTL_S
             entry = {"jti": token_id, "until": until}
         held = await self.store.records(room_id, REVOKED_BOX)
         for old, record in held.items():  # bounded: what expired goes with each revocation

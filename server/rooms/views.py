@@ -31,7 +31,7 @@ from server.rooms.reading import StoreReader
 from server.rooms.records import RoomRecords
 from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
-from server.rooms.trust import REVOKED_BOX, refusal
+from server.rooms.trust import REVOKED_BOX, Trust, refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ class ViewKeeper:
         self.rooms: dict[str, ServedRoom] = {}
         self._dirty: set[ServedRoom] = set()
         self.records = RoomRecords(store, self)  # served rooms' records, for joins
+        self.trust = Trust(store, clock)  # token revocations and incarnations (trust.py)
 
     # --- which rooms -----------------------------------------------------------------------
 
