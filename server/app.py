@@ -52,7 +52,12 @@ def create_app(
     authority = Authority(admin_token, settings.server.secret or new_secret())
     registry = registry_with(settings.server.kinds)
     rooms = RoomService(
-        store, registry, authority, node_id=node_name(settings), shared=backends.shared
+        store,
+        registry,
+        authority,
+        node_id=node_name(settings),
+        shared=backends.shared,
+        limits=settings.limits,
     )
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)

@@ -92,6 +92,7 @@ class Handler(Protocol):
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
+    def address_refusal(self, conn: Connection) -> str | None: ...
     def attach(self, conn: Connection) -> None: ...
     def note_paused(self, conn: Connection) -> None: ...
     def detach(self, conn: Connection) -> None: ...
@@ -107,6 +108,7 @@ class Connection(asyncio.Protocol):
     frames, writes what is for it alone, and keeps its flow-control state."""
 
     __slots__ = (
+        "address",
         "audience",
         "bucket",
         "closing",
@@ -145,6 +147,7 @@ class Connection(asyncio.Protocol):
         self.hub: Handler = hub
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
+        self.address = ""  # the peer's IP address: per-address caps and danmaku shares
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol,
@@ -175,6 +178,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not a subclass of asyncio.Transport but has its API.
         self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and peer:
+            self.address = str(peer[0])
         if self.server_state is not None:
             self.server_state.connections.add(self)
         hub = self.hub.settings.hub
@@ -286,8 +292,12 @@ class Connection(asyncio.Protocol):
             response = self.ws.reject(404, "Not Found: the WebSocket endpoint is /ws\n")
         else:
             refusal = self.hub.admission_refusal()
+            crowded = self.hub.address_refusal(self) if refusal is None else None
             if refusal is not None:
                 response = self.ws.reject(503, refusal + "\n")
+                response.headers["Retry-After"] = "5"
+            elif crowded is not None:
+                response = self.ws.reject(429, crowded + "\n")
                 response.headers["Retry-After"] = "5"
             else:
                 response = self.ws.accept(request)
