@@ -101,9 +101,6 @@ class LimitsSettings:
     connections_per_address: int = 0
     # Connections of one viewer identity (one token) to one room on a node; 0: no cap.
     connections_per_viewer: int = 5
-    # Items one viewer may have open in one interaction at once (questions not yet
-    # answered, wall posts waiting or shown); 0: no cap. Over it: error limit_reached.
-    open_items_per_viewer: int = 10
     # Interactions per room (the built-in ones included); over it: limit_reached.
     interactions_per_room: int = 100
     # The largest `joined` snapshot a room may need; a host change that would make it

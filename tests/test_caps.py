@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from server.auth import Identity
 from server.moderation.ratelimit import FairShare
 from tests.conftest import UNIT, Client, LiveServer
 
@@ -266,3 +267,88 @@ async def test_a_create_that_would_make_the_joined_snapshot_too_large_is_refused
         joined = await viewer.join(ROOM)
         assert f"p{made}" not in joined["snapshot"]["interactions"]
         assert len(viewer.codec.encode(joined["snapshot"]["interactions"])) < 6000
+
+
+# --- open questions and waiting posts per viewer; a bounded Q&A board ------------------------
+
+
+async def _staged_board(srv: LiveServer) -> tuple[Client, Client]:
+    await srv.create_room(ROOM)
+    host = await srv.connect()
+    await host.join(ROOM, token=await srv.mint(ROOM, "host"))
+    spec = {"id": "b", "title": "Ask", "max_open_per_viewer": 3}
+    assert (await host.command("host", action="create", kind="qa", spec=spec))["type"] == "ack"
+    assert (await host.command("host", action="open", interaction="b"))["type"] == "ack"
+    viewer = await srv.connect()
+    await viewer.join(ROOM)
+    return host, viewer
+
+
+async def test_a_viewer_has_at_most_its_boards_cap_of_open_questions(live):
+    host, viewer = await _staged_board(live)
+    acks = [
+        await viewer.command("ask", interaction="b", key=f"k{i}", text=f"question {i}")
+        for i in range(3)
+    ]
+    assert [a["type"] for a in acks] == ["ack"] * 3, acks
+    over = await viewer.command("ask", interaction="b", key="k3", text="one more")
+    assert over["type"] == "error" and over["code"] == "limit_reached", over
+    assert over["cap"] == "max_open_per_viewer" and over["limit"] == 3
+    # A retry of an asked question is still acknowledged (as a duplicate) ...
+    again = await viewer.command("ask", interaction="b", key="k0", text="question 0")
+    assert again["type"] == "ack" and again["duplicate"] is True, again
+    # ... another viewer may ask ...
+    other = await live.connect()
+    await other.join(ROOM)
+    theirs = await other.command("ask", interaction="b", key="x", text="mine")
+    assert theirs["type"] == "ack", theirs
+    # ... and once the host answers one, the first viewer may ask again.
+    async with live.http() as http:
+        r = await http.get(f"/api/v1/rooms/{ROOM}/interactions/b")
+        first = next(q for q in r.json()["questions"] if q["text"] == "question 0")
+    reply = await host.command("host", action="answer", interaction="b", question=first["id"])
+    assert reply["type"] == "ack", reply
+    later = await viewer.command("ask", interaction="b", key="k4", text="now I may")
+    assert later["type"] == "ack", later
+
+
+async def test_a_flooded_board_lists_200_questions_and_counts_the_rest(live):
+    await live.create_room(ROOM)
+    host = await live.connect()
+    await host.join(ROOM, token=await live.mint(ROOM, "host"))
+    spec = {"id": "b", "title": "Ask", "max_open_per_viewer": 1000}
+    await host.command("host", action="create", kind="qa", spec=spec)
+    await host.command("host", action="open", interaction="b")
+    # Straight through the room layer: 230 questions without 230 connections' rates.
+    rooms = live.rooms
+    asker = Identity("guest-flood", "flood", "viewer", ROOM, guest=True)
+    await rooms.room(ROOM)
+    for i in range(230):
+        await rooms.participate(ROOM, asker, "ask", f"k{i}", {"interaction": "b", "text": f"q{i}"})
+    async with live.http() as http:
+        view = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/b")).json()
+        assert len(view["questions"]) == 200 and view["more"] == 30
+        rows = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/b/export")).json()["rows"]
+        assert len(rows) == 230
+    viewer = await live.connect()
+    joined = await viewer.join(ROOM)
+    board = joined["snapshot"]["interactions"]["b"]
+    assert len(board["questions"]) == 200 and board["more"] == 30
+
+
+async def test_a_viewer_has_at_most_five_posts_waiting_for_approval(live):
+    await live.create_room(ROOM)
+    viewer = await live.connect()
+    await viewer.join(ROOM)
+    acks = [await viewer.command("post", key=f"p{i}", text=f"post {i}") for i in range(5)]
+    assert [a["status"] for a in acks] == ["pending"] * 5, acks
+    over = await viewer.command("post", key="p5", text="one more")
+    assert over["type"] == "error" and over["code"] == "limit_reached", over
+    host = await live.connect()
+    await host.join(ROOM, token=await live.mint(ROOM, "host"))
+    approved = await host.command(
+        "host", action="approve", interaction="wall", post=acks[0]["post"]
+    )
+    assert approved["type"] == "ack", approved
+    later = await viewer.command("post", key="p6", text="after approval")
+    assert later["type"] == "ack", later

@@ -6,8 +6,8 @@ The snapshot's size is checked before a create: the interactions of the room's l
 snapshot now (the staff audience's views, which hold the most; the views of those
 created since the last state flush estimated from their specs) and the new
 interaction's must fit under ``limits.max_joined_bytes`` together. What viewers add
-afterwards is bounded by each kind (``limits.open_items_per_viewer``, the lists a view
-shows).
+afterwards is bounded by each kind (open questions and waiting posts per viewer, the
+lists a view shows).
 """
 
 from __future__ import annotations
