@@ -62,7 +62,7 @@ def create_app(
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     callers = Callers(authority)
-    rooms_api = RoomsApi(store, authority, rooms, hub.online)
+    rooms_api = RoomsApi(store, authority, rooms, hub.online, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     node = NodeApi(hub, metrics, callers)
     pages = Pages(

@@ -352,3 +352,44 @@ async def test_a_viewer_has_at_most_five_posts_waiting_for_approval(live):
     assert approved["type"] == "ack", approved
     later = await viewer.command("post", key="p6", text="after approval")
     assert later["type"] == "ack", later
+
+
+# --- rooms and the records of minted tokens --------------------------------------------------
+
+
+async def test_creating_a_room_past_max_rooms_is_refused(server_factory):
+    async with server_factory(limits={"max_rooms": 3}) as srv:
+        for i in range(3):
+            await srv.create_room(f"r{i}")
+        async with srv.http() as http:
+            r = await http.post("/api/v1/rooms", json={"id": "one-more"})
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["code"] == "limit_reached"
+            assert (await http.get("/api/v1/rooms/one-more")).status_code == 404
+            assert (await http.delete("/api/v1/rooms/r0")).status_code == 204
+            assert (await http.post("/api/v1/rooms", json={"id": "one-more"})).status_code == 201
+
+
+async def test_minted_token_records_on_redis_are_bounded_per_room(server_factory, shared_redis):
+    import redis.asyncio as aioredis
+
+    prefix = "caps-tokens:"
+    server = {"redis_url": shared_redis.url, "redis_prefix": prefix, "node_id": "caps"}
+    async with server_factory(server=server, limits={"tokens_kept_per_room": 10}) as srv:
+        await srv.create_room(ROOM)
+        tokens = [await srv.mint(ROOM, "viewer", user_id=f"u{i}") for i in range(25)]
+        client = aioredis.from_url(shared_redis.url)
+        try:
+            keys = [k.decode() async for k in client.scan_iter(match=f"{prefix}*token*")]
+            sizes = {}
+            for key in keys:
+                kind = (await client.type(key)).decode()
+                sizes[key.rsplit(":", 1)[-1]] = (
+                    await client.hlen(key) if kind == "hash" else await client.zcard(key)
+                )
+        finally:
+            await client.aclose()
+        assert sizes == {"tokens": 10, "token_expiry": 10}, sizes
+        # The tokens themselves still work: the record is not what admits them.
+        viewer = await srv.connect()
+        await viewer.join(ROOM, token=tokens[0])
