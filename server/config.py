@@ -101,6 +101,9 @@ class LimitsSettings:
     connections_per_address: int = 0
     # Connections of one viewer identity (one token) to one room on a node; 0: no cap.
     connections_per_viewer: int = 5
+    # Commands per second from one client address (all its connections together, on a
+    # node), bursts of twice that; 0: no such limit (the default, as for connections).
+    commands_per_address_per_s: float = 0.0
     # Interactions per room (the built-in ones included); over it: limit_reached.
     interactions_per_room: int = 100
     # The largest `joined` snapshot a room may need; a host change that would make it

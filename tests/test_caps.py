@@ -208,6 +208,21 @@ async def test_connections_per_address_when_capped(server_factory):
             pytest.fail("a freed place was not given again")
 
 
+async def test_an_address_may_be_held_to_one_command_rate(server_factory):
+    # 1 command/s, bursts of 2, for all the connections of 127.0.0.1 together.
+    async with server_factory(limits={"commands_per_address_per_s": 1.0}) as srv:
+        await srv.create_room(ROOM)
+        one, two = await srv.connect(), await srv.connect()
+        assert (await one.command("ping"))["type"] == "pong"
+        assert (await two.command("ping"))["type"] == "pong"
+        refused = await one.command("ping")
+        assert refused["type"] == "error" and refused["code"] == "rate_limited", refused
+        assert refused["retry_after_ms"] > 0
+        # Another address has its own.
+        other = await srv.connect(local_addr=HONEST)
+        assert (await other.command("ping"))["type"] == "pong"
+
+
 async def test_connections_per_address_are_not_capped_by_default(live):
     clients = [await live.connect() for _ in range(30)]
     assert len(clients) == 30

@@ -109,6 +109,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "address",
+        "address_bucket",
         "audience",
         "bucket",
         "closing",
@@ -148,6 +149,7 @@ class Connection(asyncio.Protocol):
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.address = ""  # the peer's IP address: per-address caps and danmaku shares
+        self.address_bucket: TokenBucket | None = None  # shared by the address's connections
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol,

@@ -212,10 +212,10 @@ class Hub:
     def attach(self, conn: Connection) -> None:
         limits = self.settings.limits
         self.connections.add(conn)
-        self.quotas.opened(conn.address)
         self.metrics.connections.labels(conn.codec.name).inc()
         self.metrics.connections_total.inc()
         now = self.now()
+        conn.address_bucket = self.quotas.opened(conn.address, now)
         conn.bucket = TokenBucket(limits.viewer_commands_per_s, limits.viewer_command_burst, now)
         self.upkeep.track(conn, now)
         conn.send(
@@ -263,7 +263,9 @@ class Hub:
         """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
         assert conn.bucket is not None
         self.governor.ingested += 1
-        op_label, command = self.intake.take(conn.codec, conn.bucket, data, self.now())
+        op_label, command = self.intake.take(
+            conn.codec, conn.bucket, data, self.now(), conn.address_bucket
+        )
         if isinstance(command, CommandError):
             self.metrics.commands.labels(op_label, command.code).inc()
             conn.send(error(command))

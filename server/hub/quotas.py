@@ -1,6 +1,7 @@
 """What one client may hold on this node (PROTOCOL.md, "Limits"; issue 15): WebSocket
 connections per client address, and per viewer identity per room, with one command
-rate shared by all the connections of a viewer in a room.
+rate shared by all the connections of a viewer in a room (and, when set, one shared by
+all the connections of an address).
 
 A client address is the peer's IP address as the node sees it. Behind a reverse proxy
 every connection comes from the proxy: leave ``limits.connections_per_address`` at 0
@@ -26,11 +27,13 @@ class _Viewer:
 
 class Quotas:
     """Counts connections per client address and per (room, viewer), refuses those over
-    their cap, and keeps the command bucket each viewer's connections in a room share."""
+    their cap, and keeps the command buckets that a viewer's connections in a room, and
+    an address's connections, share."""
 
     def __init__(self, limits: LimitsSettings) -> None:
         self.limits = limits
         self._addresses: dict[str, int] = {}
+        self._address_buckets: dict[str, TokenBucket] = {}
         # (room id, user id) -> its connections here and the bucket they share
         self._viewers: dict[tuple[str, str], _Viewer] = {}
 
@@ -46,8 +49,18 @@ class Quotas:
             )
         return None
 
-    def opened(self, address: str) -> None:
+    def opened(self, address: str, now: float) -> TokenBucket | None:
+        """Count a connection from ``address`` in; the command bucket all connections of
+        the address share (None: ``limits.commands_per_address_per_s`` is off)."""
         self._addresses[address] = self._addresses.get(address, 0) + 1
+        rate = self.limits.commands_per_address_per_s
+        if not rate:
+            return None
+        bucket = self._address_buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(rate, max(1, round(2 * rate)), now)
+            self._address_buckets[address] = bucket
+        return bucket
 
     def closed(self, address: str) -> None:
         left = self._addresses.get(address, 0) - 1
@@ -55,6 +68,7 @@ class Quotas:
             self._addresses[address] = left
         else:
             self._addresses.pop(address, None)
+            self._address_buckets.pop(address, None)
 
     def connections_from(self, address: str) -> int:
         return self._addresses.get(address, 0)
