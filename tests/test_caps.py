@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from server.auth import Identity
+from server.hub.quotas import client_address
 from server.moderation.ratelimit import FairShare
 from tests.conftest import UNIT, Client, LiveServer
 
@@ -50,6 +51,14 @@ def test_without_fairness_the_flood_takes_everything():
         if step % 20 == 0:
             refused += budget.take(now, "honest") != 0.0
     assert refused == 10
+
+
+def test_clients_are_counted_by_ipv4_address_or_ipv6_64():
+    assert client_address("203.0.113.7") == "203.0.113.7"
+    assert client_address("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert client_address("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_address("::ffff:198.51.100.4") == "198.51.100.4"
+    assert client_address("fe80::1%eth0") == "fe80::/64"
 
 
 def test_a_quiet_address_stops_counting_after_the_window():

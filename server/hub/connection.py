@@ -44,6 +44,7 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
 from protocol.codes import CLOSE_BY_NAME
 from protocol.messages import Command, CommandError, error
 from server.hub.deflate import NEGOTIATION, shares_frames
+from server.hub.quotas import client_address
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -148,7 +149,7 @@ class Connection(asyncio.Protocol):
         self.hub: Handler = hub
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
-        self.address = ""  # the peer's IP address: per-address caps and danmaku shares
+        self.address = ""  # the peer's address (IPv6: its /64): caps and danmaku shares
         self.address_bucket: TokenBucket | None = None  # shared by the address's connections
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
@@ -182,7 +183,7 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, (tuple, list)) and peer:
-            self.address = str(peer[0])
+            self.address = client_address(str(peer[0]))
         if self.server_state is not None:
             self.server_state.connections.add(self)
         hub = self.hub.settings.hub

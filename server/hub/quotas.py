@@ -3,7 +3,9 @@ connections per client address, and per viewer identity per room, with one comma
 rate shared by all the connections of a viewer in a room (and, when set, one shared by
 all the connections of an address).
 
-A client address is the peer's IP address as the node sees it. Behind a reverse proxy
+A client address is the peer's IP address as the node sees it (an IPv6 one by its /64:
+:func:`client_address`), for these caps and for a room's danmaku shares
+(:class:`~server.moderation.ratelimit.FairShare`). Behind a reverse proxy
 every connection comes from the proxy: leave ``limits.connections_per_address`` at 0
 there (the default, for venues behind one NAT), or cap at the proxy. The counts are
 this node's: with several nodes a client could hold the cap on each.
@@ -11,8 +13,25 @@ this node's: with several nodes a client could hold the cap on each.
 
 from __future__ import annotations
 
+import ipaddress
+
 from server.config import LimitsSettings
 from server.moderation.ratelimit import TokenBucket
+
+
+def client_address(host: str) -> str:
+    """The address a client is counted by: an IPv4 address as it is, an IPv6 one by its
+    /64 (one host usually holds a whole /64, and could take a new address per
+    connection), ``::ffff:a.b.c.d`` as ``a.b.c.d``."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class _Viewer:
