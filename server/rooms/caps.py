@@ -4,7 +4,7 @@ per room"): how many interactions a host may create, and how large the snapshot 
 
 The snapshot's size is checked before a create: the interactions of the room's largest
 snapshot now (the staff audience's views, which hold the most; the views of those
-created since the last state flush estimated from their specs) and the new
+created since the last state flush reckoned from their specs) and the new
 interaction's must fit under ``limits.max_joined_bytes`` together. What viewers add
 afterwards is bounded by each kind (open questions and waiting posts per viewer, the
 lists a view shows).
