@@ -58,14 +58,19 @@ def create_app(
     authority = Authority(admin_token, settings.server.secret or new_secret())
     registry = registry_with(settings.server.kinds)
     rooms = RoomService(
-        store, registry, authority, node_id=node_name(settings), shared=backends.shared
+        store,
+        registry,
+        authority,
+        node_id=node_name(settings),
+        shared=backends.shared,
+        limits=settings.limits,
     )
     rooms.audit_log.keep = settings.limits.audit_log_keep
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     rooms.alerts.count_in(metrics)
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
-    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers)
+    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     alerts = AlertsApi(rooms_api, rooms)
     audit = AuditApi(rooms_api, rooms)

@@ -829,6 +829,14 @@ async def _create_interaction(api: Api, w: World) -> None:
     await api.call(
         "POST", INTERACTIONS, room_id=NOWHERE, expect=404, code="room_not_found", body=new
     )
+    # A room holds limits.interactions_per_room (100) created interactions at most.
+    r = await api.call("GET", INTERACTIONS, room_id=ROOM, expect=200)
+    made = sum(v["id"] not in ("checkin", "wall", "reactions") for v in r.json()["interactions"])
+    for i in range(made, 100):
+        body = {"kind": "qa", "spec": {"id": f"fill-{i}", "title": "Filler"}}
+        await api.call("POST", INTERACTIONS, room_id=ROOM, expect=201, body=body)
+    body = {"kind": "qa", "spec": {"id": "one-too-many", "title": "Over"}}
+    await api.call("POST", INTERACTIONS, room_id=ROOM, expect=409, code="limit_reached", body=body)
     await unauthorized(api, w, "POST", INTERACTIONS, room_id=ROOM, body=new)
     await outage(
         api,

@@ -16,6 +16,7 @@ from protocol.messages import ROOM_ID_RE
 from server.api.http import ApiError, Callers, json_response, read_body
 from server.auth import ROLES, Authority
 from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.room_settings import SettingError, check_settings
 from server.rooms.service import RoomService
 
@@ -48,7 +49,9 @@ class RoomsApi:
         rooms: RoomService,
         online: Callable[[str], int],
         callers: Callers | None = None,
+        limits: LimitsSettings | None = None,
     ) -> None:
+        self.limits = limits or LimitsSettings()
         self.store = store
         self.authority = authority
         # shared with the other handlers: one count of wrong tokens per address
@@ -80,6 +83,13 @@ class RoomsApi:
             raise ApiError(400, "invalid_field", f"id must match {ROOM_ID_RE.pattern}")
         title = _title(body.get("title"), room_id)
         record = RoomRecord(room_id, title, time.time(), 1, _settings(body.get("settings")))
+        most = self.limits.max_rooms
+        if most and await self.store.room_count() >= most:
+            raise ApiError(
+                409,
+                "limit_reached",
+                f"there are {most} rooms, the cap (limits.max_rooms); delete one first",
+            )
         try:
             await self.store.create_room(record)
         except RoomExists:
@@ -150,7 +160,11 @@ class RoomsApi:
         # Only the hash is kept: who minted which token, without being able to use it.
         digest = hashlib.sha256(token.encode()).hexdigest()
         await self.store.remember_token(
-            room_id, digest, {"role": role, "user_id": user_id, "by": caller}, ttl
+            room_id,
+            digest,
+            {"role": role, "user_id": user_id, "by": caller},
+            ttl,
+            self.limits.tokens_kept_per_room,
         )
         target = {"user": user_id, "token_role": role}
         detail = {"name": name, "ttl_s": ttl, "expires_at": expires}

@@ -76,6 +76,9 @@ import orjson
 # Room settings and their defaults: server/room_settings.py (PROTOCOL.md, "REST API").
 from server.room_settings import ROOM_SETTING_DEFAULTS
 
+# Records of minted tokens a room keeps at most, by default (limits.tokens_kept_per_room).
+TOKENS_KEPT = 1000
+
 
 class BackendUnavailable(ConnectionError):
     """The store or broker cannot be reached now; retrying later may succeed."""
@@ -215,9 +218,19 @@ class Store(Protocol):
 
     async def room_version(self, room_id: str) -> int: ...
 
-    # --- tokens: only their SHA-256 is kept ---
+    async def room_count(self) -> int:
+        """How many rooms exist (``limits.max_rooms``)."""
+        ...
+
+    # --- tokens: only their SHA-256 is kept, until the token expires, and at most
+    # ``keep`` per room (past it, those that expire first are forgotten) ---
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None: ...
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None: ...

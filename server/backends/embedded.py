@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BackendUnavailable,
     RoomRecord,
@@ -277,16 +278,26 @@ class EmbeddedStore(MemoryStore):
         await self._durable()
 
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        await super().remember_token(room_id, token_hash, info, ttl_s)
-        raw, expires = self._rooms[room_id].tokens[token_hash]
-        self._write(
-            (
-                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
-                (room_id, token_hash, raw, expires),
+        gone = self._remember_token(room_id, token_hash, info, ttl_s, keep)
+        entry = self._rooms[room_id].tokens.get(token_hash)
+        writes: list[Statement] = [
+            ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, h)) for h in gone
+        ]
+        if entry is not None:  # kept (a token that expires at once is not)
+            writes.append(
+                (
+                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
+                    (room_id, token_hash, entry[0], entry[1]),
+                )
             )
-        )
+        self._write(*writes)
         await self._durable()
 
     async def put_interaction(

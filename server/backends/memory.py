@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BoxData,
     Broker,
@@ -113,11 +114,34 @@ class MemoryStore(Store):
     async def room_version(self, room_id: str) -> int:
         return self._room(room_id).version
 
+    async def room_count(self) -> int:
+        return len(self._rooms)
+
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        room = self._room(room_id)
-        room.tokens[token_hash] = (orjson.dumps(info), time.time() + ttl_s)
+        self._remember_token(room_id, token_hash, info, ttl_s, keep)
+
+    def _remember_token(
+        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int, keep: int
+    ) -> list[str]:
+        """Keep the record; forget the expired ones and, past ``keep``, those that expire
+        first. Answers the hashes forgotten."""
+        tokens = self._room(room_id).tokens
+        now = time.time()
+        tokens[token_hash] = (orjson.dumps(info), now + ttl_s)
+        gone = [h for h, (_, expires) in tokens.items() if expires < now]
+        if len(tokens) - len(gone) > keep:
+            alive = sorted((e, h) for h, (_, e) in tokens.items() if e >= now)
+            gone += [h for _, h in alive[: len(alive) - keep]]
+        for h in gone:
+            del tokens[h]
+        return gone
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
         entry = self._room(room_id).tokens.get(token_hash)

@@ -39,6 +39,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BackendUnavailable,
     BoxData,
@@ -51,6 +52,7 @@ from server.backends.base import (
 )
 from server.backends.redis_audit import REDACT, RedisAuditLog
 from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
+from server.backends.redis_tokens import REMEMBER_TOKEN
 
 T = TypeVar("T")
 
@@ -58,7 +60,9 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
 # The keys of a room, after the prefix and hash tag: the room's own keys (the hash
 # first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
-ROOM_KEYS = "room version interactions tokens presence stats participants replay audit ids".split()
+ROOM_KEYS = (
+    "room version interactions tokens token_expiry presence stats participants replay audit ids"
+).split()
 BOX_KEYS = ("rec", "cnt", "done")
 
 # --- Lua: KEYS[1] is always the room's hash -------------------------------------------
@@ -312,6 +316,7 @@ class RedisStore(RedisAuditLog, Store):
         self._apply = client.register_script(APPLY)
         self._submit_many = client.register_script(IF_ROOM + SUBMIT_MANY)
         self._set_field = client.register_script(SET_FIELD)
+        self._remember_token = client.register_script(REMEMBER_TOKEN)
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
         self._read_room = client.register_script(READ)
@@ -403,11 +408,22 @@ class RedisStore(RedisAuditLog, Store):
         [version] = await self._read(room_id, ("GET", "version", ""))
         return int(version or 1)
 
+    async def room_count(self) -> int:
+        return int(await self.conn.call(lambda: self.conn.client.zcard(self._index)))
+
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        value = orjson.dumps({**info, "_expires": time.time() + ttl_s})
-        if await self._script(self._set_field, room_id, ["tokens"], [token_hash, value]) is None:
+        now = time.time()
+        value = orjson.dumps({**info, "_expires": now + ttl_s})
+        args = [token_hash, value, repr(now + ttl_s), repr(now), keep]
+        names = ["tokens", "token_expiry"]
+        if await self._script(self._remember_token, room_id, names, args) is None:
             raise RoomNotFound(room_id)
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:

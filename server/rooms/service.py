@@ -23,6 +23,7 @@ from typing import Any
 from protocol.messages import CommandError, OpRule, store_unavailable
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
     AUDIENCES,
@@ -39,6 +40,7 @@ from server.interactions.registry import Registry
 from server.rooms.alerts import AlertDesk
 from server.rooms.audit import AuditLog, audited
 from server.rooms.bursts import Bursts
+from server.rooms.caps import RoomCaps
 from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
@@ -103,8 +105,10 @@ class RoomService:
         node_id: str,
         shared: bool,
         clock: Callable[[], float] = time.time,
+        limits: LimitsSettings | None = None,
     ) -> None:
         self.store = store
+        self.caps = RoomCaps(limits or LimitsSettings(), registry)  # server/rooms/caps.py
         self.registry = registry
         self.authority = authority
         self.node_id = node_id
@@ -365,6 +369,7 @@ class RoomService:
         definitions = await self.views.definitions(room_id)
         if spec.id in definitions:
             raise InteractionError("invalid_field", f"an interaction {spec.id!r} exists already")
+        self.caps.check_create(definitions, self.views.get(room_id), spec)
         now = self._clock()
         entropy = secrets.token_bytes(32)
         d = Definition(spec.id, kind.name, spec, kind.first_state(spec, now, entropy), now)
