@@ -65,6 +65,10 @@ class ServerSettings:
     # Interaction kinds of your own, beside the built-in ones: module:attribute of each
     # (comma-separated), importable by the server; empty: none.
     kinds: str = ""
+    # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
+    # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
+    # shown as its keyed hash, p-…, derived from secret (README, "Privacy").
+    pseudonymous_ids: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,9 @@ from server.backends.base import (
     held_record,
 )
 from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
+from server.backends.redis_viewers import PRUNE, VIEWER, Call, prune_call, viewer_call
+from server.backends.retention import Cutoffs
+from server.backends.viewers import ViewerData
 
 T = TypeVar("T")
 
@@ -159,11 +162,11 @@ redis.call('SADD', KEYS[6], ARGV[7])
 local version
 if ARGV[9] == '1' then
   version = redis.call('INCR', KEYS[5])
+  redis.call('HSET', KEYS[4], ARGV[2], version)
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
 else
   version = tonumber(redis.call('GET', KEYS[5]) or '1')
 end
-redis.call('HSET', KEYS[4], ARGV[2], version)
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
 return {'applied', version, redis.call('HGETALL', KEYS[3])}
 """
 )
@@ -312,6 +315,8 @@ class RedisStore(Store):
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
         self._read_room = client.register_script(READ)
+        self._viewer = client.register_script(VIEWER)
+        self._prune = client.register_script(PRUNE)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)
@@ -569,6 +574,23 @@ class RedisStore(Store):
             lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
         )
         return [orjson.loads(e) for e in raw]
+
+    async def viewer_data(self, room_id: str, viewer_id: str) -> ViewerData:
+        return (await self._call(self._viewer, room_id, viewer_call(viewer_id, False)))[0]
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        return await self._call(self._viewer, room_id, viewer_call(viewer_id, True))
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        return await self._call(self._prune, room_id, prune_call(cutoffs, now))
+
+    async def _call(self, script: Any, room_id: str, call: Call[T]) -> T:
+        """A script of redis_viewers.py (keys, arguments, reading of the answer)."""
+        names, args, result = call
+        answer = await self._script(script, room_id, names, [self._k(room_id, ""), *args])
+        if answer is None:
+            raise RoomNotFound(room_id)
+        return result(answer)
 
     async def ping(self) -> None:
         await self.conn.call(lambda: self.conn.client.ping())

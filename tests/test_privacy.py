@@ -1,0 +1,156 @@
+"""Privacy (issue 15; PROTOCOL.md, "Privacy") end to end, over real sockets on a real
+redis-server and on the embedded SQLite store: a viewer's outside id is never stored,
+only its keyed hash; the admin exports one viewer's data and erases it, and then
+nothing in the store names the viewer: on Redis every key is SCANned and every value
+read, on SQLite every row of every table; the tallies lose the viewer's vote."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from tests.conftest import UNIT, running_server
+from tests.test_contract_viewers import everything
+
+ROOM = "privacy"
+SUB = "bili:4242123"  # an integrator's (a platform's) id for the viewer
+NAME = "Alice Zhang 张三"
+
+
+class Node:
+    """The store behind a running node, read whole by tests.test_contract_viewers."""
+
+    def __init__(self, live):
+        self.store = live.hub.store
+
+
+async def host_op(host, action, **fields):
+    reply = await host.command("host", action=action, **fields)
+    assert reply["type"] == "ack", reply
+    return reply
+
+
+async def acked(client, op, **fields):
+    reply = await client.command(op, **fields)
+    assert reply["type"] == "ack", reply
+    return reply
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def node(request, tmp_path):
+    if request.param == "redis":
+        url = request.getfixturevalue("shared_redis").url
+        server = {"redis_url": url, "redis_prefix": f"p{uuid.uuid4().hex[:8]}:"}
+    else:
+        server = {"redis_url": f"sqlite://{tmp_path / 'hudong.db'}"}
+    async with running_server(server=server) as live:
+        yield live
+
+
+async def stage(live):
+    """A room where the viewer (by its platform id) and Bob vote, the viewer asks a
+    question, sends danmaku and is muted; then both leave."""
+    await live.create_room(ROOM)
+    host = await live.connect()
+    await host.join(ROOM, token=await live.mint(ROOM, "host"))
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    poll = {"id": "p", "question": "Which?", "kind": "single", "options": options}
+    await host_op(host, "create", kind="poll", spec=poll)
+    await host_op(host, "open", interaction="p")
+    await host_op(host, "create", kind="qa", spec={"id": "ask", "title": "Ask"})
+    await host_op(host, "open", interaction="ask")
+    async with live.http() as http:
+        r = await http.post(
+            f"/api/v1/rooms/{ROOM}/tokens", json={"role": "viewer", "user_id": SUB, "name": NAME}
+        )
+    assert r.status_code == 201, r.text
+    minted = r.json()
+    pseudonym = minted["user_id"]
+    assert pseudonym.startswith("p-") and SUB not in pseudonym and minted["sub"] == SUB
+    viewer = await live.connect()
+    joined = await viewer.join(ROOM, token=minted["token"])
+    assert joined["you"]["id"] == pseudonym and joined["you"]["name"] == NAME
+    bob = await live.connect()
+    await bob.join(ROOM, name="Bob")
+    await acked(viewer, "vote", interaction="p", option="a", key="v1")
+    await acked(bob, "vote", interaction="p", option="a", key="v1")
+    await acked(viewer, "ask", interaction="ask", key="q1", text="退款怎么办 refund?")
+    await acked(viewer, "danmaku", text="hello from Alice")
+    await acked(bob, "danmaku", text="hi all")
+    await host_op(host, "mute", user=pseudonym, duration_s=600)
+    await viewer.close()
+    await bob.close()
+    # the relay flushed the danmaku to the replay, presence notes are written
+    for _ in range(100):
+        if len(await live.hub.store.replay(ROOM, 10)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await live.hub.presence_notes.settled()
+    await asyncio.sleep(0.3 * UNIT)
+    await live.hub.presence_notes.settled()
+    return host, pseudonym
+
+
+async def tally(live):
+    async with live.http() as http:
+        r = await http.get(f"/api/v1/rooms/{ROOM}/interactions/p")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_export_then_erase_leaves_no_record_of_the_viewer(node):
+    live = node
+    _, pseudonym = await stage(live)
+    held = await everything(live.hub.store)
+    # pseudonymous at rest: the platform id is nowhere, the name and pseudonym are
+    assert SUB.encode() not in held and b"4242123" not in held
+    assert pseudonym.encode() in held and NAME.encode() in held
+    before = await tally(live)
+
+    async with live.http() as http:
+        r = await http.get(f"/api/v1/viewers/{SUB}", params={"external": "true"})
+        assert r.status_code == 200, r.text
+        exported = r.json()
+        assert exported["user_id"] == pseudonym
+        data = exported["rooms"][ROOM]
+        assert data["records"]["p"][pseudonym]["option"] == "a"
+        questions = [r for box in data["records"].values() for r in box.values()]
+        assert any("退款怎么办" in str(q) for q in questions)
+        assert any("muted_until" in str(q) for q in questions)  # moderation record
+        assert [e["text"] for e in data["danmaku"]] == ["hello from Alice"]
+        assert [t["user_id"] for t in data["tokens"]] == [pseudonym]
+        assert data["idempotency_keys"] >= 2
+        # the same by the pseudonym, in the one room
+        same = await http.get(f"/api/v1/rooms/{ROOM}/viewers/{pseudonym}")
+        assert same.json()["rooms"][ROOM]["danmaku"] == data["danmaku"]
+
+        r = await http.delete(f"/api/v1/viewers/{pseudonym}")
+        assert r.status_code == 200, r.text
+        erased = r.json()["rooms"][ROOM]
+        assert erased["danmaku"] == 1 and erased["tokens"] == 1 and erased["records"] == 3
+        after = await http.get(f"/api/v1/viewers/{pseudonym}")
+        assert after.json()["rooms"] == {}
+
+    held = await everything(live.hub.store)
+    for trace in (SUB, "4242123", pseudonym, NAME, "Alice", "退款怎么办"):
+        assert trace.encode() not in held, trace
+    assert b"Bob" in held and b"hi all" in held  # the others' data stays
+    # the tally lost the viewer's vote and kept Bob's (withdrawn, not kept anonymously)
+    counts = (before["results"], (await tally(live))["results"])
+    assert [(r["voters"], r["options"][0]["count"]) for r in counts] == [(2, 2), (1, 1)]
+
+
+async def test_only_the_admin_reads_or_erases_a_viewers_data(node):
+    live = node
+    await live.create_room(ROOM)
+    host = await live.mint(ROOM, "host")
+    async with live.http(token=None) as anon:
+        assert (await anon.get("/api/v1/viewers/someone")).status_code == 401
+    async with live.http(token=host) as http:
+        r = await http.delete(f"/api/v1/rooms/{ROOM}/viewers/someone")
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    async with live.http() as http:
+        r = await http.get("/api/v1/rooms/nope/viewers/someone")
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "room_not_found")
+        r = await http.get(f"/api/v1/viewers/{'x' * 200}")
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_field")
