@@ -27,6 +27,7 @@ async def seed(store, now):
         {"type": "danmaku", "id": "new", "ts": fresh},
     ]
     await store.append_replay("r1", events, keep=10)
+    await store.add_participants("r1", ["v1", "v2"])
 
 
 async def test_prune_drops_what_is_past_each_retention(pair):  # noqa: F811
@@ -56,6 +57,9 @@ async def test_prune_drops_what_is_past_each_retention(pair):  # noqa: F811
     assert await store.records("r1", "poll") == {}
     assert await store.counters("r1", "poll") == {"a": 1}
     assert list(await store.records("r1", "qa/questions")) == ["q1"]
+    # who took part is forgotten, how many is not (Redis keeps no ids: None)
+    assert await store.participants("r1") == 2
+    assert (await store.viewer_data("r1", "v2")).participant in (False, None)
     conn = getattr(store, "conn", None)
     if conn is None:  # the keys of a box idle past the personal retention are gone
         assert (await store.viewer_data("r1", "v1")).keys == 0

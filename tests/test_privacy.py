@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from server.interactions.base import PRESENCE_BOX
 from tests.conftest import UNIT, running_server
 from tests.test_contract_viewers import everything
 
@@ -154,3 +155,70 @@ async def test_only_the_admin_reads_or_erases_a_viewers_data(node):
         assert (r.status_code, r.json()["error"]["code"]) == (404, "room_not_found")
         r = await http.get(f"/api/v1/viewers/{'x' * 200}")
         assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_field")
+
+
+async def test_joins_and_leaves_leave_no_pile_of_records(node):
+    """300 anonymous viewers join and leave: the presence box keeps no record of those
+    who left and no idempotency key of any join or leave (issue 15: 30,000 entries
+    after 15,000 joins)."""
+    live = node
+    await live.create_room(ROOM)
+    for _ in range(6):
+        clients = [await live.connect() for _ in range(50)]
+        for client in clients:
+            await client.join(ROOM)
+        for client in clients:
+            await client.close()
+        live.clients.clear()
+    for _ in range(3):
+        await asyncio.sleep(0.2 * UNIT)
+        await live.hub.presence_notes.settled()
+    store = live.hub.store
+    assert await store.records(ROOM, PRESENCE_BOX) == {}
+    held = await everything(store)
+    assert b"guest-" not in held  # no record, no key names any of them
+    conn = getattr(store, "conn", None)
+    if conn is not None:  # on Redis: no presence key is left but the (empty) count's
+        keys = [k async for k in conn.client.scan_iter(match=conn.prefix + "*presence*")]
+        assert not any(k.endswith(b":done") or k.endswith(b":rec") for k in keys), keys
+
+
+async def test_retention_drops_what_is_past_it_and_keeps_the_counts(node):
+    """A room keeping everything one second: a second later the retention pass has
+    dropped the danmaku, the question, the vote's record and the viewer's name; the
+    poll still counts the vote."""
+    live = node
+    await live.create_room(
+        ROOM, danmaku_retention_s=1, content_retention_s=1, personal_retention_s=1
+    )
+    host = await live.connect()
+    await host.join(ROOM, token=await live.mint(ROOM, "host"))
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    poll = {"id": "p", "question": "Which?", "kind": "single", "options": options}
+    await host_op(host, "create", kind="poll", spec=poll)
+    await host_op(host, "open", interaction="p")
+    await host_op(host, "create", kind="qa", spec={"id": "ask", "title": "Ask"})
+    await host_op(host, "open", interaction="ask")
+    viewer = await live.connect()
+    await viewer.join(ROOM, token=await live.mint(ROOM, "viewer", user_id=SUB, name=NAME))
+    await acked(viewer, "vote", interaction="p", option="a", key="v1")
+    await acked(viewer, "ask", interaction="ask", key="q1", text="退款怎么办 refund?")
+    await acked(viewer, "danmaku", text="hello from Alice")
+    await viewer.close()
+    for _ in range(100):
+        if await live.hub.store.replay(ROOM, 10):
+            break
+        await asyncio.sleep(0.05)
+    await live.hub.presence_notes.settled()
+    held = await everything(live.hub.store)
+    assert NAME.encode() in held and b"hello from Alice" in held
+    await asyncio.sleep(2.1)  # the retention is a second; held records' times are in s
+    assert await live.app.state.retention.once() >= 3
+    held = await everything(live.hub.store)
+    for trace in (NAME, "Alice", "退款怎么办"):
+        assert trace.encode() not in held, trace
+    results = (await tally(live))["results"]
+    assert results["options"][0]["count"] == 1  # the count stays, not who cast it
+    async with live.http() as http:
+        board = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/ask")).json()
+    assert board["questions"] == []

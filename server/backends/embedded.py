@@ -148,8 +148,13 @@ class EmbeddedStore(MemoryStore):
         db.execute("DELETE FROM tokens WHERE expires < ?", (now,))
         for room_id, token_hash, info, expires in db.execute("SELECT * FROM tokens"):
             rooms[room_id].tokens[token_hash] = (info, expires)
+        now = time.time()  # when each was counted is not kept on disk: from now on
         for room_id, user in db.execute("SELECT room, user FROM participants"):
-            rooms[room_id].participants.add(user)
+            rooms[room_id].participants[user] = now
+        for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE 'forgotten:%'"):
+            room = rooms.get(key.removeprefix("forgotten:"))
+            if room is not None:
+                room.forgotten = int(value)
         for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
             rooms[room_id].replay.append(event)
 
@@ -259,6 +264,7 @@ class EmbeddedStore(MemoryStore):
         self._replay_seq.pop(room_id, None)
         self._write(
             ("DELETE FROM rooms WHERE id = ?", (room_id,)),
+            ("DELETE FROM meta WHERE key = ?", (f"forgotten:{room_id}",)),
             *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
         )
         await self._durable()
@@ -416,6 +422,12 @@ class EmbeddedStore(MemoryStore):
         await self._durable()
         return data, version
 
+    def _forgotten_row(self, room_id: str) -> Statement:
+        return (
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (f"forgotten:{room_id}", str(self._rooms[room_id].forgotten)),
+        )
+
     def _replay_rows(self, room_id: str) -> list[Statement]:
         """The room's replay buffer written anew, numbered up to the last number used."""
         replay = self._rooms[room_id].replay
@@ -438,10 +450,18 @@ class EmbeddedStore(MemoryStore):
         held = {box: set(state.records) for box, state in room.contributions.items()}
         keys = {box for box, state in room.contributions.items() if state.done}
         tokens, replay = set(room.tokens), len(room.replay)
+        participants = set(room.participants)
         dropped, version = await super().prune(room_id, cutoffs, now)
         if not dropped:
             return dropped, version
         rows: list[Statement] = [self._version_row(room_id)]
+        gone = participants - set(room.participants)
+        rows += [
+            ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, user))
+            for user in gone
+        ]
+        if gone:
+            rows.append(self._forgotten_row(room_id))
         for box, holders in held.items():
             rows += [
                 ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))

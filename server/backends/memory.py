@@ -63,7 +63,10 @@ class _Room:
     tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
     presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
-    participants: set[str] = dataclasses.field(default_factory=set)
+    # who took part -> when last counted; past the personal retention an id is
+    # forgotten and only counted (server/backends/retention.py)
+    participants: dict[str, float] = dataclasses.field(default_factory=dict)
+    forgotten: int = 0
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
@@ -242,11 +245,12 @@ class MemoryStore(Store):
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
         room = self._rooms.get(room_id)
         if room is not None:
-            room.participants.update(user_ids)
+            now = time.time()
+            room.participants.update(dict.fromkeys(user_ids, now))
 
     async def participants(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
-        return len(room.participants) if room is not None else 0
+        return len(room.participants) + room.forgotten if room is not None else 0
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)
@@ -313,7 +317,7 @@ class MemoryStore(Store):
                     room.interactions[iid] = scrub
         if erase:
             room.replay = kept
-            room.participants.discard(viewer_id)
+            room.participants.pop(viewer_id, None)
         return data
 
     async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
@@ -342,6 +346,12 @@ class MemoryStore(Store):
             if expires < now:
                 del room.tokens[token_hash]
                 dropped += 1
+        if cutoffs.personal:
+            old = [user for user, at in room.participants.items() if at < cutoffs.personal]
+            for user in old:
+                del room.participants[user]
+            room.forgotten += len(old)
+            dropped += len(old)
         return dropped
 
     async def ping(self) -> None:
