@@ -132,6 +132,12 @@ async def test_export_then_erase_leaves_no_record_of_the_viewer(node):
         after = await http.get(f"/api/v1/viewers/{pseudonym}")
         assert after.json()["rooms"] == {}
 
+    # a late joiner's snapshot has Bob's danmaku, not hers (retracted on every node)
+    late = await live.connect()
+    recent = (await late.join(ROOM))["snapshot"]["recent"]
+    assert [e["text"] for e in recent] == ["hi all"], recent
+    await late.close()
+    await live.hub.presence_notes.settled()
     held = await everything(live.hub.store)
     for trace in (SUB, "4242123", pseudonym, NAME, "Alice", "退款怎么办"):
         assert trace.encode() not in held, trace

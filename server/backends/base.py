@@ -18,9 +18,10 @@ Store guarantees:
   the room does not exist, and changes nothing (``get_room``, ``update_room``,
   ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
   ``put_interaction``, ``interactions``, ``apply``, ``submit_many``, ``counters``,
-  ``records``, ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
-  ``set_node_stats``, ``room_stats``, ``add_participants``, ``participants``,
-  ``append_replay``, ``replay``) does nothing for a missing room and reads empty
+  ``records``, ``read``, ``viewer_data``, ``erase_viewer``, ``prune``). The
+  best-effort bookkeeping (``set_presence``, ``presence``, ``set_node_stats``,
+  ``room_stats``, ``add_participants``, ``participants``, ``append_replay``,
+  ``replay``) does nothing for a missing room and reads empty
   (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
   The check is part of the operation (on Redis in the same Lua script as the write,
   in the same round trip as the read), not a separate call that could race.

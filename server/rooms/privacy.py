@@ -5,7 +5,8 @@ What a store holds about a viewer, and how erasing it keeps results consistent, 
 described in server/backends/viewers.py: the viewer's contributions are withdrawn (a
 tally loses their votes, as when a viewer withdraws), the rest is deleted, and an
 interaction state that names them (a draw's winners) names a random ``erased-…`` id
-instead. After an erasure every node serving the room re-reads its views.
+instead. After an erasure every node serving the room re-reads its views, and the
+viewer's danmaku are retracted (off the screens and out of every node's replay).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class ViewerPrivacy:
                 "interactions": sorted(data.interactions),
             }
             await reread(self.rooms, rid, version)
+            # Its danmaku leave the screens and every node's replay, as a retraction.
+            for event in data.replay:
+                self.rooms.outbox().announce(rid, {"type": "retract", "id": event.get("id")})
         return {"user_id": viewer_id, "rooms": rooms}
 
 
