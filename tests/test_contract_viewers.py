@@ -159,7 +159,7 @@ async def test_erase_leaves_no_trace_and_keeps_the_rest_consistent(pair):  # noq
 
 
 async def test_presence_notes_keep_no_keys_and_stay_bounded(pair):  # noqa: F811
-    """2,000 joins and leaves of 1,000 viewers leave one record per viewer present and
+    """1,900 joins and leaves of 1,000 viewers leave one record per viewer present and
     no idempotency key (issue 15: ``presence:done`` grew to 30,000 after 15,000 joins)."""
     store, _, _ = pair
     await store.create_room(room())
