@@ -160,6 +160,7 @@ if redis.call('HEXISTS', KEYS[1], 'title') == 0 then return false end
 local prefix, danmaku, content, personal = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4])
 local now, keep_keys = tonumber(ARGV[5]), tonumber(ARGV[6])
+local latest = math.max(content, personal)
 local dropped, records = 0, 0
 if danmaku > 0 then
   local events, kept = redis.call('LRANGE', KEYS[4], 0, -1), {}
@@ -182,13 +183,17 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   local rec = prefix .. 'i:' .. id .. ':rec'
   local flat = redis.call('HGETALL', rec)
   for i = 1, #flat, 2 do
-    local ok, value = pcall(cjson.decode, flat[i + 1])
-    if ok and type(value['t']) == 'number' then
-      local cut = personal
-      if type(value['r']) == 'table' and value['r']['viewer_id'] ~= nil then cut = content end
-      if cut > 0 and value['t'] < cut then
-        redis.call('HDEL', rec, flat[i])
-        records = records + 1
+    -- when it was written, off the value's end; parsed only when older than a cutoff
+    local t = tonumber(string.match(flat[i + 1], ',"t":(%d+)}$'))
+    if t and t < latest then
+      local ok, value = pcall(cjson.decode, flat[i + 1])
+      if ok then
+        local cut = personal
+        if type(value['r']) == 'table' and value['r']['viewer_id'] ~= nil then cut = content end
+        if cut > 0 and t < cut then
+          redis.call('HDEL', rec, flat[i])
+          records = records + 1
+        end
       end
     end
   end

@@ -74,13 +74,26 @@ def stale_event(event: bytes | str, cutoffs: Cutoffs) -> bool:
     return isinstance(ts, int | float) and ts < cutoffs.danmaku * 1000
 
 
+def written_at(held: bytes) -> int | None:
+    """When a held value was written, read off its end (``…,"t":123}``, the last key
+    :meth:`Submission.held` writes) without parsing the record; None if it has none."""
+    start = held.rfind(b',"t":')
+    if start < 0 or not held.endswith(b"}"):
+        return None
+    digits = held[start + 5 : -1]
+    return int(digits) if digits.isdigit() else None
+
+
 def stale_record(held: bytes | str, cutoffs: Cutoffs) -> bool:
-    """A held record written before its kind's cutoff (module docstring)."""
-    value = orjson.loads(held)
-    written = value.get("t")
-    if not isinstance(written, int | float):
+    """A held record written before its kind's cutoff (module docstring). Only a
+    record older than one of the cutoffs is parsed: a pass over a large box costs a
+    scan of its values' ends."""
+    raw = held.encode() if isinstance(held, str) else held
+    written = written_at(raw)
+    latest = max(cutoffs.content, cutoffs.personal)
+    if written is None or written >= latest:
         return False
-    record = value.get("r")
+    record = orjson.loads(raw).get("r")
     content = isinstance(record, dict) and "viewer_id" in record
     return written < (cutoffs.content if content else cutoffs.personal)
 
