@@ -5,10 +5,12 @@ nothing in the store names the viewer: on Redis every key is SCANned and every v
 read, on SQLite every row of every table; the tallies lose the viewer's vote."""
 
 import asyncio
+import re
 import uuid
 
 import pytest
 
+from server.auth import Authority
 from server.interactions.base import PRESENCE_BOX
 from tests.conftest import UNIT, running_server
 from tests.test_contract_viewers import everything
@@ -16,13 +18,6 @@ from tests.test_contract_viewers import everything
 ROOM = "privacy"
 SUB = "bili:4242123"  # an integrator's (a platform's) id for the viewer
 NAME = "Alice Zhang 张三"
-
-
-class Node:
-    """The store behind a running node, read whole by tests.test_contract_viewers."""
-
-    def __init__(self, live):
-        self.store = live.hub.store
 
 
 async def host_op(host, action, **fields):
@@ -228,3 +223,25 @@ async def test_retention_drops_what_is_past_it_and_keeps_the_counts(node):
     async with live.http() as http:
         board = (await http.get(f"/api/v1/rooms/{ROOM}/interactions/ask")).json()
     assert board["questions"] == []
+
+
+def test_pseudonyms_are_keyed_stable_and_only_for_viewers_ids_from_outside():
+    secret, other = "s" * 40, "t" * 40
+    authority = Authority("admin-token-xxxxxxxx", secret)
+    token, _ = authority.mint(ROOM, "viewer", SUB, "Alice", 60)
+    viewer = authority.verify(token, ROOM)
+    assert viewer.user_id == authority.pseudonym(SUB) == Authority("a" * 20, secret).pseudonym(SUB)
+    assert re.fullmatch(r"p-[0-9a-f]{24}", viewer.user_id)
+    assert Authority("a" * 20, other).pseudonym(SUB) != viewer.user_id  # keyed by the secret
+    assert authority.pseudonym("bili:4242124") != viewer.user_id
+    # guests' random ids and staff ids stay as they are
+    guest, _ = authority.mint(ROOM, "viewer", "guest-0a1b2c3d4e", "观众 3d4e", 60, guest=True)
+    assert authority.verify(guest, ROOM).user_id == "guest-0a1b2c3d4e"
+    host, _ = authority.mint(ROOM, "host", "host-1", "Host", 60)
+    assert authority.verify(host, ROOM).user_id == "host-1"
+    # without a name, a viewer is named by its pseudonym, never by the outside id
+    nameless, _ = authority.mint(ROOM, "viewer", SUB, "", 60)
+    assert authority.verify(nameless, ROOM).name == viewer.user_id
+    # server.pseudonymous_ids = false keeps outside ids
+    plain = Authority("admin-token-xxxxxxxx", secret, pseudonymous=False)
+    assert plain.verify(token, ROOM).user_id == SUB
