@@ -73,6 +73,10 @@ class ServerSettings:
     allowed_origins: str = ""
     # /metrics asks for 'Authorization: Bearer <this>'; empty: open to anyone.
     metrics_token: str = ""
+    # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
+    # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
+    # shown as its keyed hash, p-…, derived from secret (README, "Privacy").
+    pseudonymous_ids: bool = True
 
 
 @dataclass(frozen=True, slots=True)

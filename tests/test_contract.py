@@ -20,6 +20,7 @@ from server.backends import (
     open_backends,
 )
 from server.backends.memory import MemoryBroker
+from server.backends.retention import Cutoffs, Retention
 from tests.conftest import UNIT
 from tests.redis_fixtures import redis_server
 
@@ -458,6 +459,9 @@ MISSING_RAISES = {
     "counters": lambda s, r: s.counters(r, "p"),
     "records": lambda s, r: s.records(r, "p"),
     "read": lambda s, r: s.read(r, ["p"], ["p"]),
+    "viewer_data": lambda s, r: s.viewer_data(r, "v1"),
+    "erase_viewer": lambda s, r: s.erase_viewer(r, "v1"),
+    "prune": lambda s, r: s.prune(r, Cutoffs.at(time.time(), Retention()), time.time()),
 }
 # ... and the best-effort bookkeeping is a no-op, or empty, for one.
 MISSING_IGNORED = {

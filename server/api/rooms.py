@@ -148,7 +148,10 @@ class RoomsApi:
         user_id = body.get("user_id") or f"{role}-{secrets.token_hex(4)}"
         if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
             raise ApiError(400, "invalid_field", f"user_id must match {USER_ID_RE.pattern}")
-        name = body.get("name") or user_id
+        # The id the token's holder has here: a viewer's pseudonym (server/auth.py); the
+        # default name is that id, never the outside one.
+        held_as = self.authority.viewer_id(user_id, role, guest=False)
+        name = body.get("name") or held_as
         if not isinstance(name, str) or len(name) > 32:
             raise ApiError(400, "invalid_field", "name must be a string of at most 32 characters")
         ttl = body.get("ttl_s", DEFAULT_TOKEN_TTL_S)
@@ -162,12 +165,12 @@ class RoomsApi:
         await self.store.remember_token(
             room_id,
             digest,
-            {"role": role, "user_id": user_id, "by": caller},
+            {"role": role, "user_id": held_as, "by": caller},
             ttl,
             self.limits.tokens_kept_per_room,
         )
-        target = {"user": user_id, "token_role": role}
-        detail = {"name": name, "ttl_s": ttl, "expires_at": expires}
+        target = {"user": held_as, "token_role": role}
+        detail = {"ttl_s": ttl, "expires_at": expires}  # no name: personal data
         by = self.callers.who(request, room_id)
         await self.rooms.audit_log.record(room_id, by, "token.mint", target, "ok", detail)
         return json_response(
@@ -175,7 +178,8 @@ class RoomsApi:
                 "token": token,
                 "room": room_id,
                 "role": role,
-                "user_id": user_id,
+                "user_id": held_as,
+                "sub": user_id,  # the id it was minted for; a viewer's is in the token only
                 "name": name,
                 "expires_at": expires,
             },

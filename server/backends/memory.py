@@ -30,6 +30,16 @@ from server.backends.base import (
     held_deltas,
     held_record,
 )
+from server.backends.retention import Cutoffs, stale_event, stale_record
+from server.backends.viewers import (
+    ViewerData,
+    holds,
+    keyed_by,
+    scrubbed,
+    sent_by,
+    token_of,
+    tombstone,
+)
 
 
 def audit_value(text: str) -> bytes:
@@ -44,6 +54,7 @@ class _Interaction:
     records: dict[str, bytes] = dataclasses.field(default_factory=dict)
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
     done: dict[str, int] = dataclasses.field(default_factory=dict)  # "viewer|key" -> version
+    written: float = dataclasses.field(default_factory=time.time)  # its last applied write
 
 
 @dataclasses.dataclass
@@ -59,7 +70,10 @@ class _Room:
     tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
     presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
-    participants: set[str] = dataclasses.field(default_factory=set)
+    # who took part -> when last counted; past the personal retention an id is
+    # forgotten and only counted (server/backends/retention.py)
+    participants: dict[str, float] = dataclasses.field(default_factory=dict)
+    forgotten: int = 0
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
     audit: deque[bytes] = dataclasses.field(default_factory=deque)
 
@@ -191,7 +205,10 @@ class MemoryStore(Store):
             state.records.pop(submission.viewer_id, None)
         else:
             state.records[submission.viewer_id] = held
-        version = self._bump(room) if submission.versioned else room.version
+        state.written = time.time()
+        if not submission.versioned:  # bookkeeping: no key kept (base.py)
+            return ApplyResult("applied", room.version, dict(state.counters))
+        version = self._bump(room)
         state.done[submission.done_key] = version
         return ApplyResult("applied", version, dict(state.counters))
 
@@ -259,11 +276,12 @@ class MemoryStore(Store):
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
         room = self._rooms.get(room_id)
         if room is not None:
-            room.participants.update(user_ids)
+            now = time.time()
+            room.participants.update(dict.fromkeys(user_ids, now))
 
     async def participants(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
-        return len(room.participants) if room is not None else 0
+        return len(room.participants) + room.forgotten if room is not None else 0
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)
@@ -295,6 +313,94 @@ class MemoryStore(Store):
         redacted = [found.subn(lambda _: new, e) for e in room.audit]
         room.audit = deque(e for e, _ in redacted)
         return sum(1 for _, n in redacted if n)
+
+    async def viewer_data(self, room_id: str, viewer_id: str) -> ViewerData:
+        return self._viewer(self._room(room_id), viewer_id, erase=False)
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        room = self._room(room_id)
+        data = self._viewer(room, viewer_id, erase=True)
+        return data, room.version if data.empty() else self._bump(room)
+
+    def _viewer(self, room: _Room, viewer_id: str, *, erase: bool) -> ViewerData:
+        """Find the viewer's data in the room (viewers.py), and with ``erase`` remove it."""
+        data = ViewerData(participant=viewer_id in room.participants)
+        for box, state in room.contributions.items():
+            for holder, raw in list(state.records.items()):
+                found = holds(holder, raw, viewer_id)
+                if found is None:
+                    continue
+                data.records.setdefault(box, {})[holder] = found["record"]
+                if erase:
+                    del state.records[holder]
+                    for name, amount in found["deltas"].items():
+                        value = state.counters.get(name, 0) - amount
+                        if value:
+                            state.counters[name] = value
+                        else:
+                            state.counters.pop(name, None)
+            keys = [key for key in state.done if keyed_by(key, viewer_id)]
+            data.keys += len(keys)
+            for key in keys if erase else ():
+                del state.done[key]
+        for token_hash, (info, _expires) in list(room.tokens.items()):
+            found_token = token_of(info, viewer_id)
+            if found_token is not None:
+                data.tokens.append(found_token)
+                if erase:
+                    del room.tokens[token_hash]
+        kept: deque[bytes] = deque()
+        for event in room.replay:
+            sent = sent_by(event, viewer_id)
+            if sent is None:
+                kept.append(event)
+            else:
+                data.replay.append(sent)
+        replacement = tombstone()
+        for iid, state_raw in list(room.interactions.items()):
+            scrub = scrubbed(state_raw, viewer_id, replacement)
+            if scrub is not None:
+                data.interactions.append(iid)
+                if erase:
+                    room.interactions[iid] = scrub
+        if erase:
+            room.replay = kept
+            room.participants.pop(viewer_id, None)
+        return data
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        room = self._room(room_id)
+        dropped, records = self._prune(room, cutoffs, now), 0
+        for state in room.contributions.values():
+            stale = [h for h, raw in state.records.items() if stale_record(raw, cutoffs)]
+            for holder in stale:
+                del state.records[holder]  # the counters stay (retention.py)
+            records += len(stale)
+        return dropped + records, self._bump(room) if records else room.version
+
+    def _prune(self, room: _Room, cutoffs: Cutoffs, now: float) -> int:
+        """Drop old danmaku, the keys of boxes idle past the personal cutoff and expired
+        token records; how many went."""
+        dropped = 0
+        if cutoffs.danmaku:
+            kept = deque(e for e in room.replay if not stale_event(e, cutoffs))
+            dropped += len(room.replay) - len(kept)
+            room.replay = kept
+        for state in room.contributions.values():
+            if cutoffs.personal and state.written < cutoffs.personal and state.done:
+                dropped += len(state.done)
+                state.done.clear()
+        for token_hash, (_, expires) in list(room.tokens.items()):
+            if expires < now:
+                del room.tokens[token_hash]
+                dropped += 1
+        if cutoffs.personal:
+            old = [user for user, at in room.participants.items() if at < cutoffs.personal]
+            for user in old:
+                del room.participants[user]
+            room.forgotten += len(old)
+            dropped += len(old)
+        return dropped
 
     async def ping(self) -> None:
         return None
