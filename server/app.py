@@ -10,6 +10,7 @@ state, where the WebSocket protocol class (:class:`server.hub.Connection`) finds
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
 from server.api.limits import FailedLogins, HeavyRequests
 from server.api.node import NodeApi
+from server.api.privacy import PrivacyApi
 from server.api.rooms import RoomsApi
 from server.auth import Authority, new_secret
 from server.backends import Backends, BackendUnavailable, open_backends
@@ -41,6 +43,8 @@ from server.metrics import Metrics
 from server.origins import Origins
 from server.pages import Pages
 from server.rooms.plugins import registry_with
+from server.rooms.privacy import ViewerPrivacy
+from server.rooms.retention import RetentionPass
 from server.rooms.service import RoomService
 
 
@@ -55,17 +59,26 @@ def create_app(
         backends = open_backends(url, prefix=settings.server.redis_prefix)
     store = backends.store
     admin_token = settings.server.admin_token or new_secret()
-    authority = Authority(admin_token, settings.server.secret or new_secret())
+    authority = Authority(
+        admin_token,
+        settings.server.secret or new_secret(),
+        pseudonymous=settings.server.pseudonymous_ids,
+    )
     registry = registry_with(settings.server.kinds)
     rooms = RoomService(
-        store, registry, authority, node_id=node_name(settings), shared=backends.shared
+        store,
+        registry,
+        authority,
+        node_id=node_name(settings),
+        shared=backends.shared,
+        limits=settings.limits,
     )
     rooms.audit_log.keep = settings.limits.audit_log_keep
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     rooms.alerts.count_in(metrics)
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
-    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers)
+    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
     alerts = AlertsApi(rooms_api, rooms)
     audit = AuditApi(rooms_api, rooms)
@@ -78,6 +91,8 @@ def create_app(
             return False
         return True
 
+    privacy = PrivacyApi(ViewerPrivacy(store, rooms), callers)
+    retention = RetentionPass(store, rooms)
     pages = Pages(
         public_url=base_url(settings),
         assets_dir=settings.server.assets_dir,
@@ -88,6 +103,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await hub.start()
+        pruning = asyncio.get_running_loop().create_task(retention.run(), name="hudong-retention")
         if demo:
             room = await demo_room.seed(store, rooms, authority, time.time())
             app.state.demo = room
@@ -95,6 +111,9 @@ def create_app(
         try:
             yield {"hub": hub}
         finally:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             await hub.stop()
             await store.close()
 
@@ -148,6 +167,10 @@ def create_app(
         Route(room, rooms_api.delete, methods=["DELETE"]),
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
         Route(f"{room}/revocations", rooms_api.revocations, methods=["GET", "POST"]),
+        Route("/api/v1/viewers/{user_id}", privacy.export, methods=["GET"]),
+        Route("/api/v1/viewers/{user_id}", privacy.erase, methods=["DELETE"]),
+        Route(f"{room}/viewers/{{user_id}}", privacy.export, methods=["GET"]),
+        Route(f"{room}/viewers/{{user_id}}", privacy.erase, methods=["DELETE"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
@@ -185,4 +208,5 @@ def create_app(
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority
+    app.state.retention = retention
     return app

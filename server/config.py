@@ -73,6 +73,10 @@ class ServerSettings:
     allowed_origins: str = ""
     # /metrics asks for 'Authorization: Bearer <this>'; empty: open to anyone.
     metrics_token: str = ""
+    # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
+    # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
+    # shown as its keyed hash, p-…, derived from secret (README, "Privacy").
+    pseudonymous_ids: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,29 @@ class LimitsSettings:
     # Wrong admin (or room) tokens per client address before each further attempt
     # from it is refused with 429 for a time that doubles, up to 5 minutes.
     failed_logins_allowed: int = 5
+    # Caps on what one client, viewer or room may hold (issue 15; PROTOCOL.md, "Limits").
+    # true: a room's danmaku budget (room_danmaku_per_s, _burst) is split evenly among the
+    # client addresses that sent in the last 2 s; false: first come, first served (a
+    # venue where nearly everyone shares one address, or nodes behind a proxy).
+    room_danmaku_fair: bool = True
+    # WebSocket connections per client address on a node; 0: no cap (the default, for
+    # venues behind one NAT and nodes behind a proxy). Over it: HTTP 429 on the upgrade.
+    connections_per_address: int = 0
+    # Connections of one viewer identity (one token) to one room on a node; 0: no cap.
+    connections_per_viewer: int = 5
+    # Commands per second from one client address (all its connections together, on a
+    # node), bursts of twice that; 0: no such limit (the default, as for connections).
+    commands_per_address_per_s: float = 0.0
+    # Interactions per room (the built-in ones included); over it: limit_reached.
+    interactions_per_room: int = 100
+    # The largest `joined` snapshot a room may need; a host change that would make it
+    # larger is refused with limit_reached.
+    max_joined_bytes: int = 1048576
+    # Rooms on the deployment; creating one more answers 409 limit_reached. 0: no cap.
+    max_rooms: int = 10000
+    # Records of minted tokens kept per room (each expires with its token); past it,
+    # the oldest are forgotten.
+    tokens_kept_per_room: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

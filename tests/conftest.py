@@ -168,6 +168,11 @@ class LiveServer:
         assert hello["type"] == "hello", hello
         return client
 
+    def viewer_id(self, sub: str) -> str:
+        """The id a viewer token minted for ``sub`` has on this node (its pseudonym)."""
+        authority = self.app.state.authority
+        return str(authority.viewer_id(sub, "viewer", guest=False))
+
     def metric(self, name: str, **labels: str) -> float:
         value = self.hub.metrics.registry.get_sample_value(name, labels or None)
         return 0.0 if value is None else float(value)

@@ -81,7 +81,7 @@ async def scripted_event(live: LiveServer) -> list[tuple[str, str, dict[str, Any
     fans = {}
     for fan in ("fan-1", "fan-2", "fan-3"):
         fans[fan] = await mint(live, None, "viewer", fan)
-        expect("token.mint", "admin", user=fan, token_role="viewer")
+        expect("token.mint", "admin", user=live.viewer_id(fan), token_role="viewer")
     await rest(live, host_token, "PATCH", "", settings={"mode": "slow", "slow_mode_s": 1})
     expect("room.update", "host-1", room=ROOM, settings=["mode", "slow_mode_s"])
 
@@ -107,7 +107,7 @@ async def scripted_event(live: LiveServer) -> list[tuple[str, str, dict[str, Any
 
     async with live.http(mod_token) as http:  # viewers' ids and names: who took them
         r = await http.get(f"/api/v1/rooms/{ROOM}/interactions/p1/export?format=csv")
-    assert r.status_code == 200 and "fan-1" in r.text, r.text
+    assert r.status_code == 200 and live.viewer_id("fan-1") in r.text, r.text
     expect("interaction.export", "mod-1", interaction="p1")
 
     draw = {"id": "d1", "title": "Lucky", "winners": 1}
@@ -118,16 +118,18 @@ async def scripted_event(live: LiveServer) -> list[tuple[str, str, dict[str, Any
     await acked(mod, "host", action="run", interaction="d1")
     expect("interaction.run", "mod-1", interaction="d1")
 
-    await acked(mod, "host", action="mute", user="fan-2", duration_s=60)
-    expect("moderation.mute", "mod-1", user="fan-2")
-    await rest(live, host_token, "POST", "/moderation", action="ban", user="fan-3")
-    expect("moderation.ban", "host-1", user="fan-3")
+    await acked(mod, "host", action="mute", user=live.viewer_id("fan-2"), duration_s=60)
+    expect("moderation.mute", "mod-1", user=live.viewer_id("fan-2"))
+    await rest(live, host_token, "POST", "/moderation", action="ban", user=live.viewer_id("fan-3"))
+    expect("moderation.ban", "host-1", user=live.viewer_id("fan-3"))
     await acked(mod, "host", action="retract", event="n1.7")
     expect("moderation.retract", "mod-1", event="n1.7")
-    await rest(live, mod_token, "POST", "/moderation", action="unmute", user="fan-2")
-    expect("moderation.unmute", "mod-1", user="fan-2")
-    await acked(host, "host", action="unban", user="fan-3")
-    expect("moderation.unban", "host-1", user="fan-3")
+    await rest(
+        live, mod_token, "POST", "/moderation", action="unmute", user=live.viewer_id("fan-2")
+    )
+    expect("moderation.unmute", "mod-1", user=live.viewer_id("fan-2"))
+    await acked(host, "host", action="unban", user=live.viewer_id("fan-3"))
+    expect("moderation.unban", "host-1", user=live.viewer_id("fan-3"))
 
     post = await acked(fan1, "post", key="w1", text="Great show")
     await acked(mod, "host", action="approve", interaction="wall", post=post["post"])
@@ -169,7 +171,9 @@ async def test_every_staff_action_of_an_event_is_in_the_log_once(backend, reques
         names = {e["actor"]["id"]: e["actor"]["name"] for e in entries}
         assert names["mod-1"] == "Mod-1"
         run = next(e for e in entries if e["action"] == "interaction.run")
-        assert run["detail"] == {"winners": ["fan-1"]} or run["detail"] == {"winners": ["fan-2"]}
+        assert run["detail"] == {"winners": [live.viewer_id("fan-1")]} or run["detail"] == {
+            "winners": [live.viewer_id("fan-2")]
+        }
         mute = next(e for e in entries if e["action"] == "moderation.mute")
         assert mute["detail"] == {"duration_s": 60}  # over the WebSocket: not its command id
         update = next(e for e in entries if e["action"] == "room.update")

@@ -20,6 +20,7 @@ from server.backends import (
     open_backends,
 )
 from server.backends.memory import MemoryBroker
+from server.backends.retention import Cutoffs, Retention
 from tests.conftest import UNIT
 from tests.redis_fixtures import redis_server
 
@@ -78,7 +79,8 @@ async def room_keys(store, room_id):
 
 # The stored key layout of a room (server/backends/redis.py): what a live room may hold.
 ROOM_KEY = re.compile(
-    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|audit|ids"
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|token_expiry|presence|stats|participants"
+    r"|replay|audit|ids"
     r"|i:.+:(rec|cnt|done))"
 )
 
@@ -160,6 +162,23 @@ async def test_rooms_crud_and_versions(pair):
     with pytest.raises(RoomNotFound):
         await store.update_room("r1", title="x")
     assert [r.id for r in await store.list_rooms()] == ["r2"]
+
+
+async def test_rooms_are_counted_and_token_records_bounded(pair):
+    store, _, _ = pair
+    assert await store.room_count() == 0
+    await store.create_room(room("r1"))
+    await store.create_room(room("r2"))
+    assert await store.room_count() == 2
+    # Past ``keep``, the records that expire first are forgotten; expired ones always.
+    await store.remember_token("r1", "gone", {"n": -1}, -5)
+    for i, ttl in enumerate((300, 100, 400, 200)):
+        await store.remember_token("r1", f"t{i}", {"n": i}, ttl, keep=3)
+    kept = {h: await store.token_info("r1", h) for h in ("gone", "t0", "t1", "t2", "t3")}
+    assert kept == {"gone": None, "t0": {"n": 0}, "t1": None, "t2": {"n": 2}, "t3": {"n": 3}}
+    assert await store.token_info("r2", "t0") is None  # per room
+    await store.delete_room("r1")
+    assert await store.room_count() == 1
 
 
 async def test_apply_replaces_contributions_and_is_idempotent(pair):
@@ -440,6 +459,9 @@ MISSING_RAISES = {
     "counters": lambda s, r: s.counters(r, "p"),
     "records": lambda s, r: s.records(r, "p"),
     "read": lambda s, r: s.read(r, ["p"], ["p"]),
+    "viewer_data": lambda s, r: s.viewer_data(r, "v1"),
+    "erase_viewer": lambda s, r: s.erase_viewer(r, "v1"),
+    "prune": lambda s, r: s.prune(r, Cutoffs.at(time.time(), Retention()), time.time()),
 }
 # ... and the best-effort bookkeeping is a no-op, or empty, for one.
 MISSING_IGNORED = {

@@ -65,6 +65,8 @@ MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
 REVOCATIONS = "/api/v1/rooms/{room_id}/revocations"
 AUDIT_LOG = "/api/v1/rooms/{room_id}/audit-log"
+VIEWER_DATA = "/api/v1/viewers/{user_id}"
+ROOM_VIEWER_DATA = "/api/v1/rooms/{room_id}/viewers/{user_id}"
 STATS = "/api/v1/rooms/{room_id}/stats"
 ALERTS = "/api/v1/rooms/{room_id}/alerts"
 WATCHLISTS = f"{ALERTS}/watchlists"
@@ -276,7 +278,8 @@ class World:
 
     async def mint(self, room: str, role: str, user_id: str) -> str:
         headers = {"Authorization": f"Bearer {ADMIN}"}
-        body = {"role": role, "user_id": user_id}
+        # named as the id given: a viewer's id is its pseudonym (PROTOCOL.md, "Privacy")
+        body = {"role": role, "user_id": user_id, "name": user_id[:32]}
         r = await self.api.http.post(f"{ROOMS}/{room}/tokens", json=body, headers=headers)
         assert r.status_code == 201, r.text
         token: str = r.json()["token"]
@@ -469,7 +472,8 @@ class World:
         await self.act("d", "lock_all")
         await self.act("d", "reveal")
         drawn = await self.act("w", "run")
-        assert sorted(drawn["winners"]) == ["player-0", "player-1"], drawn
+        players_ids = sorted(self.live.viewer_id(f"player-{i}") for i in range(2))
+        assert sorted(drawn["winners"]) == players_ids, drawn
         # Reactions: taps from two viewers, committed within a second.
         for i, p in enumerate(players):
             await self.acked(p, "react", emoji="❤️", count=3 + i)
@@ -709,6 +713,54 @@ async def _delete_room(api: Api, w: World) -> None:
     await api.call("DELETE", ROOM_PATH, room_id=ROOM, expect=404, code="room_not_found")
 
 
+async def _viewer_data(api: Api, w: World, method: str, template: str, **room: str) -> None:
+    """A viewer's export or erasure: by its platform id or by its pseudonym; refused for
+    anyone but the admin, for a wrong id, with the store away."""
+    await w.every_kind_in_every_state()
+    pseudonym = w.live.viewer_id("player-0")
+    for role in ("host", "viewer"):
+        token = w.tokens[role]
+        if room:
+            await api.call(method, template, user_id=pseudonym, token=token, expect=403, **room)
+        else:
+            await api.call(method, template, user_id=pseudonym, token=token, expect=401, **room)
+    await unauthorized(api, w, method, template, user_id=pseudonym, **room)
+    await api.call(method, template, user_id="x" * 129, expect=400, code="invalid_field", **room)
+    await api.call(
+        method, template, user_id=pseudonym, query={"external": "yes"}, expect=400, **room
+    )
+    await outage(api, method, template, user_id=pseudonym, **room)
+    if room:
+        await api.call(method, template, user_id=pseudonym, expect=404, room_id="gone")
+    r = await api.call(
+        method, template, user_id="player-0", query={"external": "true"}, expect=200, **room
+    )
+    assert r.json()["user_id"] == pseudonym and ROOM in r.json()["rooms"], r.text
+    if method == "DELETE":
+        again = await api.call(method, template, user_id=pseudonym, expect=200, **room)
+        assert again.json()["rooms"] == {}, again.text
+
+
+@scenario("GET", VIEWER_DATA)
+async def _export_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "GET", VIEWER_DATA)
+
+
+@scenario("DELETE", VIEWER_DATA)
+async def _erase_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "DELETE", VIEWER_DATA)
+
+
+@scenario("GET", ROOM_VIEWER_DATA)
+async def _export_room_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "GET", ROOM_VIEWER_DATA, room_id=ROOM)
+
+
+@scenario("DELETE", ROOM_VIEWER_DATA)
+async def _erase_room_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "DELETE", ROOM_VIEWER_DATA, room_id=ROOM)
+
+
 @scenario("POST", TOKENS)
 async def _mint_token(api: Api, w: World) -> None:
     for role in ("host", "moderator", "screen", "viewer"):
@@ -891,6 +943,14 @@ async def _create_interaction(api: Api, w: World) -> None:
     await api.call(
         "POST", INTERACTIONS, room_id=NOWHERE, expect=404, code="room_not_found", body=new
     )
+    # A room holds limits.interactions_per_room (100) created interactions at most.
+    r = await api.call("GET", INTERACTIONS, room_id=ROOM, expect=200)
+    made = sum(v["id"] not in ("checkin", "wall", "reactions") for v in r.json()["interactions"])
+    for i in range(made, 100):
+        body = {"kind": "qa", "spec": {"id": f"fill-{i}", "title": "Filler"}}
+        await api.call("POST", INTERACTIONS, room_id=ROOM, expect=201, body=body)
+    body = {"kind": "qa", "spec": {"id": "one-too-many", "title": "Over"}}
+    await api.call("POST", INTERACTIONS, room_id=ROOM, expect=409, code="limit_reached", body=body)
     await unauthorized(api, w, "POST", INTERACTIONS, room_id=ROOM, body=new)
     await outage(
         api,
@@ -1052,7 +1112,8 @@ async def _audit(api: Api, w: World) -> None:
     for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         r = await api.call("GET", AUDIT, room_id=ROOM, interaction_id="w", token=token, expect=200)
-        assert r.json()["entrants"] == ["player-0", "player-1"]
+        players = sorted(w.live.viewer_id(f"player-{i}") for i in range(2))
+        assert r.json()["entrants"] == players
     for who in ("viewer", "screen"):  # the ids as digests (issue 15)
         at = {"room_id": ROOM, "interaction_id": "w"}
         r = await api.call("GET", AUDIT, **at, token=w.tokens[who], expect=200)
@@ -1079,7 +1140,8 @@ async def _mine(api: Api, w: World) -> None:
     for winner in ("player-0", "player-1"):
         token = await w.mint(ROOM, "viewer", winner)
         r = await api.call("GET", MINE, **at, token=token, expect=200)
-        assert r.json()["claim"]["winner"] == winner and r.json()["claim"]["claimed_at"] is None
+        claim = r.json()["claim"]
+        assert claim["winner"] == w.live.viewer_id(winner) and claim["claimed_at"] is None
     for who in ("admin", "host", "viewer", "screen"):  # none of them won
         token = ADMIN if who == "admin" else w.tokens[who]
         r = await api.call("GET", MINE, **at, token=token, expect=200)
@@ -1101,11 +1163,15 @@ async def _export(api: Api, w: World) -> None:
     for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         rows = (await api.call("GET", EXPORT, **at, token=token, expect=200)).json()["rows"]
-        assert [row["viewer"] for row in rows] == ["-evil-0", "-evil-1"]
+        ids = [w.live.viewer_id(f"-evil-{i}") for i in range(2)]
+        assert [(row["viewer"], row["name"]) for row in rows] == [
+            (ids[0], "-evil-0"),
+            (ids[1], "-evil-1"),
+        ]
         for query in ({"format": "csv"}, {"format": "json"}):
             await api.call("GET", EXPORT, **at, token=token, query=query, expect=200)
         csv = (await api.call("GET", EXPORT, **at, query={"format": "csv"}, expect=200)).text
-        assert csv.splitlines()[1].startswith("'-evil-0,"), csv  # no formula for spreadsheets
+        assert f"{ids[0]},'-evil-0," in csv.splitlines()[1], csv  # no formula for spreadsheets
     for role in ("viewer", "screen"):
         await api.call("GET", EXPORT, **at, token=w.tokens[role], expect=403, code="forbidden")
     await w.create("qa", {"id": "b", "title": "Board"})  # every kind exports its rows

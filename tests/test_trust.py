@@ -221,12 +221,13 @@ async def test_a_resync_rereads_room_settings_bans_and_revocations_a_node_missed
         await live.create_room(ROOM)
         talker, bad, moderator = [await live.connect() for _ in range(3)]
         await talker.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="talker"))
-        await bad.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="bad"))
+        joined = await bad.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="bad"))
         r = await mint(live, "moderator", user_id="mod")
         await moderator.join(ROOM, token=r.json()["token"])
         store = live.app.state.rooms.store
         await store.update_room(ROOM, settings={"mode": "staff"})
-        await store.apply(ROOM, "~moderation", "bad", "k1", {"banned": True}, {})
+        bad_id = joined["you"]["id"]  # a pseudonym (PROTOCOL.md, "Privacy")
+        await store.apply(ROOM, "~moderation", bad_id, "k1", {"banned": True}, {})
         entry = {"jti": r.json()["jti"], "until": time.time() + 60}
         await store.apply(ROOM, REVOKED_BOX, "jti:" + r.json()["jti"], "k2", entry, {})
         assert (await talker.command("danmaku", text="missed"))["type"] == "ack"  # not seen yet

@@ -69,10 +69,11 @@ async def test_moderation_settings_and_closes_survive_lost_relay_messages(shared
             )
             assert r.status_code == 200, r.text
         node2 = cluster.nodes[1].ws_url
-        viewers = {}
+        viewers, ids = {}, {}  # ids: as the wire shows them (pseudonyms)
         for user in ("bad", "loud", "voter", "talker"):
             viewers[user] = await open_client(node2)
-            await viewers[user].join(ROOM, token=await cluster.mint(ROOM, "viewer", user))
+            joined = await viewers[user].join(ROOM, token=await cluster.mint(ROOM, "viewer", user))
+            ids[user] = joined["you"]["id"]
         assert (await viewers["talker"].command("danmaku", text="hello"))["type"] == "ack"
 
         # Phase 1: drop the pub/sub connections, then at once ban, mute and close the
@@ -82,8 +83,8 @@ async def test_moderation_settings_and_closes_survive_lost_relay_messages(shared
             assert await drop_pubsub(shared_redis.url) >= 2  # one per node
             moderation = f"/api/v1/rooms/{ROOM}/moderation"
             answers = await asyncio.gather(
-                http.post(moderation, json={"action": "ban", "user": "bad"}),
-                http.post(moderation, json={"action": "mute", "user": "loud"}),
+                http.post(moderation, json={"action": "ban", "user": ids["bad"]}),
+                http.post(moderation, json={"action": "mute", "user": ids["loud"]}),
                 http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "close"}),
             )
             assert [r.status_code for r in answers] == [200] * 3, [r.text for r in answers]

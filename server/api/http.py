@@ -25,6 +25,7 @@ STATUS_OF_CODE = {
     "illegal_transition": 409,
     "not_open": 409,
     "no_entrants": 409,
+    "limit_reached": 409,
     "store_unavailable": 503,
 }
 

@@ -16,6 +16,7 @@ from protocol.messages import ROOM_ID_RE, CommandError
 from server.api.http import ApiError, Callers, json_response, read_body
 from server.auth import MAX_TTL_S, RANK, ROLES, Authority, Identity, incarnation_of
 from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.room_settings import SettingError, check_settings
 from server.rooms.service import RoomService, refusals
 from server.rooms.trust import REVOKED_BOX
@@ -49,7 +50,9 @@ class RoomsApi:
         rooms: RoomService,
         online: Callable[[str], int],
         callers: Callers | None = None,
+        limits: LimitsSettings | None = None,
     ) -> None:
+        self.limits = limits or LimitsSettings()
         self.store = store
         self.authority = authority
         # shared with the other handlers: one count of wrong tokens per address
@@ -97,6 +100,13 @@ class RoomsApi:
             raise ApiError(400, "invalid_field", f"id must match {ROOM_ID_RE.pattern}")
         title = _title(body.get("title"), room_id)
         record = RoomRecord(room_id, title, time.time(), 1, _settings(body.get("settings")))
+        most = self.limits.max_rooms
+        if most and await self.store.room_count() >= most:
+            raise ApiError(
+                409,
+                "limit_reached",
+                f"there are {most} rooms, the cap (limits.max_rooms); delete one first",
+            )
         try:
             await self.store.create_room(record)
         except RoomExists:
@@ -157,7 +167,10 @@ class RoomsApi:
         user_id = body.get("user_id") or f"{role}-{secrets.token_hex(4)}"
         if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
             raise ApiError(400, "invalid_field", f"user_id must match {USER_ID_RE.pattern}")
-        name = body.get("name") or user_id
+        # The id the token's holder has here: a viewer's pseudonym (server/auth.py); the
+        # default name is that id, never the outside one.
+        held_as = self.authority.viewer_id(user_id, role, guest=False)
+        name = body.get("name") or held_as
         if not isinstance(name, str) or len(name) > 32:
             raise ApiError(400, "invalid_field", "name must be a string of at most 32 characters")
         # A token mints no token that outlives it.
@@ -179,10 +192,15 @@ class RoomsApi:
         )
         # Only the hash is kept: who minted which token, without being able to use it.
         digest = hashlib.sha256(token.encode()).hexdigest()
-        info = {"role": role, "user_id": user_id, "by": caller}
-        await self.store.remember_token(room_id, digest, info, ttl)
-        target = {"user": user_id, "token_role": role}
-        detail = {"name": name, "ttl_s": ttl, "expires_at": expires}
+        await self.store.remember_token(
+            room_id,
+            digest,
+            {"role": role, "user_id": held_as, "by": caller},
+            ttl,
+            self.limits.tokens_kept_per_room,
+        )
+        target = {"user": held_as, "token_role": role}
+        detail = {"ttl_s": ttl, "expires_at": expires}  # no name: personal data
         by = self.callers.who(request, room_id)
         await self.rooms.audit_log.record(room_id, by, "token.mint", target, "ok", detail)
         return json_response(
@@ -190,7 +208,8 @@ class RoomsApi:
                 "token": token,
                 "room": room_id,
                 "role": role,
-                "user_id": user_id,
+                "user_id": held_as,
+                "sub": user_id,  # the id it was minted for; a viewer's is in the token only
                 "name": name,
                 "jti": jti,
                 "expires_at": expires,

@@ -42,12 +42,15 @@ from typing import Any
 import orjson
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BackendUnavailable,
     RoomRecord,
     Submission,
 )
 from server.backends.memory import MemoryStore, _Room
+from server.backends.retention import Cutoffs
+from server.backends.viewers import ViewerData
 
 log = logging.getLogger("hudong.store")
 
@@ -111,6 +114,8 @@ class EmbeddedStore(MemoryStore):
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # An erased viewer's rows are overwritten on disk, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
             self._check_schema()
             self._load()
@@ -157,8 +162,13 @@ class EmbeddedStore(MemoryStore):
         db.execute("DELETE FROM tokens WHERE expires < ?", (now,))
         for room_id, token_hash, info, expires in db.execute("SELECT * FROM tokens"):
             rooms[room_id].tokens[token_hash] = (info, expires)
+        now = time.time()  # when each was counted is not kept on disk: from now on
         for room_id, user in db.execute("SELECT room, user FROM participants"):
-            rooms[room_id].participants.add(user)
+            rooms[room_id].participants[user] = now
+        for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE 'forgotten:%'"):
+            room = rooms.get(key.removeprefix("forgotten:"))
+            if room is not None:
+                room.forgotten = int(value)
         for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
             rooms[room_id].replay.append(event)
         for room_id, seq, entry in db.execute("SELECT * FROM audit ORDER BY room, seq"):
@@ -272,21 +282,32 @@ class EmbeddedStore(MemoryStore):
         self._audit_seq.pop(room_id, None)
         self._write(
             ("DELETE FROM rooms WHERE id = ?", (room_id,)),
+            ("DELETE FROM meta WHERE key = ?", (f"forgotten:{room_id}",)),
             *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
         )
         await self._durable()
 
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        await super().remember_token(room_id, token_hash, info, ttl_s)
-        raw, expires = self._rooms[room_id].tokens[token_hash]
-        self._write(
-            (
-                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
-                (room_id, token_hash, raw, expires),
+        gone = self._remember_token(room_id, token_hash, info, ttl_s, keep)
+        entry = self._rooms[room_id].tokens.get(token_hash)
+        writes: list[Statement] = [
+            ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, h)) for h in gone
+        ]
+        if entry is not None:  # kept (a token that expires at once is not)
+            writes.append(
+                (
+                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
+                    (room_id, token_hash, entry[0], entry[1]),
+                )
             )
-        )
+        self._write(*writes)
         await self._durable()
 
     async def put_interaction(
@@ -351,11 +372,11 @@ class EmbeddedStore(MemoryStore):
                 "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?)",
                 (room_id, box, submission.viewer_id, held),
             )
-        yield (
-            "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
-            (room_id, box, submission.done_key, result.version),
-        )
-        if submission.versioned:
+        if submission.versioned:  # bookkeeping keeps no key (base.py)
+            yield (
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
+                (room_id, box, submission.done_key, result.version),
+            )
             yield self._version_row(room_id)
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
@@ -409,6 +430,106 @@ class EmbeddedStore(MemoryStore):
             self._write(*rows)
             await self._durable()
         return changed
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        """Erase in memory, then write the rows that changed (nothing in between
+        suspends), and answer once they are on disk."""
+        room = self._room(room_id)
+        tokens = set(room.tokens)
+        data, version = await super().erase_viewer(room_id, viewer_id)
+        rows: list[Statement] = [
+            (
+                "DELETE FROM done WHERE room = ? AND (substr(key, 1, ?) = ? OR instr(key, ?) > 0)",
+                (room_id, len(viewer_id) + 1, f"{viewer_id}|", f"|{viewer_id}|"),
+            ),
+            ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, viewer_id)),
+            *(
+                ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, gone))
+                for gone in tokens - set(room.tokens)
+            ),
+            self._version_row(room_id),
+        ]
+        for box, held in data.records.items():
+            counters = room.contributions[box].counters
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO counters VALUES (?, ?, ?)",
+                    (room_id, box, orjson.dumps(counters)),
+                )
+            )
+            rows += [
+                ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))
+                for h in held
+            ]
+        for iid in data.interactions:
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO interactions VALUES (?, ?, ?)",
+                    (room_id, iid, room.interactions[iid]),
+                )
+            )
+        if data.replay:
+            rows += self._replay_rows(room_id)
+        self._write(*rows)
+        await self._durable()
+        return data, version
+
+    def _forgotten_row(self, room_id: str) -> Statement:
+        return (
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (f"forgotten:{room_id}", str(self._rooms[room_id].forgotten)),
+        )
+
+    def _replay_rows(self, room_id: str) -> list[Statement]:
+        """The room's replay buffer written anew, numbered up to the last number used."""
+        replay = self._rooms[room_id].replay
+        seq = self._replay_seq.get(room_id)
+        if seq is None:
+            seq = self._last_replay_seq(room_id)
+        self._replay_seq[room_id] = seq
+        first = seq - len(replay)
+        return [
+            ("DELETE FROM replay WHERE room = ?", (room_id,)),
+            *(
+                ("INSERT INTO replay VALUES (?, ?, ?)", (room_id, first + n, event))
+                for n, event in enumerate(replay, 1)
+            ),
+        ]
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        """Prune in memory, then delete the rows that went (nothing in between suspends)."""
+        room = self._room(room_id)
+        held = {box: set(state.records) for box, state in room.contributions.items()}
+        keys = {box for box, state in room.contributions.items() if state.done}
+        tokens, replay = set(room.tokens), len(room.replay)
+        participants = set(room.participants)
+        dropped, version = await super().prune(room_id, cutoffs, now)
+        if not dropped:
+            return dropped, version
+        rows: list[Statement] = [self._version_row(room_id)]
+        gone = participants - set(room.participants)
+        rows += [
+            ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, user))
+            for user in gone
+        ]
+        if gone:
+            rows.append(self._forgotten_row(room_id))
+        for box, holders in held.items():
+            rows += [
+                ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))
+                for h in holders - set(room.contributions[box].records)
+            ]
+            if box in keys and not room.contributions[box].done:
+                rows.append(("DELETE FROM done WHERE room = ? AND box = ?", (room_id, box)))
+        rows += [
+            ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, gone))
+            for gone in tokens - set(room.tokens)
+        ]
+        if len(room.replay) != replay:
+            rows += self._replay_rows(room_id)
+        self._write(*rows)
+        await self._durable()
+        return dropped, version
 
     def _last_replay_seq(self, room_id: str) -> int:
         # Read once per room and run, before this run's first append (the writer thread

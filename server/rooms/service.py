@@ -23,6 +23,7 @@ from typing import Any
 from protocol.messages import CommandError, OpRule, store_unavailable
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
     AUDIENCES,
@@ -39,7 +40,9 @@ from server.interactions.registry import Registry
 from server.rooms.alerts import AlertDesk
 from server.rooms.audit import AuditLog, audited
 from server.rooms.bursts import Bursts
+from server.rooms.caps import RoomCaps
 from server.rooms.commits import GroupCommit
+from server.rooms.counts import LiveCounts
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
@@ -49,8 +52,6 @@ from server.rooms.views import RoomChanges, ViewKeeper
 log = logging.getLogger("hudong.rooms")
 
 GUEST_TOKEN_TTL_S = 24 * 3600  # an anonymous viewer's token: its identity across reconnects
-REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
-REPORT_TTL_S = 10.0
 COMMIT_INTERVAL_S = 1.0  # buffered taps' totals to the store
 AUDIENCE_OF_ROLE = {"viewer": Audience.PUBLIC, "screen": Audience.SCREEN}
 
@@ -103,8 +104,10 @@ class RoomService:
         node_id: str,
         shared: bool,
         clock: Callable[[], float] = time.time,
+        limits: LimitsSettings | None = None,
     ) -> None:
         self.store = store
+        self.caps = RoomCaps(limits or LimitsSettings(), registry)  # server/rooms/caps.py
         self.registry = registry
         self.authority = authority
         self.node_id = node_id
@@ -122,6 +125,7 @@ class RoomService:
         self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
         self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
         self.bursts = Bursts(store, node_id, clock=clock)
+        self.counts = LiveCounts(store, self.views, self.outbox, self.activities, node_id, clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -148,7 +152,8 @@ class RoomService:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._commit_loop(), name="hudong-bursts")]
         if self.shared:
-            self._tasks.append(loop.create_task(self._report_loop(), name="hudong-report"))
+            report = self.counts.report_loop()
+            self._tasks.append(loop.create_task(report, name="hudong-report"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -363,6 +368,7 @@ class RoomService:
         definitions = await self.views.definitions(room_id)
         if spec.id in definitions:
             raise InteractionError("invalid_field", f"an interaction {spec.id!r} exists already")
+        self.caps.check_create(definitions, self.views.get(room_id), spec)
         now = self._clock()
         entropy = secrets.token_bytes(32)
         d = Definition(spec.id, kind.name, spec, kind.first_state(spec, now, entropy), now)
@@ -552,33 +558,8 @@ class RoomService:
 
     async def stats(self, room_id: str) -> dict[str, Any]:
         """Live counts of a room over every node (GET /api/v1/rooms/{id}/stats)."""
-        served = self.views.get(room_id)
         async with refusals():
-            if self.shared:
-                totals = await self.store.room_stats(room_id)
-                # Not the nodes' sum: a viewer who sent on two nodes took part once.
-                totals["participants"] = await self.store.participants(room_id)
-                online = await self.store.presence(room_id)
-            else:
-                totals = served.stats.report(self._clock()) if served is not None else {}
-                online = self.outbox().online(room_id)
-        counts = {f"{a}_per_min": 0 for a in self.activities}
-        counts.update(totals)
-        return {"online": online, "participants": counts.pop("participants", 0), **counts}
-
-    async def _report_loop(self) -> None:
-        """Publish this node's counts of each served room (with a TTL) for the others."""
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
-            for served in list(self.views.rooms.values()):
-                report = served.stats.report(self._clock())
-                fresh = served.stats.take_fresh()
-                try:
-                    await self.store.set_node_stats(served.id, self.node_id, report, REPORT_TTL_S)
-                    await self.store.add_participants(served.id, fresh)
-                except (BackendUnavailable, RoomNotFound):
-                    served.stats.fresh |= fresh  # with the next report
-                    break
+            return await self.counts.stats(room_id)
 
     # --- from other nodes ---------------------------------------------------------------------
 
