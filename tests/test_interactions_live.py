@@ -179,7 +179,7 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
     ran = await host_op(host, "run", interaction="lucky")
     winners = ran["winners"]
     assert len(winners) == 5 and len(set(winners)) == 5
-    assert set(winners) <= set(entrants) | {"late-joiner"}
+    assert set(winners) <= set(entrants) | {live.viewer_id("late-joiner")}
     view, _ = await latest_view(viewer, "lucky", lambda v: v["state"]["phase"] == "drawn")
     assert view["state"]["winners"] == winners and view["state"]["commitment"] == commitment
     assert view["entrants"] == 10_001
@@ -226,10 +226,12 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
     seen = response.json()
     assert "entrants" not in seen and len(seen["entrant_digests"]) == 10_001
     losers = [e for e in audit["entrants"] if e not in winners]
-    assert not any(loser in response.text for loser in [*losers[:500], "late-joiner"])
+    assert not any(
+        loser in response.text for loser in [*losers[:500], live.viewer_id("late-joiner")]
+    )
     mine = tmp_path / "mine.json"
     mine.write_text(response.text)
-    ok = verify(mine, "--commitment", commitment, "--me", "late-joiner")
+    ok = verify(mine, "--commitment", commitment, "--me", live.viewer_id("late-joiner"))
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
     assert verify(mine, "--me", "never-entered").returncode == 1
     swapped = [losers[0], *winners[1:]]
