@@ -33,6 +33,7 @@ from server.backends import Backends, BackendUnavailable, open_backends
 from server.config import Settings, base_url, node_name
 from server.hub import Hub
 from server.metrics import Metrics
+from server.moderation.screen import TextFilter, load_blocklist
 from server.pages import Pages
 from server.rooms.plugins import registry_with
 from server.rooms.service import RoomService
@@ -51,8 +52,18 @@ def create_app(
     admin_token = settings.server.admin_token or new_secret()
     authority = Authority(admin_token, settings.server.secret or new_secret())
     registry = registry_with(settings.server.kinds)
+    text_filter = TextFilter(
+        load_blocklist(settings.limits.blocklist_path),
+        duplicate_window_s=settings.limits.duplicate_window_s,
+        count=lambda action, reason: metrics.text_decisions.labels(action, reason).inc(),
+    )
     rooms = RoomService(
-        store, registry, authority, node_id=node_name(settings), shared=backends.shared
+        store,
+        registry,
+        authority,
+        node_id=node_name(settings),
+        shared=backends.shared,
+        text_filter=text_filter,
     )
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
@@ -124,6 +135,7 @@ def create_app(
         Route(room, rooms_api.delete, methods=["DELETE"]),
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
+        Route(f"{room}/blocklist", interactions.blocklist, methods=["GET", "PUT"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),

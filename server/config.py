@@ -91,6 +91,11 @@ class LimitsSettings:
     # over it, 429 rate_limited with Retry-After.
     heavy_requests_per_s: float = 5.0
     heavy_request_burst: int = 20
+    # Text filter (issue 15, server/moderation/): the node's blocklist file (empty: the
+    # config/blocklist.txt beside the code), and how long the same text from the same
+    # viewer again is refused as a duplicate.
+    blocklist_path: str = ""
+    duplicate_window_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,7 +211,7 @@ class Wall(Kind[WallSpec, Status]):
     name = "wall"
     spec_type = WallSpec
     state_type = Status
-    ops = (Op("post", targets="room", text=True, counts_as="posts"),)
+    ops = (Op("post", targets="room", text=True, counts_as="posts", words=("text",), holds=True),)
     actions = ("open", "close", *HOST_ACTIONS)
     builtin = WALL_ID
 
@@ -250,7 +250,8 @@ class Wall(Kind[WallSpec, Status]):
             viewer_id=c.who.id,
             name=c.who.name,
             now=ctx.now,
-            moderation=str(ctx.settings.get("wall_moderation", "pre")),
+            # Held by the text filter: into the queue whatever the room's moderation.
+            moderation="pre" if c.held else str(ctx.settings.get("wall_moderation", "pre")),
         )
         # One record per post, its id made from viewer and key: a retry is one post.
         box = self._posts_box(c.d)

@@ -41,6 +41,7 @@ from server.rooms.commits import GroupCommit
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
+from server.rooms.screening import TextFilter, TextGuard, Verdict
 from server.rooms.served import ServedRoom
 from server.rooms.views import RoomChanges, ViewKeeper
 
@@ -101,6 +102,7 @@ class RoomService:
         node_id: str,
         shared: bool,
         clock: Callable[[], float] = time.time,
+        text_filter: TextFilter | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -116,6 +118,7 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.text = TextGuard(store, text_filter, clock)
         self.bursts = Bursts(store, node_id, clock=clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,6 +181,7 @@ class RoomService:
     def room_gone(self, room_id: str) -> None:
         """A room was deleted (here or on another node): forget it."""
         self.views.release(room_id)
+        self.text.forget(room_id)
 
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
@@ -214,6 +218,7 @@ class RoomService:
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
         """Admit a guest with its own token: joining again with it (after a reconnect)
         keeps the identity, so retried commands stay exactly-once."""
+        identity = replace(identity, name=self.text.name(record, identity.name))
         token, _ = self.authority.mint(
             record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, guest=True
         )
@@ -231,6 +236,7 @@ class RoomService:
             "banned"
         ):
             raise CommandError("banned", "a moderator banned you from this room")
+        self.text.note_staff(record.id, identity)
 
     def release(self, room_id: str) -> None:
         """No connection of the room is left on this node: stop keeping its views."""
@@ -274,6 +280,7 @@ class RoomService:
         staff = identity.role in STAFF_ROLES
         if op.text and not staff:
             check_not_muted(served, identity.user_id, now)
+        fields, held = self.text.command(served, identity, op, key, fields)
         try:  # not `async with refusals()`: the vote path, thousands a second
             iid = kind.builtin if op.targets == "room" else fields.get("interaction")
             d = await self._definition(served, iid)
@@ -281,9 +288,8 @@ class RoomService:
                 raise InteractionError(
                     "unknown_target", f"{d.id} is a {d.kind}; {op_name} is for a {kind.name}"
                 )
-            asked = ViewerCommand(
-                op_name, d, fields, Viewer(identity.user_id, identity.name), key or ""
-            )
+            who = Viewer(identity.user_id, identity.name)
+            asked = ViewerCommand(op_name, d, fields, who, key or "", held)
             ctx = Context(now, served.record.settings, served.definitions)
             if kind.command_needs(asked, ctx):  # most commands need nothing
                 ctx = await self.views.reader.context(
@@ -371,6 +377,7 @@ class RoomService:
             )
         record = await self.store.get_room(room_id)
         kind, d, definitions = await self._found(room_id, iid)
+        fields = self.text.action(room_id, kind, action, record.settings, fields)
         if action not in kind.actions:
             raise InteractionError(
                 "invalid_field",
@@ -494,11 +501,14 @@ class RoomService:
 
     # --- the stream side ---------------------------------------------------------------------
 
-    def check_danmaku(self, room_id: str, identity: Identity, now: float, cid: int | None) -> None:
-        """Refuse a muted viewer's danmaku (``muted`` with how long it lasts)."""
+    def check_danmaku(
+        self, room_id: str, identity: Identity, text: str, now: float, cid: int | None
+    ) -> Verdict:
+        """Refuse a muted viewer's danmaku (``muted``), then filter its text (screening.py)."""
         served = self.views.get(room_id)
         if served is not None and identity.role not in STAFF_ROLES:
             check_not_muted(served, identity.user_id, now, cid)
+        return self.text.danmaku(served, identity, text, cid)
 
     def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> None:
         """A danmaku was accepted: count it, and let interactions that listen to danmaku
