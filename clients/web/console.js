@@ -24,6 +24,7 @@ import {
   onTokenRefused,
   replace,
   setupLanguage,
+  staffBadge,
   t,
   tokenClaims,
 } from "/static/common.js";
@@ -618,7 +619,7 @@ function drawFeed() {
         h(
           "li",
           { class: "item", data: { id: e.id, user: e.user?.id ?? "" } },
-          h("p", {}, h("strong", { text: e.user?.name ?? "?" }), ` ${formatClock(e.ts ?? Date.now())} · `, `${e.text}${e.count > 1 ? ` ×${e.count}` : ""}`),
+          h("p", {}, staffBadge(e.user), h("strong", { text: e.user?.name ?? "?" }), ` ${formatClock(e.ts ?? Date.now())} · `, `${e.text}${e.count > 1 ? ` ×${e.count}` : ""}`),
           h(
             "div",
             { class: "row" },
