@@ -149,6 +149,31 @@ def test_staff_wear_a_badge_that_no_guest_name_can_get(pages, node):
     shot(phone, "live-staff-badge", full_page=True)
 
 
+def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
+    """Issue 15: the room's own words, set in the console's danmaku tab, reach the filter
+    (refused, masked) and stay private: not in the room's settings that viewers get."""
+    tokens = node.room("words")
+    console = console_for(pages, "words", tokens)
+    console.click("[data-tab='danmaku']")
+    console.fill("#room-words", "竞品\nmask spoiler")
+    console.click("#words-form button[type=submit]")
+    console.wait_for_selector(".notice-ok")
+    with node.http() as http:
+        words = http.get("/api/v1/rooms/words/blocklist").json()["words"]
+        room = http.get("/api/v1/rooms/words").json()
+    assert [(w["word"], w["action"]) for w in words] == [("竞品", "reject"), ("spoiler", "mask")]
+    assert "竞品" not in json.dumps(room, ensure_ascii=False)
+    with viewer_ws(node.base, "words", name="Fan") as fan:
+        assert fan.send("danmaku", text="去买競品")["code"] == "text_refused"
+        assert fan.send("danmaku", text="no Spoiler!")["type"] == "ack"
+    console.locator("#danmaku-feed li:has-text('no ＊＊＊＊＊＊＊!')").wait_for()
+    console.reload()
+    console.click("[data-tab='danmaku']")
+    console.wait_for_function(
+        "document.querySelector('#room-words').value.includes('mask spoiler')"
+    )
+
+
 def test_the_phone_s_online_count_follows_viewers_coming_and_going(pages, node):
     """Issue 13, item 4: the count on the phone moves without a new snapshot, as
     often as the console's."""

@@ -85,7 +85,7 @@ class TextFilter:
         self.blocklist = blocklist
         self.duplicate_window_s = duplicate_window_s
         self._count = count or (lambda action, reason: None)
-        self._last: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._last: dict[tuple[str, ...], tuple[str, str, float]] = {}
 
     def check(
         self,
@@ -93,12 +93,12 @@ class TextFilter:
         *,
         room_words: Blocklist | None = None,
         allow_links: bool = False,
-        sender: tuple[str, str] | None = None,
+        sender: tuple[str, ...] | None = None,
         key: str = "",
         now: float = 0.0,
     ) -> Verdict:
-        """The verdict on ``text``. ``sender`` (room id, user id): checked for duplicates
-        (None: staff, not checked); ``key``: the command's idempotency key, so a retry
+        """The verdict on ``text``. ``sender`` (room id, user id, channel): checked for
+        duplicates (None: not checked); ``key``: the command's idempotency key, so a retry
         of the same command is not a duplicate; ``allow_links``: the room's setting."""
         n = normalise_with_origin(text)
         hits = self.blocklist.find(n)
@@ -132,7 +132,7 @@ class TextFilter:
         self._count(action, reason)
         return Verdict(action, reason, text)
 
-    def _repeated(self, sender: tuple[str, str], folded: str, key: str, now: float) -> bool:
+    def _repeated(self, sender: tuple[str, ...], folded: str, key: str, now: float) -> bool:
         """Whether the sender sent the same (normalised) text within the window; remembers
         this one. The same key again is a retry of one command, not a repeat."""
         last = self._last.pop(sender, None)

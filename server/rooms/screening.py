@@ -106,16 +106,19 @@ class TextGuard:
         *,
         key: str = "",
         cid: int | None = None,
+        channel: str = "",
     ) -> Verdict:
         """The filter's verdict on one piece of ``identity``'s text in the room; raises the
-        refusal for ``reject``. Staff may send links and are not checked for repeats;
-        what the filter would hold from them is delivered."""
+        refusal for ``reject``. Repeats are checked per ``channel`` (danmaku, an op; ""
+        for none): the same words as a danmaku and then as a question are not spam.
+        Staff may send links and are not checked for repeats; what the filter would hold
+        from them is delivered."""
         staff = identity.role in STAFF_ROLES
         verdict = self.filter.check(
             text,
             room_words=self.room_words(room_id),
             allow_links=staff or bool(settings.get("allow_links", False)),
-            sender=None if staff else (room_id, identity.user_id),
+            sender=None if staff or not channel else (room_id, identity.user_id, channel),
             key=key,
             now=self._clock(),
         )
@@ -130,7 +133,8 @@ class TextGuard:
     ) -> Verdict:
         if served is None:
             return self.check("", {}, identity, text, cid=cid)
-        return self.check(served.id, served.record.settings, identity, text, cid=cid)
+        settings = served.record.settings
+        return self.check(served.id, settings, identity, text, cid=cid, channel="danmaku")
 
     def command(
         self,
