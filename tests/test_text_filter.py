@@ -11,7 +11,12 @@ import pytest
 from server.moderation.blocklist import Blocklist, BlocklistError, check_entry, parse_line
 from server.moderation.links import find_link
 from server.moderation.screen import TextFilter, load_blocklist, room_blocklist
-from server.moderation.text import clean_for_display, normalise
+from server.moderation.text import (
+    clean_for_display,
+    fast_copies,
+    normalise,
+    normalise_with_origin,
+)
 
 CORPUS = Path(__file__).parent / "data" / "benign_danmaku.txt"
 
@@ -247,3 +252,12 @@ def test_a_missing_configured_blocklist_is_an_error(tmp_path: Path) -> None:
     mine = tmp_path / "words.txt"
     mine.write_text("# mine\nreview 测试词\n", encoding="utf-8")
     assert TextFilter(load_blocklist(mine)).check("这是測試詞").action == "review"
+
+
+def test_the_fast_copy_is_the_copy_with_origins() -> None:
+    """Texts are decided on the fast copy; a masked one is folded again with origins.
+    Both must be the same copy, or a mask would miss what the decision saw."""
+    tricky = ["a b我", "f u cat", "我 a", " 傻 逼 ", "aaa bbb", "哈哈 哈哈哈", "x y", "a  b  c", ""]
+    texts = lines() + [t for t, _ in EVASIONS] + [t for t, _ in LINKS] + tricky
+    differ = [t for t in texts if fast_copies(t) != ((n := normalise_with_origin(t)).text, n.twice)]
+    assert differ == []

@@ -113,6 +113,19 @@ class Blocklist:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def strongest(self, once: str, twice: str) -> str | None:
+        """The strongest action of the entries in the two matching copies, or None."""
+        found: str | None = None
+        for automaton, text in ((self._once, once), (self._twice, twice)):
+            if not len(automaton) or not text:
+                continue
+            for _, (action, _) in automaton.iter(f" {text} "):
+                if found is None or ACTIONS.index(action) < ACTIONS.index(found):
+                    found = action
+                    if action == ACTIONS[0]:
+                        return found
+        return found
+
     def find(self, n: Normalised) -> list[Hit]:
         hits: list[Hit] = []
         for automaton, text, starts, ends in (

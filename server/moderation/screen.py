@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.moderation.blocklist import ACTIONS, Blocklist, Hit, check_entry, read_file
+from server.moderation.blocklist import ACTIONS, Blocklist, check_entry, read_file
 from server.moderation.links import find_link
-from server.moderation.text import clean_for_display, normalise_with_origin
+from server.moderation.text import clean_for_display, fast_copies, normalise_with_origin
 
 log = logging.getLogger("hudong.moderation")
 
@@ -67,10 +67,6 @@ def load_blocklist(path: str | Path = "") -> Blocklist:
     return Blocklist(read_file(target))
 
 
-def _strongest(hits: list[Hit]) -> str | None:
-    return min((h.action for h in hits), key=ACTIONS.index, default=None)
-
-
 class TextFilter:
     """Decides on each piece of viewer text; keeps each sender's last text for the
     duplicate check, and counts every decision through ``count(action, reason)``."""
@@ -100,30 +96,27 @@ class TextFilter:
         """The verdict on ``text``. ``sender`` (room id, user id, channel): checked for
         duplicates (None: not checked); ``key``: the command's idempotency key, so a retry
         of the same command is not a duplicate; ``allow_links``: the room's setting."""
-        n = normalise_with_origin(text)
-        hits = self.blocklist.find(n)
+        once, twice = fast_copies(text)
+        action = self.blocklist.strongest(once, twice)
         reason = "blocklist"
         if room_words is not None and len(room_words):
-            own = room_words.find(n)
-            if own and (
-                not hits
-                or ACTIONS.index(_strongest(own) or "mask")
-                < ACTIONS.index(_strongest(hits) or "mask")
-            ):
-                reason = "room_words"
-            hits += own
-        action = _strongest(hits)
+            own = room_words.strongest(once, twice)
+            if own is not None and (action is None or ACTIONS.index(own) < ACTIONS.index(action)):
+                action, reason = own, "room_words"
         if action == "reject":
             return self._decide("reject", reason, text)
         if not allow_links:
             found = find_link(text)
             if found is not None:
                 return self._decide("reject", found, text)
-        if sender is not None and n.text and self._repeated(sender, n.text, key, now):
+        if sender is not None and once and self._repeated(sender, once, key, now):
             return self._decide("reject", "duplicate", text)
         if action == "review":
             return self._decide("review", reason, clean_for_display(text))
         if action == "mask":
+            # Only now, where the words were: the slower copy that keeps the origins.
+            n = normalise_with_origin(text)
+            hits = self.blocklist.find(n) + (room_words.find(n) if room_words else [])
             spans = [(h.first, h.last) for h in hits if h.action == "mask"]
             return self._decide("mask", reason, clean_for_display(text, spans))
         return self._decide("pass", "clean", clean_for_display(text))

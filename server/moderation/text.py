@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ MAX_MARKS = 2  # combining marks kept on one base character for display (zalgo c
 # Bidi embeddings, overrides and isolates (Unicode 15, UAX #9 section 2): they reorder
 # what follows them on screen, so a viewer sees something else than what was sent.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NO_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
 
 # Letters from other scripts that look like Latin ones (Unicode TR39 confusables, the
 # common Cyrillic and Greek ones), applied after case folding.
@@ -182,10 +184,57 @@ def normalise_with_origin(text: str) -> Normalised:
     return Normalised(*_collapse(chars, origin, 1), *_collapse(chars, origin, 2))
 
 
+# --- the fast copy: the same matching copy without origins, in a few C-level passes ----
+#
+# Most texts hold nothing to mask: they are decided on this copy (a translate and six
+# regex passes, a few µs for a danmaku); only a text with a word to mask is folded again,
+# character by character, by normalise_with_origin to know where the word was. Both give
+# the same copy (tests/test_text_filter.py checks them against each other).
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+_SPACES = re.compile(" {2,}")
+_CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
+_SINGLES = re.compile(f"(?<![^ ])[^ {_CJK}](?: [^ {_CJK}](?![^ ]))+")
+_SCRIPTS = re.compile(f"(?<=[{_CJK}])(?=[^ {_CJK}])|(?<=[^ {_CJK}])(?=[{_CJK}])")
+_RUNS = re.compile(f"([^{_CJK}])\\1+")
+_RUNS_TWICE = re.compile(f"([^{_CJK}])\\1{{2,}}")
+_CJK_RUNS = re.compile(f"([{_CJK}])\\1{{2,}}")
+_ENCLOSING = re.compile("[\u0488\u0489\u1abe\u20dd-\u20e0\u20e2-\u20e4\ua670-\ua672]")
+MAX_FOLDED = 65536  # characters whose folding is kept (past it: folded each time)
+
+
+class _Folding(dict[int, str]):
+    """``str.translate``'s table: each character's :func:`fold_char`, found on first use."""
+
+    def __missing__(self, code: int) -> str:
+        folded = fold_char(chr(code))
+        if len(self) < MAX_FOLDED:
+            self[code] = folded
+        return folded
+
+
+_FOLDING = _Folding()
+
+
+def fast_copies(text: str) -> tuple[str, str]:
+    """The matching copy (repeats cut to one) and the one with repeats cut to two, as
+    :func:`normalise_with_origin` gives them, without where each character came from."""
+    s = text.translate(_FOLDING)
+    if " " in s:  # (each pass only where it can change something: most danmaku are short)
+        s = _SPACES.sub(" ", s).strip(" ")
+        s = _SINGLES.sub(lambda m: m.group(0).replace(" ", ""), _CJK_GAP.sub("", s))
+    if s.isascii():
+        return _RUNS.sub(r"\1", s), _RUNS_TWICE.sub(r"\1\1", s)
+    s = _SCRIPTS.sub(" ", s)
+    once = _CJK_RUNS.sub(r"\1", _RUNS.sub(r"\1", s))
+    twice = _CJK_RUNS.sub(r"\1\1", _RUNS_TWICE.sub(r"\1\1", s))
+    return once, twice
+
+
 def normalise(text: str) -> str:
     """The copy of ``text`` to match blocklists and reserved names against (never shown):
     ``normalise("Ｆ u\u200bc k") == normalise("fuuuck") == "fuck"``."""
-    return normalise_with_origin(text).text
+    return fast_copies(text)[0]
 
 
 def cap_marks(text: str, most: int = MAX_MARKS) -> str:
@@ -219,8 +268,9 @@ def clean_for_display(text: str, masked: list[tuple[int, int]] | None = None) ->
             elif fold_char(ch).strip():
                 parts.append(MASK)
         text = "".join(parts)
-    if any(ch in BIDI_CONTROLS for ch in text):
-        text = "".join(ch for ch in text if ch not in BIDI_CONTROLS)
-    if any(unicodedata.combining(ch) for ch in text):
+    if text.isascii():
+        return text  # neither bidi controls nor combining marks
+    text = text.translate(_NO_BIDI)
+    if any(map(unicodedata.combining, text)) or _ENCLOSING.search(text):
         text = cap_marks(text)
     return text
