@@ -92,6 +92,7 @@ class TextGuard:
         self._clock = clock
         self._words: dict[str, tuple[Blocklist, list[dict[str, str]], float]] = {}
         self._loading: set[str] = set()
+        self._written: dict[str, int] = {}  # room id -> words written here (a count)
         self._staff: dict[str, set[str]] = {}  # room id -> normalised staff names seen here
         self._reserved = Blocklist(check_entry(w, "reject") for w in RESERVED_NAMES)
 
@@ -186,6 +187,7 @@ class TextGuard:
     def forget(self, room_id: str) -> None:
         self._staff.pop(room_id, None)
         self._words.pop(room_id, None)
+        self._written.pop(room_id, None)
 
     def name(self, record: RoomRecord, name: str) -> str:
         """A guest's display name as shown (cleaned), or ``name_reserved`` when it poses
@@ -227,8 +229,12 @@ class TextGuard:
             self._loading.discard(room_id)
 
     async def load(self, room_id: str) -> list[dict[str, str]]:
+        """The room's words from the store (kept here, unless a write here came first)."""
+        written = self._written.get(room_id, 0)
         records = await self.store.records(room_id, WORDS_BOX)
         words = list((records.get(WORDS_RECORD) or {}).get("words", []))
+        if self._written.get(room_id, 0) == written:  # else the read may be older
+            self._written[room_id] = self._written.get(room_id, 0) + 1
         self._keep(room_id, words)
         return words
 
@@ -260,6 +266,7 @@ class TextGuard:
         await self.store.apply(
             room_id, WORDS_BOX, WORDS_RECORD, f"w-{secrets.token_hex(8)}", record, {}
         )
+        self._written[room_id] = self._written.get(room_id, 0) + 1
         self._keep(room_id, words)
         return words
 
