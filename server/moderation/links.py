@@ -18,6 +18,7 @@ from server.moderation.text import BIDI_CONTROLS, HOMOGLYPHS
 
 # Full stops of other scripts, and words for "dot", between two parts of a name.
 _DOTS = re.compile(r"\s*(?:[。．｡·•・]|点|點|\(\s*dot\s*\)|\[\s*dot\s*\]|\bdot\b|\[\.\]|\(\.\))\s*")
+_DOT_HINT = re.compile(r"[。．｡·•・点點]|dot|\[\.\]|\(\.\)")
 _SPACED_DOT = re.compile(r"(?<=[a-z0-9])\s*\.\s*(?=[a-z0-9])")
 _INVISIBLE = {ord(c): None for c in ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")}
 _INVISIBLE.update({ord(c): None for c in BIDI_CONTROLS})
@@ -45,7 +46,7 @@ PHONE = re.compile(
     r"|\+\s*\d{1,3}(?:[\s().-]*\d){6,14}(?!\d)"
 )
 CONTACT = re.compile(
-    r"(?:加|\+|add|找|私|联系)?\s*(?:微信|威信|薇信|维信|微x|v信|vx|wx|weixin|wechat|vchat|加v|\+v)"
+    r"(?:微信|威信|薇信|维信|微x|v信|vx|wx|weixin|wechat|vchat|加v|\+v)"
     r"\s*(?:号|id)?\s*[:：]?\s*[a-z][-_a-z0-9]{5,19}(?![a-z0-9])"
     r"|(?:q\s*q|扣扣|企鹅|q群|qq群)\s*(?:号|群)?\s*[:：]?\s*[1-9]\d{4,11}(?!\d)"
 )
@@ -55,16 +56,19 @@ def link_copy(text: str) -> str:
     """The copy that links and contacts are looked for in."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
     text = text.translate(_LOOKALIKE)
-    return _DOTS.sub(".", text)
+    return _DOTS.sub(".", text) if _DOT_HINT.search(text) else text
 
 
 def find_link(text: str) -> str | None:
     """The reason the text is a link or a contact (``link``, ``phone``, ``contact``), or
     None."""
     copy = link_copy(text)
-    if URL.search(copy) or SPACED_URL.search(_SPACED_DOT.sub(".", copy)):
+    # Cheap tests first: no dot or colon, no link; fewer than 7 digits, no phone.
+    if ("." in copy or ":" in copy) and (
+        URL.search(copy) or SPACED_URL.search(_SPACED_DOT.sub(".", copy))
+    ):
         return "link"
-    if PHONE.search(copy):
+    if sum(map(str.isdigit, copy)) >= 7 and PHONE.search(copy):
         return "phone"
     if CONTACT.search(copy):
         return "contact"
