@@ -17,10 +17,12 @@ from __future__ import annotations
 import sys
 import time
 
+from loadtest.viewers import TEXT_CHARS, TEXT_PAD, TEXT_PREFIX
 from server.moderation.screen import TextFilter, load_blocklist
 from tests.test_text_filter import EVASIONS, LINKS, lines
 
-LOADTEST_TEXT = ("lt 1733350000123456789 000042 " + "x" * 60)[:79]  # as loadtest/viewers.py
+# A danmaku of the load tool (loadtest/viewers.py): "lt <send ns> <seq> <pad>", 79 chars.
+LOADTEST_TEXT = f"{TEXT_PREFIX}{1733350000123456789} {42:06d} {TEXT_PAD}"[:TEXT_CHARS]
 
 
 def mixes() -> dict[str, list[str]]:
