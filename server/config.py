@@ -93,7 +93,7 @@ class LimitsSettings:
     heavy_request_burst: int = 20
     # Text filter (issue 15, server/moderation/): the node's blocklist file (empty: the
     # config/blocklist.txt beside the code), and how long the same text from the same
-    # viewer again is refused as a duplicate.
+    # viewer again is refused as a duplicate (0: never).
     blocklist_path: str = ""
     duplicate_window_s: float = 10.0
 

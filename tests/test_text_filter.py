@@ -210,6 +210,8 @@ def test_a_repeat_within_the_window_is_refused(blocklist: Blocklist) -> None:
     assert check("my question", 121.0, key="k1") == "pass"
     assert check("my question", 122.0, key="k2") == "reject"
     assert check("hi", 130.0, sender=None) == "pass" and check("hi", 130.5, sender=None) == "pass"
+    off = TextFilter(blocklist, duplicate_window_s=0)  # limits.duplicate_window_s = 0
+    assert [off.check("666", sender=ann, now=140.0).action for _ in range(3)] == ["pass"] * 3
 
 
 def test_the_rooms_own_words_and_the_counts(blocklist: Blocklist) -> None:

@@ -38,7 +38,7 @@ WORDS_RECORD = "words"
 WORDS_TTL_S = 5.0
 MAX_ROOM_WORDS = 500
 RESERVED_NAMES = (
-    "host", "hosts", "主持人", "主持", "管理员", "管理", "房管", "admin*", "administrator*",
+    "host", "hosts", "主持人", "管理员", "房管", "admin*", "administrator*",
     "moderator*", "mod", "mods", "official*", "官方", "staff", "客服", "system", "系统",
 )  # fmt: skip
 
