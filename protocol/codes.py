@@ -78,6 +78,13 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("already_done", False, "this one-time action was already done by this viewer"),
     ErrorCode("not_eligible", False, "the viewer may not enter this draw this way"),
     ErrorCode("no_entrants", False, "nobody is eligible for the draw"),
+    # Caps on what a viewer, a room or the deployment may hold (issue 15).
+    ErrorCode(
+        "limit_reached",
+        False,
+        "a cap on what a viewer or room may hold is reached (connections, open items, "
+        "interactions, snapshot size, rooms); `cap` names the setting, `limit` its value",
+    ),
     ErrorCode("store_unavailable", True, "the store cannot be reached; nothing was changed"),
     ErrorCode("internal_error", True, "the server failed; nothing was changed"),
 )

@@ -6,6 +6,16 @@ secret can sign viewer tokens itself. Claims: ``room``, ``role``, ``sub`` (a sta
 user id), ``name`` (display name), ``iat``, ``exp``, and ``guest`` (true) in the
 tokens the server makes for anonymous viewers: a guest may rename itself by joining
 with its token and a new name, an integrator's viewer may not.
+
+Pseudonyms (PROTOCOL.md, "Privacy"): a viewer's ``sub`` comes from outside (an
+integrator's user id, a platform id such as ``bili:12345``). With
+``server.pseudonymous_ids`` (the default), the identity of a viewer token is not that
+id but its keyed hash, ``p-`` and 24 hex digits of HMAC-SHA256 under a key derived from
+``server.secret``: the same person gets the same id in every room and across restarts,
+it is the id the wire shows and everything in the store is kept under, and nobody
+without the secret can tell whose it is. Guests' ids are random already and stay as
+they are; staff tokens (host, moderator, screen) keep their ids, which name the
+operator's accounts in moderation and audit records.
 """
 
 from __future__ import annotations
@@ -63,10 +73,15 @@ def new_secret() -> str:
 MIN_SECRET_BYTES = 32  # RFC 7518 section 3.2: an HS256 key is at least 256 bits
 
 
-class Authority:
-    """Checks the admin token and mints and verifies room tokens."""
+PSEUDONYM_PREFIX = "p-"
+PSEUDONYM_KEY_LABEL = b"hudong viewer pseudonyms v1"
 
-    def __init__(self, admin_token: str, secret: str) -> None:
+
+class Authority:
+    """Checks the admin token, mints and verifies room tokens, and makes viewers'
+    pseudonyms."""
+
+    def __init__(self, admin_token: str, secret: str, *, pseudonymous: bool = True) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(
                 f"server.secret must be at least {MIN_SECRET_BYTES} bytes (RFC 7518 3.2); "
@@ -74,6 +89,19 @@ class Authority:
             )
         self._admin = admin_token.encode()
         self._secret = secret
+        self.pseudonymous = pseudonymous
+        self._pseudonym_key = hmac.digest(secret.encode(), PSEUDONYM_KEY_LABEL, "sha256")
+
+    def pseudonym(self, sub: str) -> str:
+        """The id a viewer with the outside id ``sub`` has here (module docstring)."""
+        digest = hmac.new(self._pseudonym_key, sub.encode(), "sha256").hexdigest()
+        return PSEUDONYM_PREFIX + digest[:24]
+
+    def viewer_id(self, sub: str, role: str, guest: bool) -> str:
+        """The user id of a token's identity: a viewer's ``sub`` as its pseudonym."""
+        if self.pseudonymous and role == "viewer" and not guest:
+            return self.pseudonym(sub)
+        return sub
 
     def is_admin(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self._admin)
@@ -113,6 +141,7 @@ class Authority:
         role = claims.get("role")
         if role not in ROLES:
             raise AuthError(f"the token has an unknown role {role!r}")
-        name = claims.get("name") or str(claims["sub"])
         guest = claims.get("guest") is True and role == "viewer"
-        return Identity(str(claims["sub"]), str(name)[:32], role, room, guest)
+        user_id = self.viewer_id(str(claims["sub"]), role, guest)
+        name = claims.get("name") or user_id
+        return Identity(user_id, str(name)[:32], role, room, guest)

@@ -132,6 +132,10 @@ export const ERRORS = Object.freeze({
     "retry": false,
     "description": "nobody is eligible for the draw"
   },
+  "limit_reached": {
+    "retry": false,
+    "description": "a cap on what a viewer or room may hold is reached (connections, open items, interactions, snapshot size, rooms); `cap` names the setting, `limit` its value"
+  },
   "store_unavailable": {
     "retry": true,
     "description": "the store cannot be reached; nothing was changed"

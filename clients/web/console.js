@@ -28,12 +28,16 @@ import {
   t,
   tokenClaims,
 } from "/static/common.js";
+import { ALERT_WORDS, KeywordAlerts } from "/static/alerts.js";
+import { AUDIT_WORDS, AuditPanel } from "/static/auditlog.js";
 import { addWords } from "/static/i18n.js";
 import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
 import { RUN_WORDS, RunSheet } from "/static/runsheet.js";
 import { field, placeInOrder } from "/static/widgets.js";
 
 addWords(RUN_WORDS);
+addWords(ALERT_WORDS);
+addWords(AUDIT_WORDS);
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -248,6 +252,7 @@ async function openRoom(roomId) {
     drawFeed();
   });
   client.on("degrade", (/** @type {any} */ notice) => drawLevel(notice.level));
+  keywordAlerts.attach(client); // keyword_alert notices: the banner (alerts.js)
   // The connection came back but its token was refused (a restart with another secret).
   // The admin's token may still be good: it mints a new host token (a 401 there asks to
   // sign in again). A room token cannot be renewed: sign in again (once).
@@ -264,6 +269,7 @@ async function openRoom(roomId) {
   statsTimer = window.setInterval(refreshStats, STATS_EVERY_MS);
   refreshStats();
   refreshModeration();
+  keywordAlerts.refresh();
 }
 
 const roomPath = (/** @type {string} */ rest = "") => `/rooms/${encodeURIComponent(session.room ?? "")}${rest}`;
@@ -282,6 +288,12 @@ async function call(path, method = "POST", body = undefined) {
     return null;
   }
 }
+
+const keywordAlerts = new KeywordAlerts({ call, notify });
+$("watchlist-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  keywordAlerts.add(/** @type {HTMLFormElement} */ (event.target));
+});
 
 /** @param {string} iid @param {string} action @param {Record<string, unknown>} [fields] */
 const act = (iid, action, fields = {}) => call(`/interactions/${encodeURIComponent(iid)}/actions`, "POST", { action, ...fields });
@@ -353,6 +365,10 @@ const runSheet = new RunSheet({
   }
 }
 
+// The audit log: who did what in the room (auditlog.js).
+const auditLog = new AuditPanel({ path: (rest) => roomPath(rest), token: () => session.restToken, download: (path, name) => download(path, name) });
+$("tab-audit").append(auditLog.el);
+
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => selectTab(/** @type {HTMLElement} */ (tab).dataset.tab ?? "live"));
 }
@@ -372,6 +388,7 @@ function selectTab(name) {
     refreshModeration();
     void refreshWords();
   }
+  if (name === "audit") auditLog.refresh();
 }
 
 // --- live counts and links ------------------------------------------------------------------
@@ -487,6 +504,7 @@ window.addEventListener("langchange", () => {
   drawInteractions();
   drawFeed();
   drawLinks();
+  keywordAlerts.draw();
   if (session.client?.snapshot) drawSettings(session.client.snapshot.room);
 });
 drawComposer();

@@ -16,6 +16,7 @@ from protocol.messages import ROOM_ID_RE
 from server.api.http import ApiError, Callers, json_response, read_body
 from server.auth import ROLES, Authority
 from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.room_settings import SettingError, check_settings
 from server.rooms.service import RoomService
 
@@ -47,10 +48,14 @@ class RoomsApi:
         authority: Authority,
         rooms: RoomService,
         online: Callable[[str], int],
+        callers: Callers | None = None,
+        limits: LimitsSettings | None = None,
     ) -> None:
+        self.limits = limits or LimitsSettings()
         self.store = store
         self.authority = authority
-        self.callers = Callers(authority)
+        # shared with the other handlers: one count of wrong tokens per address
+        self.callers = callers if callers is not None else Callers(authority)
         self.rooms = rooms
         self.online = online
 
@@ -78,10 +83,21 @@ class RoomsApi:
             raise ApiError(400, "invalid_field", f"id must match {ROOM_ID_RE.pattern}")
         title = _title(body.get("title"), room_id)
         record = RoomRecord(room_id, title, time.time(), 1, _settings(body.get("settings")))
+        most = self.limits.max_rooms
+        if most and await self.store.room_count() >= most:
+            raise ApiError(
+                409,
+                "limit_reached",
+                f"there are {most} rooms, the cap (limits.max_rooms); delete one first",
+            )
         try:
             await self.store.create_room(record)
         except RoomExists:
             raise ApiError(409, "room_exists", f"room {room_id!r} exists already") from None
+        detail = {"title": title, "settings": record.settings}
+        await self.rooms.audit_log.record(
+            room_id, "admin", "room.create", {"room": room_id}, "ok", detail
+        )
         return json_response(self.view(record), 201)
 
     async def get(self, request: Request) -> Response:
@@ -102,9 +118,12 @@ class RoomsApi:
             )
         await self.room(room_id)
         title = _title(body.get("title"), "") or None
-        record = await self.rooms.update_room(
-            room_id, title=title, settings=_settings(body.get("settings"))
-        )
+        settings = _settings(body.get("settings"))
+        record = await self.rooms.update_room(room_id, title=title, settings=settings)
+        target = {"room": room_id, "settings": sorted(settings)}
+        detail = {"settings": settings, **({"title": title} if title else {})}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "room.update", target, "ok", detail)
         return json_response(self.view(record))
 
     async def delete(self, request: Request) -> Response:
@@ -113,6 +132,7 @@ class RoomsApi:
         if role != "admin":
             raise ApiError(403, "forbidden", f"only the admin may delete a room, not a {role}")
         await self.rooms.delete_room(room_id)
+        self.rooms.audit_log.gone(room_id, "admin")  # its log went with it: the node's log
         return Response(status_code=204)
 
     async def mint_token(self, request: Request) -> Response:
@@ -128,7 +148,10 @@ class RoomsApi:
         user_id = body.get("user_id") or f"{role}-{secrets.token_hex(4)}"
         if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
             raise ApiError(400, "invalid_field", f"user_id must match {USER_ID_RE.pattern}")
-        name = body.get("name") or user_id
+        # The id the token's holder has here: a viewer's pseudonym (server/auth.py); the
+        # default name is that id, never the outside one.
+        held_as = self.authority.viewer_id(user_id, role, guest=False)
+        name = body.get("name") or held_as
         if not isinstance(name, str) or len(name) > 32:
             raise ApiError(400, "invalid_field", "name must be a string of at most 32 characters")
         ttl = body.get("ttl_s", DEFAULT_TOKEN_TTL_S)
@@ -140,14 +163,23 @@ class RoomsApi:
         # Only the hash is kept: who minted which token, without being able to use it.
         digest = hashlib.sha256(token.encode()).hexdigest()
         await self.store.remember_token(
-            room_id, digest, {"role": role, "user_id": user_id, "by": caller}, ttl
+            room_id,
+            digest,
+            {"role": role, "user_id": held_as, "by": caller},
+            ttl,
+            self.limits.tokens_kept_per_room,
         )
+        target = {"user": held_as, "token_role": role}
+        detail = {"ttl_s": ttl, "expires_at": expires}  # no name: personal data
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "token.mint", target, "ok", detail)
         return json_response(
             {
                 "token": token,
                 "room": room_id,
                 "role": role,
-                "user_id": user_id,
+                "user_id": held_as,
+                "sub": user_id,  # the id it was minted for; a viewer's is in the token only
                 "name": name,
                 "expires_at": expires,
             },

@@ -18,7 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from server.backends.base import BackendUnavailable, Broker, MessageHandler, Store
-from server.backends.redis import RedisConnection, as_text
+from server.backends.redis import as_text
+from server.backends.redis_connection import RedisConnection
 from server.backends.redis_relay import relay_flush
 
 log = logging.getLogger("hudong.redis")

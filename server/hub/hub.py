@@ -48,12 +48,14 @@ from server.hub.intake import Intake
 from server.hub.loops import Loops
 from server.hub.ports import Rooms
 from server.hub.presence import Presence
+from server.hub.quotas import Quotas
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.hub.stream import Stream
 from server.hub.upkeep import Upkeep
 from server.metrics import Metrics
-from server.moderation.ratelimit import TokenBucket
+from server.moderation.ratelimit import FairShare, TokenBucket
+from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
 
@@ -88,11 +90,13 @@ class Hub:
         self.upkeep = Upkeep(settings, metrics, self.detach, self.connections)
         self.presence = Presence(backends.store, self.node_id, metrics)
         self.intake = Intake(settings.limits, rooms.ops)
+        self.quotas = Quotas(settings.limits)  # per address and per viewer (server/hub/quotas.py)
         # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
         self.join_gate = JoinGate()
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
+        self.origins = Origins(settings)  # which pages may open /ws (server/origins.py)
         self.stream = Stream(
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
@@ -168,6 +172,9 @@ class Hub:
             return "server overloaded (degrade level 3); retry later or on another node"
         return None
 
+    def address_refusal(self, conn: Connection) -> str | None:
+        return self.quotas.address_refusal(conn.address)
+
     # --- degrade levels ------------------------------------------------------------------
 
     def room_level(self, room: LiveRoom) -> DegradeLevel:
@@ -210,6 +217,7 @@ class Hub:
         self.metrics.connections.labels(conn.codec.name).inc()
         self.metrics.connections_total.inc()
         now = self.now()
+        conn.address_bucket = self.quotas.opened(conn.address, now)
         conn.bucket = TokenBucket(limits.viewer_commands_per_s, limits.viewer_command_burst, now)
         self.upkeep.track(conn, now)
         conn.send(
@@ -228,11 +236,13 @@ class Hub:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        self.quotas.closed(conn.address)
         self.metrics.connections.labels(conn.codec.name).dec()
         room: LiveRoom | None = conn.room
         if room is None or not room.discard(conn, conn.audience):
             return
         if conn.identity is not None and conn.identity.role == "viewer":
+            self.quotas.viewer_left(room.id, conn.identity.user_id)
             room.viewers -= 1
             if self.loops.running:
                 self.presence_notes.add(room.id, conn.identity, False)
@@ -255,7 +265,9 @@ class Hub:
         """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
         assert conn.bucket is not None
         self.governor.ingested += 1
-        op_label, command = self.intake.take(conn.codec, conn.bucket, data, self.now())
+        op_label, command = self.intake.take(
+            conn.codec, conn.bucket, data, self.now(), conn.address_bucket
+        )
         if isinstance(command, CommandError):
             self.metrics.commands.labels(op_label, command.code).inc()
             conn.send(error(command))
@@ -298,8 +310,8 @@ class Hub:
             if command.id is not None or command.key is not None:
                 conn.send(ack(command.id, **reply))
         elif isinstance(command, Host):
-            room, _ = _member(conn, command.id, command.action, STAFF_ROLES)
-            result = await self.rooms.host(room.id, command.action, command.fields)
+            room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
+            result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
             self.metrics.commands.labels("host", "ok").inc()
             conn.send(ack(command.id, **result))
         else:
@@ -321,6 +333,16 @@ class Hub:
             conn.bucket = TokenBucket(
                 limits.staff_commands_per_s, limits.staff_command_burst, self.now()
             )
+        elif identity.role == "viewer":
+            crowded = self.quotas.viewer_refusal(live.id, identity.user_id)
+            if crowded is not None:
+                cap = self.settings.limits.connections_per_viewer
+                raise CommandError(
+                    "limit_reached", crowded, cap="connections_per_viewer", limit=cap
+                )
+            # One rate for all of a viewer's connections to the room.
+            assert conn.bucket is not None
+            conn.bucket = self.quotas.viewer_joined(live.id, identity.user_id, conn.bucket)
         conn.identity, conn.room, conn.audience = identity, live, admitted.audience
         if not len(live):
             self.metrics.rooms.inc()
@@ -336,8 +358,13 @@ class Hub:
         """Start serving a room on this node: follow it first, so nothing published while
         the store is read is missed, then its replay and presence."""
         limits = self.settings.limits
-        bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
-        live = LiveRoom(record, self.settings.hub.replay_size, bucket)
+        budget = FairShare(
+            limits.room_danmaku_per_s,
+            limits.room_danmaku_burst,
+            self.now(),
+            fair=limits.room_danmaku_fair,
+        )
+        live = LiveRoom(record, self.settings.hub.replay_size, budget)
         if self.shared:
             try:
                 await self.relay.follow(record.id)
@@ -381,6 +408,13 @@ class Hub:
         self, room_id: str, interaction_id: str, version: int, redefined: bool
     ) -> None:
         self.relay.state(room_id, interaction_id, version, redefined)
+
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        live = self.live.get(room_id)
+        if live is not None:
+            for conn in live.members():
+                if conn.identity is not None and conn.identity.role in STAFF_ROLES:
+                    conn.send(notice)
 
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)
@@ -433,6 +467,7 @@ class Hub:
         events = message.get("e")
         if events:
             self.stream.deliver(live, events, message.get("p") or [])
+            self.rooms.heard(room_id, events)
             live.replay.extend(e for e in events if e.get("type") == "danmaku")
         for interaction_id, (version, redefined) in (message.get("s") or {}).items():
             # An older node sends no flag (None): its change may be a definition's.

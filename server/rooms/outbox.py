@@ -31,6 +31,10 @@ class RoomOutbox(Protocol):
         privately to the connections of the users in ``notify``, and each of
         ``private`` (user id -> notice) to that user's alone."""
 
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        """Send ``notice`` at once to the room's host and moderator connections on this
+        node (the admin's console joins as a host); other nodes tell their own."""
+
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         """Close the viewers' connections of these users to the room (close code name)."""
 
