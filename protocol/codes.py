@@ -60,6 +60,13 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("already_joined", False, "this connection has already joined a room"),
     ErrorCode("room_not_found", False, "no room has that id"),
     ErrorCode("anonymous_not_allowed", False, "the room does not allow joining without a token"),
+    # The text filter (server/moderation/): the text was not delivered.
+    ErrorCode("text_refused", False, "the text holds a word the blocklist refuses"),
+    ErrorCode(
+        "links_not_allowed", False, "links, phone numbers and WeChat/QQ ids are off in this room"
+    ),
+    ErrorCode("duplicate_text", True, "the same text again within limits.duplicate_window_s"),
+    ErrorCode("name_reserved", False, "the display name is kept for the room's staff"),
     # Interactions (server/interactions): the command had no effect.
     ErrorCode("invalid_vote", False, "the ballot does not fit the interaction's kind"),
     ErrorCode("unknown_option", False, "the ballot names an option that does not exist"),

@@ -40,6 +40,7 @@ from server.backends.base import RoomNotFound
 from server.config import Settings, base_url, node_name
 from server.hub import Hub
 from server.metrics import Metrics
+from server.moderation.screen import TextFilter, load_blocklist
 from server.origins import Origins
 from server.pages import Pages
 from server.rooms.plugins import registry_with
@@ -65,12 +66,18 @@ def create_app(
         pseudonymous=settings.server.pseudonymous_ids,
     )
     registry = registry_with(settings.server.kinds)
+    text_filter = TextFilter(
+        load_blocklist(settings.limits.blocklist_path),
+        duplicate_window_s=settings.limits.duplicate_window_s,
+        count=lambda action, reason: metrics.text_decisions.labels(action, reason).inc(),
+    )
     rooms = RoomService(
         store,
         registry,
         authority,
         node_id=node_name(settings),
         shared=backends.shared,
+        text_filter=text_filter,
         limits=settings.limits,
     )
     rooms.audit_log.keep = settings.limits.audit_log_keep
@@ -172,6 +179,7 @@ def create_app(
         Route(f"{room}/viewers/{{user_id}}", privacy.export, methods=["GET"]),
         Route(f"{room}/viewers/{{user_id}}", privacy.erase, methods=["DELETE"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
+        Route(f"{room}/blocklist", interactions.blocklist, methods=["GET", "PUT"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
         Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),

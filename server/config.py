@@ -146,6 +146,11 @@ class LimitsSettings:
     # Records of minted tokens kept per room (each expires with its token); past it,
     # the oldest are forgotten.
     tokens_kept_per_room: int = 1000
+    # Text filter (issue 15, server/moderation/): the node's blocklist file (empty: the
+    # config/blocklist.txt beside the code), and how long the same text from the same
+    # viewer again is refused as a duplicate (0: never).
+    blocklist_path: str = ""
+    duplicate_window_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

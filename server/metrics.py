@@ -26,6 +26,13 @@ class Metrics:
             "hudong_disconnects", "Connections closed, by close code name", ["reason"], registry=r
         )
         self.rooms = Gauge("hudong_rooms", "Rooms with at least one local connection", registry=r)
+        # The text filter (server/moderation/screen.py): never labelled by the word.
+        self.text_decisions = Counter(
+            "hudong_text_decisions",
+            "Texts decided by the filter, by action (pass, mask, review, reject) and reason",
+            ["action", "reason"],
+            registry=r,
+        )
         self.commands = Counter(
             "hudong_commands", "Commands received, by op and result", ["op", "result"], registry=r
         )

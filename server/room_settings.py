@@ -130,6 +130,9 @@ ROOM_SETTINGS: dict[str, RoomSetting] = {
         _agenda,
         "the host's run-sheet: interaction ids in the order they run (others follow, oldest first)",
     ),
+    "allow_links": RoomSetting(
+        False, _bool, "viewers' text may carry links, phone numbers and WeChat/QQ ids"
+    ),
     "on_screen": RoomSetting(
         "",
         _interaction,

@@ -36,6 +36,7 @@ from tests.browser_kit import (
     ROOT,
     XSS,
     Node,
+    WsViewer,
     action,
     console_for,
     count_of,
@@ -113,6 +114,64 @@ def test_a_phone_that_changes_its_name_stays_one_voter(pages, node):
     assert view["results"]["voters"] == 1
     assert [o["count"] for o in view["results"]["options"]] == [0, 1]
     shot(phone, "live-renamed", full_page=True)
+
+
+def test_staff_wear_a_badge_that_no_guest_name_can_get(pages, node):
+    """Issue 15: a phone cannot rename itself 主持人 (it is told, and stays who it was);
+    the host's danmaku carry a badge on the phone and the overlay, from the role only."""
+    from websockets.sync.client import connect
+
+    tokens = node.room("badge")
+    overlay = pages(f"/overlay/badge#token={tokens['screen']}", width=1280, height=720)
+    overlay.wait_for_selector("#conn[data-state='connected']", state="attached")
+    [phone] = viewers(pages, "badge", 1)
+    was = phone.locator("#you").text_content()
+    phone.click("#you")
+    phone.fill("#name", "主持人")
+    phone.click("#name-form button[type=submit]")
+    phone.wait_for_selector(".notice-error")
+    phone.wait_for_selector("#conn[data-state='connected']")
+    phone.wait_for_function(f"document.querySelector('#you').textContent === {json.dumps(was)}")
+
+    with connect(node.base.replace("http", "ws") + "/ws", subprotocols=["hudong.v1.json"]) as ws:
+        ws.recv(timeout=5 * UNIT)  # hello
+        host = WsViewer(ws)
+        ws.send(json.dumps({"op": "join", "id": 1, "room": "badge", "token": tokens["host"]}))
+        assert host.reply(1)["type"] == "joined"
+        assert host.send("danmaku", text="欢迎大家")["type"] == "ack"
+        with viewer_ws(node.base, "badge", name="Fan") as fan:
+            assert fan.send("danmaku", text="hi from fan")["type"] == "ack"
+            phone.wait_for_selector(".feed-item:has-text('hi from fan')")
+    phone.locator(".feed-item:has-text('欢迎大家') .staff-badge").wait_for()
+    assert phone.locator(".feed-item:has-text('hi from fan') .staff-badge").count() == 0
+    overlay.locator(".danmaku:has-text('欢迎大家') .staff-badge").wait_for()
+    assert overlay.locator(".danmaku:has-text('hi from fan') .staff-badge").count() == 0
+    shot(phone, "live-staff-badge", full_page=True)
+
+
+def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
+    """Issue 15: the room's own words, set in the console's danmaku tab, reach the filter
+    (refused, masked) and stay private: not in the room's settings that viewers get."""
+    tokens = node.room("words")
+    console = console_for(pages, "words", tokens)
+    console.click("[data-tab='danmaku']")
+    console.fill("#room-words", "竞品\nmask spoiler")
+    console.click("#words-form button[type=submit]")
+    console.wait_for_selector(".notice-ok")
+    with node.http() as http:
+        words = http.get("/api/v1/rooms/words/blocklist").json()["words"]
+        room = http.get("/api/v1/rooms/words").json()
+    assert [(w["word"], w["action"]) for w in words] == [("竞品", "reject"), ("spoiler", "mask")]
+    assert "竞品" not in json.dumps(room, ensure_ascii=False)
+    with viewer_ws(node.base, "words", name="Fan") as fan:
+        assert fan.send("danmaku", text="去买競品")["code"] == "text_refused"
+        assert fan.send("danmaku", text="no Spoiler!")["type"] == "ack"
+    console.locator("#danmaku-feed li:has-text('no ＊＊＊＊＊＊＊!')").wait_for()
+    console.reload()
+    console.click("[data-tab='danmaku']")
+    console.wait_for_function(
+        "document.querySelector('#room-words').value.includes('mask spoiler')"
+    )
 
 
 def test_the_phone_s_online_count_follows_viewers_coming_and_going(pages, node):

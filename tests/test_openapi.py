@@ -1247,6 +1247,51 @@ async def _moderate(api: Api, w: World) -> None:
     await outage(api, "POST", MODERATION, room_id=ROOM, body=ban)
 
 
+BLOCKLIST = "/api/v1/rooms/{room_id}/blocklist"
+
+
+@scenario("GET", BLOCKLIST)
+async def _blocklist_get(api: Api, w: World) -> None:
+    r = await api.call("GET", BLOCKLIST, room_id=ROOM, expect=200)
+    assert r.json() == {"words": []}
+    for role in ("viewer", "screen"):
+        await api.call("GET", BLOCKLIST, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", BLOCKLIST, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", BLOCKLIST, room_id=ROOM)
+    await outage(api, "GET", BLOCKLIST, room_id=ROOM)
+
+
+@scenario("PUT", BLOCKLIST)
+async def _blocklist_put(api: Api, w: World) -> None:
+    words = {"words": [{"word": "Ｓｐｏｉｌｅｒ", "action": "mask"}, {"word": "竞品"}]}
+    r = await api.call("PUT", BLOCKLIST, room_id=ROOM, expect=200, body=words)
+    assert r.json()["words"] == [
+        {"word": "spoiler", "action": "mask", "as_typed": "Ｓｐｏｉｌｅｒ"},
+        {"word": "竞品", "action": "reject", "as_typed": "竞品"},
+    ]
+    for who in ("host", "moderator"):
+        r = await api.call("GET", BLOCKLIST, room_id=ROOM, token=w.tokens[who], expect=200)
+        assert [x["word"] for x in r.json()["words"]] == ["spoiler", "竞品"]
+    for body in (
+        {},
+        {"words": "spoiler"},
+        {"words": [{"word": "x", "action": "explode"}]},
+        {"words": [{"word": " "}]},
+        {"words": [{"action": "mask"}]},
+        {"words": [{"word": "w"}] * 501},
+    ):
+        await api.call("PUT", BLOCKLIST, room_id=ROOM, expect=400, code="invalid_field", body=body)
+    r = await api.call("GET", BLOCKLIST, room_id=ROOM, expect=200)
+    assert len(r.json()["words"]) == 2  # refused bodies changed nothing
+    await api.call("PUT", BLOCKLIST, room_id=ROOM, expect=400, code="malformed", content=b"{")
+    await api.call("PUT", BLOCKLIST, room_id=ROOM, expect=413, content=TOO_LARGE)
+    for role in ("viewer", "screen"):
+        await api.call("PUT", BLOCKLIST, room_id=ROOM, token=w.tokens[role], expect=403, body=words)
+    await api.call("PUT", BLOCKLIST, room_id=NOWHERE, expect=404, body=words)
+    await unauthorized(api, w, "PUT", BLOCKLIST, room_id=ROOM, body=words)
+    await outage(api, "PUT", BLOCKLIST, room_id=ROOM, body=words)
+
+
 @scenario("GET", ALERTS)
 async def _alerts(api: Api, w: World) -> None:
     r = await api.call("GET", ALERTS, room_id=ROOM, expect=200)

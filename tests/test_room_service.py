@@ -171,7 +171,7 @@ async def test_mutes_and_bans_hold_at_once_on_this_node(service):
     rooms = service
     await rooms.host(ROOM, "mute", {"user": "v-ann", "duration_s": 60})
     with pytest.raises(CommandError) as muted:
-        rooms.check_danmaku(ROOM, viewer("ann"), time.time(), 7)
+        rooms.check_danmaku(ROOM, viewer("ann"), "hi", time.time(), 7)
     assert muted.value.code == "muted" and muted.value.id == 7
     with pytest.raises(CommandError) as muted:
         await rooms.participate(ROOM, viewer("ann"), "post", "k", {"text": "hi"})

@@ -72,6 +72,22 @@ export const ERRORS = Object.freeze({
     "retry": false,
     "description": "the room does not allow joining without a token"
   },
+  "text_refused": {
+    "retry": false,
+    "description": "the text holds a word the blocklist refuses"
+  },
+  "links_not_allowed": {
+    "retry": false,
+    "description": "links, phone numbers and WeChat/QQ ids are off in this room"
+  },
+  "duplicate_text": {
+    "retry": true,
+    "description": "the same text again within limits.duplicate_window_s"
+  },
+  "name_reserved": {
+    "retry": false,
+    "description": "the display name is kept for the room's staff"
+  },
   "invalid_vote": {
     "retry": false,
     "description": "the ballot does not fit the interaction's kind"

@@ -983,7 +983,9 @@ export class HudongClient {
    * Send a danmaku (once: the stream is best effort); resolves with the `ack` (its
    * `event` is the id of the danmaku event, which then arrives in the room's next
    * batch). Rejects with HudongError: `text_too_long` (`.limit`), `rate_limited`
-   * (`.retryAfterMs`), `slow_mode`, `muted`, `forbidden`, `disconnected`, …
+   * (`.retryAfterMs`), `slow_mode`, `muted`, `forbidden`, `text_refused`,
+   * `links_not_allowed`, `duplicate_text`, `disconnected`, … An ack with `held: true`
+   * (and no `event`): the text filter held it for review; nobody else receives it.
    * @param {string} text
    * @param {{color?: string, mode?: "scroll"|"top"|"bottom"}} [options]
    * @returns {Promise<AckMessage>}

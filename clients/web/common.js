@@ -247,6 +247,17 @@ export function errorText(err) {
   return text === key ? t("error.generic", { message: err?.message ?? String(err) }) : text;
 }
 
+/**
+ * The badge of a host or moderator (null for anyone else): from the role the server put
+ * in the event, which only a staff token gives; never from the name, which a guest picks.
+ * @param {any} user
+ */
+export function staffBadge(user) {
+  const role = user?.role;
+  if (role !== "host" && role !== "moderator") return null;
+  return h("span", { class: "staff-badge", data: { role }, text: t(`badge.${role}`) });
+}
+
 /** @param {number} n */
 export function formatNumber(n) {
   return new Intl.NumberFormat(lang() === "zh" ? "zh-CN" : "en").format(n);

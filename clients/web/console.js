@@ -24,6 +24,7 @@ import {
   onTokenRefused,
   replace,
   setupLanguage,
+  staffBadge,
   t,
   tokenClaims,
 } from "/static/common.js";
@@ -389,7 +390,10 @@ function selectTab(name) {
   for (const panel of document.querySelectorAll(".panel")) {
     /** @type {HTMLElement} */ (panel).hidden = /** @type {HTMLElement} */ (panel).dataset.panel !== name;
   }
-  if (name === "danmaku") refreshModeration();
+  if (name === "danmaku") {
+    refreshModeration();
+    void refreshWords();
+  }
   if (name === "audit") auditLog.refresh();
 }
 
@@ -642,7 +646,7 @@ function drawFeed() {
         h(
           "li",
           { class: "item", data: { id: e.id, user: e.user?.id ?? "" } },
-          h("p", {}, h("strong", { text: e.user?.name ?? "?" }), ` ${formatClock(e.ts ?? Date.now())} · `, `${e.text}${e.count > 1 ? ` ×${e.count}` : ""}`),
+          h("p", {}, staffBadge(e.user), h("strong", { text: e.user?.name ?? "?" }), ` ${formatClock(e.ts ?? Date.now())} · `, `${e.text}${e.count > 1 ? ` ×${e.count}` : ""}`),
           h(
             "div",
             { class: "row" },
@@ -678,6 +682,31 @@ async function refreshModeration() {
   }
 }
 
+// --- the room's own blocked words (private to staff: PROTOCOL.md, "Text filter") ------------
+
+/** One word a line, `mask` or `review` before it to do that instead of refusing. */
+async function refreshWords() {
+  if (!session.room) return;
+  const box = /** @type {HTMLTextAreaElement} */ ($("room-words"));
+  if (document.activeElement === box) return; // do not pull the text away from the host
+  try {
+    const { words } = await api(roomPath("/blocklist"), { token: session.restToken });
+    box.value = words.map((/** @type {any} */ w) => (w.action === "reject" ? w.as_typed ?? w.word : `${w.action} ${w.as_typed ?? w.word}`)).join("\n");
+  } catch {
+    // shown on the next refresh
+  }
+}
+
+$("words-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const lines = /** @type {HTMLTextAreaElement} */ ($("room-words")).value.split("\n").map((l) => l.trim()).filter(Boolean);
+  const words = lines.map((line) => {
+    const [first, ...rest] = line.split(/\s+/);
+    return ["mask", "review", "reject"].includes(first) && rest.length ? { word: rest.join(" "), action: first } : { word: line, action: "reject" };
+  });
+  if (await call("/blocklist", "PUT", { words })) notify(t("console.saved"), "ok");
+});
+
 // --- room settings ----------------------------------------------------------------------------
 
 /** @param {any} room */
@@ -692,6 +721,7 @@ function drawSettings(room) {
     field("s-mode", "console.settings.mode", h("select", { attrs: { id: "s-mode", name: "mode" } }, ...["open", "slow", "staff"].map((m) => option(m, `roommode.${m}`, s.mode)))),
     field("s-slow", "console.settings.slow", h("input", { attrs: { id: "s-slow", name: "slow_mode_s", type: "number", min: 1, max: 600, value: s.slow_mode_s ?? 5 } })),
     h("label", { class: "inline", attrs: { for: "s-anon" } }, h("input", { attrs: { id: "s-anon", name: "allow_anonymous", type: "checkbox" }, checked: s.allow_anonymous !== false }), t("console.settings.anonymous")),
+    h("label", { class: "inline", attrs: { for: "s-links" } }, h("input", { attrs: { id: "s-links", name: "allow_links", type: "checkbox" }, checked: s.allow_links === true }), t("console.settings.links")),
     field("s-floor", "console.settings.floor", h("select", { attrs: { id: "s-floor", name: "degrade_floor" } }, ...[0, 1, 2, 3].map((n) => h("option", { attrs: { value: String(n) }, selected: (s.degrade_floor ?? 0) === n, text: `${n} · ${t(`degrade.${n}`)}` })))),
     ...[...parts.values()].flatMap(({ part }) => part.settings?.fields(s) ?? []),
     h("div", { class: "row" }, field("s-brand", "console.settings.brand", h("input", { attrs: { id: "s-brand", name: "brand_color", type: "color", value: s.brand_color ?? "#e4007f" } })), field("s-accent", "console.settings.accent", h("input", { attrs: { id: "s-accent", name: "accent_color", type: "color", value: s.accent_color ?? "#ffc400" } }))),
@@ -707,6 +737,7 @@ $("settings-form").addEventListener("submit", async (event) => {
     mode: data.get("mode"),
     slow_mode_s: Number(data.get("slow_mode_s")),
     allow_anonymous: data.get("allow_anonymous") === "on",
+    allow_links: data.get("allow_links") === "on",
     degrade_floor: Number(data.get("degrade_floor")),
     ...Object.assign({}, ...[...parts.values()].map(({ part }) => part.settings?.read(data) ?? {})),
     brand_color: data.get("brand_color"),

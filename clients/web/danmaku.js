@@ -31,7 +31,7 @@
 // Motion is one Web Animation per danmaku on `transform` (the compositor moves it; no
 // layout per frame), and the queue is drained on animation frames.
 
-import { cssColor } from "/static/common.js";
+import { cssColor, staffBadge } from "/static/common.js";
 
 /**
  * @typedef {object} LaneOptions
@@ -228,6 +228,9 @@ export class DanmakuStage {
     if (role === "host" || role === "moderator") el.classList.add("danmaku-staff");
     el.dataset.id = String(event.id ?? "");
     el.style.setProperty("--color", cssColor(event.color, "#ffffff"));
+    // Staff are marked by the role the server set, never by their name.
+    const badge = staffBadge(event.user);
+    if (badge) el.append(badge, " ");
     // User text is data: a text node, never markup.
     el.append(document.createTextNode(String(event.text ?? "")));
     item.el = el;

@@ -28,6 +28,7 @@ import {
   replace,
   roomFromPath,
   setupLanguage,
+  staffBadge,
   t,
 } from "/static/common.js";
 import { partsOf, phaseOf, titleOf } from "/static/registry.js";
@@ -74,8 +75,15 @@ async function join() {
     const joined = await client.open(room, { token, name, lang: lang() });
     if (!linkToken && joined.token) store.set(guestKey, joined.token);
   } catch (err) {
-    if (!linkToken && token && /** @type {any} */ (err).code === "unauthorized") {
+    const code = /** @type {any} */ (err).code;
+    if (!linkToken && token && code === "unauthorized") {
       store.remove(guestKey); // a guest token from before a restart with another secret
+      return join();
+    }
+    if (!linkToken && name && ["name_reserved", "text_refused", "links_not_allowed"].includes(code)) {
+      // The text filter refused the name: say so, and come back under the one we had.
+      store.remove("hudong.name");
+      notify(errorText(err), "error", 10_000);
       return join();
     }
     notify(errorText(err), "error", 60_000);
@@ -166,6 +174,7 @@ function addToFeed(event) {
   const item = h(
     "li",
     { class: `feed-item role-${event.user?.role ?? "viewer"}`, data: { id: event.id ?? "" } },
+    staffBadge(event.user),
     h("span", { class: "who", text: event.user?.name ?? "?" }),
     h("span", { class: "what", text: `${event.text}${count}` }),
   );
@@ -210,8 +219,10 @@ $("compose").addEventListener("submit", async (event) => {
   const color = /** @type {HTMLInputElement | null} */ (document.querySelector("input[name=color]:checked"))?.value;
   const mode = /** @type {HTMLSelectElement} */ ($("mode")).value;
   try {
-    await client.sendDanmaku(text, { color, mode: /** @type {any} */ (mode) });
+    const ack = await client.sendDanmaku(text, { color, mode: /** @type {any} */ (mode) });
     input.value = "";
+    // Held by the text filter for review: only this viewer hears of it (PROTOCOL.md).
+    if (/** @type {any} */ (ack).held) notify(t("danmaku.held"), "info");
     const interval = client.snapshot?.room?.settings;
     if (interval?.mode === "slow") slowUntil = Date.now() + (interval.slow_mode_s ?? 5) * 1000;
   } catch (err) {

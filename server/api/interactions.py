@@ -16,7 +16,7 @@ from server.auth import STAFF_ROLES
 from server.hub.degrade import DegradeLevel
 from server.interactions.kind import Audience, to_csv
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
-from server.rooms.service import RoomService
+from server.rooms.service import RoomService, refusals
 
 
 def _audience(role: str) -> Audience:
@@ -122,6 +122,18 @@ class InteractionsApi:
             )
         by = self.callers.who(request, room_id)
         return json_response(await self.rooms.host(room_id, action, body, by=by))
+
+    async def blocklist(self, request: Request) -> Response:
+        """GET: the room's own blocked words; PUT ``{"words": [{word, action}]}``: replace
+        them (PROTOCOL.md, "Text filter"). Private to staff, never a room setting."""
+        room_id = await self._staff(request, "read or set the room's blocked words")
+        async with refusals():
+            if request.method == "GET":
+                return json_response({"words": await self.rooms.text.load(room_id)})
+            body = await read_body(request)
+            return json_response(
+                {"words": await self.rooms.text.set_words(room_id, body.get("words"))}
+            )
 
     async def stats(self, request: Request) -> Response:
         room_id = await self._staff(request)

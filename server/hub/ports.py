@@ -33,6 +33,15 @@ class Changes(Protocol):
     def views(self) -> Mapping[str, Mapping[str, Any]]: ...
 
 
+class Screened(Protocol):
+    """The text filter's word on a danmaku: the text to deliver, or held for review."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def held(self) -> bool: ...
+
+
 class Rooms(Protocol):
     """The room layer as the hub sees it (implemented by ``RoomService``). Its methods
     raise ``CommandError`` for anything refused."""
@@ -61,8 +70,8 @@ class Rooms(Protocol):
     ) -> dict[str, Any]: ...
 
     def check_danmaku(
-        self, room_id: str, identity: Identity, now: float, cid: int | None
-    ) -> None: ...
+        self, room_id: str, identity: Identity, text: str, now: float, cid: int | None
+    ) -> Screened: ...
     def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> None: ...
     def heard(self, room_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Stream events another node accepted (its danmaku count for keyword alerts)."""

@@ -55,6 +55,14 @@ class Stream:
         budget = room.danmaku_budget
         if identity.role not in STAFF_ROLES:
             self._check_viewer(conn, room, identity, cmd.id, now)
+        # Mutes, then the text filter (PROTOCOL.md, "Text filter"): refused, held, masked.
+        screened = self.rooms.check_danmaku(room.id, identity, cmd.text, time.time(), cmd.id)
+        if screened.held:  # held for review: nobody but the sender hears of it
+            self.metrics.commands.labels("danmaku", "held").inc()
+            if cmd.id is not None:
+                conn.send(ack(cmd.id, held=True))
+            return
+        if identity.role not in STAFF_ROLES:
             wait = budget.take(now, conn.address)  # this address's share of the room's
         else:
             wait = budget.room.take(now)  # hosts and moderators: the room's budget only
@@ -73,13 +81,13 @@ class Stream:
             "type": "danmaku",
             "id": f"{self.node_id}.{self._counter}",
             "user": identity.public(),
-            "text": cmd.text,
+            "text": screened.text,
             "color": cmd.color,
             "mode": cmd.mode,
             "ts": int(wall * 1000),
         }
         conn.last_danmaku = now
-        self.rooms.danmaku_sent(room.id, identity, cmd.text, wall)
+        self.rooms.danmaku_sent(room.id, identity, screened.text, wall)
         room.pending.append(event)
         room.replay.append(event)
         self.dirty.add(room)
@@ -104,7 +112,6 @@ class Stream:
             raise CommandError(
                 "danmaku_paused", f"{why}; votes still work", cid, retry_after_ms=5000
             )
-        self.rooms.check_danmaku(room.id, identity, time.time(), cid)
         slow = policy.slow_mode_s or 0.0
         if mode == "slow":
             slow = max(slow, float(settings.get("slow_mode_s", 5)))

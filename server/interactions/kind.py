@@ -144,13 +144,16 @@ class Viewer:
 class ViewerCommand:
     """A viewer's command as a kind sees it: the op, the interaction it is for, the
     command's fields (the kind reads what it needs), who sent it and its idempotency
-    key ("" for ops that take none)."""
+    key ("" for ops that take none). ``held``: the text filter held the command's text
+    for review (server/moderation/screen.py): a kind with a queue keeps it out of view.
+    """
 
     op: str
     d: Definition
     fields: Mapping[str, Any]
     who: Viewer
     key: str
+    held: bool = False
 
     def write(
         self,
@@ -240,7 +243,10 @@ class Op:
     ``targets`` says where the command goes: ``"interaction"`` (it names one with its
     ``interaction`` field) or ``"room"`` (the room's own instance of the kind: the
     check-in, the wall). ``text``: it carries the viewer's own words (refused while a
-    moderator muted the viewer). ``counts_as``: the per-minute count it adds to.
+    moderator muted the viewer). ``words``: where in its fields the viewer's own words
+    are (``"text"``; a dotted path reaches into a map): the room service runs them through the text
+    filter before the kind sees them. ``holds``: the kind can hold such text for review
+    (else text the filter would hold is refused). ``counts_as``: the per-minute count.
 
     ``buffered``: taps at any rate (reactions). Such a command carries no idempotency
     key and makes no store write of its own: the service adds its deltas up per room,
@@ -253,6 +259,8 @@ class Op:
     text: bool = False
     counts_as: str = "votes"
     buffered: bool = False
+    words: tuple[str, ...] = ()
+    holds: bool = False
 
     @property
     def keyed(self) -> bool:
@@ -289,6 +297,8 @@ class Kind(Generic[SpecT, StateT]):
     state_type: ClassVar[type[Record]]
     ops: ClassVar[tuple[Op, ...]] = ()
     actions: ClassVar[tuple[str, ...]] = ()
+    # Where host actions carry text (action -> field paths, as Op.words): filtered too.
+    action_words: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # The id of the instance every room has (None: hosts create instances).
     builtin: ClassVar[str | None] = None
     # True when actions leave an audit record (GET .../audit).

@@ -447,7 +447,7 @@ class Poll(Kind[PollSpec, Status]):
     name = "poll"
     spec_type = PollSpec
     state_type = Status
-    ops = (Op("vote"),)
+    ops = (Op("vote", words=("text",)),)
     actions = ("open", "close", "reveal")
     example: ClassVar[Mapping[str, Any]] = {
         "id": "first",

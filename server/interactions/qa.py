@@ -274,7 +274,8 @@ class QA(Kind[QASpec, Status]):
     name = "qa"
     spec_type = QASpec
     state_type = Status
-    ops = (Op("ask", text=True), Op("upvote"), Op("unvote"))
+    ops = (Op("ask", text=True, words=("text",), holds=True), Op("upvote"), Op("unvote"))
+    action_words: ClassVar[Mapping[str, tuple[str, ...]]] = {"answer": ("text",)}
     actions = ("open", "close", *HOST_ACTIONS)
     example: ClassVar[Mapping[str, Any]] = {"id": "ask", "title": "提问 Ask the chef"}
     example_actions = ("open",)
@@ -321,6 +322,8 @@ class QA(Kind[QASpec, Status]):
                 now=ctx.now,
             )
             check_open_questions(d.spec, questions_of(d, ctx), who.id, question.id)
+            if c.held:  # held by the text filter: hidden until a host unhides it
+                question = msgspec.structs.replace(question, hidden=True)
             # One record per question, keyed by asker and key: a retried ask is one question.
             box = self._questions_box(d)
             holder_key = f"{who.id}|{c.key}"

@@ -230,7 +230,7 @@ class Wall(Kind[WallSpec, Status]):
     name = "wall"
     spec_type = WallSpec
     state_type = Status
-    ops = (Op("post", targets="room", text=True, counts_as="posts"),)
+    ops = (Op("post", targets="room", text=True, counts_as="posts", words=("text",), holds=True),)
     actions = ("open", "close", *HOST_ACTIONS)
     builtin = WALL_ID
 
@@ -272,7 +272,8 @@ class Wall(Kind[WallSpec, Status]):
             viewer_id=c.who.id,
             name=c.who.name,
             now=ctx.now,
-            moderation=str(ctx.settings.get("wall_moderation", "pre")),
+            # Held by the text filter: into the queue whatever the room's moderation.
+            moderation="pre" if c.held else str(ctx.settings.get("wall_moderation", "pre")),
         )
         if made.status == "pending":
             check_waiting(self.posts(c.d, ctx), c.who.id, made.id)

@@ -46,6 +46,7 @@ from server.rooms.counts import LiveCounts
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
+from server.rooms.screening import TextFilter, TextGuard, Verdict
 from server.rooms.served import ServedRoom
 from server.rooms.views import RoomChanges, ViewKeeper
 
@@ -104,6 +105,7 @@ class RoomService:
         node_id: str,
         shared: bool,
         clock: Callable[[], float] = time.time,
+        text_filter: TextFilter | None = None,
         limits: LimitsSettings | None = None,
     ) -> None:
         self.store = store
@@ -121,6 +123,7 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.text = TextGuard(store, text_filter, clock)
         self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
         self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
         self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
@@ -188,6 +191,7 @@ class RoomService:
     def room_gone(self, room_id: str) -> None:
         """A room was deleted (here or on another node): forget it."""
         self.release(room_id)
+        self.text.forget(room_id)
 
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
@@ -224,6 +228,7 @@ class RoomService:
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
         """Admit a guest with its own token: joining again with it (after a reconnect)
         keeps the identity, so retried commands stay exactly-once."""
+        identity = replace(identity, name=self.text.name(record, identity.name))
         token = self.authority.mint_guest(record.id, record.created_at, identity, GUEST_TOKEN_TTL_S)
         return Admission(identity, Audience.PUBLIC, token)
 
@@ -240,6 +245,7 @@ class RoomService:
             "banned"
         ):
             raise CommandError("banned", "a moderator banned you from this room")
+        self.text.note_staff(record.id, identity)
 
     def release(self, room_id: str) -> None:
         """No connection of the room is left on this node: stop keeping its views."""
@@ -285,6 +291,7 @@ class RoomService:
         staff = identity.role in STAFF_ROLES
         if op.text and not staff:
             check_not_muted(served, identity.user_id, now)
+        fields, held = self.text.command(served, identity, op, key, fields)
         try:  # not `async with refusals()`: the vote path, thousands a second
             iid = kind.builtin if op.targets == "room" else fields.get("interaction")
             d = await self._definition(served, iid)
@@ -292,9 +299,8 @@ class RoomService:
                 raise InteractionError(
                     "unknown_target", f"{d.id} is a {d.kind}; {op_name} is for a {kind.name}"
                 )
-            asked = ViewerCommand(
-                op_name, d, fields, Viewer(identity.user_id, identity.name), key or ""
-            )
+            who = Viewer(identity.user_id, identity.name)
+            asked = ViewerCommand(op_name, d, fields, who, key or "", held)
             ctx = Context(now, served.record.settings, served.definitions)
             if kind.command_needs(asked, ctx):  # most commands need nothing
                 ctx = await self.views.reader.context(
@@ -386,6 +392,7 @@ class RoomService:
             )
         record = await self.store.get_room(room_id)
         kind, d, definitions = await self._found(room_id, iid)
+        fields = self.text.action(room_id, kind, action, record.settings, fields)
         if action not in kind.actions:
             raise InteractionError(
                 "invalid_field",
@@ -510,11 +517,14 @@ class RoomService:
 
     # --- the stream side ---------------------------------------------------------------------
 
-    def check_danmaku(self, room_id: str, identity: Identity, now: float, cid: int | None) -> None:
-        """Refuse a muted viewer's danmaku (``muted`` with how long it lasts)."""
+    def check_danmaku(
+        self, room_id: str, identity: Identity, text: str, now: float, cid: int | None
+    ) -> Verdict:
+        """Refuse a muted viewer's danmaku (``muted``), then filter its text (screening.py)."""
         served = self.views.get(room_id)
         if served is not None and identity.role not in STAFF_ROLES:
             check_not_muted(served, identity.user_id, now, cid)
+        return self.text.danmaku(served, identity, text, cid)
 
     def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> None:
         """A danmaku was accepted: count it, and let interactions that listen to danmaku
