@@ -20,7 +20,8 @@ from typing import Any
 import ahocorasick
 
 from server.auth import Identity
-from server.moderation.alerts import WatchList, stand_in_normalise
+from server.moderation.alerts import WatchList
+from server.moderation.text import normalise
 from server.rooms.alerts import AlertDesk
 
 HARMLESS = [
@@ -66,9 +67,7 @@ def desk_with(watchlists: list[WatchList]) -> AlertDesk:
     from server.moderation.alerts import KeywordMatcher, SpikeDetector
     from server.rooms.alerts import RoomWatch
 
-    watch = RoomWatch(
-        watchlists, KeywordMatcher(watchlists, stand_in_normalise), SpikeDetector(time.time)
-    )
+    watch = RoomWatch(watchlists, KeywordMatcher(watchlists, normalise), SpikeDetector(time.time))
     watch.detector.watch(watchlists)
     desk.rooms["r"] = watch
     return desk

@@ -12,8 +12,8 @@ from server.moderation.alerts import (
     WatchList,
     WatchListError,
     parse_watchlists,
-    stand_in_normalise,
 )
+from server.moderation.text import normalise
 
 
 class FakeClock:
@@ -38,7 +38,7 @@ REFUND = WatchList.parse(
 
 
 def matcher(*lists: WatchList) -> KeywordMatcher:
-    return KeywordMatcher(lists, stand_in_normalise)
+    return KeywordMatcher(lists, normalise)
 
 
 # --- watch lists ---------------------------------------------------------------------------

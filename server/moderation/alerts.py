@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +37,6 @@ DEFAULT_WINDOW_S = 60
 DEFAULT_BASELINE = 3.0
 # The room's normal is the rate over the last BASELINE_S seconds before the window.
 BASELINE_S = 600
-
-
-def stand_in_normalise(text: str) -> str:
-    """NFKC and case folding only, until the text pipeline's normaliser is merged."""
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 class WatchListError(ValueError):

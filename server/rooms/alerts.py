@@ -37,8 +37,8 @@ from server.moderation.alerts import (
     WatchList,
     WatchListError,
     parse_watchlists,
-    stand_in_normalise,
 )
+from server.moderation.text import normalise as normalise_text
 from server.rooms.outbox import RoomOutbox
 
 log = logging.getLogger("hudong.alerts")
@@ -79,8 +79,7 @@ class AlertDesk:
         changed: Callable[[str, str, int], None],
         *,
         node_id: str,
-        # TODO(merge): use server.moderation.text.normalise
-        normalise: Normalise = stand_in_normalise,
+        normalise: Normalise = normalise_text,  # the text filter's matching copy
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
