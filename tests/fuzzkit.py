@@ -4,8 +4,8 @@ commands that look valid but carry broken fields.
 CI runs a fixed number of cases in a fixed order (``derandomize``, no example database),
 so a failure shows up again on the next run. ``HUDONG_FUZZ_SCALE`` multiplies every
 count for a longer local run, e.g. ``HUDONG_FUZZ_SCALE=20 python3 -m pytest
-tests/test_fuzz_protocol.py``; ``HUDONG_FUZZ_SEED`` picks another fixed order (its
-cases differ from CI's, and are again the same every run).
+tests/test_fuzz_protocol.py``; ``HUDONG_FUZZ_RANDOM=1`` lets Hypothesis draw new cases on
+every run (the frames of the live test keep their fixed seed).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("HUDONG_FUZZ_SCALE", "1"))
-SEED = os.environ.get("HUDONG_FUZZ_SEED")
+RANDOM = bool(os.environ.get("HUDONG_FUZZ_RANDOM"))
 
 
 def cases(n: int) -> int:
@@ -30,7 +30,7 @@ def fuzz_settings(n: int) -> settings:
     return settings(
         max_examples=cases(n),
         deadline=None,
-        derandomize=SEED is None,
+        derandomize=not RANDOM,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
