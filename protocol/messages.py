@@ -241,7 +241,7 @@ def parse_command(
             raise CommandError("invalid_field", "host needs an 'action' string", cid)
         return Host(cid, action, obj)
     known = ", ".join([*CORE_OPS, *(ops or {})])
-    raise CommandError("unknown_op", f"unknown op {op[:40]!r}; expected one of {known}", cid)
+    raise CommandError("unknown_op", f"unknown op {op!r:.40}; expected one of {known}", cid)
 
 
 # --- server messages -------------------------------------------------------------

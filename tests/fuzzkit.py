@@ -16,6 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from server.interactions.registry import Registry
+
 SCALE = float(os.environ.get("HUDONG_FUZZ_SCALE", "1"))
 RANDOM = bool(os.environ.get("HUDONG_FUZZ_RANDOM"))
 
@@ -89,32 +91,58 @@ FIELDS = (
 )  # fmt: skip
 
 
+# The interactions that tests/test_fuzz_live.py makes from the kinds' examples, the
+# built-in ones every room has, one that exists nowhere; and their options' ids.
+EXAMPLES = [k.example for k in Registry() if k.example is not None]
+INTERACTIONS = [*(e["id"] for e in EXAMPLES), *(k.builtin for k in Registry() if k.builtin), "nope"]
+OPTIONS = [
+    o["id"]
+    for e in EXAMPLES
+    for options in [e.get("options", []), *(s.get("options", []) for s in e.get("slots", []))]
+    for o in options
+]
+
+
 def good_value(field: str) -> st.SearchStrategy[Any]:
     """A value that fits ``field`` in most commands (so the broken one is what fails)."""
     return {
         "id": st.integers(0, 2**53 - 1),
         "key": st.from_regex(r"\A[A-Za-z0-9_.:-]{1,64}\Z"),
         "room": st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
-        "interaction": st.sampled_from(["p1", "q1", "d1", "qa1", "wall", "checkin"]),
+        "interaction": st.sampled_from(INTERACTIONS),
         "color": st.from_regex(r"\A#[0-9a-fA-F]{6}\Z"),
         "mode": st.sampled_from(["scroll", "top", "bottom"]),
         "lang": st.sampled_from(["zh-CN", "en", "ja-JP"]),
-        "option": st.integers(0, 5) | st.sampled_from(["a", "b", "0"]),
+        "option": st.sampled_from(OPTIONS) | st.integers(0, 5),
         "text": st.text(min_size=1, max_size=30),
+        "action": st.sampled_from(["open", "close", "mute", "pin", "x"]),
         "name": st.text(max_size=40),
     }.get(field, VALUES)
 
 
+# What each core op reads; every other op is a viewer command of a kind, which reads an
+# idempotency key, the interaction and its own fields.
+NEEDS = {
+    "join": ("room", "name", "lang"),
+    "danmaku": ("text", "color", "mode"),
+    "ping": (),
+    "host": ("action", "interaction"),
+}
+VIEWER_NEEDS = ("key", "interaction", "option", "text")
+
+
 @st.composite
 def commands(draw: st.DrawFn, ops: tuple[str, ...]) -> dict[str, Any]:
-    """A command of one of ``ops`` with fitting fields, then one to three of them broken:
-    a wrong type, an odd or huge string, a missing field or an unknown one."""
+    """A command of one of ``ops`` with the fields it reads, fitting, and some others;
+    then up to three of them broken: a wrong type, an odd or huge string, a missing
+    field or an unknown one. (Unbroken ones are the commands the broken ones pass as.)"""
     op = draw(st.sampled_from(ops))
-    fields = draw(st.lists(st.sampled_from(FIELDS[1:]), max_size=5, unique=True))
-    obj: dict[str, Any] = {"op": op}
+    fields = [*NEEDS.get(op, VIEWER_NEEDS)]
+    fields += draw(st.lists(st.sampled_from(FIELDS[1:]), max_size=3, unique=True))
+    obj: dict[str, Any] = {"op": op, "id": draw(good_value("id"))}
     for field in fields:
         obj[field] = draw(good_value(field))
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(0, 3))):
         target = draw(st.sampled_from(FIELDS))
         how = draw(st.sampled_from(["value", "drop", "extra"]))
         if how == "drop":

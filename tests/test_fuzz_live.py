@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 import time
+from asyncio import FIRST_COMPLETED
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -156,7 +157,14 @@ def frames(rng: random.Random, codec: Codec, objs: list[Any], n: int) -> list[Fr
             out.append((b"\xff\xfe" + data, True, True))
         else:  # over max_frame_bytes (1009)
             out.append((b"x" * (MAX_FRAME_BYTES + 1), text, True))
-    return out
+    # A message over max_frame_bytes ends the connection (1009), whatever made it so big.
+    return [
+        (payload, text, fatal or size(payload) > MAX_FRAME_BYTES) for payload, text, fatal in out
+    ]
+
+
+def size(payload: bytes | list[bytes]) -> int:
+    return len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
 
 
 class Fuzzer:
@@ -172,6 +180,7 @@ class Fuzzer:
         self.connects = 0
         self.pings = 0
         self.pong = asyncio.Event()  # the answer to the last ping came
+        self.recent: list[bytes | list[bytes]] = []  # the frames sent last, for a failure
 
     async def _connect(self) -> tuple[Client, asyncio.Task[None]]:
         client = await self.live.connect(self.codec.subprotocol)
@@ -190,26 +199,33 @@ class Fuzzer:
                     self.pong.set()
                 self.replies[f"error:{message.get('code')}" if kind == "error" else kind] += 1
 
-    async def _sync(self, client: Client) -> None:
+    async def _sync(self, client: Client, reader: asyncio.Task[None]) -> None:
         """Wait until the node answered everything sent so far."""
         self.pings += 1
         self.pong.clear()
         await client.send({"op": "ping", "id": SYNC_ID - self.pings})
-        await asyncio.wait_for(self.pong.wait(), 30 * UNIT)
+        pong = asyncio.create_task(self.pong.wait())
+        await asyncio.wait([pong, reader], timeout=30 * UNIT, return_when=FIRST_COMPLETED)
+        pong.cancel()
+        assert self.pong.is_set(), (
+            f"no pong; closed {client.ws.close_code} {client.ws.close_reason!r}; "
+            f"the last frames: {self.recent}"
+        )
 
     async def run(self, sends: list[Frame]) -> None:
         client, reader = await self._connect()
         for payload, text, fatal in sends:
+            self.recent = [*self.recent[-11:], payload]
             if not fatal:
                 await client.ws.send(payload, text=text)
                 continue
-            await self._sync(client)
+            await self._sync(client, reader)
             with contextlib.suppress(ConnectionClosed):
                 await client.ws.send(payload, text=text)
             await asyncio.wait_for(reader, 10 * UNIT)  # the node ends the connection
             self.closes[client.ws.close_code] += 1
             client, reader = await self._connect()
-        await self._sync(client)
+        await self._sync(client, reader)
         await client.close()
         await reader
 
@@ -286,14 +302,24 @@ async def run_fuzz(
     await live.create_room("fuzz")
     await live.create_room("fuzzhost")
     host_token = await live.mint("fuzzhost", "host")
-    poll = dict(REGISTRY.get("poll").example or {})
+    # One open interaction of every kind that has an example: the fuzzers' commands reach
+    # each kind's rules (tests/fuzzkit.py names these interactions and their options).
     async with live.http() as http:
-        r = await http.post("/api/v1/rooms/fuzz/interactions", json={"kind": "poll", "spec": poll})
-        assert r.status_code == 201, r.text
-        r = await http.post(
-            f"/api/v1/rooms/fuzz/interactions/{poll['id']}/actions", json={"action": "open"}
-        )
-        assert r.status_code == 200, r.text
+        for kind in REGISTRY:
+            if kind.example is None:
+                continue
+            spec = dict(kind.example)
+            r = await http.post(
+                "/api/v1/rooms/fuzz/interactions", json={"kind": kind.name, "spec": spec}
+            )
+            assert r.status_code == 201, r.text
+            if "open" in kind.actions:
+                r = await http.post(
+                    f"/api/v1/rooms/fuzz/interactions/{spec['id']}/actions",
+                    json={"action": "open"},
+                )
+                assert r.status_code == 200, r.text
+    poll = dict(REGISTRY.get("poll").example or {})
 
     honest = []
     for codec in (JSON, MSGPACK):
