@@ -284,9 +284,13 @@ async def test_ten_thousand_fuzzed_frames_hurt_no_one(server_factory):
     # Each fuzz connection may send as fast as it likes: the frames must reach the parser
     # and the handlers, not stop at the rate limit (which has tests of its own).
     limits = {"viewer_commands_per_s": 1e6, "viewer_command_burst": 10**6}
+    # Thousands of frames a second on a busy CI machine can raise the node's degrade level,
+    # and slow mode would then refuse honest danmaku, rightly (tests/test_degrade*.py):
+    # here the question is only whether fuzzed frames hurt anyone.
+    hub = {"degrade_auto": False}
     watch = LogWatch()
     with watch.watching():
-        async with server_factory(limits=limits) as live:
+        async with server_factory(limits=limits, hub=hub) as live:
             await run_fuzz(live, rng, viewer_objs, host_objs)
     assert not watch.records, "\n".join(
         watch.format(r) if r.exc_info else r.getMessage() for r in watch.records
