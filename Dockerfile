@@ -1,5 +1,5 @@
 # hudong: one node on the embedded default (the durable store in /data).
-#   docker build -t hudong . && docker run -p 8000:8000 -e HUDONG_ADMIN_TOKEN=change-me hudong
+#   docker build -t hudong . && docker run -p 8000:8000 -e HUDONG_ADMIN_TOKEN=change-me-to-a-long-secret hudong
 # Links and the wall's QR code name the container's address unless HUDONG_PUBLIC_URL
 # says where phones reach it (-e HUDONG_PUBLIC_URL=http://192.168.1.20:8000). The store
 # (rooms, votes, draws) and the kept secret live in /data: mount a volume there

@@ -50,7 +50,10 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("muted", False, "a moderator muted this viewer; retry_after_ms says for how long"),
     ErrorCode("banned", False, "a moderator banned this viewer from the room"),
     ErrorCode(
-        "unauthorized", False, "the token is missing, malformed, expired or for another room"
+        "unauthorized",
+        False,
+        "the token is missing, malformed, expired, revoked, or for another room or an"
+        " earlier room of the same id",
     ),
     ErrorCode("forbidden", False, "the role of this connection may not do that"),
     ErrorCode("not_joined", False, "the command needs a joined room; send join first"),
@@ -71,6 +74,13 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("already_done", False, "this one-time action was already done by this viewer"),
     ErrorCode("not_eligible", False, "the viewer may not enter this draw this way"),
     ErrorCode("no_entrants", False, "nobody is eligible for the draw"),
+    # Caps on what a viewer, a room or the deployment may hold (issue 15).
+    ErrorCode(
+        "limit_reached",
+        False,
+        "a cap on what a viewer or room may hold is reached (connections, open items, "
+        "interactions, snapshot size, rooms); `cap` names the setting, `limit` its value",
+    ),
     ErrorCode("store_unavailable", True, "the store cannot be reached; nothing was changed"),
     ErrorCode("internal_error", True, "the server failed; nothing was changed"),
 )
@@ -88,6 +98,8 @@ CLOSES: tuple[CloseCode, ...] = (
     CloseCode(4001, "join_timeout", True, "no join arrived within limits.join_timeout_s"),
     CloseCode(4003, "banned", False, "a moderator banned this viewer from the room"),
     CloseCode(4004, "room_deleted", False, "the room was deleted"),
+    CloseCode(4005, "token_expired", False, "the session's token expired; join with a new one"),
+    CloseCode(4006, "token_revoked", False, "the session's token was revoked"),
     CloseCode(4008, "too_slow", True, "the connection stayed behind its write buffer bound"),
     CloseCode(4009, "heartbeat_timeout", True, "nothing was received within heartbeat_timeout_s"),
 )

@@ -10,6 +10,7 @@ state, where the WebSocket protocol class (:class:`server.hub.Connection`) finds
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -17,24 +18,33 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from protocol.messages import CommandError
 from server import demo as demo_room
+from server.api.alerts import AlertsApi
+from server.api.audit import AuditApi
+from server.api.bodies import BodyLimit
 from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
-from server.api.limits import HeavyRequests
+from server.api.limits import FailedLogins, HeavyRequests
 from server.api.node import NodeApi
+from server.api.privacy import PrivacyApi
 from server.api.rooms import RoomsApi
 from server.auth import Authority, new_secret
 from server.backends import Backends, BackendUnavailable, open_backends
+from server.backends.base import RoomNotFound
 from server.config import Settings, base_url, node_name
 from server.hub import Hub
 from server.metrics import Metrics
+from server.origins import Origins
 from server.pages import Pages
 from server.rooms.plugins import registry_with
+from server.rooms.privacy import ViewerPrivacy
+from server.rooms.retention import RetentionPass
 from server.rooms.service import RoomService
 
 
@@ -49,26 +59,51 @@ def create_app(
         backends = open_backends(url, prefix=settings.server.redis_prefix)
     store = backends.store
     admin_token = settings.server.admin_token or new_secret()
-    authority = Authority(admin_token, settings.server.secret or new_secret())
+    authority = Authority(
+        admin_token,
+        settings.server.secret or new_secret(),
+        pseudonymous=settings.server.pseudonymous_ids,
+    )
     registry = registry_with(settings.server.kinds)
     rooms = RoomService(
-        store, registry, authority, node_id=node_name(settings), shared=backends.shared
+        store,
+        registry,
+        authority,
+        node_id=node_name(settings),
+        shared=backends.shared,
+        limits=settings.limits,
     )
+    rooms.audit_log.keep = settings.limits.audit_log_keep
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
-    callers = Callers(authority)
-    rooms_api = RoomsApi(store, authority, rooms, hub.online)
+    rooms.alerts.count_in(metrics)
+    callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
+    rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
-    node = NodeApi(hub, metrics, callers)
+    alerts = AlertsApi(rooms_api, rooms)
+    audit = AuditApi(rooms_api, rooms)
+    node = NodeApi(hub, metrics, callers, rooms.audit_log)
+
+    async def room_exists(room_id: str) -> bool:
+        try:
+            await store.get_room(room_id)
+        except RoomNotFound:
+            return False
+        return True
+
+    privacy = PrivacyApi(ViewerPrivacy(store, rooms), callers)
+    retention = RetentionPass(store, rooms)
     pages = Pages(
-        public_url=settings.server.public_url,
+        public_url=base_url(settings),
         assets_dir=settings.server.assets_dir,
         kinds=registry,
+        room_exists=room_exists,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await hub.start()
+        pruning = asyncio.get_running_loop().create_task(retention.run(), name="hudong-retention")
         if demo:
             room = await demo_room.seed(store, rooms, authority, time.time())
             app.state.demo = room
@@ -76,6 +111,9 @@ def create_app(
         try:
             yield {"hub": hub}
         finally:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             await hub.stop()
             await store.close()
 
@@ -91,7 +129,8 @@ def create_app(
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, exc.status)
+        body = {"error": {"code": exc.code, "message": exc.message}}
+        return JSONResponse(body, exc.status, headers=exc.headers)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -100,32 +139,45 @@ def create_app(
             {"error": {"code": code, "message": str(getattr(exc, "detail", exc))}}, status
         )
 
-    heavy = HeavyRequests(settings.limits.heavy_requests_per_s, settings.limits.heavy_request_burst)
+    limits = settings.limits
+    heavy = HeavyRequests(limits.heavy_requests_per_s, limits.heavy_request_burst)
+    # Every route that needs no token, per client address (issue 15).
+    public_requests = HeavyRequests(limits.public_requests_per_s, limits.public_request_burst)
+    public = public_requests.limited
     room = "/api/v1/rooms/{room_id}"
     interaction = f"{room}/interactions/{{interaction_id}}"
     routes = [
-        Route("/", node.index),
-        Route("/healthz", node.healthz),
-        Route("/readyz", node.readyz),
-        Route("/metrics", node.metrics_text),
+        Route("/", public(node.index)),
+        Route("/healthz", public(node.healthz)),
+        Route("/readyz", public(node.readyz)),
+        Route("/metrics", public(node.metrics_text)),
         Route("/api/v1/degrade", node.degrade, methods=["GET", "PUT"]),
-        Route("/console", pages.console, methods=["GET"]),
-        Route("/live/{room_id}", pages.live, methods=["GET"]),
-        Route("/overlay/{room_id}", pages.overlay, methods=["GET"]),
-        Route("/wall/{room_id}", pages.wall, methods=["GET"]),
-        Route("/qr/{room_id}.svg", heavy.limited(pages.qr), methods=["GET"]),
-        Route("/static/kinds/{name}.js", pages.kind_module, methods=["GET"]),
-        Route("/static/{path:path}", pages.static, methods=["GET"]),
-        Route("/assets/{path:path}", pages.asset, methods=["GET"]),
+        Route("/console", public(pages.console), methods=["GET"]),
+        Route("/live/{room_id}", public(pages.live), methods=["GET"]),
+        Route("/overlay/{room_id}", public(pages.overlay), methods=["GET"]),
+        Route("/wall/{room_id}", public(pages.wall), methods=["GET"]),
+        Route("/qr/{room_id}.svg", public(heavy.limited(pages.qr)), methods=["GET"]),
+        Route("/static/kinds/{name}.js", public(pages.kind_module), methods=["GET"]),
+        Route("/static/{path:path}", public(pages.static), methods=["GET"]),
+        Route("/assets/{path:path}", public(pages.asset), methods=["GET"]),
         Route("/api/v1/rooms", rooms_api.list, methods=["GET"]),
         Route("/api/v1/rooms", rooms_api.create, methods=["POST"]),
         Route(room, rooms_api.get, methods=["GET"]),
         Route(room, rooms_api.update, methods=["PATCH"]),
         Route(room, rooms_api.delete, methods=["DELETE"]),
         Route(f"{room}/tokens", rooms_api.mint_token, methods=["POST"]),
+        Route(f"{room}/revocations", rooms_api.revocations, methods=["GET", "POST"]),
+        Route("/api/v1/viewers/{user_id}", privacy.export, methods=["GET"]),
+        Route("/api/v1/viewers/{user_id}", privacy.erase, methods=["DELETE"]),
+        Route(f"{room}/viewers/{{user_id}}", privacy.export, methods=["GET"]),
+        Route(f"{room}/viewers/{{user_id}}", privacy.erase, methods=["DELETE"]),
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
+        Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
+        Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
+        Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
+        Route(f"{room}/audit-log", heavy.limited(audit.log), methods=["GET"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),
         Route(interaction, interactions.get, methods=["GET"]),
@@ -136,6 +188,10 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        middleware=[
+            *Origins(settings).cors(),
+            Middleware(BodyLimit, limit=limits.max_body_bytes),
+        ],
         lifespan=lifespan,
         exception_handlers={
             ApiError: on_api_error,
@@ -148,7 +204,9 @@ def create_app(
     app.state.rooms = rooms
     app.state.pages = pages
     app.state.heavy = heavy
+    app.state.public_requests = public_requests
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority
+    app.state.retention = retention
     return app

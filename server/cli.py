@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.backends import open_backends
-    from server.hub import Connection
+    from server.serving import uvicorn_options
 
     flags = {
         "host": args.host,
@@ -33,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         "public_url": args.public_url,
         "data_dir": args.data_dir,
         "memory": True if args.memory else None,
+        "insecure_dev": True if args.insecure_dev else None,
     }
     try:
         prepared = prepare(load_settings(args.config, flags=flags))
@@ -56,8 +57,6 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=settings.server.host,
         port=settings.server.port,
-        http="httptools",
-        ws=Connection,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         lifespan="on",
         log_level=settings.server.log_level,
@@ -65,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=int(settings.hub.shutdown_grace_s) or 1,
         backlog=4096,
+        **uvicorn_options(settings),
     )
     _server_class()(config).run()
     return 0
@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         "process exits (for tests and throwaway demos)",
     )
     serve.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="allow an admin token under 16 characters (development on a machine no one "
+        "else can reach; HUDONG_INSECURE_DEV=true)",
+    )
+    serve.add_argument(
         "--demo",
         action="store_true",
         help="make a demo room with a poll, a co-design, a draw and a Q&A, and print the "
@@ -188,10 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recompute a draw from the audit record that GET "
         "/api/v1/rooms/{room}/interactions/{draw}/audit exports: the seed must match the "
         "commitment published when the draw opened, the entrant list its hash, and the "
-        "winners the recomputation. Exit status 0 when it holds, 1 when it does not.",
+        "winners the recomputation. A viewer's record has digests of the entrant ids "
+        "instead of the ids: the winners must be the entrants the seed picks, and --me "
+        "finds your own entry. Exit status 0 when it holds, 1 when it does not.",
     )
     verify.add_argument("file", help="the audit record (JSON); - reads standard input")
     verify.add_argument("--commitment", help="the commitment you saw when the draw opened")
+    verify.add_argument(
+        "--me", metavar="USER_ID", help="your user id: check that you were among the entrants"
+    )
     verify.set_defaults(func=_verify_draw)
     return parser
 
@@ -207,11 +218,12 @@ def _verify_draw(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"hudong verify-draw: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    result = verify_audit(record, commitment=args.commitment)
+    result = verify_audit(record, commitment=args.commitment, me=args.me)
     title = record.get("draw_id") if isinstance(record, dict) else None
     if result.ok:
         winners = ", ".join(result.winners or [])
-        entrants = len(record.get("entrants", [])) if isinstance(record, dict) else 0
+        listed = record.get("entrants", record.get("entrant_digests", []))
+        entrants = len(listed) if isinstance(record, dict) else 0
         print(f"OK: draw {title or ''} holds: {entrants} entrants, winners {winners}")
         return 0
     print(f"FAILED: draw {title or ''} does not hold:")

@@ -65,6 +65,18 @@ class ServerSettings:
     # Interaction kinds of your own, beside the built-in ones: module:attribute of each
     # (comma-separated), importable by the server; empty: none.
     kinds: str = ""
+    # Exposure (issue 15). true: start with an admin token under 16 characters
+    # (--insecure-dev; never on a network others can reach).
+    insecure_dev: bool = False
+    # Origins (scheme://host[:port], comma-separated; * for any) whose pages may open
+    # /ws and call the REST API (CORS), beside the node's own pages and public_url's.
+    allowed_origins: str = ""
+    # /metrics asks for 'Authorization: Bearer <this>'; empty: open to anyone.
+    metrics_token: str = ""
+    # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
+    # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
+    # shown as its keyed hash, p-…, derived from secret (README, "Privacy").
+    pseudonymous_ids: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,49 @@ class LimitsSettings:
     # over it, 429 rate_limited with Retry-After.
     heavy_requests_per_s: float = 5.0
     heavy_request_burst: int = 20
+    # The audit log (issue 15): the newest entries kept per room, older ones dropped.
+    audit_log_keep: int = 10000
+    # HTTP (issue 15). A request body over this is refused with 413 while it streams in.
+    max_body_bytes: int = 65536
+    # A connection must send a whole request head within header_timeout_s of opening
+    # (or of its first byte, for the next request on a kept-alive one), and the body
+    # within body_timeout_s of the head; an idle kept-alive one is closed after
+    # idle_timeout_s. Over max_http_connections open HTTP connections (not counting
+    # WebSockets), a new one gets 503 and is closed.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_idle_timeout_s: float = 5.0
+    max_http_connections: int = 10000
+    # Per client address, every endpoint that needs no token (pages, their files, QR
+    # codes, health, metrics); over it: 429 rate_limited with Retry-After; 0: no limit.
+    public_requests_per_s: float = 200.0
+    public_request_burst: int = 1000
+    # Wrong admin (or room) tokens per client address before each further attempt
+    # from it is refused with 429 for a time that doubles, up to 5 minutes.
+    failed_logins_allowed: int = 5
+    # Caps on what one client, viewer or room may hold (issue 15; PROTOCOL.md, "Limits").
+    # true: a room's danmaku budget (room_danmaku_per_s, _burst) is split evenly among the
+    # client addresses that sent in the last 2 s; false: first come, first served (a
+    # venue where nearly everyone shares one address, or nodes behind a proxy).
+    room_danmaku_fair: bool = True
+    # WebSocket connections per client address on a node; 0: no cap (the default, for
+    # venues behind one NAT and nodes behind a proxy). Over it: HTTP 429 on the upgrade.
+    connections_per_address: int = 0
+    # Connections of one viewer identity (one token) to one room on a node; 0: no cap.
+    connections_per_viewer: int = 5
+    # Commands per second from one client address (all its connections together, on a
+    # node), bursts of twice that; 0: no such limit (the default, as for connections).
+    commands_per_address_per_s: float = 0.0
+    # Interactions per room (the built-in ones included); over it: limit_reached.
+    interactions_per_room: int = 100
+    # The largest `joined` snapshot a room may need; a host change that would make it
+    # larger is refused with limit_reached.
+    max_joined_bytes: int = 1048576
+    # Rooms on the deployment; creating one more answers 409 limit_reached. 0: no cap.
+    max_rooms: int = 10000
+    # Records of minted tokens kept per room (each expires with its token); past it,
+    # the oldest are forgotten.
+    tokens_kept_per_room: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

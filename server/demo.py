@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from server.auth import Authority
+from server.auth import Authority, incarnation_of
 from server.backends.base import RoomExists, RoomRecord, Store
 from server.interactions.kind import Audience
 from server.rooms.service import RoomService
@@ -57,8 +57,13 @@ async def seed(store: Store, rooms: RoomService, authority: Authority, now: floa
         kind = rooms.registry.get(kind_name)
         for action in kind.example_actions if kind is not None else ():
             await rooms.host(DEMO_ROOM, action, {"interaction": spec["id"]})
-    host, _ = authority.mint(DEMO_ROOM, "host", "demo-host", "主持人 Host", TOKEN_TTL_S)
-    screen, _ = authority.mint(DEMO_ROOM, "screen", "demo-screen", "Screen", TOKEN_TTL_S)
+    inc = incarnation_of((await store.get_room(DEMO_ROOM)).created_at)
+    host, _ = authority.mint(
+        DEMO_ROOM, "host", "demo-host", "主持人 Host", TOKEN_TTL_S, incarnation=inc
+    )
+    screen, _ = authority.mint(
+        DEMO_ROOM, "screen", "demo-screen", "Screen", TOKEN_TTL_S, incarnation=inc
+    )
     return DemoRoom(DEMO_ROOM, host, screen)
 
 

@@ -110,3 +110,12 @@ class Metrics:
             "The longest stall the 50 ms probe saw in the last 5 to 10 seconds",
             registry=r,
         )
+        # Keyword alerts (server/rooms/alerts.py): no labels, never a word or a room.
+        self.keyword_alerts = Counter(
+            "hudong_keyword_alerts", "Keyword alerts (watch-list spikes) raised here", registry=r
+        )
+        self.keyword_alerts_active = Gauge(
+            "hudong_keyword_alerts_active",
+            "Keyword alerts raised here in the last hour that nobody acknowledged",
+            registry=r,
+        )

@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -135,16 +135,28 @@ class KindPage(Protocol):
     def page(self) -> Path | None: ...
 
 
+async def _any_room(room_id: str) -> bool:
+    return True
+
+
 class Pages:
     """Route handlers for the pages and their files."""
 
     def __init__(
-        self, *, public_url: str = "", assets_dir: str = "", kinds: Iterable[KindPage] = ()
+        self,
+        *,
+        public_url: str = "",
+        assets_dir: str = "",
+        kinds: Iterable[KindPage] = (),
+        room_exists: Callable[[str], Awaitable[bool]] = _any_room,
     ) -> None:
         root = clients_dir()
         self.web = root / "web"
         self.js = root / "js"
+        # The base of the QR codes' links: the node's public URL, else its own address
+        # (as the printed links); never the request's Host header, which the client picks.
         self.public_url = public_url.rstrip("/")
+        self.room_exists = room_exists
         self._qr: dict[str, bytes] = {}  # URL -> SVG, oldest first
         self.assets = Path(assets_dir).resolve() if assets_dir else None
         self._pages: dict[str, Page] = {}
@@ -181,6 +193,10 @@ class Pages:
         """A file of clients/web (``/static/…``) or a module of the client library
         (``/static/client/…``)."""
         path = request.path_params["path"]
+        if path.endswith(".html"):
+            # A page only with its policy and framing headers, as at its own route.
+            name = path.removesuffix(".html")
+            return self._html(name) if name in PAGES else _not_found(path)
         if path.startswith("client/"):
             name = path.removeprefix("client/")
             if not CLIENT_MODULE_RE.match(name):
@@ -223,15 +239,17 @@ class Pages:
         if not ROOM_ID_RE.match(room_id):
             message = f"a room id matches {ROOM_ID_RE.pattern}, got {room_id[:40]!r}"
             return JSONResponse({"error": {"code": "invalid_field", "message": message}}, 400)
-        base = self.public_url or str(request.base_url).rstrip("/")
-        target = f"{base}/live/{room_id}"
+        if not await self.room_exists(room_id):
+            message = f"no room {room_id!r}"
+            return JSONResponse({"error": {"code": "room_not_found", "message": message}}, 404)
+        target = f"{self.public_url}/live/{room_id}"
         svg = self._qr.get(target)
         if svg is None:
             svg = await run_in_threadpool(qr_svg, target)
             self._qr[target] = svg
             while len(self._qr) > QR_KEEP:
                 del self._qr[next(iter(self._qr))]
-        # A header carries Latin-1 only, and a host name from the request may not be.
+        # A header carries Latin-1 only, and a configured host name may not be.
         shown = quote(target, safe=URL_SAFE)
         return Response(
             svg, media_type="image/svg+xml", headers={**SECURITY_HEADERS, "X-Hudong-Target": shown}

@@ -20,6 +20,12 @@ LOGO_PATH_RE = re.compile(r"^/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,499}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # an interaction id (PROTOCOL.md, "Ids")
 MAX_AGENDA = 200
 ROOM_MODES = ("open", "slow", "staff")
+# Retention (PROTOCOL.md, "Privacy"; server/backends/retention.py): seconds, 0: no limit.
+DAY_S = 24 * 3600
+MAX_RETENTION_S = 400 * DAY_S
+DANMAKU_RETENTION_S = DAY_S
+CONTENT_RETENTION_S = 30 * DAY_S
+PERSONAL_RETENTION_S = 30 * DAY_S
 WALL_MODERATION = ("pre", "post")
 
 
@@ -129,6 +135,24 @@ ROOM_SETTINGS: dict[str, RoomSetting] = {
         _interaction,
         "the interaction the host pushed to the overlay and the wall (empty: they show "
         "what moved last)",
+    ),
+    "danmaku_retention_s": RoomSetting(
+        DANMAKU_RETENTION_S,
+        _int_range(0, MAX_RETENTION_S),
+        "seconds the store keeps the room's danmaku (the replay buffer); 0: until the room "
+        "is deleted",
+    ),
+    "content_retention_s": RoomSetting(
+        CONTENT_RETENTION_S,
+        _int_range(0, MAX_RETENTION_S),
+        "seconds the store keeps questions and wall posts; 0: until the room is deleted",
+    ),
+    "personal_retention_s": RoomSetting(
+        PERSONAL_RETENTION_S,
+        _int_range(0, MAX_RETENTION_S),
+        "seconds the store keeps personal data: who voted, picked, entered or was here "
+        "and under which name, moderation records, and the keys of their commands; the "
+        "counts stay; 0: until the room is deleted",
     ),
 }
 

@@ -37,6 +37,8 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # Connecting a UDP socket picks the interface of the route to that address and sends
 # nothing. 192.0.2.1 is TEST-NET-1 (RFC 5737): never a real peer, routed like any other.
 PROBE_ADDRESS = ("192.0.2.1", 9)
+# The admin token opens every room: one shorter than this can be guessed (issue 15).
+MIN_ADMIN_TOKEN_CHARS = 16
 
 
 def data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
@@ -154,7 +156,19 @@ class Prepared:
 
 def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Prepared:
     """Fill in what the settings leave empty: the public base URL of links, and the
-    secret and admin token (kept in the data directory by the embedded default)."""
+    secret and admin token (kept in the data directory by the embedded default).
+
+    Raises ConfigError for an admin token under :data:`MIN_ADMIN_TOKEN_CHARS`
+    characters, unless ``server.insecure_dev`` (``--insecure-dev``) allows it."""
+    token = settings.server.admin_token
+    if token and len(token) < MIN_ADMIN_TOKEN_CHARS and not settings.server.insecure_dev:
+        raise ConfigError(
+            f"server.admin_token (HUDONG_ADMIN_TOKEN) is {len(token)} characters; it opens "
+            f"every room, so it must be at least {MIN_ADMIN_TOKEN_CHARS}: generate one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(24))', or leave it "
+            "empty to have one generated (--insecure-dev, HUDONG_INSECURE_DEV=true allows a "
+            "short one on a machine no one else can reach)"
+        )
     server = dataclasses.replace(settings.server, public_url=public_base(settings))
     secret_file = admin_file = None
     generated = False

@@ -23,8 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from protocol.codec import JSON, MSGPACK, Codec, codec_for_subprotocol
 from server.app import create_app
 from server.config import Settings
-from server.hub import Connection, Hub
+from server.hub import Hub
 from server.rooms.service import RoomService
+from server.serving import uvicorn_options
 
 # The browser tests' fixtures (node, browser, pages), for every test module.
 pytest_plugins = ["tests.browser_kit"]
@@ -167,6 +168,11 @@ class LiveServer:
         assert hello["type"] == "hello", hello
         return client
 
+    def viewer_id(self, sub: str) -> str:
+        """The id a viewer token minted for ``sub`` has on this node (its pseudonym)."""
+        authority = self.app.state.authority
+        return str(authority.viewer_id(sub, "viewer", guest=False))
+
     def metric(self, name: str, **labels: str) -> float:
         value = self.hub.metrics.registry.get_sample_value(name, labels or None)
         return 0.0 if value is None else float(value)
@@ -174,8 +180,10 @@ class LiveServer:
 
 @contextlib.asynccontextmanager
 async def running_server(**sections: dict[str, Any]) -> AsyncIterator[LiveServer]:
+    port = free_port()
     settings = Settings().replace(
-        server={"admin_token": ADMIN, "secret": SECRET},
+        # the port too: the QR codes' links name the node's own address
+        server={"admin_token": ADMIN, "secret": SECRET, "port": port},
         # Tests read reports and exports often, all from 127.0.0.1: their rate per client
         # has tests of its own (test_heavy_requests.py).
         limits={"heavy_requests_per_s": 1000.0, "heavy_request_burst": 1000},
@@ -183,17 +191,15 @@ async def running_server(**sections: dict[str, Any]) -> AsyncIterator[LiveServer
     if sections:
         settings = settings.replace(**sections)
     app = create_app(settings)
-    port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        ws=Connection,
-        http="httptools",
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=2,
         backlog=2048,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

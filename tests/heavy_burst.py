@@ -72,6 +72,8 @@ async def main(args: argparse.Namespace) -> int:
                     pass
                 await asyncio.sleep(0.1)
             await http.post("/api/v1/rooms", json={"id": "r"}, headers=auth)
+            for i in range(BURST):  # a QR code is made only for a room that exists
+                await http.post("/api/v1/rooms", json={"id": f"room-{i}"}, headers=auth)
             options = [{"id": o, "label": o} for o in "abc"]
             for i in range(args.interactions):
                 spec = {"id": f"p{i}", "question": f"q{i}?", "kind": "single", "options": options}

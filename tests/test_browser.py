@@ -871,7 +871,7 @@ def test_console_and_live_have_no_serious_accessibility_violations(pages, node, 
         f"/console?lang={lang}#room={room}&token={tokens['host']}", width=1366, height=900
     )
     console.wait_for_selector("#conn[data-state='connected']")
-    for tab in ("live", "interactions", "wall", "danmaku", "settings"):
+    for tab in ("live", "interactions", "wall", "danmaku", "settings", "audit"):
         console.click(f"[data-tab='{tab}']")
         console.wait_for_selector(f"[data-panel='{tab}']:not([hidden])")
         assert _serious(console) == [], tab

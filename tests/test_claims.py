@@ -37,7 +37,9 @@ async def drawn(live: LiveServer) -> tuple[Client, dict[str, str], list[str]]:
         await viewer.close()
     ran = await host.command("host", action="run", interaction="prize")
     assert ran["type"] == "ack", ran
-    return host, tokens, list(ran["winners"])
+    # The winners by their names: their ids are the pseudonyms (PROTOCOL.md, "Privacy").
+    named = {live.viewer_id(who): who for who in PEOPLE}
+    return host, tokens, [named[w] for w in ran["winners"]]
 
 
 async def get(live: LiveServer, token: str, path: str, expect: int = 200) -> dict[str, Any]:
@@ -56,19 +58,20 @@ async def act(live: LiveServer, token: str, body: dict[str, Any], expect: int = 
 
 
 async def test_the_claim_code_reaches_the_winner_and_the_hosts_only(live: LiveServer):
-    host, tokens, [winner] = await drawn(live)
-    mine = await get(live, tokens[winner], "/mine")
+    host, tokens, [name] = await drawn(live)
+    winner = live.viewer_id(name)
+    mine = await get(live, tokens[name], "/mine")
     code = mine["claim"]["code"]
     assert CODE.match(code), mine
     assert mine == {
         "interaction": "prize",
         "claim": {"winner": winner, "code": code, "claimed_at": None},
     }
-    for loser in set(PEOPLE) - {winner}:
+    for loser in set(PEOPLE) - {name}:
         assert await get(live, tokens[loser], "/mine") == {"interaction": "prize"}
     # The host: in its view over REST and over the WebSocket, with the winner's name.
     staff = await get(live, tokens["host"], "")
-    assert staff["claims"] == [{"winner": winner, "name": winner, "code": code, "claimed_at": None}]
+    assert staff["claims"] == [{"winner": winner, "name": name, "code": code, "claimed_at": None}]
     again = await host.command("host", action="lookup", interaction="prize", code=code)
     assert again["view"]["claims"][0]["code"] == code
     # No one else: viewers' and screens' views (REST, a fresh snapshot), the audit record.
@@ -80,14 +83,15 @@ async def test_the_claim_code_reaches_the_winner_and_the_hosts_only(live: LiveSe
         joined = await late.join(ROOM, token=tokens[who])
         assert code not in orjson.dumps(joined).decode(), who
         await late.close()
-    audit = await get(live, tokens[winner], "/audit")
+    audit = await get(live, tokens[name], "/audit")
     assert code not in orjson.dumps(audit).decode()
     assert verify_audit(audit).ok  # hudong verify-draw still holds
 
 
 async def test_a_claim_happens_once_and_a_wrong_code_changes_nothing(live: LiveServer):
-    _, tokens, [winner] = await drawn(live)
-    code = (await get(live, tokens[winner], "/mine"))["claim"]["code"]
+    _, tokens, [name] = await drawn(live)
+    winner = live.viewer_id(name)
+    code = (await get(live, tokens[name], "/mine"))["claim"]["code"]
     host = tokens["host"]
     before = await get(live, host, "")
     wrong = "0000-0000" if code != "0000-0000" else "1111-1111"
@@ -102,7 +106,7 @@ async def test_a_claim_happens_once_and_a_wrong_code_changes_nothing(live: LiveS
     claimed_at = first["claim"]["claimed_at"]
     assert first["claim"] == {
         "winner": winner,
-        "name": winner,
+        "name": name,
         "code": code,
         "claimed_at": claimed_at,
     }
@@ -113,15 +117,15 @@ async def test_a_claim_happens_once_and_a_wrong_code_changes_nothing(live: LiveS
     looked = await act(live, host, {"action": "lookup", "code": code})
     assert looked["claim"]["claimed_at"] == claimed_at and "duplicate" not in looked
     assert (await get(live, host, ""))["claims"][0]["claimed_at"] == claimed_at
-    assert (await get(live, tokens[winner], ""))["state"]["claimed"] == [winner]
-    assert (await get(live, tokens[winner], "/mine"))["claim"]["claimed_at"] == claimed_at
+    assert (await get(live, tokens[name], ""))["state"]["claimed"] == [winner]
+    assert (await get(live, tokens[name], "/mine"))["claim"]["claimed_at"] == claimed_at
     rows = (await get(live, host, "/export"))["rows"]
     assert [(r["viewer"], r["code"], r["claimed_at"]) for r in rows if r["won"]] == [
         (winner, code, claimed_at)
     ]
     assert all(r["code"] is None for r in rows if not r["won"]) and len(rows) == 3
     # Viewers may not claim, even with the code.
-    forbidden = await act(live, tokens[winner], {"action": "claim", "code": code}, expect=403)
+    forbidden = await act(live, tokens[name], {"action": "claim", "code": code}, expect=403)
     assert forbidden["error"]["code"] == "forbidden"
 
 

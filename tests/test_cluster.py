@@ -252,9 +252,11 @@ async def test_moderation_and_the_wall_hold_across_nodes(shared_redis):
         host = await open_client(a)
         await host.join("live", token=await cluster.mint("live", "host", "host"))
         troll = await open_client(b)
-        await troll.join("live", token=await cluster.mint("live", "viewer", "troll"))
+        joined = await troll.join("live", token=await cluster.mint("live", "viewer", "troll"))
+        troll_id = joined["you"]["id"]  # its pseudonym (PROTOCOL.md, "Privacy")
         loud = await open_client(b)
-        await loud.join("live", token=await cluster.mint("live", "viewer", "loud"))
+        joined = await loud.join("live", token=await cluster.mint("live", "viewer", "loud"))
+        loud_id = joined["you"]["id"]
 
         posted = await loud.command("post", key="p1", text="from node b")
         assert posted["status"] == "pending", posted
@@ -273,9 +275,9 @@ async def test_moderation_and_the_wall_hold_across_nodes(shared_redis):
             if any(e["type"] == "retract" for e in batch["events"]):
                 break
 
-        muted = await host.command("host", action="mute", user="loud", duration_s=60)
+        muted = await host.command("host", action="mute", user=loud_id, duration_s=60)
         assert muted["type"] == "ack", muted
-        banned = await host.command("host", action="ban", user="troll")
+        banned = await host.command("host", action="ban", user=troll_id)
         assert banned["type"] == "ack", banned
         with pytest.raises(ConnectionClosed):
             while True:

@@ -20,6 +20,7 @@ from server.backends import (
     open_backends,
 )
 from server.backends.memory import MemoryBroker
+from server.backends.retention import Cutoffs, Retention
 from tests.conftest import UNIT
 from tests.redis_fixtures import redis_server
 
@@ -78,9 +79,57 @@ async def room_keys(store, room_id):
 
 # The stored key layout of a room (server/backends/redis.py): what a live room may hold.
 ROOM_KEY = re.compile(
-    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|presence|stats|participants|replay|ids"
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|token_expiry|presence|stats|participants"
+    r"|replay|audit|ids"
     r"|i:.+:(rec|cnt|done))"
 )
+
+
+async def test_audit_log_is_kept_bounded_and_goes_with_its_room(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    assert await store.audit_log("r1") == []
+    await store.append_audit("r1", [{"id": f"e{i}", "action": "open"} for i in range(5)], keep=4)
+    await store.append_audit("r1", [{"id": "e5", "action": "close"}], keep=4)
+    await store.append_audit("r1", [], keep=4)
+    assert [e["id"] for e in await store.audit_log("r1")] == ["e2", "e3", "e4", "e5"]
+    assert (await store.audit_log("r1"))[-1] == {"id": "e5", "action": "close"}
+    version = await store.room_version("r1")
+    with pytest.raises(RoomNotFound):
+        await store.append_audit("nope", [{"id": "x"}], keep=4)
+    with pytest.raises(RoomNotFound):
+        await store.audit_log("nope")
+    assert await store.room_version("r1") == version  # not room state: no version step
+    assert await room_keys(store, "nope") in (None, set())
+    await store.delete_room("r1")
+    assert await room_keys(store, "r1") in (None, set())
+    await store.create_room(room())  # a new room of the same id starts with no log
+    assert await store.audit_log("r1") == []
+
+
+async def test_a_user_s_id_can_be_taken_out_of_the_audit_log(pair):
+    store, _, _ = pair
+    await store.create_room(room())
+    ann = "ann.ä%1"  # Lua pattern and JSON characters, and a non-ASCII one
+    entries = [
+        {"id": "e0", "actor": {"id": ann, "role": "host"}, "target": {"user": "bob"}},
+        {"id": "e1", "target": {"user": ann}, "detail": {"winners": ["bob", ann]}},
+        {"id": "e2", "target": {"user": f"x{ann}"}, "detail": {ann: f"{ann} said hi"}},
+        {"id": "e3", "target": {"user": "bob"}},
+    ]
+    await store.append_audit("r1", entries, keep=10)
+    assert await store.redact_audit("r1", ann, "(erased)") == 2
+    log = await store.audit_log("r1")
+    assert [e["id"] for e in log] == ["e0", "e1", "e2", "e3"]
+    assert log[0]["actor"] == {"id": "(erased)", "role": "host"}
+    assert log[1]["target"] == {"user": "(erased)"}
+    assert log[1]["detail"] == {"winners": ["bob", "(erased)"]}
+    assert log[2:] == entries[2:]  # a longer id, a key, a text: not the user's id
+    assert await store.redact_audit("r1", ann, "(erased)") == 0
+    await store.append_audit("r1", [{"id": "e4"}], keep=10)  # appends go on after it
+    assert [e["id"] for e in await store.audit_log("r1")][-2:] == ["e3", "e4"]
+    with pytest.raises(RoomNotFound):
+        await store.redact_audit("nope", ann, "(erased)")
 
 
 async def test_rooms_crud_and_versions(pair):
@@ -113,6 +162,23 @@ async def test_rooms_crud_and_versions(pair):
     with pytest.raises(RoomNotFound):
         await store.update_room("r1", title="x")
     assert [r.id for r in await store.list_rooms()] == ["r2"]
+
+
+async def test_rooms_are_counted_and_token_records_bounded(pair):
+    store, _, _ = pair
+    assert await store.room_count() == 0
+    await store.create_room(room("r1"))
+    await store.create_room(room("r2"))
+    assert await store.room_count() == 2
+    # Past ``keep``, the records that expire first are forgotten; expired ones always.
+    await store.remember_token("r1", "gone", {"n": -1}, -5)
+    for i, ttl in enumerate((300, 100, 400, 200)):
+        await store.remember_token("r1", f"t{i}", {"n": i}, ttl, keep=3)
+    kept = {h: await store.token_info("r1", h) for h in ("gone", "t0", "t1", "t2", "t3")}
+    assert kept == {"gone": None, "t0": {"n": 0}, "t1": None, "t2": {"n": 2}, "t3": {"n": 3}}
+    assert await store.token_info("r2", "t0") is None  # per room
+    await store.delete_room("r1")
+    assert await store.room_count() == 1
 
 
 async def test_apply_replaces_contributions_and_is_idempotent(pair):
@@ -393,6 +459,9 @@ MISSING_RAISES = {
     "counters": lambda s, r: s.counters(r, "p"),
     "records": lambda s, r: s.records(r, "p"),
     "read": lambda s, r: s.read(r, ["p"], ["p"]),
+    "viewer_data": lambda s, r: s.viewer_data(r, "v1"),
+    "erase_viewer": lambda s, r: s.erase_viewer(r, "v1"),
+    "prune": lambda s, r: s.prune(r, Cutoffs.at(time.time(), Retention()), time.time()),
 }
 # ... and the best-effort bookkeeping is a no-op, or empty, for one.
 MISSING_IGNORED = {

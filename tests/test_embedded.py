@@ -36,6 +36,8 @@ async def test_everything_acknowledged_comes_back_after_a_reopen(tmp_path):
     await store.remember_token("r1", "h" * 64, {"role": "viewer"}, ttl_s=3600)
     await store.add_participants("r1", ["u1", "u2"])
     await store.append_replay("r1", [{"t": f"d{i}"} for i in range(8)], keep=5)
+    await store.append_audit("r1", [{"id": f"a{i}", "user": f"u{i % 2}"} for i in range(6)], 4)
+    assert await store.redact_audit("r1", "u1", "(erased)") == 2
     await store.set_presence("r1", "node-a", 12, ttl_s=30)
     await store.delete_room("gone")
     before = await store.get_room("r1")
@@ -64,6 +66,11 @@ async def test_everything_acknowledged_comes_back_after_a_reopen(tmp_path):
         assert (await again.apply("r1", "p", "u99", "k", {"o": 0}, {"o0": 1})).version == (
             before.version + 1
         )
+        audit = [{"id": "a2", "user": "u0"}, {"id": "a3", "user": "(erased)"}]
+        audit += [{"id": "a4", "user": "u0"}, {"id": "a5", "user": "(erased)"}]
+        assert await again.audit_log("r1") == audit  # bounded, redacted, in order
+        await again.append_audit("r1", [{"id": "a6"}], keep=4)
+        assert [e["id"] for e in await again.audit_log("r1")] == ["a3", "a4", "a5", "a6"]
         await again.append_replay("r1", [{"t": "after"}], keep=5)
         assert (await again.replay("r1", 2)) == [{"t": "d7"}, {"t": "after"}]
     finally:

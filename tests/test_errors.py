@@ -442,10 +442,11 @@ async def test_bad_token_gets_unauthorized(live, subprotocol, make_token):
     assert_error(await next_reply(sender), "unauthorized", cid=CID)
     # The same connection can still join, with a good token.
     joined = await sender.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="alice"))
-    assert joined["you"]["role"] == "viewer" and joined["you"]["id"] == "alice"
+    alice = live.viewer_id("alice")  # her pseudonym (PROTOCOL.md, "Privacy")
+    assert joined["you"]["role"] == "viewer" and joined["you"]["id"] == alice
     (events,) = await sender_carries_on(sender, [viewer])
     assert [e["text"] for e in events] == ["still here"]
-    assert events[0]["user"]["id"] == "alice"
+    assert events[0]["user"]["id"] == alice
 
 
 @pytest.mark.parametrize("subprotocol", SUBPROTOCOLS)

@@ -48,3 +48,29 @@ async def live_app():
     app = create_app(Settings(server=ServerSettings(admin_token=ADMIN, secret=SECRET)))
     async with app.router.lifespan_context(app):
         yield app, "http://testserver"
+
+
+def test_wrong_tokens_make_an_address_wait_longer_each_time_then_are_forgiven():
+    from server.api.limits import FORGIVE_AFTER_S, LOCKOUT_MAX_S, FailedLogins
+
+    now = [0.0]
+    logins = FailedLogins(3, clock=lambda: now[0])
+    for _ in range(3):
+        logins.failed("a")
+    assert logins.wait("a") == 0.0  # three are allowed
+    waits = []
+    for _ in range(12):
+        logins.failed("a")
+        waits.append(logins.wait("a"))
+    assert waits[:4] == [1.0, 2.0, 4.0, 8.0] and waits[-1] == LOCKOUT_MAX_S
+    assert logins.wait("b") == 0.0  # another address is not affected
+    now[0] += LOCKOUT_MAX_S + 1
+    assert logins.wait("a") == 0.0
+    logins.failed("a")  # still remembered: the next wrong one waits at once
+    assert logins.wait("a") == LOCKOUT_MAX_S
+    now[0] += FORGIVE_AFTER_S + 1
+    assert logins.wait("a") == 0.0
+    logins.failed("a")
+    assert logins.wait("a") == 0.0  # forgiven: counting starts again
+    logins.succeeded("a")
+    assert "a" not in logins._failures

@@ -25,7 +25,7 @@ from server.hub.presence import Presence
 from server.hub.room import LiveRoom
 from server.interactions.registry import Registry
 from server.metrics import Metrics
-from server.moderation.ratelimit import TokenBucket
+from server.moderation.ratelimit import FairShare, TokenBucket
 from server.rooms.service import RoomService
 from tests.conftest import SECRET
 
@@ -86,7 +86,7 @@ def payload(frame: bytes) -> bytes:
 
 
 def room_with(*conns: Conn) -> LiveRoom:
-    room = LiveRoom(RoomRecord("r", "R", 0.0), 50, TokenBucket(1000, 2000, 0.0))
+    room = LiveRoom(RoomRecord("r", "R", 0.0), 50, FairShare(1000, 2000, 0.0))
     for conn in conns:
         room.add(conn, conn.audience)  # type: ignore[arg-type]
     return room

@@ -671,7 +671,8 @@ async def _muted(stage: Stage, client: Client, ids: dict[str, str]) -> None:
         stage.host_token,
         "POST",
         f"/api/v1/rooms/{ROOM}/moderation",
-        {"action": "mute", "user": "viewer-muted", "duration_s": 60},
+        # the viewer's id is its pseudonym (PROTOCOL.md, "Privacy")
+        {"action": "mute", "user": stage.live.viewer_id("viewer-muted"), "duration_s": 60},
     )
     assert r.status_code == 200, r.text
 

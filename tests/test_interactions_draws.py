@@ -187,6 +187,40 @@ def test_ten_thousand_entrants():
     assert problems(lambda r: r.__setitem__("n", 99))
 
 
+def test_viewers_audit_hides_entrant_ids_and_still_verifies():
+    """Issue 15: what a viewer reads of a draw's audit lists no entrant's id, and a
+    viewer still checks the draw and finds its own entry."""
+    spec, state = open_spec(winners=2)
+    entrants = [f"fan-{i:03d}" for i in range(40)]
+    _, audit = draws.run_draw(spec, state, entrants, 2.0, excluded=["fan-000"])
+    record = draws.viewers_audit(dump(audit))
+    text = str(record)
+    assert "entrants" not in record and "excluded" not in record
+    assert [e for e in entrants if e in text] == sorted(audit.winners)  # winners are public
+    assert len(record["entrant_digests"]) == 39
+    assert draws.entrant_digest(SEED, "fan-007") in record["entrant_digests"]
+    result = verify_audit(record, commitment=state.commitment, me="fan-007")
+    assert result.ok and result.winners == list(audit.winners), result.problems
+    assert not verify_audit(record, me="fan-000").ok  # excluded: not an entrant
+    assert not verify_audit(record, me="stranger").ok
+
+    def problems(change: Any) -> list[str]:
+        altered = copy.deepcopy(record)
+        change(altered)
+        outcome = verify_audit(altered, commitment=state.commitment)
+        assert not outcome.ok
+        return outcome.problems
+
+    loser = next(e for e in entrants[1:] if e not in audit.winners)
+    assert problems(lambda r: r["winners"].__setitem__(0, loser))
+    assert problems(lambda r: r["winners"].reverse())
+    assert problems(lambda r: r["entrant_digests"].insert(0, "00" * 32))  # positions move
+    assert problems(lambda r: r.__setitem__("seed", bytes(32).hex()))
+    assert problems(lambda r: r["excluded_digests"].append(r["entrant_digests"][3]))
+    assert problems(lambda r: r.__setitem__("entrants_hash", "zz" * 32))
+    assert not verify_audit({"entrant_digests": ["x"], "winners": [1]}).ok
+
+
 def test_verify_audit_never_raises_on_garbage():
     assert not verify_audit("nope").ok
     assert not verify_audit({}).ok
@@ -217,6 +251,8 @@ def test_verify_audit_never_raises_on_garbage():
                 "n",
                 "winners",
                 "excluded",
+                "entrant_digests",
+                "excluded_digests",
             ]
         ),
         st.recursive(

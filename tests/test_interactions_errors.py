@@ -56,6 +56,12 @@ CASES: dict[str, Callable[[], object]] = {
     "already_done": lambda: store_refusal("already_done"),
     "not_eligible": lambda: draws.enter(DRAW, DRAW_STATE, "v", 1.0),
     "no_entrants": lambda: draws.run_draw(DRAW, DRAW_STATE, [], 1.0),
+    "limit_reached": lambda: qa.check_open_questions(
+        qa.QASpec("b", "B", max_open_per_viewer=1),
+        {"q": qa.Question("q", "v", None, "hi", 0.0)},
+        "v",
+        "q2",
+    ),
 }
 
 

@@ -219,6 +219,23 @@ async def test_draw_with_10000_entrants_is_verifiable(live, tmp_path):
     # a different commitment than the one published at opening is caught too
     assert verify(path, "--commitment", "ab" * 32).returncode == 1
 
+    # A viewer reads digests of the entrants, not their ids, and still checks the draw
+    # and its own entry (issue 15: the audit listed every entrant's id to any viewer).
+    async with live.http(await live.mint("draw", "viewer", user_id="late-joiner")) as http:
+        response = await http.get("/api/v1/rooms/draw/interactions/lucky/audit")
+    seen = response.json()
+    assert "entrants" not in seen and len(seen["entrant_digests"]) == 10_001
+    losers = [e for e in audit["entrants"] if e not in winners]
+    assert not any(loser in response.text for loser in [*losers[:500], "late-joiner"])
+    mine = tmp_path / "mine.json"
+    mine.write_text(response.text)
+    ok = verify(mine, "--commitment", commitment, "--me", "late-joiner")
+    assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
+    assert verify(mine, "--me", "never-entered").returncode == 1
+    swapped = [losers[0], *winners[1:]]
+    mine.write_text(json.dumps({**seen, "winners": swapped}))
+    assert "FAILED" in verify(mine).stdout
+
 
 async def test_presence_and_keyword_draws_find_their_entrants(live):
     await live.create_room("kw")
@@ -256,10 +273,11 @@ async def test_presence_and_keyword_draws_find_their_entrants(live):
         if view["entrants"] == 1:
             break
         await asyncio.sleep(0.1)
+    fans = [live.viewer_id(f"fan{i}") for i in range(4)]  # their pseudonyms
     word = await host_op(host, "run", interaction="word")
-    assert word["winners"] == ["fan1"]
+    assert word["winners"] == [fans[1]]
     everyone = await host_op(host, "run", interaction="all")
-    assert set(everyone["winners"]) <= {"fan0", "fan1", "fan2"} and len(everyone["winners"]) == 2
+    assert set(everyone["winners"]) <= set(fans[:3]) and len(everyone["winners"]) == 2
     again = await host_op(host, "run", interaction="all")  # a retried run changes nothing
     assert again["winners"] == everyone["winners"]
 
@@ -299,6 +317,7 @@ async def test_poll_draw_winners_and_quiz_leaders_are_shown_by_name(live):
     async with live.http() as http:
         drawn = (await http.get("/api/v1/rooms/names/interactions/d")).json()
         quiz = (await http.get("/api/v1/rooms/names/interactions/z")).json()
+    names = {live.viewer_id(user_id): name for user_id, name in names.items()}
     assert drawn["names"] == names, drawn
     assert {row["viewer"]: row["name"] for row in quiz["leaderboard"]} == names, quiz
 

@@ -63,7 +63,15 @@ AUDIT = f"{INTERACTION}/audit"
 EXPORT = f"{INTERACTION}/export"
 MINE = f"{INTERACTION}/mine"
 MODERATION = "/api/v1/rooms/{room_id}/moderation"
+REVOCATIONS = "/api/v1/rooms/{room_id}/revocations"
+AUDIT_LOG = "/api/v1/rooms/{room_id}/audit-log"
+VIEWER_DATA = "/api/v1/viewers/{user_id}"
+ROOM_VIEWER_DATA = "/api/v1/rooms/{room_id}/viewers/{user_id}"
 STATS = "/api/v1/rooms/{room_id}/stats"
+ALERTS = "/api/v1/rooms/{room_id}/alerts"
+WATCHLISTS = f"{ALERTS}/watchlists"
+ACK = f"{ALERTS}/{{alert_id}}/ack"
+WATCH = {"id": "refund", "name": "Refunds", "terms": ["退款"], "pairs": [["brand", "差"]]}
 TOO_LARGE = b'{"title": "' + b"x" * 65536 + b'", "role": "viewer", "kind": "poll"}'
 OPTIONS = [{"id": i, "label": f"Option {i.upper()}"} for i in "abcd"]
 
@@ -270,7 +278,8 @@ class World:
 
     async def mint(self, room: str, role: str, user_id: str) -> str:
         headers = {"Authorization": f"Bearer {ADMIN}"}
-        body = {"role": role, "user_id": user_id}
+        # named as the id given: a viewer's id is its pseudonym (PROTOCOL.md, "Privacy")
+        body = {"role": role, "user_id": user_id, "name": user_id[:32]}
         r = await self.api.http.post(f"{ROOMS}/{room}/tokens", json=body, headers=headers)
         assert r.status_code == 201, r.text
         token: str = r.json()["token"]
@@ -306,6 +315,23 @@ class World:
         reply = await client.command(op, **fields)
         assert reply["type"] == "ack", reply
         return reply
+
+    async def alert(self) -> dict[str, Any]:
+        """A keyword alert: a one-match watch list, and a viewer's danmaku that hits it."""
+        watch = {**WATCH, "threshold": 1, "window_s": 60}
+        r = await self.host(
+            "PUT", WATCHLISTS, room_id=ROOM, expect=200, body={"watchlists": [watch]}
+        )
+        assert r.json()["watchlists"][0]["id"] == "refund"
+        staff = await self.live.connect()
+        await staff.join(ROOM, token=self.tokens["moderator"])
+        viewer = await self.viewer("v-alert")
+        await self.acked(viewer, "danmaku", text="我要退款")
+        while True:
+            message = await staff.recv()
+            if message.get("kind") == "keyword_alert":
+                alert: dict[str, Any] = message["alert"]
+                return alert
 
     async def every_kind_in_every_state(self) -> list[str]:
         """Interactions of every kind, in the states that show every part of the views:
@@ -446,7 +472,8 @@ class World:
         await self.act("d", "lock_all")
         await self.act("d", "reveal")
         drawn = await self.act("w", "run")
-        assert sorted(drawn["winners"]) == ["player-0", "player-1"], drawn
+        players_ids = sorted(self.live.viewer_id(f"player-{i}") for i in range(2))
+        assert sorted(drawn["winners"]) == players_ids, drawn
         # Reactions: taps from two viewers, committed within a second.
         for i, p in enumerate(players):
             await self.acked(p, "react", emoji="❤️", count=3 + i)
@@ -497,6 +524,20 @@ async def throttled(api: Api, method: str, path: str, **kw: Any) -> None:
         heavy._buckets.clear()
 
 
+async def crowded(api: Api, template: str, **kw: Any) -> None:
+    """429 rate_limited (with Retry-After) once this client's budget of requests that
+    need no token is spent (here: a budget of none)."""
+    public = api.live.app.state.public_requests
+    saved = public.per_s, public.burst
+    public.per_s, public.burst = 0.01, 0
+    public._buckets.clear()
+    try:
+        await api.call("GET", template, token=None, expect=429, code="rate_limited", **kw)
+    finally:
+        public.per_s, public.burst = saved
+        public._buckets.clear()
+
+
 async def outage(api: Api, method: str, path: str, **kw: Any) -> None:
     """503 store_unavailable (with Retry-After) for a call that would otherwise succeed."""
     with store_outage(api.live):
@@ -507,11 +548,13 @@ async def outage(api: Api, method: str, path: str, **kw: Any) -> None:
 async def _index(api: Api, w: World) -> None:
     r = await api.call("GET", "/", token=None, expect=200)
     assert r.json()["websocket"] == "/ws"
+    await crowded(api, "/")
 
 
 @scenario("GET", "/healthz")
 async def _healthz(api: Api, w: World) -> None:
     await api.call("GET", "/healthz", token=None, expect=200)
+    await crowded(api, "/healthz")
 
 
 @scenario("GET", "/readyz")
@@ -525,12 +568,22 @@ async def _readyz(api: Api, w: World) -> None:
         assert r.json() == {"ready": False, "checks": {"hub": "ok", "store": "unreachable"}}
     await w.acked(viewer, "checkin", key="during-outage")  # the retry goes through
     await api.call("GET", "/readyz", token=None, expect=200)
+    await crowded(api, "/readyz")
 
 
 @scenario("GET", "/metrics")
 async def _metrics(api: Api, w: World) -> None:
     r = await api.call("GET", "/metrics", token=None, expect=200)
     assert "hudong_" in r.text
+    await crowded(api, "/metrics")
+    hub = api.live.hub
+    saved = hub.settings
+    hub.settings = saved.replace(server={"metrics_token": "metrics-token-0123456789"})
+    try:
+        await api.call("GET", "/metrics", token=None, expect=401, code="unauthorized")
+        await api.call("GET", "/metrics", token="metrics-token-0123456789", expect=200)
+    finally:
+        hub.settings = saved
 
 
 @scenario("GET", DEGRADE)
@@ -660,6 +713,54 @@ async def _delete_room(api: Api, w: World) -> None:
     await api.call("DELETE", ROOM_PATH, room_id=ROOM, expect=404, code="room_not_found")
 
 
+async def _viewer_data(api: Api, w: World, method: str, template: str, **room: str) -> None:
+    """A viewer's export or erasure: by its platform id or by its pseudonym; refused for
+    anyone but the admin, for a wrong id, with the store away."""
+    await w.every_kind_in_every_state()
+    pseudonym = w.live.viewer_id("player-0")
+    for role in ("host", "viewer"):
+        token = w.tokens[role]
+        if room:
+            await api.call(method, template, user_id=pseudonym, token=token, expect=403, **room)
+        else:
+            await api.call(method, template, user_id=pseudonym, token=token, expect=401, **room)
+    await unauthorized(api, w, method, template, user_id=pseudonym, **room)
+    await api.call(method, template, user_id="x" * 129, expect=400, code="invalid_field", **room)
+    await api.call(
+        method, template, user_id=pseudonym, query={"external": "yes"}, expect=400, **room
+    )
+    await outage(api, method, template, user_id=pseudonym, **room)
+    if room:
+        await api.call(method, template, user_id=pseudonym, expect=404, room_id="gone")
+    r = await api.call(
+        method, template, user_id="player-0", query={"external": "true"}, expect=200, **room
+    )
+    assert r.json()["user_id"] == pseudonym and ROOM in r.json()["rooms"], r.text
+    if method == "DELETE":
+        again = await api.call(method, template, user_id=pseudonym, expect=200, **room)
+        assert again.json()["rooms"] == {}, again.text
+
+
+@scenario("GET", VIEWER_DATA)
+async def _export_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "GET", VIEWER_DATA)
+
+
+@scenario("DELETE", VIEWER_DATA)
+async def _erase_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "DELETE", VIEWER_DATA)
+
+
+@scenario("GET", ROOM_VIEWER_DATA)
+async def _export_room_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "GET", ROOM_VIEWER_DATA, room_id=ROOM)
+
+
+@scenario("DELETE", ROOM_VIEWER_DATA)
+async def _erase_room_viewer(api: Api, w: World) -> None:
+    await _viewer_data(api, w, "DELETE", ROOM_VIEWER_DATA, room_id=ROOM)
+
+
 @scenario("POST", TOKENS)
 async def _mint_token(api: Api, w: World) -> None:
     for role in ("host", "moderator", "screen", "viewer"):
@@ -695,6 +796,67 @@ async def _mint_token(api: Api, w: World) -> None:
     )
     await unauthorized(api, w, "POST", TOKENS, room_id=ROOM, body={"role": "viewer"})
     await outage(api, "POST", TOKENS, room_id=ROOM, body={"role": "viewer"})
+
+
+@scenario("GET", REVOCATIONS)
+async def _revocations(api: Api, w: World) -> None:
+    r = await api.call("GET", REVOCATIONS, room_id=ROOM, expect=200)
+    assert r.json() == {"revocations": []}
+    await w.host("POST", REVOCATIONS, room_id=ROOM, expect=201, body={"role": "screen"})
+    r = await api.call("GET", REVOCATIONS, room_id=ROOM, token=w.tokens["host"], expect=200)
+    assert [e.get("role") for e in r.json()["revocations"]] == ["screen"]
+    for role in ("moderator", "viewer"):
+        await api.call("GET", REVOCATIONS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", REVOCATIONS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", REVOCATIONS, room_id=ROOM)
+    await outage(api, "GET", REVOCATIONS, room_id=ROOM)
+
+
+@scenario("POST", REVOCATIONS)
+async def _revoke(api: Api, w: World) -> None:
+    minted = await api.call("POST", TOKENS, room_id=ROOM, expect=201, body={"role": "viewer"})
+    jti = minted.json()["jti"]
+    r = await api.call("POST", REVOCATIONS, room_id=ROOM, expect=201, body={"jti": jti})
+    assert r.json()["jti"] == jti and r.json()["until"] == minted.json()["expires_at"] * 1000
+    token = minted.json()["token"]
+    await api.call("GET", INTERACTIONS, room_id=ROOM, token=token, expect=401, code="unauthorized")
+    await api.call(
+        "POST",
+        REVOCATIONS,
+        room_id=ROOM,
+        token=w.tokens["host"],
+        expect=201,
+        body={"role": "screen"},
+    )
+    await api.call("GET", INTERACTIONS, room_id=ROOM, token=w.tokens["screen"], expect=401)
+    for body in ({}, {"role": "admin"}, {"jti": ""}, {"role": "viewer", "jti": "x"}, {"x": 1}):
+        await api.call(
+            "POST", REVOCATIONS, room_id=ROOM, expect=400, code="invalid_field", body=body
+        )
+    await api.call(
+        "POST", REVOCATIONS, room_id=ROOM, expect=400, code="malformed", content=b"role=viewer"
+    )
+    await api.call("POST", REVOCATIONS, room_id=ROOM, expect=413, content=TOO_LARGE)
+    for role in ("moderator", "viewer"):
+        await api.call(
+            "POST",
+            REVOCATIONS,
+            room_id=ROOM,
+            token=w.tokens[role],
+            expect=403,
+            code="forbidden",
+            body={"role": "viewer"},
+        )
+    await api.call(
+        "POST",
+        REVOCATIONS,
+        room_id=NOWHERE,
+        expect=404,
+        code="room_not_found",
+        body={"role": "viewer"},
+    )
+    await unauthorized(api, w, "POST", REVOCATIONS, room_id=ROOM, body={"role": "viewer"})
+    await outage(api, "POST", REVOCATIONS, room_id=ROOM, body={"role": "viewer"})
 
 
 @scenario("GET", INTERACTIONS)
@@ -781,6 +943,14 @@ async def _create_interaction(api: Api, w: World) -> None:
     await api.call(
         "POST", INTERACTIONS, room_id=NOWHERE, expect=404, code="room_not_found", body=new
     )
+    # A room holds limits.interactions_per_room (100) created interactions at most.
+    r = await api.call("GET", INTERACTIONS, room_id=ROOM, expect=200)
+    made = sum(v["id"] not in ("checkin", "wall", "reactions") for v in r.json()["interactions"])
+    for i in range(made, 100):
+        body = {"kind": "qa", "spec": {"id": f"fill-{i}", "title": "Filler"}}
+        await api.call("POST", INTERACTIONS, room_id=ROOM, expect=201, body=body)
+    body = {"kind": "qa", "spec": {"id": "one-too-many", "title": "Over"}}
+    await api.call("POST", INTERACTIONS, room_id=ROOM, expect=409, code="limit_reached", body=body)
     await unauthorized(api, w, "POST", INTERACTIONS, room_id=ROOM, body=new)
     await outage(
         api,
@@ -939,10 +1109,15 @@ async def first_question(w: World) -> str:
 @scenario("GET", AUDIT)
 async def _audit(api: Api, w: World) -> None:
     await w.every_kind_in_every_state()
-    for who in ("admin", "host", "moderator", "viewer", "screen"):
+    for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         r = await api.call("GET", AUDIT, room_id=ROOM, interaction_id="w", token=token, expect=200)
-        assert r.json()["entrants"] == ["player-0", "player-1"]
+        players = sorted(w.live.viewer_id(f"player-{i}") for i in range(2))
+        assert r.json()["entrants"] == players
+    for who in ("viewer", "screen"):  # the ids as digests (issue 15)
+        at = {"room_id": ROOM, "interaction_id": "w"}
+        r = await api.call("GET", AUDIT, **at, token=w.tokens[who], expect=200)
+        assert "entrants" not in r.json() and len(r.json()["entrant_digests"]) == 2
     await api.call("GET", AUDIT, room_id=ROOM, interaction_id="w-open", expect=409, code="not_open")
     await api.call(
         "GET", AUDIT, room_id=ROOM, interaction_id="p-single", expect=400, code="invalid_field"
@@ -965,7 +1140,8 @@ async def _mine(api: Api, w: World) -> None:
     for winner in ("player-0", "player-1"):
         token = await w.mint(ROOM, "viewer", winner)
         r = await api.call("GET", MINE, **at, token=token, expect=200)
-        assert r.json()["claim"]["winner"] == winner and r.json()["claim"]["claimed_at"] is None
+        claim = r.json()["claim"]
+        assert claim["winner"] == w.live.viewer_id(winner) and claim["claimed_at"] is None
     for who in ("admin", "host", "viewer", "screen"):  # none of them won
         token = ADMIN if who == "admin" else w.tokens[who]
         r = await api.call("GET", MINE, **at, token=token, expect=200)
@@ -987,11 +1163,15 @@ async def _export(api: Api, w: World) -> None:
     for who in ("admin", "host", "moderator"):
         token = ADMIN if who == "admin" else w.tokens[who]
         rows = (await api.call("GET", EXPORT, **at, token=token, expect=200)).json()["rows"]
-        assert [row["viewer"] for row in rows] == ["-evil-0", "-evil-1"]
+        ids = [w.live.viewer_id(f"-evil-{i}") for i in range(2)]
+        assert [(row["viewer"], row["name"]) for row in rows] == [
+            (ids[0], "-evil-0"),
+            (ids[1], "-evil-1"),
+        ]
         for query in ({"format": "csv"}, {"format": "json"}):
             await api.call("GET", EXPORT, **at, token=token, query=query, expect=200)
         csv = (await api.call("GET", EXPORT, **at, query={"format": "csv"}, expect=200)).text
-        assert csv.splitlines()[1].startswith("'-evil-0,"), csv  # no formula for spreadsheets
+        assert f"{ids[0]},'-evil-0," in csv.splitlines()[1], csv  # no formula for spreadsheets
     for role in ("viewer", "screen"):
         await api.call("GET", EXPORT, **at, token=w.tokens[role], expect=403, code="forbidden")
     await w.create("qa", {"id": "b", "title": "Board"})  # every kind exports its rows
@@ -1067,6 +1247,64 @@ async def _moderate(api: Api, w: World) -> None:
     await outage(api, "POST", MODERATION, room_id=ROOM, body=ban)
 
 
+@scenario("GET", ALERTS)
+async def _alerts(api: Api, w: World) -> None:
+    r = await api.call("GET", ALERTS, room_id=ROOM, expect=200)
+    assert r.json() == {"watchlists": [], "alerts": [], "active": 0}
+    await w.alert()
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", ALERTS, room_id=ROOM, token=token, expect=200)
+        assert [a["watch"] for a in r.json()["alerts"]] == ["refund"]
+    for role in ("viewer", "screen"):
+        await api.call("GET", ALERTS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", ALERTS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", ALERTS, room_id=ROOM)
+    await outage(api, "GET", ALERTS, room_id=ROOM)
+
+
+@scenario("PUT", WATCHLISTS)
+async def _watchlists(api: Api, w: World) -> None:
+    body = {"watchlists": [{**WATCH, "threshold": 5, "window_s": 30, "baseline": 2.5}]}
+    r = await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=200, body=body)
+    assert r.json()["watchlists"][0]["threshold"] == 5
+    await w.host("PUT", WATCHLISTS, room_id=ROOM, expect=200, body={"watchlists": [WATCH]})
+    await api.call(
+        "PUT", WATCHLISTS, room_id=ROOM, token=w.tokens["moderator"], expect=200, body=body
+    )
+    for bad in (
+        {},
+        {"watchlists": [{"id": "x"}]},
+        {"watchlists": [{**WATCH, "window_s": 0}]},
+        {"watchlists": [WATCH], "more": 1},
+    ):
+        await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=400, code="invalid_field", body=bad)
+    await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=400, code="malformed", content=b"[")
+    await api.call("PUT", WATCHLISTS, room_id=ROOM, expect=413, content=TOO_LARGE)
+    for role in ("viewer", "screen"):
+        await api.call("PUT", WATCHLISTS, room_id=ROOM, token=w.tokens[role], expect=403, body=body)
+    await api.call("PUT", WATCHLISTS, room_id=NOWHERE, expect=404, body=body)
+    await unauthorized(api, w, "PUT", WATCHLISTS, room_id=ROOM, body=body)
+    await outage(api, "PUT", WATCHLISTS, room_id=ROOM, body=body)
+
+
+@scenario("POST", ACK)
+async def _acknowledge(api: Api, w: World) -> None:
+    alert = await w.alert()
+    at = {"room_id": ROOM, "alert_id": alert["id"]}
+    with store_outage(api.live):
+        await api.call("POST", ACK, expect=503, code="store_unavailable", **at)
+    for role in ("viewer", "screen"):
+        await api.call("POST", ACK, token=w.tokens[role], expect=403, **at)
+    r = await api.call("POST", ACK, token=w.tokens["moderator"], expect=200, **at)
+    assert r.json()["acked"]["user"] == "moderator"
+    r = await api.call("POST", ACK, expect=200, **at)
+    assert r.json()["acked"]["role"] == "moderator"  # the first acknowledgement stays
+    await api.call("POST", ACK, room_id=ROOM, alert_id="a-none", expect=404, code="unknown_target")
+    await api.call("POST", ACK, room_id=NOWHERE, alert_id="a-none", expect=404)
+    await unauthorized(api, w, "POST", ACK, **at)
+
+
 @scenario("GET", "/api/v1/rooms/{room_id}/report")
 async def _report(api: Api, w: World) -> None:
     path = "/api/v1/rooms/{room_id}/report"
@@ -1084,6 +1322,41 @@ async def _report(api: Api, w: World) -> None:
     await api.call("GET", path, room_id=NOWHERE, expect=404, code="room_not_found")
     await unauthorized(api, w, "GET", path, room_id=ROOM)
     await outage(api, "GET", path, room_id=ROOM)
+
+
+@scenario("GET", AUDIT_LOG)
+async def _audit_log(api: Api, w: World) -> None:
+    await w.host("POST", MODERATION, room_id=ROOM, expect=200, body={"action": "ban", "user": "b"})
+    mod = w.tokens["moderator"]
+    body = {"action": "mute", "user": "m"}
+    await api.call("POST", MODERATION, room_id=ROOM, token=mod, expect=200, body=body)
+    for who in ("admin", "host", "moderator"):
+        token = ADMIN if who == "admin" else w.tokens[who]
+        r = await api.call("GET", AUDIT_LOG, room_id=ROOM, token=token, expect=200)
+        actions = [(e["action"], e["actor"]["id"]) for e in r.json()["entries"]]
+        assert actions[:2] == [("moderation.mute", "moderator"), ("moderation.ban", "host")]
+    first = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"limit": "1"}, expect=200)
+    cursor = first.json()["next"]
+    query = {"limit": "1", "before": cursor, "action": "moderation"}
+    second = await api.call("GET", AUDIT_LOG, room_id=ROOM, query=query, expect=200)
+    assert [e["action"] for e in second.json()["entries"]] == ["moderation.ban"]
+    query = {"actor": "host", "target": "b", "since": "0", "until": str(2**42)}
+    r = await api.call("GET", AUDIT_LOG, room_id=ROOM, query=query, expect=200)
+    assert [e["action"] for e in r.json()["entries"]] == ["moderation.ban"]
+    exported = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"format": "json"}, expect=200)
+    assert exported.json()["entries"][-1]["action"] == "moderation.mute"  # oldest first
+    csv = await api.call("GET", AUDIT_LOG, room_id=ROOM, query={"format": "csv"}, expect=200)
+    assert csv.text.splitlines()[0].startswith("id,at,time,node,actor_id"), csv.text
+    for query in ({"limit": "0"}, {"since": "yesterday"}, {"who": "x"}, {"format": "xml"}):
+        await api.call(
+            "GET", AUDIT_LOG, room_id=ROOM, query=query, expect=400, code="invalid_field"
+        )
+    await throttled(api, "GET", AUDIT_LOG, room_id=ROOM)
+    for role in ("viewer", "screen"):
+        await api.call("GET", AUDIT_LOG, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", AUDIT_LOG, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", AUDIT_LOG, room_id=ROOM)
+    await outage(api, "GET", AUDIT_LOG, room_id=ROOM)
 
 
 @scenario("GET", STATS)
@@ -1111,6 +1384,7 @@ async def _page(api: Api, w: World, path: str, **params: str) -> None:
     assert "connect-src 'self'" in policy and "'unsafe-inline'" not in policy, policy
     assert r.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module"' in r.text
+    await crowded(api, path, **params)
 
 
 @scenario("GET", "/console")
@@ -1139,6 +1413,7 @@ async def _qr(api: Api, w: World) -> None:
     assert r.headers["x-hudong-target"] == f"{api.live.base}/live/{ROOM}"
     assert r.text.startswith("<svg")
     await api.call("GET", "/qr/{room_id}.svg", token=None, expect=400, room_id="a.b")
+    await api.call("GET", "/qr/{room_id}.svg", token=None, expect=404, room_id=NOWHERE)
     await throttled(api, "GET", "/qr/{room_id}.svg", token=None, room_id=ROOM)
 
 
@@ -1150,6 +1425,7 @@ async def _kind_modules(api: Api, w: World) -> None:
     poll = await api.call("GET", path, token=None, expect=200, name="poll")
     assert "export default" in poll.text
     await api.call("GET", path, token=None, expect=404, name="nope")
+    await crowded(api, path, name="index")
 
 
 @scenario("GET", "/static/{path}")
@@ -1159,6 +1435,7 @@ async def _static(api: Api, w: World) -> None:
         assert r.content, path
     for path in ("client/package.json", "nope.js", "../../server/app.py", "client/node_modules"):
         await api.call("GET", "/static/{path}", token=None, expect=404, path=path)
+    await crowded(api, "/static/{path}", path="style.css")
 
 
 def _folder_with_a_logo(folder: str) -> Path:
@@ -1175,6 +1452,7 @@ async def _assets(api: Api, w: World) -> None:
         try:
             await api.call("GET", "/assets/{path}", token=None, expect=200, path="logo.svg")
             await api.call("GET", "/assets/{path}", token=None, expect=404, path="logo.png")
+            await crowded(api, "/assets/{path}", path="logo.svg")
         finally:
             pages.assets = None
 

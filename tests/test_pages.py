@@ -118,11 +118,58 @@ def test_the_vendored_msgpack_is_the_npm_package_byte_for_byte():
 
 async def test_the_qr_code_points_at_the_viewer_page(server_factory):
     async with server_factory(server={"public_url": "https://live.example.com/"}) as live:
+        await live.create_room("launch")
         async with httpx.AsyncClient(base_url=live.base) as http:
             r = await http.get("/qr/launch.svg")
+            # the link is the configured one, whatever Host the request names
+            forged = await http.get("/qr/launch.svg", headers={"Host": "evil.example.net"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
     assert r.headers["x-hudong-target"] == "https://live.example.com/live/launch"
     assert r.text.startswith("<svg") and "<script" not in r.text
+    assert forged.headers["x-hudong-target"] == "https://live.example.com/live/launch"
+    assert forged.content == r.content
+
+
+async def test_without_a_public_url_the_qr_code_names_the_node_not_the_host_header(live):
+    await live.create_room("launch")
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        r = await http.get("/qr/launch.svg", headers={"Host": "evil.example.net"})
+    assert r.status_code == 200
+    assert r.headers["x-hudong-target"] == f"{live.base}/live/launch"
+
+
+async def test_a_qr_code_of_a_room_that_does_not_exist_is_404(live):
+    await live.create_room("launch")
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        r = await http.get("/qr/nowhere.svg")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "room_not_found"
+        assert (await http.get("/qr/launch.svg")).status_code == 200
+
+
+async def test_a_qr_code_with_cr_lf_in_its_room_id_is_a_clear_400(live):
+    """A CR/LF in the path used to drop the connection with a traceback."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    try:
+        writer.write(b"GET /qr/a%0D%0AX-Evil:%201.svg HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5 * UNIT)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"x-evil" not in head.lower()
+
+
+async def test_the_static_copies_of_the_pages_carry_the_pages_headers(live):
+    async with httpx.AsyncClient(base_url=live.base) as http:
+        pages = [("live", "/live/r"), ("overlay", "/overlay/r"), ("console", "/console")]
+        for page, route in pages:
+            own = await http.get(route)
+            copy = await http.get(f"/static/{page}.html")
+            assert copy.status_code == 200 and copy.content == own.content
+            for header in ("content-security-policy", "x-content-type-options"):
+                assert copy.headers[header] == own.headers[header], (page, header)
+        assert "frame-ancestors 'none'" in copy.headers["content-security-policy"]
+        assert (await http.get("/static/nothing.html")).status_code == 404
 
 
 async def test_a_qr_code_of_no_room_id_is_a_clear_400_and_a_crowd_of_requests_is_served(
@@ -131,8 +178,9 @@ async def test_a_qr_code_of_no_room_id_is_a_clear_400_and_a_crowd_of_requests_is
     """A room id that is no room id (not Latin-1, longer than a QR code holds) used to
     answer 500; a crowd asking at once gets the same code, made once."""
     async with server_factory() as live:
+        await live.create_room("launch")
         async with httpx.AsyncClient(base_url=live.base, timeout=30) as http:
-            for bad in ("%E4%BD%A0", "a" * 3000, "a.b"):
+            for bad in ("%E4%BD%A0", "a" * 3000, "a.b", "a%0D%0Ab"):
                 r = await http.get(f"/qr/{bad}.svg")
                 assert r.status_code == 400, (bad[:20], r.status_code, r.text[:200])
                 assert r.json()["error"]["code"] == "invalid_field"

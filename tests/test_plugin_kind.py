@@ -66,7 +66,8 @@ async def test_a_plugin_kind_is_created_driven_and_seen_over_rest_and_websocket(
     assert NAME in {v["kind"] for v in listed}
     view = await state_with(viewers[1], "beans", lambda v: v["status"]["phase"] == "revealed")
     assert view["spec"]["answer"] == 120
-    assert [c["viewer"] for c in view["closest"]] == ["bo", "ann", "cy"]
+    closest = [live.viewer_id(who) for who in ("bo", "ann", "cy")]  # their pseudonyms
+    assert [c["viewer"] for c in view["closest"]] == closest
 
 
 async def test_the_pages_get_the_plugin_s_page_module_from_the_registry(live: LiveServer):

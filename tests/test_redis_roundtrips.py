@@ -38,12 +38,13 @@ def commands(client: redis.Redis) -> Counter:
 @pytest.fixture
 def quiet_background(monkeypatch):
     import server.hub.loops as loops
+    import server.rooms.counts as counts
     import server.rooms.service as service
 
     for module, name in (
         (loops, "HEALTH_INTERVAL_S"),
         (loops, "PRESENCE_INTERVAL_S"),
-        (service, "REPORT_INTERVAL_S"),
+        (counts, "REPORT_INTERVAL_S"),
         (service, "COMMIT_INTERVAL_S"),
     ):
         monkeypatch.setattr(module, name, 3600.0)

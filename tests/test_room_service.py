@@ -196,9 +196,11 @@ async def test_a_draw_tells_its_winners_privately(service):
     assert ran["winners"] == ["v-ann"] and ran["view"]["state"]["phase"] == "drawn"
     [(users, notice)] = outbox(rooms).notices
     assert users == ["v-ann"] and notice is not None and notice["kind"] == "draw_won"
-    assert (await rooms.audit(ROOM, "d"))["winners"] == ["v-ann"]
+    assert (await rooms.audit(ROOM, "d", Audience.STAFF))["winners"] == ["v-ann"]
+    public = await rooms.audit(ROOM, "d", Audience.PUBLIC)
+    assert public["winners"] == ["v-ann"] and "entrants" not in public
     with pytest.raises(CommandError) as no_audit:
-        await rooms.audit(ROOM, "checkin")
+        await rooms.audit(ROOM, "checkin", Audience.PUBLIC)
     assert no_audit.value.code == "invalid_field"
 
 

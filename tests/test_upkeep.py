@@ -136,3 +136,21 @@ def test_a_connection_that_drained_is_no_longer_watched_as_slow():
     conn.paused = False  # resume_writing
     upkeep.round(30.0)
     assert not upkeep.paused and conn.closed_with is None
+
+
+def test_a_token_expiry_closes_its_connection_and_a_gone_one_is_forgotten():
+    staying, leaving, forever = Conn(), Conn(), Conn()
+    upkeep, _, live = upkeep_with([staying, leaving, forever])
+    upkeep.expire(staying, 3.5)  # type: ignore[arg-type]
+    upkeep.expire(leaving, 3.5)  # type: ignore[arg-type]
+    upkeep.expire(forever, float("inf"))  # type: ignore[arg-type]  # a token without end
+    live.discard(leaving)
+    upkeep.forget(leaving)  # type: ignore[arg-type]  # went away: nothing held for it
+    assert upkeep._expiry_slot == {staying: 4}
+    for t in (1.0, 2.0, 3.0):
+        upkeep.round(t)
+        assert not staying.closing
+    upkeep.round(4.0)
+    assert staying.closed_with == "token_expired"
+    assert not leaving.closing and not forever.closing
+    assert upkeep._expiries == {} and upkeep._expiry_slot == {}

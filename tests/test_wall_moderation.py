@@ -97,7 +97,7 @@ async def test_pre_moderated_post_reaches_the_wall_only_after_approval(live):
     queued = await wall_view(host, lambda v: len(v["queue"]) == 2)
     assert [p["text"] for p in queued["queue"]] == ["Love this launch!", REJECTED]
     assert queued["posts"] == [] and queued["pending"] == 2
-    assert {p["viewer_id"] for p in queued["queue"]} == {"fan"}
+    assert {p["viewer_id"] for p in queued["queue"]} == {live.viewer_id("fan")}
 
     await acked(host, "host", action="reject", interaction="wall", post=bad["post"])
     await acked(host, "host", action="approve", interaction="wall", post=good["post"])
@@ -170,7 +170,8 @@ async def test_mute_refuses_text_but_not_votes_and_ends(live):
         assert opened.is_success
     host, _ = await joined(live, "host", "host")
     viewer, _ = await joined(live, "viewer", "loud")
-    muted = await acked(host, "host", action="mute", user="loud", duration_s=60)
+    loud = live.viewer_id("loud")  # its pseudonym, the id the wire shows
+    muted = await acked(host, "host", action="mute", user=loud, duration_s=60)
     assert muted["muted_until"] > time.time() * 1000
     reply = await refused(viewer, "danmaku", "muted", text="hey")
     assert 50_000 < reply["retry_after_ms"] <= 60_000
@@ -178,8 +179,8 @@ async def test_mute_refuses_text_but_not_votes_and_ends(live):
     await refused(viewer, "ask", "muted", interaction="qa", key="q", text="hey?")
     await acked(viewer, "checkin", key="c")  # state-changing commands still work
     listed = await rest(live, "GET", "/moderation")
-    assert [m["user"] for m in listed["muted"]] == ["loud"]
-    await acked(host, "host", action="unmute", user="loud")
+    assert [m["user"] for m in listed["muted"]] == [loud]
+    await acked(host, "host", action="unmute", user=loud)
     await acked(viewer, "danmaku", text="hey")
     assert (await rest(live, "GET", "/moderation")) == {"muted": [], "banned": []}
 
@@ -190,14 +191,14 @@ async def test_ban_closes_and_refuses_until_unbanned(live):
     token = await live.mint(ROOM, "viewer", user_id="troll")
     troll = await live.connect()
     await troll.join(ROOM, token=token)
-    await rest(live, "POST", "/moderation", action="ban", user="troll")
+    await rest(live, "POST", "/moderation", action="ban", user=live.viewer_id("troll"))
     with pytest.raises(ConnectionClosed):
         while True:
             await troll.recv()
     assert troll.ws.close_code == 4003
     again = await live.connect()
     await refused(again, "join", "banned", room=ROOM, token=token)
-    await acked(host, "host", action="unban", user="troll")
+    await acked(host, "host", action="unban", user=live.viewer_id("troll"))
     back = await live.connect()
     await back.join(ROOM, token=token)
 
@@ -213,10 +214,14 @@ async def test_a_moderator_cannot_ban_or_mute_the_host_out(live):
     await acked(again, "host", action="unban", user="boss")
     await acked(host, "host", action="ban", user="mod")
     await acked(moderator, "danmaku", text="me too")
-    # The same id on a viewer token is banned: the record is the user's.
-    viewer = await live.connect()
+    # A viewer token for the same id is another user, its pseudonym (PROTOCOL.md,
+    # "Privacy"); banned by that id, it is refused: the record is the user's.
     token = await live.mint(ROOM, "viewer", user_id="mod")
-    await refused(viewer, "join", "banned", room=ROOM, token=token)
+    viewer = await live.connect()
+    await viewer.join(ROOM, token=token)
+    await acked(host, "host", action="ban", user=live.viewer_id("mod"))
+    again = await live.connect()
+    await refused(again, "join", "banned", room=ROOM, token=token)
 
 
 async def test_room_modes_shape_who_sends_danmaku(live):
@@ -318,7 +323,8 @@ async def test_a_name_in_join_never_renames_a_minted_token(live):
         client = await live.connect()
         token = await live.mint(ROOM, "viewer", user_id=user_id)
         joined = await client.join(ROOM, token=token, name="Someone else")
-        assert joined["you"]["id"] == user_id and joined["you"]["name"] != "Someone else"
+        assert joined["you"]["id"] == live.viewer_id(user_id)  # its pseudonym
+        assert joined["you"]["name"] != "Someone else"
         assert "token" not in joined
         await client.close()
 

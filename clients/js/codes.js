@@ -50,7 +50,7 @@ export const ERRORS = Object.freeze({
   },
   "unauthorized": {
     "retry": false,
-    "description": "the token is missing, malformed, expired or for another room"
+    "description": "the token is missing, malformed, expired, revoked, or for another room or an earlier room of the same id"
   },
   "forbidden": {
     "retry": false,
@@ -116,6 +116,10 @@ export const ERRORS = Object.freeze({
     "retry": false,
     "description": "nobody is eligible for the draw"
   },
+  "limit_reached": {
+    "retry": false,
+    "description": "a cap on what a viewer or room may hold is reached (connections, open items, interactions, snapshot size, rooms); `cap` names the setting, `limit` its value"
+  },
   "store_unavailable": {
     "retry": true,
     "description": "the store cannot be reached; nothing was changed"
@@ -176,6 +180,16 @@ export const CLOSES = Object.freeze({
     "code": 4004,
     "reconnect": false,
     "description": "the room was deleted"
+  },
+  "token_expired": {
+    "code": 4005,
+    "reconnect": false,
+    "description": "the session's token expired; join with a new one"
+  },
+  "token_revoked": {
+    "code": 4006,
+    "reconnect": false,
+    "description": "the session's token was revoked"
   },
   "too_slow": {
     "code": 4008,

@@ -324,7 +324,8 @@ export function connectClient(options = {}) {
     document.body.dataset.degrade = String(snapshot?.degrade ?? 0);
   });
   client.on("close", (info) => {
-    if (info.name === "room_deleted" || info.name === "banned") {
+    // token_expired: each page decides (a guest joins again, the console renews its token)
+    if (["room_deleted", "banned", "token_revoked"].includes(info.name)) {
       notify(t(`closed.${info.name}`), "error", 60_000);
     }
   });

@@ -27,12 +27,16 @@ import {
   t,
   tokenClaims,
 } from "/static/common.js";
+import { ALERT_WORDS, KeywordAlerts } from "/static/alerts.js";
+import { AUDIT_WORDS, AuditPanel } from "/static/auditlog.js";
 import { addWords } from "/static/i18n.js";
 import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
 import { RUN_WORDS, RunSheet } from "/static/runsheet.js";
 import { field, placeInOrder } from "/static/widgets.js";
 
 addWords(RUN_WORDS);
+addWords(ALERT_WORDS);
+addWords(AUDIT_WORDS);
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -247,9 +251,16 @@ async function openRoom(roomId) {
     drawFeed();
   });
   client.on("degrade", (/** @type {any} */ notice) => drawLevel(notice.level));
+  keywordAlerts.attach(client); // keyword_alert notices: the banner (alerts.js)
   // The connection came back but its token was refused (a restart with another secret).
   // The admin's token may still be good: it mints a new host token (a 401 there asks to
   // sign in again). A room token cannot be renewed: sign in again (once).
+  // So does a session whose token expired (closed with 4005).
+  client.on("close", (/** @type {any} */ info) => {
+    if (info.name !== "token_expired" || client !== session.client) return;
+    if (!session.admin) signInAgain();
+    else openRoom(roomId).catch((/** @type {any} */ e) => e.status === 401 || notify(errorText(e), "error"));
+  });
   client.on("error", (/** @type {any} */ err) => {
     if (err.code !== "unauthorized" || client !== session.client) return;
     if (!session.admin) signInAgain();
@@ -263,6 +274,7 @@ async function openRoom(roomId) {
   statsTimer = window.setInterval(refreshStats, STATS_EVERY_MS);
   refreshStats();
   refreshModeration();
+  keywordAlerts.refresh();
 }
 
 const roomPath = (/** @type {string} */ rest = "") => `/rooms/${encodeURIComponent(session.room ?? "")}${rest}`;
@@ -281,6 +293,12 @@ async function call(path, method = "POST", body = undefined) {
     return null;
   }
 }
+
+const keywordAlerts = new KeywordAlerts({ call, notify });
+$("watchlist-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  keywordAlerts.add(/** @type {HTMLFormElement} */ (event.target));
+});
 
 /** @param {string} iid @param {string} action @param {Record<string, unknown>} [fields] */
 const act = (iid, action, fields = {}) => call(`/interactions/${encodeURIComponent(iid)}/actions`, "POST", { action, ...fields });
@@ -352,6 +370,10 @@ const runSheet = new RunSheet({
   }
 }
 
+// The audit log: who did what in the room (auditlog.js).
+const auditLog = new AuditPanel({ path: (rest) => roomPath(rest), token: () => session.restToken, download: (path, name) => download(path, name) });
+$("tab-audit").append(auditLog.el);
+
 for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => selectTab(/** @type {HTMLElement} */ (tab).dataset.tab ?? "live"));
 }
@@ -368,6 +390,7 @@ function selectTab(name) {
     /** @type {HTMLElement} */ (panel).hidden = /** @type {HTMLElement} */ (panel).dataset.panel !== name;
   }
   if (name === "danmaku") refreshModeration();
+  if (name === "audit") auditLog.refresh();
 }
 
 // --- live counts and links ------------------------------------------------------------------
@@ -483,6 +506,7 @@ window.addEventListener("langchange", () => {
   drawInteractions();
   drawFeed();
   drawLinks();
+  keywordAlerts.draw();
   if (session.client?.snapshot) drawSettings(session.client.snapshot.room);
 });
 drawComposer();

@@ -94,6 +94,18 @@ client.on("error", (/** @type {any} */ err) => {
   void join();
 });
 
+// The session's token expired (PROTOCOL.md, "Token lifecycle"): a guest joins again as a
+// new guest, by itself; a link's token is not ours to renew.
+client.on("close", (/** @type {any} */ info) => {
+  if (info.name !== "token_expired") return;
+  if (linkToken) {
+    notify(t("closed.token_expired"), "error", 60_000);
+    return;
+  }
+  store.remove(guestKey);
+  void join();
+});
+
 client.on("joined", (message) => {
   $("you").textContent = t("you.as", { name: message.you.name });
   /** @type {HTMLInputElement} */ ($("name")).value = store.get("hudong.name") ?? message.you.name;

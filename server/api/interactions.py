@@ -40,20 +40,21 @@ class InteractionsApi:
 
     async def _staff(self, request: Request, what: str = "run host operations") -> str:
         room_id: str = request.path_params["room_id"]
-        self.callers.staff(request, room_id, what)
+        await self.callers.staff(request, room_id, what)
         await self.api.room(room_id)
         return room_id
 
     async def _reader(self, request: Request) -> tuple[str, str]:
         room_id: str = request.path_params["room_id"]
-        role = self.callers.role(request, room_id)  # any valid token of the room
+        role = await self.callers.role(request, room_id)  # any valid token of the room
         await self.api.room(room_id)
         return room_id, role
 
     async def create(self, request: Request) -> Response:
         room_id = await self._staff(request)
         body = await read_body(request)
-        return json_response(await self.rooms.host(room_id, "create", body), 201)
+        by = self.callers.who(request, room_id)
+        return json_response(await self.rooms.host(room_id, "create", body, by=by), 201)
 
     async def act(self, request: Request) -> Response:
         room_id = await self._staff(request)
@@ -62,7 +63,8 @@ class InteractionsApi:
         if not isinstance(action, str) or action == "create":
             raise ApiError(400, "invalid_field", "send an 'action' (open, close, reveal, …)")
         fields = {**body, "interaction": request.path_params["interaction_id"]}
-        return json_response(await self.rooms.host(room_id, action, fields))
+        by = self.callers.who(request, room_id)
+        return json_response(await self.rooms.host(room_id, action, fields, by=by))
 
     async def list(self, request: Request) -> Response:
         room_id, role = await self._reader(request)
@@ -75,21 +77,30 @@ class InteractionsApi:
         return json_response(await self.rooms.interaction(room_id, iid, _audience(role)))
 
     async def audit(self, request: Request) -> Response:
-        room_id, _ = await self._reader(request)
-        return json_response(await self.rooms.audit(room_id, request.path_params["interaction_id"]))
+        """A draw's audit record: whole for staff, entrant ids as digests for others."""
+        room_id, role = await self._reader(request)
+        iid = request.path_params["interaction_id"]
+        return json_response(await self.rooms.audit(room_id, iid, _audience(role)))
 
     async def mine(self, request: Request) -> Response:
         """What only the caller may see of an interaction (a draw winner's claim code)."""
         room_id: str = request.path_params["room_id"]
-        user = self.callers.user(request, room_id)
+        user = await self.callers.user(request, room_id)
         await self.api.room(room_id)
         iid = request.path_params["interaction_id"]
         return json_response(await self.rooms.own_view(room_id, iid, user))
 
     async def export(self, request: Request) -> Response:
+        """What an interaction collected (viewers' ids and names): the audit log keeps
+        who took it."""
         room_id = await self._staff(request)
-        rows = await self.rooms.export(room_id, request.path_params["interaction_id"])
-        if request.query_params.get("format") == "csv":
+        iid = request.path_params["interaction_id"]
+        rows = await self.rooms.export(room_id, iid)
+        by, csv = self.callers.who(request, room_id), request.query_params.get("format") == "csv"
+        detail = {"rows": len(rows), "format": "csv" if csv else "json"}
+        target = {"interaction": iid}
+        await self.rooms.audit_log.record(room_id, by, "interaction.export", target, "ok", detail)
+        if csv:
             return Response(to_csv(rows), media_type="text/csv; charset=utf-8")
         return json_response({"rows": rows})
 
@@ -109,7 +120,8 @@ class InteractionsApi:
             raise ApiError(
                 400, "invalid_field", f"action must be one of {', '.join(MODERATION_ACTIONS)}"
             )
-        return json_response(await self.rooms.host(room_id, action, body))
+        by = self.callers.who(request, room_id)
+        return json_response(await self.rooms.host(room_id, action, body, by=by))
 
     async def stats(self, request: Request) -> Response:
         room_id = await self._staff(request)

@@ -10,16 +10,18 @@ from server import __version__
 from server.api.http import ApiError, Callers, json_response, read_body
 from server.hub import Hub
 from server.metrics import Metrics
+from server.rooms.audit import AuditLog
 
 
 class NodeApi:
     """What an operator and a load balancer ask a node: is it alive, is it ready, its
     metrics, and its degrade level (which the admin can floor)."""
 
-    def __init__(self, hub: Hub, metrics: Metrics, callers: Callers) -> None:
+    def __init__(self, hub: Hub, metrics: Metrics, callers: Callers, audit: AuditLog) -> None:
         self.hub = hub
         self.metrics = metrics
         self.callers = callers
+        self.audit = audit
 
     async def index(self, request: Request) -> Response:
         return json_response(
@@ -54,6 +56,11 @@ class NodeApi:
         return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def metrics_text(self, request: Request) -> Response:
+        """The Prometheus metrics; with ``server.metrics_token`` set, only for a caller
+        that sends it as its bearer token."""
+        token = self.hub.settings.server.metrics_token
+        if token:
+            self.callers.require_token(request, token, "server.metrics_token")
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def degrade(self, request: Request) -> Response:
@@ -66,6 +73,7 @@ class NodeApi:
             if type(floor) is not int or not 0 <= floor <= 3:
                 raise ApiError(400, "invalid_field", "floor must be 0, 1, 2 or 3")
             hub.set_floor(floor)
+            self.audit.node_action("admin", "node.degrade_floor", {"floor": floor})
         governor = hub.governor
         signals = governor.signals
         return json_response(

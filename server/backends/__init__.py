@@ -70,8 +70,9 @@ def open_backends(url: str, *, prefix: str = "hudong:") -> Backends:
     if url.startswith("memory://"):
         return Backends(MemoryStore(), MemoryBroker().connect(), url)
     if url.startswith(("redis://", "rediss://", "redis+cluster://")):
-        from server.backends.redis import RedisConnection, RedisStore
+        from server.backends.redis import RedisStore
         from server.backends.redis_broker import RedisBroker
+        from server.backends.redis_connection import RedisConnection
 
         connection = RedisConnection(url, prefix=prefix)
         return Backends(RedisStore(connection), RedisBroker(connection), url)

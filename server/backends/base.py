@@ -18,9 +18,11 @@ Store guarantees:
   the room does not exist, and changes nothing (``get_room``, ``update_room``,
   ``delete_room``, ``room_version``, ``remember_token``, ``token_info``,
   ``put_interaction``, ``interactions``, ``apply``, ``submit_many``, ``counters``,
-  ``records``, ``read``). The best-effort bookkeeping (``set_presence``, ``presence``,
-  ``set_node_stats``, ``room_stats``, ``add_participants``, ``participants``,
-  ``append_replay``, ``replay``) does nothing for a missing room and reads empty
+  ``records``, ``read``, ``append_audit``, ``audit_log``, ``redact_audit``,
+  ``records``, ``read``, ``viewer_data``, ``erase_viewer``, ``prune``). The
+  best-effort bookkeeping (``set_presence``, ``presence``, ``set_node_stats``,
+  ``room_stats``, ``add_participants``, ``participants``, ``append_replay``,
+  ``replay``) does nothing for a missing room and reads empty
   (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
   The check is part of the operation (on Redis in the same Lua script as the write,
   in the same round trip as the read), not a separate call that could race.
@@ -34,8 +36,11 @@ Store guarantees:
   (``already_done``). Caps are checked before anything changes. These are the
   semantics of :class:`server.interactions.base.Tally`, per interaction box.
   ``versioned=False`` applies bookkeeping that is not room state (who is present)
-  without growing the room version. :meth:`Store.submit_many` applies a list of
-  contributions to one room as one atomic commit (on Redis one script call), each
+  without growing the room version and without remembering its key: such a record
+  replaces the holder's last one, so a repeat does no harm, and a box of notes (one
+  per join and leave) keeps one record per holder, never a key per note.
+  :meth:`Store.submit_many` applies a list of contributions to one room as one
+  atomic commit (on Redis one script call), each
   with exactly these semantics, in list order.
 - :meth:`Store.read` returns the counters and records of several boxes of one room
   as of one moment (one round trip, one atomic read on Redis).
@@ -66,14 +71,21 @@ Failures raise :class:`BackendUnavailable`, which callers turn into the retryabl
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
 
+from server.backends.retention import Cutoffs
+from server.backends.viewers import ViewerData
+
 # Room settings and their defaults: server/room_settings.py (PROTOCOL.md, "REST API").
 from server.room_settings import ROOM_SETTING_DEFAULTS
+
+# Records of minted tokens a room keeps at most, by default (limits.tokens_kept_per_room).
+TOKENS_KEPT = 1000
 
 
 class BackendUnavailable(ConnectionError):
@@ -165,13 +177,15 @@ class Submission:
         return f"{self.viewer_id}|{self.key}"
 
     def held(self) -> bytes | None:
-        """What the store keeps for the viewer (None: the contribution is withdrawn)."""
+        """What the store keeps for the viewer (None: the contribution is withdrawn), with
+        the time it was written (``t``, for retention: server/backends/retention.py)."""
         if self.record is None:
             return None
-        return orjson.dumps({"r": self.record, "d": self.deltas})
+        return orjson.dumps({"r": self.record, "d": self.deltas, "t": int(time.time())})
 
 
-# A held contribution is stored as JSON {"r": record, "d": deltas} (memory and Redis alike).
+# A held contribution is stored as JSON {"r": record, "d": deltas, "t": written at}
+# (memory and Redis alike).
 def held_record(held: bytes | str) -> dict[str, Any]:
     record: dict[str, Any] = orjson.loads(held)["r"]
     return record
@@ -214,9 +228,19 @@ class Store(Protocol):
 
     async def room_version(self, room_id: str) -> int: ...
 
-    # --- tokens: only their SHA-256 is kept ---
+    async def room_count(self) -> int:
+        """How many rooms exist (``limits.max_rooms``)."""
+        ...
+
+    # --- tokens: only their SHA-256 is kept, until the token expires, and at most
+    # ``keep`` per room (past it, those that expire first are forgotten) ---
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None: ...
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None: ...
@@ -299,6 +323,38 @@ class Store(Protocol):
 
     async def replay(self, room_id: str, count: int) -> list[dict[str, Any]]: ...
 
+    # --- the room's audit log (server/rooms/audit.py): not best effort, and bounded ---
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        """Append ``entries`` to the room's audit log, keeping its newest ``keep``."""
+        ...
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's audit log, oldest first."""
+        ...
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        """Replace ``user_id`` wherever it is a whole string value of an entry (actor,
+        target, detail, list items) with ``replacement``, keeping each entry's place;
+        returns how many entries changed (a viewer's data deleted: PROTOCOL.md,
+        "Audit log")."""
+
+    # --- one viewer's data (server/backends/viewers.py says what it is) ---
+    async def viewer_data(self, room_id: str, viewer_id: str) -> ViewerData:
+        """Everything the room holds about the viewer; RoomNotFound for a missing room."""
+        ...
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        """Remove everything the room holds about the viewer, atomically: what was
+        held, and the room version after (it grows when anything changed)."""
+        ...
+
+    # --- retention (server/backends/retention.py says what goes) ---
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        """Drop what the room keeps past its retention: how many values went, and the
+        room version after (it grows when a held record went); RoomNotFound for a
+        missing room."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -311,6 +367,10 @@ class Broker(Protocol):
     """Room channels between nodes: at most once, in order per room and publisher.
     Implementations subclass it, which gives them :meth:`relay` on top of their
     :meth:`publish_many`."""
+
+    # Called once the channels are confirmed again on a new connection after one broke
+    # (what was published meanwhile is lost); the relay sets it to re-read its rooms.
+    on_resubscribed: Callable[[], None] | None = None
 
     async def start(self, on_message: MessageHandler) -> None: ...
 

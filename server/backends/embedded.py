@@ -16,8 +16,9 @@ before it is on disk, and a retry of a failed call (same idempotency key) is ans
 only once the first application is.
 
 Kept on disk: rooms, interactions, every box (counters, held contributions, applied
-idempotency keys: votes, moderation, draw entries), token records, participants and the
-replay buffer. Presence and per-node live counts are not: they expire within seconds.
+idempotency keys: votes, moderation, draw entries), token records, participants, the
+audit log and the replay buffer. Presence and per-node live counts are not: they expire
+within seconds.
 The replay buffer is written with the next commit without being waited for (it is best
 effort, and the danmaku path must not wait on the disk).
 
@@ -41,12 +42,15 @@ from typing import Any
 import orjson
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BackendUnavailable,
     RoomRecord,
     Submission,
 )
 from server.backends.memory import MemoryStore, _Room
+from server.backends.retention import Cutoffs
+from server.backends.viewers import ViewerData
 
 log = logging.getLogger("hudong.store")
 
@@ -72,8 +76,19 @@ CREATE TABLE IF NOT EXISTS participants (
     room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replay (
     room TEXT, seq INTEGER, event BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    room TEXT, seq INTEGER, entry BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 """
-ROOM_TABLES = ("interactions", "counters", "held", "done", "tokens", "participants", "replay")
+ROOM_TABLES = (
+    "interactions",
+    "counters",
+    "held",
+    "done",
+    "tokens",
+    "participants",
+    "replay",
+    "audit",
+)
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
 CLOSE_WAIT_S = 10.0
@@ -91,6 +106,7 @@ class EmbeddedStore(MemoryStore):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
+        self._audit_seq: dict[str, int] = {}  # the last audit row's seq, per room
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = _lock(self.path)
@@ -98,6 +114,8 @@ class EmbeddedStore(MemoryStore):
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # An erased viewer's rows are overwritten on disk, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
             self._check_schema()
             self._load()
@@ -144,10 +162,18 @@ class EmbeddedStore(MemoryStore):
         db.execute("DELETE FROM tokens WHERE expires < ?", (now,))
         for room_id, token_hash, info, expires in db.execute("SELECT * FROM tokens"):
             rooms[room_id].tokens[token_hash] = (info, expires)
+        now = time.time()  # when each was counted is not kept on disk: from now on
         for room_id, user in db.execute("SELECT room, user FROM participants"):
-            rooms[room_id].participants.add(user)
+            rooms[room_id].participants[user] = now
+        for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE 'forgotten:%'"):
+            room = rooms.get(key.removeprefix("forgotten:"))
+            if room is not None:
+                room.forgotten = int(value)
         for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
             rooms[room_id].replay.append(event)
+        for room_id, seq, entry in db.execute("SELECT * FROM audit ORDER BY room, seq"):
+            rooms[room_id].audit.append(entry)
+            self._audit_seq[room_id] = seq
 
     # --- writes: queued in call order, committed together -----------------------------
 
@@ -253,23 +279,35 @@ class EmbeddedStore(MemoryStore):
     async def delete_room(self, room_id: str) -> None:
         await super().delete_room(room_id)
         self._replay_seq.pop(room_id, None)
+        self._audit_seq.pop(room_id, None)
         self._write(
             ("DELETE FROM rooms WHERE id = ?", (room_id,)),
+            ("DELETE FROM meta WHERE key = ?", (f"forgotten:{room_id}",)),
             *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
         )
         await self._durable()
 
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        await super().remember_token(room_id, token_hash, info, ttl_s)
-        raw, expires = self._rooms[room_id].tokens[token_hash]
-        self._write(
-            (
-                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
-                (room_id, token_hash, raw, expires),
+        gone = self._remember_token(room_id, token_hash, info, ttl_s, keep)
+        entry = self._rooms[room_id].tokens.get(token_hash)
+        writes: list[Statement] = [
+            ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, h)) for h in gone
+        ]
+        if entry is not None:  # kept (a token that expires at once is not)
+            writes.append(
+                (
+                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
+                    (room_id, token_hash, entry[0], entry[1]),
+                )
             )
-        )
+        self._write(*writes)
         await self._durable()
 
     async def put_interaction(
@@ -334,11 +372,11 @@ class EmbeddedStore(MemoryStore):
                 "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?)",
                 (room_id, box, submission.viewer_id, held),
             )
-        yield (
-            "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
-            (room_id, box, submission.done_key, result.version),
-        )
-        if submission.versioned:
+        if submission.versioned:  # bookkeeping keeps no key (base.py)
+            yield (
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
+                (room_id, box, submission.done_key, result.version),
+            )
             yield self._version_row(room_id)
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
@@ -368,6 +406,130 @@ class EmbeddedStore(MemoryStore):
         rows.append(("DELETE FROM replay WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
         self._replay_seq[room_id] = seq
         self._write(*rows)  # best effort: not waited for (module docstring)
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        await super().append_audit(room_id, entries, keep)
+        seq = self._audit_seq.get(room_id, 0)
+        rows: list[Statement] = []
+        for entry in entries:
+            seq += 1
+            rows.append(("INSERT INTO audit VALUES (?, ?, ?)", (room_id, seq, orjson.dumps(entry))))
+        rows.append(("DELETE FROM audit WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
+        self._audit_seq[room_id] = seq
+        self._write(*rows)
+        await self._durable()  # an audit entry is kept like any change, not best effort
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        changed = await super().redact_audit(room_id, user_id, replacement)
+        if changed:  # the log again, in its place: the same seqs, ending at the last
+            entries = self._rooms[room_id].audit
+            first = self._audit_seq.get(room_id, 0) - len(entries) + 1
+            rows: list[Statement] = [("DELETE FROM audit WHERE room = ?", (room_id,))]
+            for seq, entry in enumerate(entries, first):
+                rows.append(("INSERT INTO audit VALUES (?, ?, ?)", (room_id, seq, entry)))
+            self._write(*rows)
+            await self._durable()
+        return changed
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        """Erase in memory, then write the rows that changed (nothing in between
+        suspends), and answer once they are on disk."""
+        room = self._room(room_id)
+        tokens = set(room.tokens)
+        data, version = await super().erase_viewer(room_id, viewer_id)
+        rows: list[Statement] = [
+            (
+                "DELETE FROM done WHERE room = ? AND (substr(key, 1, ?) = ? OR instr(key, ?) > 0)",
+                (room_id, len(viewer_id) + 1, f"{viewer_id}|", f"|{viewer_id}|"),
+            ),
+            ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, viewer_id)),
+            *(
+                ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, gone))
+                for gone in tokens - set(room.tokens)
+            ),
+            self._version_row(room_id),
+        ]
+        for box, held in data.records.items():
+            counters = room.contributions[box].counters
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO counters VALUES (?, ?, ?)",
+                    (room_id, box, orjson.dumps(counters)),
+                )
+            )
+            rows += [
+                ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))
+                for h in held
+            ]
+        for iid in data.interactions:
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO interactions VALUES (?, ?, ?)",
+                    (room_id, iid, room.interactions[iid]),
+                )
+            )
+        if data.replay:
+            rows += self._replay_rows(room_id)
+        self._write(*rows)
+        await self._durable()
+        return data, version
+
+    def _forgotten_row(self, room_id: str) -> Statement:
+        return (
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            (f"forgotten:{room_id}", str(self._rooms[room_id].forgotten)),
+        )
+
+    def _replay_rows(self, room_id: str) -> list[Statement]:
+        """The room's replay buffer written anew, numbered up to the last number used."""
+        replay = self._rooms[room_id].replay
+        seq = self._replay_seq.get(room_id)
+        if seq is None:
+            seq = self._last_replay_seq(room_id)
+        self._replay_seq[room_id] = seq
+        first = seq - len(replay)
+        return [
+            ("DELETE FROM replay WHERE room = ?", (room_id,)),
+            *(
+                ("INSERT INTO replay VALUES (?, ?, ?)", (room_id, first + n, event))
+                for n, event in enumerate(replay, 1)
+            ),
+        ]
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        """Prune in memory, then delete the rows that went (nothing in between suspends)."""
+        room = self._room(room_id)
+        held = {box: set(state.records) for box, state in room.contributions.items()}
+        keys = {box for box, state in room.contributions.items() if state.done}
+        tokens, replay = set(room.tokens), len(room.replay)
+        participants = set(room.participants)
+        dropped, version = await super().prune(room_id, cutoffs, now)
+        if not dropped:
+            return dropped, version
+        rows: list[Statement] = [self._version_row(room_id)]
+        gone = participants - set(room.participants)
+        rows += [
+            ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, user))
+            for user in gone
+        ]
+        if gone:
+            rows.append(self._forgotten_row(room_id))
+        for box, holders in held.items():
+            rows += [
+                ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))
+                for h in holders - set(room.contributions[box].records)
+            ]
+            if box in keys and not room.contributions[box].done:
+                rows.append(("DELETE FROM done WHERE room = ? AND box = ?", (room_id, box)))
+        rows += [
+            ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, gone))
+            for gone in tokens - set(room.tokens)
+        ]
+        if len(room.replay) != replay:
+            rows += self._replay_rows(room_id)
+        self._write(*rows)
+        await self._durable()
+        return dropped, version
 
     def _last_replay_seq(self, room_id: str) -> int:
         # Read once per room and run, before this run's first append (the writer thread

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Collection
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BoxData,
     Broker,
@@ -28,6 +30,21 @@ from server.backends.base import (
     held_deltas,
     held_record,
 )
+from server.backends.retention import Cutoffs, stale_event, stale_record
+from server.backends.viewers import (
+    ViewerData,
+    holds,
+    keyed_by,
+    scrubbed,
+    sent_by,
+    token_of,
+    tombstone,
+)
+
+
+def audit_value(text: str) -> bytes:
+    """``text`` as a JSON string, as it stands in a stored audit entry."""
+    return orjson.dumps(text)
 
 
 @dataclasses.dataclass
@@ -37,6 +54,7 @@ class _Interaction:
     records: dict[str, bytes] = dataclasses.field(default_factory=dict)
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
     done: dict[str, int] = dataclasses.field(default_factory=dict)  # "viewer|key" -> version
+    written: float = dataclasses.field(default_factory=time.time)  # its last applied write
 
 
 @dataclasses.dataclass
@@ -52,8 +70,12 @@ class _Room:
     tokens: dict[str, tuple[bytes, float]] = dataclasses.field(default_factory=dict)
     presence: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     stats: dict[str, tuple[dict[str, int], float]] = dataclasses.field(default_factory=dict)
-    participants: set[str] = dataclasses.field(default_factory=set)
+    # who took part -> when last counted; past the personal retention an id is
+    # forgotten and only counted (server/backends/retention.py)
+    participants: dict[str, float] = dataclasses.field(default_factory=dict)
+    forgotten: int = 0
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
+    audit: deque[bytes] = dataclasses.field(default_factory=deque)
 
 
 class MemoryStore(Store):
@@ -106,11 +128,34 @@ class MemoryStore(Store):
     async def room_version(self, room_id: str) -> int:
         return self._room(room_id).version
 
+    async def room_count(self) -> int:
+        return len(self._rooms)
+
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        room = self._room(room_id)
-        room.tokens[token_hash] = (orjson.dumps(info), time.time() + ttl_s)
+        self._remember_token(room_id, token_hash, info, ttl_s, keep)
+
+    def _remember_token(
+        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int, keep: int
+    ) -> list[str]:
+        """Keep the record; forget the expired ones and, past ``keep``, those that expire
+        first. Answers the hashes forgotten."""
+        tokens = self._room(room_id).tokens
+        now = time.time()
+        tokens[token_hash] = (orjson.dumps(info), now + ttl_s)
+        gone = [h for h, (_, expires) in tokens.items() if expires < now]
+        if len(tokens) - len(gone) > keep:
+            alive = sorted((e, h) for h, (_, e) in tokens.items() if e >= now)
+            gone += [h for _, h in alive[: len(alive) - keep]]
+        for h in gone:
+            del tokens[h]
+        return gone
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
         entry = self._room(room_id).tokens.get(token_hash)
@@ -160,7 +205,10 @@ class MemoryStore(Store):
             state.records.pop(submission.viewer_id, None)
         else:
             state.records[submission.viewer_id] = held
-        version = self._bump(room) if submission.versioned else room.version
+        state.written = time.time()
+        if not submission.versioned:  # bookkeeping: no key kept (base.py)
+            return ApplyResult("applied", room.version, dict(state.counters))
+        version = self._bump(room)
         state.done[submission.done_key] = version
         return ApplyResult("applied", version, dict(state.counters))
 
@@ -228,11 +276,12 @@ class MemoryStore(Store):
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
         room = self._rooms.get(room_id)
         if room is not None:
-            room.participants.update(user_ids)
+            now = time.time()
+            room.participants.update(dict.fromkeys(user_ids, now))
 
     async def participants(self, room_id: str) -> int:
         room = self._rooms.get(room_id)
-        return len(room.participants) if room is not None else 0
+        return len(room.participants) + room.forgotten if room is not None else 0
 
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)
@@ -247,6 +296,111 @@ class MemoryStore(Store):
         if room is None or count <= 0:
             return []
         return [orjson.loads(e) for e in list(room.replay)[-count:]]
+
+    async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
+        room = self._room(room_id)
+        room.audit.extend(orjson.dumps(e) for e in entries)
+        while len(room.audit) > max(0, keep):
+            room.audit.popleft()
+
+    async def audit_log(self, room_id: str) -> list[dict[str, Any]]:
+        return [orjson.loads(e) for e in self._room(room_id).audit]
+
+    async def redact_audit(self, room_id: str, user_id: str, replacement: str) -> int:
+        room = self._room(room_id)
+        found = re.compile(re.escape(audit_value(user_id)) + rb"(?=[,\]}])")
+        new = audit_value(replacement)
+        redacted = [found.subn(lambda _: new, e) for e in room.audit]
+        room.audit = deque(e for e, _ in redacted)
+        return sum(1 for _, n in redacted if n)
+
+    async def viewer_data(self, room_id: str, viewer_id: str) -> ViewerData:
+        return self._viewer(self._room(room_id), viewer_id, erase=False)
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        room = self._room(room_id)
+        data = self._viewer(room, viewer_id, erase=True)
+        return data, room.version if data.empty() else self._bump(room)
+
+    def _viewer(self, room: _Room, viewer_id: str, *, erase: bool) -> ViewerData:
+        """Find the viewer's data in the room (viewers.py), and with ``erase`` remove it."""
+        data = ViewerData(participant=viewer_id in room.participants)
+        for box, state in room.contributions.items():
+            for holder, raw in list(state.records.items()):
+                found = holds(holder, raw, viewer_id)
+                if found is None:
+                    continue
+                data.records.setdefault(box, {})[holder] = found["record"]
+                if erase:
+                    del state.records[holder]
+                    for name, amount in found["deltas"].items():
+                        value = state.counters.get(name, 0) - amount
+                        if value:
+                            state.counters[name] = value
+                        else:
+                            state.counters.pop(name, None)
+            keys = [key for key in state.done if keyed_by(key, viewer_id)]
+            data.keys += len(keys)
+            for key in keys if erase else ():
+                del state.done[key]
+        for token_hash, (info, _expires) in list(room.tokens.items()):
+            found_token = token_of(info, viewer_id)
+            if found_token is not None:
+                data.tokens.append(found_token)
+                if erase:
+                    del room.tokens[token_hash]
+        kept: deque[bytes] = deque()
+        for event in room.replay:
+            sent = sent_by(event, viewer_id)
+            if sent is None:
+                kept.append(event)
+            else:
+                data.replay.append(sent)
+        replacement = tombstone()
+        for iid, state_raw in list(room.interactions.items()):
+            scrub = scrubbed(state_raw, viewer_id, replacement)
+            if scrub is not None:
+                data.interactions.append(iid)
+                if erase:
+                    room.interactions[iid] = scrub
+        if erase:
+            room.replay = kept
+            room.participants.pop(viewer_id, None)
+        return data
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        room = self._room(room_id)
+        dropped, records = self._prune(room, cutoffs, now), 0
+        for state in room.contributions.values():
+            stale = [h for h, raw in state.records.items() if stale_record(raw, cutoffs)]
+            for holder in stale:
+                del state.records[holder]  # the counters stay (retention.py)
+            records += len(stale)
+        return dropped + records, self._bump(room) if records else room.version
+
+    def _prune(self, room: _Room, cutoffs: Cutoffs, now: float) -> int:
+        """Drop old danmaku, the keys of boxes idle past the personal cutoff and expired
+        token records; how many went."""
+        dropped = 0
+        if cutoffs.danmaku:
+            kept = deque(e for e in room.replay if not stale_event(e, cutoffs))
+            dropped += len(room.replay) - len(kept)
+            room.replay = kept
+        for state in room.contributions.values():
+            if cutoffs.personal and state.written < cutoffs.personal and state.done:
+                dropped += len(state.done)
+                state.done.clear()
+        for token_hash, (_, expires) in list(room.tokens.items()):
+            if expires < now:
+                del room.tokens[token_hash]
+                dropped += 1
+        if cutoffs.personal:
+            old = [user for user, at in room.participants.items() if at < cutoffs.personal]
+            for user in old:
+                del room.participants[user]
+            room.forgotten += len(old)
+            dropped += len(old)
+        return dropped
 
     async def ping(self) -> None:
         return None

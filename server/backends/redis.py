@@ -27,18 +27,15 @@ a room whose create raised before indexing it, which a retried create (answered 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
 
 from server.backends.base import (
+    TOKENS_KEPT,
     ApplyResult,
     BackendUnavailable,
     BoxData,
@@ -49,7 +46,13 @@ from server.backends.base import (
     Submission,
     held_record,
 )
+from server.backends.redis_audit import REDACT, RedisAuditLog
 from server.backends.redis_batch import SUBMIT_MANY, submit_many_call, submit_many_results
+from server.backends.redis_connection import RedisConnection
+from server.backends.redis_tokens import REMEMBER_TOKEN
+from server.backends.redis_viewers import PRUNE, VIEWER, Call, prune_call, viewer_call
+from server.backends.retention import Cutoffs
+from server.backends.viewers import ViewerData
 
 T = TypeVar("T")
 
@@ -57,7 +60,9 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 
 # The keys of a room, after the prefix and hash tag: the room's own keys (the hash
 # first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
-ROOM_KEYS = "room version interactions tokens presence stats participants replay ids".split()
+ROOM_KEYS = (
+    "room version interactions tokens token_expiry presence stats participants replay audit ids"
+).split()
 BOX_KEYS = ("rec", "cnt", "done")
 
 # --- Lua: KEYS[1] is always the room's hash -------------------------------------------
@@ -159,11 +164,11 @@ redis.call('SADD', KEYS[6], ARGV[7])
 local version
 if ARGV[9] == '1' then
   version = redis.call('INCR', KEYS[5])
+  redis.call('HSET', KEYS[4], ARGV[2], version)
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
 else
   version = tonumber(redis.call('GET', KEYS[5]) or '1')
 end
-redis.call('HSET', KEYS[4], ARGV[2], version)
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
 return {'applied', version, redis.call('HGETALL', KEYS[3])}
 """
 )
@@ -175,7 +180,7 @@ SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
 
-# KEYS: room, replay list   ARGV: how many to keep, events (at most that many)
+# KEYS: room, replay (or audit) list   ARGV: how many to keep, events (at most that many)
 APPEND_REPLAY = (
     IF_ROOM
     + """
@@ -187,8 +192,8 @@ return redis.call('LTRIM', KEYS[2], -keep, -1)
 )
 
 # Reads of one room as of one moment. KEYS: room, then one key per read; ARGV: per
-# read, its command (GET, HGETALL, or HGET, the one that takes an argument: the field)
-# and that argument ('' for the others).
+# read, its command (GET, HGETALL, LRANGE (a whole list), or HGET, the one that takes
+# an argument: the field) and that argument ('' for the others).
 READ = (
     IF_ROOM
     + """
@@ -197,6 +202,8 @@ for i = 2, #KEYS do
   local command, field = ARGV[2 * i - 3], ARGV[2 * i - 2]
   if command == 'HGET' then
     answers[i - 1] = redis.call(command, KEYS[i], field)
+  elseif command == 'LRANGE' then
+    answers[i - 1] = redis.call(command, KEYS[i], 0, -1)
   else
     answers[i - 1] = redis.call(command, KEYS[i])
   end
@@ -233,70 +240,7 @@ def _room_record(room_id: str, fields: dict[str, Any], version: Any) -> RoomReco
     )
 
 
-@contextlib.asynccontextmanager
-async def _unavailable_on_error() -> AsyncIterator[None]:
-    try:
-        yield
-    except (TimeoutError, RedisError, OSError) as exc:
-        if isinstance(exc, ResponseError) and "NOSCRIPT" not in str(exc):
-            raise
-        raise BackendUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
-
-
-# Commands in flight per node: bounds the connections a burst of thousands of votes
-# opens (redis-py's cluster client refuses past its pool size instead of waiting).
-MAX_IN_FLIGHT = 48
-_limits: dict[int, asyncio.Semaphore] = {}
-
-
-class RedisConnection:
-    """One redis-py client (single server or cluster) shared by the Store and the Broker."""
-
-    def __init__(self, url: str, *, prefix: str = "hudong:") -> None:
-        self.url = url
-        self.prefix = prefix
-        self.cluster = url.startswith("redis+cluster://")
-        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
-        if self.cluster:
-            self.client: Any = RedisCluster.from_url(
-                "redis://" + url.removeprefix("redis+cluster://"),
-                max_connections=MAX_IN_FLIGHT + 16,
-                **options,
-            )
-        else:
-            self.client = aioredis.Redis.from_url(url, health_check_interval=5, **options)
-        self._initialized = not self.cluster
-        self._initializing = asyncio.Lock()
-
-    def key(self, room_id: str, name: str) -> str:
-        return f"{self.prefix}{{{room_id}}}:{name}"
-
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one command, pipeline or script; Redis errors become BackendUnavailable."""
-        loop_id = id(asyncio.get_running_loop())
-        limit = _limits.get(loop_id)
-        if limit is None:
-            limit = _limits[loop_id] = asyncio.Semaphore(MAX_IN_FLIGHT)
-        async with limit, _unavailable_on_error():
-            if not self._initialized:
-                await self._initialize()
-            return await fn()
-
-    async def _initialize(self) -> None:
-        # A cluster client learns the topology once, before any concurrent use: when a
-        # burst of commands is what initialises it, redis-py (8.1) sometimes fails a few
-        # of them with "'NoneType' object has no attribute 'writelines'".
-        async with self._initializing:
-            if not self._initialized:
-                await self.client.initialize()
-                self._initialized = True
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.client.aclose()
-
-
-class RedisStore(Store):
+class RedisStore(RedisAuditLog, Store):
     """The Store on Redis (one server or a cluster): every write one Lua script."""
 
     def __init__(self, connection: RedisConnection) -> None:
@@ -309,9 +253,13 @@ class RedisStore(Store):
         self._apply = client.register_script(APPLY)
         self._submit_many = client.register_script(IF_ROOM + SUBMIT_MANY)
         self._set_field = client.register_script(SET_FIELD)
+        self._remember_token = client.register_script(REMEMBER_TOKEN)
         self._add_participants = client.register_script(ADD_PARTICIPANTS)
         self._append_replay = client.register_script(APPEND_REPLAY)
         self._read_room = client.register_script(READ)
+        self._redact_audit = client.register_script(REDACT)
+        self._viewer = client.register_script(VIEWER)
+        self._prune = client.register_script(PRUNE)
 
     def _k(self, room_id: str, name: str) -> str:
         return self.conn.key(room_id, name)
@@ -399,11 +347,22 @@ class RedisStore(Store):
         [version] = await self._read(room_id, ("GET", "version", ""))
         return int(version or 1)
 
+    async def room_count(self) -> int:
+        return int(await self.conn.call(lambda: self.conn.client.zcard(self._index)))
+
     async def remember_token(
-        self, room_id: str, token_hash: str, info: dict[str, Any], ttl_s: int
+        self,
+        room_id: str,
+        token_hash: str,
+        info: dict[str, Any],
+        ttl_s: int,
+        keep: int = TOKENS_KEPT,
     ) -> None:
-        value = orjson.dumps({**info, "_expires": time.time() + ttl_s})
-        if await self._script(self._set_field, room_id, ["tokens"], [token_hash, value]) is None:
+        now = time.time()
+        value = orjson.dumps({**info, "_expires": now + ttl_s})
+        args = [token_hash, value, repr(now + ttl_s), repr(now), keep]
+        names = ["tokens", "token_expiry"]
+        if await self._script(self._remember_token, room_id, names, args) is None:
             raise RoomNotFound(room_id)
 
     async def token_info(self, room_id: str, token_hash: str) -> dict[str, Any] | None:
@@ -569,6 +528,23 @@ class RedisStore(Store):
             lambda: self.conn.client.lrange(self._k(room_id, "replay"), -count, -1)
         )
         return [orjson.loads(e) for e in raw]
+
+    async def viewer_data(self, room_id: str, viewer_id: str) -> ViewerData:
+        return (await self._call(self._viewer, room_id, viewer_call(viewer_id, False)))[0]
+
+    async def erase_viewer(self, room_id: str, viewer_id: str) -> tuple[ViewerData, int]:
+        return await self._call(self._viewer, room_id, viewer_call(viewer_id, True))
+
+    async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
+        return await self._call(self._prune, room_id, prune_call(cutoffs, now))
+
+    async def _call(self, script: Any, room_id: str, call: Call[T]) -> T:
+        """A script of redis_viewers.py (keys, arguments, reading of the answer)."""
+        names, args, result = call
+        answer = await self._script(script, room_id, names, [self._k(room_id, ""), *args])
+        if answer is None:
+            raise RoomNotFound(room_id)
+        return result(answer)
 
     async def ping(self) -> None:
         await self.conn.call(lambda: self.conn.client.ping())

@@ -83,8 +83,8 @@ for n, item in ipairs(items) do
       if item[8] == 1 then
         version = version + 1
         grown = true
+        redis.call('HSET', done, key, version)
       end
-      redis.call('HSET', done, key, version)
       touched[b] = true
       result = {'applied', version, '', steps}
     end

@@ -18,7 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from server.backends.base import BackendUnavailable, Broker, MessageHandler, Store
-from server.backends.redis import RedisConnection, as_text
+from server.backends.redis import as_text
+from server.backends.redis_connection import RedisConnection
 from server.backends.redis_relay import relay_flush
 
 log = logging.getLogger("hudong.redis")
@@ -32,7 +33,9 @@ class _Listener:
     arrives. Redis confirms each (s)subscribe on the same connection, in order with
     the messages, so a channel is live from the moment its confirmation is read:
     :meth:`add` returns then. When the connection breaks the listener waits with
-    jittered exponential backoff, reconnects and subscribes to its channels again.
+    jittered exponential backoff, reconnects and subscribes to its channels again;
+    the first confirmation on the new connection calls ``resubscribed``, so that what
+    was published while it was away is re-read from the store.
     """
 
     def __init__(
@@ -42,8 +45,11 @@ class _Listener:
         handler: Callable[[str, Any], None],
         name: str,
         timeout_s: float,
+        resubscribed: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
+        self.resubscribed = resubscribed
+        self.lost_since_confirmed = False  # a connection broke; nothing confirmed since
         self.sharded = sharded
         self.handler = handler
         self.name = name
@@ -114,6 +120,9 @@ class _Listener:
                 except Exception:  # pragma: no cover - a bad message must not stop us
                     log.exception("broker message handler failed")
         elif kind in ("subscribe", "ssubscribe"):
+            if self.lost_since_confirmed:  # from now on nothing published is missed
+                self.lost_since_confirmed = False
+                self.resubscribed()
             if channel in self.channels and not self._unsubscribing[channel]:
                 self.live.add(channel)
                 for waiter in self._waiters.get(channel, ()):
@@ -123,6 +132,7 @@ class _Listener:
             self._unsubscribing[channel] -= 1
 
     def _lost(self) -> None:
+        self.lost_since_confirmed = self.lost_since_confirmed or self.healthy
         self.healthy = False
         self.down = True
         self.live.clear()
@@ -195,12 +205,18 @@ class RedisBroker(Broker):
     def channel(self, room_id: str) -> str:
         return self.conn.key(room_id, "ch")
 
+    def _resubscribed(self) -> None:
+        if self.on_resubscribed is not None:
+            self.on_resubscribed()
+
     def _on_message(self, channel: str, data: Any) -> None:
         assert self._handler is not None
         self._handler(channel[self._prefix_len : channel.index("}", self._prefix_len)], data)
 
     def _listener(self, client: Any, sharded: bool, name: str) -> _Listener:
-        listener = _Listener(client, sharded, self._on_message, name, self.subscribe_timeout_s)
+        listener = _Listener(
+            client, sharded, self._on_message, name, self.subscribe_timeout_s, self._resubscribed
+        )
         self._listeners[name] = listener
         return listener
 

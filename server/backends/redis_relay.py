@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from server.backends.base import BackendUnavailable, Store
-from server.backends.redis import RedisConnection
+from server.backends.redis_connection import RedisConnection
 
 
 async def relay_flush(

@@ -44,6 +44,7 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
 from protocol.codes import CLOSE_BY_NAME
 from protocol.messages import Command, CommandError, error
 from server.hub.deflate import NEGOTIATION, shares_frames
+from server.hub.quotas import client_address
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from server.auth import Identity
     from server.config import Settings
     from server.moderation.ratelimit import TokenBucket
+    from server.origins import Origins
 
 log = logging.getLogger("hudong.connection")
 # websockets logs every open and close at INFO; thousands of viewers make that noise.
@@ -89,9 +91,11 @@ class Handler(Protocol):
     settings: Settings
     server_name: str
     disconnects: Counter
+    origins: Origins
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
+    def address_refusal(self, conn: Connection) -> str | None: ...
     def attach(self, conn: Connection) -> None: ...
     def note_paused(self, conn: Connection) -> None: ...
     def detach(self, conn: Connection) -> None: ...
@@ -107,6 +111,8 @@ class Connection(asyncio.Protocol):
     frames, writes what is for it alone, and keeps its flow-control state."""
 
     __slots__ = (
+        "address",
+        "address_bucket",
         "audience",
         "bucket",
         "closing",
@@ -145,6 +151,8 @@ class Connection(asyncio.Protocol):
         self.hub: Handler = hub
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
+        self.address = ""  # the peer's address (IPv6: its /64): caps and danmaku shares
+        self.address_bucket: TokenBucket | None = None  # shared by the address's connections
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol,
@@ -175,6 +183,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not a subclass of asyncio.Transport but has its API.
         self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and peer:
+            self.address = client_address(str(peer[0]))
         if self.server_state is not None:
             self.server_state.connections.add(self)
         hub = self.hub.settings.hub
@@ -282,12 +293,20 @@ class Connection(asyncio.Protocol):
 
     def _handshake(self, request: Request) -> None:
         path = urlsplit(request.path).path
+        headers = request.headers
+        forbidden = self.hub.origins.refusal(headers.get("Origin"), headers.get("Host"))
         if path != "/ws":
             response = self.ws.reject(404, "Not Found: the WebSocket endpoint is /ws\n")
+        elif forbidden is not None:
+            response = self.ws.reject(403, forbidden + "\n")
         else:
             refusal = self.hub.admission_refusal()
+            crowded = self.hub.address_refusal(self) if refusal is None else None
             if refusal is not None:
                 response = self.ws.reject(503, refusal + "\n")
+                response.headers["Retry-After"] = "5"
+            elif crowded is not None:
+                response = self.ws.reject(429, crowded + "\n")
                 response.headers["Retry-After"] = "5"
             else:
                 response = self.ws.accept(request)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from protocol.messages import (
@@ -48,12 +48,14 @@ from server.hub.intake import Intake
 from server.hub.loops import Loops
 from server.hub.ports import Rooms
 from server.hub.presence import Presence
+from server.hub.quotas import Quotas
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.hub.stream import Stream
 from server.hub.upkeep import Upkeep
 from server.metrics import Metrics
-from server.moderation.ratelimit import TokenBucket
+from server.moderation.ratelimit import FairShare, TokenBucket
+from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
 
@@ -81,6 +83,7 @@ class Hub:
             enabled=backends.shared,
             replay_keep=settings.hub.replay_size,
             interval_s=settings.hub.relay_ms / 1000,
+            on_gap=self.resync,
         )
         self.governor = Governor(settings.hub, metrics)
         self.fanout = Fanout(metrics, self.detach)
@@ -88,11 +91,13 @@ class Hub:
         self.upkeep = Upkeep(settings, metrics, self.detach, self.connections)
         self.presence = Presence(backends.store, self.node_id, metrics)
         self.intake = Intake(settings.limits, rooms.ops)
+        self.quotas = Quotas(settings.limits)  # per address and per viewer (server/hub/quotas.py)
         # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
         self.join_gate = JoinGate()
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
+        self.origins = Origins(settings)  # which pages may open /ws (server/origins.py)
         self.stream = Stream(
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
@@ -168,6 +173,9 @@ class Hub:
             return "server overloaded (degrade level 3); retry later or on another node"
         return None
 
+    def address_refusal(self, conn: Connection) -> str | None:
+        return self.quotas.address_refusal(conn.address)
+
     # --- degrade levels ------------------------------------------------------------------
 
     def room_level(self, room: LiveRoom) -> DegradeLevel:
@@ -210,6 +218,7 @@ class Hub:
         self.metrics.connections.labels(conn.codec.name).inc()
         self.metrics.connections_total.inc()
         now = self.now()
+        conn.address_bucket = self.quotas.opened(conn.address, now)
         conn.bucket = TokenBucket(limits.viewer_commands_per_s, limits.viewer_command_burst, now)
         self.upkeep.track(conn, now)
         conn.send(
@@ -228,11 +237,14 @@ class Hub:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        self.upkeep.forget(conn)
+        self.quotas.closed(conn.address)
         self.metrics.connections.labels(conn.codec.name).dec()
         room: LiveRoom | None = conn.room
         if room is None or not room.discard(conn, conn.audience):
             return
         if conn.identity is not None and conn.identity.role == "viewer":
+            self.quotas.viewer_left(room.id, conn.identity.user_id)
             room.viewers -= 1
             if self.loops.running:
                 self.presence_notes.add(room.id, conn.identity, False)
@@ -255,7 +267,9 @@ class Hub:
         """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
         assert conn.bucket is not None
         self.governor.ingested += 1
-        op_label, command = self.intake.take(conn.codec, conn.bucket, data, self.now())
+        op_label, command = self.intake.take(
+            conn.codec, conn.bucket, data, self.now(), conn.address_bucket
+        )
         if isinstance(command, CommandError):
             self.metrics.commands.labels(op_label, command.code).inc()
             conn.send(error(command))
@@ -298,8 +312,8 @@ class Hub:
             if command.id is not None or command.key is not None:
                 conn.send(ack(command.id, **reply))
         elif isinstance(command, Host):
-            room, _ = _member(conn, command.id, command.action, STAFF_ROLES)
-            result = await self.rooms.host(room.id, command.action, command.fields)
+            room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
+            result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
             self.metrics.commands.labels("host", "ok").inc()
             conn.send(ack(command.id, **result))
         else:
@@ -321,7 +335,18 @@ class Hub:
             conn.bucket = TokenBucket(
                 limits.staff_commands_per_s, limits.staff_command_burst, self.now()
             )
+        elif identity.role == "viewer":
+            crowded = self.quotas.viewer_refusal(live.id, identity.user_id)
+            if crowded is not None:
+                cap = self.settings.limits.connections_per_viewer
+                raise CommandError(
+                    "limit_reached", crowded, cap="connections_per_viewer", limit=cap
+                )
+            # One rate for all of a viewer's connections to the room.
+            assert conn.bucket is not None
+            conn.bucket = self.quotas.viewer_joined(live.id, identity.user_id, conn.bucket)
         conn.identity, conn.room, conn.audience = identity, live, admitted.audience
+        self.upkeep.expire(conn, self.now() + identity.expires_at - time.time())
         if not len(live):
             self.metrics.rooms.inc()
         live.add(conn, admitted.audience)
@@ -336,8 +361,13 @@ class Hub:
         """Start serving a room on this node: follow it first, so nothing published while
         the store is read is missed, then its replay and presence."""
         limits = self.settings.limits
-        bucket = TokenBucket(limits.room_danmaku_per_s, limits.room_danmaku_burst, self.now())
-        live = LiveRoom(record, self.settings.hub.replay_size, bucket)
+        budget = FairShare(
+            limits.room_danmaku_per_s,
+            limits.room_danmaku_burst,
+            self.now(),
+            fair=limits.room_danmaku_fair,
+        )
+        live = LiveRoom(record, self.settings.hub.replay_size, budget)
         if self.shared:
             try:
                 await self.relay.follow(record.id)
@@ -382,6 +412,13 @@ class Hub:
     ) -> None:
         self.relay.state(room_id, interaction_id, version, redefined)
 
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        live = self.live.get(room_id)
+        if live is not None:
+            for conn in live.members():
+                if conn.identity is not None and conn.identity.role in STAFF_ROLES:
+                    conn.send(notice)
+
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         live = self.live.get(room_id)
         if live is None:
@@ -391,6 +428,14 @@ class Hub:
             if identity is not None and identity.user_id in user_ids:
                 if identity.role not in STAFF_ROLES:
                     conn.close(close, reason)
+
+    def close_sessions(
+        self, room_id: str, doomed: Callable[[Identity], bool], close: str, reason: str
+    ) -> None:
+        live = self.live.get(room_id)
+        for conn in live.members() if live is not None else ():
+            if conn.identity is not None and doomed(conn.identity):
+                conn.close(close, reason)
 
     def room_updated(self, record: RoomRecord, *, local: bool = True) -> None:
         if local:
@@ -433,12 +478,22 @@ class Hub:
         events = message.get("e")
         if events:
             self.stream.deliver(live, events, message.get("p") or [])
+            self.rooms.heard(room_id, events)
             live.replay.extend(e for e in events if e.get("type") == "danmaku")
         for interaction_id, (version, redefined) in (message.get("s") or {}).items():
             # An older node sends no flag (None): its change may be a definition's.
             self.rooms.stale(room_id, interaction_id, version, redefined is not False)
         if "u" in message and message["u"] > live.record.version:
             self.spawn(self._reload(room_id))
+
+    def resync(self, room_ids: Collection[str] | None = None) -> None:
+        """Re-read what may have been missed from the store: every served room (the store
+        or the relay was away, and every 15 s), or ``room_ids`` (a gap in their relay
+        messages): interactions, mutes and bans, revocations, and the room records."""
+        self.rooms.resync(room_ids)
+        for room_id in list(self.live) if room_ids is None else room_ids:
+            if room_id in self.live:
+                self.spawn(self._reload(room_id))
 
     async def _reload(self, room_id: str) -> None:
         record = await self.rooms.reload(room_id)
@@ -475,6 +530,8 @@ def _member(
         raise CommandError("not_joined", f"join a room before you {what}", cid)
     if identity.role not in roles:
         raise CommandError("forbidden", f"the {identity.role} role may not {what}", cid)
+    if identity.expires_at <= time.time():  # closed at the next upkeep round (upkeep.py)
+        raise CommandError("unauthorized", "the token of this session has expired", cid)
     return room, identity
 
 

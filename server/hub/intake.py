@@ -26,12 +26,22 @@ class Intake:
         return op if isinstance(op, str) and op in self.known else "invalid"
 
     def take(
-        self, codec: Codec, bucket: TokenBucket, data: bytes, now: float
+        self,
+        codec: Codec,
+        bucket: TokenBucket,
+        data: bytes,
+        now: float,
+        address: TokenBucket | None = None,
     ) -> tuple[str, Command | CommandError]:
-        """(op label, the command or why it is refused). The rate counts every frame,
+        """(op label, the command or why it is refused). The rate (the connection's or
+        viewer's ``bucket``, then the client ``address``'s when set) counts every frame,
         malformed ones included."""
         limits = self.limits
         wait = bucket.take(now)
+        if not wait and address is not None:
+            wait = address.take(now)
+            if wait:
+                bucket = address  # the one that refused, for the message
         if len(data) > limits.max_command_bytes:
             return "invalid", CommandError(
                 "frame_too_large",

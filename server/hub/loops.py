@@ -51,6 +51,7 @@ class LoopsHost(Protocol):
     def tick(self) -> None: ...
     async def flush_state(self) -> None: ...
     def set_level(self, automatic: DegradeLevel, why: str) -> None: ...
+    def resync(self) -> None: ...
 
 
 class Loops:
@@ -174,8 +175,8 @@ class Loops:
 
         Relay messages are at most once, so while Redis was away other nodes' state
         updates may have been lost: when it answers again, every room this node
-        serves re-reads its interactions from the store (and every RESYNC_INTERVAL_S
-        anyway, as a safety net).
+        serves re-reads its interactions, mutes, bans, revocations and record from the
+        store (and every RESYNC_INTERVAL_S anyway, as a safety net).
         """
         hub = self.hub
         governor = hub.governor
@@ -197,7 +198,7 @@ class Loops:
             hub.metrics.ready.set(1 if ready else 0)
             if ready and (not was_ready or hub.now() - last_resync > RESYNC_INTERVAL_S):
                 last_resync = hub.now()
-                hub.rooms.resync()
+                hub.resync()
             was_ready = ready
             await asyncio.sleep(HEALTH_INTERVAL_S)
 

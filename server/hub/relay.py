@@ -14,7 +14,16 @@ Wire format between nodes (MessagePack map, PROTOCOL.md does not cover it: it is
 internal and versioned by ``v``): ``n`` node id, ``e`` stream events, ``p`` private
 notices as ``[user ids, notice]`` pairs, ``s`` changed interactions by id as ``[room
 version, redefined]`` (redefined: a host action changed its definition, not only votes
-its counters; older nodes sent None there), ``u`` room record changed, ``x`` room deleted.
+its counters; older nodes sent None there), ``u`` room record changed, ``x`` room deleted,
+``q`` the sender's sequence number for the room (1, 2, 3, ... per sender and room).
+
+Pub/sub is at most once: a node whose pub/sub connection broke misses what was
+published meanwhile. Two things catch it at once, not at the 15 s resync: the broker
+calls :attr:`Broker.on_resubscribed` once its channels are confirmed again on a new
+connection, and a ``q`` that skips a number shows a lost message; both re-read the
+rooms concerned from the store (``on_gap``: their interactions, mutes, bans,
+revocations and records). A node that follows a room after another has sent to it sees
+a ``q`` above 1 first, and re-reads once, which costs one flush's reads.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class Relay:
         enabled: bool,
         replay_keep: int,
         interval_s: float = 0.0,
+        on_gap: Callable[[list[str] | None], None] = lambda rooms: None,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -67,11 +77,16 @@ class Relay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._following: set[str] = set()
+        self._on_gap = on_gap
+        self._sent_seq: dict[str, int] = {}  # room -> the last q this node sent
+        self._seen_seq: dict[tuple[str, str], int] = {}  # (room, sender) -> last q seen
 
     async def start(self) -> None:
         if not self.enabled:
             return
         await self.broker.start(self._receive)
+        # Channels confirmed again after the pub/sub connection broke: re-read them all.
+        self.broker.on_resubscribed = lambda: self._on_gap(None)
         self._task = asyncio.get_running_loop().create_task(
             self._publish_loop(), name="hudong-relay"
         )
@@ -99,6 +114,8 @@ class Relay:
         if room_id not in self._following:
             return
         self._following.discard(room_id)
+        for key in [k for k in self._seen_seq if k[0] == room_id]:
+            del self._seen_seq[key]
         with contextlib.suppress(BackendUnavailable):
             await self.broker.unsubscribe(room_id)
 
@@ -171,6 +188,7 @@ class Relay:
         for room_id, box in outbox.items():
             box["n"] = self.node_id
             box["v"] = WIRE_VERSION
+            box["q"] = self._sent_seq[room_id] = self._sent_seq.get(room_id, 0) + 1
             items.append((room_id, msgpack.packb(box, use_bin_type=True)))
         try:
             await self.broker.relay(items, self.store, replays, self.replay_keep)
@@ -195,4 +213,10 @@ class Relay:
             log.warning("relay message of wire version %r ignored", message.get("v"))
             return
         self.metrics.relay_messages.labels("in").inc()
+        seq, key = message.get("q"), (room_id, str(message.get("n")))
+        if type(seq) is int:
+            if seq != self._seen_seq.get(key, 0) + 1:
+                log.info("relay gap on room %s from %s: re-reading it", room_id, key[1])
+                self._on_gap([room_id])
+            self._seen_seq[key] = seq
         self._on_remote(room_id, message)

@@ -9,7 +9,7 @@ from typing import Any
 from protocol.codec import CODECS, Codec
 from server.backends.base import RoomRecord
 from server.hub.connection import Connection
-from server.moderation.ratelimit import TokenBucket
+from server.moderation.ratelimit import FairShare
 
 
 class LiveRoom:
@@ -18,7 +18,7 @@ class LiveRoom:
     waiting for the next tick and the danmaku kept for late joiners."""
 
     __slots__ = (
-        "danmaku_bucket",
+        "danmaku_budget",
         "groups",
         "id",
         "online_elsewhere",
@@ -31,7 +31,7 @@ class LiveRoom:
         "viewers",
     )
 
-    def __init__(self, record: RoomRecord, replay_size: int, danmaku_bucket: TokenBucket) -> None:
+    def __init__(self, record: RoomRecord, replay_size: int, danmaku_budget: FairShare) -> None:
         self.id = record.id
         self.record = record
         # (audience, codec) -> connections; audiences come from the room layer.
@@ -39,7 +39,7 @@ class LiveRoom:
         self.pending: list[dict[str, Any]] = []
         self.seq = 0
         self.replay: deque[dict[str, Any]] = deque(maxlen=replay_size)
-        self.danmaku_bucket = danmaku_bucket
+        self.danmaku_budget = danmaku_budget  # shared fairly among the senders' addresses
         # Connections here with the viewer role: "online" counts people watching, not
         # the host's console or the screens (the overlay, the wall).
         self.viewers = 0

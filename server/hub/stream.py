@@ -52,13 +52,18 @@ class Stream:
     def danmaku(self, conn: Connection, room: LiveRoom, identity: Identity, cmd: Danmaku) -> None:
         """Accept a danmaku into the room's stream, or raise the documented refusal."""
         now = self.clock()
+        budget = room.danmaku_budget
         if identity.role not in STAFF_ROLES:
             self._check_viewer(conn, room, identity, cmd.id, now)
-        wait = room.danmaku_bucket.take(now)
+            wait = budget.take(now, conn.address)  # this address's share of the room's
+        else:
+            wait = budget.room.take(now)  # hosts and moderators: the room's budget only
         if wait:
             raise CommandError(
                 "room_rate_limited",
-                f"room {room.id!r} is receiving more danmaku than it allows; try again",
+                f"room {room.id!r} is receiving more danmaku than it allows "
+                f"({budget.rate:g}/s{', shared among the addresses sending' if budget.fair else ''}"
+                "); try again",
                 cmd.id,
                 retry_after_ms=max(1, round(wait * 1000)),
             )

@@ -7,11 +7,15 @@ whichever comes first. A round visits only the slots that came due. Pings are sp
 over the heartbeat period: a connection keeps the phase it was given when it arrived,
 so thousands of viewers are not pinged (nor answer) in the same second. Connections
 over their write buffer's high mark are few: they are kept in a set of their own
-(:meth:`Upkeep.note_paused`) and checked every round.
+(:meth:`Upkeep.note_paused`) and checked every round. A joined connection whose token
+expires waits in a second wheel for that moment, and is then closed with
+``token_expired`` (PROTOCOL.md, "Token lifecycle"): a staff session stops being staff
+when its token ends.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Collection
 
@@ -44,6 +48,11 @@ class Upkeep:
         self._next_slot: int | None = None  # the first slot no round has visited
         self._phase = 0.0
         self.paused: set[Connection] = set()  # over their high mark at some point
+        # Joined connections whose token expires, by slot: a connection that goes away is
+        # forgotten (:meth:`forget`), so nothing is held for a token's whole lifetime.
+        self._expiries: dict[int, set[Connection]] = {}
+        self._expiry_slot: dict[Connection, int] = {}
+        self._expiry_slots: list[int] = []  # heap of slots (some emptied since)
 
     def waiting(self) -> int:
         """Entries waiting in the wheel (a connection gone is forgotten when its slot comes)."""
@@ -54,6 +63,27 @@ class Upkeep:
         self._phase = (self._phase + PHASE_STEP) % 1.0
         self._schedule(conn, now + self.settings.hub.heartbeat_s * self._phase)
 
+    def expire(self, conn: Connection, at: float) -> None:
+        """Close ``conn`` (joined) when its token expires, at ``at`` (the hub's clock)."""
+        if not math.isfinite(at):
+            return
+        slot = math.ceil(at / SLOT_S)
+        if slot not in self._expiries:
+            heapq.heappush(self._expiry_slots, slot)
+        self._expiries.setdefault(slot, set()).add(conn)
+        self._expiry_slot[conn] = slot
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` went away: its token's expiry is no longer watched."""
+        slot = self._expiry_slot.pop(conn, None)
+        conns = self._expiries.get(slot, set()) if slot is not None else set()
+        conns.discard(conn)
+        if slot is not None and not conns:
+            self._expiries.pop(slot, None)
+        if len(self._expiry_slots) > 2 * len(self._expiries) + 64:  # drop emptied slots
+            self._expiry_slots = list(self._expiries)
+            heapq.heapify(self._expiry_slots)
+
     def note_paused(self, conn: Connection) -> None:
         """``conn`` went over its high mark (checked each round until it drains)."""
         self.paused.add(conn)
@@ -62,6 +92,7 @@ class Upkeep:
         """Once a second: close the connections too slow for too long, then visit the
         ones whose check came due."""
         self._reap_slow(now)
+        self._reap_expired(now)
         for conn, ping_at in self._due(now):
             self._visit(conn, ping_at, now)
 
@@ -76,6 +107,14 @@ class Upkeep:
                 # The close frame cannot get past a full buffer; give it a moment, then abort.
                 conn.close("too_slow", "too slow; reconnect", abort_after=0.5)
                 self._detach(conn)
+
+    def _reap_expired(self, now: float) -> None:
+        last = math.floor(now / SLOT_S)
+        while self._expiry_slots and self._expiry_slots[0] <= last:
+            for conn in self._expiries.pop(heapq.heappop(self._expiry_slots), ()):
+                self._expiry_slot.pop(conn, None)
+                if not conn.closing and conn in self._connections:
+                    conn.close("token_expired", "the token of this session has expired")
 
     def _visit(self, conn: Connection, ping_at: float, now: float) -> None:
         if conn.closing or conn not in self._connections:

@@ -112,7 +112,7 @@ INTERACTION_ERRORS: tuple[ErrorCode, ...] = tuple(
     )
 )
 # Codes of protocol/codes.py that interactions raise with the same meaning.
-REUSED_ERRORS: tuple[str, ...] = ("invalid_field", "text_too_long", "empty_text")
+REUSED_ERRORS: tuple[str, ...] = ("invalid_field", "text_too_long", "empty_text", "limit_reached")
 ERROR_NAMES: frozenset[str] = frozenset([e.name for e in INTERACTION_ERRORS] + list(REUSED_ERRORS))
 
 

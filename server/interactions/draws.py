@@ -86,6 +86,7 @@ from server.interactions.kind import (
 )
 
 ALGORITHM = "hudong-draw-v1"
+ENTRANT_DIGEST = b"hudong-entrant-digest-v1"  # the salt of entrant ids in viewers' audit
 SEED_BYTES = 32
 MAX_WINNERS = 1000
 MAX_ENTRANT_ID_CHARS = 256
@@ -333,16 +334,39 @@ class _Words:
                 return word % r
 
 
-def select_winners(seed: bytes, entrants: Sequence[str], n: int) -> list[str]:
-    """The first ``min(n, len(entrants))`` of a seeded partial Fisher-Yates shuffle of
-    the (already frozen) entrant list."""
-    words = _Words(seed, bytes.fromhex(entrant_list_hash(entrants)))
-    pool = list(entrants)
-    m = len(pool)
+def winner_positions(seed: bytes, list_hash: str, m: int, n: int) -> list[int]:
+    """Where the winners stand in a frozen list of ``m`` entrants with hash ``list_hash``:
+    the first ``min(n, m)`` of a seeded partial Fisher-Yates shuffle of its positions."""
+    words = _Words(seed, bytes.fromhex(list_hash))
+    pool = list(range(m))
     for i in range(min(n, m)):
         j = i + words.below(m - i)
         pool[i], pool[j] = pool[j], pool[i]
     return pool[: min(n, m)]
+
+
+def select_winners(seed: bytes, entrants: Sequence[str], n: int) -> list[str]:
+    """The winners among the (already frozen) entrant list, first prize first."""
+    found = winner_positions(seed, entrant_list_hash(entrants), len(entrants), n)
+    return [entrants[p] for p in found]
+
+
+def entrant_digest(seed: bytes, viewer: str) -> str:
+    """An entrant's id as viewers see it in the audit record: SHA-256 of a salt made
+    from the revealed seed (``HMAC-SHA256(seed, "hudong-entrant-digest-v1")``), then the
+    id in UTF-8. Each viewer finds their own; nobody reads the others' ids."""
+    salt = hmac.digest(seed, ENTRANT_DIGEST, "sha256")
+    return hashlib.sha256(salt + viewer.encode("utf-8")).hexdigest()
+
+
+def viewers_audit(audit: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit record with the entrant and excluded ids replaced by their digests, in
+    the same order: what viewers and screens read (PROTOCOL.md, "Lucky draws")."""
+    seed = bytes.fromhex(audit["seed"])
+    out = {k: v for k, v in audit.items() if k not in ("entrants", "excluded")}
+    out["entrant_digests"] = [entrant_digest(seed, e) for e in audit["entrants"]]
+    out["excluded_digests"] = [entrant_digest(seed, e) for e in audit["excluded"]]
+    return out
 
 
 class DrawAudit(Record, frozen=True, kw_only=True):
@@ -528,6 +552,9 @@ class Draw(Kind[DrawSpec, DrawState]):
             announce=(Announcement(event, frozenset(winners), notice),),
             reply={"winners": winners},
         )
+
+    def audit_view(self, audit: dict[str, Any], audience: Audience) -> dict[str, Any]:
+        return audit if audience == Audience.STAFF else viewers_audit(audit)
 
     def listens(self, d: Definition, now: float) -> bool:
         return bool(d.spec.source == "keyword" and d.state.phase == "open")

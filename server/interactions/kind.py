@@ -366,6 +366,11 @@ class Kind(Generic[SpecT, StateT]):
         winner's claim code), from the definition alone. Nothing by default."""
         return {}
 
+    def audit_view(self, audit: dict[str, Any], audience: Audience) -> dict[str, Any]:
+        """What ``audience`` may read of an audit record (``GET …/audit``): all of it,
+        unless the kind hides part from viewers (a draw: its entrants' ids)."""
+        return audit
+
     # --- viewer commands ------------------------------------------------------------------
 
     def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:

@@ -62,6 +62,14 @@ MAX_QUESTION_CHARS = 1000
 MAX_ANSWER_CHARS = 2000
 HOST_ACTIONS = ("answer", "pin", "unpin", "hide", "unhide")
 QUESTIONS_BOX = "questions"  # within the board: one record per question
+# A viewer's questions not yet answered (nor hidden) at once, by default: one viewer
+# (one token) cannot fill the board; past it, ``limit_reached`` (issue 15).
+DEFAULT_OPEN_PER_VIEWER = 10
+MAX_OPEN_PER_VIEWER = 1000
+# Questions a view lists, in board order (pinned first, then by upvotes, then newest):
+# a board asked 13,500 questions must not make every state message megabytes long.
+# ``more`` says how many are left out.
+SHOWN_QUESTIONS = 200
 
 
 class QASpec(Record, frozen=True):
@@ -70,6 +78,10 @@ class QASpec(Record, frozen=True):
     id: Id
     title: str
     max_chars: Annotated[int, Meta(ge=1, le=MAX_QUESTION_CHARS)] = DEFAULT_QUESTION_CHARS
+    # How many questions one viewer may have open (not answered nor hidden) at once.
+    max_open_per_viewer: Annotated[int, Meta(ge=1, le=MAX_OPEN_PER_VIEWER)] = (
+        DEFAULT_OPEN_PER_VIEWER
+    )
 
     def __post_init__(self) -> None:
         clean_label(self, "title", MAX_LABEL_CHARS)
@@ -131,6 +143,25 @@ def ask(
     text = check_text(command.get("text"), "the question", spec.max_chars)
     shown = check_name(name, MAX_NAME_CHARS)
     return Question(check_id(question_id, "question id"), viewer_id, shown, text, now)
+
+
+def check_open_questions(
+    spec: QASpec, questions: Mapping[str, Question], viewer_id: str, new_id: str
+) -> None:
+    """Raise ``limit_reached`` when ``viewer_id`` has ``spec.max_open_per_viewer``
+    questions open (asked, not answered, not hidden) besides ``new_id`` (a retry)."""
+    cap = spec.max_open_per_viewer
+    open_ = sum(
+        q.viewer_id == viewer_id and q.answered_at is None and not q.hidden and q.id != new_id
+        for q in questions.values()
+    )
+    if open_ >= cap:
+        raise InteractionError(
+            "limit_reached",
+            f"you have {open_} questions waiting for an answer; at most {cap} at once",
+            cap="max_open_per_viewer",
+            limit=cap,
+        )
 
 
 def _visible(questions: Mapping[str, Question], raw: Any) -> Question:
@@ -222,7 +253,7 @@ def board(
     private: bool = False,
 ) -> list[dict[str, Any]]:
     """The ordered questions as JSON with their ``votes`` (hosts: ``include_hidden`` and
-    ``private``)."""
+    ``private``), all of them (exports; views list the first ``SHOWN_QUESTIONS``)."""
     return [
         {**q.shown(private=private), "votes": votes(q.id, counters)}
         for q in order(questions, counters, include_hidden=include_hidden)
@@ -266,16 +297,16 @@ class QA(Kind[QASpec, Status]):
         questions = questions_of(d, ctx)
         private = audience is Audience.STAFF
         counters = self._upvotes(d, ctx, questions)
+        listed = board(questions.values(), counters, include_hidden=private, private=private)
         return {
             "spec": dump(d.spec),
             "status": dump(d.state.at(ctx.now)),
-            "questions": board(
-                questions.values(), counters, include_hidden=private, private=private
-            ),
+            "questions": listed[:SHOWN_QUESTIONS],
+            "more": max(0, len(listed) - SHOWN_QUESTIONS),
         }
 
     def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
-        return Needs.of(records=[self._questions_box(c.d)]) if c.op != "ask" else Needs()
+        return Needs.of(records=[self._questions_box(c.d)])  # an ask counts the asker's
 
     def command(self, c: ViewerCommand, ctx: Context) -> Write:
         d, who = c.d, c.who
@@ -289,6 +320,7 @@ class QA(Kind[QASpec, Status]):
                 name=who.name,
                 now=ctx.now,
             )
+            check_open_questions(d.spec, questions_of(d, ctx), who.id, question.id)
             # One record per question, keyed by asker and key: a retried ask is one question.
             box = self._questions_box(d)
             holder_key = f"{who.id}|{c.key}"

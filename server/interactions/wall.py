@@ -62,6 +62,9 @@ WALL_ID = "wall"
 POSTS_BOX = "posts"  # within the wall: one record per post
 DEFAULT_POST_CHARS = 140
 MAX_POST_CHARS = 500
+# Posts one viewer may have waiting for approval at once: one viewer (one token)
+# cannot fill the moderation queue; past it, ``limit_reached`` (issue 15).
+PENDING_PER_VIEWER = 5
 WALL_KEEP = 50
 QUEUE_KEEP = 200
 HOST_ACTIONS = ("approve", "reject", "pin", "unpin")
@@ -138,6 +141,22 @@ def new_post(
     if moderation == "post":
         return Post(post_id, viewer_id, shown, text, now, "approved", decided_at=now)
     return Post(post_id, viewer_id, shown, text, now)
+
+
+def check_waiting(posts: Mapping[str, Post], viewer_id: str, new_id: str) -> None:
+    """Raise ``limit_reached`` when ``viewer_id`` has ``PENDING_PER_VIEWER`` posts
+    waiting for approval besides ``new_id`` (a retry)."""
+    waiting = sum(
+        p.viewer_id == viewer_id and p.status == "pending" and p.id != new_id
+        for p in posts.values()
+    )
+    if waiting >= PENDING_PER_VIEWER:
+        raise InteractionError(
+            "limit_reached",
+            f"you have {waiting} posts waiting for approval; at most {PENDING_PER_VIEWER}",
+            cap="pending_posts_per_viewer",
+            limit=PENDING_PER_VIEWER,
+        )
 
 
 def host_action(post: Post, action: str, now: float) -> Post:
@@ -241,6 +260,9 @@ class Wall(Kind[WallSpec, Status]):
             **board(self.posts(d, ctx).values(), private=audience is Audience.STAFF),
         }
 
+    def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
+        return Needs.of(records=[self._posts_box(c.d)])  # the poster's waiting posts
+
     def command(self, c: ViewerCommand, ctx: Context) -> Write:
         made = new_post(
             c.d.spec,
@@ -252,6 +274,8 @@ class Wall(Kind[WallSpec, Status]):
             now=ctx.now,
             moderation=str(ctx.settings.get("wall_moderation", "pre")),
         )
+        if made.status == "pending":
+            check_waiting(self.posts(c.d, ctx), c.who.id, made.id)
         # One record per post, its id made from viewer and key: a retry is one post.
         box = self._posts_box(c.d)
         holder_key = f"{c.who.id}|{c.key}"

@@ -5,7 +5,8 @@ interaction id can take (``~moderation``), so they hold on every node: a change 
 marked like an interaction's, and each node serving the room re-reads the records at
 its next flush and closes the connections of users it banned. They apply to viewers
 only: a host's or moderator's connection is never muted, closed or refused, so a
-moderator cannot lock the host out (a staff token is taken back by letting it expire).
+moderator cannot lock the host out (a staff token is taken back by revoking it or letting it
+expire, server/rooms/trust.py).
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@ that holds connections. The hub implements it; nothing here imports the hub."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
+from server.auth import Identity
 from server.backends.base import RoomRecord
 
 
@@ -31,8 +32,18 @@ class RoomOutbox(Protocol):
         privately to the connections of the users in ``notify``, and each of
         ``private`` (user id -> notice) to that user's alone."""
 
+    def tell_staff(self, room_id: str, notice: dict[str, Any]) -> None:
+        """Send ``notice`` at once to the room's host and moderator connections on this
+        node (the admin's console joins as a host); other nodes tell their own."""
+
     def close_users(self, room_id: str, user_ids: Collection[str], close: str, reason: str) -> None:
         """Close the viewers' connections of these users to the room (close code name)."""
+
+    def close_sessions(
+        self, room_id: str, doomed: Callable[[Identity], bool], close: str, reason: str
+    ) -> None:
+        """Close every connection to the room, staff too, whose identity is ``doomed``
+        (a revoked token)."""
 
     def room_updated(self, record: RoomRecord) -> None:
         """The room's title or settings changed: members get a snapshot, other nodes know."""

@@ -13,7 +13,8 @@ from server.rooms.stats import RoomStats
 @dataclass(eq=False)
 class ServedRoom:
     """One served room: its record, its interactions and the views of each audience, what
-    must be re-read and what changed since the last flush, mutes and bans, live counts."""
+    must be re-read and what changed since the last flush, mutes and bans, token
+    revocations, live counts."""
 
     record: RoomRecord
     stats: RoomStats
@@ -39,6 +40,8 @@ class ServedRoom:
     listeners: list[tuple[Kind[Any, Any], Definition]] = field(default_factory=list)
     # user id -> mute and ban record (server/rooms/moderation.py)
     moderation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the room's token revocations (server/rooms/trust.py)
+    revoked: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

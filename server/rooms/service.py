@@ -16,13 +16,14 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
+from server.config import LimitsSettings
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
     AUDIENCES,
@@ -36,8 +37,12 @@ from server.interactions.kind import (
     Write,
 )
 from server.interactions.registry import Registry
+from server.rooms.alerts import AlertDesk
+from server.rooms.audit import AuditLog, audited
 from server.rooms.bursts import Bursts
+from server.rooms.caps import RoomCaps
 from server.rooms.commits import GroupCommit
+from server.rooms.counts import LiveCounts
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
@@ -47,8 +52,6 @@ from server.rooms.views import RoomChanges, ViewKeeper
 log = logging.getLogger("hudong.rooms")
 
 GUEST_TOKEN_TTL_S = 24 * 3600  # an anonymous viewer's token: its identity across reconnects
-REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
-REPORT_TTL_S = 10.0
 COMMIT_INTERVAL_S = 1.0  # buffered taps' totals to the store
 AUDIENCE_OF_ROLE = {"viewer": Audience.PUBLIC, "screen": Audience.SCREEN}
 
@@ -101,8 +104,10 @@ class RoomService:
         node_id: str,
         shared: bool,
         clock: Callable[[], float] = time.time,
+        limits: LimitsSettings | None = None,
     ) -> None:
         self.store = store
+        self.caps = RoomCaps(limits or LimitsSettings(), registry)  # server/rooms/caps.py
         self.registry = registry
         self.authority = authority
         self.node_id = node_id
@@ -116,7 +121,11 @@ class RoomService:
             store, registry, self.outbox, shared=shared, activities=self.activities, clock=clock
         )
         self.moderation = Moderation(store, self.outbox, clock=clock)
+        self.alerts = AlertDesk(store, self.outbox, self.changed, node_id=node_id, clock=clock)
+        self.heard = self.alerts.heard  # other nodes' danmaku count for keyword alerts too
+        self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
         self.bursts = Bursts(store, node_id, clock=clock)
+        self.counts = LiveCounts(store, self.views, self.outbox, self.activities, node_id, clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -143,7 +152,8 @@ class RoomService:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._commit_loop(), name="hudong-bursts")]
         if self.shared:
-            self._tasks.append(loop.create_task(self._report_loop(), name="hudong-report"))
+            report = self.counts.report_loop()
+            self._tasks.append(loop.create_task(report, name="hudong-report"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -177,7 +187,7 @@ class RoomService:
 
     def room_gone(self, room_id: str) -> None:
         """A room was deleted (here or on another node): forget it."""
-        self.views.release(room_id)
+        self.release(room_id)
 
     async def reload(self, room_id: str) -> RoomRecord | None:
         """Another node changed the room's record: read it again (None if gone)."""
@@ -214,19 +224,18 @@ class RoomService:
     def _guest(self, record: RoomRecord, identity: Identity) -> Admission:
         """Admit a guest with its own token: joining again with it (after a reconnect)
         keeps the identity, so retried commands stay exactly-once."""
-        token, _ = self.authority.mint(
-            record.id, "viewer", identity.user_id, identity.name, GUEST_TOKEN_TTL_S, guest=True
-        )
+        token = self.authority.mint_guest(record.id, record.created_at, identity, GUEST_TOKEN_TTL_S)
         return Admission(identity, Audience.PUBLIC, token)
 
     async def enter(self, record: RoomRecord, identity: Identity) -> None:
-        """Serve the room here with views as fresh as the store's, and let ``identity``
-        in; refuses ``banned`` (viewers only: a moderator cannot lock the host out; a
-        staff token is taken back by letting it expire)."""
+        """Serve the room here (views as fresh as the store's) and let ``identity`` in;
+        refuses ``unauthorized`` (rooms/trust.py) and ``banned`` (viewers only, not staff)."""
         async with refusals():
             served = await self.views.serve(record)
             if served.stale:
                 await self.views.refresh(served)  # a snapshot is never older than the store
+            await self.alerts.serve(record.id)  # its watch lists (server/rooms/alerts.py)
+        await self.views.trust.check(identity, served.record, served.revoked)
         if identity.role not in STAFF_ROLES and served.moderation.get(identity.user_id, {}).get(
             "banned"
         ):
@@ -235,9 +244,11 @@ class RoomService:
     def release(self, room_id: str) -> None:
         """No connection of the room is left on this node: stop keeping its views."""
         self.views.release(room_id)
+        self.alerts.release(room_id)
 
-    def resync(self) -> None:
-        self.views.resync()
+    def resync(self, room_ids: Collection[str] | None = None) -> None:
+        self.views.resync(room_ids)
+        self.alerts.resync(room_ids)
 
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
@@ -306,6 +317,8 @@ class RoomService:
         if result.status == "applied":
             self.changed(room_id, d.id, result.version)
             served.stats.add(op.counts_as, identity.user_id, now)
+            if op.text:  # posts and questions count for keyword alerts like danmaku
+                self.alerts.said(room_id, identity, str(fields.get("text", "")), now)
         return reply
 
     async def _definition(self, served: ServedRoom, iid: Any) -> Definition:
@@ -333,6 +346,7 @@ class RoomService:
 
     # --- host operations ------------------------------------------------------------------
 
+    @audited  # by=who acted; each call is an entry of the room's audit log
     async def host(self, room_id: str, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create an interaction, act on one, or moderate; shared by REST and WebSocket."""
         async with refusals():
@@ -354,6 +368,7 @@ class RoomService:
         definitions = await self.views.definitions(room_id)
         if spec.id in definitions:
             raise InteractionError("invalid_field", f"an interaction {spec.id!r} exists already")
+        self.caps.check_create(definitions, self.views.get(room_id), spec)
         now = self._clock()
         entropy = secrets.token_bytes(32)
         d = Definition(spec.id, kind.name, spec, kind.first_state(spec, now, entropy), now)
@@ -445,8 +460,9 @@ class RoomService:
             raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
         return kind, d, definitions
 
-    async def audit(self, room_id: str, iid: str) -> dict[str, Any]:
-        """The audit record of an interaction whose kind keeps one (a drawn draw)."""
+    async def audit(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
+        """The audit record of an interaction whose kind keeps one (a drawn draw), as
+        ``audience`` may read it."""
         async with refusals():
             kind, d, _ = await self._found(room_id, iid)
             if not kind.audited:
@@ -455,7 +471,7 @@ class RoomService:
                 )
             if d.audit is None:
                 raise InteractionError("not_open", f"{kind.name} {iid} has no audit record yet")
-            return d.audit
+            return kind.audit_view(d.audit, audience)
 
     async def export(self, room_id: str, iid: str) -> list[dict[str, Any]]:
         """Rows of what the interaction collected, for a spreadsheet."""
@@ -507,6 +523,7 @@ class RoomService:
         if served is None:
             return
         served.stats.add("danmaku", identity.user_id, now)
+        self.alerts.said(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
             if write is not None:
@@ -541,39 +558,15 @@ class RoomService:
 
     async def stats(self, room_id: str) -> dict[str, Any]:
         """Live counts of a room over every node (GET /api/v1/rooms/{id}/stats)."""
-        served = self.views.get(room_id)
         async with refusals():
-            if self.shared:
-                totals = await self.store.room_stats(room_id)
-                # Not the nodes' sum: a viewer who sent on two nodes took part once.
-                totals["participants"] = await self.store.participants(room_id)
-                online = await self.store.presence(room_id)
-            else:
-                totals = served.stats.report(self._clock()) if served is not None else {}
-                online = self.outbox().online(room_id)
-        counts = {f"{a}_per_min": 0 for a in self.activities}
-        counts.update(totals)
-        return {"online": online, "participants": counts.pop("participants", 0), **counts}
-
-    async def _report_loop(self) -> None:
-        """Publish this node's counts of each served room (with a TTL) for the others."""
-        while True:
-            await asyncio.sleep(REPORT_INTERVAL_S)
-            for served in list(self.views.rooms.values()):
-                report = served.stats.report(self._clock())
-                fresh = served.stats.take_fresh()
-                try:
-                    await self.store.set_node_stats(served.id, self.node_id, report, REPORT_TTL_S)
-                    await self.store.add_participants(served.id, fresh)
-                except (BackendUnavailable, RoomNotFound):
-                    served.stats.fresh |= fresh  # with the next report
-                    break
+            return await self.counts.stats(room_id)
 
     # --- from other nodes ---------------------------------------------------------------------
 
     def stale(self, room_id: str, interaction_id: str, version: int, redefined: bool) -> None:
         """Another node changed an interaction (a relay message)."""
         self.views.mark(room_id, interaction_id, version, redefined)
+        self.alerts.stale(room_id, interaction_id)  # or a box of alerts
 
     async def changes(self) -> list[RoomChanges]:
         return await self.views.changes()

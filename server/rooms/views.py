@@ -31,6 +31,7 @@ from server.rooms.reading import StoreReader
 from server.rooms.records import RoomRecords
 from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
+from server.rooms.trust import REVOKED_BOX, Trust, refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class ViewKeeper:
         self.rooms: dict[str, ServedRoom] = {}
         self._dirty: set[ServedRoom] = set()
         self.records = RoomRecords(store, self)  # served rooms' records, for joins
+        self.trust = Trust(store, clock)  # token revocations and incarnations (trust.py)
 
     # --- which rooms -----------------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class ViewKeeper:
             return served
         fresh = ServedRoom(record, RoomStats(self.shared, self.activities), version=record.version)
         fresh.moderation = await self.store.records(record.id, MODERATION_BOX)
+        fresh.revoked = await self.store.records(record.id, REVOKED_BOX)
         definitions = await self.definitions(record.id)
         fresh.stale.update(definitions)
         await self.refresh(fresh)
@@ -123,13 +126,19 @@ class ViewKeeper:
             served.marked = max(served.marked, version)
         self._dirty.add(served)
 
-    def resync(self) -> None:
-        """Re-read everything served (after the store was away, and now and then)."""
-        self.records.forget_all()
-        for served in self.rooms.values():
+    def resync(self, room_ids: Iterable[str] | None = None) -> None:
+        """Re-read everything served (after the store or the relay was away, and now and
+        then), or only the rooms ``room_ids`` (a gap in a room's relay messages). The
+        room records are re-read by the hub (``Rooms.reload``)."""
+        if room_ids is None:
+            self.records.forget_all()
+            rooms = list(self.rooms.values())
+        else:
+            rooms = [self.rooms[r] for r in room_ids if r in self.rooms]
+        for served in rooms:
             served.stale.update(served.definitions)
             served.redefined.update(served.definitions)
-            served.stale.add(MODERATION_BOX)
+            served.stale.update((MODERATION_BOX, REVOKED_BOX))
             served.marked = None
             self._dirty.add(served)
 
@@ -160,6 +169,8 @@ class ViewKeeper:
             self._keep_definitions(served, definitions)
             if MODERATION_BOX in stale:
                 await self.reload_moderation(served)
+            if REVOKED_BOX in stale:
+                await self.reload_revoked(served)
             targets = [definitions[i] for i in sorted(stale) if i in definitions]
             views = await self.compute(served.id, targets, served.record.settings, definitions)
         except BaseException:
@@ -186,6 +197,18 @@ class ViewKeeper:
         if banned:
             self._outbox().close_users(
                 served.id, banned, "banned", "a moderator banned you from this room"
+            )
+
+    async def reload_revoked(self, served: ServedRoom) -> None:
+        """Re-read the room's token revocations and close the sessions they revoke."""
+        served.revoked = await self.store.records(served.id, REVOKED_BOX)
+        if served.revoked:
+            revoked, record, now = served.revoked, served.record, self._clock()
+            self._outbox().close_sessions(
+                served.id,
+                lambda identity: refusal(identity, record, revoked, now) is not None,
+                "token_revoked",
+                "the token of this session was revoked",
             )
 
     def _keep_definitions(self, served: ServedRoom, definitions: dict[str, Definition]) -> None:

@@ -48,6 +48,11 @@ test("close codes are unique and CLOSE_BY_CODE maps them back to their names", (
   assert.equal(CLOSE_BY_CODE[4004].name, "room_deleted");
   assert.equal(CLOSE_BY_CODE[4004].reconnect, false);
   assert.equal(CLOSE_BY_CODE[1012].reconnect, true);
+  // a token's end: join again with a new token, not with the same one
+  assert.equal(CLOSE_BY_CODE[4005].name, "token_expired");
+  assert.equal(CLOSE_BY_CODE[4005].reconnect, false);
+  assert.equal(CLOSE_BY_CODE[4006].name, "token_revoked");
+  assert.equal(CLOSE_BY_CODE[4006].reconnect, false);
 });
 
 test("the tables are frozen", () => {

@@ -174,9 +174,22 @@ export async function createRoom(node) {
  * @returns {Promise<string>}
  */
 export async function mintToken(node, room, role, userId) {
+  return (await mintIdentity(node, room, role, userId)).token;
+}
+
+/**
+ * A token and the id its holder has in the room: for a viewer, the pseudonym of
+ * `userId` (PROTOCOL.md, "Privacy").
+ * @param {LiveNode} node
+ * @param {string} room
+ * @param {"viewer"|"host"|"moderator"|"screen"} role
+ * @param {string} [userId]
+ * @returns {Promise<{token: string, id: string}>}
+ */
+export async function mintIdentity(node, room, role, userId) {
   const res = await api(node, "POST", `/api/v1/rooms/${room}/tokens`, userId === undefined ? { role } : { role, user_id: userId });
   assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body.token;
+  return { token: res.body.token, id: res.body.user_id };
 }
 
 /**

@@ -265,6 +265,8 @@ describe("reconnecting", () => {
     ["banned", (/** @type {any} */ cmd) => ({ type: "error", id: cmd.id, code: "banned", message: "banned" }), "banned"],
     ["close 4004", (/** @type {any} */ _cmd, /** @type {FakeWebSocket} */ ws) => void ws.serverClose(4004, "room deleted"), "room_deleted"],
     ["close 4003", (/** @type {any} */ _cmd, /** @type {FakeWebSocket} */ ws) => void ws.serverClose(4003, "banned"), "banned"],
+    ["close 4005", (/** @type {any} */ _cmd, /** @type {FakeWebSocket} */ ws) => void ws.serverClose(4005, "token expired"), "token_expired"],
+    ["close 4006", (/** @type {any} */ _cmd, /** @type {FakeWebSocket} */ ws) => void ws.serverClose(4006, "token revoked"), "token_revoked"],
   ])) {
     test(`a re-join refused for good (${what}) stops reconnecting and emits error`, async () => {
       const node = viewerNode();

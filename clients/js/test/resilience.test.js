@@ -64,10 +64,10 @@ describe("keeping the room on a live node", { timeout: TEST_TIMEOUT_MS }, () => 
   for (const protocol of /** @type {const} */ (["json", "msgpack"])) {
     test(`a vote whose ack was lost is sent again with its key and counted once (${protocol})`, async () => {
       const room = await roomWithPoll();
-      const id = userId();
+      const { token, id } = await live.mintIdentity(node, room, "viewer", userId());
       const proxy = await newProxy();
       const client = newClient(protocol, proxy.wsUrl);
-      const joined = await client.open(room, { token: await live.mintToken(node, room, "viewer", id) });
+      const joined = await client.open(room, { token });
       assert.equal(joined.you.id, id);
       assert.deepEqual(countsOf(client.interaction("p")), { voters: 0, a: 0, b: 0 });
 
@@ -102,8 +102,8 @@ describe("keeping the room on a live node", { timeout: TEST_TIMEOUT_MS }, () => 
     const room = await roomWithPoll();
     const proxy = await newProxy();
     const watcher = newClient("msgpack", proxy.wsUrl);
-    const watcherId = userId();
-    await watcher.open(room, { token: await live.mintToken(node, room, "viewer", watcherId) });
+    const { token, id: watcherId } = await live.mintIdentity(node, room, "viewer", userId());
+    await watcher.open(room, { token });
     const voter = newClient("json");
     await voter.open(room, { token: await live.mintToken(node, room, "viewer", userId()) });
 

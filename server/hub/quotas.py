@@ -1,0 +1,124 @@
+"""What one client may hold on this node (PROTOCOL.md, "Limits"; issue 15): WebSocket
+connections per client address, and per viewer identity per room, with one command
+rate shared by all the connections of a viewer in a room (and, when set, one shared by
+all the connections of an address).
+
+A client address is the peer's IP address as the node sees it (an IPv6 one by its /64:
+:func:`client_address`), for these caps and for a room's danmaku shares
+(:class:`~server.moderation.ratelimit.FairShare`). Behind a reverse proxy
+every connection comes from the proxy: leave ``limits.connections_per_address`` at 0
+there (the default, for venues behind one NAT), or cap at the proxy. The counts are
+this node's: with several nodes a client could hold the cap on each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from server.config import LimitsSettings
+from server.moderation.ratelimit import TokenBucket
+
+
+def client_address(host: str) -> str:
+    """The address a client is counted by: an IPv4 address as it is, an IPv6 one by its
+    /64 (one host usually holds a whole /64, and could take a new address per
+    connection), ``::ffff:a.b.c.d`` as ``a.b.c.d``."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class _Viewer:
+    """A viewer's connections to one room on this node, and the bucket they share."""
+
+    __slots__ = ("bucket", "connections")
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self.bucket = bucket
+        self.connections = 0
+
+
+class Quotas:
+    """Counts connections per client address and per (room, viewer), refuses those over
+    their cap, and keeps the command buckets that a viewer's connections in a room, and
+    an address's connections, share."""
+
+    def __init__(self, limits: LimitsSettings) -> None:
+        self.limits = limits
+        self._addresses: dict[str, int] = {}
+        self._address_buckets: dict[str, TokenBucket] = {}
+        # (room id, user id) -> its connections here and the bucket they share
+        self._viewers: dict[tuple[str, str], _Viewer] = {}
+
+    # --- client addresses ---------------------------------------------------------------
+
+    def address_refusal(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is refused (None: it may come in)."""
+        cap = self.limits.connections_per_address
+        if cap and self._addresses.get(address, 0) >= cap:
+            return (
+                f"too many connections from {address or 'this address'}: "
+                f"at most {cap} (limits.connections_per_address)"
+            )
+        return None
+
+    def opened(self, address: str, now: float) -> TokenBucket | None:
+        """Count a connection from ``address`` in; the command bucket all connections of
+        the address share (None: ``limits.commands_per_address_per_s`` is off)."""
+        self._addresses[address] = self._addresses.get(address, 0) + 1
+        rate = self.limits.commands_per_address_per_s
+        if not rate:
+            return None
+        bucket = self._address_buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(rate, max(1, round(2 * rate)), now)
+            self._address_buckets[address] = bucket
+        return bucket
+
+    def closed(self, address: str) -> None:
+        left = self._addresses.get(address, 0) - 1
+        if left > 0:
+            self._addresses[address] = left
+        else:
+            self._addresses.pop(address, None)
+            self._address_buckets.pop(address, None)
+
+    def connections_from(self, address: str) -> int:
+        return self._addresses.get(address, 0)
+
+    # --- viewers in rooms ---------------------------------------------------------------
+
+    def viewer_refusal(self, room_id: str, user_id: str) -> str | None:
+        """Why one more connection of the viewer ``user_id`` may not join ``room_id``."""
+        cap = self.limits.connections_per_viewer
+        entry = self._viewers.get((room_id, user_id))
+        if cap and entry is not None and entry.connections >= cap:
+            return (
+                f"this viewer has {cap} connections to room {room_id!r} already: at most "
+                f"{cap} (limits.connections_per_viewer); close one first"
+            )
+        return None
+
+    def viewer_joined(self, room_id: str, user_id: str, own: TokenBucket) -> TokenBucket:
+        """Count a viewer's connection in; the command bucket all its connections share
+        (the first connection's own, ``own``, which its join was taken from)."""
+        entry = self._viewers.get((room_id, user_id))
+        if entry is None:
+            entry = self._viewers[(room_id, user_id)] = _Viewer(own)
+        entry.connections += 1
+        return entry.bucket
+
+    def viewer_left(self, room_id: str, user_id: str) -> None:
+        key = (room_id, user_id)
+        entry = self._viewers.get(key)
+        if entry is None:
+            return
+        entry.connections -= 1
+        if entry.connections <= 0:
+            del self._viewers[key]

@@ -1,0 +1,64 @@
+"""A room's live counts over every node (GET /api/v1/rooms/{id}/stats): on one node
+its own, in a cluster what each node reported to the store (with a TTL) every 2 s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from server.backends.base import BackendUnavailable, RoomNotFound, Store
+from server.rooms.outbox import RoomOutbox
+from server.rooms.views import ViewKeeper
+
+REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
+REPORT_TTL_S = 10.0
+
+
+class LiveCounts:
+    """Answers a room's live counts and, when nodes share rooms, reports this node's."""
+
+    def __init__(
+        self,
+        store: Store,
+        views: ViewKeeper,
+        outbox: Callable[[], RoomOutbox],
+        activities: tuple[str, ...],
+        node_id: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.views = views
+        self.outbox = outbox
+        self.activities = activities
+        self.node_id = node_id
+        self._clock = clock
+
+    async def stats(self, room_id: str) -> dict[str, Any]:
+        """Online viewers, participants and per-minute counts of each activity."""
+        served = self.views.get(room_id)
+        if self.views.shared:
+            totals = await self.store.room_stats(room_id)
+            # Not the nodes' sum: a viewer who sent on two nodes took part once.
+            totals["participants"] = await self.store.participants(room_id)
+            online = await self.store.presence(room_id)
+        else:
+            totals = served.stats.report(self._clock()) if served is not None else {}
+            online = self.outbox().online(room_id)
+        counts = {f"{a}_per_min": 0 for a in self.activities}
+        counts.update(totals)
+        return {"online": online, "participants": counts.pop("participants", 0), **counts}
+
+    async def report_loop(self) -> None:
+        """Publish this node's counts of each served room (with a TTL) for the others."""
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            for served in list(self.views.rooms.values()):
+                report = served.stats.report(self._clock())
+                fresh = served.stats.take_fresh()
+                try:
+                    await self.store.set_node_stats(served.id, self.node_id, report, REPORT_TTL_S)
+                    await self.store.add_participants(served.id, fresh)
+                except (BackendUnavailable, RoomNotFound):
+                    served.stats.fresh |= fresh  # with the next report
+                    break
