@@ -143,7 +143,7 @@ def _id(obj: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if type(value) is not int or not 0 <= value <= MAX_ID:
-        raise CommandError("invalid_field", f"id must be an integer 0..{MAX_ID}, got {value!r}")
+        raise CommandError("invalid_field", f"id must be an integer 0..{MAX_ID}, got {value!r:.40}")
     return value
 
 
@@ -164,7 +164,7 @@ def _key(obj: dict[str, Any], cid: int | None) -> str:
     key = obj.get("key")
     if not isinstance(key, str) or not KEY_RE.match(key):
         raise CommandError(
-            "invalid_field", f"key must be a string matching {KEY_RE.pattern}, got {key!r}", cid
+            "invalid_field", f"key must be a string matching {KEY_RE.pattern}, got {key!r:.40}", cid
         )
     return key
 
@@ -196,12 +196,12 @@ def parse_command(
             )
         color = obj.get("color", DEFAULT_COLOR)
         if not isinstance(color, str) or not COLOR_RE.match(color):
-            raise CommandError("invalid_field", f"color must be '#rrggbb', got {color!r}", cid)
+            raise CommandError("invalid_field", f"color must be '#rrggbb', got {color!r:.40}", cid)
         mode = obj.get("mode", "scroll")
         if mode not in DANMAKU_MODES:
             raise CommandError(
                 "invalid_field",
-                f"mode must be one of {', '.join(DANMAKU_MODES)}, got {mode!r}",
+                f"mode must be one of {', '.join(DANMAKU_MODES)}, got {mode!r:.40}",
                 cid,
             )
         return Danmaku(cid, text, color.lower(), mode)
@@ -209,7 +209,7 @@ def parse_command(
         room = obj.get("room")
         if not isinstance(room, str) or not ROOM_ID_RE.match(room):
             raise CommandError(
-                "invalid_field", f"room must match {ROOM_ID_RE.pattern}, got {room!r}", cid
+                "invalid_field", f"room must match {ROOM_ID_RE.pattern}, got {room!r:.40}", cid
             )
         token = _opt_str(obj, "token", cid, MAX_TOKEN_CHARS)
         name = _opt_str(obj, "name", cid, 4 * MAX_NAME_CHARS)
@@ -241,7 +241,7 @@ def parse_command(
             raise CommandError("invalid_field", "host needs an 'action' string", cid)
         return Host(cid, action, obj)
     known = ", ".join([*CORE_OPS, *(ops or {})])
-    raise CommandError("unknown_op", f"unknown op {op[:40]!r}; expected one of {known}", cid)
+    raise CommandError("unknown_op", f"unknown op {op!r:.40}; expected one of {known}", cid)
 
 
 # --- server messages -------------------------------------------------------------

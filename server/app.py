@@ -213,6 +213,7 @@ def create_app(
     app.state.pages = pages
     app.state.heavy = heavy
     app.state.public_requests = public_requests
+    app.state.callers = callers  # its count of wrong tokens, for tests/test_openapi.py
     app.state.metrics = metrics
     app.state.admin_token = admin_token
     app.state.authority = authority

@@ -508,6 +508,21 @@ async def unauthorized(api: Api, w: World, method: str, path: str, **kw: Any) ->
     await api.call(method, path, token="not-a-token", expect=401, code="unauthorized", **kw)
     if "room_id" in kw:
         await api.call(method, path, token=w.tokens["elsewhere"], expect=401, **kw)
+    await locked_out(api, method, path, **kw)
+
+
+async def locked_out(api: Api, method: str, path: str, **kw: Any) -> None:
+    """429 rate_limited (with Retry-After) for the admin too, once this client address
+    sent more wrong tokens than allowed (here: none allowed)."""
+    failed = api.live.app.state.callers.failed
+    saved = failed.allowed
+    failed.allowed = 0
+    try:
+        await api.call(method, path, token="not-a-token", expect=401, code="unauthorized", **kw)
+        await api.call(method, path, expect=429, code="rate_limited", **kw)
+    finally:
+        failed.allowed = saved
+        failed._failures.clear()
 
 
 async def throttled(api: Api, method: str, path: str, **kw: Any) -> None:
