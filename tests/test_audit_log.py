@@ -138,6 +138,12 @@ async def scripted_event(live: LiveServer) -> list[tuple[str, str, dict[str, Any
     refused = await mod.command("host", action="open", interaction="nope")
     assert refused.get("code") == "unknown_target", refused
     expect("interaction.open", "mod-1", "unknown_target", interaction="nope")
+
+    words = [{"word": "badword", "action": "reject"}]
+    await rest(live, mod_token, "PUT", "/blocklist", words=words)
+    expect("room.blocklist", "mod-1", room=ROOM)
+    await rest(live, host_token, "POST", "/revocations", role="screen")
+    expect("token.revoke", "host-1", role="screen")
     return expected
 
 

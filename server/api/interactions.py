@@ -131,9 +131,13 @@ class InteractionsApi:
             if request.method == "GET":
                 return json_response({"words": await self.rooms.text.load(room_id)})
             body = await read_body(request)
-            return json_response(
-                {"words": await self.rooms.text.set_words(room_id, body.get("words"))}
-            )
+            words = await self.rooms.text.set_words(room_id, body.get("words"))
+        by = self.callers.who(request, room_id)
+        detail = {"words": len(words)}  # how many, never which: the list stays private
+        await self.rooms.audit_log.record(
+            room_id, by, "room.blocklist", {"room": room_id}, "ok", detail
+        )
+        return json_response({"words": words})
 
     async def stats(self, request: Request) -> Response:
         room_id = await self._staff(request)

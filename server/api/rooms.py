@@ -245,4 +245,7 @@ class RoomsApi:
             served = self.rooms.views.get(room_id)
             if served is not None:
                 await self.rooms.views.reload_revoked(served)
+        target: dict[str, Any] = {k: body[k] for k in ("role", "jti") if k in body}
+        by = self.callers.who(request, room_id)
+        await self.rooms.audit_log.record(room_id, by, "token.revoke", target)
         return json_response(reply, 201)
