@@ -31,10 +31,13 @@ class ConfigError(ValueError):
 class ServerSettings:
     """The ``[server]`` section: where the node listens, its secrets and its backends."""
 
+    # Address to listen on (--host); 0.0.0.0 or :: listens on every interface.
     host: str = "127.0.0.1"
+    # Port to listen on (--port).
     port: int = 8000
-    # Empty: the embedded default generates one and keeps it in data_dir; nodes on
-    # Redis generate one at each start. Printed at start.
+    # Opens every room and the admin API ('Authorization: Bearer <this>'). Empty: the
+    # embedded default generates one and keeps it in data_dir; nodes on Redis generate
+    # one at each start. Printed at start.
     admin_token: str = ""
     # Key that signs room tokens (HS256). Empty: the embedded default generates one
     # and keeps it in data_dir, so links stay valid across restarts; nodes on Redis
@@ -42,6 +45,7 @@ class ServerSettings:
     secret: str = ""
     # Name of this node in metrics and event ids. Empty: hostname and pid.
     node_id: str = ""
+    # How much the node logs: debug, info, warning, error or critical.
     log_level: str = "info"
     # Base URL printed at start and used in links and the wall's QR code (--public-url);
     # empty: http://host:port, or http://<LAN address>:port when host is 0.0.0.0 or ::.
@@ -87,6 +91,7 @@ class LimitsSettings:
     max_frame_bytes: int = 65536
     # A command over this gets error frame_too_large; the connection stays.
     max_command_bytes: int = 4096
+    # The longest danmaku text, in characters after cleaning.
     max_text_chars: int = 100
     # Token bucket per connection: viewers and screens.
     viewer_commands_per_s: float = 5.0
@@ -157,6 +162,8 @@ class LimitsSettings:
 class HubSettings:
     """The ``[hub]`` section: ticks, buffers, heartbeats and degrade levels."""
 
+    # One batch per room per tick: what happened in a room in this many ms goes to its
+    # viewers in one frame.
     tick_ms: int = 100
     # Danmaku kept per room for snapshots of late joiners.
     replay_size: int = 50
