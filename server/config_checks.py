@@ -36,8 +36,6 @@ POSITIVE = {
     ("limits", "http_body_timeout_s"),
     ("limits", "http_idle_timeout_s"),
     ("limits", "max_http_connections"),
-    ("limits", "interactions_per_room"),
-    ("limits", "max_joined_bytes"),
     ("limits", "tokens_kept_per_room"),
     ("hub", "tick_ms"),
     ("hub", "write_buffer_high_bytes"),

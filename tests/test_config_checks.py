@@ -74,6 +74,8 @@ def test_a_value_out_of_range_stops_the_start_and_writes_nothing(env, message, t
     [
         {},
         {"HUDONG_LIMITS_MAX_ROOMS": "0"},
+        {"HUDONG_LIMITS_INTERACTIONS_PER_ROOM": "0"},
+        {"HUDONG_LIMITS_MAX_JOINED_BYTES": "0"},
         {"HUDONG_LIMITS_CONNECTIONS_PER_ADDRESS": "0"},
         {"HUDONG_LIMITS_PUBLIC_REQUESTS_PER_S": "0"},
         {"HUDONG_LIMITS_DUPLICATE_WINDOW_S": "0"},
