@@ -144,7 +144,10 @@ def _allowed(section: str, key: str, value: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("``", "`")
+    """Plain text as a Markdown table cell: no tags, emphasis or column breaks."""
+    for plain, escaped in (("``", "`"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*")):
+        text = text.replace(plain, escaped)
+    return text
 
 
 def _prose(doc: list[str]) -> str:
