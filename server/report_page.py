@@ -87,6 +87,11 @@ TEXT: dict[str, dict[str, str]] = {
     "posted_at": {"zh": "发布时间", "en": "Posted"},
     "approved_at": {"zh": "通过时间", "en": "Approved"},
     "drawn_at": {"zh": "开奖时间", "en": "Drawn"},
+    "pinned_at": {"zh": "置顶时间", "en": "Pinned"},
+    "answered_at": {"zh": "回答时间", "en": "Answered"},
+    "option": {"zh": "选项", "en": "Option"},
+    "option_label": {"zh": "选项名", "en": "Option name"},
+    "slot": {"zh": "组件", "en": "Slot"},
     "viewer": {"zh": "观众", "en": "Viewer"},
     "viewer_id": {"zh": "观众", "en": "Viewer"},
     "winner": {"zh": "中奖者", "en": "Winner"},
@@ -98,16 +103,19 @@ TEXT: dict[str, dict[str, str]] = {
     "claimed_at": {"zh": "领取时间", "en": "Claimed"},
     "time": {"zh": "用时 (秒)", "en": "Time (s)"},
     "share": {"zh": "占比", "en": "Share"},
+    "label": {"zh": "名称", "en": "Label"},
 }
 # Keys that only repeat what the heading says, or that are no result.
 SKIPPED = {"spec", "id", "hidden", "image_url", "more", "round", "previous"}
+LONG_FIGURE = 24  # characters: a longer figure is set small, on a line of its own
 TITLE_KEYS = ("title", "question", "text", "label")
 PALETTE = ("#e4007f", "#ffc400", "#2b7de9", "#1aa260", "#8e44ad", "#e67e22")
 
 CSS = """
 :root { --brand: %(brand)s; --ink: #1b1b1f; --muted: #666; }
 * { box-sizing: border-box; }
-body { font: 14px/1.5 system-ui, "Noto Sans CJK SC", "PingFang SC", sans-serif;
+body { font: 14px/1.5 system-ui, "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei",
+  "WenQuanYi Micro Hei", sans-serif;
   color: var(--ink); margin: 0 auto; max-width: 960px; padding: 24px; }
 h1 { border-bottom: 4px solid var(--brand); padding-bottom: 8px; margin: 0 0 4px; }
 h2 { margin: 32px 0 8px; color: var(--brand); }
@@ -118,11 +126,13 @@ section.interaction { border: 1px solid #ddd; border-radius: 8px; padding: 12px 
 dl.figures { display: flex; flex-wrap: wrap; gap: 8px 24px; margin: 8px 0; }
 dl.figures div { min-width: 100px; }
 dl.figures dt { color: var(--muted); font-size: 12px; }
-dl.figures dd { margin: 0; font-size: 20px; font-weight: 600; }
+dl.figures dd { margin: 0; font-size: 20px; font-weight: 600; overflow-wrap: anywhere; }
+dl.figures dd.long { font: 12px/1.4 ui-monospace, monospace; }
+dl.figures div.long { flex-basis: 100%%; }
 table { border-collapse: collapse; width: 100%%; margin: 6px 0 12px; font-size: 12px; }
 th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 6px; text-align: left;
   vertical-align: top; overflow-wrap: anywhere; }
-th { background: #f6f6f8; }
+th { background: #f6f6f8; white-space: nowrap; }
 svg.bars { display: block; margin: 4px 0 12px; }
 svg.bars text { font-size: 12px; fill: var(--ink); }
 .verify { background: #fff8e1; border-left: 4px solid #ffc400; padding: 8px 12px; }
@@ -279,7 +289,10 @@ def _render(part: Mapping[str, Any], lang: str, depth: int = 0) -> str:
             continue
         if _is_scalar(value) or (isinstance(value, list) and all(map(_is_scalar, value))):
             text = _scalar(key, value)
-            figures.append(f"<div><dt>{_e(_t(key, lang))}</dt><dd>{_e(text)}</dd></div>")
+            long = ' class="long"' if len(text) > LONG_FIGURE else ""  # a hash, a list of ids
+            figures.append(
+                f"<div{long}><dt>{_e(_t(key, lang))}</dt><dd{long}>{_e(text)}</dd></div>"
+            )
         else:
             blocks.append(_block(key, value, lang, depth))
     dl = f'<dl class="figures">{"".join(figures)}</dl>' if figures else ""
