@@ -108,6 +108,8 @@ TEXT: dict[str, dict[str, str]] = {
 # Keys that only repeat what the heading says, or that are no result.
 SKIPPED = {"spec", "id", "hidden", "image_url", "more", "round", "previous"}
 LONG_FIGURE = 24  # characters: a longer figure is set small, on a line of its own
+MEASURES = ("count", "points")  # what a bar's length shows
+NAMES = ("label", "term", "rating", "id")  # what names a bar
 TITLE_KEYS = ("title", "question", "text", "label")
 PALETTE = ("#e4007f", "#ffc400", "#2b7de9", "#1aa260", "#8e44ad", "#e67e22")
 
@@ -216,28 +218,36 @@ def _bars(items: list[tuple[str, float, str]]) -> str:
     return "".join(parts)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _measure(items: Any) -> tuple[str, str] | None:
+    """The (measure, name) keys when ``items`` are things with a number each (options
+    with counts or points, terms, ratings): a bar chart; else None."""
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        return None
+    for measure in MEASURES:
+        if all(_number(i.get(measure)) for i in items):
+            for name in NAMES:
+                if all(name in i for i in items):
+                    return measure, name
+    return None
+
+
 def _chartable(items: Any) -> bool:
-    return (
-        isinstance(items, list)
-        and bool(items)
-        and all(
-            isinstance(i, dict)
-            and isinstance(i.get("count"), (int, float))
-            and not isinstance(i.get("count"), bool)
-            and ("label" in i or "id" in i)
-            for i in items
-        )
-    )
+    return _measure(items) is not None
 
 
 def _option_chart(items: list[dict[str, Any]]) -> str:
+    measure, name = _measure(items) or ("count", "id")
     bars = []
     for item in items:
-        label = str(item.get("label") or item.get("id"))
-        note = f"{item['count']:g}"
-        if isinstance(item.get("share"), (int, float)):
+        label = str(item.get("label") or item.get(name))
+        note = f"{item[measure]:g}"
+        if _number(item.get("share")):
             note += f" ({item['share'] * 100:.1f}%)"
-        bars.append((label, float(item["count"]), note))
+        bars.append((label, float(item[measure]), note))
     return _bars(bars)
 
 
@@ -266,9 +276,7 @@ def _block(key: str, value: Any, lang: str, depth: int) -> str:
         return ""
     if _chartable(value):
         named = any(
-            isinstance(v, str) and k not in ("id", "label")
-            for item in value
-            for k, v in item.items()
+            isinstance(v, str) and k not in NAMES for item in value for k, v in item.items()
         )  # more words than a label (a final design's chosen options): a table as well
         return heading + _option_chart(value) + (_table(value, lang) if named else "")
     if all(isinstance(v, dict) for v in value):

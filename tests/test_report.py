@@ -202,3 +202,42 @@ async def test_hudong_report_says_what_went_wrong(live: LiveServer, tmp_path):
     done = await hudong("report", "r3", "--url", live.base, "--token", viewer, "--out", str(out))
     assert done.returncode == 1 and "HTTP 403" in done.stderr, done.stderr
     assert not out.exists()
+
+
+def test_the_page_draws_every_shape_of_result_a_kind_writes():
+    """Ranked points, a rating's histogram, a text poll's terms and a word count become
+    bars with their figures; odd shapes (nested lists, nulls) still render, as text."""
+    from server.report_page import render
+
+    def poll(iid: str, results: dict[str, Any]) -> dict[str, Any]:
+        section = {"spec": {"id": iid, "question": f"Q {iid}?"}, "results": results}
+        return {"id": iid, "kind": "k", "section": section}
+
+    options = [{"id": "a", "label": "Alpha", "points": 7, "first": 3}]
+    options.append({"id": "b", "label": "<Beta>", "points": 2, "first": 1})
+    report = {
+        "room": {"id": "r", "title": "R & D", "created_at": 1_700_000_000_000, "settings": {}},
+        "at": 1_700_000_100_000,
+        "interactions": [
+            poll("ranked", {"voters": 4, "options": options, "irv": None, "order": ["a", "b"]}),
+            poll(
+                "rating",
+                {"mean": 4.5, "histogram": [{"rating": 4, "count": 1}, {"rating": 5, "count": 1}]},
+            ),
+            poll("text", {"terms": [{"term": "汉堡", "count": 3}, {"term": "fries", "count": 1}]}),
+            poll("odd", {"nested": [[1, 2], {"x": None}], "none": None, "empty": [], "flag": True}),
+        ],
+        "moderation": {"actions": [], "muted": 0, "banned": 0},
+    }
+    page = render(report, {}, set(), "en")
+
+    def bars(iid: str) -> list[str]:
+        found = re.search(rf'id="i-{iid}".*?</section>', page, re.S)
+        assert found, iid
+        return re.findall(r"<text[^>]*>([^<]*)</text>", found.group(0))
+
+    assert bars("ranked") == ["Alpha", "7", "&lt;Beta&gt;", "2"]
+    assert bars("rating") == ["4", "1", "5", "1"]
+    assert bars("text") == ["汉堡", "3", "fries", "1"]
+    assert bars("odd") == [] and "<dd>4.5</dd>" in page and "R &amp; D" in page
+    assert 'id="i-odd"' in page and "<dd>✓</dd>" in page
