@@ -2,6 +2,8 @@
 ``hudong report``): self-contained (inline CSS, inline SVG bars, exports as ``data:``
 links; it fetches nothing), in Chinese or English, and laid out to print.
 
+A ``timeline`` in the report (``[{"at": ms, "viewers": n, "participants": n, …}]``, one
+point a minute, from whatever keeps the room's per-minute series) becomes line charts.
 It renders each interaction's report section generically, as its kind wrote it: a list
 of options with counts becomes a bar chart, any other list of records a table, numbers
 and words a list of figures. No kind is named here; a kind that wants more shapes its
@@ -104,6 +106,10 @@ TEXT: dict[str, dict[str, str]] = {
     "time": {"zh": "用时 (秒)", "en": "Time (s)"},
     "share": {"zh": "占比", "en": "Share"},
     "label": {"zh": "名称", "en": "Label"},
+    "timeline": {"zh": "时间线", "en": "Timeline"},
+    "peak": {"zh": "峰值", "en": "peak"},
+    "viewers": {"zh": "在线观众", "en": "Viewers"},
+    "participants": {"zh": "参与人数", "en": "Participants"},
 }
 # Keys that only repeat what the heading says, or that are no result.
 SKIPPED = {"spec", "id", "hidden", "image_url", "more", "round", "previous"}
@@ -136,7 +142,8 @@ th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 6px; text-align: left;
   vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f6f6f8; white-space: nowrap; }
 svg.bars { display: block; margin: 4px 0 12px; }
-svg.bars text { font-size: 12px; fill: var(--ink); }
+svg.bars text, svg.timeline text { font-size: 12px; fill: var(--ink); }
+svg.timeline { display: block; margin: 4px 0 12px; }
 .verify { background: #fff8e1; border-left: 4px solid #ffc400; padding: 8px 12px; }
 code, pre { font: 12px/1.4 ui-monospace, monospace; overflow-wrap: anywhere; }
 pre { white-space: pre-wrap; margin: 4px 0; }
@@ -233,6 +240,53 @@ def _measure(items: Any) -> tuple[str, str] | None:
                 if all(name in i for i in items):
                     return measure, name
     return None
+
+
+def _value(point: Mapping[str, Any], key: str) -> float:
+    value = point.get(key)
+    return float(value) if _number(value) else 0.0
+
+
+def timeline_chart(points: Any, lang: str) -> str:
+    """Lines over the event: ``points`` is ``[{"at": ms, "viewers": n, …}]``, one per
+    minute; each other number is a line, named in the legend with its peak."""
+    if not isinstance(points, list):
+        return ""
+    points = [p for p in points if isinstance(p, dict) and _number(p.get("at"))]
+    series = list(
+        dict.fromkeys(k for p in points for k, v in p.items() if k != "at" and _number(v))
+    )
+    if len(points) < 2 or not series:
+        return ""
+    width, height, left, top = 720, 220, 48, 12
+    first, last = points[0]["at"], points[-1]["at"]
+    span = (last - first) or 1
+    peak = max(_value(p, k) for p in points for k in series) or 1
+    parts = [
+        f'<svg class="timeline" role="img" width="{width}" height="{height + 40}" '
+        f'viewBox="0 0 {width} {height + 40}">',
+        f'<line x1="{left}" y1="{top + height}" x2="{width}" y2="{top + height}" stroke="#999"/>',
+        f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{peak:g}</text>',
+        f'<text x="{left - 4}" y="{top + height}" text-anchor="end">0</text>',
+        f'<text x="{left}" y="{top + height + 14}">{_e(_time(first)[11:16])}</text>',
+        f'<text x="{width}" y="{top + height + 14}" text-anchor="end">'
+        f"{_e(_time(last)[11:16])}</text>",
+    ]
+    for i, key in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        xy = " ".join(
+            f"{left + (width - left) * (p['at'] - first) / span:.1f},"
+            f"{top + height - height * _value(p, key) / peak:.1f}"
+            for p in points
+        )
+        most = max(_value(p, key) for p in points)
+        parts.append(f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts.append(
+            f'<text x="{left + i * 170}" y="{top + height + 34}" fill="{colour}">'
+            f"{_e(_t(key, lang))} ({_e(_t('peak', lang))} {most:g})</text>"
+        )
+    parts.append("</svg>")
+    return f"<h2>{_e(_t('timeline', lang))}</h2>" + "".join(parts)
 
 
 def _chartable(items: Any) -> bool:
@@ -394,7 +448,8 @@ def render(
     for s in sections:
         title = _title(s["section"].get("spec", {}), s["id"])
         out.append(f'<li><a href="#i-{_e(s["id"])}">{_e(title)}</a></li>')
-    out.append(f"</ol></nav><h2>{_e(_t('interactions', lang))}</h2>")
+    out.append("</ol></nav>" + timeline_chart(report.get("timeline"), lang))
+    out.append(f"<h2>{_e(_t('interactions', lang))}</h2>")
     for s in sections:
         iid, section = str(s["id"]), s["section"]
         title = _title(section.get("spec", {}), iid)

@@ -241,3 +241,22 @@ def test_the_page_draws_every_shape_of_result_a_kind_writes():
     assert bars("text") == ["汉堡", "3", "fries", "1"]
     assert bars("odd") == [] and "<dd>4.5</dd>" in page and "R &amp; D" in page
     assert 'id="i-odd"' in page and "<dd>✓</dd>" in page
+
+
+def test_a_timeline_in_the_report_becomes_lines_with_their_peaks():
+    from server.report_page import render
+
+    minute = 60_000
+    timeline = [
+        {"at": 1_700_000_000_000 + i * minute, "viewers": v, "participants": p}
+        for i, (v, p) in enumerate(((10, 0), (120, 30), (80, 45), (5, None)))
+    ]
+    room = {"id": "r", "title": "R", "created_at": 1_700_000_000_000, "settings": {}}
+    page = render({"room": room, "at": 0, "interactions": [], "timeline": timeline}, {}, set())
+    chart = re.search(r'<svg class="timeline".*?</svg>', page, re.S)
+    assert chart and chart.group(0).count("<polyline") == 2
+    assert "在线观众 (峰值 120)" in chart.group(0) and "参与人数 (峰值 45)" in chart.group(0)
+    first = re.search(r'<polyline points="([^"]+)"', chart.group(0))
+    assert first and len(first.group(1).split()) == len(timeline)
+    plain = render({"room": room, "at": 0, "interactions": []}, {}, set())
+    assert 'class="timeline"' not in plain  # no series kept: no chart
