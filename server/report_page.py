@@ -243,7 +243,7 @@ def _measure(items: Any) -> tuple[str, str] | None:
 
 
 def _value(point: Mapping[str, Any], key: str) -> float:
-    value = point.get(key)
+    value: Any = point.get(key)
     return float(value) if _number(value) else 0.0
 
 
