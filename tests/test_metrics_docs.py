@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import UNIT
+from tests.conftest import UNIT, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "metrics.md"
@@ -124,6 +125,42 @@ async def test_the_new_metrics_count_what_happened(live):
     assert kinds["poll"] == 1
     assert set(kinds) == {kind.name for kind in live.rooms.registry}
     assert sum(kinds.values()) == 1, kinds
+
+
+async def test_two_nodes_on_redis_measure_the_store_the_broker_and_the_lag(shared_redis):
+    """A danmaku sent on node a reaches a viewer on node b: a timed its relay flush, b the
+    danmaku's lag from acceptance; both pinged Redis and count the one room."""
+    prefix = f"mt{uuid.uuid4().hex[:8]}:"
+    server = {"redis_url": shared_redis.url, "redis_prefix": prefix}
+    async with (
+        running_server(server={**server, "node_id": "a"}) as a,
+        running_server(server={**server, "node_id": "b"}) as b,
+    ):
+        await a.create_room("r")
+        watcher = await b.connect()
+        await watcher.join("r", token=await b.mint("r", "viewer", user_id="w"))
+        sender = await a.connect()
+        await sender.join("r", token=await a.mint("r", "viewer", user_id="s"))
+        assert (await sender.command("danmaku", text="跨节点"))["type"] == "ack"
+        for _ in range(int(100 * UNIT)):
+            message = await watcher.recv_type("batch")
+            if any(event.get("text") == "跨节点" for event in message["events"]):
+                break
+        for _ in range(int(100 * UNIT)):
+            if a.metric("hudong_rooms") == b.metric("hudong_rooms") == 1 and min(
+                node.metric("hudong_store_ping_seconds_count") for node in (a, b)
+            ):
+                break
+            await asyncio.sleep(0.1)
+        assert a.metric("hudong_broker_relay_seconds_count") >= 1
+        assert b.metric("hudong_delivery_lag_seconds_count") >= 1
+        assert b.metric("hudong_relay_messages_total", direction="in") >= 1
+        for node in (a, b):
+            assert node.metric("hudong_rooms") == 1
+            assert node.metric("hudong_rooms_active") == 1
+            assert node.metric("hudong_store_up") == 1
+            assert node.metric("hudong_store_ping_seconds_count") >= 1
+            assert node.metric("hudong_broker_errors_total") == 0
 
 
 def dashboard() -> dict[str, Any]:
