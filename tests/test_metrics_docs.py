@@ -15,6 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import UNIT, running_server
+from tests.redis_fixtures import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "metrics.md"
@@ -161,6 +162,37 @@ async def test_two_nodes_on_redis_measure_the_store_the_broker_and_the_lag(share
             assert node.metric("hudong_store_up") == 1
             assert node.metric("hudong_store_ping_seconds_count") >= 1
             assert node.metric("hudong_broker_errors_total") == 0
+
+
+async def until(predicate, what: str) -> None:
+    for _ in range(int(100 * UNIT)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_redis_going_away_shows_as_store_down_and_broker_errors():
+    """What HudongRedisUnreachable and HudongStoreErrors watch: Redis stops, the node's
+    hudong_store_up falls to 0 and a danmaku's relay flush counts a broker error; Redis
+    back, hudong_store_up is 1 again."""
+    with redis_server() as redis:
+        server = {"redis_url": redis.url, "redis_prefix": "down:", "node_id": "a"}
+        async with running_server(server=server) as node:
+            await node.create_room("r")
+            viewer = await node.connect()
+            await viewer.join("r", token=await node.mint("r", "viewer", user_id="v"))
+            await until(lambda: node.metric("hudong_store_ping_seconds_count") >= 1, "a ping")
+            assert node.metric("hudong_store_up") == 1
+            assert node.metric("hudong_broker_errors_total") == 0
+            redis.stop()
+            try:
+                await until(lambda: node.metric("hudong_store_up") == 0, "store down")
+                await viewer.send({"op": "danmaku", "text": "还在吗"})
+                await until(lambda: node.metric("hudong_broker_errors_total") >= 1, "an error")
+            finally:
+                redis.start()
+            await until(lambda: node.metric("hudong_store_up") == 1, "store up again")
 
 
 def dashboard() -> dict[str, Any]:
