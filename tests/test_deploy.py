@@ -361,3 +361,24 @@ def test_kubernetes_settings_exist():
     text += "".join(p.read_text("utf-8") for p in (DEPLOY / "k8s").glob("*.yaml"))
     names = set(re.findall(r"\b(HUDONG_[A-Z_]+[A-Z])\b", text))
     assert names and names <= known, sorted(names - known)
+
+
+# --- docs/operations.md -----------------------------------------------------------------
+
+
+def test_the_operations_guide_quotes_benchmarks_that_exist():
+    """Its sizing figures name the BENCHMARKS.md sections they come from; README links it."""
+    guide = (ROOT / "docs" / "operations.md").read_text("utf-8")
+    sizing = guide.split("\n## Sizing\n", 1)[1].split("\n## ", 1)[0]
+    headings = [
+        line.lstrip("#").strip()
+        for line in (ROOT / "BENCHMARKS.md").read_text("utf-8").splitlines()
+        if line.startswith("#")
+    ]
+    cited = [" ".join(c.split()) for c in re.findall(r'"([^"]+)"', sizing)]
+    assert len(cited) >= 5
+    for name in cited:
+        assert any(h.startswith(name) for h in headings), f"BENCHMARKS.md has no {name!r}"
+    for needle in ("1012", "/readyz", "SIGTERM", "appendonly", "noeviction", "hudong.db"):
+        assert needle in guide, needle
+    assert "(docs/operations.md)" in (ROOT / "README.md").read_text("utf-8")
