@@ -200,7 +200,7 @@ def test_compose_runs_redis_three_nodes_a_balancer_prometheus_and_grafana():
     assert "--appendonly yes" in command_of(redis)
     assert "--maxmemory-policy noeviction" in command_of(redis)
     assert any(str(v).endswith(":/data") for v in redis["volumes"]), "Redis keeps its AOF"
-    nodes = [n for n in services if re.fullmatch(r"node\d", n)]
+    nodes = [n for n in services if re.fullmatch(r"hudong-\d", n)]
     assert len(nodes) == 3
     ids = set()
     for name in nodes:
@@ -223,7 +223,7 @@ def test_compose_runs_redis_three_nodes_a_balancer_prometheus_and_grafana():
     assert any("haproxy.cfg" in str(v) for v in balancer["volumes"])
     prometheus = services["prometheus"]
     assert any(str(v).startswith("../config/prometheus:") for v in prometheus["volumes"]), (
-        "Prometheus reads config/prometheus/ (prometheus.yml and rules/)"
+        "Prometheus reads config/prometheus/ (prometheus.yml and its alert rules)"
     )
     assert "/etc/prometheus/prometheus.yml" in command_of(prometheus)
     grafana = services["grafana"]
@@ -243,7 +243,7 @@ def test_haproxy_upgrades_websockets_checks_readyz_and_lets_nodes_drain():
     seconds = int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit or "ms"]
     assert seconds >= 60, "WebSockets idle between 25 s heartbeats"
     servers = [line for line in lines if line.startswith("server ")]
-    assert {s.split()[1] for s in servers} == {"node1", "node2", "node3"}
+    assert {s.split()[1] for s in servers} == {"hudong-1", "hudong-2", "hudong-3"}
     defaults = " ".join(line for line in lines if line.startswith("default-server"))
     assert all("check" in (s + " " + defaults).split() for s in servers)
     # a node marked down drains its own viewers (1012): the balancer must not cut them
