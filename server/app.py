@@ -84,6 +84,7 @@ def create_app(
     hub = Hub(settings, backends, rooms, metrics)
     rooms.bind(hub)
     rooms.alerts.count_in(metrics)
+    rooms.contributed = metrics.contributed_to(kind.name for kind in registry)
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
     rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)

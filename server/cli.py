@@ -1,4 +1,4 @@
-"""The ``hudong`` command: serve, verify-draw."""
+"""The ``hudong`` command: serve, verify-draw, report."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from server.startup import Prepared, prepare
 
 DESCRIPTION = (
     "hudong, the self-hosted real-time interaction server for live streams: serve runs a "
-    "node; verify-draw checks a lucky draw from its audit record."
+    "node; verify-draw checks a lucky draw from its audit record; report writes a room's "
+    "event report (HTML, JSON, CSV)."
 )
 
 
@@ -204,7 +205,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--me", metavar="USER_ID", help="your user id: check that you were among the entrants"
     )
     verify.set_defaults(func=_verify_draw)
+    report = sub.add_parser(
+        "report",
+        help="write a room's event report: report.html, report.json and one CSV per interaction",
+        description="Fetch GET /api/v1/rooms/{room}/report (as JSON and as a self-contained, "
+        "printable HTML page) and each interaction's export as CSV, and write them to --out.",
+    )
+    report.add_argument("room", help="the room id")
+    report.add_argument("--url", required=True, help="the node, e.g. http://127.0.0.1:8000")
+    report.add_argument(
+        "--token",
+        default=os.environ.get("HUDONG_TOKEN"),
+        help="the admin token or a host or moderator token of the room (default: $HUDONG_TOKEN)",
+    )
+    report.add_argument("--out", required=True, metavar="DIR", help="the folder to write to")
+    report.add_argument("--lang", choices=("zh", "en"), default="zh", help="the HTML's language")
+    report.set_defaults(func=_report)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from server.report_cli import run
+
+    if not args.token:
+        print("hudong report: give --token or set HUDONG_TOKEN", file=sys.stderr)
+        return 2
+    return run(args.url, args.token, args.room, args.out, args.lang)
 
 
 def _verify_draw(args: argparse.Namespace) -> int:

@@ -2,13 +2,16 @@
 
 Precedence, lowest first (README, "Configuration"):
 
-1. the defaults below, which ``config/hudong.toml`` documents value for value
-   (a test keeps the two equal);
+1. the defaults below. The comment above each field is its documentation:
+   ``config/hudong.toml`` and ``docs/configuration.md`` are generated from them
+   (``python -m server.config_reference --write``; a test fails when either is stale),
+   and server/config_checks.py holds each number to its range at start;
 2. a TOML file given by ``--config`` or ``HUDONG_CONFIG``;
 3. environment variables: ``HUDONG_<KEY>`` for the ``[server]`` section
    (``HUDONG_PORT``, ``HUDONG_ADMIN_TOKEN``) and ``HUDONG_<SECTION>_<KEY>`` for the
    others (``HUDONG_HUB_TICK_MS``);
-4. command-line flags (``--host``, ``--port``, ``--public-url``, ``--data-dir``).
+4. command-line flags (``--host``, ``--port``, ``--public-url``, ``--data-dir``,
+   ``--redis``, ``--memory``, ``--insecure-dev``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ class ConfigError(ValueError):
 class ServerSettings:
     """The ``[server]`` section: where the node listens, its secrets and its backends."""
 
+    # Address to listen on (--host); 0.0.0.0 or :: listens on every interface.
     host: str = "127.0.0.1"
+    # Port to listen on (--port).
     port: int = 8000
-    # Empty: the embedded default generates one and keeps it in data_dir; nodes on
-    # Redis generate one at each start. Printed at start.
+    # Opens every room and the admin API ('Authorization: Bearer <this>'). Empty: the
+    # embedded default generates one and keeps it in data_dir; nodes on Redis generate
+    # one at each start. Printed at start.
     admin_token: str = ""
     # Key that signs room tokens (HS256). Empty: the embedded default generates one
     # and keeps it in data_dir, so links stay valid across restarts; nodes on Redis
@@ -42,6 +48,7 @@ class ServerSettings:
     secret: str = ""
     # Name of this node in metrics and event ids. Empty: hostname and pid.
     node_id: str = ""
+    # How much the node logs: debug, info, warning, error or critical.
     log_level: str = "info"
     # Base URL printed at start and used in links and the wall's QR code (--public-url);
     # empty: http://host:port, or http://<LAN address>:port when host is 0.0.0.0 or ::.
@@ -70,8 +77,11 @@ class ServerSettings:
     insecure_dev: bool = False
     # Origins (scheme://host[:port], comma-separated; * for any) whose pages may open
     # /ws and call the REST API (CORS), beside the node's own pages and public_url's.
+    # Clients that send no Origin (not a browser page) are allowed; other pages get 403
+    # on /ws. An integrator that embeds the JS client in its own site lists that site.
     allowed_origins: str = ""
-    # /metrics asks for 'Authorization: Bearer <this>'; empty: open to anyone.
+    # /metrics asks for 'Authorization: Bearer <this>' (Prometheus: authorization:
+    # {credentials: ...}); empty: open to anyone.
     metrics_token: str = ""
     # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
     # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
@@ -87,6 +97,7 @@ class LimitsSettings:
     max_frame_bytes: int = 65536
     # A command over this gets error frame_too_large; the connection stays.
     max_command_bytes: int = 4096
+    # The longest danmaku text, in characters after cleaning.
     max_text_chars: int = 100
     # Token bucket per connection: viewers and screens.
     viewer_commands_per_s: float = 5.0
@@ -110,18 +121,22 @@ class LimitsSettings:
     # A connection must send a whole request head within header_timeout_s of opening
     # (or of its first byte, for the next request on a kept-alive one), and the body
     # within body_timeout_s of the head; an idle kept-alive one is closed after
-    # idle_timeout_s. Over max_http_connections open HTTP connections (not counting
-    # WebSockets), a new one gets 503 and is closed.
+    # idle_timeout_s; a late head or body gets 408 and the connection is closed. Over
+    # max_http_connections open HTTP connections (not counting WebSockets), a new one
+    # gets 503 and is closed.
     http_header_timeout_s: float = 10.0
     http_body_timeout_s: float = 30.0
     http_idle_timeout_s: float = 5.0
     max_http_connections: int = 10000
     # Per client address, every endpoint that needs no token (pages, their files, QR
     # codes, health, metrics); over it: 429 rate_limited with Retry-After; 0: no limit.
+    # A phone's first load of the viewer page is about 30 requests; behind a proxy or a
+    # venue's NAT every phone has one address: raise it, or limit at the proxy.
     public_requests_per_s: float = 200.0
     public_request_burst: int = 1000
-    # Wrong admin (or room) tokens per client address before each further attempt
-    # from it is refused with 429 for a time that doubles, up to 5 minutes.
+    # Wrong admin (or room) tokens per client address before each further request from
+    # it that a token must open waits, 429 for a time that doubles (1 s, 2 s, 4 s ...) up
+    # to 5 minutes, the right admin token too; valid room tokens and other addresses go on.
     failed_logins_allowed: int = 5
     # Caps on what one client, viewer or room may hold (issue 15; PROTOCOL.md, "Limits").
     # true: a room's danmaku budget (room_danmaku_per_s, _burst) is split evenly among the
@@ -131,15 +146,17 @@ class LimitsSettings:
     # WebSocket connections per client address on a node; 0: no cap (the default, for
     # venues behind one NAT and nodes behind a proxy). Over it: HTTP 429 on the upgrade.
     connections_per_address: int = 0
-    # Connections of one viewer identity (one token) to one room on a node; 0: no cap.
+    # Connections of one viewer identity (one token) to one room on a node; they share
+    # one command rate. 0: no cap.
     connections_per_viewer: int = 5
     # Commands per second from one client address (all its connections together, on a
     # node), bursts of twice that; 0: no such limit (the default, as for connections).
     commands_per_address_per_s: float = 0.0
-    # Interactions per room (the built-in ones included); over it: limit_reached.
+    # Interactions per room, the built-in ones not counted; over it: limit_reached.
+    # 0: no cap.
     interactions_per_room: int = 100
     # The largest `joined` snapshot a room may need; a host change that would make it
-    # larger is refused with limit_reached.
+    # larger is refused with limit_reached. 0: no cap.
     max_joined_bytes: int = 1048576
     # Rooms on the deployment; creating one more answers 409 limit_reached. 0: no cap.
     max_rooms: int = 10000
@@ -157,6 +174,8 @@ class LimitsSettings:
 class HubSettings:
     """The ``[hub]`` section: ticks, buffers, heartbeats and degrade levels."""
 
+    # One batch per room per tick: what happened in a room in this many ms goes to its
+    # viewers in one frame.
     tick_ms: int = 100
     # Danmaku kept per room for snapshots of late joiners.
     replay_size: int = 50

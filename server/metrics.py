@@ -1,19 +1,30 @@
 """Prometheus metrics of a hub node.
 
 The registry is injected (no globals at import time), and labels are bounded:
-op, result, codec, reason and role take a handful of values each; nothing is
-labelled by room, viewer or message.
+op, result, codec, reason and role take a handful of values each, kind the
+registry's names; nothing is labelled by room, viewer or message. docs/metrics.md
+lists every metric (tests/test_metrics_docs.py keeps it true).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 
 class Metrics:
     """The node's Prometheus metrics, in a registry of their own."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # No ``_created`` samples: they double the series and no rule uses them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.connections = Gauge(
@@ -25,7 +36,12 @@ class Metrics:
         self.disconnects = Counter(
             "hudong_disconnects", "Connections closed, by close code name", ["reason"], registry=r
         )
-        self.rooms = Gauge("hudong_rooms", "Rooms with at least one local connection", registry=r)
+        self.rooms = Gauge(
+            "hudong_rooms", "Rooms that exist (all nodes, from the store)", registry=r
+        )
+        self.rooms_active = Gauge(
+            "hudong_rooms_active", "Rooms with at least one connection on this node", registry=r
+        )
         # The text filter (server/moderation/screen.py): never labelled by the word.
         self.text_decisions = Counter(
             "hudong_text_decisions",
@@ -126,3 +142,44 @@ class Metrics:
             "Keyword alerts raised here in the last hour that nobody acknowledged",
             registry=r,
         )
+        # Delivery, store and broker (issue 16): one observation per batch or call.
+        self.delivery_lag = Histogram(
+            "hudong_delivery_lag_seconds",
+            "From an event's acceptance (its ts) to its batch's write here: the oldest "
+            "event of each batch",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "hudong_store_up", "1 when the store (Redis) answered the last ping", registry=r
+        )
+        self.store_up.set(1)  # one node's own store is always up; with Redis, pinged
+        self.store_latency = Histogram(
+            "hudong_store_ping_seconds",
+            "Round trip of the store health ping (every second)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5),
+            registry=r,
+        )
+        self.broker_latency = Histogram(
+            "hudong_broker_relay_seconds",
+            "Time of one relay flush to the broker (all rooms' messages of a tick)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.broker_errors = Counter(
+            "hudong_broker_errors",
+            "Relay flushes the broker refused (Redis unreachable)",
+            registry=r,
+        )
+        self.contributions = Counter(
+            "hudong_contributions",
+            "Viewer commands on interactions taken (votes, answers, posts ...), by kind",
+            ["kind"],
+            registry=r,
+        )
+
+    def contributed_to(self, kinds: Iterable[str]) -> Callable[[str], None]:
+        """The count of contributions by kind, every kind of the registry shown from the
+        start (at 0): its labels are those names, so their number is bounded."""
+        counters = {name: self.contributions.labels(name) for name in kinds}
+        return lambda kind: counters[kind].inc()

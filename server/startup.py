@@ -29,6 +29,7 @@ from pathlib import Path
 
 from server.auth import MIN_SECRET_BYTES, new_secret
 from server.config import ConfigError, Settings
+from server.config_checks import check
 
 SECRET_FILE = "secret"
 STORE_FILE = "hudong.db"
@@ -158,8 +159,10 @@ def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> Pre
     """Fill in what the settings leave empty: the public base URL of links, and the
     secret and admin token (kept in the data directory by the embedded default).
 
-    Raises ConfigError for an admin token under :data:`MIN_ADMIN_TOKEN_CHARS`
-    characters, unless ``server.insecure_dev`` (``--insecure-dev``) allows it."""
+    Raises ConfigError for a setting out of its range (server/config_checks.py), and
+    for an admin token under :data:`MIN_ADMIN_TOKEN_CHARS` characters, unless
+    ``server.insecure_dev`` (``--insecure-dev``) allows it."""
+    check(settings)
     token = settings.server.admin_token
     if token and len(token) < MIN_ADMIN_TOKEN_CHARS and not settings.server.insecure_dev:
         raise ConfigError(

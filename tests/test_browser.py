@@ -156,8 +156,11 @@ def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
     console = console_for(pages, "words", tokens)
     console.click("[data-tab='danmaku']")
     console.fill("#room-words", "竞品\nmask spoiler")
-    console.click("#words-form button[type=submit]")
-    console.wait_for_selector(".notice-ok")
+    # (an earlier notice may still show: wait for the save itself)
+    saved = lambda r: r.url.endswith("/blocklist") and r.request.method == "PUT"  # noqa: E731
+    with console.expect_response(saved) as response:
+        console.click("#words-form button[type=submit]")
+    assert response.value.ok, response.value.status
     with node.http() as http:
         words = http.get("/api/v1/rooms/words/blocklist").json()["words"]
         room = http.get("/api/v1/rooms/words").json()

@@ -1377,6 +1377,13 @@ async def _report(api: Api, w: World) -> None:
         sections = {s["id"]: s["section"] for s in report["interactions"]}
         assert sections["w"]["state"]["phase"] == "drawn"  # the draw's winners
         assert sections["p-hidden"]["results"]["hidden"] is False  # hosts see everything
+    # the HTML page renders every kind in every state
+    html = {"format": "html", "lang": "en"}
+    page = await api.call("GET", path, room_id=ROOM, query=html, expect=200)
+    assert page.headers["content-type"].startswith("text/html")
+    assert all(f'id="i-{iid}"' in page.text for iid in ids)
+    for query in ({"format": "pdf"}, {"lang": "fr"}):
+        await api.call("GET", path, room_id=ROOM, query=query, expect=400, code="invalid_field")
     for role in ("viewer", "screen"):
         await api.call("GET", path, room_id=ROOM, token=w.tokens[role], expect=403)
     await api.call("GET", path, room_id=NOWHERE, expect=404, code="room_not_found")

@@ -148,7 +148,7 @@ async def test_stuck_viewer_is_bounded_skipped_closed_and_delays_nobody(server_f
         # Its buffer never grew past the high-water mark plus one batch frame.
         largest_frame = max(v.largest_frame for v in viewers)
         assert 0 < largest_buffer <= HIGH + largest_frame + 1024, (largest_buffer, largest_frame)
-        # Everyone else got every event: the median no later than one tick worse, and
+        # Everyone else got every event: the median no more than a few ticks worse, and
         # none held up for anything like the stuck viewer's slow_timeout_s (a write that
         # waited on it would hold every later one for seconds). The suite's other worker
         # shares the 2 cores, so a single slow moment is not the stuck viewer's doing.
@@ -156,7 +156,7 @@ async def test_stuck_viewer_is_bounded_skipped_closed_and_delays_nobody(server_f
             assert viewer.events == sent_a + sent_b
         with_stuck = [v.latencies[f"probe-b-{i}"] for v in viewers for i in range(120)]
         medians = (pct(baseline, 0.5), pct(with_stuck, 0.5))
-        assert medians[1] <= medians[0] + TICK_MS / 1000, medians
+        assert medians[1] <= medians[0] + 4 * TICK_MS / 1000, medians
         assert max(with_stuck) < 1.0 * UNIT, (pct(baseline, 0.99), max(with_stuck))
         stuck.abort()
 

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server import report_page
 from server.api.http import ApiError, json_response, read_body
 from server.api.rooms import RoomsApi
 from server.auth import STAFF_ROLES
@@ -17,6 +18,19 @@ from server.hub.degrade import DegradeLevel
 from server.interactions.kind import Audience, to_csv
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.service import RoomService, refusals
+
+
+def report_format(request: Request) -> tuple[bool, str]:
+    """Whether the report is asked for as HTML (``?format=html``, or a browser's Accept
+    without a format), and in which language (``?lang=zh|en``, default zh)."""
+    wanted = request.query_params.get("format")
+    if wanted not in (None, "json", "html"):
+        raise ApiError(400, "invalid_field", "format must be json or html")
+    lang = request.query_params.get("lang", "zh")
+    if lang not in report_page.LANGS:
+        raise ApiError(400, "invalid_field", f"lang must be one of {', '.join(report_page.LANGS)}")
+    accept = request.headers.get("accept", "")
+    return wanted == "html" or (wanted is None and "text/html" in accept), lang
 
 
 def _audience(role: str) -> Audience:
@@ -105,9 +119,30 @@ class InteractionsApi:
         return json_response({"rows": rows})
 
     async def report(self, request: Request) -> Response:
-        """The event report (JSON): each interaction's section, as its kind writes it."""
+        """The event report: each interaction's section, as its kind writes it, and the
+        moderation summary; as JSON, or as one self-contained HTML page (report_page.py)
+        with every interaction's export in it (so the audit log records who took it)."""
         room_id = await self._staff(request, "read the report")
-        return json_response(await self.rooms.report(room_id))
+        html, lang = report_format(request)
+        report = await self.rooms.report(room_id)
+        entries = await self.rooms.audit_log.entries(room_id)
+        listing = await self.rooms.moderation.listing(room_id)
+        report["moderation"] = report_page.moderation_summary(entries, listing)
+        if not html:
+            return json_response(report)
+        exports, audited = {}, set()
+        for s in report["interactions"]:
+            exports[s["id"]] = await self.rooms.export(room_id, s["id"])
+            kind = self.rooms.registry.get(s["kind"])
+            if kind is not None and kind.audited:
+                audited.add(s["id"])
+        by = self.callers.who(request, room_id)
+        detail = {"format": "html", "exports": len(exports)}
+        await self.rooms.audit_log.record(
+            room_id, by, "room.report", {"room": room_id}, "ok", detail
+        )
+        page = report_page.render(report, exports, audited, lang)
+        return Response(page, media_type="text/html; charset=utf-8")
 
     async def moderate(self, request: Request) -> Response:
         """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""

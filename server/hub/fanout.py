@@ -14,6 +14,7 @@ message compressed, also once per codec (:mod:`.deflate`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -100,6 +101,9 @@ class Fanout:
                     metrics.frames_out.labels(codec.name).inc(sent)
                     metrics.bytes_out.labels(codec.name).inc(nbytes)
             metrics.events_out.inc(len(events))
+            accepted = events[0].get("ts")
+            if delivered and type(accepted) is int:
+                metrics.delivery_lag.observe(max(0.0, time.time() - accepted / 1000))
             metrics.messages_delivered.inc(delivered * len(events))
             if dropped:
                 metrics.drops.labels("slow_consumer").inc(dropped)

@@ -249,7 +249,7 @@ class Hub:
             if self.loops.running:
                 self.presence_notes.add(room.id, conn.identity, False)
         if not len(room):
-            self.metrics.rooms.dec()
+            self.metrics.rooms_active.dec()
             if self.shared and self.live.get(room.id) is room:
                 self._drop(room)
 
@@ -348,7 +348,7 @@ class Hub:
         conn.identity, conn.room, conn.audience = identity, live, admitted.audience
         self.upkeep.expire(conn, self.now() + identity.expires_at - time.time())
         if not len(live):
-            self.metrics.rooms.inc()
+            self.metrics.rooms_active.inc()
         live.add(conn, admitted.audience)
         if identity.role == "viewer":
             live.viewers += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -70,6 +71,7 @@ class Loops:
             self._upkeep,
             self._loop_lag,
             self._stalls,
+            self._room_count,
         ]
         if shared:
             loops += [self._health, self._presence]
@@ -187,6 +189,7 @@ class Loops:
                 started = time.perf_counter()
                 await asyncio.wait_for(hub.store.ping(), 2.0)
                 governor.store_latency = time.perf_counter() - started
+                hub.metrics.store_latency.observe(governor.store_latency)
                 if not governor.store_ok:
                     log.info("store reachable again")
                 governor.store_ok = True
@@ -194,6 +197,7 @@ class Loops:
                 if governor.store_ok:
                     log.warning("store unreachable: %s", exc)
                 governor.store_ok = False
+            hub.metrics.store_up.set(1 if governor.store_ok else 0)
             ready = hub.ready
             hub.metrics.ready.set(1 if ready else 0)
             if ready and (not was_ready or hub.now() - last_resync > RESYNC_INTERVAL_S):
@@ -206,3 +210,11 @@ class Loops:
         while True:
             await asyncio.sleep(PRESENCE_INTERVAL_S)
             await self.hub.presence.publish(self.hub.live.values())
+
+    async def _room_count(self) -> None:
+        """``hudong_rooms``: the rooms that exist, with viewers or not (one cheap store
+        read every few seconds)."""
+        while True:
+            with contextlib.suppress(BackendUnavailable):
+                self.hub.metrics.rooms.set(await self.hub.store.room_count())
+            await asyncio.sleep(PRESENCE_INTERVAL_S)

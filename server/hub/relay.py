@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -190,10 +191,13 @@ class Relay:
             box["v"] = WIRE_VERSION
             box["q"] = self._sent_seq[room_id] = self._sent_seq.get(room_id, 0) + 1
             items.append((room_id, msgpack.packb(box, use_bin_type=True)))
+        started = time.perf_counter()
         try:
             await self.broker.relay(items, self.store, replays, self.replay_keep)
             self.metrics.relay_messages.labels("out").inc(len(items))
+            self.metrics.broker_latency.observe(time.perf_counter() - started)
         except BackendUnavailable:
+            self.metrics.broker_errors.inc()
             # At most once: other nodes miss these events; local viewers already have them.
             self.metrics.drops.labels("broker_unavailable").inc(
                 sum(len(box.get("e", ())) for box in outbox.values())
