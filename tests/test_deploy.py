@@ -408,3 +408,20 @@ def test_the_operations_guide_quotes_benchmarks_that_exist():
     for needle in ("1012", "/readyz", "SIGTERM", "appendonly", "noeviction", "hudong.db"):
         assert needle in guide, needle
     assert "(docs/operations.md)" in (ROOT / "README.md").read_text("utf-8")
+
+
+def test_the_operations_guide_says_what_every_alert_means():
+    rules = yaml.safe_load((ROOT / "config" / "prometheus" / "alerts.yml").read_text("utf-8"))
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    guide = (ROOT / "docs" / "operations.md").read_text("utf-8")
+    rows = set(re.findall(r"^\| `(Hudong\w+)` \|", guide, re.M))
+    assert alerts and rows == alerts
+
+
+def test_compose_mounts_files_that_exist():
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts {source}: not there"
+    assert (ROOT / "config" / "prometheus" / "prometheus.yml").is_file()
