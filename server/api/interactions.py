@@ -109,6 +109,12 @@ class InteractionsApi:
         room_id = await self._staff(request, "read the report")
         return json_response(await self.rooms.report(room_id))
 
+    async def timeline(self, request: Request) -> Response:
+        """The room's per-minute history over every node (server/rooms/timeline.py)."""
+        room_id = await self._staff(request, "read the timeline")
+        async with refusals():
+            return json_response(await self.rooms.counts.timeline.series(room_id))
+
     async def moderate(self, request: Request) -> Response:
         """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""
         room_id = await self._staff(request)

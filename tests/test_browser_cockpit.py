@@ -1,0 +1,83 @@
+"""The cockpit (issue 16, acceptance 2 in a smaller form), in headless Chromium against
+`hudong serve`: viewers send danmaku and votes, and /cockpit at 1920x1080 shows the
+figures the test sent, the same as GET …/stats and …/timeline, the live poll's results,
+and charts of the per-minute history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser_kit import count_of, shot, viewer_ws, wait_count
+
+pytestmark = pytest.mark.slow
+
+ROOM = "cockpit"
+POLL = {
+    "id": "p",
+    "question": "Encore?",
+    "kind": "single",
+    "options": [{"id": "yes", "label": "Yes"}, {"id": "no", "label": "No"}],
+}
+
+
+# The sum of a series' points on the charts (the whole event's minutes).
+CHARTED = """(want) => want.every(([name, n]) =>
+  [...document.querySelectorAll(`circle[data-series=${name}]`)]
+    .reduce((sum, c) => sum + Number(c.dataset.value), 0) === n)"""
+
+
+def figure(page: Any, name: str) -> str:
+    return str(page.locator(f"[data-figure='{name}']").inner_text()).strip()
+
+
+def test_the_cockpit_shows_what_viewers_sent(pages, node):
+    tokens = node.room(ROOM)
+    with node.http(tokens["host"]) as http:
+        r = http.post(f"/api/v1/rooms/{ROOM}/interactions", json={"kind": "poll", "spec": POLL})
+        assert r.status_code == 201, r.text
+        r = http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
+        assert r.status_code == 200, r.text
+    cockpit = pages(f"/cockpit#room={ROOM}&token={tokens['host']}", width=1920, height=1080)
+    cockpit.wait_for_selector("#conn[data-state='connected']")
+    with (
+        viewer_ws(node.base, ROOM, "Fan A") as a,
+        viewer_ws(node.base, ROOM, "Fan B") as b,
+        viewer_ws(node.base, ROOM, "Fan C") as c,
+    ):
+        for text in ("好看", "666", "再来一首"):
+            a.ok("danmaku", text=text)
+        b.ok("danmaku", text="hello")
+        a.ok("vote", interaction="p", option="yes")
+        b.ok("vote", interaction="p", option="yes")
+        # c only watches: 2 participants of 3 viewers
+        cockpit.wait_for_function(
+            "() => document.querySelector('[data-figure=danmaku]').textContent === '4'"
+            " && document.querySelector('[data-figure=votes]').textContent === '2'"
+            " && document.querySelector('[data-figure=online]').textContent === '3'"
+        )
+        wait_count(cockpit, "[data-poll='p'] [data-option='yes'] .count", 2)
+        # The charts come from the timeline, written every 2 s, read every 5 s.
+        cockpit.wait_for_function(
+            "() => document.querySelector('[data-figure=peak]').textContent === '3'"
+        )
+        cockpit.wait_for_function(CHARTED, arg=[["danmaku", 4], ["votes", 2]])
+        shot(cockpit, "cockpit-1920")
+        with node.http(tokens["host"]) as http:
+            stats = http.get(f"/api/v1/rooms/{ROOM}/stats").json()
+            timeline = http.get(f"/api/v1/rooms/{ROOM}/timeline").json()
+        assert (stats["online"], stats["participants"]) == (3, 2), stats
+        assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (4, 2), stats
+        assert figure(cockpit, "online") == str(stats["online"])
+        assert figure(cockpit, "participants") == str(stats["participants"]) == "2"
+        assert figure(cockpit, "rate") == "67 %"  # 2 of the peak of 3
+        assert figure(cockpit, "danmaku") == str(stats["danmaku_per_min"])
+        assert figure(cockpit, "votes") == str(stats["votes_per_min"])
+        assert count_of(cockpit, "[data-poll='p'] [data-option='yes'] .count") == 2
+        # Over every minute of the event (the test may straddle a minute's end).
+        minutes = timeline["minutes"]
+        assert sum(m["danmaku"] for m in minutes) == 4, minutes
+        assert sum(m["votes"] for m in minutes) == 2, minutes
+        assert timeline["peak_online"] == 3, timeline
+        assert c is not None
