@@ -1,7 +1,8 @@
 """The cockpit (issue 16, acceptance 2 in a smaller form), in headless Chromium against
 `hudong serve`: viewers send danmaku and votes, and /cockpit at 1920x1080 shows the
 figures the test sent, the same as GET …/stats and …/timeline, the live poll's results,
-and charts of the per-minute history."""
+and charts of the per-minute history; then the same with two nodes on Redis, viewers on
+both and the cockpit on one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser_kit import count_of, shot, viewer_ws, wait_count
+from tests.browser_kit import count_of, shot, start_node, stop_node, viewer_ws, wait_count
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +83,60 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         assert sum(m["votes"] for m in minutes) == 2, minutes
         assert timeline["peak_online"] == 3, timeline
         assert c is not None
+
+
+def test_the_cockpit_counts_every_node_of_a_cluster(pages, shared_redis):
+    redis = ("--redis", shared_redis.url)
+    prefix = {"HUDONG_REDIS_PREFIX": f"cockpit-{free_port()}:"}
+    a = start_node(free_port(), *redis, name="cockpit-a", **prefix)
+    b = cockpit = None
+    try:
+        b = start_node(free_port(), *redis, name="cockpit-b", **prefix)
+        tokens = a.room(ROOM)
+        with a.http(tokens["host"]) as http:
+            body = {"kind": "poll", "spec": POLL}
+            assert http.post(f"/api/v1/rooms/{ROOM}/interactions", json=body).status_code == 201
+            r = http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
+            assert r.status_code == 200, r.text
+        cockpit = pages(
+            f"/cockpit#room={ROOM}&token={tokens['host']}", width=1920, height=1080, base=a.base
+        )
+        cockpit.wait_for_selector("#conn[data-state='connected']")
+        with (
+            viewer_ws(a.base, ROOM, "On A 1") as a1,
+            viewer_ws(a.base, ROOM, "On A 2") as a2,
+            viewer_ws(b.base, ROOM, "On B 1") as b1,
+            viewer_ws(b.base, ROOM, "On B 2") as b2,
+        ):
+            for viewer, text in ((a1, "上车"), (b1, "来了"), (b1, "好听"), (b2, "666")):
+                viewer.ok("danmaku", text=text)
+            for viewer, option in ((a1, "yes"), (b1, "no"), (b2, "yes")):
+                viewer.ok("vote", interaction="p", option=option)
+            # a2 only watches: 3 participants of 4 viewers, over two nodes
+            cockpit.wait_for_function(
+                "() => document.querySelector('[data-figure=danmaku]').textContent === '4'"
+                " && document.querySelector('[data-figure=votes]').textContent === '3'"
+                " && document.querySelector('[data-figure=online]').textContent === '4'"
+                " && document.querySelector('[data-figure=participants]').textContent === '3'"
+            )
+            wait_count(cockpit, "[data-poll='p'] [data-option='yes'] .count", 2)
+            cockpit.wait_for_function(CHARTED, arg=[["danmaku", 4], ["votes", 3]])
+            shot(cockpit, "cockpit-cluster-1920")
+            with b.http(tokens["host"]) as http:  # the other node answers the same
+                stats = http.get(f"/api/v1/rooms/{ROOM}/stats").json()
+                timeline = http.get(f"/api/v1/rooms/{ROOM}/timeline").json()
+            assert (stats["online"], stats["participants"]) == (4, 3), stats
+            assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (4, 3), stats
+            assert figure(cockpit, "rate") == "75 %"  # 3 of the peak of 4
+            assert count_of(cockpit, "[data-poll='p'] [data-option='no'] .count") == 1
+            minutes = timeline["minutes"]
+            assert sum(m["danmaku"] for m in minutes) == 4, minutes
+            assert sum(m["votes"] for m in minutes) == 3, minutes
+            assert timeline["peak_online"] == 4, timeline
+            assert a2 is not None
+    finally:
+        if cockpit is not None:
+            cockpit.close()  # before its node goes: no failed polls or sockets
+        for node in (a, b):
+            if node is not None:
+                stop_node(node)
