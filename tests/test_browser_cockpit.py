@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.browser_kit import count_of, shot, start_node, stop_node, viewer_ws, wait_count
-from tests.conftest import free_port
+from tests.conftest import ADMIN, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         viewer_ws(node.base, ROOM, "Fan B") as b,
         viewer_ws(node.base, ROOM, "Fan C") as c,
     ):
-        for text in ("好看", "666", "再来一首"):
+        for text in ("好看", "666", "好看 666"):
             a.ok("danmaku", text=text)
         b.ok("danmaku", text="hello")
         a.ok("vote", interaction="p", option="yes")
@@ -82,6 +82,18 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         assert sum(m["danmaku"] for m in minutes) == 4, minutes
         assert sum(m["votes"] for m in minutes) == 2, minutes
         assert timeline["peak_online"] == 3, timeline
+        # Top words: each danmaku's words, once per danmaku.
+        cockpit.wait_for_selector("#words [data-word='好看'][data-count='2']")
+        cockpit.wait_for_selector("#words [data-word='666'][data-count='2']")
+        cockpit.wait_for_selector("#words [data-word='hello'][data-count='1']")
+        # The admin token opens it too (its live results through a screen token it mints).
+        admin = pages(f"/cockpit#room={ROOM}&token={ADMIN}", width=1920, height=1080)
+        wait_count(admin, "[data-poll='p'] [data-option='yes'] .count", 2)
+        admin.wait_for_function(
+            "() => document.querySelector('[data-figure=participants]').textContent === '2'"
+        )
+        admin.wait_for_selector("#words [data-word='好看'][data-count='2']")  # the recent ones
+        assert figure(admin, "online") == "3"  # staff and screens are not viewers
         assert c is not None
 
 

@@ -1,8 +1,12 @@
 // The event team's cockpit (/cockpit#room=…&token=…): the room's figures now and over the
 // event, charted as inline SVG from GET …/timeline (a per-minute history every node
 // writes into the store), the interactions running now with their live results (each
-// kind's wall widget, through registry.js), the degrade level and keyword alerts.
-// The token: a host or moderator token of the room, or the admin token.
+// kind's wall widget, through registry.js), top words of the danmaku, the degrade level
+// and keyword alerts. The token: a host or moderator token of the room, or the admin
+// token (the page then mints itself a screen token of the room to follow it live).
+// Top words are the browser's own word segmentation (Intl.Segmenter: Chinese words,
+// not characters) of the danmaku the page saw: the room's recent ones when it opened,
+// and every one since.
 import { addWords, applyI18n } from "/static/i18n.js";
 import {
   api,
@@ -16,6 +20,7 @@ import {
   setupLanguage,
   stayInRoom,
   t,
+  tokenClaims,
 } from "/static/common.js";
 import { ALERT_WORDS } from "/static/alerts.js";
 import { screenWidgets } from "/static/registry.js";
@@ -34,6 +39,8 @@ const WORDS = {
     "cockpit.chart.activity": "Danmaku, votes and posts, per minute",
     "cockpit.running": "Running now",
     "cockpit.none": "No alert",
+    "cockpit.words": "Top words",
+    "cockpit.nowords": "No danmaku yet",
     "cockpit.signin": "Open the cockpit with #room=…&token=… (a host or moderator token, or the admin token).",
     "cockpit.series.online": "Viewers",
     "cockpit.series.participants": "Participants",
@@ -54,6 +61,8 @@ const WORDS = {
     "cockpit.chart.activity": "每分钟弹幕、投票与上墙",
     "cockpit.running": "正在进行",
     "cockpit.none": "暂无告警",
+    "cockpit.words": "热词",
+    "cockpit.nowords": "还没有弹幕",
     "cockpit.signin": "请用 #room=…&token=… 打开驾驶舱（主持人或审核员令牌，或管理员令牌）。",
     "cockpit.series.online": "观众",
     "cockpit.series.participants": "参与",
@@ -81,6 +90,12 @@ $("room-name").textContent = room;
 /** @type {any} */ let stats = null;
 /** @type {any} */ let timeline = null;
 /** @type {any[]} */ let alerts = [];
+/** @type {Map<string, number>} word -> danmaku that held it */
+const words = new Map();
+const TOP_WORDS = 20;
+const segmenter = new Intl.Segmenter("zh", { granularity: "word" });
+/** @type {Set<string>} danmaku ids counted (the snapshot's recent ones come again on a rejoin) */
+const counted = new Set();
 
 /** @param {string} name @param {string} text */
 function figure(name, text) {
@@ -88,8 +103,8 @@ function figure(name, text) {
   if (el) el.textContent = text;
 }
 
-/** @param {string} path */
-const call = (path) => api(`/rooms/${encodeURIComponent(room)}${path}`, { token });
+/** @param {string} path @param {string} [method] @param {any} [body] */
+const call = (path, method = "GET", body = undefined) => api(`/rooms/${encodeURIComponent(room)}${path}`, { token, method, body });
 
 function problem(/** @type {string | null} */ text) {
   $("problem").hidden = !text;
@@ -178,6 +193,28 @@ function drawAlerts() {
   );
 }
 
+/** Count the words of one danmaku (each once). @param {any} event */
+function countWords(event) {
+  if (!event || typeof event.text !== "string" || counted.has(event.id)) return;
+  counted.add(event.id);
+  const seen = new Set();
+  for (const part of segmenter.segment(event.text.normalize("NFKC").toLowerCase())) {
+    const word = part.segment.trim();
+    if (!part.isWordLike || seen.has(word) || (word.length < 2 && /^[\x00-\x7f]$/.test(word))) continue;
+    seen.add(word);
+    words.set(word, (words.get(word) ?? 0) + 1);
+  }
+}
+
+function drawWords() {
+  const top = [...words].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).slice(0, TOP_WORDS);
+  if (!top.length) return replace($("words"), h("li", { text: t("cockpit.nowords") }));
+  replace(
+    $("words"),
+    ...top.map(([word, n]) => h("li", { data: { word, count: n } }, word, h("span", { class: "n", text: `×${formatNumber(n)}` }))),
+  );
+}
+
 async function poll(/** @type {() => Promise<void>} */ step, /** @type {number} */ ms) {
   for (;;) {
     try {
@@ -227,7 +264,24 @@ if (!room || !token) {
     drawFigures();
     drawCharts();
     drawAlerts();
+    drawWords();
     redraw();
   });
-  stayInRoom(client, room, { token }, { refused: (err) => problem(errorText(err)) });
+  client.on("snapshot", (/** @type {any} */ snapshot) => {
+    for (const event of snapshot?.recent ?? []) countWords(event);
+    drawWords();
+  });
+  client.on("danmaku", (/** @type {any} */ event) => {
+    countWords(event);
+    drawWords();
+  });
+  drawWords();
+  // The admin token is no room token: follow the room with a screen token of its own.
+  const follow = tokenClaims(token)
+    ? Promise.resolve(token)
+    : call("/tokens", "POST", { role: "screen", user_id: "cockpit-admin", name: "Cockpit", ttl_s: 12 * 3600 }).then((minted) => minted.token);
+  follow.then(
+    (wsToken) => stayInRoom(client, room, { token: wsToken }, { refused: (err) => problem(errorText(err)) }),
+    (err) => problem(errorText(err)),
+  );
 }
