@@ -87,6 +87,7 @@ def create_app(
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
     rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
+    rooms.counts.timeline.level = hub.level_of  # the degrade level of each minute
     alerts = AlertsApi(rooms_api, rooms)
     audit = AuditApi(rooms_api, rooms)
     node = NodeApi(hub, metrics, callers, rooms.audit_log)

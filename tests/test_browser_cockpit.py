@@ -145,6 +145,10 @@ def test_the_cockpit_counts_every_node_of_a_cluster(pages, shared_redis):
             assert sum(m["danmaku"] for m in minutes) == 4, minutes
             assert sum(m["votes"] for m in minutes) == 3, minutes
             assert timeline["peak_online"] == 4, timeline
+            # Node health: both nodes, each with its own viewers.
+            nodes = {n["node"]: n["online"] for n in timeline["nodes"]}
+            assert sorted(nodes.values()) == [2, 2], timeline
+            assert cockpit.locator("#nodes li[data-stale='false']").count() == 2
             assert a2 is not None
     finally:
         if cockpit is not None:

@@ -732,6 +732,9 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     on_b.add("votes", "u9", now[0])
     await a.note("r1", on_a, 5, 3)
     await b.note("r1", on_b, 2, 4)
+    b.level = lambda room_id: 2  # b was overloaded for a moment
+    await b.note("r1", on_b, 2, 4)
+    b.level = lambda room_id: 0
     await a.note("r1", on_a, 4, 3)  # fewer online later in the minute: the most is kept
     now[0] += 60  # the next minute: a writes the last one's final counts, then this one's
     on_a.add("danmaku", "u1", now[0])
@@ -740,8 +743,13 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     fresh = Timeline(store, "node-c", activities, lambda: now[0])  # a restarted node
     series = await fresh.series("r1")
     assert series["minutes"] == [
-        {"minute": minute, "online": 7, "participants": 4, "danmaku": 3, "votes": 1},
-        {"minute": minute + 60_000, "online": 1, "participants": 3, "danmaku": 1, "votes": 0},
+        {"minute": minute, "online": 7, "participants": 4, "degrade": 2, "danmaku": 3, "votes": 1},
+        {"minute": minute + 60_000, "online": 1, "participants": 3, "degrade": 0}
+        | {"danmaku": 1, "votes": 0},
+    ]
+    assert series["nodes"] == [
+        {"node": "node-a", "minute": minute + 60_000, "online": 1, "degrade": 0},
+        {"node": "node-b", "minute": minute, "online": 2, "degrade": 2},
     ]
     assert series["peak_online"] == 7
     assert series == await a.series("r1") == await b.series("r1")

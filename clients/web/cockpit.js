@@ -37,6 +37,9 @@ const WORDS = {
     "cockpit.posts": "Posts / min",
     "cockpit.chart.viewers": "Viewers and participants, per minute",
     "cockpit.chart.activity": "Danmaku, votes and posts, per minute",
+    "cockpit.chart.degrade": "Load level, per minute, and nodes",
+    "cockpit.series.degrade": "Load level",
+    "cockpit.node": "{node}: {n} viewers, load {level}, at {time}",
     "cockpit.running": "Running now",
     "cockpit.none": "No alert",
     "cockpit.words": "Top words",
@@ -59,6 +62,9 @@ const WORDS = {
     "cockpit.posts": "上墙/分钟",
     "cockpit.chart.viewers": "每分钟观众与参与人数",
     "cockpit.chart.activity": "每分钟弹幕、投票与上墙",
+    "cockpit.chart.degrade": "每分钟负载等级与节点",
+    "cockpit.series.degrade": "负载等级",
+    "cockpit.node": "{node}：{n} 位观众，负载 {level}，{time}",
     "cockpit.running": "正在进行",
     "cockpit.none": "暂无告警",
     "cockpit.words": "热词",
@@ -76,7 +82,7 @@ addWords(ALERT_WORDS);
 
 const STATS_MS = 2000;
 const TIMELINE_MS = 5000;
-const COLORS = { online: "#4fc3f7", participants: "#ffc400", danmaku: "#e4007f", votes: "#7ee787", posts: "#b39ddb" };
+const COLORS = { degrade: "#ff7043", online: "#4fc3f7", participants: "#ffc400", danmaku: "#e4007f", votes: "#7ee787", posts: "#b39ddb" };
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -180,6 +186,18 @@ function drawCharts() {
   chart($("chart-viewers"), rows, ["online", "participants"]);
   const activities = ["danmaku", "votes", "posts"].filter((a) => (timeline?.activities ?? []).includes(a));
   chart($("chart-activity"), rows, activities);
+  chart($("chart-degrade"), rows, ["degrade"]);
+  // Node health: a node whose latest minute is over two minutes old stopped reporting.
+  const now = Date.now();
+  replace(
+    $("nodes"),
+    ...(timeline?.nodes ?? []).map((/** @type {any} */ node) =>
+      h("li", {
+        data: { node: node.node, stale: now - node.minute > 3 * 60_000 },
+        text: t("cockpit.node", { node: node.node, n: formatNumber(node.online), level: node.degrade, time: new Date(node.minute).toTimeString().slice(0, 5) }),
+      }),
+    ),
+  );
 }
 
 function drawAlerts() {
