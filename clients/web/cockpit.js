@@ -136,10 +136,9 @@ function drawFigures() {
 /**
  * A line chart of per-minute series as inline SVG.
  * @param {HTMLElement} box @param {any[]} rows @param {string[]} names
+ * @param {{W?: number, H?: number}} [size] the SVG's units: its box's width and height in px
  */
-function chart(box, rows, names) {
-  const W = 800;
-  const H = 260;
+function chart(box, rows, names, { W = 800, H = 260 } = {}) {
   const pad = { l: 44, r: 10, t: 10, b: 24 };
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -186,7 +185,7 @@ function drawCharts() {
   chart($("chart-viewers"), rows, ["online", "participants"]);
   const activities = ["danmaku", "votes", "posts"].filter((a) => (timeline?.activities ?? []).includes(a));
   chart($("chart-activity"), rows, activities);
-  chart($("chart-degrade"), rows, ["degrade"]);
+  chart($("chart-degrade"), rows, ["degrade"], { W: 440, H: 170 });
   // Node health: a node whose latest minute is over two minutes old stopped reporting.
   const now = Date.now();
   replace(
@@ -218,7 +217,8 @@ function countWords(event) {
   const seen = new Set();
   for (const part of segmenter.segment(event.text.normalize("NFKC").toLowerCase())) {
     const word = part.segment.trim();
-    if (!part.isWordLike || seen.has(word) || (word.length < 2 && /^[\x00-\x7f]$/.test(word))) continue;
+    // One character is a particle (了, 的) or a letter more often than a word of its own.
+    if (!part.isWordLike || seen.has(word) || [...word].length < 2) continue;
     seen.add(word);
     words.set(word, (words.get(word) ?? 0) + 1);
   }
