@@ -94,6 +94,12 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         )
         admin.wait_for_selector("#words [data-word='好看'][data-count='2']")  # the recent ones
         assert figure(admin, "online") == "3"  # staff and screens are not viewers
+        # In Chinese: the labels, the charts' legends and the words of the results.
+        cockpit.click("#lang")
+        cockpit.wait_for_selector(".kpi-label >> text=当前观众")
+        cockpit.wait_for_selector("#chart-activity .legend >> text=弹幕")
+        assert figure(cockpit, "danmaku") == "4"
+        shot(cockpit, "cockpit-1920-zh")
         assert c is not None
 
 
