@@ -41,6 +41,9 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         assert r.status_code == 201, r.text
         r = http.post(f"/api/v1/rooms/{ROOM}/interactions/p/actions", json={"action": "open"})
         assert r.status_code == 200, r.text
+        watch = {"id": "refund", "name": "Refunds", "terms": ["退款"], "threshold": 1}
+        r = http.put(f"/api/v1/rooms/{ROOM}/alerts/watchlists", json={"watchlists": [watch]})
+        assert r.status_code == 200, r.text
     cockpit = pages(f"/cockpit#room={ROOM}&token={tokens['host']}", width=1920, height=1080)
     cockpit.wait_for_selector("#conn[data-state='connected']")
     with (
@@ -50,7 +53,7 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
     ):
         for text in ("好看", "666", "好看 666"):
             a.ok("danmaku", text=text)
-        b.ok("danmaku", text="hello")
+        b.ok("danmaku", text="hello 退款")  # on the watch list
         a.ok("vote", interaction="p", option="yes")
         b.ok("vote", interaction="p", option="yes")
         # c only watches: 2 participants of 3 viewers
@@ -66,6 +69,7 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
             "() => document.querySelector('[data-figure=peak]').textContent === '3'"
         )
         cockpit.wait_for_function(CHARTED, arg=[["danmaku", 4], ["votes", 2]], timeout=2 * WAIT_MS)
+        cockpit.wait_for_selector("#alerts li[data-acked='false'] >> text=Refunds")
         shot(cockpit, "cockpit-1920")
         with node.http(tokens["host"]) as http:
             stats = http.get(f"/api/v1/rooms/{ROOM}/stats").json()

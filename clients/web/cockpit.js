@@ -289,6 +289,12 @@ if (!room || !token) {
     for (const event of snapshot?.recent ?? []) countWords(event);
     drawWords();
   });
+  // Keyword alerts as they fire (staff connections get them; the REST list every 5 s).
+  client.on("keywordAlert", (/** @type {any} */ notice) => {
+    if (!notice?.alert?.id) return;
+    alerts = [notice.alert, ...alerts.filter((alert) => alert.id !== notice.alert.id)];
+    drawAlerts();
+  });
   client.on("danmaku", (/** @type {any} */ event) => {
     countWords(event);
     drawWords();
