@@ -88,6 +88,7 @@ def create_app(
     callers = Callers(authority, FailedLogins(settings.limits.failed_logins_allowed))
     rooms_api = RoomsApi(store, authority, rooms, hub.online, callers, settings.limits)
     interactions = InteractionsApi(rooms_api, rooms, hub.level_of)
+    rooms.counts.timeline.level = hub.level_of  # the degrade level of each minute
     alerts = AlertsApi(rooms_api, rooms)
     audit = AuditApi(rooms_api, rooms)
     node = NodeApi(hub, metrics, callers, rooms.audit_log)
@@ -161,6 +162,7 @@ def create_app(
         Route("/metrics", public(node.metrics_text)),
         Route("/api/v1/degrade", node.degrade, methods=["GET", "PUT"]),
         Route("/console", public(pages.console), methods=["GET"]),
+        Route("/cockpit", public(pages.cockpit), methods=["GET"]),
         Route("/live/{room_id}", public(pages.live), methods=["GET"]),
         Route("/overlay/{room_id}", public(pages.overlay), methods=["GET"]),
         Route("/wall/{room_id}", public(pages.wall), methods=["GET"]),
@@ -182,6 +184,7 @@ def create_app(
         Route(f"{room}/moderation", interactions.moderate, methods=["GET", "POST"]),
         Route(f"{room}/blocklist", interactions.blocklist, methods=["GET", "PUT"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
+        Route(f"{room}/timeline", interactions.timeline, methods=["GET"]),
         Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
         Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
         Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""The pages hudong serves itself: console, viewer page, overlay and wall, their
+"""The pages hudong serves itself: console, cockpit, viewer page, overlay and wall, their
 scripts and styles, the JS client, and each room's join QR code (PROTOCOL.md, "Pages").
 
 The pages are plain HTML, CSS and ES modules in ``clients/web`` built on the client
@@ -34,7 +34,7 @@ from protocol.messages import ROOM_ID_RE
 # a checkout or an editable install has it beside the package.
 _PACKAGED = Path(server.__file__).resolve().parent / "clients"
 _CHECKOUT = Path(server.__file__).resolve().parent.parent / "clients"
-PAGES = ("console", "live", "overlay", "wall")
+PAGES = ("console", "cockpit", "live", "overlay", "wall")
 # Media types by suffix: module scripts must be served as JavaScript (with nosniff a
 # browser refuses anything else), whatever the platform's mimetypes table says.
 MEDIA_TYPES = {
@@ -179,6 +179,9 @@ class Pages:
 
     async def console(self, request: Request) -> Response:
         return self._html("console")
+
+    async def cockpit(self, request: Request) -> Response:
+        return self._html("cockpit")
 
     async def live(self, request: Request) -> Response:
         return self._html("live")

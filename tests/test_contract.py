@@ -711,3 +711,62 @@ async def test_subscriptions_come_back_after_a_redis_restart():
             for backends in (a, b):
                 await backends.broker.close()
                 await backends.store.close()
+
+
+# --- the cockpit's per-minute timeline (server/rooms/timeline.py), on every backend ---
+
+
+async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pair):
+    from server.rooms.stats import RoomStats
+    from server.rooms.timeline import KEEP_MINUTES, TIMELINE_BOX, Timeline
+
+    store, _, _ = pair
+    await store.create_room(room())
+    now = [1_800_000_000.0 + 10]  # 10 s into a minute
+    activities = ("danmaku", "votes")
+    a = Timeline(store, "node-a", activities, lambda: now[0])
+    b = Timeline(store, "node-b", activities, lambda: now[0])
+    on_a, on_b = RoomStats(activities=activities), RoomStats(activities=activities)
+    for i in range(3):
+        on_a.add("danmaku", f"u{i}", now[0])
+    on_b.add("votes", "u9", now[0])
+    await a.note("r1", on_a, 5, 3)
+    await b.note("r1", on_b, 2, 4)
+    b.level = lambda room_id: 2  # b was overloaded for a moment
+    await b.note("r1", on_b, 2, 4)
+    b.level = lambda room_id: 0
+    await a.note("r1", on_a, 4, 3)  # fewer online later in the minute: the most is kept
+    now[0] += 60  # the next minute: a writes the last one's final counts, then this one's
+    on_a.add("danmaku", "u1", now[0])
+    await a.note("r1", on_a, 1, 3)
+    minute = (1_800_000_000 // 60) * 60_000
+    fresh = Timeline(store, "node-c", activities, lambda: now[0])  # a restarted node
+    series = await fresh.series("r1")
+    assert series["minutes"] == [
+        {"minute": minute, "online": 7, "participants": 4, "degrade": 2, "danmaku": 3, "votes": 1},
+        {"minute": minute + 60_000, "online": 1, "participants": 3, "degrade": 0}
+        | {"danmaku": 1, "votes": 0},
+    ]
+    assert series["nodes"] == [
+        {"node": "node-a", "minute": minute + 60_000, "online": 1, "degrade": 0},
+        {"node": "node-b", "minute": minute, "online": 2, "degrade": 2},
+    ]
+    assert series["peak_online"] == 7
+    assert series == await a.series("r1") == await b.series("r1")
+    # A day later, a node's first minute drops what is older than a day.
+    now[0] += KEEP_MINUTES * 60
+    await a.note("r1", on_a, 1, 3)
+    await a.note("r1", on_a, 1, 3)
+    now[0] += 60
+    await a.note("r1", on_a, 2, 3)
+    kept = await store.records("r1", TIMELINE_BOX)
+    assert sorted(r["m"] for r in kept.values()) == [now[0] // 60 - 1, now[0] // 60], kept
+    series = await fresh.series("r1")
+    assert [row["online"] for row in series["minutes"]] == [1, 2], series
+    # Bookkeeping: the room's version does not grow; a deleted room takes it along.
+    assert await store.room_version("r1") == 1
+    await store.delete_room("r1")
+    with pytest.raises(RoomNotFound):
+        await a.note("r1", on_a, 1, 3)
+    await store.create_room(room())
+    assert (await fresh.series("r1"))["minutes"] == []

@@ -1445,6 +1445,30 @@ async def _stats(api: Api, w: World) -> None:
     await outage(api, "GET", STATS, room_id=ROOM)
 
 
+TIMELINE = "/api/v1/rooms/{room_id}/timeline"
+
+
+@scenario("GET", TIMELINE)
+async def _timeline(api: Api, w: World) -> None:
+    viewer = await w.viewer("counted")
+    reply = await viewer.command("danmaku", text="hello")
+    assert reply["type"] == "ack", reply
+    await w.acked(viewer, "checkin", key="c1")
+    minutes: list[dict[str, Any]] = []
+    for _ in range(50):  # each node writes its minute every 2 s
+        r = await api.call("GET", TIMELINE, room_id=ROOM, token=w.tokens["host"], expect=200)
+        minutes = r.json()["minutes"]
+        if minutes and minutes[-1]["danmaku"] == 1 and minutes[-1]["votes"] == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert [(m["online"], m["participants"]) for m in minutes[-1:]] == [(1, 1)], minutes
+    for role in ("viewer", "screen"):
+        await api.call("GET", TIMELINE, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", TIMELINE, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", TIMELINE, room_id=ROOM)
+    await outage(api, "GET", TIMELINE, room_id=ROOM)
+
+
 async def _page(api: Api, w: World, path: str, **params: str) -> None:
     r = await api.call("GET", path, token=None, expect=200, **params)
     policy = r.headers["content-security-policy"]
@@ -1457,6 +1481,11 @@ async def _page(api: Api, w: World, path: str, **params: str) -> None:
 @scenario("GET", "/console")
 async def _console_page(api: Api, w: World) -> None:
     await _page(api, w, "/console")
+
+
+@scenario("GET", "/cockpit")
+async def _cockpit_page(api: Api, w: World) -> None:
+    await _page(api, w, "/cockpit")
 
 
 @scenario("GET", "/live/{room_id}")

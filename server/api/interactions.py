@@ -144,6 +144,12 @@ class InteractionsApi:
         page = report_page.render(report, exports, audited, lang)
         return Response(page, media_type="text/html; charset=utf-8")
 
+    async def timeline(self, request: Request) -> Response:
+        """The room's per-minute history over every node (server/rooms/timeline.py)."""
+        room_id = await self._staff(request, "read the timeline")
+        async with refusals():
+            return json_response(await self.rooms.counts.timeline.series(room_id))
+
     async def moderate(self, request: Request) -> Response:
         """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""
         room_id = await self._staff(request)

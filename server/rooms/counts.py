@@ -9,6 +9,8 @@ from typing import Any
 
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.rooms.outbox import RoomOutbox
+from server.rooms.stats import RoomStats
+from server.rooms.timeline import Timeline
 from server.rooms.views import ViewKeeper
 
 REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
@@ -33,6 +35,7 @@ class LiveCounts:
         self.activities = activities
         self.node_id = node_id
         self._clock = clock
+        self.timeline = Timeline(store, node_id, activities, clock)
 
     async def stats(self, room_id: str) -> dict[str, Any]:
         """Online viewers, participants and per-minute counts of each activity."""
@@ -50,15 +53,32 @@ class LiveCounts:
         return {"online": online, "participants": counts.pop("participants", 0), **counts}
 
     async def report_loop(self) -> None:
-        """Publish this node's counts of each served room (with a TTL) for the others."""
+        """Publish this node's counts of each served room (with a TTL) for the others,
+        when nodes share rooms, and its minute of each room's timeline."""
         while True:
             await asyncio.sleep(REPORT_INTERVAL_S)
-            for served in list(self.views.rooms.values()):
+            rooms = list(self.views.rooms.values())
+            self.timeline.forget({served.id for served in rooms})
+            for served in rooms:
                 report = served.stats.report(self._clock())
-                fresh = served.stats.take_fresh()
+                participants = report["participants"]
                 try:
-                    await self.store.set_node_stats(served.id, self.node_id, report, REPORT_TTL_S)
-                    await self.store.add_participants(served.id, fresh)
-                except (BackendUnavailable, RoomNotFound):
-                    served.stats.fresh |= fresh  # with the next report
+                    if self.views.shared:
+                        participants = await self._share(served.id, served.stats, report)
+                    online = self.outbox().online(served.id)
+                    await self.timeline.note(served.id, served.stats, online, participants)
+                except RoomNotFound:
+                    continue  # deleted meanwhile
+                except BackendUnavailable:
                     break
+
+    async def _share(self, room_id: str, stats: RoomStats, report: dict[str, int]) -> int:
+        """Report to the store; the participants over every node."""
+        fresh = stats.take_fresh()
+        try:
+            await self.store.set_node_stats(room_id, self.node_id, report, REPORT_TTL_S)
+            await self.store.add_participants(room_id, fresh)
+        except (BackendUnavailable, RoomNotFound):
+            stats.fresh |= fresh  # with the next report
+            raise
+        return await self.store.participants(room_id)

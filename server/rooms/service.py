@@ -155,9 +155,8 @@ class RoomService:
             kind.prepare()  # before serving: no viewer's command waits for it
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._commit_loop(), name="hudong-bursts")]
-        if self.shared:
-            report = self.counts.report_loop()
-            self._tasks.append(loop.create_task(report, name="hudong-report"))
+        report = self.counts.report_loop()  # shared counts, and the timeline
+        self._tasks.append(loop.create_task(report, name="hudong-report"))
 
     async def stop(self) -> None:
         for task in self._tasks:

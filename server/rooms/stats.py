@@ -58,6 +58,12 @@ class RoomStats:
             sum(n for start, n in self._buckets.get(kind, ()) if start + self.BUCKET_S > since)
         )
 
+    def in_minute(self, kind: str, start: float) -> int:
+        """Events of ``kind`` from ``start`` (a whole minute) for 60 s, while its buckets
+        are kept (until 5 s past the window)."""
+        end = start + self.WINDOW_S
+        return int(sum(n for at, n in self._buckets.get(kind, ()) if start <= at < end))
+
     def report(self, now: float) -> dict[str, int]:
         """``<activity>_per_min`` for each of ``activities``, and ``participants``."""
         out = {f"{kind}_per_min": self.per_minute(kind, now) for kind in self.activities}

@@ -1,0 +1,146 @@
+"""A room's per-minute history for the cockpit (GET /api/v1/rooms/{id}/timeline).
+
+Each node writes, with its live counts, one record per room and minute into the room's
+``~timeline`` box of the store (a box no interaction id can name, like ``~moderation``):
+the most viewers it had online in that minute, the events of each activity counted in
+that minute, the participants so far, and the highest degrade level of the minute. The
+store keeps it, so every node, and a node that restarted, reads the same history; it
+keeps :data:`KEEP_MINUTES` of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from server.backends.base import Store, Submission
+from server.rooms.stats import RoomStats
+
+TIMELINE_BOX = "~timeline"
+KEEP_MINUTES = 24 * 60  # a day of minutes per node; older ones are dropped
+MINUTE_S = 60
+
+
+def holder(minute: int, node_id: str) -> str:
+    """A record's holder in the box: never a viewer id (``~`` is not allowed in one)."""
+    return f"~{minute}~{node_id}"
+
+
+def _entry(holder: str, record: dict[str, Any] | None) -> tuple[str, Submission]:
+    return TIMELINE_BOX, Submission(holder, "timeline", record, {}, {}, False, False)
+
+
+def merge(
+    records: dict[str, dict[str, Any]], since: int, activities: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every node's records as one series, oldest minute first: viewers and activities
+    summed over the nodes, participants (a count over all nodes already) and the degrade
+    level their most."""
+    minutes: dict[int, dict[str, Any]] = {}
+    for record in records.values():
+        minute = int(record.get("m", 0))
+        if minute < since:
+            continue
+        row = minutes.setdefault(
+            minute,
+            {"minute": minute * MINUTE_S * 1000, "online": 0, "participants": 0, "degrade": 0}
+            | {a: 0 for a in activities},
+        )
+        row["online"] += int(record.get("online", 0))
+        row["participants"] = max(row["participants"], int(record.get("participants", 0)))
+        row["degrade"] = max(row["degrade"], int(record.get("degrade", 0)))
+        for activity in activities:
+            row[activity] += int(record.get(activity, 0))
+    return [minutes[m] for m in sorted(minutes)]
+
+
+class Timeline:
+    """Writes this node's per-minute records of the rooms it serves and reads a room's
+    whole series back from the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        node_id: str,
+        activities: tuple[str, ...],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.activities = activities
+        self._clock = clock
+        # room -> (minute, most online in it, highest degrade level in it)
+        self._peaks: dict[str, tuple[int, int, int]] = {}
+        self.level: Callable[[str], int] = lambda room_id: 0  # the app sets the hub's
+
+    def _record(
+        self, minute: int, stats: RoomStats, peaks: tuple[int, int], participants: int
+    ) -> dict[str, Any]:
+        counts = {a: stats.in_minute(a, minute * MINUTE_S) for a in self.activities}
+        online, degrade = peaks
+        return {
+            "m": minute,
+            "online": online,
+            "participants": participants,
+            "degrade": degrade,
+            "node": self.node_id,
+            **counts,
+        }
+
+    async def note(self, room_id: str, stats: RoomStats, online: int, participants: int) -> None:
+        """Write the current minute's record (and, once a minute has passed, the last
+        one's final counts, and drop the records past :data:`KEEP_MINUTES`). Raises what
+        the store raises; nothing is lost but this report."""
+        minute = int(self._clock() // MINUTE_S)
+        last, online_peak, level_peak = self._peaks.get(room_id, (minute, 0, 0))
+        items = []
+        if last != minute:
+            final = self._record(last, stats, (online_peak, level_peak), participants)
+            items.append(_entry(holder(last, self.node_id), final))
+            old = await self.store.records(room_id, TIMELINE_BOX)
+            items += [
+                _entry(h, None)
+                for h, r in old.items()
+                if int(r.get("m", 0)) <= minute - KEEP_MINUTES
+            ]
+            online_peak = level_peak = 0
+        online_peak = max(online_peak, online)
+        level_peak = max(level_peak, int(self.level(room_id)))
+        self._peaks[room_id] = (minute, online_peak, level_peak)
+        record = self._record(minute, stats, (online_peak, level_peak), participants)
+        items.append(_entry(holder(minute, self.node_id), record))
+        await self.store.submit_many(room_id, items)
+
+    def forget(self, room_ids: set[str]) -> None:
+        """Stop tracking rooms this node no longer serves."""
+        for room_id in set(self._peaks) - room_ids:
+            del self._peaks[room_id]
+
+    async def series(self, room_id: str) -> dict[str, Any]:
+        """The room's minutes over every node, and the most viewers of any minute."""
+        records = await self.store.records(room_id, TIMELINE_BOX)
+        since = int(self._clock() // MINUTE_S) - KEEP_MINUTES + 1
+        minutes = merge(records, since, self.activities)
+        peak = max((row["online"] for row in minutes), default=0)
+        # Node health: each node's latest minute (a node that stopped writing is stale).
+        latest: dict[str, dict[str, Any]] = {}
+        for record in records.values():
+            node = str(record.get("node", ""))
+            if node and int(record.get("m", 0)) >= int(latest.get(node, {}).get("m", -1)):
+                latest[node] = record
+        nodes = [
+            {
+                "node": node,
+                "minute": int(r["m"]) * MINUTE_S * 1000,
+                "online": int(r.get("online", 0)),
+                "degrade": int(r.get("degrade", 0)),
+            }
+            for node, r in sorted(latest.items())
+        ]
+        return {
+            "room": room_id,
+            "activities": list(self.activities),
+            "peak_online": peak,
+            "minutes": minutes,
+            "nodes": nodes,
+        }
