@@ -247,6 +247,17 @@ def _value(point: Mapping[str, Any], key: str) -> float:
     return float(value) if _number(value) else 0.0
 
 
+def timeline_points(minutes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The room's per-minute timeline (server/rooms/timeline.py) as the report's points:
+    viewers, participants and each activity per minute (the degrade level is the
+    cockpit's, on another scale)."""
+    skip = {"minute", "online", "degrade"}
+    return [
+        {"at": m["minute"], "viewers": m["online"]} | {k: v for k, v in m.items() if k not in skip}
+        for m in minutes
+    ]
+
+
 def timeline_chart(points: Any, lang: str) -> str:
     """Lines over the event: ``points`` is ``[{"at": ms, "viewers": n, …}]``, one per
     minute; each other number is a line, named in the legend with its peak."""

@@ -73,6 +73,10 @@ async def test_the_report_files_hold_exactly_what_the_event_did(live: LiveServer
     sections = by_id(report)
     csvs = [f"{iid}.csv" for iid in sections]
     assert files == sorted(["report.html", "report.json", *csvs])
+    # The room's minutes so far (written every 2 s): never more than happened.
+    for point in report["timeline"]:
+        assert {"at", "viewers", "participants", "danmaku"} <= set(point), point
+    assert sum(p.get("votes", 0) for p in report["timeline"]) <= len(VOTES)
 
     # The figures of report.json.
     poll = sections["poll"]["results"]

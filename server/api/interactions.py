@@ -128,6 +128,8 @@ class InteractionsApi:
         entries = await self.rooms.audit_log.entries(room_id)
         listing = await self.rooms.moderation.listing(room_id)
         report["moderation"] = report_page.moderation_summary(entries, listing)
+        series = await self.rooms.counts.timeline.series(room_id)
+        report["timeline"] = report_page.timeline_points(series["minutes"])
         if not html:
             return json_response(report)
         exports, audited = {}, set()
