@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.codec import JSON
+from tests.balancer_kit import require_haproxy
 from tests.conftest import ADMIN, UNIT, Client, free_port
 from tests.nodes import Cluster
 from tests.redis_fixtures import redis_server
@@ -47,9 +47,7 @@ def balancer_config(port: int, nodes: list[int]) -> str:
 
 
 async def test_a_drained_node_loses_no_viewer_and_no_vote_behind_haproxy():
-    haproxy = shutil.which("haproxy")
-    if haproxy is None:
-        pytest.skip("haproxy is not installed (.ci/run installs Debian's)")
+    haproxy = require_haproxy()  # skips loudly here, fails in CI
     with redis_server() as redis:
         async with Cluster(redis.url, count=2, HUDONG_LIMITS_ROOM_DANMAKU_FAIR="false") as cluster:
             port = free_port()
