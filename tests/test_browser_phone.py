@@ -122,6 +122,7 @@ def test_a_chinese_phone_reads_errors_in_chinese_and_has_a_chinese_name(browser,
     context, page, errors = zh_phone(browser, node, "zhong")
     try:
         assert page.evaluate("document.documentElement.lang").startswith("zh")
+        page.locator("#you:has-text('观众 ')").wait_for()  # once joined
         you = page.locator("#you").inner_text()
         assert "观众 " in you and "guest" not in you, you
         name = you.split("观众 ", 1)[1].strip()
