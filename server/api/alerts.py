@@ -3,10 +3,12 @@ the room's watch lists and alerts, for hosts, moderators and the admin only."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api.http import ApiError, bearer, json_response, read_body
+from server.api.http import ApiError, json_response, read_body
 from server.api.rooms import RoomsApi
 from server.auth import Identity
 from server.rooms.service import RoomService, refusals
@@ -20,14 +22,11 @@ class AlertsApi:
         self.callers = rooms_api.callers
         self.rooms = rooms
 
-    async def _caller(self, request: Request, what: str) -> tuple[str, Identity | None]:
-        """The room id, and the staff caller's identity (None: the admin)."""
+    async def _caller(self, request: Request, what: str) -> tuple[str, Identity | Literal["admin"]]:
+        """The room id, and the staff caller: a room token's identity, or the admin."""
         room_id: str = request.path_params["room_id"]
         await self.callers.staff(request, room_id, what)
-        token = bearer(request) or ""
-        if self.callers.authority.is_admin(token):
-            return room_id, None
-        return room_id, self.callers.authority.verify(token, room_id)
+        return room_id, self.callers.who(request, room_id)
 
     async def listing(self, request: Request) -> Response:
         room_id, _ = await self._caller(request, "read keyword alerts")
@@ -36,7 +35,7 @@ class AlertsApi:
             return json_response(await self.rooms.alerts.listing(room_id))
 
     async def watchlists(self, request: Request) -> Response:
-        room_id, _ = await self._caller(request, "set watch lists")
+        room_id, by = await self._caller(request, "set watch lists")
         body = await read_body(request)
         unknown = set(body) - {"watchlists"}
         if unknown or "watchlists" not in body:
@@ -45,18 +44,22 @@ class AlertsApi:
         async with refusals():
             listing = await self.rooms.alerts.set_watchlists(room_id, body["watchlists"])
         ids = [w.get("id") for w in body["watchlists"]]
-        by = self.callers.who(request, room_id)
         await self.rooms.audit_log.record(
-            room_id, by, "alerts.watchlists", {"room": room_id}, "ok", {"watchlists": ids}
+            room_id,
+            by,
+            "alerts.watchlists",
+            {"room": room_id},
+            "ok",
+            {"watchlists": ids},
         )
         return json_response(listing)
 
     async def acknowledge(self, request: Request) -> Response:
-        room_id, identity = await self._caller(request, "acknowledge keyword alerts")
+        room_id, by = await self._caller(request, "acknowledge keyword alerts")
         await self.api.room(room_id)
         alert_id: str = request.path_params["alert_id"]
         async with refusals():
-            alert = await self.rooms.alerts.acknowledge(room_id, alert_id, identity)
-        by = self.callers.who(request, room_id)
+            staff = None if by == "admin" else by
+            alert = await self.rooms.alerts.acknowledge(room_id, alert_id, staff)
         await self.rooms.audit_log.record(room_id, by, "alerts.ack", {"alert": alert_id})
         return json_response(alert)
