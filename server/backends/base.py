@@ -365,8 +365,9 @@ MessageHandler = Callable[[str, bytes], None]
 
 class Broker(Protocol):
     """Room channels between nodes: at most once, in order per room and publisher.
-    Implementations subclass it, which gives them :meth:`relay` on top of their
-    :meth:`publish_many`."""
+    A publisher may hear its own messages back (Redis pub/sub echoes them; the memory
+    broker does not), so subscribers drop their own. Implementations subclass it, which
+    gives them :meth:`relay` on top of their :meth:`publish_many`."""
 
     # Called once the channels are confirmed again on a new connection after one broke
     # (what was published meanwhile is lost); the relay sets it to re-read its rooms.

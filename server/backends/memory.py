@@ -422,10 +422,14 @@ class MemoryBroker:
         self._next += 1
         return MemoryBrokerClient(self, self._next)
 
-    def _deliver(self, room_id: str, payload: bytes) -> None:
+    def _deliver(self, sender: int, room_id: str, payload: bytes) -> None:
+        # Never back to the sender: a relay drops its own messages anyway, and on the
+        # embedded default (one hub) every flush would otherwise be unpacked only to be
+        # dropped. Redis pub/sub does echo; the relay's check covers that side.
         loop = asyncio.get_running_loop()
         for client_id in self._subscriptions.get(room_id, ()):
-            loop.call_soon(self._hand_over, client_id, room_id, payload)
+            if client_id != sender:
+                loop.call_soon(self._hand_over, client_id, room_id, payload)
 
     def _hand_over(self, client_id: int, room_id: str, payload: bytes) -> None:
         # Checked again now: nothing reaches a client once its unsubscribe has returned.
@@ -451,11 +455,11 @@ class MemoryBrokerClient(Broker):
         self._broker._subscriptions[room_id].discard(self._id)
 
     async def publish(self, room_id: str, payload: bytes) -> None:
-        self._broker._deliver(room_id, payload)
+        self._broker._deliver(self._id, room_id, payload)
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         for room_id, payload in items:
-            self._broker._deliver(room_id, payload)
+            self._broker._deliver(self._id, room_id, payload)
 
     async def close(self) -> None:
         self._broker._handlers.pop(self._id, None)
