@@ -83,10 +83,10 @@ async def test_a_burst_of_applies_shares_commits(tmp_path):
     commits = 0
     commit = store._commit
 
-    def counted(batch):
+    def counted(batch, synced=True):
         nonlocal commits
         commits += 1
-        commit(batch)
+        commit(batch, synced)
 
     store._commit = counted  # type: ignore[method-assign]
     results = await asyncio.gather(
@@ -100,18 +100,45 @@ async def test_a_burst_of_applies_shares_commits(tmp_path):
     await again.close()
 
 
+async def test_replay_rows_alone_are_committed_unsynced_and_a_vote_syncs(tmp_path):
+    """The danmaku stream's replay rows (best effort) cost no fsync of their own; anything
+    acknowledged is committed with synchronous=FULL, which syncs the log with them in it."""
+    store = EmbeddedStore(tmp_path / "hudong.db")
+    await store.create_room(room())
+    modes = []
+    commit = store._commit
+
+    def watched(batch, synced=True):
+        commit(batch, synced)
+        modes.append((synced, store._db.execute("PRAGMA synchronous").fetchone()[0]))
+
+    store._commit = watched  # type: ignore[method-assign]
+    await store.append_replay("r1", [{"t": "666"}], keep=10)
+    flushing = store._flushing
+    assert flushing is not None
+    await flushing
+    assert modes == [(False, 1)]  # NORMAL
+    await store.append_replay("r1", [{"t": "233"}], keep=10)
+    await store.apply("r1", "p", "u1", "k1", {"o": 1}, {"o": 1})  # waits for its commit
+    assert modes[-1] == (True, 2)  # FULL, with the queued replay row in the same commit
+    await store.close()
+    again = EmbeddedStore(tmp_path / "hudong.db")
+    assert await again.replay("r1", 10) == [{"t": "666"}, {"t": "233"}]
+    await again.close()
+
+
 async def test_a_failed_write_is_refused_kept_and_retried(tmp_path):
     store = EmbeddedStore(tmp_path / "hudong.db")
     await store.create_room(room())
     commit = store._commit
     failures = 2
 
-    def full_disk(batch):
+    def full_disk(batch, synced=True):
         nonlocal failures
         if failures:
             failures -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        commit(batch)
+        commit(batch, synced)
 
     store._commit = full_disk  # type: ignore[method-assign]
     with pytest.raises(BackendUnavailable, match="disk is full"):

@@ -20,7 +20,9 @@ idempotency keys: votes, moderation, draw entries), token records, participants,
 audit log and the replay buffer. Presence and per-node live counts are not: they expire
 within seconds.
 The replay buffer is written with the next commit without being waited for (it is best
-effort, and the danmaku path must not wait on the disk).
+effort, and the danmaku path must not wait on the disk). A commit that holds nothing but
+replay rows is not synced (``synchronous=NORMAL`` for that transaction): a danmaku stream
+alone costs no fsync, and the next synced commit syncs the log with those rows in it.
 
 One process at a time: the data directory is locked while a store has it open; a second
 ``hudong serve`` on the same directory is told which process holds it.
@@ -127,6 +129,8 @@ class EmbeddedStore(MemoryStore):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="hudong-store")
         self._queue: list[Statement] = []
         self._queued = 0  # changes handed to the queue since start
+        self._queue_synced = False  # whether what is queued needs a synced commit
+        self._commits_synced = True  # the connection's synchronous mode: FULL or NORMAL
         self._synced = 0  # of those, how many are on disk
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -177,9 +181,10 @@ class EmbeddedStore(MemoryStore):
 
     # --- writes: queued in call order, committed together -----------------------------
 
-    def _write(self, *statements: Statement) -> None:
+    def _write(self, *statements: Statement, synced: bool = True) -> None:
         self._queue.extend(statements)
         self._queued += 1
+        self._queue_synced |= synced
         self._kick()
 
     def _kick(self) -> None:
@@ -203,12 +208,13 @@ class EmbeddedStore(MemoryStore):
         delay = RETRY_FIRST_S
         try:
             while self._queue:
-                batch, upto = self._queue, self._queued
-                self._queue = []
+                batch, upto, synced = self._queue, self._queued, self._queue_synced
+                self._queue, self._queue_synced = [], False
                 try:
-                    await loop.run_in_executor(self._writer, self._commit, batch)
+                    await loop.run_in_executor(self._writer, self._commit, batch, synced)
                 except (sqlite3.Error, OSError) as exc:
                     self._queue[:0] = batch  # first in line for the next try
+                    self._queue_synced |= synced
                     self._failing = True
                     log.error("store commit failed (retrying in %.2f s): %s", delay, exc)
                     self._settle(self._queued, BackendUnavailable(f"store write failed: {exc}"))
@@ -235,9 +241,12 @@ class EmbeddedStore(MemoryStore):
                     waiter.set_exception(error)
         self._waiters = waiting
 
-    def _commit(self, batch: list[Statement]) -> None:
-        """One transaction on the writer thread."""
+    def _commit(self, batch: list[Statement], synced: bool = True) -> None:
+        """One transaction on the writer thread; ``synced``: fsync'd before it returns."""
         db = self._db
+        if synced != self._commits_synced:
+            db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+            self._commits_synced = synced
         db.execute("BEGIN")
         try:
             for sql, params in batch:
@@ -405,7 +414,7 @@ class EmbeddedStore(MemoryStore):
             )
         rows.append(("DELETE FROM replay WHERE room = ? AND seq <= ?", (room_id, seq - keep)))
         self._replay_seq[room_id] = seq
-        self._write(*rows)  # best effort: not waited for (module docstring)
+        self._write(*rows, synced=False)  # best effort: not waited for (module docstring)
 
     async def append_audit(self, room_id: str, entries: list[dict[str, Any]], keep: int) -> None:
         await super().append_audit(room_id, entries, keep)
