@@ -1,6 +1,7 @@
 """What the tests of clients/js/examples share: node and npm (skipped loudly without
 them, failing in CI), each example's packages installed from its committed lockfile
-when its node_modules is missing, and a room with an open poll made over REST."""
+when its node_modules is missing or its copy of the client differs from clients/js,
+and a room with an open poll made over REST."""
 
 from __future__ import annotations
 
