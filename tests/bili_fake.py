@@ -93,7 +93,7 @@ def danmu(
 
 
 def block(uid: int, name: str = "blocked") -> dict[str, Any]:
-    """ROOM_BLOCK_MSG as clients have recorded it: the uid a string on top, a number in data."""
+    """ROOM_BLOCK_MSG ("指定观众禁言") as the document's example: the uid a string on top."""
     return {
         "cmd": "ROOM_BLOCK_MSG",
         "data": {"dmscore": 30, "operator": 2, "uid": uid, "uname": name},
@@ -103,8 +103,8 @@ def block(uid: int, name: str = "blocked") -> dict[str, Any]:
 
 
 def recall(target_id: int) -> dict[str, Any]:
-    """RECALL_DANMU_MSG: a danmaku withdrawn."""
-    return {"cmd": "RECALL_DANMU_MSG", "data": {"recall_type": 0, "target_id": target_id}}
+    """RECALL_DANMU_MSG as the document's example ("???": what target_id is, it does not say)."""
+    return {"cmd": "RECALL_DANMU_MSG", "data": {"recall_type": 2, "target_id": target_id}}
 
 
 # --- the server ------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def samples() -> dict[str, bytes]:
             danmu(1004, "A", id_str="b1"),
             block(1005),
             danmu(0, "加个胸针", name="用***", user_hash="9f3c2a11", ms=1723979201000),
-            recall(42),
+            recall(525503743),
         ),
     }
 

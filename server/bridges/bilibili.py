@@ -12,6 +12,11 @@ node's configuration (``[bridges.bili]``). A guest (uid 0, no key) is let in too
 every sender's uid as 0 and names masked with ``*``: senders are then told apart by the
 hash of their uid that each danmaku carries, as ``~<hash>``.
 
+The channel is the room's real id: a short id (a room's vanity number) is not resolved,
+as that takes another API. Moderation: ROOM_BLOCK_MSG, a sender muted in the room, becomes
+a ``ban`` (the document gives no length); no command the document explains names a
+deleted danmaku (see :func:`server.bridges.bilibili_wire._block`).
+
 Bilibili offers no cursor: after a reconnect the chat goes on from the moment of
 reconnecting. A message that arrives twice has the same :attr:`ChatMessage.id` both times
 (the platform's ``id_str``, else a digest of what it sent), so the runner drops the repeat.
@@ -49,7 +54,7 @@ SILENT_PERIODS = 2.5
 
 
 class BilibiliAdapter(Adapter):
-    """Reads one Bilibili live room's danmaku, blocks and withdrawals as hudong events.
+    """Reads one Bilibili live room's danmaku and mutes of senders as hudong events.
 
     ``skipped`` counts what was left out as malformed and ``last_problem`` says what the
     last such thing was, for the runner's metrics and the console."""

@@ -178,9 +178,10 @@ def auth_code(body: bytes) -> int:
 
 
 def command(body: bytes) -> Event | None:
-    """The chat event of one JSON command, or None for commands a bridge has no use for
-    (gifts, entries, rankings). WireError when it is not a JSON object with a ``cmd``, or
-    when a command the bridge reads lacks what the document says it holds."""
+    """The chat event of one JSON command (DANMU_MSG, ROOM_BLOCK_MSG), or None for commands
+    a bridge has no use for (gifts, entries, rankings). WireError when it is not a JSON
+    object with a ``cmd``, or when a command the bridge reads lacks what the document says
+    it holds."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -249,8 +250,12 @@ def _stamp(info: list[Any]) -> float | None:
 
 
 def _block(obj: Mapping[str, Any]) -> PlatformModeration:
-    """ROOM_BLOCK_MSG, a room moderator blocking a sender ("禁言"): {"uid", "uname", "data":
-    {"uid", "uname", "operator"}}; the uid is a number or a string of digits."""
+    """ROOM_BLOCK_MSG ("指定观众禁言"), a sender muted in the room: {"uid", "uname", "data":
+    {"uid", "uname", "operator"}}; the document's example has the top uid as a string.
+
+    No command of the document says which danmaku was deleted: RECALL_DANMU_MSG is listed
+    as "???", and its ``target_id`` has been seen to be a uid, not a message's id
+    (bilibili-API-collect issue 1366), so the bridge reads no deletions."""
     data = obj.get("data")
     for uid in (data.get("uid") if isinstance(data, dict) else None, obj.get("uid")):
         if _is_int(uid) and uid > 0:
@@ -260,17 +265,6 @@ def _block(obj: Mapping[str, Any]) -> PlatformModeration:
     raise WireError("ROOM_BLOCK_MSG without the blocked sender's uid")
 
 
-def _recall(obj: Mapping[str, Any]) -> PlatformModeration:
-    """RECALL_DANMU_MSG, a danmaku withdrawn: {"data": {"target_id", "recall_type"}}."""
-    data = obj.get("data")
-    target = data.get("target_id") if isinstance(data, dict) else None
-    if _is_int(target) and target > 0:
-        return PlatformModeration(action="delete", message_id=str(target))
-    if isinstance(target, str) and 0 < len(target) <= 128:
-        return PlatformModeration(action="delete", message_id=target)
-    raise WireError("RECALL_DANMU_MSG without a target_id")
-
-
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -278,5 +272,4 @@ def _is_int(value: Any) -> TypeGuard[int]:
 _READERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "DANMU_MSG": _danmaku,
     "ROOM_BLOCK_MSG": _block,
-    "RECALL_DANMU_MSG": _recall,
 }
