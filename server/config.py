@@ -215,19 +215,91 @@ class HubSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BiliBridgeSettings:
+    """The ``[bridges.bili]`` section: how Bilibili bridges reach its danmaku server."""
+
+    # The danmaku WebSocket of Bilibili bridges (server/bridges/bilibili.py):
+    # wss://<host>:<wss_port>/sub of a host in the host_list of Bilibili's getDanmuInfo
+    # API (bilibili-API-collect, docs/live/message_stream.md). Credentials go in this
+    # section, never in a room's record.
+    url: str = "wss://broadcastlv.chat.bilibili.com/sub"
+    # The Bilibili account (mid) the bridges sign in as, and the key (getDanmuInfo's
+    # token, fetched with that account's cookie) sent in the auth packet. 0 and empty: a
+    # guest, to whom Bilibili shows every sender's uid as 0 and names masked with *;
+    # senders are then told apart by a hash of their uid.
+    uid: int = 0
+    key: str = ""
+    # A heartbeat every this many seconds (the server drops a connection silent for 60 s);
+    # a connection that hears nothing for 2.5 heartbeats is taken for dead and reopened.
+    heartbeat_s: float = 30.0
+    # How long to wait for the WebSocket to open and for the auth reply.
+    connect_timeout_s: float = 10.0
+    # The largest WebSocket message read, and the most bytes the compressed batches of one
+    # message may inflate to (a small compressed body cannot make a large one); past
+    # either, the connection is reopened or the batch is skipped.
+    max_message_bytes: int = 1048576
+    max_inflated_bytes: int = 4194304
+
+
+@dataclass(frozen=True, slots=True)
+class BridgesSettings:
+    """The ``[bridges.<platform>]`` sections: each chat platform's bridge settings."""
+
+    bili: BiliBridgeSettings = field(default_factory=BiliBridgeSettings)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of a node, read once and passed to ``create_app``."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     hub: HubSettings = field(default_factory=HubSettings)
+    bridges: BridgesSettings = field(default_factory=BridgesSettings)
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
-        """A copy with some keys of some sections changed: ``replace(hub={"tick_ms": 50})``."""
+        """A copy with some keys of some sections changed: ``replace(hub={"tick_ms": 50})``,
+        ``replace(bridges={"bili": {"uid": 1}})``."""
         return _merge(self, {k: dict(v) for k, v in sections.items()}, "argument")
 
 
-SECTIONS = ("server", "limits", "hub")
+# Every section; a dotted one is a table inside a table ([bridges.bili]), an attribute of
+# an attribute of Settings (section_of).
+SECTIONS = ("server", "limits", "hub", "bridges.bili")
+
+
+def section_of(settings: Settings, section: str) -> Any:
+    """The settings object of one section: ``section_of(s, "bridges.bili")``."""
+    found: Any = settings
+    for part in section.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _with_section(holder: Any, path: list[str], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(holder, **{path[0]: value})
+    inner = _with_section(getattr(holder, path[0]), path[1:], value)
+    return dataclasses.replace(holder, **{path[0]: inner})
+
+
+def _flatten(overlay: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    """A TOML document's tables by section name: {"bridges": {"bili": {...}}} gives
+    {"bridges.bili": {...}}."""
+    out: dict[str, Any] = {}
+    for name, values in overlay.items():
+        section = f"{prefix}{name}"
+        if section in SECTIONS:
+            out[section] = values
+        elif any(s.startswith(section + ".") for s in SECTIONS):
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{source}: [{section}] must be a table")
+            out.update(_flatten(values, source, section + "."))
+        else:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known: {', '.join(SECTIONS)}"
+            )
+    return out
 
 
 def _convert(value: Any, target: type, where: str) -> Any:
@@ -271,15 +343,10 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _merge(settings: Settings, overlay: Mapping[str, Any], source: str) -> Settings:
-    changed: dict[str, Any] = {}
-    for section, values in overlay.items():
-        if section not in SECTIONS:
-            raise ConfigError(
-                f"{source}: unknown section [{section}]; known: {', '.join(SECTIONS)}"
-            )
+    for section, values in _flatten(overlay, source).items():
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table")
-        current = getattr(settings, section)
+        current = section_of(settings, section)
         fields = {f.name: f for f in dataclasses.fields(current)}
         updates = {}
         for key, value in values.items():
@@ -290,8 +357,10 @@ def _merge(settings: Settings, overlay: Mapping[str, Any], source: str) -> Setti
             ftype = fields[key].type
             target = _TYPES[ftype if isinstance(ftype, str) else ftype.__name__]
             updates[key] = _convert(value, target, f"{source}: {section}.{key}")
-        changed[section] = dataclasses.replace(current, **updates)
-    return dataclasses.replace(settings, **changed)
+        settings = _with_section(
+            settings, section.split("."), dataclasses.replace(current, **updates)
+        )
+    return settings
 
 
 def base_url(settings: Settings) -> str:
@@ -313,10 +382,12 @@ def node_name(settings: Settings) -> str:
 
 
 def env_name(section: str, key: str) -> str:
+    """The environment variable of a setting: HUDONG_PORT, HUDONG_HUB_TICK_MS,
+    HUDONG_BRIDGES_BILI_KEY."""
     return (
         f"HUDONG_{key.upper()}"
         if section == "server"
-        else f"HUDONG_{section.upper()}_{key.upper()}"
+        else f"HUDONG_{section.upper().replace('.', '_')}_{key.upper()}"
     )
 
 
@@ -338,7 +409,7 @@ def load_settings(
         settings = _merge(settings, data, str(path))
     from_env: dict[str, dict[str, Any]] = {}
     for section in SECTIONS:
-        for f in dataclasses.fields(getattr(settings, section)):
+        for f in dataclasses.fields(section_of(settings, section)):
             name = env_name(section, f.name)
             if name in environ:
                 from_env.setdefault(section, {})[f.name] = environ[name]

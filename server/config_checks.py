@@ -14,7 +14,7 @@ import dataclasses
 import math
 
 from server.auth import MIN_SECRET_BYTES
-from server.config import SECTIONS, ConfigError, Settings, env_name
+from server.config import SECTIONS, ConfigError, Settings, env_name, section_of
 
 # Settings that must be more than 0 ("0: off" settings are not here: zero is a meaning
 # for them).
@@ -42,6 +42,10 @@ POSITIVE = {
     ("hub", "slow_timeout_s"),
     ("hub", "heartbeat_s"),
     ("hub", "heartbeat_timeout_s"),
+    ("bridges.bili", "heartbeat_s"),
+    ("bridges.bili", "connect_timeout_s"),
+    ("bridges.bili", "max_message_bytes"),
+    ("bridges.bili", "max_inflated_bytes"),
 }
 # The greatest value each setting may have, where there is one.
 AT_MOST: dict[tuple[str, str], float] = {
@@ -61,7 +65,7 @@ def bounds(section: str, key: str) -> str:
 def check(settings: Settings) -> None:
     """Raise ConfigError for the first setting out of its range, naming it and why."""
     for section in SECTIONS:
-        values = getattr(settings, section)
+        values = section_of(settings, section)
         for f in dataclasses.fields(values):
             value = getattr(values, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from server import config
-from server.config import SECTIONS, Settings, env_name
+from server.config import SECTIONS, Settings, env_name, section_of
 from server.config_checks import LOG_LEVELS, bounds
 from server.startup import MIN_ADMIN_TOKEN_CHARS
 
@@ -66,7 +66,7 @@ def groups(source: str | None = None) -> list[Group]:
     defaults = Settings()
     out: list[Group] = []
     for section in SECTIONS:
-        node = classes[type(getattr(defaults, section)).__name__]
+        node = classes[type(section_of(defaults, section)).__name__]
         previous_end = 0
         for statement in node.body:
             if not isinstance(statement, ast.AnnAssign):
@@ -101,7 +101,7 @@ def _flag(key: str, section: str) -> str | None:
 
 
 def _docstring_line(section: str) -> str:
-    doc = type(getattr(Settings(), section)).__doc__ or ""
+    doc = type(section_of(Settings(), section)).__doc__ or ""
     return doc.strip().replace("``", "`")
 
 
@@ -126,7 +126,7 @@ def toml_text() -> str:
         out.append("")
         out += [f"# {line}".rstrip() for line in group.doc]
         for key in group.keys:
-            value = getattr(getattr(defaults, group.section), key)
+            value = getattr(section_of(defaults, group.section), key)
             names = [env_name(group.section, key)]
             flag = _flag(key, group.section)
             if flag:
@@ -189,7 +189,7 @@ def markdown_text() -> str:
             ]
         first = group.keys[0]
         for key in group.keys:
-            value = getattr(getattr(defaults, group.section), key)
+            value = getattr(section_of(defaults, group.section), key)
             flag = _flag(key, group.section)
             doc = _prose(group.doc) if key == first else f"With `{first}` above."
             out.append(
