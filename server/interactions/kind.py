@@ -309,6 +309,13 @@ class Kind(Generic[SpecT, StateT]):
     example: ClassVar[Mapping[str, Any] | None] = None
     # Actions the demo room runs on the example once it is made (e.g. open a Q&A board).
     example_actions: ClassVar[tuple[str, ...]] = ()
+    # The view's fields after id, kind and created_at, as TypeScript members for the JS
+    # client's declarations (clients/js/protocol.d.ts, made by server/js_types.py). They may
+    # name the kind's spec and state structs by class name; tests/test_js_types.py checks
+    # real views against them. A kind without them is declared as a map of unknowns.
+    view_ts: ClassVar[str] = "[field: string]: unknown;"
+    # TypeScript declarations the view's members use (results, rows), named after the kind.
+    types_ts: ClassVar[str] = ""
 
     def prepare(self) -> None:
         """Work done once before the node serves, so that no command pays for it (a word
