@@ -49,6 +49,13 @@ export const ConnectionState = Object.freeze({
 
 /** @typedef {typeof ConnectionState[keyof typeof ConnectionState]} ConnectionStateValue */
 
+/**
+ * The protocol this client speaks (protocol/messages.py PROTOCOL_VERSION): a server
+ * whose `hello` names another is refused with `protocol_mismatch`.
+ * @type {ProtocolVersion}
+ */
+export const PROTOCOL_VERSION = "hudong.v1";
+
 /** The largest command id (PROTOCOL.md, "Commands": 0 … 2^53−1). */
 export const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -71,6 +78,10 @@ export const CLIENT_ERRORS = Object.freeze({
   disconnected: { retry: true, description: "the client is not connected, or the connection closed before the answer" },
   transport_error: { retry: true, description: "the WebSocket reported an error" },
   bad_frame: { retry: false, description: "a server frame could not be decoded, or had the wrong frame type" },
+  protocol_mismatch: {
+    retry: false,
+    description: "the server's hello names another protocol than this client's PROTOCOL_VERSION",
+  },
 });
 
 /**
@@ -126,66 +137,30 @@ const TRANSPORT_CLOSES = {
 
 // --- message types (PROTOCOL.md, "Server messages") ------------------------------------
 
-/**
- * @typedef {object} User
- * @property {string} id
- * @property {string} name
- * @property {"host"|"moderator"|"viewer"|"screen"} role
- */
-/**
- * @typedef {object} DanmakuEvent
- * @property {"danmaku"} type
- * @property {string} id      unique per node: `<node>.<n>`
- * @property {User} user
- * @property {string} text    user text: render it as text, never as HTML
- * @property {string} color   `#rrggbb`, lower case
- * @property {"scroll"|"top"|"bottom"} mode
- * @property {number} ts      ms since the Unix epoch
- * @property {number} [count] merged duplicates (degrade level 1 and up)
- */
-/** @typedef {{type: "retract", id: string, ts: number}} RetractEvent  a moderator took danmaku `id` back */
+// The messages' and views' types are generated from the server (protocol.d.ts:
+// `python -m server.js_types --write`).
+/** @typedef {import("./protocol.js").User} User */
+/** @typedef {import("./protocol.js").DanmakuEvent} DanmakuEvent */
+/** @typedef {import("./protocol.js").RetractEvent} RetractEvent */
+/** @typedef {import("./protocol.js").BatchEvent} BatchEvent */
+/** @typedef {import("./protocol.js").Snapshot} Snapshot */
+/** @typedef {import("./protocol.js").HelloMessage} HelloMessage */
+/** @typedef {import("./protocol.js").JoinedMessage} JoinedMessage */
+/** @typedef {import("./protocol.js").AckMessage} AckMessage */
+/** @typedef {import("./protocol.js").PongMessage} PongMessage */
+/** @typedef {import("./protocol.js").ErrorMessage} ErrorMessage */
+/** @typedef {import("./protocol.js").BatchMessage} BatchMessage */
+/** @typedef {import("./protocol.js").SnapshotMessage} SnapshotMessage */
+/** @typedef {import("./protocol.js").StateMessage} StateMessage */
+/** @typedef {import("./protocol.js").OnlineMessage} OnlineMessage */
+/** @typedef {import("./protocol.js").NoticeMessage} NoticeMessage */
+/** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
+/** @typedef {import("./protocol.js").InteractionView} InteractionView */
+/** @typedef {import("./protocol.js").ViewEvents} ViewEvents */
+/** @typedef {import("./protocol.js").ProtocolVersion} ProtocolVersion */
 /** @typedef {{type: "draw_result", interaction: string, title: string, winners: string[], ts: number}} DrawResultEvent */
 /** @typedef {{type: "design_revealed", interaction: string, final: Record<string, unknown>, ts: number}} DesignRevealedEvent */
 /** @typedef {{type: "quiz_revealed", interaction: string, question: string | null, final: boolean, ts: number}} QuizRevealedEvent */
-/**
- * @typedef {object} Snapshot
- * @property {{id: string, title: string, created_at: number, version: number, settings: Record<string, unknown>}} room
- * @property {number} version
- * @property {number} seq       seq of the room's last batch
- * @property {number} online
- * @property {Record<string, View>} [interactions]
- * @property {number} [degrade] 0-3
- * @property {DanmakuEvent[]} recent
- */
-/**
- * @typedef {object} HelloMessage
- * @property {"hello"} type
- * @property {string} protocol   "hudong.v1"
- * @property {string} server
- * @property {number} heartbeat_ms
- * @property {{max_command_bytes: number, max_frame_bytes: number, max_text_chars: number, commands_per_s: number, command_burst: number}} limits
- */
-/**
- * `token`: for an anonymous viewer or a renamed guest, its own viewer token, to join with again (newer servers).
- * @typedef {{type: "joined", id: number, you: User, snapshot: Snapshot, token?: string}} JoinedMessage
- */
-/**
- * An acknowledgement. Danmaku: `event`. Viewer commands: `version`, `duplicate` (a retry
- * of a command that had already taken effect); checkin: `count`, `already`; post: `post`,
- * `status`. Host operations: `interaction`, `version`, `view` (+ `winners`); moderation:
- * `action`, `event` or `user`, `version`, `muted_until`.
- * @typedef {{type: "ack", id: number, [field: string]: unknown}} AckMessage
- */
-/** @typedef {{type: "pong", id: number}} PongMessage */
-/** @typedef {{type: "error", id: number|null, code: string, message: string, retry_after_ms?: number, limit?: number}} ErrorMessage */
-/** @typedef {{type: "batch", room: string, seq: number, events: Array<{type: string, [field: string]: any}>}} BatchMessage */
-/** @typedef {{type: "snapshot", snapshot: Snapshot}} SnapshotMessage */
-/** @typedef {{type: "state", room: string, version: number, interactions: Record<string, View>}} StateMessage */
-/** @typedef {{type: "online", room: string, online: number}} OnlineMessage */
-/**
- * @typedef {{type: "notice", kind: string, [field: string]: unknown}} NoticeMessage
- *   kind `draw_won` {interaction, title}, or `degrade` {level, name}
- */
 /**
  * @typedef {object} Ballot  one of the fields, as the poll's kind needs
  * @property {string} [option]      single
@@ -225,7 +200,7 @@ const TRANSPORT_CLOSES = {
  * `design_revealed` → `designRevealed`), a notice `(notice)` (`draw_won` → `drawWon`),
  * and a view that changed `(view, previous)` under its `kind` (every kind: today's polls,
  * quizzes, co-designs, draws, Q&A boards, check-in and wall, and kinds to come).
- * @typedef {object} HudongEvents
+ * @typedef {object} BaseEvents
  * @property {(state: ConnectionStateValue, previous: ConnectionStateValue) => void} state
  * @property {(hello: HelloMessage) => void} hello
  * @property {(joined: JoinedMessage) => void} joined
@@ -241,7 +216,7 @@ const TRANSPORT_CLOSES = {
  * @property {(event: DesignRevealedEvent, batch: BatchMessage) => void} designRevealed
  * @property {(event: QuizRevealedEvent, batch: BatchMessage) => void} quizRevealed
  * @property {(message: StateMessage) => void} views  a `state` message
- * @property {(view: View, previous: View | undefined) => void} interaction  a view changed
+ * @property {(view: InteractionView, previous: InteractionView | undefined) => void} interaction  a view changed
  * @property {(notice: NoticeMessage) => void} notice
  * @property {(notice: NoticeMessage) => void} drawWon
  * @property {(notice: NoticeMessage) => void} quizStanding  this player's own `rank`,
@@ -249,11 +224,16 @@ const TRANSPORT_CLOSES = {
  * @property {(degrade: {level: number, name: string}) => void} degrade
  * @property {(online: number, message: OnlineMessage) => void} online  viewers in the room now
  *   (also `roomState.online`); the server sends it when the count moved, at most once a second
- * @property {(message: {type: string}) => void} message  every decoded server message
+ * @property {(message: ServerMessage) => void} message  every decoded server message
  * @property {(error: HudongError) => void} error
  *   an error that answers no pending command: an `error` with id null or an unknown
  *   id, an undecodable frame, a transport error, or why reconnecting stopped
  * @property {(info: CloseInfo) => void} close  a socket closed (also a failed attempt's)
+ */
+/**
+ * Every listener signature: the client's own events, and each interaction kind's views
+ * under the kind's name (ViewEvents, generated from the server's registry).
+ * @typedef {BaseEvents & ViewEvents} HudongEvents
  */
 
 /**
@@ -289,6 +269,8 @@ export class HudongError extends Error {
     this.reply = details.reply;
     /** For `disconnected`: the close that cut the command off. */
     this.close = details.close;
+    /** @type {string | null | undefined} For `protocol_mismatch`: the server's protocol. */
+    this.serverProtocol = undefined;
   }
 
   /** @param {ErrorMessage} reply */
@@ -430,7 +412,10 @@ export class HudongClient {
     this.token = null;
     /** @type {CloseInfo | null} */
     this.lastClose = null;
-    /** What is known of the room; kept over reconnects until the next snapshot. */
+    /**
+     * What is known of the room; kept over reconnects until the next snapshot.
+     * @type {import("./room.js").RoomState}
+     */
     this.roomState = new RoomState();
   }
 
@@ -1419,6 +1404,10 @@ export class HudongClient {
   _onHello(hello) {
     this.hello = hello;
     this._emit("hello", hello);
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      this._refuseProtocol(hello);
+      return;
+    }
     const connecting = this._connecting;
     if (connecting === null || this._state === ConnectionState.CLOSING) return;
     this._connecting = null;
@@ -1427,6 +1416,25 @@ export class HudongClient {
     this._setState(ConnectionState.CONNECTED);
     if (Number.isFinite(hello.heartbeat_ms) && hello.heartbeat_ms > 0) this._armHeartbeat(hello.heartbeat_ms);
     connecting.resolve(hello);
+  }
+
+  /**
+   * The server speaks another protocol: drop the socket and stop (no reconnect: the
+   * same server would say the same). connect() and open() reject with the error, and
+   * `error` reports it; the state goes `disconnected`.
+   * @param {HelloMessage} hello
+   */
+  _refuseProtocol(hello) {
+    const ws = this._ws;
+    const error = new HudongError(
+      "protocol_mismatch",
+      `the server speaks ${JSON.stringify(hello.protocol ?? null)}, this client ${PROTOCOL_VERSION}: ` +
+        "use the client that the node serves at /static/client/hudong.js",
+    );
+    error.serverProtocol = typeof hello.protocol === "string" ? hello.protocol : null;
+    if (!this._recovering) this._emit("error", error); // giving up reports it otherwise
+    this._abandon(ws, "protocol mismatch");
+    this._finish(ws, { code: 1002, reason: "protocol mismatch", wasClean: false }, error, false);
   }
 
   /** @param {JoinedMessage} joined */
