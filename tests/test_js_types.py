@@ -4,12 +4,14 @@
   modules' .d.ts are what tsc emits from their JSDoc now (no drift);
 - ``tsc --noEmit`` accepts the declarations and types-test/usage.ts, which touches every
   event and every kind's view, and refuses types-test/wrong.ts with the expected errors;
-- every protocol vector and real views of every kind (made by the kinds themselves, in
-  each state their actions reach) type-check against the declared types, and a view with
-  a field the types lack does not;
-- package.json names nothing that does not exist; ``npm pack`` makes a tarball that
-  installs into a scratch project without a registry and works from Node and Chromium
-  against a live node.
+- every protocol vector and real views of every kind type-check against the declared
+  types: views the kinds make in each state their actions reach, and views a live node
+  sends to staff and to a viewer once votes, answers, picks, entries, questions and posts
+  came in; a view with a field the types lack does not;
+- package.json names nothing that does not exist, nor do the client's README and
+  changelog; ``npm pack`` makes a tarball that installs into a scratch project without a
+  registry, type-checks as a dependency, and works from Node and Chromium against a live
+  node.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ import pytest
 from server import js_types
 from server.interactions.kind import AUDIENCES, UNCHANGED, Context, Definition, Kind
 from server.interactions.registry import Registry
-from tests.browser_kit import CHROMIUM_FLAGS, WAIT_MS, _chromium, start_node, stop_node
+from tests.browser_kit import (
+    CHROMIUM_FLAGS,
+    WAIT_MS,
+    _chromium,
+    start_node,
+    stop_node,
+    viewer_ws,
+)
 from tests.conftest import UNIT, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +237,138 @@ def test_a_view_with_a_field_the_types_lack_does_not_type_check():
     assert "'\"surprise\"' does not exist in type" in done.stdout, done.stdout
 
 
+def _live_scenario(node: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Views as a live node sends them, with votes in: every kind, in states the
+    examples do not reach (a ranked poll's runoff, a revealed quiz, a drawn draw, asked
+    questions, approved and waiting posts), for staff (admin) and for a viewer."""
+    registry = Registry()
+    room = "types"
+    node.room(room)
+    polls = {
+        "ps": {"kind": "single", "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]},
+        "pm": {
+            "kind": "multiple",
+            "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+        },
+        "pr": {
+            "kind": "ranked",
+            "options": [{"id": x, "label": x.upper()} for x in "abc"],
+        },
+        "pt": {"kind": "rating", "scale": 5},
+        "px": {"kind": "text"},
+        "ph": {
+            "kind": "single",
+            "hide_results_until_reveal": True,
+            "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}],
+        },
+    }
+    quiz = {
+        "id": "qz",
+        "title": "Quiz",
+        "questions": [
+            {
+                "id": "q1",
+                "text": "1+1?",
+                "options": [{"id": "a", "label": "2"}, {"id": "b", "label": "3"}],
+                "correct": "a",
+            },
+            {
+                "id": "q2",
+                "text": "2+2?",
+                "options": [{"id": "a", "label": "4"}, {"id": "b", "label": "5"}],
+                "correct": "a",
+            },
+        ],
+    }
+    specs = [("poll", {"id": iid, "question": iid, **spec}) for iid, spec in polls.items()]
+    specs.append(("quiz", quiz))
+    for name in ("codesign", "draw", "qa"):
+        kind = registry.get(name)
+        assert kind is not None and kind.example is not None
+        specs.append((name, dict(kind.example)))
+    with node.http() as http:
+
+        def act(iid: str, action: str, **fields: Any) -> None:
+            r = http.post(
+                f"/api/v1/rooms/{room}/interactions/{iid}/actions",
+                json={"action": action, **fields},
+            )
+            assert r.status_code == 200, (iid, action, r.text)
+
+        for kind_name, spec in specs:
+            r = http.post(
+                f"/api/v1/rooms/{room}/interactions", json={"kind": kind_name, "spec": spec}
+            )
+            assert r.status_code == 201, r.text
+        for iid in polls:
+            act(iid, "open")
+        act("qz", "ask", question="q1")
+        act("burger", "open")
+        act("ask", "open")
+        with viewer_ws(node.base, room, name="观众") as viewer:
+            viewer.ok("vote", interaction="ps", option="a")
+            viewer.ok("vote", interaction="pm", options=["a", "b"])
+            viewer.ok("vote", interaction="pr", ranking=["b", "a", "c"])
+            viewer.ok("vote", interaction="pt", rating=4)
+            viewer.ok("vote", interaction="px", text="好吃 burger")
+            viewer.ok("vote", interaction="ph", option="b")
+            viewer.ok("answer", interaction="qz", question="q1", option="a")
+            viewer.ok("pick", interaction="burger", slot="bun", option="sesame")
+            viewer.ok("enter", interaction="prize")
+            asked = viewer.ok("ask", interaction="ask", text="Is it spicy?")
+            viewer.ok("checkin")
+            first = viewer.ok("post", text="hello wall")
+            viewer.ok("post", text="second post")
+            viewer.ws.send(json.dumps({"op": "react", "emoji": "🔥"}))
+        questions = http.get(f"/api/v1/rooms/{room}/interactions/ask").json()["questions"]
+        assert questions, asked
+        act("ask", "answer", question=questions[0]["id"], text="Very")
+        act("ask", "pin", question=questions[0]["id"])
+        act("wall", "approve", post=first["post"])
+        act("pr", "close")
+        act("qz", "close")
+        act("qz", "reveal", question="q1")
+        act("burger", "lock_all")
+        act("burger", "reveal")
+        act("prize", "run")
+        r = http.post(
+            f"/api/v1/rooms/{room}/tokens",
+            json={"role": "viewer", "user_id": "v-types", "name": "V"},
+        )
+        assert r.status_code == 201, r.text
+        viewer_token = r.json()["token"]
+        staff = http.get(f"/api/v1/rooms/{room}/interactions").json()["interactions"]
+    with node.http(viewer_token) as http:
+        public = http.get(f"/api/v1/rooms/{room}/interactions").json()["interactions"]
+    return [(view["kind"], view) for view in [*staff, *public]]
+
+
+def test_views_from_a_live_node_with_votes_type_check():
+    _npm_ready()
+    node = start_node(
+        free_port(),
+        name="types-node",
+        HUDONG_LIMITS_VIEWER_COMMANDS_PER_S="100",
+        HUDONG_LIMITS_VIEWER_COMMAND_BURST="100",
+    )
+    try:
+        views = _live_scenario(node)
+    finally:
+        stop_node(node)
+    kinds = {kind for kind, _ in views}
+    assert kinds == {k.name for k in Registry()}, kinds
+    seen = json.dumps(views, ensure_ascii=False)
+    for state in ('"irv": {', '"claims"', '"leaderboard": [{', '"final"', '"hidden": true'):
+        assert state in seen, f"the scenario no longer reaches {state}"
+    for state in ('"questions": [{', '"posts": [{', '"terms": [{', '"mean": 4'):
+        assert state in seen, f"the scenario no longer reaches {state}"
+    lines = ['import type { ViewsByKind } from "../protocol.js";']
+    for i, (kind, view) in enumerate(views):
+        lines.append(f"export const live{i} = {json.dumps(view)} satisfies ViewsByKind[{kind!r}];")
+    done = _tsc_over("\n".join(lines) + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 # --- the package --------------------------------------------------------------------------
 
 
@@ -253,6 +394,17 @@ def test_package_json_names_only_what_exists():
     readme = (JS / "README.md").read_text("utf-8")
     assert "npm install @hudong/client" not in readme
     assert "github.com/hudong-live" not in readme
+
+
+def test_the_client_s_readme_and_changelog_link_only_to_what_exists():
+    for doc in ("README.md", "CHANGELOG.md"):
+        text = (JS / doc).read_text("utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if re.match(r"https?://", target):
+                pytest.fail(f"{doc} links to {target}, outside the repository")
+            assert (JS / target).resolve().exists(), f"{doc} links to {target}: no such file"
+        hosts = set(re.findall(r"\bhttps?://([^/\s`\"'<>)]+)", text))
+        assert hosts <= {"app.example.com", "live.example.com"}, hosts
 
 
 NODE_SCRIPT = """\

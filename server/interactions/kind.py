@@ -11,6 +11,7 @@ kind only there. A kind declares, in one place:
 - its host actions and what each changes (:meth:`Kind.act` -> :class:`Change`);
 - the boxes it keeps, and its views for each :class:`Audience`;
 - the events it announces, its export and its section of the event report;
+- its view's TypeScript type, for the JS client's declarations (``view_ts``);
 - optionally, what danmaku do to it (a keyword draw, votes by danmaku).
 
 Kinds do no I/O. Whatever a view, a command or an action needs from the store, the
