@@ -245,7 +245,8 @@ export class HudongClient {
     url: string | URL;
     /** @type {Readonly<Codec>} */
     codec: Readonly<Codec>;
-    _WebSocket: new (url: string | URL, protocols?: string[]) => any;
+    /** @private */
+    private _WebSocket;
     timeoutMs: number;
     /** Whether a lost connection is reconnected (and the room joined again); may be changed. */
     reconnect: boolean;
@@ -255,51 +256,58 @@ export class HudongClient {
     retry: Readonly<{
         deadlineMs: number;
     }>;
-    _random: () => number;
-    /** @type {ConnectionStateValue} */
-    _state: ConnectionStateValue;
-    /** @type {any} the current WebSocket; events of any other are stale and ignored */
-    _ws: any;
-    _nextId: number;
-    /** @type {Map<number, Pending>} */
-    _pending: Map<number, Pending>;
-    /** @type {Map<string, Set<Function>>} */
-    _listeners: Map<string, Set<Function>>;
-    /** @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
-    _connecting: {
-        promise: Promise<HelloMessage>;
-        resolve: (hello: HelloMessage) => void;
-        reject: (error: HudongError) => void;
-        timer: ReturnType<typeof setTimeout>;
-    } | null;
-    /** @type {Array<(info: CloseInfo) => void>} */
-    _closeWaiters: Array<(info: CloseInfo) => void>;
-    _closeRequested: boolean;
-    /** Whether the client should be connected (and joined to _target): until close() or giving up. */
-    _keep: boolean;
-    /** @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
-    _target: {
-        room: string;
-        token?: string;
-        name?: string;
-        lang?: string;
-    } | null;
-    /** A connection was lost and is being brought back (for `resync` and for reporting a stop). */
-    _recovering: boolean;
-    /** An attempt (connect + join) is under way; it, not the close, decides what follows. */
-    _attempting: boolean;
-    /** Attempts since the last success: the backoff's exponent. */
-    _attempt: number;
-    /** @type {ReturnType<typeof setTimeout> | null} */
-    _reconnectTimer: ReturnType<typeof setTimeout> | null;
-    /** @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
-    _joinWaiters: Set<JoinWaiter>;
-    /** @type {Set<RetryTicket>} */
-    _tickets: Set<RetryTicket>;
-    /** @type {ReturnType<typeof setTimeout> | null} */
-    _heartbeatTimer: ReturnType<typeof setTimeout> | null;
-    _lastHeardAt: number;
-    _framesHeard: number;
+    /** @private */
+    private _random;
+    /** @private @type {ConnectionStateValue} */
+    private _state;
+    /** @private @type {any} the current WebSocket; events of any other are stale and ignored */
+    private _ws;
+    /** @private */
+    private _nextId;
+    /** @private @type {Map<number, Pending>} */
+    private _pending;
+    /** @private @type {Map<string, Set<Function>>} */
+    private _listeners;
+    /** @private @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
+    private _connecting;
+    /** @private @type {Array<(info: CloseInfo) => void>} */
+    private _closeWaiters;
+    /** @private */
+    private _closeRequested;
+    /**
+     * Whether the client should be connected (and joined to _target): until close() or giving up.
+     * @private
+     */
+    private _keep;
+    /** @private @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
+    private _target;
+    /**
+     * A connection was lost and is being brought back (for `resync` and for reporting a stop).
+     * @private
+     */
+    private _recovering;
+    /**
+     * An attempt (connect + join) is under way; it, not the close, decides what follows.
+     * @private
+     */
+    private _attempting;
+    /**
+     * Attempts since the last success: the backoff's exponent.
+     * @private
+     */
+    private _attempt;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
+    private _reconnectTimer;
+    /** @private @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
+    private _joinWaiters;
+    /** @private @type {Set<RetryTicket>} */
+    private _tickets;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
+    private _heartbeatTimer;
+    /** @private */
+    private _lastHeardAt;
+    /** @private */
+    private _framesHeard;
     /** @type {HelloMessage | null} the server's hello on the current connection */
     hello: HelloMessage | null;
     /** @type {User | null} who this connection joined as */
@@ -359,10 +367,11 @@ export class HudongClient {
     /**
      * @param {string} type
      * @param {...unknown} args
+     * @private
      */
-    _emit(type: string, ...args: unknown[]): void;
-    /** @param {ConnectionStateValue} state */
-    _setState(state: ConnectionStateValue): void;
+    private _emit;
+    /** @private @param {ConnectionStateValue} state */
+    private _setState;
     /**
      * Open the WebSocket; resolves with the server's `hello` (PROTOCOL.md, "Session").
      * Rejects with HudongError `timeout`, `disconnected` or `transport_error`; a failed
@@ -371,8 +380,8 @@ export class HudongClient {
      * @returns {Promise<HelloMessage>}
      */
     connect(): Promise<HelloMessage>;
-    /** @returns {Promise<HelloMessage>} the hello of the attempt that just started */
-    _helloOfAttempt(): Promise<HelloMessage>;
+    /** @private @returns {Promise<HelloMessage>} the hello of the attempt that just started */
+    private _helloOfAttempt;
     /**
      * Connect and join `room`, retrying connect errors, timeouts, lost connections and
      * retryable refusals (store_unavailable, rate_limited, …) with the backoff until
@@ -401,22 +410,25 @@ export class HudongClient {
     /**
      * Open a new socket (the state is DISCONNECTED or RECONNECTING); resolves on `hello`.
      * @returns {Promise<HelloMessage>}
+     * @private
      */
-    _openSocket(): Promise<HelloMessage>;
+    private _openSocket;
     /**
      * Stop listening to `ws` and drop it without waiting for the closing handshake.
      * @param {any} ws
      * @param {string} reason
+     * @private
      */
-    _abandon(ws: any, reason: string): void;
+    private _abandon;
     /**
      * Give up on `ws` now, as if it had closed with `code`.
      * @param {any} ws
      * @param {number} code
      * @param {string} reason
      * @param {boolean} reconnect  what the CloseInfo says
+     * @private
      */
-    _drop(ws: any, code: number, reason: string, reconnect: boolean): void;
+    private _drop;
     /**
      * The socket `ws` is gone: settle everything that waited on it, once, and decide
      * whether to reconnect.
@@ -424,45 +436,56 @@ export class HudongClient {
      * @param {{code: number, reason: string, wasClean: boolean}} close
      * @param {HudongError} [connectError]  the error connect() rejects with, if still pending
      * @param {boolean} [reconnect]         overrides what the close code says
+     * @private
      */
-    _finish(ws: any, close: {
-        code: number;
-        reason: string;
-        wasClean: boolean;
-    }, connectError?: HudongError, reconnect?: boolean): void;
+    private _finish;
     /**
      * Wait, then make the next attempt.
      * @param {CloseInfo | null} close
      * @param {HudongError} [error]
+     * @private
      */
-    _schedule(close: CloseInfo | null, error?: HudongError): void;
-    _cancelReconnectTimer(): void;
-    /** One attempt: connect if need be, then join the target room if there is one. */
-    _run(): Promise<void>;
-    /** @param {JoinedMessage | null} joined */
-    _succeeded(joined: JoinedMessage | null): void;
-    /** @param {unknown} err why the attempt failed */
-    _failed(err: unknown): void;
+    private _schedule;
+    /** @private */
+    private _cancelReconnectTimer;
+    /**
+     * One attempt: connect if need be, then join the target room if there is one.
+     * @private
+     */
+    private _run;
+    /** @private @param {JoinedMessage | null} joined */
+    private _succeeded;
+    /** @private @param {unknown} err why the attempt failed */
+    private _failed;
     /**
      * Stop keeping the room: reject open() and pending retries with `error`, close the
      * socket if one is open, and report it if a lost connection was being brought back.
      * @param {HudongError} error
+     * @private
      */
-    _giveUp(error: HudongError): void;
-    /** @param {HudongError} error */
-    _cancelWaits(error: HudongError): void;
-    /** Joined to a room on a live connection. */
-    _isJoined(): boolean;
-    /** The client will join its room (again) by itself. */
-    _willRejoin(): boolean;
-    /** @param {number} ms */
-    _armHeartbeat(ms: number): void;
-    _stopHeartbeat(): void;
+    private _giveUp;
+    /** @private @param {HudongError} error */
+    private _cancelWaits;
+    /**
+     * Joined to a room on a live connection.
+     * @private
+     */
+    private _isJoined;
+    /**
+     * The client will join its room (again) by itself.
+     * @private
+     */
+    private _willRejoin;
+    /** @private @param {number} ms */
+    private _armHeartbeat;
+    /** @private */
+    private _stopHeartbeat;
     /**
      * Nothing arrived for heartbeat_ms: ask for a pong. If neither it nor anything else
      * arrives within timeoutMs, the connection is dead: drop it and reconnect.
+     * @private
      */
-    _heartbeat(): void;
+    private _heartbeat;
     /**
      * Join `room` on the connected client (one attempt); resolves with the `joined`
      * message. Without a token the client joins as an anonymous viewer called `name`, if
@@ -528,14 +551,16 @@ export class HudongClient {
      * @param {string} op
      * @param {Record<string, unknown>} command
      * @returns {Promise<AckMessage>}
+     * @private
      */
-    _untilAcknowledged(op: string, command: Record<string, unknown>): Promise<AckMessage>;
+    private _untilAcknowledged;
     /**
      * @param {RetryTicket} ticket
      * @param {number} ms
      * @returns {Promise<void>}
+     * @private
      */
-    _sleep(ticket: RetryTicket, ms: number): Promise<void>;
+    private _sleep;
     /**
      * Resolves when the client joined its room again; rejects at the deadline, on
      * close() and when the client gives up.
@@ -543,8 +568,9 @@ export class HudongClient {
      * @param {number} deadline  Date.now() value
      * @param {string} op
      * @returns {Promise<void>}
+     * @private
      */
-    _whenJoined(ticket: RetryTicket, deadline: number, op: string): Promise<void>;
+    private _whenJoined;
     /**
      * Vote in a poll: `ballot` is {option} (single), {options} (multiple), {ranking}
      * (ranked), {rating} or {text}. A new vote replaces the previous one while the poll is open.
@@ -682,35 +708,38 @@ export class HudongClient {
      * @param {string} op
      * @param {Record<string, unknown>} fields
      * @returns {Promise<any>}
+     * @private
      */
-    _command(op: string, fields: Record<string, unknown>): Promise<any>;
-    /** @param {string | ArrayBuffer | ArrayBufferView} data */
-    _receive(data: string | ArrayBuffer | ArrayBufferView): void;
-    /** @param {HelloMessage} hello */
-    _onHello(hello: HelloMessage): void;
+    private _command;
+    /** @private @param {string | ArrayBuffer | ArrayBufferView} data */
+    private _receive;
+    /** @private @param {HelloMessage} hello */
+    private _onHello;
     /**
      * The server speaks another protocol: drop the socket and stop (no reconnect: the
      * same server would say the same). connect() and open() reject with the error, and
      * `error` reports it; the state goes `disconnected`.
      * @param {HelloMessage} hello
+     * @private
      */
-    _refuseProtocol(hello: HelloMessage): void;
-    /** @param {JoinedMessage} joined */
-    _onJoined(joined: JoinedMessage): void;
-    /** @param {BatchMessage} batch */
-    _onBatch(batch: BatchMessage): void;
-    /** @param {StateMessage} message */
-    _onState(message: StateMessage): void;
-    /** @param {import("./room.js").ViewChange[]} changed */
-    _emitViews(changed: import("./room.js").ViewChange[]): void;
-    /** @param {NoticeMessage} notice */
-    _onNotice(notice: NoticeMessage): void;
+    private _refuseProtocol;
+    /** @private @param {JoinedMessage} joined */
+    private _onJoined;
+    /** @private @param {BatchMessage} batch */
+    private _onBatch;
+    /** @private @param {StateMessage} message */
+    private _onState;
+    /** @private @param {import("./room.js").ViewChange[]} changed */
+    private _emitViews;
+    /** @private @param {NoticeMessage} notice */
+    private _onNotice;
     /**
      * Settle the pending command a reply answers; an `error` that answers none is an
      * "error" event.
      * @param {JoinedMessage | AckMessage | PongMessage | ErrorMessage} reply
+     * @private
      */
-    _settle(reply: JoinedMessage | AckMessage | PongMessage | ErrorMessage): void;
+    private _settle;
 }
 export default HudongClient;
 export type Codec = import("./codec.js").Codec;

@@ -346,6 +346,7 @@ export class HudongClient {
         "no WebSocket constructor: pass {WebSocket} (in Node: import WebSocket from \"ws\")",
       );
     }
+    /** @private */
     this._WebSocket = WebSocketImpl;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     /** Whether a lost connection is reconnected (and the room joined again); may be changed. */
@@ -356,46 +357,63 @@ export class HudongClient {
     if (!(deadlineMs >= 0)) throw new RangeError(`retry.deadlineMs must be >= 0, got ${deadlineMs}`);
     /** @type {Readonly<{deadlineMs: number}>} */
     this.retry = Object.freeze({ deadlineMs });
+    /** @private */
     this._random = options.random ?? Math.random;
 
     // --- the connection
-    /** @type {ConnectionStateValue} */
+    /** @private @type {ConnectionStateValue} */
     this._state = ConnectionState.DISCONNECTED;
-    /** @type {any} the current WebSocket; events of any other are stale and ignored */
+    /** @private @type {any} the current WebSocket; events of any other are stale and ignored */
     this._ws = null;
+    /** @private */
     this._nextId = 1;
-    /** @type {Map<number, Pending>} */
+    /** @private @type {Map<number, Pending>} */
     this._pending = new Map();
-    /** @type {Map<string, Set<Function>>} */
+    /** @private @type {Map<string, Set<Function>>} */
     this._listeners = new Map();
-    /** @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
+    /** @private @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
     this._connecting = null;
-    /** @type {Array<(info: CloseInfo) => void>} */
+    /** @private @type {Array<(info: CloseInfo) => void>} */
     this._closeWaiters = [];
+    /** @private */
     this._closeRequested = false;
 
     // --- keeping the room (reconnects, open(), retries)
-    /** Whether the client should be connected (and joined to _target): until close() or giving up. */
+    /**
+     * Whether the client should be connected (and joined to _target): until close() or giving up.
+     * @private
+     */
     this._keep = false;
-    /** @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
+    /** @private @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
     this._target = null;
-    /** A connection was lost and is being brought back (for `resync` and for reporting a stop). */
+    /**
+     * A connection was lost and is being brought back (for `resync` and for reporting a stop).
+     * @private
+     */
     this._recovering = false;
-    /** An attempt (connect + join) is under way; it, not the close, decides what follows. */
+    /**
+     * An attempt (connect + join) is under way; it, not the close, decides what follows.
+     * @private
+     */
     this._attempting = false;
-    /** Attempts since the last success: the backoff's exponent. */
+    /**
+     * Attempts since the last success: the backoff's exponent.
+     * @private
+     */
     this._attempt = 0;
-    /** @type {ReturnType<typeof setTimeout> | null} */
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
     this._reconnectTimer = null;
-    /** @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
+    /** @private @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
     this._joinWaiters = new Set();
-    /** @type {Set<RetryTicket>} */
+    /** @private @type {Set<RetryTicket>} */
     this._tickets = new Set();
 
     // --- dead-connection detection (PROTOCOL.md, "Heartbeats")
-    /** @type {ReturnType<typeof setTimeout> | null} */
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
     this._heartbeatTimer = null;
+    /** @private */
     this._lastHeardAt = 0;
+    /** @private */
     this._framesHeard = 0;
 
     /** @type {HelloMessage | null} the server's hello on the current connection */
@@ -489,6 +507,7 @@ export class HudongClient {
   /**
    * @param {string} type
    * @param {...unknown} args
+   * @private
    */
   _emit(type, ...args) {
     const set = this._listeners.get(type);
@@ -506,7 +525,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {ConnectionStateValue} state */
+  /** @private @param {ConnectionStateValue} state */
   _setState(state) {
     const previous = this._state;
     if (state === previous) return;
@@ -538,7 +557,7 @@ export class HudongClient {
     return this._openSocket();
   }
 
-  /** @returns {Promise<HelloMessage>} the hello of the attempt that just started */
+  /** @private @returns {Promise<HelloMessage>} the hello of the attempt that just started */
   _helloOfAttempt() {
     return this._connecting?.promise ?? Promise.reject(new HudongError("transport_error", "the attempt failed at once"));
   }
@@ -623,6 +642,7 @@ export class HudongClient {
   /**
    * Open a new socket (the state is DISCONNECTED or RECONNECTING); resolves on `hello`.
    * @returns {Promise<HelloMessage>}
+   * @private
    */
   _openSocket() {
     /** @type {any} */
@@ -673,6 +693,7 @@ export class HudongClient {
    * Stop listening to `ws` and drop it without waiting for the closing handshake.
    * @param {any} ws
    * @param {string} reason
+   * @private
    */
   _abandon(ws, reason) {
     try {
@@ -689,6 +710,7 @@ export class HudongClient {
    * @param {number} code
    * @param {string} reason
    * @param {boolean} reconnect  what the CloseInfo says
+   * @private
    */
   _drop(ws, code, reason, reconnect) {
     this._abandon(ws, reason);
@@ -702,6 +724,7 @@ export class HudongClient {
    * @param {{code: number, reason: string, wasClean: boolean}} close
    * @param {HudongError} [connectError]  the error connect() rejects with, if still pending
    * @param {boolean} [reconnect]         overrides what the close code says
+   * @private
    */
   _finish(ws, close, connectError, reconnect) {
     if (this._ws !== ws) return;
@@ -764,6 +787,7 @@ export class HudongClient {
    * Wait, then make the next attempt.
    * @param {CloseInfo | null} close
    * @param {HudongError} [error]
+   * @private
    */
   _schedule(close, error) {
     const attempt = this._attempt;
@@ -781,12 +805,16 @@ export class HudongClient {
     }, delayMs);
   }
 
+  /** @private */
   _cancelReconnectTimer() {
     if (this._reconnectTimer !== null) clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
   }
 
-  /** One attempt: connect if need be, then join the target room if there is one. */
+  /**
+   * One attempt: connect if need be, then join the target room if there is one.
+   * @private
+   */
   async _run() {
     this._attempting = true;
     /** @type {JoinedMessage | null} */
@@ -817,7 +845,7 @@ export class HudongClient {
     this._succeeded(joined);
   }
 
-  /** @param {JoinedMessage | null} joined */
+  /** @private @param {JoinedMessage | null} joined */
   _succeeded(joined) {
     if (!this._keep) return;
     this._attempt = 0;
@@ -831,7 +859,7 @@ export class HudongClient {
     if (resync && joined !== null) this._emit("resync", joined.snapshot);
   }
 
-  /** @param {unknown} err why the attempt failed */
+  /** @private @param {unknown} err why the attempt failed */
   _failed(err) {
     if (!this._keep) return; // close() settled everything already
     if (!(err instanceof HudongError)) {
@@ -859,6 +887,7 @@ export class HudongClient {
    * Stop keeping the room: reject open() and pending retries with `error`, close the
    * socket if one is open, and report it if a lost connection was being brought back.
    * @param {HudongError} error
+   * @private
    */
   _giveUp(error) {
     const report = this._recovering;
@@ -881,7 +910,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {HudongError} error */
+  /** @private @param {HudongError} error */
   _cancelWaits(error) {
     const waiters = [...this._joinWaiters];
     this._joinWaiters.clear();
@@ -893,24 +922,31 @@ export class HudongClient {
     }
   }
 
-  /** Joined to a room on a live connection. */
+  /**
+   * Joined to a room on a live connection.
+   * @private
+   */
   _isJoined() {
     return this._state === ConnectionState.CONNECTED && this.room !== null;
   }
 
-  /** The client will join its room (again) by itself. */
+  /**
+   * The client will join its room (again) by itself.
+   * @private
+   */
   _willRejoin() {
     return this._keep && this._target !== null;
   }
 
   // --- dead-connection detection (PROTOCOL.md, "Heartbeats") ----------------------------------
 
-  /** @param {number} ms */
+  /** @private @param {number} ms */
   _armHeartbeat(ms) {
     if (this._heartbeatTimer !== null) clearTimeout(this._heartbeatTimer);
     this._heartbeatTimer = setTimeout(() => this._heartbeat(), ms);
   }
 
+  /** @private */
   _stopHeartbeat() {
     if (this._heartbeatTimer !== null) clearTimeout(this._heartbeatTimer);
     this._heartbeatTimer = null;
@@ -919,6 +955,7 @@ export class HudongClient {
   /**
    * Nothing arrived for heartbeat_ms: ask for a pong. If neither it nor anything else
    * arrives within timeoutMs, the connection is dead: drop it and reconnect.
+   * @private
    */
   _heartbeat() {
     this._heartbeatTimer = null;
@@ -1034,6 +1071,7 @@ export class HudongClient {
    * @param {string} op
    * @param {Record<string, unknown>} command
    * @returns {Promise<AckMessage>}
+   * @private
    */
   async _untilAcknowledged(op, command) {
     const deadlineMs = this.retry.deadlineMs;
@@ -1074,6 +1112,7 @@ export class HudongClient {
    * @param {RetryTicket} ticket
    * @param {number} ms
    * @returns {Promise<void>}
+   * @private
    */
   _sleep(ticket, ms) {
     return new Promise((resolve, reject) => {
@@ -1100,6 +1139,7 @@ export class HudongClient {
    * @param {number} deadline  Date.now() value
    * @param {string} op
    * @returns {Promise<void>}
+   * @private
    */
   _whenJoined(ticket, deadline, op) {
     return new Promise((resolve, reject) => {
@@ -1304,6 +1344,7 @@ export class HudongClient {
    * @param {string} op
    * @param {Record<string, unknown>} fields
    * @returns {Promise<any>}
+   * @private
    */
   _command(op, fields) {
     const ws = this._ws;
@@ -1336,7 +1377,7 @@ export class HudongClient {
 
   // --- receiving (PROTOCOL.md, "Server messages") ------------------------------------------
 
-  /** @param {string | ArrayBuffer | ArrayBufferView} data */
+  /** @private @param {string | ArrayBuffer | ArrayBufferView} data */
   _receive(data) {
     this._lastHeardAt = Date.now();
     this._framesHeard += 1;
@@ -1400,7 +1441,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {HelloMessage} hello */
+  /** @private @param {HelloMessage} hello */
   _onHello(hello) {
     this.hello = hello;
     this._emit("hello", hello);
@@ -1423,6 +1464,7 @@ export class HudongClient {
    * same server would say the same). connect() and open() reject with the error, and
    * `error` reports it; the state goes `disconnected`.
    * @param {HelloMessage} hello
+   * @private
    */
   _refuseProtocol(hello) {
     const ws = this._ws;
@@ -1437,7 +1479,7 @@ export class HudongClient {
     this._finish(ws, { code: 1002, reason: "protocol mismatch", wasClean: false }, error, false);
   }
 
-  /** @param {JoinedMessage} joined */
+  /** @private @param {JoinedMessage} joined */
   _onJoined(joined) {
     const pending = typeof joined.id === "number" ? this._pending.get(joined.id) : undefined;
     this.you = joined.you;
@@ -1454,7 +1496,7 @@ export class HudongClient {
     this._emitViews(changed);
   }
 
-  /** @param {BatchMessage} batch */
+  /** @private @param {BatchMessage} batch */
   _onBatch(batch) {
     this.seq = batch.seq;
     this._emit("batch", batch);
@@ -1470,14 +1512,14 @@ export class HudongClient {
     }
   }
 
-  /** @param {StateMessage} message */
+  /** @private @param {StateMessage} message */
   _onState(message) {
     const changed = this.roomState.applyViews(message.interactions);
     this._emit("views", message);
     this._emitViews(changed);
   }
 
-  /** @param {import("./room.js").ViewChange[]} changed */
+  /** @private @param {import("./room.js").ViewChange[]} changed */
   _emitViews(changed) {
     for (const [view, previous] of changed) {
       this._emit("interaction", view, previous);
@@ -1485,7 +1527,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {NoticeMessage} notice */
+  /** @private @param {NoticeMessage} notice */
   _onNotice(notice) {
     if (notice.kind === "degrade" && Number.isInteger(notice.level)) {
       this.roomState.degrade = /** @type {number} */ (notice.level);
@@ -1502,6 +1544,7 @@ export class HudongClient {
    * Settle the pending command a reply answers; an `error` that answers none is an
    * "error" event.
    * @param {JoinedMessage | AckMessage | PongMessage | ErrorMessage} reply
+   * @private
    */
   _settle(reply) {
     const pending = typeof reply.id === "number" ? this._pending.get(reply.id) : undefined;
