@@ -52,12 +52,13 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
-def ts_type(schema: dict[str, Any]) -> str:
-    """A JSON schema (as msgspec writes one) as a TypeScript type."""
+def ts_type(schema: dict[str, Any], suffix: str = "") -> str:
+    """A JSON schema (as msgspec writes one) as a TypeScript type; ``suffix`` is added to
+    the names of the structs it refers to (``Input``: the forms a host writes)."""
     if "$ref" in schema:
-        return str(schema["$ref"]).rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1] + suffix
     if "anyOf" in schema:
-        return " | ".join(ts_type(s) for s in schema["anyOf"])
+        return " | ".join(ts_type(s, suffix) for s in schema["anyOf"])
     if "enum" in schema:
         return union(schema["enum"])
     if "const" in schema:
@@ -65,14 +66,14 @@ def ts_type(schema: dict[str, Any]) -> str:
     kind = schema.get("type")
     if kind == "array":
         if "prefixItems" in schema:
-            return "[" + ", ".join(ts_type(s) for s in schema["prefixItems"]) + "]"
-        item = ts_type(schema.get("items", {}))
+            return "[" + ", ".join(ts_type(s, suffix) for s in schema["prefixItems"]) + "]"
+        item = ts_type(schema.get("items", {}), suffix)
         return f"({item})[]" if "|" in item else f"{item}[]"
     if kind == "object":
         if "properties" in schema:
-            return "{ " + " ".join(_members(schema)) + " }"
+            return "{ " + " ".join(_members(schema, suffix)) + " }"
         extra = schema.get("additionalProperties")
-        value = ts_type(extra) if isinstance(extra, dict) else "unknown"
+        value = ts_type(extra, suffix) if isinstance(extra, dict) else "unknown"
         return f"Record<string, {value}>"
     return {
         "string": "string",
@@ -83,15 +84,17 @@ def ts_type(schema: dict[str, Any]) -> str:
     }.get(str(kind), "unknown")
 
 
-def _members(schema: dict[str, Any]) -> list[str]:
-    # As sent: a struct is dumped whole, so every field is there (defaults included).
-    return [f"{name}: {ts_type(prop)};" for name, prop in schema["properties"].items()]
+def _members(schema: dict[str, Any], suffix: str = "") -> list[str]:
+    """As sent (no suffix): a struct is dumped whole, so every field is there (defaults
+    included). As written (``Input``): a field with a default may be left out."""
+    required = set(schema.get("required", ()))
+    return [
+        f"{name}{'' if not suffix or name in required else '?'}: {ts_type(prop, suffix)};"
+        for name, prop in schema["properties"].items()
+    ]
 
 
-def structs(kinds: list[Kind[Any, Any]]) -> str:
-    """Interfaces of the kinds' spec and state structs (and the structs they hold)."""
-    types = [t for kind in kinds for t in (kind.spec_type, kind.state_type)]
-    _, components = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+def _interfaces(components: dict[str, Any], suffix: str = "") -> list[str]:
     out = []
     for name in sorted(components):
         schema = components[name]
@@ -99,9 +102,29 @@ def structs(kinds: list[Kind[Any, Any]]) -> str:
         doc = doc.replace("``", "`").replace("*/", "* /")
         if doc:
             out.append(f"/** {doc} */")
-        out.append(f"export interface {name} {{")
-        out.extend(f"  {member}" for member in _members(schema))
+        out.append(f"export interface {name}{suffix} {{")
+        out.extend(f"  {member}" for member in _members(schema, suffix))
         out.append("}")
+    return out
+
+
+def structs(kinds: list[Kind[Any, Any]]) -> str:
+    """Interfaces of the kinds' spec and state structs (and the structs they hold) as
+    views send them, and of the specs of the kinds a host creates as it writes them
+    (``…Input``, by kind in ``SpecsByKind``: what ``createInteraction`` takes)."""
+    types = [t for kind in kinds for t in (kind.spec_type, kind.state_type)]
+    _, components = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    specs = [kind.spec_type for kind in kinds if kind.builtin is None]
+    _, written = msgspec.json.schema_components(specs, ref_template="#/$defs/{name}")
+    out = _interfaces(components)
+    out.append("\n// --- specs as a host writes them (a field with a default may be left out) --\n")
+    out.extend(_interfaces(written, "Input"))
+    out.append("/** The spec of each kind a host may create, as createInteraction takes it. */")
+    out.append("export interface SpecsByKind {")
+    out.extend(
+        f"  {kind.name}: {kind.spec_type.__name__}Input;" for kind in kinds if kind.builtin is None
+    )
+    out.append("}")
     return "\n".join(out)
 
 

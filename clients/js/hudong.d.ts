@@ -671,10 +671,11 @@ export class HudongClient {
     host(action: string, fields?: Record<string, unknown>): Promise<AckMessage>;
     /**
      * Create an interaction; the ack has `interaction`, `version` and `view`.
-     * @param {string} kind  poll, quiz, codesign, draw, qa
-     * @param {Record<string, unknown>} spec
+     * @template {keyof import("./protocol.js").SpecsByKind} K
+     * @param {K} kind  a kind hosts create (poll, quiz, codesign, draw, qa, …)
+     * @param {import("./protocol.js").SpecsByKind[K]} spec  the kind's spec (protocol.d.ts)
      */
-    createInteraction(kind: string, spec: Record<string, unknown>): Promise<import("./protocol.js").AckMessage>;
+    createInteraction<K extends keyof import("./protocol.js").SpecsByKind>(kind: K, spec: import("./protocol.js").SpecsByKind[K]): Promise<import("./protocol.js").AckMessage>;
     /**
      * Act on an interaction: `open`, `close`, `reveal`, `ask`, `lock`, `run`, `pin`, …
      * @param {string} interaction

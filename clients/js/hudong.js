@@ -1286,8 +1286,9 @@ export class HudongClient {
 
   /**
    * Create an interaction; the ack has `interaction`, `version` and `view`.
-   * @param {string} kind  poll, quiz, codesign, draw, qa
-   * @param {Record<string, unknown>} spec
+   * @template {keyof import("./protocol.js").SpecsByKind} K
+   * @param {K} kind  a kind hosts create (poll, quiz, codesign, draw, qa, …)
+   * @param {import("./protocol.js").SpecsByKind[K]} spec  the kind's spec (protocol.d.ts)
    */
   createInteraction(kind, spec) {
     return this.host("create", { kind, spec });

@@ -591,3 +591,87 @@ export interface WallSpec {
   title: string;
   max_chars: number;
 }
+
+// --- specs as a host writes them (a field with a default may be left out) --
+
+/** An option of a slot: a label, maybe an image, maybe a stock. */
+export interface DesignOptionInput {
+  id: string;
+  label: string;
+  image_url?: string | null;
+  stock?: number | null;
+}
+/** One round of a co-design session; `previous` is the id of the round before. */
+export interface DesignSpecInput {
+  id: string;
+  title: string;
+  slots: SlotInput[];
+  round?: number;
+  previous?: string | null;
+}
+/** A draw as the host defines it. */
+export interface DrawSpecInput {
+  id: string;
+  title: string;
+  winners?: number;
+  source?: "entry" | "keyword" | "poll" | "presence";
+  keyword?: string | null;
+  window_s?: number | null;
+  poll_id?: string | null;
+  exclude_previous_winners?: boolean;
+}
+/** A choice of a poll or quiz question. */
+export interface OptionInput {
+  id: string;
+  label: string;
+}
+/** What the host defines, checked once when parsed (`invalid_field`). */
+export interface PollSpecInput {
+  id: string;
+  question: string;
+  kind: "multiple" | "ranked" | "rating" | "single" | "text";
+  options?: OptionInput[];
+  min_picks?: number;
+  max_picks?: number | null;
+  scale?: 5 | 10;
+  hide_results_until_reveal?: boolean;
+  duration_s?: number | null;
+  max_text_chars?: number;
+  max_answers?: number;
+}
+/** A Q&A board as the host defines it: a title and how long a question may be. */
+export interface QASpecInput {
+  id: string;
+  title: string;
+  max_chars?: number;
+  max_open_per_viewer?: number;
+}
+/** One question: its options, the right one, its time limit and its points. */
+export interface QuizQuestionInput {
+  id: string;
+  text: string;
+  options: OptionInput[];
+  correct: string;
+  time_limit_s?: number;
+  points?: number;
+}
+/** A quiz as the host defines it: a title and its questions, in order. */
+export interface QuizSpecInput {
+  id: string;
+  title: string;
+  questions: QuizQuestionInput[];
+}
+/** A part of the design (bun, sauce) and the options viewers pick from. */
+export interface SlotInput {
+  id: string;
+  label: string;
+  options: DesignOptionInput[];
+}
+/** The spec of each kind a host may create, as createInteraction takes it. */
+export interface SpecsByKind {
+  poll: PollSpecInput;
+  quiz: QuizSpecInput;
+  codesign: DesignSpecInput;
+  draw: DrawSpecInput;
+  qa: QASpecInput;
+}

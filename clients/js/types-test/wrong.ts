@@ -7,3 +7,4 @@ client.on("danmaku", (event) => console.log(event.txt));
 client.on("poll", (view) => console.log(view.results.winner));
 client.on("danmkau", () => {});
 void client.vote("p", { option: 1 });
+void client.createInteraction("poll", { id: "p", question: "?", kind: "pie" });
