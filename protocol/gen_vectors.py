@@ -53,6 +53,23 @@ SNAPSHOT = {
     "recent": [DANMAKU_1],
 }
 
+# A whole view, as the server sends it (clients/js/protocol.d.ts types it; the JS type
+# test checks this vector against that type).
+CHECKIN_VIEW = {
+    "id": "checkin",
+    "kind": "checkin",
+    "created_at": 0,
+    "spec": {"id": "checkin", "title": "Check-in"},
+    "status": {
+        "phase": "open",
+        "opened_at": 0,
+        "closes_at": None,
+        "closed_at": None,
+        "revealed_at": None,
+    },
+    "count": 1024,
+}
+
 VECTORS: list[tuple[str, str, Any]] = [
     ("command", "join-anonymous", {"op": "join", "id": 1, "room": "demo", "name": "小明"}),
     ("command", "join-token", {"op": "join", "id": 1, "room": "demo", "token": "eyJhbGciOi.x.y"}),
@@ -114,7 +131,7 @@ VECTORS: list[tuple[str, str, Any]] = [
             "type": "state",
             "room": "demo",
             "version": 42,
-            "interactions": {"checkin": {"count": 1024}},
+            "interactions": {"checkin": CHECKIN_VIEW},
         },
     ),
     (

@@ -49,6 +49,13 @@ export const ConnectionState = Object.freeze({
 
 /** @typedef {typeof ConnectionState[keyof typeof ConnectionState]} ConnectionStateValue */
 
+/**
+ * The protocol this client speaks (protocol/messages.py PROTOCOL_VERSION): a server
+ * whose `hello` names another is refused with `protocol_mismatch`.
+ * @type {ProtocolVersion}
+ */
+export const PROTOCOL_VERSION = "hudong.v1";
+
 /** The largest command id (PROTOCOL.md, "Commands": 0 … 2^53−1). */
 export const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -71,6 +78,10 @@ export const CLIENT_ERRORS = Object.freeze({
   disconnected: { retry: true, description: "the client is not connected, or the connection closed before the answer" },
   transport_error: { retry: true, description: "the WebSocket reported an error" },
   bad_frame: { retry: false, description: "a server frame could not be decoded, or had the wrong frame type" },
+  protocol_mismatch: {
+    retry: false,
+    description: "the server's hello names another protocol than this client's PROTOCOL_VERSION",
+  },
 });
 
 /**
@@ -126,66 +137,30 @@ const TRANSPORT_CLOSES = {
 
 // --- message types (PROTOCOL.md, "Server messages") ------------------------------------
 
-/**
- * @typedef {object} User
- * @property {string} id
- * @property {string} name
- * @property {"host"|"moderator"|"viewer"|"screen"} role
- */
-/**
- * @typedef {object} DanmakuEvent
- * @property {"danmaku"} type
- * @property {string} id      unique per node: `<node>.<n>`
- * @property {User} user
- * @property {string} text    user text: render it as text, never as HTML
- * @property {string} color   `#rrggbb`, lower case
- * @property {"scroll"|"top"|"bottom"} mode
- * @property {number} ts      ms since the Unix epoch
- * @property {number} [count] merged duplicates (degrade level 1 and up)
- */
-/** @typedef {{type: "retract", id: string, ts: number}} RetractEvent  a moderator took danmaku `id` back */
+// The messages' and views' types are generated from the server (protocol.d.ts:
+// `python -m server.js_types --write`).
+/** @typedef {import("./protocol.js").User} User */
+/** @typedef {import("./protocol.js").DanmakuEvent} DanmakuEvent */
+/** @typedef {import("./protocol.js").RetractEvent} RetractEvent */
+/** @typedef {import("./protocol.js").BatchEvent} BatchEvent */
+/** @typedef {import("./protocol.js").Snapshot} Snapshot */
+/** @typedef {import("./protocol.js").HelloMessage} HelloMessage */
+/** @typedef {import("./protocol.js").JoinedMessage} JoinedMessage */
+/** @typedef {import("./protocol.js").AckMessage} AckMessage */
+/** @typedef {import("./protocol.js").PongMessage} PongMessage */
+/** @typedef {import("./protocol.js").ErrorMessage} ErrorMessage */
+/** @typedef {import("./protocol.js").BatchMessage} BatchMessage */
+/** @typedef {import("./protocol.js").SnapshotMessage} SnapshotMessage */
+/** @typedef {import("./protocol.js").StateMessage} StateMessage */
+/** @typedef {import("./protocol.js").OnlineMessage} OnlineMessage */
+/** @typedef {import("./protocol.js").NoticeMessage} NoticeMessage */
+/** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
+/** @typedef {import("./protocol.js").InteractionView} InteractionView */
+/** @typedef {import("./protocol.js").ViewEvents} ViewEvents */
+/** @typedef {import("./protocol.js").ProtocolVersion} ProtocolVersion */
 /** @typedef {{type: "draw_result", interaction: string, title: string, winners: string[], ts: number}} DrawResultEvent */
 /** @typedef {{type: "design_revealed", interaction: string, final: Record<string, unknown>, ts: number}} DesignRevealedEvent */
 /** @typedef {{type: "quiz_revealed", interaction: string, question: string | null, final: boolean, ts: number}} QuizRevealedEvent */
-/**
- * @typedef {object} Snapshot
- * @property {{id: string, title: string, created_at: number, version: number, settings: Record<string, unknown>}} room
- * @property {number} version
- * @property {number} seq       seq of the room's last batch
- * @property {number} online
- * @property {Record<string, View>} [interactions]
- * @property {number} [degrade] 0-3
- * @property {DanmakuEvent[]} recent
- */
-/**
- * @typedef {object} HelloMessage
- * @property {"hello"} type
- * @property {string} protocol   "hudong.v1"
- * @property {string} server
- * @property {number} heartbeat_ms
- * @property {{max_command_bytes: number, max_frame_bytes: number, max_text_chars: number, commands_per_s: number, command_burst: number}} limits
- */
-/**
- * `token`: for an anonymous viewer or a renamed guest, its own viewer token, to join with again (newer servers).
- * @typedef {{type: "joined", id: number, you: User, snapshot: Snapshot, token?: string}} JoinedMessage
- */
-/**
- * An acknowledgement. Danmaku: `event`. Viewer commands: `version`, `duplicate` (a retry
- * of a command that had already taken effect); checkin: `count`, `already`; post: `post`,
- * `status`. Host operations: `interaction`, `version`, `view` (+ `winners`); moderation:
- * `action`, `event` or `user`, `version`, `muted_until`.
- * @typedef {{type: "ack", id: number, [field: string]: unknown}} AckMessage
- */
-/** @typedef {{type: "pong", id: number}} PongMessage */
-/** @typedef {{type: "error", id: number|null, code: string, message: string, retry_after_ms?: number, limit?: number}} ErrorMessage */
-/** @typedef {{type: "batch", room: string, seq: number, events: Array<{type: string, [field: string]: any}>}} BatchMessage */
-/** @typedef {{type: "snapshot", snapshot: Snapshot}} SnapshotMessage */
-/** @typedef {{type: "state", room: string, version: number, interactions: Record<string, View>}} StateMessage */
-/** @typedef {{type: "online", room: string, online: number}} OnlineMessage */
-/**
- * @typedef {{type: "notice", kind: string, [field: string]: unknown}} NoticeMessage
- *   kind `draw_won` {interaction, title}, or `degrade` {level, name}
- */
 /**
  * @typedef {object} Ballot  one of the fields, as the poll's kind needs
  * @property {string} [option]      single
@@ -225,7 +200,7 @@ const TRANSPORT_CLOSES = {
  * `design_revealed` → `designRevealed`), a notice `(notice)` (`draw_won` → `drawWon`),
  * and a view that changed `(view, previous)` under its `kind` (every kind: today's polls,
  * quizzes, co-designs, draws, Q&A boards, check-in and wall, and kinds to come).
- * @typedef {object} HudongEvents
+ * @typedef {object} BaseEvents
  * @property {(state: ConnectionStateValue, previous: ConnectionStateValue) => void} state
  * @property {(hello: HelloMessage) => void} hello
  * @property {(joined: JoinedMessage) => void} joined
@@ -241,7 +216,7 @@ const TRANSPORT_CLOSES = {
  * @property {(event: DesignRevealedEvent, batch: BatchMessage) => void} designRevealed
  * @property {(event: QuizRevealedEvent, batch: BatchMessage) => void} quizRevealed
  * @property {(message: StateMessage) => void} views  a `state` message
- * @property {(view: View, previous: View | undefined) => void} interaction  a view changed
+ * @property {(view: InteractionView, previous: InteractionView | undefined) => void} interaction  a view changed
  * @property {(notice: NoticeMessage) => void} notice
  * @property {(notice: NoticeMessage) => void} drawWon
  * @property {(notice: NoticeMessage) => void} quizStanding  this player's own `rank`,
@@ -249,11 +224,16 @@ const TRANSPORT_CLOSES = {
  * @property {(degrade: {level: number, name: string}) => void} degrade
  * @property {(online: number, message: OnlineMessage) => void} online  viewers in the room now
  *   (also `roomState.online`); the server sends it when the count moved, at most once a second
- * @property {(message: {type: string}) => void} message  every decoded server message
+ * @property {(message: ServerMessage) => void} message  every decoded server message
  * @property {(error: HudongError) => void} error
  *   an error that answers no pending command: an `error` with id null or an unknown
  *   id, an undecodable frame, a transport error, or why reconnecting stopped
  * @property {(info: CloseInfo) => void} close  a socket closed (also a failed attempt's)
+ */
+/**
+ * Every listener signature: the client's own events, and each interaction kind's views
+ * under the kind's name (ViewEvents, generated from the server's registry).
+ * @typedef {BaseEvents & ViewEvents} HudongEvents
  */
 
 /**
@@ -289,6 +269,8 @@ export class HudongError extends Error {
     this.reply = details.reply;
     /** For `disconnected`: the close that cut the command off. */
     this.close = details.close;
+    /** @type {string | null | undefined} For `protocol_mismatch`: the server's protocol. */
+    this.serverProtocol = undefined;
   }
 
   /** @param {ErrorMessage} reply */
@@ -364,6 +346,7 @@ export class HudongClient {
         "no WebSocket constructor: pass {WebSocket} (in Node: import WebSocket from \"ws\")",
       );
     }
+    /** @private */
     this._WebSocket = WebSocketImpl;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     /** Whether a lost connection is reconnected (and the room joined again); may be changed. */
@@ -374,46 +357,63 @@ export class HudongClient {
     if (!(deadlineMs >= 0)) throw new RangeError(`retry.deadlineMs must be >= 0, got ${deadlineMs}`);
     /** @type {Readonly<{deadlineMs: number}>} */
     this.retry = Object.freeze({ deadlineMs });
+    /** @private */
     this._random = options.random ?? Math.random;
 
     // --- the connection
-    /** @type {ConnectionStateValue} */
+    /** @private @type {ConnectionStateValue} */
     this._state = ConnectionState.DISCONNECTED;
-    /** @type {any} the current WebSocket; events of any other are stale and ignored */
+    /** @private @type {any} the current WebSocket; events of any other are stale and ignored */
     this._ws = null;
+    /** @private */
     this._nextId = 1;
-    /** @type {Map<number, Pending>} */
+    /** @private @type {Map<number, Pending>} */
     this._pending = new Map();
-    /** @type {Map<string, Set<Function>>} */
+    /** @private @type {Map<string, Set<Function>>} */
     this._listeners = new Map();
-    /** @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
+    /** @private @type {{promise: Promise<HelloMessage>, resolve: (hello: HelloMessage) => void, reject: (error: HudongError) => void, timer: ReturnType<typeof setTimeout>} | null} */
     this._connecting = null;
-    /** @type {Array<(info: CloseInfo) => void>} */
+    /** @private @type {Array<(info: CloseInfo) => void>} */
     this._closeWaiters = [];
+    /** @private */
     this._closeRequested = false;
 
     // --- keeping the room (reconnects, open(), retries)
-    /** Whether the client should be connected (and joined to _target): until close() or giving up. */
+    /**
+     * Whether the client should be connected (and joined to _target): until close() or giving up.
+     * @private
+     */
     this._keep = false;
-    /** @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
+    /** @private @type {{room: string, token?: string, name?: string, lang?: string} | null} the room to be in */
     this._target = null;
-    /** A connection was lost and is being brought back (for `resync` and for reporting a stop). */
+    /**
+     * A connection was lost and is being brought back (for `resync` and for reporting a stop).
+     * @private
+     */
     this._recovering = false;
-    /** An attempt (connect + join) is under way; it, not the close, decides what follows. */
+    /**
+     * An attempt (connect + join) is under way; it, not the close, decides what follows.
+     * @private
+     */
     this._attempting = false;
-    /** Attempts since the last success: the backoff's exponent. */
+    /**
+     * Attempts since the last success: the backoff's exponent.
+     * @private
+     */
     this._attempt = 0;
-    /** @type {ReturnType<typeof setTimeout> | null} */
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
     this._reconnectTimer = null;
-    /** @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
+    /** @private @type {Set<JoinWaiter>} open() calls and retries waiting for the room */
     this._joinWaiters = new Set();
-    /** @type {Set<RetryTicket>} */
+    /** @private @type {Set<RetryTicket>} */
     this._tickets = new Set();
 
     // --- dead-connection detection (PROTOCOL.md, "Heartbeats")
-    /** @type {ReturnType<typeof setTimeout> | null} */
+    /** @private @type {ReturnType<typeof setTimeout> | null} */
     this._heartbeatTimer = null;
+    /** @private */
     this._lastHeardAt = 0;
+    /** @private */
     this._framesHeard = 0;
 
     /** @type {HelloMessage | null} the server's hello on the current connection */
@@ -430,7 +430,10 @@ export class HudongClient {
     this.token = null;
     /** @type {CloseInfo | null} */
     this.lastClose = null;
-    /** What is known of the room; kept over reconnects until the next snapshot. */
+    /**
+     * What is known of the room; kept over reconnects until the next snapshot.
+     * @type {import("./room.js").RoomState}
+     */
     this.roomState = new RoomState();
   }
 
@@ -504,6 +507,7 @@ export class HudongClient {
   /**
    * @param {string} type
    * @param {...unknown} args
+   * @private
    */
   _emit(type, ...args) {
     const set = this._listeners.get(type);
@@ -521,7 +525,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {ConnectionStateValue} state */
+  /** @private @param {ConnectionStateValue} state */
   _setState(state) {
     const previous = this._state;
     if (state === previous) return;
@@ -553,7 +557,7 @@ export class HudongClient {
     return this._openSocket();
   }
 
-  /** @returns {Promise<HelloMessage>} the hello of the attempt that just started */
+  /** @private @returns {Promise<HelloMessage>} the hello of the attempt that just started */
   _helloOfAttempt() {
     return this._connecting?.promise ?? Promise.reject(new HudongError("transport_error", "the attempt failed at once"));
   }
@@ -638,6 +642,7 @@ export class HudongClient {
   /**
    * Open a new socket (the state is DISCONNECTED or RECONNECTING); resolves on `hello`.
    * @returns {Promise<HelloMessage>}
+   * @private
    */
   _openSocket() {
     /** @type {any} */
@@ -688,6 +693,7 @@ export class HudongClient {
    * Stop listening to `ws` and drop it without waiting for the closing handshake.
    * @param {any} ws
    * @param {string} reason
+   * @private
    */
   _abandon(ws, reason) {
     try {
@@ -704,6 +710,7 @@ export class HudongClient {
    * @param {number} code
    * @param {string} reason
    * @param {boolean} reconnect  what the CloseInfo says
+   * @private
    */
   _drop(ws, code, reason, reconnect) {
     this._abandon(ws, reason);
@@ -717,6 +724,7 @@ export class HudongClient {
    * @param {{code: number, reason: string, wasClean: boolean}} close
    * @param {HudongError} [connectError]  the error connect() rejects with, if still pending
    * @param {boolean} [reconnect]         overrides what the close code says
+   * @private
    */
   _finish(ws, close, connectError, reconnect) {
     if (this._ws !== ws) return;
@@ -779,6 +787,7 @@ export class HudongClient {
    * Wait, then make the next attempt.
    * @param {CloseInfo | null} close
    * @param {HudongError} [error]
+   * @private
    */
   _schedule(close, error) {
     const attempt = this._attempt;
@@ -796,12 +805,16 @@ export class HudongClient {
     }, delayMs);
   }
 
+  /** @private */
   _cancelReconnectTimer() {
     if (this._reconnectTimer !== null) clearTimeout(this._reconnectTimer);
     this._reconnectTimer = null;
   }
 
-  /** One attempt: connect if need be, then join the target room if there is one. */
+  /**
+   * One attempt: connect if need be, then join the target room if there is one.
+   * @private
+   */
   async _run() {
     this._attempting = true;
     /** @type {JoinedMessage | null} */
@@ -832,7 +845,7 @@ export class HudongClient {
     this._succeeded(joined);
   }
 
-  /** @param {JoinedMessage | null} joined */
+  /** @private @param {JoinedMessage | null} joined */
   _succeeded(joined) {
     if (!this._keep) return;
     this._attempt = 0;
@@ -846,7 +859,7 @@ export class HudongClient {
     if (resync && joined !== null) this._emit("resync", joined.snapshot);
   }
 
-  /** @param {unknown} err why the attempt failed */
+  /** @private @param {unknown} err why the attempt failed */
   _failed(err) {
     if (!this._keep) return; // close() settled everything already
     if (!(err instanceof HudongError)) {
@@ -874,6 +887,7 @@ export class HudongClient {
    * Stop keeping the room: reject open() and pending retries with `error`, close the
    * socket if one is open, and report it if a lost connection was being brought back.
    * @param {HudongError} error
+   * @private
    */
   _giveUp(error) {
     const report = this._recovering;
@@ -896,7 +910,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {HudongError} error */
+  /** @private @param {HudongError} error */
   _cancelWaits(error) {
     const waiters = [...this._joinWaiters];
     this._joinWaiters.clear();
@@ -908,24 +922,31 @@ export class HudongClient {
     }
   }
 
-  /** Joined to a room on a live connection. */
+  /**
+   * Joined to a room on a live connection.
+   * @private
+   */
   _isJoined() {
     return this._state === ConnectionState.CONNECTED && this.room !== null;
   }
 
-  /** The client will join its room (again) by itself. */
+  /**
+   * The client will join its room (again) by itself.
+   * @private
+   */
   _willRejoin() {
     return this._keep && this._target !== null;
   }
 
   // --- dead-connection detection (PROTOCOL.md, "Heartbeats") ----------------------------------
 
-  /** @param {number} ms */
+  /** @private @param {number} ms */
   _armHeartbeat(ms) {
     if (this._heartbeatTimer !== null) clearTimeout(this._heartbeatTimer);
     this._heartbeatTimer = setTimeout(() => this._heartbeat(), ms);
   }
 
+  /** @private */
   _stopHeartbeat() {
     if (this._heartbeatTimer !== null) clearTimeout(this._heartbeatTimer);
     this._heartbeatTimer = null;
@@ -934,6 +955,7 @@ export class HudongClient {
   /**
    * Nothing arrived for heartbeat_ms: ask for a pong. If neither it nor anything else
    * arrives within timeoutMs, the connection is dead: drop it and reconnect.
+   * @private
    */
   _heartbeat() {
     this._heartbeatTimer = null;
@@ -1049,6 +1071,7 @@ export class HudongClient {
    * @param {string} op
    * @param {Record<string, unknown>} command
    * @returns {Promise<AckMessage>}
+   * @private
    */
   async _untilAcknowledged(op, command) {
     const deadlineMs = this.retry.deadlineMs;
@@ -1089,6 +1112,7 @@ export class HudongClient {
    * @param {RetryTicket} ticket
    * @param {number} ms
    * @returns {Promise<void>}
+   * @private
    */
   _sleep(ticket, ms) {
     return new Promise((resolve, reject) => {
@@ -1115,6 +1139,7 @@ export class HudongClient {
    * @param {number} deadline  Date.now() value
    * @param {string} op
    * @returns {Promise<void>}
+   * @private
    */
   _whenJoined(ticket, deadline, op) {
     return new Promise((resolve, reject) => {
@@ -1261,8 +1286,9 @@ export class HudongClient {
 
   /**
    * Create an interaction; the ack has `interaction`, `version` and `view`.
-   * @param {string} kind  poll, quiz, codesign, draw, qa
-   * @param {Record<string, unknown>} spec
+   * @template {keyof import("./protocol.js").SpecsByKind} K
+   * @param {K} kind  a kind hosts create (poll, quiz, codesign, draw, qa, …)
+   * @param {import("./protocol.js").SpecsByKind[K]} spec  the kind's spec (protocol.d.ts)
    */
   createInteraction(kind, spec) {
     return this.host("create", { kind, spec });
@@ -1319,6 +1345,7 @@ export class HudongClient {
    * @param {string} op
    * @param {Record<string, unknown>} fields
    * @returns {Promise<any>}
+   * @private
    */
   _command(op, fields) {
     const ws = this._ws;
@@ -1351,7 +1378,7 @@ export class HudongClient {
 
   // --- receiving (PROTOCOL.md, "Server messages") ------------------------------------------
 
-  /** @param {string | ArrayBuffer | ArrayBufferView} data */
+  /** @private @param {string | ArrayBuffer | ArrayBufferView} data */
   _receive(data) {
     this._lastHeardAt = Date.now();
     this._framesHeard += 1;
@@ -1415,10 +1442,14 @@ export class HudongClient {
     }
   }
 
-  /** @param {HelloMessage} hello */
+  /** @private @param {HelloMessage} hello */
   _onHello(hello) {
     this.hello = hello;
     this._emit("hello", hello);
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      this._refuseProtocol(hello);
+      return;
+    }
     const connecting = this._connecting;
     if (connecting === null || this._state === ConnectionState.CLOSING) return;
     this._connecting = null;
@@ -1429,7 +1460,27 @@ export class HudongClient {
     connecting.resolve(hello);
   }
 
-  /** @param {JoinedMessage} joined */
+  /**
+   * The server speaks another protocol: drop the socket and stop (no reconnect: the
+   * same server would say the same). connect() and open() reject with the error, and
+   * `error` reports it; the state goes `disconnected`.
+   * @param {HelloMessage} hello
+   * @private
+   */
+  _refuseProtocol(hello) {
+    const ws = this._ws;
+    const error = new HudongError(
+      "protocol_mismatch",
+      `the server speaks ${JSON.stringify(hello.protocol ?? null)}, this client ${PROTOCOL_VERSION}: ` +
+        "use the client that the node serves at /static/client/hudong.js",
+    );
+    error.serverProtocol = typeof hello.protocol === "string" ? hello.protocol : null;
+    if (!this._recovering) this._emit("error", error); // giving up reports it otherwise
+    this._abandon(ws, "protocol mismatch");
+    this._finish(ws, { code: 1002, reason: "protocol mismatch", wasClean: false }, error, false);
+  }
+
+  /** @private @param {JoinedMessage} joined */
   _onJoined(joined) {
     const pending = typeof joined.id === "number" ? this._pending.get(joined.id) : undefined;
     this.you = joined.you;
@@ -1446,7 +1497,7 @@ export class HudongClient {
     this._emitViews(changed);
   }
 
-  /** @param {BatchMessage} batch */
+  /** @private @param {BatchMessage} batch */
   _onBatch(batch) {
     this.seq = batch.seq;
     this._emit("batch", batch);
@@ -1462,14 +1513,14 @@ export class HudongClient {
     }
   }
 
-  /** @param {StateMessage} message */
+  /** @private @param {StateMessage} message */
   _onState(message) {
     const changed = this.roomState.applyViews(message.interactions);
     this._emit("views", message);
     this._emitViews(changed);
   }
 
-  /** @param {import("./room.js").ViewChange[]} changed */
+  /** @private @param {import("./room.js").ViewChange[]} changed */
   _emitViews(changed) {
     for (const [view, previous] of changed) {
       this._emit("interaction", view, previous);
@@ -1477,7 +1528,7 @@ export class HudongClient {
     }
   }
 
-  /** @param {NoticeMessage} notice */
+  /** @private @param {NoticeMessage} notice */
   _onNotice(notice) {
     if (notice.kind === "degrade" && Number.isInteger(notice.level)) {
       this.roomState.degrade = /** @type {number} */ (notice.level);
@@ -1494,6 +1545,7 @@ export class HudongClient {
    * Settle the pending command a reply answers; an `error` that answers none is an
    * "error" event.
    * @param {JoinedMessage | AckMessage | PongMessage | ErrorMessage} reply
+   * @private
    */
   _settle(reply) {
     const pending = typeof reply.id === "number" ? this._pending.get(reply.id) : undefined;

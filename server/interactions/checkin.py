@@ -79,6 +79,7 @@ class Checkin(Kind[CheckinSpec, Status]):
     state_type = Status
     ops = (Op("checkin", targets="room"),)
     actions = ("open", "close")
+    view_ts = "spec: CheckinSpec; status: Status; count: number;"
     builtin = CHECKIN_ID
 
     def default_spec(self) -> CheckinSpec:

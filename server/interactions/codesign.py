@@ -369,6 +369,40 @@ class CoDesign(Kind[DesignSpec, DesignState]):
     state_type = DesignState
     ops = (Op("pick"), Op("unpick"))
     actions = DESIGN_ACTIONS
+    view_ts = """spec: DesignSpec;
+  state: DesignState;
+  results: DesignResults;
+  /** once revealed */
+  final?: DesignFinal;"""
+    types_ts = """
+export interface DesignResults {
+  design: string;
+  round: number;
+  phase: DesignState["phase"];
+  slots: {
+    id: string;
+    label: string;
+    picks: number;
+    locked: boolean;
+    leader: string;
+    options: (DesignOption & { count: number; share: number; left: number | null })[];
+  }[];
+}
+export interface DesignFinal {
+  design: string;
+  round: number;
+  title: string;
+  slots: {
+    slot: string;
+    label: string;
+    option: string;
+    option_label: string;
+    image_url: string | null;
+    count: number;
+    share: number;
+  }[];
+}
+"""
     example: ClassVar[Mapping[str, Any]] = {
         "id": "burger",
         "title": "一起设计新汉堡 Design our next burger",

@@ -437,6 +437,15 @@ class Draw(Kind[DrawSpec, DrawState]):
     state_type = DrawState
     ops = (Op("enter"),)
     actions = ("run", "claim", "lookup")
+    view_ts = (  # names: once drawn; claims (the codes): once drawn, staff only
+        "spec: DrawSpec; state: DrawPublicState; entrants: number;"
+        " names?: Record<string, string | null>; claims?: DrawClaim[];"
+    )
+    types_ts = """export interface DrawPublicState { phase: DrawState["phase"]; commitment: string;
+  seed: string | null; opened_at: number; drawn_at: number | null; winners: string[];
+  claimed: string[] }
+export interface DrawClaim { winner: string; code: string | null; claimed_at: number | null;
+  name: string | null }"""
     audited = True
     example: ClassVar[Mapping[str, Any]] = {
         "id": "prize",

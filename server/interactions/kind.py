@@ -11,6 +11,7 @@ kind only there. A kind declares, in one place:
 - its host actions and what each changes (:meth:`Kind.act` -> :class:`Change`);
 - the boxes it keeps, and its views for each :class:`Audience`;
 - the events it announces, its export and its section of the event report;
+- its view's TypeScript type, for the JS client's declarations (``view_ts``);
 - optionally, what danmaku do to it (a keyword draw, votes by danmaku).
 
 Kinds do no I/O. Whatever a view, a command or an action needs from the store, the
@@ -309,6 +310,13 @@ class Kind(Generic[SpecT, StateT]):
     example: ClassVar[Mapping[str, Any] | None] = None
     # Actions the demo room runs on the example once it is made (e.g. open a Q&A board).
     example_actions: ClassVar[tuple[str, ...]] = ()
+    # The view's fields after id, kind and created_at, as TypeScript members for the JS
+    # client's declarations (clients/js/protocol.d.ts, made by server/js_types.py). They may
+    # name the kind's spec and state structs by class name; tests/test_js_types.py checks
+    # real views against them. A kind without them is declared as a map of unknowns.
+    view_ts: ClassVar[str] = "[field: string]: unknown;"
+    # TypeScript declarations the view's members use (results, rows), named after the kind.
+    types_ts: ClassVar[str] = ""
 
     def prepare(self) -> None:
         """Work done once before the node serves, so that no command pays for it (a word

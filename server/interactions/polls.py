@@ -449,6 +449,45 @@ class Poll(Kind[PollSpec, Status]):
     state_type = Status
     ops = (Op("vote", words=("text",)),)
     actions = ("open", "close", "reveal")
+    view_ts = "spec: PollSpec; status: Status; results: PollResults;"
+    types_ts = """
+interface PollResultsOf<K> { poll: string; kind: K; voters: number; hidden: false }
+/** While hide_results_until_reveal holds, viewers see only how many voted. */
+export interface PollResultsHidden {
+  poll: string;
+  kind: PollSpec["kind"];
+  voters: number;
+  hidden: true;
+}
+export interface PollChoiceResults<K extends "single" | "multiple" = "single" | "multiple">
+  extends PollResultsOf<K> {
+  options: { id: string; label: string; count: number; share: number }[];
+}
+export interface PollRunoff {
+  winner: string | null;
+  rounds: { counts: Record<string, number>; exhausted: number; eliminated: string | null }[];
+}
+export interface PollRankedResults extends PollResultsOf<"ranked"> {
+  options: { id: string; label: string; points: number; first: number }[];
+  order: string[];
+  /** instant-runoff, once the poll stopped taking ballots */
+  irv: PollRunoff | null;
+}
+export interface PollRatingResults extends PollResultsOf<"rating"> {
+  mean: number | null;
+  histogram: { rating: number; count: number }[];
+}
+export interface PollTextResults extends PollResultsOf<"text"> {
+  terms: { term: string; count: number }[];
+}
+export type PollResults =
+  | PollResultsHidden
+  | PollChoiceResults<"single">
+  | PollChoiceResults<"multiple">
+  | PollRankedResults
+  | PollRatingResults
+  | PollTextResults;
+"""
     example: ClassVar[Mapping[str, Any]] = {
         "id": "first",
         "question": "先尝哪款？ Which one first?",

@@ -277,6 +277,22 @@ class QA(Kind[QASpec, Status]):
     ops = (Op("ask", text=True, words=("text",), holds=True), Op("upvote"), Op("unvote"))
     action_words: ClassVar[Mapping[str, tuple[str, ...]]] = {"answer": ("text",)}
     actions = ("open", "close", *HOST_ACTIONS)
+    view_ts = "spec: QASpec; status: Status; questions: QAQuestion[]; more: number;"
+    types_ts = """
+export interface QAQuestion {
+  id: string;
+  /** hosts and moderators only */
+  viewer_id?: string;
+  name: string | null;
+  text: string;
+  asked_at: number;
+  hidden: boolean;
+  pinned_at: number | null;
+  answered_at: number | null;
+  answer: string | null;
+  votes: number;
+}
+"""
     example: ClassVar[Mapping[str, Any]] = {"id": "ask", "title": "提问 Ask the chef"}
     example_actions = ("open",)
 

@@ -405,6 +405,30 @@ class Quiz(Kind[QuizSpec, QuizState]):
     state_type = QuizState
     ops = (Op("answer"),)
     actions = QUIZ_ACTIONS
+    view_ts = """spec: { id: string; title: string; questions: QuizQuestionShown[] };
+  state: QuizState;
+  accepting: boolean;
+  results: QuizQuestionResults[];
+  leaderboard: QuizLeader[];
+  players: number;"""
+    types_ts = """
+/** An asked question in a view: `correct` once revealed (hosts: always, every question). */
+export type QuizQuestionShown = Omit<QuizQuestion, "correct"> & { correct?: string };
+export interface QuizQuestionResults {
+  question: string;
+  answers: number;
+  options: { id: string; label: string; count: number; share: number }[];
+  correct: string | null;
+}
+export interface QuizLeader {
+  rank: number;
+  viewer: string;
+  name: string | null;
+  points: number;
+  correct: number;
+  time: number;
+}
+"""
 
     def boxes(self, d: Definition) -> list[str]:
         return [box_key(d.id, q.id) for q in d.spec.questions]

@@ -95,6 +95,7 @@ class Reactions(Kind[ReactionSpec, Status]):
     state_type = Status
     ops = (Op("react", targets="room", counts_as="reactions", buffered=True),)
     actions = ("open", "close")
+    view_ts = "spec: ReactionSpec; status: Status; counts: Record<string, number>; total: number;"
     builtin = REACTIONS_ID
 
     def default_spec(self) -> ReactionSpec:

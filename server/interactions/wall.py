@@ -232,6 +232,27 @@ class Wall(Kind[WallSpec, Status]):
     state_type = Status
     ops = (Op("post", targets="room", text=True, counts_as="posts", words=("text",), holds=True),)
     actions = ("open", "close", *HOST_ACTIONS)
+    view_ts = """spec: WallSpec;
+  status: Status;
+  posts: WallPost[];
+  count: number;
+  /** hosts and moderators only: posts waiting for review, and how many were refused */
+  queue?: WallPost[];
+  pending?: number;
+  rejected?: number;"""
+    types_ts = """
+export interface WallPost {
+  id: string;
+  name: string | null;
+  text: string;
+  posted_at: number;
+  approved_at: number | null;
+  pinned_at: number | null;
+  /** hosts and moderators only */
+  viewer_id?: string;
+  status?: "pending" | "approved" | "rejected";
+}
+"""
     builtin = WALL_ID
 
     def default_spec(self) -> WallSpec:
