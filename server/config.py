@@ -215,19 +215,42 @@ class HubSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgesSettings:
+    """The ``[bridges]`` section: platform chats (``<platform>_<option>``; no room holds these)."""
+
+    # Reconnecting after an error: a full-jitter backoff, a random wait up to
+    # min(backoff_max_s, backoff_min_s * 2^attempt).
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # Twitch chat: the IRC-over-WebSocket endpoint.
+    twitch_url: str = "wss://irc-ws.chat.twitch.tv:443"
+    # Twitch chat: an OAuth token (chat:read) and the login it belongs to; empty: read
+    # anonymously as justinfan12345, which public channels allow.
+    twitch_token: str = ""
+    twitch_login: str = ""
+    # The generic webhook: the shared secret of the X-Hudong-Signature HMAC-SHA256;
+    # empty: webhook bridges refuse every post.
+    webhook_secret: str = ""
+    # The generic webhook: a post whose X-Hudong-Timestamp is further than this from
+    # the node's clock is refused (a recorded request cannot be replayed later).
+    webhook_max_skew_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of a node, read once and passed to ``create_app``."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     hub: HubSettings = field(default_factory=HubSettings)
+    bridges: BridgesSettings = field(default_factory=BridgesSettings)
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
         """A copy with some keys of some sections changed: ``replace(hub={"tick_ms": 50})``."""
         return _merge(self, {k: dict(v) for k, v in sections.items()}, "argument")
 
 
-SECTIONS = ("server", "limits", "hub")
+SECTIONS = ("server", "limits", "hub", "bridges")
 
 
 def _convert(value: Any, target: type, where: str) -> Any:

@@ -42,6 +42,9 @@ POSITIVE = {
     ("hub", "slow_timeout_s"),
     ("hub", "heartbeat_s"),
     ("hub", "heartbeat_timeout_s"),
+    ("bridges", "backoff_min_s"),
+    ("bridges", "backoff_max_s"),
+    ("bridges", "webhook_max_skew_s"),
 }
 # The greatest value each setting may have, where there is one.
 AT_MOST: dict[tuple[str, str], float] = {

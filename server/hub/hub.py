@@ -383,6 +383,11 @@ class Hub:
         self.live[record.id] = live
         return live
 
+    async def serve_room(self, record: RoomRecord) -> LiveRoom:
+        """The room as this node serves it, opened without a connection when none is here:
+        a bridge sends into it (server/bridges/runner.py)."""
+        return self.live.get(record.id) or await self._open(record)
+
     def snapshot(self, room: LiveRoom, audience: str) -> dict[str, Any]:
         """Everything a client needs to draw the room now (PROTOCOL.md, "Snapshot")."""
         version, views = self.rooms.snapshot_views(room.id, audience)
