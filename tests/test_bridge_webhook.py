@@ -74,8 +74,15 @@ def test_bodies_are_checked():
     assert webhook.parse_body(b'{"sender":"u","text":"hi","id":"1"}', 100) == ChatMessage(
         "u", "hi", None, "1"
     )
-    for bad in (b"[]", b"{", b'{"text":"hi"}', b'{"sender":"u","text":""}', b'{"sender":1,"text":"x"}',
-                b'{"sender":"u","text":"x","extra":1}', b'{"sender":"u","text":"' + b"x" * 101 + b'"}'):  # fmt: skip
+    for bad in (
+        b"[]",
+        b"{",
+        b'{"text":"hi"}',
+        b'{"sender":"u","text":""}',
+        b'{"sender":1,"text":"x"}',
+        b'{"sender":"u","text":"x","extra":1}',
+        b'{"sender":"u","text":"' + b"x" * 101 + b'"}',
+    ):
         with pytest.raises(webhook.Refused) as caught:
             webhook.parse_body(bad, 100)
         assert caught.value.status == 400

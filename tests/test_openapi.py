@@ -1582,7 +1582,8 @@ async def _bridges_list(api: Api, w: World) -> None:
     await added(w, "shop")
     r = await w.host("GET", BRIDGES, room_id=ROOM, expect=200)
     (bridge,) = r.json()["bridges"]
-    assert (bridge["id"], bridge["status"]["state"]) == ("webhook:shop", "connecting")
+    assert bridge["id"] == "webhook:shop"
+    assert bridge["status"]["state"] in ("connecting", "connected")
     for role in ("moderator", "viewer", "screen"):
         await api.call("GET", BRIDGES, room_id=ROOM, token=w.tokens[role], expect=403)
     await api.call("GET", BRIDGES, room_id=NOWHERE, expect=404, code="room_not_found")

@@ -7,7 +7,8 @@ where the platform allows. Each bridge runs as one task (:class:`BridgeRun`):
 
 - it reads the adapter's events, and on :class:`BridgeError` with ``retry`` waits a full-jitter
   backoff (``random(0, min(max, min * 2**attempt))``) and connects again; an error without
-  ``retry`` (a refused credential) stops it, shown as ``failed``;
+  ``retry`` (a refused credential) stops it, shown as ``failed``; it shows as ``connected``
+  from its first event, or as soon as the adapter's optional ``connected`` attribute is true;
 - it drops a message whose id it has already seen (a bounded memory of the last ids);
 - each message becomes a danmaku of the room from the identity ``<platform>:<sender>``,
   pseudonymous at rest as any outside id (``Authority.viewer_id``), through the very path a
@@ -160,35 +161,51 @@ class BridgeRun:
             gauge.inc()
         self.status.state = state
 
+    def _connected(self) -> None:
+        if self.status.state == "connecting":
+            self._set_state("connected")
+            self.status.connected_at = time.time()
+
+    async def _watch_ready(self) -> None:
+        """An adapter that says it is in (``connected``: Twitch after its welcome) shows as
+        connected before its channel says anything."""
+        while self.status.state == "connecting":
+            if getattr(self.adapter, "connected", False):
+                self._connected()
+                return
+            await asyncio.sleep(0.1)
+
     async def run(self) -> None:
         settings = self.bridges.settings.bridges
         attempt = 0
         while True:
             self._set_state("connecting")
-            heard = False
+            watch = asyncio.get_running_loop().create_task(self._watch_ready())
             try:
                 async for event in self.adapter.events(self.cursor):
-                    if not heard:
-                        heard, attempt = True, 0
-                        self._set_state("connected")
-                        self.status.connected_at = time.time()
+                    attempt = 0
+                    self._connected()
                     await self.take(event)
                     if self.gone:
                         self.bridges.runs.pop((self.room_id, self.id), None)
                         self._set_state("stopped")
                         return
                 delay = random.uniform(0, settings.backoff_min_s)  # the platform ended it
-            except BridgeError as exc:
+            except Exception as exc:  # a BridgeError, or an adapter's bug: both reconnect
+                if not isinstance(exc, BridgeError):
+                    log.exception("bridge %s in room %s broke", self.id, self.room_id)
                 self.status.errors += 1
-                self.status.last_error = str(exc)[:200]
+                self.status.last_error = str(exc)[:200] or type(exc).__name__
                 self.bridges.metrics.bridge_errors.labels(self.platform).inc()
-                if not exc.retry:
+                if isinstance(exc, BridgeError) and not exc.retry:
                     log.warning("bridge %s in room %s failed: %s", self.id, self.room_id, exc)
                     self._set_state("failed")
                     return
                 cap = min(settings.backoff_max_s, settings.backoff_min_s * 2**attempt)
                 delay = random.uniform(0, cap)  # full jitter
                 attempt = min(attempt + 1, 30)
+            finally:
+                watch.cancel()
             self._set_state("retrying")
             await self.save_cursor(force=True)
             await asyncio.sleep(delay)

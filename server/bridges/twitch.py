@@ -169,6 +169,7 @@ class TwitchAdapter(Adapter):
         self.token = str(options.get("token") or "")
         self.login = str(options.get("login") or "") if self.token else ANONYMOUS_LOGIN
         self.skipped = 0  # lines that did not parse (not counted as errors: skipped)
+        self.connected = False  # Twitch welcomed the login (001): the runner shows it
 
     async def events(self, cursor: str | None) -> AsyncIterator[Event]:
         try:
@@ -190,7 +191,9 @@ class TwitchAdapter(Adapter):
                         self.skipped += 1
                         log.debug("skipped a line from %s: %s", self.url, exc)
                         continue
-                    if line.command == "PING":
+                    if line.command == "001":
+                        self.connected = True
+                    elif line.command == "PING":
                         await ws.send(f"PONG :{line.params[-1] if line.params else ''}")
                     elif line.command == "RECONNECT":
                         return  # Twitch restarts the server: connect again at once
@@ -200,6 +203,7 @@ class TwitchAdapter(Adapter):
                     elif event is not None:
                         yield event
         finally:
+            self.connected = False
             await ws.close()
 
     async def _login(self, ws: ClientConnection) -> None:

@@ -116,6 +116,7 @@ class WebhookAdapter(Adapter):
             )
         super().__init__(channel, options)
         self.queue: asyncio.Queue[ChatMessage] = asyncio.Queue(QUEUE_SIZE)
+        self.connected = False  # taking posts: the runner shows it as connected
 
     def push(self, message: ChatMessage) -> None:
         """Hand the runner one verified message; :class:`Refused` (503) when it is behind."""
@@ -127,8 +128,12 @@ class WebhookAdapter(Adapter):
     async def events(self, cursor: str | None) -> AsyncIterator[Event]:
         if not self.options.get("secret"):
             raise BridgeError("set bridges.webhook_secret to accept webhook posts", retry=False)
-        while True:
-            yield await self.queue.get()
+        self.connected = True
+        try:
+            while True:
+                yield await self.queue.get()
+        finally:
+            self.connected = False
 
 
 __all__ = ["Refused", "WebhookAdapter", "parse_body", "signature", "verify"]
