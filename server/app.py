@@ -97,6 +97,7 @@ def create_app(
     # Platform chat bridges run in the node (server/bridges/runner.py).
     bridges = Bridges(settings, store, rooms, hub, authority, metrics, node_name(settings))
     bridges_api = BridgesApi(rooms_api, bridges)
+    hub.bridged = bridges.remote  # ``bridge`` commands of ``hudong bridge`` processes
 
     async def room_exists(room_id: str) -> bool:
         try:

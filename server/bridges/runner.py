@@ -33,10 +33,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.messages import CommandError, Danmaku, parse_command
+from protocol.messages import Bridge, CommandError, Danmaku, parse_command, store_unavailable
 from server.auth import Authority, Identity
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.bridges.base import Adapter, BridgeError, ChatMessage, PlatformModeration
+from server.bridges.remote import event_from_wire
 from server.config import Settings
 from server.hub.hub import Hub
 from server.metrics import Metrics
@@ -141,6 +142,7 @@ class BridgeRun:
         self._cursor_at = 0.0
         self.task: asyncio.Task[None] | None = None
         self.gone = False
+        self.remote = False  # fed by a ``hudong bridge`` process, not run here
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"bridge {self.id}")
@@ -210,20 +212,22 @@ class BridgeRun:
             await self.save_cursor(force=True)
             await asyncio.sleep(delay)
 
-    async def take(self, event: ChatMessage | PlatformModeration) -> None:
-        """Deliver one event; a refusal is counted, never raised."""
+    async def take(self, event: ChatMessage | PlatformModeration) -> dict[str, Any] | CommandError:
+        """Deliver one event: what happened (the danmaku's ``event`` id, ``duplicate``,
+        ``held``, the moderation ``action``), or the refusal, counted, not raised."""
         try:
             if isinstance(event, ChatMessage):
-                await self.deliver(event)
-            else:
-                await self.follow(event)
+                return await self.deliver(event)
+            return await self.follow(event)
         except BackendUnavailable:
-            self._refused("store_unavailable")
+            err = store_unavailable()
         except RoomNotFound:
-            self._refused("room_not_found")
+            err = CommandError("room_not_found", f"room {self.room_id!r} was deleted")
             self.gone = True  # the room was deleted, and its bridges with it
-        except CommandError as err:
-            self._refused(err.code)
+        except CommandError as refusal:
+            err = refusal
+        self._refused(err.code)
+        return err
 
     def _refused(self, code: str) -> None:
         self.status.refused += 1
@@ -246,11 +250,11 @@ class BridgeRun:
             self.senders.move_to_end(user_id)
         return sender
 
-    async def deliver(self, message: ChatMessage) -> None:
+    async def deliver(self, message: ChatMessage) -> dict[str, Any]:
         if message.id is not None:
             if message.id in self.seen:
                 self.bridges.metrics.bridged.labels(self.platform, "duplicate").inc()
-                return
+                return {"duplicate": True}
             self.seen[message.id] = None
             if len(self.seen) > SEEN_KEEP:
                 self.seen.popitem(last=False)
@@ -281,7 +285,7 @@ class BridgeRun:
         event_id = sender.acked.get("event")
         if sender.acked.get("held"):
             self._refused("held")
-            return
+            return {"held": True}
         if message.id is not None and isinstance(event_id, str):
             self.seen[message.id] = event_id
         self.status.messages += 1
@@ -291,25 +295,25 @@ class BridgeRun:
             self.status.lag_s = lag
             bridges.metrics.bridge_lag.labels(self.platform).observe(lag)
         await self.save_cursor()
+        return {"event": event_id}
 
-    async def follow(self, signal: PlatformModeration) -> None:
+    async def follow(self, signal: PlatformModeration) -> dict[str, Any]:
         """The platform's moderators acted: retract, ban or mute here too."""
         host = self.bridges.rooms.host
         via = {"via": self.id}
         if signal.action == "delete":
             event_id = self.seen.get(signal.message_id or "")
-            if event_id is not None:
-                await host(self.room_id, "retract", {"event": event_id, **via}, by="system")
-            return
+            if event_id is None:
+                return {"action": "retract", "event": None}  # not one this bridge sent
+            return await host(self.room_id, "retract", {"event": event_id, **via}, by="system")
         if not signal.sender:
-            return
+            raise CommandError("invalid_field", f"{signal.action} needs the sender")
         user = self.identity(signal.sender, None).user_id
         if signal.action == "ban":
-            await host(self.room_id, "ban", {"user": user, **via}, by="system")
-        else:
-            seconds = round(signal.seconds or 600)
-            fields = {"user": user, "duration_s": max(1, min(MAX_MUTE_S, seconds)), **via}
-            await host(self.room_id, "mute", fields, by="system")
+            return await host(self.room_id, "ban", {"user": user, **via}, by="system")
+        seconds = round(signal.seconds or 600)
+        fields = {"user": user, "duration_s": max(1, min(MAX_MUTE_S, seconds)), **via}
+        return await host(self.room_id, "mute", fields, by="system")
 
     async def save_cursor(self, force: bool = False) -> None:
         """Keep the cursor in the bridge's record (at most once a second, unless ``force``)."""
@@ -404,7 +408,11 @@ class Bridges:
         return True
 
     async def listing(self, room_id: str) -> dict[str, Any]:
-        held = await self.store.records(room_id, BRIDGES_BOX)
+        held = dict(await self.store.records(room_id, BRIDGES_BOX))
+        for (rid, bid), run in self.runs.items():  # ``hudong bridge`` processes, here
+            if rid == room_id and run.remote and bid not in held:
+                channel = run.adapter.channel
+                held[bid] = {"platform": run.platform, "channel": channel, "node": "remote"}
         return {
             "bridges": [self._public(room_id, bid, r) for bid, r in sorted(held.items())],
             "platforms": sorted(self.platforms),
@@ -414,7 +422,29 @@ class Bridges:
         run = self.runs.get((room_id, bid))
         status = run.status.public() if run is not None else {"state": "elsewhere"}
         keys = ("platform", "channel", "added_at", "node")
+        record = {"added_at": 0, **record}
         return {"id": bid, **{k: record.get(k) for k in keys}, "status": status}
+
+    async def remote(self, room_id: str, command: Bridge) -> dict[str, Any]:
+        """A ``bridge`` command of a ``hudong bridge`` process (server/bridges/remote.py):
+        its event taken as a bridge run here would take it; a refusal is raised."""
+        try:
+            adapter = self.adapter(command.platform, command.channel)
+        except ValueError as exc:
+            raise CommandError("invalid_field", str(exc), command.id) from None
+        event = event_from_wire(command.event, self.settings.limits.max_text_chars)
+        key = (room_id, bridge_id(adapter.platform, adapter.channel))
+        run = self.runs.get(key)
+        if run is None:
+            run = self.runs[key] = BridgeRun(self, room_id, adapter, None)
+            run.remote = True
+            run._set_state("connected")
+            run.status.connected_at = time.time()
+        result = await run.take(event)
+        if isinstance(result, CommandError):
+            result.id = command.id
+            raise result
+        return result
 
     def running(self, room_id: str, platform: str, channel: str) -> Adapter | None:
         run = self.runs.get((room_id, bridge_id(platform, channel)))
