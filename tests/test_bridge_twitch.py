@@ -258,7 +258,12 @@ async def test_chat_reaches_a_viewer_in_order_once_across_a_reconnect_with_moder
             "@room-id=1;target-user-id=12 :tmi.twitch.tv CLEARCHAT #hudongtest :user12\r\n"
             "@ban-duration=60;target-user-id=11 :tmi.twitch.tv CLEARCHAT #hudongtest :user11\r\n"
         )
-        await ws.send(privmsg(7, 12, "banned now") + "\r\n" + privmsg(8, 14, "line 8") + "\r\n")
+        after = [
+            privmsg(7, 12, "banned now"),
+            privmsg(9, 11, "muted now"),
+            privmsg(8, 14, "line 8"),
+        ]
+        await ws.send("\r\n".join(after) + "\r\n")
         await ws.wait_closed()
 
     async with fake_twitch(first, second) as fake:
@@ -275,7 +280,7 @@ async def test_chat_reaches_a_viewer_in_order_once_across_a_reconnect_with_moder
             events += await danmaku_texts(viewer, 3)
             texts = [e["text"] for e in events if e["type"] == "danmaku"]
             assert texts[:5] == ["line 1", "line 2", "line 3", "line 4", "line 6"]
-            assert texts[5] == "line 8"  # not "banned now", and "line 3" once
+            assert texts[5] == "line 8"  # not "banned now" nor "muted now", and "line 3" once
             pseudonym = live.viewer_id("twitch:12")
             by_text = {e["text"]: e for e in events if e["type"] == "danmaku"}
             assert by_text["line 2"]["user"] == {
@@ -293,7 +298,7 @@ async def test_chat_reaches_a_viewer_in_order_once_across_a_reconnect_with_moder
             assert [m["user"] for m in moderation["muted"]] == [live.viewer_id("twitch:11")]
             (status,) = [b["status"] for b in listing["bridges"]]
             assert status["state"] == "connected" and status["messages"] == 6
-            assert status["refusals"] == {"text_refused": 1, "banned": 1}, status
+            assert status["refusals"] == {"text_refused": 1, "banned": 1, "muted": 1}, status
             assert status["errors"] == 1 and fake.connections == 2
             actions = [(e["action"], e["actor"]["id"]) for e in audit["entries"]]
             assert ("bridge.add", "admin") in actions and ("moderation.ban", "system") in actions
