@@ -337,3 +337,27 @@ async def test_adding_a_bridge_refuses_bad_input_and_viewers():
                 f"/api/v1/rooms/{ROOM}/bridges", json={"platform": "twitch", "channel": "ok"}
             )
         assert r.status_code == 403
+
+
+async def test_a_refused_login_stops_the_bridge_as_failed_without_retrying():
+    async def refuse(ws: ServerConnection, fake: FakeTwitch) -> None:
+        await ws.send(":tmi.twitch.tv NOTICE * :Login authentication failed\r\n")
+        await ws.wait_closed()
+
+    async with fake_twitch(refuse) as fake:
+        bridges = {"twitch_url": fake.url, "twitch_token": "expired", "twitch_login": "bot",
+                   "backoff_min_s": 0.01, "backoff_max_s": 0.02}  # fmt: skip
+        async with running_server(bridges=bridges) as live:
+            await live.create_room(ROOM)
+            await add_bridge(live, "twitch", CHANNEL)
+            for _ in range(int(200 * UNIT)):
+                async with live.http() as http:
+                    (bridge,) = (await http.get(f"/api/v1/rooms/{ROOM}/bridges")).json()["bridges"]
+                if bridge["status"]["state"] == "failed":
+                    break
+                await asyncio.sleep(0.02)
+            assert bridge["status"]["state"] == "failed", bridge
+            assert "authentication failed" in bridge["status"]["last_error"]
+            await asyncio.sleep(0.1)  # many backoffs' worth: no second attempt
+            assert fake.connections == 1
+            assert fake.heard[0][1] == "PASS oauth:expired"

@@ -13,14 +13,16 @@ The node takes it exactly as it takes an event of a bridge it runs itself
 (:meth:`server.bridges.runner.Bridges.remote`): the same identity, repeats, filter, limits
 and moderation; the ``ack`` says what happened (``event``, ``duplicate``, ``held``) and a
 refusal is the documented error. Each event waits for its answer, so the order holds. The
-process reconnects to the platform and to the node with full-jitter backoff; its cursor is
-kept in memory (a restarted process starts from the platform's present).
+process reads everything the node sends at once (the room's batches reach a host
+connection too), so a quiet chat never makes it a slow consumer. It reconnects to the
+platform and to the node with full-jitter backoff, sending an event the node had not
+answered again (the node drops a repeated id); its cursor is kept in memory (a restarted
+process starts from the platform's present).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -127,6 +129,8 @@ class RemoteBridge:
         self.sent = 0
         self.refused: dict[str, int] = {}
         self._next_id = 0
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._unsent: Event | None = None
 
     async def run(self) -> None:
         """Until cancelled, or until the platform or the node refuses for good."""
@@ -137,12 +141,20 @@ class RemoteBridge:
                     self.ws_url, subprotocols=[websockets.Subprotocol("hudong.v1.json")],
                     compression=None, open_timeout=10,
                 ) as ws:  # fmt: skip
-                    await self._join(ws)
-                    log.info("bridge %s:%s joined %s", self.adapter.platform,
-                             self.adapter.channel, self.room)  # fmt: skip
-                    async for event in self.adapter.events(self.cursor):
-                        attempt = 0
-                        await self._send(ws, event)
+                    # Read everything the node sends (the room's batches too) at once, so
+                    # the node never sees a slow consumer while the chat is quiet.
+                    reader = asyncio.get_running_loop().create_task(self._read(ws))
+                    try:
+                        await self._join(ws)
+                        log.info("bridge %s:%s joined %s", self.adapter.platform,
+                                 self.adapter.channel, self.room)  # fmt: skip
+                        if self._unsent is not None:  # what the last connection did not answer
+                            await self._send(ws, self._unsent)
+                        async for event in self.adapter.events(self.cursor):
+                            attempt = 0
+                            await self._send(ws, event)
+                    finally:
+                        reader.cancel()
                 delay = random.uniform(0, self.backoff[0])
             except BridgeError as exc:
                 if not exc.retry:
@@ -160,19 +172,32 @@ class RemoteBridge:
         low, high = self.backoff
         return random.uniform(0, min(high, low * 2 ** min(attempt, 30)))  # full jitter
 
+    async def _read(self, ws: Any) -> None:
+        try:
+            async for frame in ws:
+                message = orjson.loads(frame)
+                cid = message.get("id") if isinstance(message, dict) else None
+                if isinstance(cid, int):
+                    waiter = self._pending.pop(cid, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message)
+        except (websockets.WebSocketException, orjson.JSONDecodeError, OSError):
+            pass
+        finally:
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(websockets.ConnectionClosedError(None, None))
+            self._pending.clear()
+
     async def _call(self, ws: Any, command: dict[str, Any]) -> dict[str, Any]:
         self._next_id += 1
         cid = command["id"] = self._next_id
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[cid] = waiter
         await ws.send(orjson.dumps(command).decode())
-        async with asyncio.timeout(ACK_TIMEOUT_S):
-            while True:
-                message = orjson.loads(await ws.recv())
-                if isinstance(message, dict) and message.get("id") == cid:
-                    return message
+        return await asyncio.wait_for(waiter, ACK_TIMEOUT_S)
 
     async def _join(self, ws: Any) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.recv(), 10)  # hello
         reply = await self._call(ws, {"op": "join", "room": self.room, "token": self.token})
         if reply.get("type") != "joined":
             raise BridgeError(f"the node refused the join: {reply.get('message')}", retry=False)
@@ -184,7 +209,9 @@ class RemoteBridge:
             "channel": self.adapter.channel,
             "event": event_to_wire(event),
         }
+        self._unsent = event  # sent again after a reconnect until answered (ids drop repeats)
         reply = await self._call(ws, command)
+        self._unsent = None
         if reply.get("type") == "error":
             code = str(reply.get("code"))
             if code in ("forbidden", "unauthorized"):
