@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection
@@ -115,3 +116,56 @@ async def test_only_a_host_may_bridge_and_events_are_checked():
 def test_the_command_refuses_what_it_cannot_run(argv, monkeypatch):
     monkeypatch.delenv("HUDONG_TOKEN", raising=False)
     assert main(argv) == 2
+
+
+async def test_an_event_the_node_did_not_answer_is_sent_again_after_a_reconnect_once():
+    async def chat(ws: ServerConnection, fake: FakeTwitch) -> None:
+        await ws.send(privmsg(1, 11, "in flight") + "\r\n")
+        await ws.wait_closed()
+
+    async with fake_twitch(chat) as fake, running_server() as live:
+        await live.create_room(ROOM)
+        viewer = await live.connect()
+        await viewer.join(ROOM)
+        real = live.hub.bridged
+        assert real is not None
+        calls = 0
+
+        async def dropped_once(room_id: str, command: Any) -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # the node takes it, and the connection drops before the ack
+                reply = await real(room_id, command)
+                for conn in list(live.hub.connections):
+                    if conn.identity is not None and conn.identity.role == "host":
+                        conn.close("server_restart", "the test drops it")
+                return reply
+            return await real(room_id, command)
+
+        live.hub.bridged = dropped_once
+        token = await live.mint(ROOM, "host", user_id="bridge-proc")
+        adapter = TwitchAdapter(CHANNEL, {"url": fake.url})
+        remote = RemoteBridge(adapter, live.ws_url, ROOM, token, backoff_min_s=0.01)
+        task = asyncio.get_running_loop().create_task(remote.run())
+        try:
+            events = await danmaku_texts(viewer, 1)
+
+            def repeats() -> float:
+                return live.metric(
+                    "hudong_bridged_messages_total", platform="twitch", result="duplicate"
+                )
+
+            for _ in range(200):
+                if calls >= 2 and repeats() == calls - 1:
+                    break
+                await asyncio.sleep(0.02)
+            # Sent again on the new connection (and said again by the fake, which repeats
+            # its script on the platform's reconnect too), and dropped there as a repeat.
+            assert calls >= 2 and repeats() == calls - 1, (calls, repeats())
+            with pytest.raises(TimeoutError):
+                await danmaku_texts(viewer, 1, timeout=0.3)
+            assert [e["text"] for e in events] == ["in flight"]
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
