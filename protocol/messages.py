@@ -104,6 +104,17 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
+class Bridge:
+    """One event of a platform's chat, sent by a ``hudong bridge`` process with a host token
+    (PROTOCOL.md, "Bridges"): a message to become a danmaku, or the platform's moderation."""
+
+    id: int | None
+    platform: str
+    channel: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class OpRule:
     """How the parser checks one viewer command: whether it names an ``interaction``
     and carries an idempotency ``key``. The server's registry of interaction kinds
@@ -113,8 +124,8 @@ class OpRule:
     keyed: bool = True
 
 
-Command = Join | Danmaku | Ping | Participate | Host
-CORE_OPS = ("join", "danmaku", "ping", "host")
+Command = Join | Danmaku | Ping | Participate | Host | Bridge
+CORE_OPS = ("join", "danmaku", "ping", "host", "bridge")
 # Commands that change state carry a client-made idempotency key (PROTOCOL.md,
 # "Idempotency keys"); a retry with the same key has its effect once.
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -240,6 +251,15 @@ def parse_command(
         if not isinstance(action, str) or not 1 <= len(action) <= 32:
             raise CommandError("invalid_field", "host needs an 'action' string", cid)
         return Host(cid, action, obj)
+    if op == "bridge":
+        platform, channel, event = obj.get("platform"), obj.get("channel"), obj.get("event")
+        if not isinstance(platform, str) or not 1 <= len(platform) <= 32:
+            raise CommandError("invalid_field", "bridge needs a 'platform' string", cid)
+        if not isinstance(channel, str) or not 1 <= len(channel) <= 64:
+            raise CommandError("invalid_field", "bridge needs a 'channel' string", cid)
+        if not isinstance(event, dict):
+            raise CommandError("invalid_field", "bridge needs an 'event' map", cid)
+        return Bridge(cid, platform, channel, event)
     known = ", ".join([*CORE_OPS, *(ops or {})])
     raise CommandError("unknown_op", f"unknown op {op!r:.40}; expected one of {known}", cid)
 

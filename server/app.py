@@ -28,6 +28,7 @@ from server import demo as demo_room
 from server.api.alerts import AlertsApi
 from server.api.audit import AuditApi
 from server.api.bodies import BodyLimit
+from server.api.bridges import BridgesApi
 from server.api.http import ApiError, Callers, refused, unavailable
 from server.api.interactions import InteractionsApi
 from server.api.limits import FailedLogins, HeavyRequests
@@ -37,6 +38,7 @@ from server.api.rooms import RoomsApi
 from server.auth import Authority, new_secret
 from server.backends import Backends, BackendUnavailable, open_backends
 from server.backends.base import RoomNotFound
+from server.bridges.runner import Bridges
 from server.config import Settings, base_url, node_name
 from server.hub import Hub
 from server.metrics import Metrics
@@ -92,6 +94,10 @@ def create_app(
     alerts = AlertsApi(rooms_api, rooms)
     audit = AuditApi(rooms_api, rooms)
     node = NodeApi(hub, metrics, callers, rooms.audit_log)
+    # Platform chat bridges run in the node (server/bridges/runner.py).
+    bridges = Bridges(settings, store, rooms, hub, authority, metrics, node_name(settings))
+    bridges_api = BridgesApi(rooms_api, bridges)
+    hub.bridged = bridges.remote  # ``bridge`` commands of ``hudong bridge`` processes
 
     async def room_exists(room_id: str) -> bool:
         try:
@@ -112,6 +118,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await hub.start()
+        await bridges.start()
         pruning = asyncio.get_running_loop().create_task(retention.run(), name="hudong-retention")
         if demo:
             room = await demo_room.seed(store, rooms, authority, time.time())
@@ -123,6 +130,7 @@ def create_app(
             pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
+            await bridges.stop()
             await hub.stop()
             await store.close()
 
@@ -190,6 +198,10 @@ def create_app(
         Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),
         Route(f"{room}/report", heavy.limited(interactions.report), methods=["GET"]),
         Route(f"{room}/audit-log", heavy.limited(audit.log), methods=["GET"]),
+        Route(f"{room}/bridges", bridges_api.listing, methods=["GET"]),
+        Route(f"{room}/bridges", bridges_api.add, methods=["POST"]),
+        Route(f"{room}/bridges/webhook/{{channel}}", public(bridges_api.webhook), methods=["POST"]),
+        Route(f"{room}/bridges/{{platform}}/{{channel}}", bridges_api.remove, methods=["DELETE"]),
         Route(f"{room}/interactions", interactions.list, methods=["GET"]),
         Route(f"{room}/interactions", interactions.create, methods=["POST"]),
         Route(interaction, interactions.get, methods=["GET"]),
@@ -222,4 +234,5 @@ def create_app(
     app.state.admin_token = admin_token
     app.state.authority = authority
     app.state.retention = retention
+    app.state.bridges = bridges
     return app

@@ -1,4 +1,4 @@
-"""The ``hudong`` command: serve, verify-draw, report."""
+"""The ``hudong`` command: serve, verify-draw, report, bridge."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from server.startup import Prepared, prepare
 DESCRIPTION = (
     "hudong, the self-hosted real-time interaction server for live streams: serve runs a "
     "node; verify-draw checks a lucky draw from its audit record; report writes a room's "
-    "event report (HTML, JSON, CSV)."
+    "event report (HTML, JSON, CSV); bridge brings a platform's chat into a room from a "
+    "process of its own."
 )
 
 
@@ -221,7 +222,70 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, metavar="DIR", help="the folder to write to")
     report.add_argument("--lang", choices=("zh", "en"), default="zh", help="the HTML's language")
     report.set_defaults(func=_report)
+    bridge = sub.add_parser(
+        "bridge",
+        help="bring a platform's chat into a room from a process of its own",
+        description="Run one bridge (a platform and a channel) in this process and send its "
+        "chat into the room over the WebSocket with a host token, as PROTOCOL.md, 'Bridges', "
+        "describes. Credentials come from this process's configuration ([bridges]: --config, "
+        "HUDONG_CONFIG, HUDONG_BRIDGES_*), never from the room.",
+    )
+    bridge.add_argument("room", help="the room id")
+    bridge.add_argument("--url", required=True, help="the node, e.g. http://127.0.0.1:8000")
+    bridge.add_argument("--platform", required=True, help="twitch, webhook, …")
+    bridge.add_argument("--channel", required=True, help="the platform's channel id")
+    bridge.add_argument(
+        "--token",
+        default=os.environ.get("HUDONG_TOKEN"),
+        help="a host token of the room (default: $HUDONG_TOKEN)",
+    )
+    bridge.add_argument("--config", help="a TOML file with the [bridges] section")
+    bridge.set_defaults(func=_bridge)
     return parser
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.bridges.base import BridgeError
+    from server.bridges.remote import RemoteBridge
+    from server.bridges.runner import options_of, platforms
+
+    if not args.token:
+        print("hudong bridge: give --token or set HUDONG_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"hudong bridge: {exc}", file=sys.stderr)
+        return 2
+    known = platforms()
+    if args.platform not in known:
+        print(f"hudong bridge: no platform {args.platform!r}; known: {', '.join(known)}")
+        return 2
+    try:
+        adapter = known[args.platform](args.channel, options_of(settings, args.platform))
+    except ValueError as exc:
+        print(f"hudong bridge: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.server.log_level.upper())
+    ws_url = args.url.rstrip("/").replace("http", "ws", 1) + "/ws"
+    remote = RemoteBridge(
+        adapter,
+        ws_url,
+        args.room,
+        args.token,
+        backoff_min_s=settings.bridges.backoff_min_s,
+        backoff_max_s=settings.bridges.backoff_max_s,
+    )
+    try:
+        asyncio.run(remote.run())
+    except KeyboardInterrupt:
+        return 0
+    except BridgeError as exc:
+        print(f"hudong bridge: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -215,6 +215,30 @@ class HubSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TwitchBridgeSettings:
+    """The ``[bridges.twitch]`` section: how Twitch bridges read chat."""
+
+    # The IRC-over-WebSocket endpoint of Twitch chat (server/bridges/twitch.py).
+    url: str = "wss://irc-ws.chat.twitch.tv:443"
+    # An OAuth token (chat:read) and the login it belongs to; empty: read anonymously as
+    # justinfan12345, which public channels allow.
+    token: str = ""
+    login: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookBridgeSettings:
+    """The ``[bridges.webhook]`` section: the generic webhook that any chat can post to."""
+
+    # The shared secret of the X-Hudong-Signature HMAC-SHA256; empty: webhook bridges
+    # refuse every post.
+    secret: str = ""
+    # A post whose X-Hudong-Timestamp is further than this from the node's clock is
+    # refused (a recorded request cannot be replayed later).
+    max_skew_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class BiliBridgeSettings:
     """The ``[bridges.bili]`` section: how Bilibili bridges reach its danmaku server."""
 
@@ -243,8 +267,14 @@ class BiliBridgeSettings:
 
 @dataclass(frozen=True, slots=True)
 class BridgesSettings:
-    """The ``[bridges.<platform>]`` sections: each chat platform's bridge settings."""
+    """The ``[bridges]`` section: platform chats in rooms (secrets: ``[bridges.<platform>]``)."""
 
+    # Reconnecting after an error: a full-jitter backoff, a random wait up to
+    # min(backoff_max_s, backoff_min_s * 2^attempt).
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 60.0
+    twitch: TwitchBridgeSettings = field(default_factory=TwitchBridgeSettings)
+    webhook: WebhookBridgeSettings = field(default_factory=WebhookBridgeSettings)
     bili: BiliBridgeSettings = field(default_factory=BiliBridgeSettings)
 
 
@@ -265,7 +295,15 @@ class Settings:
 
 # Every section; a dotted one is a table inside a table ([bridges.bili]), an attribute of
 # an attribute of Settings (section_of).
-SECTIONS = ("server", "limits", "hub", "bridges.bili")
+SECTIONS = (
+    "server",
+    "limits",
+    "hub",
+    "bridges",
+    "bridges.twitch",
+    "bridges.webhook",
+    "bridges.bili",
+)
 
 
 def section_of(settings: Settings, section: str) -> Any:
@@ -283,13 +321,33 @@ def _with_section(holder: Any, path: list[str], value: Any) -> Any:
     return dataclasses.replace(holder, **{path[0]: inner})
 
 
+def _parent(section: str) -> bool:
+    return any(s == section or s.startswith(section + ".") for s in SECTIONS)
+
+
+def setting_fields(values: Any) -> list[dataclasses.Field[Any]]:
+    """A section's settings, without the sections inside it (``bridges.bili``)."""
+    return [
+        f for f in dataclasses.fields(values) if not dataclasses.is_dataclass(f.default_factory)
+    ]
+
+
 def _flatten(overlay: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
     """A TOML document's tables by section name: {"bridges": {"bili": {...}}} gives
     {"bridges.bili": {...}}."""
     out: dict[str, Any] = {}
     for name, values in overlay.items():
         section = f"{prefix}{name}"
-        if section in SECTIONS:
+        if section in SECTIONS and isinstance(values, Mapping):
+            # Its own keys; the tables of its sections ([bridges] and [bridges.bili]) apart.
+            inner = {
+                k: v
+                for k, v in values.items()
+                if _parent(f"{section}.{k}") or isinstance(v, Mapping)  # a table: a section
+            }
+            out[section] = {k: v for k, v in values.items() if k not in inner}
+            out.update(_flatten(inner, source, section + "."))
+        elif section in SECTIONS:
             out[section] = values
         elif any(s.startswith(section + ".") for s in SECTIONS):
             if not isinstance(values, Mapping):
@@ -347,7 +405,7 @@ def _merge(settings: Settings, overlay: Mapping[str, Any], source: str) -> Setti
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table")
         current = section_of(settings, section)
-        fields = {f.name: f for f in dataclasses.fields(current)}
+        fields = {f.name: f for f in setting_fields(current)}
         updates = {}
         for key, value in values.items():
             if key not in fields:
@@ -409,7 +467,7 @@ def load_settings(
         settings = _merge(settings, data, str(path))
     from_env: dict[str, dict[str, Any]] = {}
     for section in SECTIONS:
-        for f in dataclasses.fields(section_of(settings, section)):
+        for f in setting_fields(section_of(settings, section)):
             name = env_name(section, f.name)
             if name in environ:
                 from_env.setdefault(section, {})[f.name] = environ[name]

@@ -10,11 +10,10 @@ the general rule until it gets a line here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from server.auth import MIN_SECRET_BYTES
-from server.config import SECTIONS, ConfigError, Settings, env_name, section_of
+from server.config import SECTIONS, ConfigError, Settings, env_name, section_of, setting_fields
 
 # Settings that must be more than 0 ("0: off" settings are not here: zero is a meaning
 # for them).
@@ -46,6 +45,9 @@ POSITIVE = {
     ("bridges.bili", "connect_timeout_s"),
     ("bridges.bili", "max_message_bytes"),
     ("bridges.bili", "max_inflated_bytes"),
+    ("bridges", "backoff_min_s"),
+    ("bridges", "backoff_max_s"),
+    ("bridges.webhook", "max_skew_s"),
 }
 # The greatest value each setting may have, where there is one.
 AT_MOST: dict[tuple[str, str], float] = {
@@ -66,7 +68,7 @@ def check(settings: Settings) -> None:
     """Raise ConfigError for the first setting out of its range, naming it and why."""
     for section in SECTIONS:
         values = section_of(settings, section)
-        for f in dataclasses.fields(values):
+        for f in setting_fields(values):
             value = getattr(values, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue

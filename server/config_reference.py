@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from server import config
-from server.config import SECTIONS, Settings, env_name, section_of
+from server.config import SECTIONS, Settings, env_name, section_of, setting_fields
 from server.config_checks import LOG_LEVELS, bounds
 from server.startup import MIN_ADMIN_TOKEN_CHARS
 
@@ -66,10 +66,14 @@ def groups(source: str | None = None) -> list[Group]:
     defaults = Settings()
     out: list[Group] = []
     for section in SECTIONS:
-        node = classes[type(section_of(defaults, section)).__name__]
+        values = section_of(defaults, section)
+        node = classes[type(values).__name__]
+        keys = {f.name for f in setting_fields(values)}  # not the sections inside it
         previous_end = 0
         for statement in node.body:
-            if not isinstance(statement, ast.AnnAssign):
+            if not isinstance(statement, ast.AnnAssign) or (
+                isinstance(statement.target, ast.Name) and statement.target.id not in keys
+            ):
                 previous_end = statement.end_lineno or statement.lineno
                 continue
             assert isinstance(statement.target, ast.Name)

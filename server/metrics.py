@@ -178,6 +178,34 @@ class Metrics:
             registry=r,
         )
 
+        # Platform chat bridges (server/bridges/): labelled by platform, a handful.
+        self.bridged = Counter(
+            "hudong_bridged_messages",
+            "Platform chat messages taken by bridges, by platform and result (ok, duplicate,"
+            " held, or the refusal's code)",
+            ["platform", "result"],
+            registry=r,
+        )
+        self.bridge_errors = Counter(
+            "hudong_bridge_errors",
+            "Bridge connections that failed or broke, by platform",
+            ["platform"],
+            registry=r,
+        )
+        self.bridges_connected = Gauge(
+            "hudong_bridges_connected",
+            "Bridges on this node connected to their platform, by platform",
+            ["platform"],
+            registry=r,
+        )
+        self.bridge_lag = Histogram(
+            "hudong_bridge_lag_seconds",
+            "From a platform's send time of a chat message to its danmaku here, by platform",
+            ["platform"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+
     def contributed_to(self, kinds: Iterable[str]) -> Callable[[str], None]:
         """The count of contributions by kind, every kind of the registry shown from the
         start (at 0): its labels are those names, so their number is bounded."""

@@ -61,3 +61,18 @@ def test_bad_settings_say_what_is_wrong(tmp_path, text, env, message):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/hudong.toml", environ={})
+
+
+def test_a_section_and_the_sections_inside_it_come_from_one_file_and_the_environment(tmp_path):
+    path = tmp_path / "hudong.toml"
+    path.write_text(
+        "[bridges]\nbackoff_min_s = 2\n[bridges.twitch]\nlogin = 'bot'\n"
+        "[bridges.webhook]\nmax_skew_s = 60\n"
+    )
+    settings = load_settings(path, environ={"HUDONG_BRIDGES_TWITCH_TOKEN": "oauth:x"})
+    assert settings.bridges.backoff_min_s == 2.0
+    assert (settings.bridges.twitch.login, settings.bridges.twitch.token) == ("bot", "oauth:x")
+    assert settings.bridges.webhook.max_skew_s == 60.0
+    path.write_text("[bridges]\ntwitch = 'x'\n")
+    with pytest.raises(ConfigError, match=r"\[bridges.twitch\] must be a table"):
+        load_settings(path, environ={})

@@ -20,6 +20,7 @@ import inspect
 import json
 import re
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from starlette.routing import Route
 
 from server.app import create_app
 from server.backends import BackendUnavailable
+from server.bridges.webhook import signature
 from server.config import Settings
 from server.interactions import polls
 from tests.conftest import ADMIN, SECRET, UNIT, LiveServer
@@ -1551,6 +1553,130 @@ async def _assets(api: Api, w: World) -> None:
             await crowded(api, "/assets/{path}", path="logo.svg")
         finally:
             pages.assets = None
+
+
+BRIDGES = "/api/v1/rooms/{room_id}/bridges"
+BRIDGE = f"{BRIDGES}/{{platform}}/{{channel}}"
+WEBHOOK = f"{BRIDGES}/webhook/{{channel}}"
+WEBHOOK_SECRET = "the webhook's shared secret"
+
+
+def with_webhook_secret(api: Api) -> None:
+    """The node's [bridges] webhook secret (the test node starts without one)."""
+    bridges = api.live.app.state.bridges
+    bridges.settings = bridges.settings.replace(bridges={"webhook": {"secret": WEBHOOK_SECRET}})
+
+
+async def added(w: World, channel: str) -> dict[str, Any]:
+    body = {"platform": "webhook", "channel": channel}
+    r = await w.host("POST", BRIDGES, room_id=ROOM, expect=201, body=body)
+    bridge: dict[str, Any] = r.json()
+    return bridge
+
+
+@scenario("GET", BRIDGES)
+async def _bridges_list(api: Api, w: World) -> None:
+    with_webhook_secret(api)
+    r = await api.call("GET", BRIDGES, room_id=ROOM, expect=200)
+    assert r.json()["bridges"] == [] and "webhook" in r.json()["platforms"]
+    await added(w, "shop")
+    r = await w.host("GET", BRIDGES, room_id=ROOM, expect=200)
+    (bridge,) = r.json()["bridges"]
+    assert bridge["id"] == "webhook:shop"
+    assert bridge["status"]["state"] in ("connecting", "connected")
+    for role in ("moderator", "viewer", "screen"):
+        await api.call("GET", BRIDGES, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", BRIDGES, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", BRIDGES, room_id=ROOM)
+    await outage(api, "GET", BRIDGES, room_id=ROOM)
+
+
+@scenario("POST", BRIDGES)
+async def _bridges_add(api: Api, w: World) -> None:
+    with_webhook_secret(api)
+    first = await added(w, "c0")
+    again = await w.host(
+        "POST", BRIDGES, room_id=ROOM, expect=201, body={"platform": "webhook", "channel": "c0"}
+    )
+    assert again.json()["id"] == first["id"] == "webhook:c0"
+    for body in (
+        {"platform": "nowhere", "channel": "x"},
+        {"platform": "webhook", "channel": "not one/channel"},
+        {"platform": "webhook"},
+        {"platform": "webhook", "channel": "x", "secret": "never in a room"},
+    ):
+        await api.call("POST", BRIDGES, room_id=ROOM, expect=400, code="invalid_field", body=body)
+    await api.call("POST", BRIDGES, room_id=ROOM, expect=400, code="malformed", content=b"{")
+    await api.call("POST", BRIDGES, room_id=ROOM, expect=413, content=TOO_LARGE)
+    body = {"platform": "webhook", "channel": "c9"}
+    for role in ("moderator", "viewer", "screen"):
+        await api.call("POST", BRIDGES, room_id=ROOM, token=w.tokens[role], expect=403, body=body)
+    await api.call("POST", BRIDGES, room_id=NOWHERE, expect=404, body=body)
+    for n in range(1, 8):
+        await added(w, f"c{n}")
+    await api.call("POST", BRIDGES, room_id=ROOM, expect=409, code="limit_reached", body=body)
+    await unauthorized(api, w, "POST", BRIDGES, room_id=ROOM, body=body)
+    await outage(api, "POST", BRIDGES, room_id=ROOM, body=body)
+
+
+@scenario("DELETE", BRIDGE)
+async def _bridges_remove(api: Api, w: World) -> None:
+    with_webhook_secret(api)
+    await added(w, "shop")
+    where = {"room_id": ROOM, "platform": "webhook", "channel": "shop"}
+    for role in ("moderator", "viewer", "screen"):
+        await api.call("DELETE", BRIDGE, token=w.tokens[role], expect=403, **where)
+    await unauthorized(api, w, "DELETE", BRIDGE, **where)
+    await outage(api, "DELETE", BRIDGE, **where)
+    await w.host("DELETE", BRIDGE, expect=204, **where)
+    await api.call("DELETE", BRIDGE, expect=404, code="unknown_target", **where)
+    await api.call(
+        "DELETE", BRIDGE, expect=404, code="room_not_found", **{**where, "room_id": NOWHERE}
+    )
+    r = await api.call("GET", BRIDGES, room_id=ROOM, expect=200)
+    assert r.json()["bridges"] == []
+
+
+async def webhook_post(
+    api: Api, channel: str, body: bytes, expect: int, *, secret: str = WEBHOOK_SECRET
+) -> httpx.Response:
+    ts = str(int(time.time()))
+    headers = {
+        "X-Hudong-Timestamp": ts,
+        "X-Hudong-Signature": signature(secret, ts, body),
+        "Content-Type": "application/json",
+    }
+    url = WEBHOOK.format(room_id=ROOM, channel=channel)
+    r = await api.http.post(url, content=body, headers=headers)
+    where = f"POST {url} -> {r.status_code}"
+    api.check(("POST", WEBHOOK), r, where)
+    assert r.status_code == expect, f"{where}, expected {expect}: {r.text[:500]}"
+    return r
+
+
+@scenario("POST", WEBHOOK)
+async def _webhook(api: Api, w: World) -> None:
+    with_webhook_secret(api)
+    await added(w, "shop")
+    message = b'{"sender": "u1", "name": "Ann", "text": "hello", "id": "m1"}'
+    await webhook_post(api, "shop", message, 202)
+    await webhook_post(api, "shop", message, 401, secret="not the secret")
+    await webhook_post(api, "shop", b'{"sender": "u1"}', 400)
+    await webhook_post(api, "elsewhere", message, 404)
+    await webhook_post(api, "shop", TOO_LARGE, 413)
+    adapter = api.live.app.state.bridges.running(ROOM, "webhook", "shop")
+    adapter.queue = asyncio.Queue(1)
+    adapter.queue.put_nowait(None)  # the bridge is behind
+    await webhook_post(api, "shop", message, 503)
+    public = api.live.app.state.public_requests
+    saved = public.per_s, public.burst
+    public.per_s, public.burst = 0.01, 0
+    public._buckets.clear()
+    try:
+        await webhook_post(api, "shop", message, 429)
+    finally:
+        public.per_s, public.burst = saved
+        public._buckets.clear()
 
 
 def test_every_operation_has_a_scenario():

@@ -30,6 +30,7 @@ import {
 } from "/static/common.js";
 import { ALERT_WORDS, KeywordAlerts } from "/static/alerts.js";
 import { AUDIT_WORDS, AuditPanel } from "/static/auditlog.js";
+import { BRIDGE_WORDS, BridgesPanel } from "/static/bridges.js";
 import { addWords } from "/static/i18n.js";
 import { kindOf, partsOf, phaseOf, titleOf } from "/static/registry.js";
 import { RUN_WORDS, RunSheet } from "/static/runsheet.js";
@@ -38,6 +39,7 @@ import { field, placeInOrder } from "/static/widgets.js";
 addWords(RUN_WORDS);
 addWords(ALERT_WORDS);
 addWords(AUDIT_WORDS);
+addWords(BRIDGE_WORDS);
 
 const FEED_KEEP = 100;
 const STATS_EVERY_MS = 2000;
@@ -100,6 +102,7 @@ function signInAgain() {
   if (!signedIn) return; // a sign-in that fails says so itself
   signedIn = false;
   clearInterval(statsTimer);
+  bridgesPanel.stop();
   session.client?.close();
   Object.assign(session, { token: "", admin: false, room: null, role: "", client: null, restToken: "" });
   clearSession();
@@ -139,6 +142,7 @@ $("to-rooms").addEventListener("click", () => {
   session.client = null;
   session.room = null;
   clearInterval(statsTimer);
+  bridgesPanel.stop();
   saveSession(session.token, null);
   $("room-name").textContent = "";
   $("conn").hidden = true;
@@ -276,6 +280,8 @@ async function openRoom(roomId) {
   refreshStats();
   refreshModeration();
   keywordAlerts.refresh();
+  if (session.role === "host") bridgesPanel.start(); // hosts and the admin manage bridges
+  else bridgesPanel.hide();
 }
 
 const roomPath = (/** @type {string} */ rest = "") => `/rooms/${encodeURIComponent(session.room ?? "")}${rest}`;
@@ -296,6 +302,21 @@ async function call(path, method = "POST", body = undefined) {
 }
 
 const keywordAlerts = new KeywordAlerts({ call, notify });
+
+/** A quiet GET on the room: null when refused. @param {string} path */
+async function read(path) {
+  try {
+    return await api(roomPath(path), { token: session.restToken, method: "GET" });
+  } catch {
+    return null;
+  }
+}
+
+const bridgesPanel = new BridgesPanel({ call, read, notify });
+$("bridge-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  bridgesPanel.add(/** @type {HTMLFormElement} */ (event.target));
+});
 $("watchlist-form").addEventListener("submit", (event) => {
   event.preventDefault();
   keywordAlerts.add(/** @type {HTMLFormElement} */ (event.target));
@@ -511,6 +532,7 @@ window.addEventListener("langchange", () => {
   drawFeed();
   drawLinks();
   keywordAlerts.draw();
+  bridgesPanel.draw();
   if (session.client?.snapshot) drawSettings(session.client.snapshot.room);
 });
 drawComposer();

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from protocol.messages import (
+    Bridge,
     Command,
     CommandError,
     Danmaku,
@@ -58,6 +59,7 @@ from server.moderation.ratelimit import FairShare, TokenBucket
 from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
+HOST_ROLE = frozenset({"host"})  # who may send a platform's chat into a room
 
 
 class Hub:
@@ -104,6 +106,8 @@ class Hub:
         self.loops = Loops(self)
         # RoomOutbox.announce: events go into the stream (here, and to the other nodes).
         self.announce = self.stream.announce
+        # A ``bridge`` command's handler: the node's bridges (server/bridges/runner.py).
+        self.bridged: Callable[[str, Bridge], Coroutine[Any, Any, dict[str, Any]]] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._shutting_down = False
         self._flushed_for_shutdown = False
@@ -316,6 +320,13 @@ class Hub:
             result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
             self.metrics.commands.labels("host", "ok").inc()
             conn.send(ack(command.id, **result))
+        elif isinstance(command, Bridge):
+            room, _ = _member(conn, command.id, "bridge a platform's chat", HOST_ROLE)
+            if self.bridged is None:
+                raise CommandError("forbidden", "this node runs no bridges", command.id)
+            reply = await self.bridged(room.id, command)
+            self.metrics.commands.labels("bridge", "ok").inc()
+            conn.send(ack(command.id, **reply))
         else:
             self.handle_sync(conn, command)
 
@@ -382,6 +393,11 @@ class Hub:
             return other
         self.live[record.id] = live
         return live
+
+    async def serve_room(self, record: RoomRecord) -> LiveRoom:
+        """The room as this node serves it, opened without a connection when none is here:
+        a bridge sends into it (server/bridges/runner.py)."""
+        return self.live.get(record.id) or await self._open(record)
 
     def snapshot(self, room: LiveRoom, audience: str) -> dict[str, Any]:
         """Everything a client needs to draw the room now (PROTOCOL.md, "Snapshot")."""

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.messages import CommandError, Danmaku, ack
 from server.auth import STAFF_ROLES, Identity
-from server.hub.connection import Connection
 from server.hub.degrade import POLICIES, DegradeLevel
 from server.hub.ports import Rooms
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.metrics import Metrics
+
+
+class Sender(Protocol):
+    """Who sends a danmaku, as the stream needs it: a viewer's connection, or one sender
+    of a platform's chat (server/bridges/runner.py)."""
+
+    address: str  # its share of the room's danmaku budget
+    last_danmaku: float  # slow mode
+
+    def send(self, message: dict[str, Any]) -> None: ...
 
 
 class Stream:
@@ -49,7 +58,7 @@ class Stream:
 
     # --- danmaku in -------------------------------------------------------------------------
 
-    def danmaku(self, conn: Connection, room: LiveRoom, identity: Identity, cmd: Danmaku) -> None:
+    def danmaku(self, conn: Sender, room: LiveRoom, identity: Identity, cmd: Danmaku) -> None:
         """Accept a danmaku into the room's stream, or raise the documented refusal."""
         now = self.clock()
         budget = room.danmaku_budget
@@ -97,7 +106,7 @@ class Stream:
             conn.send(ack(cmd.id, event=event["id"]))
 
     def _check_viewer(
-        self, conn: Connection, room: LiveRoom, identity: Identity, cid: int | None, now: float
+        self, conn: Sender, room: LiveRoom, identity: Identity, cid: int | None, now: float
     ) -> None:
         """The room's mode, the degrade level's pause and slow mode, and mutes."""
         policy = POLICIES[self.level_of(room)]
