@@ -470,3 +470,51 @@ def test_bridges_bili_from_a_file_and_the_environment(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
             load_settings(path, environ={})
+
+
+# --- through the runner, into a room ---------------------------------------------------
+
+
+async def test_a_bili_bridge_brings_danmaku_to_a_room_once_across_a_reconnect():
+    """The runner with the Bilibili adapter: a host adds the bridge over REST, the chat
+    reaches a viewer as danmaku of `bili:<uid>` in order, the overlap the server resends
+    after a reconnect comes once, a malformed frame changes nothing, and a ROOM_BLOCK_MSG
+    bans the sender."""
+    from tests.bili_fake import block, brotli_batch, command, danmu, zlib_batch
+    from tests.conftest import running_server
+    from tests.test_bridge_twitch import ROOM, add_bridge, danmaku_texts
+
+    first = [danmu(101, "前排", id_str="a1"), danmu(102, "主播好", id_str="a2")]
+    second = [
+        danmu(102, "主播好", id_str="a2"),  # the overlap, sent again after the reconnect
+        danmu(103, "来了来了", id_str="a3"),
+    ]
+    async with FakeBilibili() as bili:
+        bili.sessions = [
+            Session([zlib_batch(*first)], close=True),
+            Session(
+                [
+                    b"\x00\x00\x00\x05garbage",
+                    brotli_batch(*second),
+                    command(block(103)),
+                    command(danmu(103, "禁言后", id_str="a4")),
+                    command(danmu(104, "最后一条", id_str="a5")),
+                ]
+            ),
+        ]
+        bridges = {"bili": {"url": bili.url}, "backoff_min_s": 0.01, "backoff_max_s": 0.05}
+        async with running_server(bridges=bridges) as live:
+            await live.create_room(ROOM)
+            viewer = await live.connect()
+            await viewer.join(ROOM)
+            bridge = await add_bridge(live, "bili", "22608112")
+            assert bridge["id"] == "bili:22608112"
+            events = await danmaku_texts(viewer, 4)
+            texts = [e["text"] for e in events if e["type"] == "danmaku"]
+            assert texts == ["前排", "主播好", "来了来了", "最后一条"]
+            by_text = {e["text"]: e for e in events if e["type"] == "danmaku"}
+            assert by_text["前排"]["user"]["id"] == live.viewer_id("bili:101")
+            assert by_text["前排"]["user"]["name"] == "user101"
+            async with live.http() as http:
+                moderation = (await http.get(f"/api/v1/rooms/{ROOM}/moderation")).json()
+            assert moderation["banned"] == [{"user": live.viewer_id("bili:103")}]
