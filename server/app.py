@@ -185,6 +185,7 @@ def create_app(
         Route(f"{room}/blocklist", interactions.blocklist, methods=["GET", "PUT"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/timeline", interactions.timeline, methods=["GET"]),
+        Route(f"{room}/top-words", interactions.top_words, methods=["GET"]),
         Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
         Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
         Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),

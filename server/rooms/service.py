@@ -534,7 +534,7 @@ class RoomService:
         served = self.views.get(room_id)
         if served is None:
             return
-        served.stats.add("danmaku", identity.user_id, now)
+        self.counts.danmaku(served, identity.user_id, text, now)  # and its top words
         self.alerts.said(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
