@@ -54,7 +54,8 @@ def create_app(
 ) -> Starlette:
     """The node's application. ``demo``: at start, make the demo room and print the
     URLs of its pages (``hudong serve --demo``)."""
-    metrics = Metrics()
+    by_room = settings.server.metrics_room_labels  # with a cap on rooms (metrics.py)
+    metrics = Metrics(room_labels=settings.server.metrics_room_labels_max if by_room else 0)
     if backends is None:
         url = settings.server.redis_url or "memory://"
         backends = open_backends(url, prefix=settings.server.redis_prefix)
