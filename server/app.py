@@ -56,7 +56,8 @@ def create_app(
 ) -> Starlette:
     """The node's application. ``demo``: at start, make the demo room and print the
     URLs of its pages (``hudong serve --demo``)."""
-    metrics = Metrics()
+    by_room = settings.server.metrics_room_labels  # with a cap on rooms (metrics.py)
+    metrics = Metrics(room_labels=settings.server.metrics_room_labels_max if by_room else 0)
     if backends is None:
         url = settings.server.redis_url or "memory://"
         backends = open_backends(url, prefix=settings.server.redis_prefix)
@@ -193,6 +194,7 @@ def create_app(
         Route(f"{room}/blocklist", interactions.blocklist, methods=["GET", "PUT"]),
         Route(f"{room}/stats", interactions.stats, methods=["GET"]),
         Route(f"{room}/timeline", interactions.timeline, methods=["GET"]),
+        Route(f"{room}/top-words", interactions.top_words, methods=["GET"]),
         Route(f"{room}/alerts", alerts.listing, methods=["GET"]),
         Route(f"{room}/alerts/watchlists", alerts.watchlists, methods=["PUT"]),
         Route(f"{room}/alerts/{{alert_id}}/ack", alerts.acknowledge, methods=["POST"]),

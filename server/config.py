@@ -83,6 +83,11 @@ class ServerSettings:
     # /metrics asks for 'Authorization: Bearer <this>' (Prometheus: authorization:
     # {credentials: ...}); empty: open to anyone.
     metrics_token: str = ""
+    # true: a few metrics labelled by room (viewers, danmaku, contributions on this
+    # node; docs/metrics.md), for at most metrics_room_labels_max rooms at a time; the
+    # rooms past it share room="_other". false: nothing is labelled by room.
+    metrics_room_labels: bool = False
+    metrics_room_labels_max: int = 50
     # --- privacy (issue 15, PROTOCOL.md "Privacy") ---
     # true: a viewer token's outside id (an integrator's sub, a platform id) is kept and
     # shown as its keyed hash, p-…, derived from secret (README, "Privacy").

@@ -2,12 +2,15 @@
 
 The registry is injected (no globals at import time), and labels are bounded:
 op, result, codec, reason and role take a handful of values each, kind the
-registry's names; nothing is labelled by room, viewer or message. docs/metrics.md
-lists every metric (tests/test_metrics_docs.py keeps it true).
+registry's names; nothing is labelled by viewer or message. By room only with
+``server.metrics_room_labels`` on, and then at most ``metrics_room_labels_max``
+rooms at a time (:class:`RoomLabels`; the rest share ``room="_other"``).
+docs/metrics.md lists every metric (tests/test_metrics_docs.py keeps it true).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 from prometheus_client import (
@@ -18,11 +21,37 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+OTHER_ROOMS = "_other"  # the room label of the rooms past the cap
+
+
+class RoomLabels:
+    """Gives rooms their ``room`` label: each of the first ``cap`` rooms served here its
+    own id, every later one :data:`OTHER_ROOMS`, until a labelled room stops being
+    served here and frees its place. ``cap`` 0: no room is labelled."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.labelled: set[str] = set()
+
+    def of(self, room_id: str) -> str:
+        if room_id in self.labelled:
+            return room_id
+        if len(self.labelled) < self.cap and room_id != OTHER_ROOMS:
+            self.labelled.add(room_id)
+            return room_id
+        return OTHER_ROOMS
+
+    def keep(self, room_ids: Iterable[str]) -> set[str]:
+        """Free the places of rooms not in ``room_ids``; the labels that went."""
+        gone = self.labelled - set(room_ids)
+        self.labelled -= gone
+        return gone
+
 
 class Metrics:
     """The node's Prometheus metrics, in a registry of their own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, room_labels: int = 0) -> None:
         # No ``_created`` samples: they double the series and no rule uses them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry()
@@ -205,9 +234,61 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=r,
         )
+        # By room (server.metrics_room_labels): declared always, with samples only when on.
+        self.rooms_labelled = RoomLabels(room_labels)
+        self.room_viewers = Gauge(
+            "hudong_room_viewers",
+            "Viewers online on this node, by room (only with server.metrics_room_labels)",
+            ["room"],
+            registry=r,
+        )
+        self.room_danmaku = Counter(
+            "hudong_room_danmaku",
+            "Danmaku accepted on this node, by room (only with server.metrics_room_labels)",
+            ["room"],
+            registry=r,
+        )
+        self.room_contributions = Counter(
+            "hudong_room_contributions",
+            "Viewer commands on interactions taken on this node, by room (only with "
+            "server.metrics_room_labels)",
+            ["room"],
+            registry=r,
+        )
 
-    def contributed_to(self, kinds: Iterable[str]) -> Callable[[str], None]:
+    def contributed_to(self, kinds: Iterable[str]) -> Callable[[str, str], None]:
         """The count of contributions by kind, every kind of the registry shown from the
-        start (at 0): its labels are those names, so their number is bounded."""
+        start (at 0): its labels are those names, so their number is bounded; and by
+        room when rooms are labelled."""
         counters = {name: self.contributions.labels(name) for name in kinds}
-        return lambda kind: counters[kind].inc()
+
+        def contributed(kind: str, room_id: str) -> None:
+            counters[kind].inc()
+            if self.rooms_labelled.cap:
+                self.room_contributions.labels(self.rooms_labelled.of(room_id)).inc()
+
+        return contributed
+
+    def danmaku_in(self, room_id: str) -> None:
+        """A danmaku accepted here, counted by room when rooms are labelled."""
+        if self.rooms_labelled.cap:
+            self.room_danmaku.labels(self.rooms_labelled.of(room_id)).inc()
+
+    def viewers_by_room(self, viewers: dict[str, int]) -> None:
+        """The viewers of each room served here (every 2 s): rooms past the cap summed
+        as ``_other``; the series of rooms no longer served here go."""
+        labels = self.rooms_labelled
+        if not labels.cap:
+            return
+        for gone in labels.keep(viewers):
+            for metric in (self.room_viewers, self.room_danmaku, self.room_contributions):
+                with contextlib.suppress(KeyError):
+                    metric.remove(gone)
+        totals: dict[str, int] = {}
+        for room_id, n in viewers.items():
+            label = labels.of(room_id)
+            totals[label] = totals.get(label, 0) + n
+        if OTHER_ROOMS not in totals:
+            totals[OTHER_ROOMS] = 0
+        for label, n in totals.items():
+            self.room_viewers.labels(label).set(n)

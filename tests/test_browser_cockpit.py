@@ -51,7 +51,7 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         viewer_ws(node.base, ROOM, "Fan B") as b,
         viewer_ws(node.base, ROOM, "Fan C") as c,
     ):
-        for text in ("好看", "666", "好看 666"):
+        for text in ("好看", "666", "好看 666 番茄酱"):
             a.ok("danmaku", text=text)
         b.ok("danmaku", text="hello 退款")  # on the watch list
         a.ok("vote", interaction="p", option="yes")
@@ -87,10 +87,12 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
         assert sum(m["danmaku"] for m in minutes) == 4, minutes
         assert sum(m["votes"] for m in minutes) == 2, minutes
         assert timeline["peak_online"] == 3, timeline
-        # Top words: each danmaku's words, once per danmaku.
+        # Top words (GET …/top-words, the node's jieba): each danmaku's words, once each.
         cockpit.wait_for_selector("#words [data-word='好看'][data-count='2']")
         cockpit.wait_for_selector("#words [data-word='666'][data-count='2']")
         cockpit.wait_for_selector("#words [data-word='hello'][data-count='1']")
+        cockpit.wait_for_selector("#words [data-word='番茄酱'][data-count='1']")  # jieba: a word
+        assert cockpit.locator("#words [data-word='番']").count() == 0
         # The admin token opens it too (its live results through a screen token it mints).
         admin = pages(f"/cockpit#room={ROOM}&token={ADMIN}", width=1920, height=1080)
         wait_count(admin, "[data-poll='p'] [data-option='yes'] .count", 2)

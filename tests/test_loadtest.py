@@ -1,16 +1,19 @@
 """The load tool's shape (loadtest/README.md): one harness under every scenario, no
 import circle, no import of the server; and what every scenario does when it cannot
 run (exit 2, a FATAL line, no traceback). The scenarios themselves run against real
-servers in test_vote_burst.py and by hand (loadtest/README.md)."""
+servers in test_vote_burst.py, here (a smoke run of ``cockpit``, and its pages kept in
+step with cockpit.js) and by hand (loadtest/README.md)."""
 
 import ast
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from loadtest import stats
+from loadtest import cockpit, stats
 from loadtest.__main__ import MODULES, SCENARIOS
 from tests.conftest import UNIT
 
@@ -69,6 +72,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "mixed",
         "idle",
         "many",
+        "cockpit",
     }
     for name in scenarios:
         assert not graph[name] & scenarios, f"{name} imports {graph[name] & scenarios}"
@@ -114,3 +118,55 @@ def test_one_percentile_for_every_scenario():
     assert q == {"p50": 51.0, "p90": 90.0, "p99": 99.0, "max": 100.0, "samples": 100}
     assert stats.quantiles([])["p99"] is None
     assert stats.per(1, 0) is None and stats.per(1, 3, 2) == 0.33
+
+
+def cockpit_js_loops() -> list[tuple[float, tuple[str, ...]]]:
+    """What clients/web/cockpit.js polls: each ``poll(async () => {…}, NAME_MS)`` loop's
+    interval and the room paths it calls, in order."""
+    source = (ROOT / "clients" / "web" / "cockpit.js").read_text("utf-8")
+    consts = dict(re.findall(r"^const (\w+) = (\d+);", source, re.M))
+    loops = []
+    for block, interval in re.findall(r"poll\(async \(\) => \{(.*?)\}, (\w+)\);", source, re.S):
+        paths = re.findall(r"call\([`\"]([^`\"]+)[`\"]", block)
+        paths = [re.sub(r"\$\{(\w+)\}", lambda m: consts[m.group(1)], p) for p in paths]
+        loops.append((int(consts[interval]) / 1000, tuple(paths)))
+    return loops
+
+
+def test_the_cockpit_scenario_asks_what_cockpit_js_asks():
+    """loadtest/cockpit.py's pages mirror cockpit.js: the same requests in the same
+    loops at the same intervals (change one, change the other)."""
+    loops = cockpit_js_loops()
+    assert loops, "no poll loop found in cockpit.js"
+    assert sorted(loops) == sorted(cockpit.PAGE_LOOPS)
+    source = (ROOT / "clients" / "web" / "cockpit.js").read_text("utf-8")
+    assert source.count("connectClient()") == 1, "one WebSocket per page"
+
+
+@pytest.mark.slow
+def test_a_small_cockpit_run(tmp_path):
+    """A smoke run: a node, 50 viewers, 2 pages, one short window without and with
+    them; every page request answered 200, the node's CPU read in both windows."""
+    out = tmp_path / "cockpit.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "cockpit",
+            "--spawn",
+            *("--viewers", "50", "--workers", "1", "--pages", "2", "--danmaku", "20"),
+            *("--rounds", "1", "--duration", "3", "--settle", "1"),
+            *("--quiet", "--json-out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240 * UNIT,  # about 15 s; a crowded machine has taken much longer
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["connected"] == 50 and result["danmaku_accepted"] == 20
+    assert set(result["answers"]) == {"200"} and result["requests_in_windows"] >= 2, result
+    assert len(result["windows_without"]) == len(result["windows_with"]) == 1
+    assert result["windows_with"][0]["cpu_s"] > 0, result

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.metrics import Metrics
 from tests.conftest import UNIT, running_server
 from tests.redis_fixtures import redis_server
 
@@ -261,3 +262,82 @@ def test_grafana_provisioning_points_at_the_dashboards():
     sources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yaml").read_text())
     (source,) = sources["datasources"]
     assert source["type"] == "prometheus" and source["url"].startswith("http")
+
+
+async def test_per_room_labels_are_off_by_default(live):
+    """Declared (the table lists them) but with no samples: nothing by room."""
+    text = await busy_node(live)
+    assert "# TYPE hudong_room_viewers gauge" in text
+    assert not re.search(r"^hudong_room_\w+\{room=", text, re.M), "labelled by room"
+
+
+async def test_per_room_labels_with_a_cap_fold_the_rest_into_other():
+    """With the setting on and a cap of 2 rooms, three rooms with 1, 2 and 3 viewers who
+    each send a danmaku and vote: two rooms have their own series, the third is
+    ``_other``, and the sums are the node's; the table still equals /metrics."""
+    settings = {"metrics_room_labels": True, "metrics_room_labels_max": 2}
+    async with running_server(server=settings) as node:
+        sizes = {"x": 1, "y": 2, "z": 3}
+        options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+        for room, n in sizes.items():
+            await node.create_room(room)
+            host = await node.connect()
+            await host.join(room, token=await node.mint(room, "host"))
+            poll = {"id": "p", "question": "Which?", "kind": "single", "options": options}
+            for action, fields in (("create", {"kind": "poll", "spec": poll}), ("open", {})):
+                reply = await host.command("host", action=action, interaction="p", **fields)
+                assert reply["type"] == "ack", reply
+            for i in range(n):
+                viewer = await node.connect()
+                await viewer.join(room, token=await node.mint(room, "viewer", user_id=f"v{i}"))
+                assert (await viewer.command("danmaku", text="你好"))["type"] == "ack"
+                vote = await viewer.command("vote", key="k", interaction="p", option="a")
+                assert vote["type"] == "ack", vote
+
+        def by_room(name: str) -> dict[str, float]:
+            text = live_text[0]
+            return {
+                sample.labels["room"]: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == name
+            }
+
+        live_text = [""]
+        for _ in range(int(100 * UNIT)):  # viewers by room every 2 s
+            live_text[0] = await scrape(node)
+            if sum(by_room("hudong_room_viewers").values()) == 6:
+                break
+            await asyncio.sleep(0.1)
+        viewers = by_room("hudong_room_viewers")
+        danmaku = by_room("hudong_room_danmaku_total")
+        votes = by_room("hudong_room_contributions_total")
+        labelled = set(viewers) - {"_other"}
+        assert len(labelled) == 2 and labelled < set(sizes) and "_other" in viewers, viewers
+        (folded,) = set(sizes) - labelled
+        for counts in (viewers, danmaku, votes):
+            assert counts == {**{r: sizes[r] for r in labelled}, "_other": sizes[folded]}
+        table = documented()
+        found = scraped(live_text[0])
+        assert set(found) == set(table)
+        for name in ("hudong_room_viewers", "hudong_room_danmaku_total"):
+            assert found[name][1] == table[name][1] == {"room"}
+
+
+def test_a_room_no_longer_served_gives_its_label_back():
+    metrics = Metrics(room_labels=1)
+    value = metrics.registry.get_sample_value
+    metrics.danmaku_in("a")
+    metrics.danmaku_in("b")  # past the cap of 1
+    assert value("hudong_room_danmaku_total", {"room": "a"}) == 1
+    assert value("hudong_room_danmaku_total", {"room": "_other"}) == 1
+    metrics.viewers_by_room({"b": 2})  # a is no longer served here: its series go
+    assert value("hudong_room_danmaku_total", {"room": "a"}) is None
+    assert value("hudong_room_viewers", {"room": "b"}) == 2
+    assert value("hudong_room_viewers", {"room": "_other"}) == 0
+    metrics.danmaku_in("b")
+    assert value("hudong_room_danmaku_total", {"room": "b"}) == 1
+    off = Metrics()
+    off.danmaku_in("a")
+    off.viewers_by_room({"a": 1})
+    assert off.registry.get_sample_value("hudong_room_viewers", {"room": "a"}) is None

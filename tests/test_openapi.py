@@ -1471,6 +1471,33 @@ async def _timeline(api: Api, w: World) -> None:
     await outage(api, "GET", TIMELINE, room_id=ROOM)
 
 
+TOP_WORDS = "/api/v1/rooms/{room_id}/top-words"
+
+
+@scenario("GET", TOP_WORDS)
+async def _top_words(api: Api, w: World) -> None:
+    await outage(api, "GET", TOP_WORDS, room_id=ROOM)  # first: an answer is kept 2 s
+    viewer = await w.viewer("talker")
+    reply = await viewer.command("danmaku", text="番茄酱太好吃了")
+    assert reply["type"] == "ack", reply
+    words: list[dict[str, Any]] = []
+    for _ in range(50):  # each node writes its counts every 2 s
+        r = await api.call("GET", TOP_WORDS, room_id=ROOM, token=w.tokens["host"], expect=200)
+        words = r.json()["words"]
+        if {"word": "番茄酱", "count": 1} in words:
+            break
+        await asyncio.sleep(0.2)
+    assert {"word": "番茄酱", "count": 1} in words, words
+    for n in ("0", "101", "many"):
+        await api.call(
+            "GET", TOP_WORDS, room_id=ROOM, query={"n": n}, expect=400, code="invalid_field"
+        )
+    for role in ("viewer", "screen"):
+        await api.call("GET", TOP_WORDS, room_id=ROOM, token=w.tokens[role], expect=403)
+    await api.call("GET", TOP_WORDS, room_id=NOWHERE, expect=404, code="room_not_found")
+    await unauthorized(api, w, "GET", TOP_WORDS, room_id=ROOM)
+
+
 async def _page(api: Api, w: World, path: str, **params: str) -> None:
     r = await api.call("GET", path, token=None, expect=200, **params)
     policy = r.headers["content-security-policy"]

@@ -4,9 +4,9 @@
 // kind's wall widget, through registry.js), top words of the danmaku, the degrade level
 // and keyword alerts. The token: a host or moderator token of the room, or the admin
 // token (the page then mints itself a screen token of the room to follow it live).
-// Top words are the browser's own word segmentation (Intl.Segmenter: Chinese words,
-// not characters) of the danmaku the page saw: the room's recent ones when it opened,
-// and every one since.
+// Top words are the node's (GET …/top-words, every 5 s): the words of every danmaku of
+// the event over every node, cut by jieba as the word cloud cuts them (Chinese words,
+// not characters).
 import { addWords, applyI18n } from "/static/i18n.js";
 import {
   api,
@@ -96,12 +96,10 @@ $("room-name").textContent = room;
 /** @type {any} */ let stats = null;
 /** @type {any} */ let timeline = null;
 /** @type {any[]} */ let alerts = [];
-/** @type {Map<string, number>} word -> danmaku that held it */
-const words = new Map();
+/** @type {{word: string, count: number}[]} the room's top words, most first */
+let words = [];
 const TOP_WORDS = 20;
-const segmenter = new Intl.Segmenter("zh", { granularity: "word" });
-/** @type {Set<string>} danmaku ids counted (the snapshot's recent ones come again on a rejoin) */
-const counted = new Set();
+const WORDS_MS = 5000;
 
 /** @param {string} name @param {string} text */
 function figure(name, text) {
@@ -210,26 +208,11 @@ function drawAlerts() {
   );
 }
 
-/** Count the words of one danmaku (each once). @param {any} event */
-function countWords(event) {
-  if (!event || typeof event.text !== "string" || counted.has(event.id)) return;
-  counted.add(event.id);
-  const seen = new Set();
-  for (const part of segmenter.segment(event.text.normalize("NFKC").toLowerCase())) {
-    const word = part.segment.trim();
-    // One character is a particle (了, 的) or a letter more often than a word of its own.
-    if (!part.isWordLike || seen.has(word) || [...word].length < 2) continue;
-    seen.add(word);
-    words.set(word, (words.get(word) ?? 0) + 1);
-  }
-}
-
 function drawWords() {
-  const top = [...words].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).slice(0, TOP_WORDS);
-  if (!top.length) return replace($("words"), h("li", { text: t("cockpit.nowords") }));
+  if (!words.length) return replace($("words"), h("li", { text: t("cockpit.nowords") }));
   replace(
     $("words"),
-    ...top.map(([word, n]) => h("li", { data: { word, count: n } }, word, h("span", { class: "n", text: `×${formatNumber(n)}` }))),
+    ...words.map(({ word, count }) => h("li", { data: { word, count } }, word, h("span", { class: "n", text: `×${formatNumber(count)}` }))),
   );
 }
 
@@ -260,6 +243,10 @@ if (!room || !token) {
     alerts = [...(answer.alerts ?? [])].reverse();
     drawAlerts();
   }, TIMELINE_MS);
+  poll(async () => {
+    words = (await call(`/top-words?n=${TOP_WORDS}`)).words ?? [];
+    drawWords();
+  }, WORDS_MS);
 
   // The interactions running now with their live results: what each kind shows on the wall.
   const client = connectClient();
@@ -285,19 +272,11 @@ if (!room || !token) {
     drawWords();
     redraw();
   });
-  client.on("snapshot", (/** @type {any} */ snapshot) => {
-    for (const event of snapshot?.recent ?? []) countWords(event);
-    drawWords();
-  });
   // Keyword alerts as they fire (staff connections get them; the REST list every 5 s).
   client.on("keywordAlert", (/** @type {any} */ notice) => {
     if (!notice?.alert?.id) return;
     alerts = [notice.alert, ...alerts.filter((alert) => alert.id !== notice.alert.id)];
     drawAlerts();
-  });
-  client.on("danmaku", (/** @type {any} */ event) => {
-    countWords(event);
-    drawWords();
   });
   drawWords();
   // The admin token is no room token: follow the room with a screen token of its own.

@@ -18,6 +18,7 @@ from server.hub.degrade import DegradeLevel
 from server.interactions.kind import Audience, to_csv
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.service import RoomService, refusals
+from server.rooms.top_words import MAX_TOP
 
 
 def report_format(request: Request) -> tuple[bool, str]:
@@ -151,6 +152,16 @@ class InteractionsApi:
         room_id = await self._staff(request, "read the timeline")
         async with refusals():
             return json_response(await self.rooms.counts.timeline.series(room_id))
+
+    async def top_words(self, request: Request) -> Response:
+        """The room's most frequent danmaku words over the event, over every node
+        (server/rooms/top_words.py); ``?n=`` of them, 1 to 100 (default 20)."""
+        room_id = await self._staff(request, "read the top words")
+        raw = request.query_params.get("n", "20")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+            raise ApiError(400, "invalid_field", f"n must be a whole number from 1 to {MAX_TOP}")
+        async with refusals():
+            return json_response(await self.rooms.counts.words.top(room_id, int(raw)))
 
     async def moderate(self, request: Request) -> Response:
         """POST: retract, mute, unmute, ban, unban; GET: who is muted or banned."""

@@ -213,8 +213,10 @@ class Loops:
 
     async def _room_count(self) -> None:
         """``hudong_rooms``: the rooms that exist, with viewers or not (one cheap store
-        read every few seconds)."""
+        read every few seconds); and the viewers by room, when rooms are labelled."""
         while True:
+            live = self.hub.live.values()
+            self.hub.metrics.viewers_by_room({room.id: room.viewers for room in live})
             with contextlib.suppress(BackendUnavailable):
                 self.hub.metrics.rooms.set(await self.hub.store.room_count())
             await asyncio.sleep(PRESENCE_INTERVAL_S)

@@ -102,6 +102,7 @@ class Stream:
         self.dirty.add(room)
         self.relay.events(room.id, [event])
         self.metrics.commands.labels("danmaku", "ok").inc()
+        self.metrics.danmaku_in(room.id)
         if cmd.id is not None:
             conn.send(ack(cmd.id, event=event["id"]))
 

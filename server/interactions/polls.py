@@ -39,22 +39,21 @@ last continuing option. Otherwise the option with the fewest votes is eliminated
 tie for fewest goes to the one with the lower Borda total, then to the one listed
 later in the poll.
 
-Open text is cut into terms for a word cloud: NFKC-normalised and case-folded, then
-segmented with jieba, so Chinese counts words (番茄酱), not characters; punctuation,
-single ASCII characters and a short English/Chinese stopword list are dropped; at most
-20 distinct terms per answer, each at most 32 characters. No stemming.
+Open text is cut into terms for a word cloud by :mod:`server.text_words` (jieba, so
+Chinese counts words (番茄酱), not characters; stopwords and punctuation dropped; at
+most 20 distinct terms per answer, each at most 32 characters), which the cockpit's top
+words share.
 """
 
 from __future__ import annotations
 
-import unicodedata
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta
 
+from server import text_words
 from server.interactions.base import (
     Contribution,
     Id,
@@ -85,11 +84,6 @@ from server.interactions.kind import (
     Write,
 )
 
-with warnings.catch_warnings():
-    # jieba 0.42 imports pkg_resources, which newer setuptools deprecate.
-    warnings.simplefilter("ignore")
-    import jieba  # type: ignore[import-untyped]
-
 PollKind = Literal["single", "multiple", "ranked", "rating", "text"]
 POLL_KINDS: tuple[PollKind, ...] = ("single", "multiple", "ranked", "rating", "text")
 CHOICE_KINDS: tuple[PollKind, ...] = ("single", "multiple", "ranked")
@@ -102,26 +96,9 @@ DEFAULT_ANSWERS = 3  # a word cloud's answers per viewer
 MAX_ANSWERS = 10
 MORE = "more"  # a word cloud's box for each viewer's answers after the first
 MAX_TEXT_CHARS = 1000
-MAX_TERMS_PER_ANSWER = 20
-MAX_TERM_CHARS = 32
+MAX_TERMS_PER_ANSWER = text_words.MAX_TERMS
+MAX_TERM_CHARS = text_words.MAX_TERM_CHARS
 TOP_TERMS = 50
-
-STOPWORDS: frozenset[str] = frozenset(
-    """
-    a an the and or but if of to in on at by for with about as from into onto than then so
-    is are was were be been being am do does did done have has had having will would shall
-    should can could may might must i me my mine we us our ours you your yours he him his
-    she her hers it its they them their theirs this that these those there here what which
-    who whom whose when where why how all any some no not nor too very just also only own
-    same such up down out over under again further once more most other each both few s t
-    don didn doesn isn wasn aren won can't don't i'm it's that's you're let's im dont
-    的 了 是 在 我 你 他 她 它 我们 你们 他们 她们 它们 这 那 这个 那个 这些 那些 这里 那里
-    和 与 及 或 也 就 都 而 着 过 一 一个 个 有 没 没有 吗 呢 吧 啊 哦 呀 嗯 哈 么 嘛 啦 哎
-    诶 喔 哇 呵 嘿 很 太 还 又 被 把 给 让 对 从 到 向 为 以 之 其 于 但 但是 所以 因为 如果
-    就是 还是 什么 怎么 自己 这样 那样 一下 一些 觉得 地 得 说 要 会 能 可以 可能 应该 真的
-    非常 特别 比较 已经 然后
-    """.split()
-)
 
 
 class PollSpec(Record, frozen=True):
@@ -288,34 +265,8 @@ def _picks(spec: PollSpec, ballot: Mapping[str, Any], key: str) -> list[str]:
 # --- open text: terms ---------------------------------------------------------------
 
 
-def warm_up() -> None:
-    """Load jieba's dictionary now (about a second) rather than at the first text vote."""
-    jieba.setLogLevel(60)  # its "Building prefix dict" chatter goes to stderr otherwise
-    jieba.initialize()
-
-
-def terms(text: str) -> list[str]:
-    """The distinct word-cloud terms of ``text``, in order of appearance."""
-    warm_up()
-    normalised = unicodedata.normalize("NFKC", text).casefold()
-    found: list[str] = []
-    seen: set[str] = set()
-    for token in jieba.lcut(normalised):
-        term = str(token).strip().strip("'-_")
-        if (
-            not term
-            or term in seen
-            or term in STOPWORDS
-            or len(term) > MAX_TERM_CHARS
-            or (len(term) == 1 and term.isascii())
-            or not all(ch.isalnum() or ch in "'-_" for ch in term)
-        ):
-            continue
-        seen.add(term)
-        found.append(term)
-        if len(found) == MAX_TERMS_PER_ANSWER:
-            break
-    return found
+warm_up = text_words.warm_up  # jieba's dictionary, before serving
+terms = text_words.terms  # the distinct word-cloud terms of a text, in order
 
 
 # --- results --------------------------------------------------------------------------

@@ -1,16 +1,20 @@
 """A room's live counts over every node (GET /api/v1/rooms/{id}/stats): on one node
-its own, in a cluster what each node reported to the store (with a TTL) every 2 s."""
+its own, in a cluster what each node reported to the store (with a TTL) every 2 s; and
+the room's top words (server/rooms/top_words.py), flushed to the store as often."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.rooms.outbox import RoomOutbox
+from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
 from server.rooms.timeline import Timeline
+from server.rooms.top_words import TopWords
 from server.rooms.views import ViewKeeper
 
 REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
@@ -36,6 +40,12 @@ class LiveCounts:
         self.node_id = node_id
         self._clock = clock
         self.timeline = Timeline(store, node_id, activities, clock)
+        self.words = TopWords(store, node_id, clock)
+
+    def danmaku(self, served: ServedRoom, user_id: str, text: str, now: float) -> None:
+        """A danmaku accepted here: counted, and its text kept for the top words."""
+        served.stats.add("danmaku", user_id, now)
+        self.words.said(served.id, text)
 
     async def stats(self, room_id: str) -> dict[str, Any]:
         """Online viewers, participants and per-minute counts of each activity."""
@@ -59,6 +69,7 @@ class LiveCounts:
             await asyncio.sleep(REPORT_INTERVAL_S)
             rooms = list(self.views.rooms.values())
             self.timeline.forget({served.id for served in rooms})
+            self.words.forget({served.id for served in rooms})
             for served in rooms:
                 report = served.stats.report(self._clock())
                 participants = report["participants"]
@@ -71,6 +82,8 @@ class LiveCounts:
                     continue  # deleted meanwhile
                 except BackendUnavailable:
                     break
+            with contextlib.suppress(BackendUnavailable, RoomNotFound):
+                await self.words.flush()  # the top words: segmented here, off the hot path
 
     async def _share(self, room_id: str, stats: RoomStats, report: dict[str, int]) -> int:
         """Report to the store; the participants over every node."""

@@ -131,7 +131,7 @@ class RoomService:
         self.counts = LiveCounts(store, self.views, self.outbox, self.activities, node_id, clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self._tasks: list[asyncio.Task[None]] = []
-        self.contributed: Callable[[str], None] = lambda kind: None  # metrics (app.py)
+        self.contributed: Callable[[str, str], None] = lambda kind, room: None  # app.py
 
     # --- wiring and lifecycle ---------------------------------------------------------------
 
@@ -314,7 +314,7 @@ class RoomService:
             if op.buffered:
                 self.bursts.add(room_id, kind, d, write.box, write.deltas)
                 served.stats.add(op.counts_as, identity.user_id, now)
-                self.contributed(kind.name)
+                self.contributed(kind.name, room_id)
                 return {}
             result = await self.commits.write(room_id, write)
             reply = {"version": result.version, "duplicate": result.status == "duplicate"}
@@ -324,7 +324,7 @@ class RoomService:
         if result.status == "applied":
             self.changed(room_id, d.id, result.version)
             served.stats.add(op.counts_as, identity.user_id, now)
-            self.contributed(kind.name)
+            self.contributed(kind.name, room_id)
             if op.text:  # posts and questions count for keyword alerts like danmaku
                 self.alerts.said(room_id, identity, str(fields.get("text", "")), now)
         return reply
@@ -534,7 +534,7 @@ class RoomService:
         served = self.views.get(room_id)
         if served is None:
             return
-        served.stats.add("danmaku", identity.user_id, now)
+        self.counts.danmaku(served, identity.user_id, text, now)  # and its top words
         self.alerts.said(room_id, identity, text, now)  # keyword alerts
         for kind, d in served.listeners:
             write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
