@@ -6,10 +6,16 @@ at degrade level 0.
     python -m loadtest mixed --spawn --viewers 5000 --rate 500 --vote-rate 200 \\
         --overload-factor 4
 
+With ``--url`` and ``--also-url``, the viewers (watchers, senders and voters alike)
+are spread over every node given, in turn.
+
 Reports how long an acknowledged vote takes to show in a ``state`` message (its
-``version``), what the storm and the votes got, the levels the node went through.
-Checks that the tallies over REST are exactly what was acknowledged, and that every
-acknowledged vote reached a ``state``.
+``version``), what the storm and the votes got, the levels the node went through, and
+the generator's own counts (``counts``: viewers connected, distinct participants,
+danmaku sent and accepted, votes acknowledged, each voter's last option),
+for comparing with what the node shows. Checks that the tallies over REST are exactly
+what was acknowledged, and that every acknowledged vote that changed the voter's option
+reached a ``state``.
 """
 
 from __future__ import annotations
@@ -101,9 +107,11 @@ class Ballots:
             self.busy.discard(i)
         if reply.get("type") == "ack":
             self.acked += 1
+            again = self.last_acked.get(i) == option
             self.last_acked[i] = option
             self.ack_ms.append(1000 * (time.monotonic() - started))
-            m.ack_seen(reply)
+            if not again:  # the same option again changes no view: no state to wait for
+                m.ack_seen(reply)
         else:
             self.refused[str(reply.get("code"))] += 1
 
@@ -143,19 +151,33 @@ async def body(run: Run) -> None:
     await asyncio.to_thread(run.api.prepare_room, run.room)
     poll = f"poll-{secrets.token_hex(3)}"
     await asyncio.to_thread(run.api.open_poll, run.room, poll, "mixed load")
+    res["poll"] = poll
 
     run.phase = "connect"
     run.status = lambda: f"viewers {len(run.clients)} + drains"
-    aud = run.audience()
-    watching = await aud.connect(n_watch, a.probes, a.workers)
-    senders, serr = await run.connect(Member, n_send)
-    voters, verr = await run.connect(Member, n_vote)
+    nodes = run.deployment.nodes
+    auds, watching = [], {"connected": 0, "probes": 0, "failed": 0}
+    for k, node in enumerate(nodes):  # an even share of each part on each node
+        aud = run.audience(node)
+        got = await aud.connect(share(n_watch, k, nodes), share(a.probes, k, nodes), a.workers)
+        auds.append(aud)
+        watching = {key: watching[key] + got[key] for key in watching}
+    senders: list[Member] = []
+    voters: list[Member] = []
+    serr: list[str] = []
+    verr: list[str] = []
+    for k, node in enumerate(nodes):
+        ok, err = await run.connect(Member, share(n_send, k, nodes), server=node)
+        senders, serr = senders + ok, serr + err
+        ok, err = await run.connect(Member, share(n_vote, k, nodes), server=node)
+        voters, verr = voters + ok, verr + err
     res["connect"] = {
         "drains": watching["connected"] - watching["probes"],
         "probes": watching["probes"],
         "senders": len(senders),
         "voters": len(voters),
         "failed": watching["failed"] + len(serr) + len(verr),
+        "nodes": len(nodes),
     }
     if not senders or not voters:
         raise Fatal(f"senders or voters could not connect: {serr[:2]} {verr[:2]}")
@@ -195,7 +217,9 @@ async def body(run: Run) -> None:
             "offered": {"danmaku_per_s": rate, "votes_per_s": vote_rate, "factor": f},
             "published": pub.sent,
             "danmaku_refused": pub.errors,
-            "danmaku_latency_ms": quantiles(latencies_ms(aud.probes, t0_ns, t1_ns)),
+            "danmaku_latency_ms": quantiles(
+                latencies_ms([p for aud in auds for p in aud.probes], t0_ns, t1_ns)
+            ),
             "votes": ballots.summary(),
             "state_update_ms": quantiles(x for m in voters for x in m.state_lat_ms),
             "state_never_seen": never,
@@ -207,6 +231,7 @@ async def body(run: Run) -> None:
             "degrade": run.degrade(since),
             "level_at_load_end": level_at_end,
             "level0_after_load_s": recover,
+            "counts": own_counts(res["connect"], pub, ballots),
         }
     )
     run.check(
@@ -219,6 +244,30 @@ async def body(run: Run) -> None:
     run.slo("state_p99_ms", a.slo_state_p99_ms, res["state_update_ms"]["p99"])
     run.slo("recover_s", a.slo_recover_s, recover)
     run.slo("max_level", a.slo_max_level, res["degrade"]["max"])
+
+
+def share(n: int, k: int, nodes: list[Any]) -> int:
+    """Node ``k``'s part of ``n`` things spread evenly over ``nodes``."""
+    return n * (k + 1) // len(nodes) - n * k // len(nodes)
+
+
+def own_counts(connect: dict[str, Any], pub: Publisher, ballots: Ballots) -> dict[str, Any]:
+    """What the generator itself counted, as a node's live counts and timeline count it:
+    the viewers that joined (each anonymous, so each a unique viewer), the distinct
+    participants (senders with a danmaku taken, voters with a vote acknowledged), the
+    danmaku sent and taken (sent without an id: only a refusal answers), the votes
+    acknowledged (each one counts, also a vote again for the same option) and each
+    voter's last acknowledged option (the poll's results)."""
+    refused = [sum(s.errors.values()) for s in pub.senders]
+    sending = [n > r for n, r in zip(pub.sent_by, refused, strict=True)]
+    return {
+        "viewers": connect["drains"] + connect["probes"] + connect["senders"] + connect["voters"],
+        "participants": sum(sending) + len(ballots.last_acked),
+        "danmaku_sent": pub.sent,
+        "danmaku_accepted": pub.sent - sum(refused),
+        "votes_acked": ballots.acked,
+        "votes_by_option": dict(Counter(ballots.last_acked.values())),
+    }
 
 
 def rows(res: dict[str, Any]) -> Rows:

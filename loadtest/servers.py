@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,23 +313,32 @@ class Deployment:
         return "memory" if self.memory else "embedded"
 
     @classmethod
-    def attach(cls, url: str, token: str | None, pid: int | None) -> Deployment:
-        require_loopback(url)
+    def attach(
+        cls, url: str, token: str | None, pid: int | None, more: Sequence[str] = ()
+    ) -> Deployment:
+        """Running nodes: ``url`` (node 0, measured when ``pid`` is given) and ``more``
+        nodes of the same cluster (one admin token for all)."""
         token = token or os.environ.get("HUDONG_ADMIN_TOKEN", "")
         if not token:
             raise Fatal("give the admin token with --admin-token or HUDONG_ADMIN_TOKEN")
-        u = urlsplit(url)
-        scheme = "https" if u.scheme in ("https", "wss") else "http"
-        port = u.port or (443 if scheme == "https" else 80)
-        base = f"{scheme}://{u.netloc}"
-        server = Server(base, u.hostname or "127.0.0.1", port, token, pid)
-        try:
-            status, _ = server.api.call("GET", "/readyz")
-        except OSError as exc:
-            raise Fatal(f"{base}: {exc}") from None
-        if status != 200:
-            raise Fatal(f"{base}/readyz answered {status}")
-        return cls([server], spawned=False)
+        nodes = []
+        for i, each in enumerate([url, *more]):
+            require_loopback(each)
+            u = urlsplit(each)
+            scheme = "https" if u.scheme in ("https", "wss") else "http"
+            port = u.port or (443 if scheme == "https" else 80)
+            base = f"{scheme}://{u.netloc}"
+            server = Server(
+                base, u.hostname or "127.0.0.1", port, token, pid if i == 0 else None, name=f"lt{i}"
+            )
+            try:
+                status, _ = server.api.call("GET", "/readyz")
+            except OSError as exc:
+                raise Fatal(f"{base}: {exc}") from None
+            if status != 200:
+                raise Fatal(f"{base}/readyz answered {status}")
+            nodes.append(server)
+        return cls(nodes, spawned=False)
 
     @classmethod
     def start(cls, launch: Launch) -> Deployment:
@@ -494,6 +504,14 @@ def add_server_arguments(ap: argparse.ArgumentParser, start_timeout: float = 20)
         "--url", help="base URL of a running node (loopback), e.g. http://127.0.0.1:8000"
     )
     tgt.add_argument(
+        "--also-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="with --url: another running node of the same cluster (repeatable); mixed "
+        "spreads its viewers over every node",
+    )
+    tgt.add_argument(
         "--server-pid", type=int, help="its PID, for CPU and memory (children included)"
     )
     tgt.add_argument("--admin-token", help="its admin token (default: env HUDONG_ADMIN_TOKEN)")
@@ -546,8 +564,11 @@ def check_server_arguments(args: argparse.Namespace) -> None:
         return
     if args.spawn == bool(args.url):
         raise Fatal("give either --spawn or --url (with --server-pid to measure CPU)")
+    if args.also_url and not args.url:
+        raise Fatal("--also-url goes with --url")
+    for url in [args.url, *args.also_url] if args.url else []:
+        require_loopback(url)
     if args.url:
-        require_loopback(args.url)
         if args.redis_spawn or args.redis or args.memory:
             raise Fatal("--redis-spawn, --redis and --memory go with --spawn")
     if args.redis:
@@ -575,7 +596,7 @@ def deploy(args: argparse.Namespace) -> Deployment:
             )
         )
     if args.url:
-        return Deployment.attach(args.url, args.admin_token, args.server_pid)
+        return Deployment.attach(args.url, args.admin_token, args.server_pid, args.also_url)
     redis = "spawn" if args.redis_spawn else args.redis
     cpus = None if args.server_cpu is None else [str(args.server_cpu)]
     if redis and args.memory:

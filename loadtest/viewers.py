@@ -538,9 +538,12 @@ class Publisher:
     def __init__(self, senders: list[Member]) -> None:
         self.senders = senders
         self.sent = 0
+        self.sent_by = [0] * len(senders)  # per sender
 
     def send(self, seq: int) -> None:
-        self.senders[seq % len(self.senders)].send(danmaku_frame(seq))
+        i = seq % len(self.senders)
+        self.senders[i].send(danmaku_frame(seq))
+        self.sent_by[i] += 1
         self.sent = seq + 1
 
     async def run(self, rate: float, seconds: float, poisson_seed: int | None = None) -> int:

@@ -110,6 +110,7 @@ TEXT: dict[str, dict[str, str]] = {
     "peak": {"zh": "峰值", "en": "peak"},
     "viewers": {"zh": "在线观众", "en": "Viewers"},
     "participants": {"zh": "参与人数", "en": "Participants"},
+    "unique_viewers": {"zh": "独立观众", "en": "Unique viewers"},
 }
 # Keys that only repeat what the heading says, or that are no result.
 SKIPPED = {"spec", "id", "hidden", "image_url", "more", "round", "previous"}

@@ -351,15 +351,22 @@ class WsViewer:
 
 
 @contextmanager
-def viewer_ws(base: str, room: str, name: str | None = None) -> Iterator[WsViewer]:
-    """An anonymous viewer of ``room`` on the node at ``base``, joined, for the block."""
+def viewer_ws(
+    base: str, room: str, name: str | None = None, token: str | None = None
+) -> Iterator[WsViewer]:
+    """A viewer of ``room`` on the node at ``base`` (anonymous, or the ``token``'s),
+    joined, for the block."""
     from websockets.sync.client import connect
 
     with connect(base.replace("http", "ws") + "/ws", subprotocols=["hudong.v1.json"]) as ws:
         ws.recv(timeout=5 * UNIT)  # hello
         viewer = WsViewer(ws)
         ws.send(
-            json.dumps({"op": "join", "id": 1, "room": room, **({"name": name} if name else {})})
+            json.dumps(
+                {"op": "join", "id": 1, "room": room}
+                | ({"name": name} if name else {})
+                | ({"token": token} if token else {})
+            )
         )
         joined = viewer.reply(1)
         assert joined["type"] == "joined", joined

@@ -75,10 +75,12 @@ def test_the_cockpit_shows_what_viewers_sent(pages, node):
             stats = http.get(f"/api/v1/rooms/{ROOM}/stats").json()
             timeline = http.get(f"/api/v1/rooms/{ROOM}/timeline").json()
         assert (stats["online"], stats["participants"]) == (3, 2), stats
+        assert stats["unique_viewers"] == 3, stats
         assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (4, 2), stats
         assert figure(cockpit, "online") == str(stats["online"])
         assert figure(cockpit, "participants") == str(stats["participants"]) == "2"
-        assert figure(cockpit, "rate") == "67 %"  # 2 of the peak of 3
+        assert figure(cockpit, "unique") == "3"
+        assert figure(cockpit, "rate") == "67 %"  # 2 of 3 unique viewers
         assert figure(cockpit, "danmaku") == str(stats["danmaku_per_min"])
         assert figure(cockpit, "votes") == str(stats["votes_per_min"])
         assert count_of(cockpit, "[data-poll='p'] [data-option='yes'] .count") == 2
@@ -154,7 +156,7 @@ def test_the_cockpit_counts_every_node_of_a_cluster(pages, shared_redis):
                 timeline = http.get(f"/api/v1/rooms/{ROOM}/timeline").json()
             assert (stats["online"], stats["participants"]) == (4, 3), stats
             assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (4, 3), stats
-            assert figure(cockpit, "rate") == "75 %"  # 3 of the peak of 4
+            assert figure(cockpit, "rate") == "75 %"  # 3 of 4 unique viewers
             assert count_of(cockpit, "[data-poll='p'] [data-option='no'] .count") == 1
             minutes = timeline["minutes"]
             assert sum(m["danmaku"] for m in minutes) == 4, minutes
@@ -164,6 +166,24 @@ def test_the_cockpit_counts_every_node_of_a_cluster(pages, shared_redis):
             nodes = {n["node"]: n["online"] for n in timeline["nodes"]}
             assert sorted(nodes.values()) == [2, 2], timeline
             assert cockpit.locator("#nodes li[data-stale='false']").count() == 2
+            # One viewer on node a, then on node b: one more unique viewer, not two.
+            with a.http() as http:
+                body = {"role": "viewer", "user_id": "mover", "name": "Mover"}
+                r = http.post(f"/api/v1/rooms/{ROOM}/tokens", json=body)
+                assert r.status_code == 201, r.text
+                mover = r.json()["token"]
+            for base in (a.base, b.base, a.base):
+                with viewer_ws(base, ROOM, token=mover):
+                    pass
+            cockpit.wait_for_function(
+                "() => document.querySelector('[data-figure=unique]').textContent === '5'"
+            )
+            cockpit.wait_for_timeout(2500)  # one more round of reports: still 5
+            assert figure(cockpit, "unique") == "5"
+            assert figure(cockpit, "rate") == "60 %"  # 3 of 5
+            with b.http(tokens["host"]) as http:
+                stats = http.get(f"/api/v1/rooms/{ROOM}/stats").json()
+            assert stats["unique_viewers"] == 5, stats
             assert a2 is not None
     finally:
         if cockpit is not None:

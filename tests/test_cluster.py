@@ -297,7 +297,8 @@ async def test_moderation_and_the_wall_hold_across_nodes(shared_redis):
 
 
 async def test_a_viewer_who_moves_between_nodes_takes_part_once(shared_redis):
-    """The console's participant count is one over all nodes, not the nodes' sum."""
+    """The console's participant and unique-viewer counts are one over all nodes, not
+    the nodes' sums."""
     async with Cluster(shared_redis.url, count=3) as cluster:
         await cluster.create_room("live")
         a, b, c = (node.ws_url for node in cluster.nodes)
@@ -321,3 +322,5 @@ async def test_a_viewer_who_moves_between_nodes_takes_part_once(shared_redis):
                 assert time.monotonic() < deadline, stats
                 await asyncio.sleep(0.2)
         assert stats["participants"] == 2, stats
+        # Unique viewers too: 3 lurkers, "mover" on two nodes once, "other".
+        assert stats["unique_viewers"] == 5, stats

@@ -79,7 +79,7 @@ async def room_keys(store, room_id):
 
 # The stored key layout of a room (server/backends/redis.py): what a live room may hold.
 ROOM_KEY = re.compile(
-    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|token_expiry|presence|stats|participants"
+    r"[^{]*\{[^}]*\}:(room|version|interactions|tokens|token_expiry|presence|stats|participants|viewers"
     r"|replay|audit|ids"
     r"|i:.+:(rec|cnt|done))"
 )
@@ -302,6 +302,15 @@ async def test_interactions_tokens_presence_replay(pair):
     assert abs(await store.participants("r1") - 2503) <= 2503 * 0.02
     await store.add_participants("nope", {"ann"})  # a deleted room: nothing to count
     assert await store.participants("nope") == 0
+    # Unique viewers: counted apart from the participants, once over every node.
+    assert await store.unique_viewers("r1") == 0
+    await store.add_viewers("r1", {"ann", "bob", "dan"})  # joined on node a
+    await store.add_viewers("r1", {"bob", "eve"})  # node b: bob is seen on both
+    await store.add_viewers("r1", set())
+    assert await store.unique_viewers("r1") == 4
+    assert abs(await store.participants("r1") - 2503) <= 2503 * 0.02  # not mixed in
+    await store.add_viewers("nope", {"ann"})
+    assert await store.unique_viewers("nope") == 0
     await store.append_replay("r1", [{"n": i} for i in range(5)], keep=3)
     await store.append_replay("r1", [{"n": 5}], keep=3)
     assert await store.replay("r1", 10) == [{"n": 3}, {"n": 4}, {"n": 5}]
@@ -312,6 +321,7 @@ async def test_interactions_tokens_presence_replay(pair):
     assert await store.replay("r1", 10) == []
     assert await store.room_stats("r1") == {}
     assert await store.participants("r1") == 0
+    assert await store.unique_viewers("r1") == 0
 
 
 async def test_broker_delivers_to_subscribers_in_order(pair):
@@ -477,12 +487,14 @@ MISSING_IGNORED = {
     "set_presence": lambda s, r: s.set_presence(r, "node-a", 3, 30),
     "set_node_stats": lambda s, r: s.set_node_stats(r, "node-a", {"danmaku": 1}, 30),
     "add_participants": lambda s, r: s.add_participants(r, ["ann", "bob"]),
+    "add_viewers": lambda s, r: s.add_viewers(r, ["ann", "bob"]),
     "append_replay": lambda s, r: s.append_replay(r, [{"n": 1}], keep=10),
 }
 MISSING_EMPTY = {
     "presence": (lambda s, r: s.presence(r), 0),
     "room_stats": (lambda s, r: s.room_stats(r), {}),
     "participants": (lambda s, r: s.participants(r), 0),
+    "unique_viewers": (lambda s, r: s.unique_viewers(r), 0),
     "replay": (lambda s, r: s.replay(r, 10), []),
 }
 
@@ -497,6 +509,7 @@ async def test_a_missing_room_raises_or_stays_empty_and_gains_no_keys(pair, stat
         await store.remember_token("ghost", "h", {"role": "host"}, 60)
         await store.set_presence("ghost", "node-a", 1, 30)
         await store.append_replay("ghost", [{"n": 0}], keep=10)
+        await store.add_viewers("ghost", ["v1"])
         await store.delete_room("ghost")
     wrong = []
     for name, call in MISSING_RAISES.items():
@@ -739,22 +752,23 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     for i in range(3):
         on_a.add("danmaku", f"u{i}", now[0])
     on_b.add("votes", "u9", now[0])
-    await a.note("r1", on_a, 5, 3)
-    await b.note("r1", on_b, 2, 4)
+    await a.note("r1", on_a, 5, (3, 6))
+    await b.note("r1", on_b, 2, (4, 9))
     b.level = lambda room_id: 2  # b was overloaded for a moment
-    await b.note("r1", on_b, 2, 4)
+    await b.note("r1", on_b, 2, (4, 9))
     b.level = lambda room_id: 0
-    await a.note("r1", on_a, 4, 3)  # fewer online later in the minute: the most is kept
+    await a.note("r1", on_a, 4, (3, 6))  # fewer online later in the minute: the most is kept
     now[0] += 60  # the next minute: a writes the last one's final counts, then this one's
     on_a.add("danmaku", "u1", now[0])
-    await a.note("r1", on_a, 1, 3)
+    await a.note("r1", on_a, 1, (3, 6))
     minute = (1_800_000_000 // 60) * 60_000
     fresh = Timeline(store, "node-c", activities, lambda: now[0])  # a restarted node
     series = await fresh.series("r1")
     assert series["minutes"] == [
-        {"minute": minute, "online": 7, "participants": 4, "degrade": 2, "danmaku": 3, "votes": 1},
-        {"minute": minute + 60_000, "online": 1, "participants": 3, "degrade": 0}
-        | {"danmaku": 1, "votes": 0},
+        {"minute": minute, "online": 7, "participants": 4, "unique_viewers": 9, "degrade": 2}
+        | {"danmaku": 3, "votes": 1},
+        {"minute": minute + 60_000, "online": 1, "participants": 3, "unique_viewers": 6}
+        | {"degrade": 0, "danmaku": 1, "votes": 0},
     ]
     assert series["nodes"] == [
         {"node": "node-a", "minute": minute + 60_000, "online": 1, "degrade": 0},
@@ -764,10 +778,10 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     assert series == await a.series("r1") == await b.series("r1")
     # A day later, a node's first minute drops what is older than a day.
     now[0] += KEEP_MINUTES * 60
-    await a.note("r1", on_a, 1, 3)
-    await a.note("r1", on_a, 1, 3)
+    await a.note("r1", on_a, 1, (3, 6))
+    await a.note("r1", on_a, 1, (3, 6))
     now[0] += 60
-    await a.note("r1", on_a, 2, 3)
+    await a.note("r1", on_a, 2, (3, 6))
     kept = await store.records("r1", TIMELINE_BOX)
     assert sorted(r["m"] for r in kept.values()) == [now[0] // 60 - 1, now[0] // 60], kept
     series = await fresh.series("r1")
@@ -776,6 +790,6 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     assert await store.room_version("r1") == 1
     await store.delete_room("r1")
     with pytest.raises(RoomNotFound):
-        await a.note("r1", on_a, 1, 3)
+        await a.note("r1", on_a, 1, (3, 6))
     await store.create_room(room())
     assert (await fresh.series("r1"))["minutes"] == []

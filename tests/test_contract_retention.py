@@ -28,6 +28,7 @@ async def seed(store, now):
     ]
     await store.append_replay("r1", events, keep=10)
     await store.add_participants("r1", ["v1", "v2"])
+    await store.add_viewers("r1", ["v1", "v2", "v3"])
 
 
 async def test_prune_drops_what_is_past_each_retention(pair):  # noqa: F811
@@ -59,6 +60,9 @@ async def test_prune_drops_what_is_past_each_retention(pair):  # noqa: F811
     assert list(await store.records("r1", "qa/questions")) == ["q1"]
     # who took part is forgotten, how many is not (Redis keeps no ids: None)
     assert await store.participants("r1") == 2
+    assert await store.unique_viewers("r1") == 3
+    if getattr(store, "conn", None) is None:  # ids are kept only on memory and embedded
+        assert not store._rooms["r1"].viewers
     assert (await store.viewer_data("r1", "v2")).participant in (False, None)
     conn = getattr(store, "conn", None)
     if conn is None:  # the keys of a box idle past the personal retention are gone

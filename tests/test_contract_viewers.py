@@ -55,6 +55,7 @@ async def everything(store) -> bytes:
     for room_id, kept in store._rooms.items():
         parts += [room_id.encode(), repr(kept.record).encode(), *kept.interactions]
         parts += [*kept.interactions.values(), *kept.replay, *map(str.encode, kept.participants)]
+        parts += map(str.encode, kept.viewers)
         parts += [info for info, _ in kept.tokens.values()]
         for box, held in kept.contributions.items():
             parts += [box.encode(), *map(str.encode, held.records), *held.records.values()]
@@ -101,6 +102,7 @@ async def seed(store):
     )
     await store.put_interaction("r1", "draw1", {"kind": "draw", "winners": [VIEWER, OTHER]})
     await store.add_participants("r1", [VIEWER, OTHER])
+    await store.add_viewers("r1", [VIEWER, OTHER])
 
 
 async def test_viewer_data_finds_everything_held_about_the_viewer(pair):  # noqa: F811
@@ -148,6 +150,7 @@ async def test_erase_leaves_no_trace_and_keeps_the_rest_consistent(pair):  # noq
     [state] = (await store.interactions("r1")).values()
     assert state["winners"][1] == OTHER and state["winners"][0].startswith("erased-")
     assert await store.participants("r1") >= 1
+    assert await store.unique_viewers("r1") >= 1  # Redis: a HyperLogLog keeps no ids
     # the other viewer's retried vote is still recognised; the erased one is not
     again = await store.apply("r1", "poll", OTHER, "k1", {"choice": "a"}, {"a": 1})
     assert again.status == "duplicate"

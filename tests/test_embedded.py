@@ -13,6 +13,7 @@ import pytest
 
 from server.backends import BackendUnavailable, RoomRecord, open_backends
 from server.backends.embedded import EmbeddedStore, StoreLocked
+from server.backends.retention import Cutoffs, Retention
 
 
 def room(room_id: str = "r1") -> RoomRecord:
@@ -35,6 +36,7 @@ async def test_everything_acknowledged_comes_back_after_a_reopen(tmp_path):
     await store.apply("r1", "moderation", "troll", "ban-1", {"banned": True}, {}, versioned=False)
     await store.remember_token("r1", "h" * 64, {"role": "viewer"}, ttl_s=3600)
     await store.add_participants("r1", ["u1", "u2"])
+    await store.add_viewers("r1", ["u1", "u2", "u3"])
     await store.append_replay("r1", [{"t": f"d{i}"} for i in range(8)], keep=5)
     await store.append_audit("r1", [{"id": f"a{i}", "user": f"u{i % 2}"} for i in range(6)], 4)
     assert await store.redact_audit("r1", "u1", "(erased)") == 2
@@ -57,6 +59,7 @@ async def test_everything_acknowledged_comes_back_after_a_reopen(tmp_path):
         assert await again.records("r1", "moderation") == {"troll": {"banned": True}}
         assert await again.token_info("r1", "h" * 64) == {"role": "viewer"}
         assert await again.participants("r1") == 2
+        assert await again.unique_viewers("r1") == 3
         assert await again.replay("r1", 10) == [{"t": f"d{i}"} for i in range(3, 8)]
         assert await again.presence("r1") == 0  # expires within seconds: not kept
         # The idempotency keys came back: a retry is a duplicate of the first application.
@@ -75,6 +78,31 @@ async def test_everything_acknowledged_comes_back_after_a_reopen(tmp_path):
         assert (await again.replay("r1", 2)) == [{"t": "d7"}, {"t": "after"}]
     finally:
         await again.close()
+
+
+async def test_forgotten_ids_stay_counted_after_a_reopen(tmp_path):
+    """Past the personal retention the ids of participants and viewers go from the file,
+    their counts stay, also after a restart."""
+    path = tmp_path / "hudong.db"
+    store = EmbeddedStore(path)
+    await store.create_room(room())
+    await store.add_participants("r1", ["u1"])
+    await store.add_viewers("r1", ["u1", "u2"])
+    later = time.time() + 3 * 86400
+    await store.prune("r1", Cutoffs.at(later, Retention(personal_s=86400)), later)
+    await store.close()
+    again = EmbeddedStore(path)
+    try:
+        assert (await again.participants("r1"), await again.unique_viewers("r1")) == (1, 2)
+        assert not again._rooms["r1"].viewers and not again._rooms["r1"].participants
+        await again.delete_room("r1")
+    finally:
+        await again.close()
+    db = sqlite3.connect(path)
+    try:  # a deleted room takes its counts along
+        assert db.execute("SELECT key FROM meta WHERE key != 'schema'").fetchall() == []
+    finally:
+        db.close()
 
 
 async def test_a_burst_of_applies_shares_commits(tmp_path):

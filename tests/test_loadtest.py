@@ -97,6 +97,11 @@ def test_the_load_tool_never_imports_the_server():
         (["crossnode", "--nodes", "1"], "--nodes must be at least 2"),
         (["draw", "--spawn", "--server-src", "/nonexistent"], "no server/ package there"),
         (["mixed", "--spawn", "--redis", "redis://192.0.2.1:6379/0"], "loopback only"),
+        (["mixed", "--spawn", "--also-url", "http://127.0.0.1:1"], "--also-url goes with --url"),
+        (
+            ["mixed", "--url", "http://127.0.0.1:1", "--also-url", "http://192.0.2.1:8000"],
+            "loopback only",
+        ),
         (["many", "--spawn", "--interactions", "5", "--open", "6"], "--open must be 1"),
     ],
 )

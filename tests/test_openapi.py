@@ -1439,6 +1439,7 @@ async def _stats(api: Api, w: World) -> None:
         r = await api.call("GET", STATS, room_id=ROOM, token=token, expect=200)
         stats = r.json()
         assert (stats["online"], stats["participants"]) == (1, 1), stats
+        assert stats["unique_viewers"] == 1, stats  # staff and screens are no viewers
         assert (stats["danmaku_per_min"], stats["votes_per_min"]) == (1, 1), stats
     for role in ("viewer", "screen"):
         await api.call("GET", STATS, room_id=ROOM, token=w.tokens[role], expect=403)
@@ -1463,7 +1464,9 @@ async def _timeline(api: Api, w: World) -> None:
         if minutes and minutes[-1]["danmaku"] == 1 and minutes[-1]["votes"] == 1:
             break
         await asyncio.sleep(0.2)
-    assert [(m["online"], m["participants"]) for m in minutes[-1:]] == [(1, 1)], minutes
+    assert [(m["online"], m["participants"], m["unique_viewers"]) for m in minutes[-1:]] == [
+        (1, 1, 1)
+    ], minutes
     for role in ("viewer", "screen"):
         await api.call("GET", TIMELINE, room_id=ROOM, token=w.tokens[role], expect=403)
     await api.call("GET", TIMELINE, room_id=NOWHERE, expect=404, code="room_not_found")

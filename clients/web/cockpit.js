@@ -31,6 +31,7 @@ const WORDS = {
     "cockpit.online": "Viewers now",
     "cockpit.peak": "Peak viewers",
     "cockpit.participants": "Participants",
+    "cockpit.unique": "Unique viewers",
     "cockpit.rate": "Participation rate",
     "cockpit.danmaku": "Danmaku / min",
     "cockpit.votes": "Votes / min",
@@ -47,6 +48,7 @@ const WORDS = {
     "cockpit.signin": "Open the cockpit with #room=…&token=… (a host or moderator token, or the admin token).",
     "cockpit.series.online": "Viewers",
     "cockpit.series.participants": "Participants",
+    "cockpit.series.unique_viewers": "Unique viewers",
     "cockpit.series.danmaku": "Danmaku",
     "cockpit.series.votes": "Votes",
     "cockpit.series.posts": "Posts",
@@ -56,6 +58,7 @@ const WORDS = {
     "cockpit.online": "当前观众",
     "cockpit.peak": "观众峰值",
     "cockpit.participants": "参与人数",
+    "cockpit.unique": "独立观众",
     "cockpit.rate": "参与率",
     "cockpit.danmaku": "弹幕/分钟",
     "cockpit.votes": "投票/分钟",
@@ -72,6 +75,7 @@ const WORDS = {
     "cockpit.signin": "请用 #room=…&token=… 打开驾驶舱（主持人或审核员令牌，或管理员令牌）。",
     "cockpit.series.online": "观众",
     "cockpit.series.participants": "参与",
+    "cockpit.series.unique_viewers": "独立观众",
     "cockpit.series.danmaku": "弹幕",
     "cockpit.series.votes": "投票",
     "cockpit.series.posts": "上墙",
@@ -82,7 +86,7 @@ addWords(ALERT_WORDS);
 
 const STATS_MS = 2000;
 const TIMELINE_MS = 5000;
-const COLORS = { degrade: "#ff7043", online: "#4fc3f7", participants: "#ffc400", danmaku: "#e4007f", votes: "#7ee787", posts: "#b39ddb" };
+const COLORS = { degrade: "#ff7043", online: "#4fc3f7", participants: "#ffc400", unique_viewers: "#2b7de9", danmaku: "#e4007f", votes: "#7ee787", posts: "#b39ddb" };
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -119,6 +123,7 @@ function drawFigures() {
   if (stats) {
     figure("online", formatNumber(stats.online));
     figure("participants", formatNumber(stats.participants));
+    figure("unique", formatNumber(stats.unique_viewers));
     figure("danmaku", formatNumber(stats.danmaku_per_min));
     figure("votes", formatNumber(stats.votes_per_min));
     figure("posts", formatNumber(stats.posts_per_min ?? 0));
@@ -127,8 +132,8 @@ function drawFigures() {
   }
   const peak = Math.max(timeline?.peak_online ?? 0, stats?.online ?? 0);
   figure("peak", formatNumber(peak));
-  // Participants of the viewers the room reached: its peak is the best count of them kept.
-  if (stats) figure("rate", peak ? `${Math.round((100 * stats.participants) / Math.max(peak, stats.participants))} %` : "–");
+  // Participants of the viewers the room reached (each counted once, over every node).
+  if (stats) figure("rate", stats.unique_viewers ? `${Math.round((100 * stats.participants) / Math.max(stats.unique_viewers, stats.participants))} %` : "–");
 }
 
 /**
@@ -180,7 +185,7 @@ function chart(box, rows, names, { W = 800, H = 260 } = {}) {
 
 function drawCharts() {
   const rows = timeline?.minutes ?? [];
-  chart($("chart-viewers"), rows, ["online", "participants"]);
+  chart($("chart-viewers"), rows, ["online", "unique_viewers", "participants"]);
   const activities = ["danmaku", "votes", "posts"].filter((a) => (timeline?.activities ?? []).includes(a));
   chart($("chart-activity"), rows, activities);
   chart($("chart-degrade"), rows, ["degrade"], { W: 440, H: 170 });

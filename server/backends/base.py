@@ -21,8 +21,8 @@ Store guarantees:
   ``records``, ``read``, ``append_audit``, ``audit_log``, ``redact_audit``,
   ``records``, ``read``, ``viewer_data``, ``erase_viewer``, ``prune``). The
   best-effort bookkeeping (``set_presence``, ``presence``, ``set_node_stats``,
-  ``room_stats``, ``add_participants``, ``participants``, ``append_replay``,
-  ``replay``) does nothing for a missing room and reads empty
+  ``room_stats``, ``add_participants``, ``participants``, ``add_viewers``,
+  ``unique_viewers``, ``append_replay``, ``replay``) does nothing for a missing room and reads empty
   (0, ``{}``, ``[]``): a node's late report never brings a deleted room back.
   The check is part of the operation (on Redis in the same Lua script as the write,
   in the same round trip as the read), not a separate call that could race.
@@ -315,6 +315,11 @@ class Store(Protocol):
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None: ...
 
     async def participants(self, room_id: str) -> int: ...
+
+    # --- who joined as a viewer, one count over every node, kept like the participants ---
+    async def add_viewers(self, room_id: str, user_ids: Collection[str]) -> None: ...
+
+    async def unique_viewers(self, room_id: str) -> int: ...
 
     # --- stream replay shared by all nodes ---
     async def append_replay(

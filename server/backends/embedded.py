@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     PRIMARY KEY (room, hash)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS participants (
     room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS viewers (
+    room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replay (
     room TEXT, seq INTEGER, event BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
@@ -88,9 +90,12 @@ ROOM_TABLES = (
     "done",
     "tokens",
     "participants",
+    "viewers",
     "replay",
     "audit",
 )
+# meta rows "<name>:<room>": how many ids of the room were forgotten (the _Room's field)
+FORGOTTEN = {"forgotten": "forgotten", "unseen": "viewers_forgotten"}
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
 CLOSE_WAIT_S = 10.0
@@ -167,12 +172,13 @@ class EmbeddedStore(MemoryStore):
         for room_id, token_hash, info, expires in db.execute("SELECT * FROM tokens"):
             rooms[room_id].tokens[token_hash] = (info, expires)
         now = time.time()  # when each was counted is not kept on disk: from now on
-        for room_id, user in db.execute("SELECT room, user FROM participants"):
-            rooms[room_id].participants[user] = now
-        for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE 'forgotten:%'"):
-            room = rooms.get(key.removeprefix("forgotten:"))
-            if room is not None:
-                room.forgotten = int(value)
+        for table in ("participants", "viewers"):
+            for room_id, user in db.execute(f"SELECT room, user FROM {table}"):
+                getattr(rooms[room_id], table)[user] = now
+        for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE '%:%'"):
+            name, _, room_id = key.partition(":")
+            if name in FORGOTTEN and room_id in rooms:
+                setattr(rooms[room_id], FORGOTTEN[name], int(value))
         for room_id, event in db.execute("SELECT room, event FROM replay ORDER BY room, seq"):
             rooms[room_id].replay.append(event)
         for room_id, seq, entry in db.execute("SELECT * FROM audit ORDER BY room, seq"):
@@ -291,7 +297,7 @@ class EmbeddedStore(MemoryStore):
         self._audit_seq.pop(room_id, None)
         self._write(
             ("DELETE FROM rooms WHERE id = ?", (room_id,)),
-            ("DELETE FROM meta WHERE key = ?", (f"forgotten:{room_id}",)),
+            *(("DELETE FROM meta WHERE key = ?", (f"{name}:{room_id}",)) for name in FORGOTTEN),
             *(("DELETE FROM " + t + " WHERE room = ?", (room_id,)) for t in ROOM_TABLES),
         )
         await self._durable()
@@ -399,6 +405,14 @@ class EmbeddedStore(MemoryStore):
             )
             await self._durable()
 
+    async def add_viewers(self, room_id: str, user_ids: Collection[str]) -> None:
+        await super().add_viewers(room_id, user_ids)
+        if room_id in self._rooms and user_ids:
+            self._write(
+                *(("INSERT OR IGNORE INTO viewers VALUES (?, ?)", (room_id, u)) for u in user_ids)
+            )
+            await self._durable()
+
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         await super().append_replay(room_id, events, keep)
         if room_id not in self._rooms or not events:
@@ -452,6 +466,7 @@ class EmbeddedStore(MemoryStore):
                 (room_id, len(viewer_id) + 1, f"{viewer_id}|", f"|{viewer_id}|"),
             ),
             ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, viewer_id)),
+            ("DELETE FROM viewers WHERE room = ? AND user = ?", (room_id, viewer_id)),
             *(
                 ("DELETE FROM tokens WHERE room = ? AND hash = ?", (room_id, gone))
                 for gone in tokens - set(room.tokens)
@@ -483,11 +498,12 @@ class EmbeddedStore(MemoryStore):
         await self._durable()
         return data, version
 
-    def _forgotten_row(self, room_id: str) -> Statement:
-        return (
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            (f"forgotten:{room_id}", str(self._rooms[room_id].forgotten)),
-        )
+    def _forgotten_rows(self, room_id: str) -> list[Statement]:
+        room = self._rooms[room_id]
+        return [
+            ("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{name}:{room_id}", str(count)))
+            for name, count in ((n, getattr(room, f)) for n, f in FORGOTTEN.items())
+        ]
 
     def _replay_rows(self, room_id: str) -> list[Statement]:
         """The room's replay buffer written anew, numbered up to the last number used."""
@@ -511,7 +527,7 @@ class EmbeddedStore(MemoryStore):
         held = {box: set(state.records) for box, state in room.contributions.items()}
         keys = {box for box, state in room.contributions.items() if state.done}
         tokens, replay = set(room.tokens), len(room.replay)
-        participants = set(room.participants)
+        participants, viewers = set(room.participants), set(room.viewers)
         dropped, version = await super().prune(room_id, cutoffs, now)
         if not dropped:
             return dropped, version
@@ -521,8 +537,12 @@ class EmbeddedStore(MemoryStore):
             ("DELETE FROM participants WHERE room = ? AND user = ?", (room_id, user))
             for user in gone
         ]
-        if gone:
-            rows.append(self._forgotten_row(room_id))
+        unseen = viewers - set(room.viewers)
+        rows += [
+            ("DELETE FROM viewers WHERE room = ? AND user = ?", (room_id, user)) for user in unseen
+        ]
+        if gone or unseen:
+            rows += self._forgotten_rows(room_id)
         for box, holders in held.items():
             rows += [
                 ("DELETE FROM held WHERE room = ? AND box = ? AND holder = ?", (room_id, box, h))

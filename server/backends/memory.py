@@ -74,6 +74,9 @@ class _Room:
     # forgotten and only counted (server/backends/retention.py)
     participants: dict[str, float] = dataclasses.field(default_factory=dict)
     forgotten: int = 0
+    # who joined as a viewer, kept and forgotten as the participants are
+    viewers: dict[str, float] = dataclasses.field(default_factory=dict)
+    viewers_forgotten: int = 0
     replay: deque[bytes] = dataclasses.field(default_factory=deque)
     audit: deque[bytes] = dataclasses.field(default_factory=deque)
 
@@ -283,6 +286,15 @@ class MemoryStore(Store):
         room = self._rooms.get(room_id)
         return len(room.participants) + room.forgotten if room is not None else 0
 
+    async def add_viewers(self, room_id: str, user_ids: Collection[str]) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.viewers.update(dict.fromkeys(user_ids, time.time()))
+
+    async def unique_viewers(self, room_id: str) -> int:
+        room = self._rooms.get(room_id)
+        return len(room.viewers) + room.viewers_forgotten if room is not None else 0
+
     async def append_replay(self, room_id: str, events: list[dict[str, Any]], keep: int) -> None:
         room = self._rooms.get(room_id)
         if room is None:
@@ -366,6 +378,7 @@ class MemoryStore(Store):
         if erase:
             room.replay = kept
             room.participants.pop(viewer_id, None)
+            room.viewers.pop(viewer_id, None)
         return data
 
     async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
@@ -399,6 +412,11 @@ class MemoryStore(Store):
             for user in old:
                 del room.participants[user]
             room.forgotten += len(old)
+            dropped += len(old)
+            old = [user for user, at in room.viewers.items() if at < cutoffs.personal]
+            for user in old:
+                del room.viewers[user]
+            room.viewers_forgotten += len(old)
             dropped += len(old)
         return dropped
 

@@ -61,7 +61,8 @@ DONE_TTL_S = 7 * 24 * 3600  # how long a retried command is still recognised
 # The keys of a room, after the prefix and hash tag: the room's own keys (the hash
 # first, the set of box ids last) and, per box id, the box's keys ``i:{id}:{part}``.
 ROOM_KEYS = (
-    "room version interactions tokens token_expiry presence stats participants replay audit ids"
+    "room version interactions tokens token_expiry presence stats participants viewers replay audit"
+    " ids"
 ).split()
 BOX_KEYS = ("rec", "cnt", "done")
 
@@ -176,7 +177,7 @@ return {'applied', version, redis.call('HGETALL', KEYS[3])}
 # KEYS: room, a hash   ARGV: field, value (tokens, presence and node stats)
 SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 
-# KEYS: room, participants HyperLogLog   ARGV: user ids
+# KEYS: room, participants (or viewers) HyperLogLog   ARGV: user ids
 ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
 
@@ -505,13 +506,26 @@ class RedisStore(RedisAuditLog, Store):
         return total
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:
+        await self._add_distinct(room_id, "participants", user_ids)
+
+    async def participants(self, room_id: str) -> int:
+        return await self._distinct(room_id, "participants")
+
+    async def add_viewers(self, room_id: str, user_ids: Collection[str]) -> None:
+        await self._add_distinct(room_id, "viewers", user_ids)
+
+    async def unique_viewers(self, room_id: str) -> int:
+        return await self._distinct(room_id, "viewers")
+
+    async def _add_distinct(self, room_id: str, name: str, user_ids: Collection[str]) -> None:
+        """Add to a HyperLogLog of the room (``participants`` or ``viewers``)."""
         ids = list(user_ids)
         for start in range(0, len(ids), PARTICIPANTS_PER_CALL):
             chunk = ids[start : start + PARTICIPANTS_PER_CALL]
-            await self._script(self._add_participants, room_id, ["participants"], chunk)
+            await self._script(self._add_participants, room_id, [name], chunk)
 
-    async def participants(self, room_id: str) -> int:
-        key = self._k(room_id, "participants")
+    async def _distinct(self, room_id: str, name: str) -> int:
+        key = self._k(room_id, name)
         count: int = await self.conn.call(lambda: self.conn.client.pfcount(key))
         return count
 

@@ -364,6 +364,7 @@ class Hub:
         if identity.role == "viewer":
             live.viewers += 1
             self.presence_notes.add(live.id, identity, True)
+            self.rooms.counts.seen(live.id, identity.user_id)  # a unique viewer
         self.metrics.commands.labels("join", "ok").inc()
         snapshot = self.snapshot(live, admitted.audience)
         conn.send(joined(cmd.id, identity.public(), snapshot, token=admitted.token))

@@ -42,12 +42,20 @@ class Screened(Protocol):
     def held(self) -> bool: ...
 
 
+class Counts(Protocol):
+    """The room layer's live counts, told who joined (unique viewers)."""
+
+    def seen(self, room_id: str, user_id: str) -> None: ...
+
+
 class Rooms(Protocol):
     """The room layer as the hub sees it (implemented by ``RoomService``). Its methods
     raise ``CommandError`` for anything refused."""
 
     @property
     def ops(self) -> Mapping[str, OpRule]: ...
+    @property
+    def counts(self) -> Counts: ...
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

@@ -48,19 +48,32 @@ class LiveCounts:
         self.words.said(served.id, text)
 
     async def stats(self, room_id: str) -> dict[str, Any]:
-        """Online viewers, participants and per-minute counts of each activity."""
+        """Online viewers, participants, unique viewers and per-minute counts of each
+        activity."""
         served = self.views.get(room_id)
         if self.views.shared:
             totals = await self.store.room_stats(room_id)
-            # Not the nodes' sum: a viewer who sent on two nodes took part once.
+            # Not the nodes' sum: a viewer who sent (or joined) on two nodes counts once.
             totals["participants"] = await self.store.participants(room_id)
+            totals["unique_viewers"] = await self.store.unique_viewers(room_id)
             online = await self.store.presence(room_id)
         else:
             totals = served.stats.report(self._clock()) if served is not None else {}
             online = self.outbox().online(room_id)
         counts = {f"{a}_per_min": 0 for a in self.activities}
         counts.update(totals)
-        return {"online": online, "participants": counts.pop("participants", 0), **counts}
+        return {
+            "online": online,
+            "participants": counts.pop("participants", 0),
+            "unique_viewers": counts.pop("unique_viewers", 0),
+            **counts,
+        }
+
+    def seen(self, room_id: str, user_id: str) -> None:
+        """A viewer joined the room here: count it among the unique viewers."""
+        served = self.views.get(room_id)
+        if served is not None:
+            served.stats.seen(user_id)
 
     async def report_loop(self) -> None:
         """Publish this node's counts of each served room (with a TTL) for the others,
@@ -72,12 +85,12 @@ class LiveCounts:
             self.words.forget({served.id for served in rooms})
             for served in rooms:
                 report = served.stats.report(self._clock())
-                participants = report["participants"]
+                distinct = report["participants"], report["unique_viewers"]
                 try:
                     if self.views.shared:
-                        participants = await self._share(served.id, served.stats, report)
+                        distinct = await self._share(served.id, served.stats, report)
                     online = self.outbox().online(served.id)
-                    await self.timeline.note(served.id, served.stats, online, participants)
+                    await self.timeline.note(served.id, served.stats, online, distinct)
                 except RoomNotFound:
                     continue  # deleted meanwhile
                 except BackendUnavailable:
@@ -85,13 +98,17 @@ class LiveCounts:
             with contextlib.suppress(BackendUnavailable, RoomNotFound):
                 await self.words.flush()  # the top words: segmented here, off the hot path
 
-    async def _share(self, room_id: str, stats: RoomStats, report: dict[str, int]) -> int:
-        """Report to the store; the participants over every node."""
-        fresh = stats.take_fresh()
+    async def _share(
+        self, room_id: str, stats: RoomStats, report: dict[str, int]
+    ) -> tuple[int, int]:
+        """Report to the store; the participants and unique viewers over every node."""
+        fresh, viewers = stats.take_fresh(), stats.take_fresh_viewers()
         try:
             await self.store.set_node_stats(room_id, self.node_id, report, REPORT_TTL_S)
             await self.store.add_participants(room_id, fresh)
+            await self.store.add_viewers(room_id, viewers)
         except (BackendUnavailable, RoomNotFound):
             stats.fresh |= fresh  # with the next report
+            stats.fresh_viewers |= viewers
             raise
-        return await self.store.participants(room_id)
+        return await self.store.participants(room_id), await self.store.unique_viewers(room_id)

@@ -9,21 +9,31 @@ class RoomStats:
     """What happened in a room on this node over the last minute, in 5-second buckets:
     counts per activity (``danmaku``, and what each kind's viewer commands count as:
     ``votes``, ``posts`` …), and who took part since the
-    room opened here (participants: viewers who sent anything). When the room is
-    ``shared`` with other nodes, ``fresh`` holds the participants not yet added to the
-    store's count over all nodes."""
+    room opened here (participants: viewers who sent anything; viewers: who joined as a
+    viewer). When the room is ``shared`` with other nodes, ``fresh`` and
+    ``fresh_viewers`` hold the ids not yet added to the store's counts over all nodes."""
 
     BUCKET_S = 5.0
     WINDOW_S = 60.0
     MAX_PARTICIPANTS = 1_000_000  # past this, the count stops growing (memory bound)
 
-    __slots__ = ("_buckets", "_shared", "activities", "fresh", "participants")
+    __slots__ = (
+        "_buckets",
+        "_shared",
+        "activities",
+        "fresh",
+        "fresh_viewers",
+        "participants",
+        "viewers",
+    )
 
     def __init__(self, shared: bool = False, activities: tuple[str, ...] = ("danmaku",)) -> None:
         self.activities = activities
         self._buckets: dict[str, deque[list[float]]] = {}
         self.participants: set[str] = set()
         self.fresh: set[str] = set()
+        self.viewers: set[str] = set()
+        self.fresh_viewers: set[str] = set()
         self._shared = shared
 
     def add(self, kind: str, user_id: str | None, now: float) -> None:
@@ -46,6 +56,18 @@ class RoomStats:
             if self._shared:
                 self.fresh.add(user_id)
 
+    def seen(self, user_id: str) -> None:
+        """A viewer joined: a unique viewer, once per id (bounded as the participants)."""
+        if user_id not in self.viewers and len(self.viewers) < self.MAX_PARTICIPANTS:
+            self.viewers.add(user_id)
+            if self._shared:
+                self.fresh_viewers.add(user_id)
+
+    def take_fresh_viewers(self) -> set[str]:
+        """The viewers seen since the last call (for the store's count over all nodes)."""
+        fresh, self.fresh_viewers = self.fresh_viewers, set()
+        return fresh
+
     def take_fresh(self) -> set[str]:
         """The participants since the last call (for the store's count over all nodes)."""
         fresh, self.fresh = self.fresh, set()
@@ -65,7 +87,9 @@ class RoomStats:
         return int(sum(n for at, n in self._buckets.get(kind, ()) if start <= at < end))
 
     def report(self, now: float) -> dict[str, int]:
-        """``<activity>_per_min`` for each of ``activities``, and ``participants``."""
+        """``<activity>_per_min`` for each of ``activities``, ``participants`` and
+        ``unique_viewers``."""
         out = {f"{kind}_per_min": self.per_minute(kind, now) for kind in self.activities}
         out["participants"] = len(self.participants)
+        out["unique_viewers"] = len(self.viewers)
         return out

@@ -3,7 +3,8 @@
 Each node writes, with its live counts, one record per room and minute into the room's
 ``~timeline`` box of the store (a box no interaction id can name, like ``~moderation``):
 the most viewers it had online in that minute, the events of each activity counted in
-that minute, the participants so far, and the highest degrade level of the minute. The
+that minute, the participants and unique viewers so far, and the highest degrade level
+of the minute. The
 store keeps it, so every node, and a node that restarted, reads the same history; it
 keeps :data:`KEEP_MINUTES` of it.
 """
@@ -34,8 +35,8 @@ def merge(
     records: dict[str, dict[str, Any]], since: int, activities: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """Every node's records as one series, oldest minute first: viewers and activities
-    summed over the nodes, participants (a count over all nodes already) and the degrade
-    level their most."""
+    summed over the nodes, participants and unique viewers (counts over all nodes
+    already) and the degrade level their most."""
     minutes: dict[int, dict[str, Any]] = {}
     for record in records.values():
         minute = int(record.get("m", 0))
@@ -43,11 +44,13 @@ def merge(
             continue
         row = minutes.setdefault(
             minute,
-            {"minute": minute * MINUTE_S * 1000, "online": 0, "participants": 0, "degrade": 0}
+            {"minute": minute * MINUTE_S * 1000, "online": 0, "participants": 0}
+            | {"unique_viewers": 0, "degrade": 0}
             | {a: 0 for a in activities},
         )
         row["online"] += int(record.get("online", 0))
-        row["participants"] = max(row["participants"], int(record.get("participants", 0)))
+        for most in ("participants", "unique_viewers"):
+            row[most] = max(row[most], int(record.get(most, 0)))
         row["degrade"] = max(row["degrade"], int(record.get("degrade", 0)))
         for activity in activities:
             row[activity] += int(record.get(activity, 0))
@@ -74,28 +77,32 @@ class Timeline:
         self.level: Callable[[str], int] = lambda room_id: 0  # the app sets the hub's
 
     def _record(
-        self, minute: int, stats: RoomStats, peaks: tuple[int, int], participants: int
+        self, minute: int, stats: RoomStats, peaks: tuple[int, int], distinct: tuple[int, int]
     ) -> dict[str, Any]:
         counts = {a: stats.in_minute(a, minute * MINUTE_S) for a in self.activities}
         online, degrade = peaks
         return {
             "m": minute,
             "online": online,
-            "participants": participants,
+            "participants": distinct[0],
+            "unique_viewers": distinct[1],
             "degrade": degrade,
             "node": self.node_id,
             **counts,
         }
 
-    async def note(self, room_id: str, stats: RoomStats, online: int, participants: int) -> None:
-        """Write the current minute's record (and, once a minute has passed, the last
+    async def note(
+        self, room_id: str, stats: RoomStats, online: int, distinct: tuple[int, int]
+    ) -> None:
+        """Write the current minute's record (``distinct``: the participants and unique
+        viewers so far) (and, once a minute has passed, the last
         one's final counts, and drop the records past :data:`KEEP_MINUTES`). Raises what
         the store raises; nothing is lost but this report."""
         minute = int(self._clock() // MINUTE_S)
         last, online_peak, level_peak = self._peaks.get(room_id, (minute, 0, 0))
         items = []
         if last != minute:
-            final = self._record(last, stats, (online_peak, level_peak), participants)
+            final = self._record(last, stats, (online_peak, level_peak), distinct)
             items.append(_entry(holder(last, self.node_id), final))
             old = await self.store.records(room_id, TIMELINE_BOX)
             items += [
@@ -107,7 +114,7 @@ class Timeline:
         online_peak = max(online_peak, online)
         level_peak = max(level_peak, int(self.level(room_id)))
         self._peaks[room_id] = (minute, online_peak, level_peak)
-        record = self._record(minute, stats, (online_peak, level_peak), participants)
+        record = self._record(minute, stats, (online_peak, level_peak), distinct)
         items.append(_entry(holder(minute, self.node_id), record))
         await self.store.submit_many(room_id, items)
 
