@@ -12,8 +12,9 @@ import time
 import pytest
 
 from server.backends import BackendUnavailable, RoomRecord, open_backends
-from server.backends.embedded import EmbeddedStore, StoreLocked
+from server.backends.embedded import EmbeddedStore
 from server.backends.retention import Cutoffs, Retention
+from server.backends.store_lock import StoreLocked
 
 
 def room(room_id: str = "r1") -> RoomRecord:

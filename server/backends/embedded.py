@@ -31,7 +31,6 @@ One process at a time: the data directory is locked while a store has it open; a
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import sqlite3
@@ -52,6 +51,7 @@ from server.backends.base import (
 )
 from server.backends.memory import MemoryStore, _Room
 from server.backends.retention import Cutoffs
+from server.backends.store_lock import lock
 from server.backends.viewers import ViewerData
 
 log = logging.getLogger("hudong.store")
@@ -103,10 +103,6 @@ CLOSE_WAIT_S = 10.0
 Statement = tuple[str, tuple[Any, ...]]
 
 
-class StoreLocked(ValueError):
-    """Another process has the data directory's store open."""
-
-
 class EmbeddedStore(MemoryStore):
     """The memory store, with every change committed to a SQLite file before the call
     that made it returns, and the file read back at start."""
@@ -116,7 +112,7 @@ class EmbeddedStore(MemoryStore):
         self._audit_seq: dict[str, int] = {}  # the last audit row's seq, per room
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock = _lock(self.path)
+        self._lock = lock(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -584,21 +580,3 @@ class EmbeddedStore(MemoryStore):
         self._writer.shutdown(wait=True)
         self._db.close()
         os.close(self._lock)
-
-
-def _lock(path: Path) -> int:
-    """Lock ``<path>.lock`` for this process, or raise StoreLocked naming the holder."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise StoreLocked(
-            f"{path} is in use by process {holder}; stop that hudong serve, or give this "
-            "one another --data-dir"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
