@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,18 @@ UNIT = float(os.environ.get("HUDONG_TEST_UNIT", "1"))
 ADMIN = "test-admin-token"
 # Signs room tokens in tests; HS256 wants at least 32 bytes.
 SECRET = "test-secret-0123456789abcdefghijklmnop"
+
+
+def require_tool(tool: str, what: str) -> str:
+    """The path of ``tool``; without it ``what`` cannot run: a loud skip here, a failure
+    in CI (CI=true), where .ci/run installs every tool."""
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} is not installed: {what} cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(f"!!! {message} (they run in CI)")
+    return path
 
 
 def free_port() -> int:

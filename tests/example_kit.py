@@ -5,15 +5,11 @@ and a room with an open poll made over REST."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.browser_kit import Node
-from tests.conftest import UNIT
+from tests.conftest import UNIT, require_tool
 
 JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 EXAMPLES = JS / "examples"
@@ -24,13 +20,7 @@ CLIENT = Path("@hudong", "client")
 
 
 def require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed: the JS examples cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"!!! {message} (they run in CI)")
-    return path
+    return require_tool(tool, "the JS examples")
 
 
 def install(folder: Path) -> None:

@@ -3,26 +3,17 @@ README's one test command covers both languages. It starts its own hudong node w
 this interpreter (HUDONG_PYTHON)."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import UNIT
+from tests.conftest import UNIT, require_tool
 
 JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 
 
 def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed: the JS client tests cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"!!! {message} (they run in CI)")
-    return path
+    return require_tool(tool, "the JS client tests")
 
 
 def test_js_client_suite():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -42,7 +41,7 @@ from tests.browser_kit import (
     stop_node,
     viewer_ws,
 )
-from tests.conftest import UNIT, free_port
+from tests.conftest import UNIT, free_port, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "clients" / "js"
@@ -51,13 +50,7 @@ MODULES = ("hudong", "codec", "codes", "backoff", "room")
 
 
 def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed: the JS type and package tests cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"!!! {message} (they run in CI)")
-    return path
+    return require_tool(tool, "the JS type and package tests")
 
 
 @functools.cache
