@@ -274,9 +274,12 @@ def timeline_chart(points: Any, lang: str) -> str:
     first, last = points[0]["at"], points[-1]["at"]
     span = (last - first) or 1
     peak = max(_value(p, k) for p in points for k in series) or 1
+    # The legend: three names a row, as many rows as the lines need.
+    per_row, row_height = 3, 18
+    tall = top + height + 40 + row_height * ((len(series) - 1) // per_row)
     parts = [
-        f'<svg class="timeline" role="img" width="{width}" height="{height + 40}" '
-        f'viewBox="0 0 {width} {height + 40}">',
+        f'<svg class="timeline" role="img" width="{width}" height="{tall}" '
+        f'viewBox="0 0 {width} {tall}">',
         f'<line x1="{left}" y1="{top + height}" x2="{width}" y2="{top + height}" stroke="#999"/>',
         f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{peak:g}</text>',
         f'<text x="{left - 4}" y="{top + height}" text-anchor="end">0</text>',
@@ -294,7 +297,8 @@ def timeline_chart(points: Any, lang: str) -> str:
         most = max(_value(p, key) for p in points)
         parts.append(f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2"/>')
         parts.append(
-            f'<text x="{left + i * 170}" y="{top + height + 34}" fill="{colour}">'
+            f'<text x="{left + (i % per_row) * (width - left) // per_row}" '
+            f'y="{top + height + 34 + (i // per_row) * row_height}" fill="{colour}">'
             f"{_e(_t(key, lang))} ({_e(_t('peak', lang))} {most:g})</text>"
         )
     parts.append("</svg>")

@@ -264,3 +264,23 @@ def test_a_timeline_in_the_report_becomes_lines_with_their_peaks():
     assert first and len(first.group(1).split()) == len(timeline)
     plain = render({"room": room, "at": 0, "interactions": []}, {}, set())
     assert 'class="timeline"' not in plain  # no series kept: no chart
+
+
+def test_the_timeline_legend_stays_inside_the_chart_with_many_lines():
+    """Seven lines (viewers, unique viewers, participants, danmaku, votes, posts, …) each
+    get their own legend place inside the 720-pixel chart, in rows of three."""
+    import re
+
+    from server.report_page import timeline_chart
+
+    names = ["viewers", "unique_viewers", "participants", "danmaku", "votes", "posts", "x"]
+    points = [{"at": 60_000 * m, **{k: m + i for i, k in enumerate(names)}} for m in range(3)]
+    svg = timeline_chart(points, "en")
+    width = int(re.search(r'<svg[^>]* width="(\d+)"', svg)[1])
+    height = int(re.search(r'<svg[^>]* height="(\d+)"', svg)[1])
+    legend = re.findall(r'<text x="(\d+)" y="(\d+)" fill="[^"]+">([^<]+)</text>', svg)
+    assert len(legend) == len(names)
+    places = {(int(x), int(y)) for x, y, _ in legend}
+    assert len(places) == len(names)  # no two names on one place
+    for x, y, _ in legend:
+        assert int(x) + 200 <= width and int(y) + 4 <= height  # 224 px each, all inside
