@@ -6,12 +6,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from loadtest import connect, crossnode, draw, fanout, idle, many, mixed, reconnect, slow, votes
+from loadtest import (
+    chatvotes,
+    connect,
+    crossnode,
+    draw,
+    fanout,
+    idle,
+    many,
+    mixed,
+    reconnect,
+    slow,
+    votes,
+)
 from loadtest.harness import Scenario, run
 from loadtest.results import Fatal
 
 # Every scenario module, in the order of `--help`; each declares what it provides.
-MODULES = (fanout, crossnode, votes, connect, reconnect, slow, draw, mixed, idle, many)
+MODULES = (fanout, crossnode, votes, chatvotes, connect, reconnect, slow, draw, mixed, idle, many)
 SCENARIOS: tuple[Scenario, ...] = tuple(Scenario.of(m) for m in MODULES)
 
 

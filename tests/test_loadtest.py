@@ -1,9 +1,11 @@
 """The load tool's shape (loadtest/README.md): one harness under every scenario, no
 import circle, no import of the server; and what every scenario does when it cannot
 run (exit 2, a FATAL line, no traceback). The scenarios themselves run against real
-servers in test_vote_burst.py and by hand (loadtest/README.md)."""
+servers in test_vote_burst.py and by hand (loadtest/README.md); a small run of the
+danmaku-vote scenario here."""
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +64,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "fanout",
         "crossnode",
         "votes",
+        "chatvotes",
         "connect",
         "reconnect",
         "slow",
@@ -86,7 +89,7 @@ def test_the_load_tool_never_imports_the_server():
     [
         *(
             ([name, "--url", "http://192.0.2.1:8000", "--admin-token", "x"], "loopback only")
-            for name in ("fanout", "votes", "reconnect", "slow", "draw", "mixed")
+            for name in ("fanout", "votes", "chatvotes", "reconnect", "slow", "draw", "mixed")
         ),
         (["fanout", "--url", "http://127.0.0.1:1", "--admin-token", "x"], "Connection refused"),
         (["slow", "--spawn", "--url", "http://127.0.0.1:1"], "either --spawn or --url"),
@@ -114,3 +117,22 @@ def test_one_percentile_for_every_scenario():
     assert q == {"p50": 51.0, "p90": 90.0, "p99": 99.0, "max": 100.0, "samples": 100}
     assert stats.quantiles([])["p99"] is None
     assert stats.per(1, 0) is None and stats.per(1, 3, 2) == 0.33
+
+
+def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
+    """`chatvotes` (issue 18, acceptance 5) on a spawned node, 120 viewers in 1 s: every
+    danmaku acknowledged as a vote, the tallies over REST exact, both latencies measured."""
+    out = tmp_path / "chatvotes.json"
+    argv = ["--spawn", "--viewers", "120", "--workers", "2", "--over", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", "chatvotes", *argv, "--quiet", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180 * UNIT,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["voted"] == 120 and result["refused"] == 0 and result["exact"]
+    assert sum(result["tallies"].values()) == 120 and result["tallies"] == result["expected"]
+    assert result["ack_ms"]["samples"] == 120 and result["counted_ms"]["samples"] == 120
