@@ -392,3 +392,72 @@ async def test_votes_by_danmaku_move_the_bar_and_stay_off_the_scroll_when_the_ro
     assert view["results"]["voters"] == sum(want.values())
     scrolled = [e["text"] for e in events if e.get("type") == "danmaku"]
     assert all(MEANS[t.strip()] is None for t in scrolled), scrolled
+
+
+async def test_1000_viewers_vote_by_danmaku_over_sockets_on_redis(server_factory, shared_redis):
+    """The 1,000 of the first test as real senders over WebSockets, on a real Redis: each
+    joins anonymously (an identity of its own), types its messages in order and leaves,
+    50 at a time. The danmaku rules apply to them (the text filter refuses the same
+    text twice in a row: such a message was never sent, and counts for nothing)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    async with server_factory(
+        server={"redis_url": shared_redis.url, "redis_prefix": prefix}
+    ) as srv:
+        await srv.create_room("dv1k")
+        host = await srv.connect()
+        await host.join("dv1k", token=await srv.mint("dv1k", "host"))
+        await host_op(host, "create", kind="poll", spec=POLL)
+        await host_op(host, "open", interaction="p")
+        await asyncio.sleep(0.3 * UNIT)  # the state flush: the open poll listens
+        host.discard_incoming()
+        mine: dict[str, list[str]] = {}
+        for who, text in plans(1000, seed=1000):
+            mine.setdefault(who, []).append(text)
+        accepted: list[tuple[str, str]] = []
+        gate = asyncio.Semaphore(50)
+
+        async def viewer(who: str, texts: list[str]) -> None:
+            async with gate:
+                client = await srv.connect()
+                await client.join("dv1k")
+                for text in texts:
+                    reply = await client.command("danmaku", text=text)
+                    if reply.get("code") == "duplicate_text":
+                        continue
+                    assert reply["type"] == "ack", reply
+                    assert reply.get("vote", False) is (MEANS[text] is not None), (text, reply)
+                    accepted.append((who, text))
+                await client.close()
+                srv.clients.remove(client)
+
+        await asyncio.gather(*(viewer(who, texts) for who, texts in mine.items()))
+        want = expected_tally(accepted)
+        counts = {o: want.get(o, 0) for o in "abc"}
+        for _ in range(int(100 * UNIT)):
+            view = await srv.rooms.interaction("dv1k", "p", Audience.STAFF)
+            if view["results"]["voters"] >= sum(want.values()):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)  # nothing more arrives after the last vote
+        view = await srv.rooms.interaction("dv1k", "p", Audience.STAFF)
+        assert {o["id"]: o["count"] for o in view["results"]["options"]} == counts
+        assert view["results"]["voters"] == sum(want.values()) > 500
+
+
+async def test_without_the_setting_vote_danmaku_scroll_like_any_other(live):
+    await live.create_room("dv2")
+    host = await live.connect()
+    await host.join("dv2", token=await live.mint("dv2", "host"))
+    await host_op(host, "create", kind="poll", spec=POLL)
+    await host_op(host, "open", interaction="p")
+    fan = await live.connect()
+    await fan.join("dv2")
+    await asyncio.sleep(0.3 * UNIT)
+    reply = await fan.command("danmaku", text="#绿")
+    assert reply["type"] == "ack" and reply["vote"] is True and reply["event"]
+    view, events = await latest_view(host, "p", lambda v: v["results"]["voters"] == 1)
+    assert [o["count"] for o in view["results"]["options"]] == [0, 0, 1]
+    while not any(e.get("id") == reply["event"] for e in events):
+        message = await host.recv()
+        events.extend(message.get("events", []))
+    assert [e["text"] for e in events if e.get("id") == reply["event"]] == ["#绿"]
