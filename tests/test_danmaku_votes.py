@@ -461,3 +461,12 @@ async def test_without_the_setting_vote_danmaku_scroll_like_any_other(live):
         message = await host.recv()
         events.extend(message.get("events", []))
     assert [e["text"] for e in events if e.get("id") == reply["event"]] == ["#绿"]
+
+
+def test_a_quiz_refuses_danmaku_codes():
+    from server.interactions import quiz
+
+    options = [{"id": "a", "label": "A", "codes": ["1"]}, {"id": "b", "label": "B"}]
+    question = {"id": "q", "text": "?", "options": options, "correct": "a"}
+    with pytest.raises(InteractionError, match="a quiz takes no danmaku codes"):
+        parse(quiz.QuizSpec, {"id": "z", "title": "Z", "questions": [question]})
