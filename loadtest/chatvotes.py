@@ -12,13 +12,15 @@ its one danmaku at ``i * over / N`` s after a common start, and is refused nothi
 spawned node's danmaku budget is raised for (``--server-env``
 ``HUDONG_LIMITS_ROOM_DANMAKU_PER_S`` and ``_BURST``, 20,000 unless given).
 
-Two latencies: ``ack_ms``, the danmaku's send -> ack; and ``counted_ms``, its ack ->
-the first ``state`` an observer (one more viewer, in this process) sees with the vote
-counted. Votes are committed in the order the node takes the danmaku, so the k-th
-acknowledgement (in time, over every process) is counted when the poll's voter count
-reaches k: ``counted_ms`` pairs the two. It includes the node's state flush, as an
-overlay sees it. Exit 0 when every danmaku was acknowledged as a vote and the tallies
-are exact, 1 when not (or an SLO was missed), 2 when the run failed.
+Latencies: ``ack_ms``, each danmaku's send -> ack; ``counted_ms``, send -> the first
+``state`` an observer (one more viewer, in this process) sees with the vote counted;
+``ack_counted_ms``, ack -> that ``state`` (negative where the count moved before the
+ack reached its sender: the vote is committed when the node takes the danmaku, not
+when the ack arrives). Votes are committed in the order the node takes the danmaku,
+so the k-th send (or ack), in wall-clock time over every process, is paired with the
+voter count reaching k. Both include the node's state flush, as an overlay sees it.
+Exit 0 when every danmaku was acknowledged as a vote and the tallies are exact, 1
+when not (or an SLO was missed), 2 when the run failed.
 """
 
 from __future__ import annotations
@@ -53,14 +55,15 @@ LOAD = {
 }
 SLOS = {
     "--slo-p99-ms": "fail when p99 ack latency is above",
-    "--slo-counted-p99-ms": "fail when p99 ack -> counted latency is above",
+    "--slo-counted-p99-ms": "fail when p99 send -> counted latency is above",
 }
 BUDGET = ("HUDONG_LIMITS_ROOM_DANMAKU_PER_S=20000", "HUDONG_LIMITS_ROOM_DANMAKU_BURST=20000")
 
 POLL = "colour"
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-# (viewer index, option, send -> ack s, wall-clock time of the ack, acknowledged as a vote)
-Sent = tuple[int, str, float, float, bool]
+# (viewer index, option, send -> ack s, wall-clock times of the send and of the ack,
+# acknowledged as a vote)
+Sent = tuple[int, str, float, float, float, bool]
 
 
 def says(index: int) -> tuple[str, str]:
@@ -136,6 +139,7 @@ async def _viewers(share: Share) -> None:
         command = orjson.dumps({"op": "danmaku", "id": 2, "text": text}).decode()
         await asyncio.sleep(max(0.0, begin + index * share.over / share.total - time.time()))
         started = time.perf_counter()
+        sent_at = time.time()
         while True:
             await ws.send(command)
             try:
@@ -145,13 +149,15 @@ async def _viewers(share: Share) -> None:
                     if reply.get("id") == 2:
                         break
             except TimeoutError:  # not retried: a second copy would be duplicate_text
-                results.append((index, option, time.perf_counter() - started, 0.0, False))
+                took = time.perf_counter() - started
+                results.append((index, option, took, sent_at, 0.0, False))
                 return
             if reply["type"] == "error" and reply.get("code") in (*RETRYABLE, "room_rate_limited"):
                 await asyncio.sleep(reply.get("retry_after_ms", 200) / 1000)
                 continue
             voted = reply["type"] == "ack" and reply.get("vote") is True
-            results.append((index, option, time.perf_counter() - started, time.time(), voted))
+            took = time.perf_counter() - started
+            results.append((index, option, took, sent_at, time.time(), voted))
             return
 
     await asyncio.gather(*(vote(i, ws) for i, ws in conns))
@@ -201,10 +207,11 @@ class Observer:
                     while len(self.times) < voters:
                         self.times.append(at)
 
-    def counted_ms(self, acks: list[float]) -> list[float]:
-        """Ack -> counted for each acknowledged vote (the k-th ack and the count k)."""
+    def counted_ms(self, since: list[float]) -> list[float]:
+        """Time -> counted for each vote: the k-th of ``since`` (send or ack times) and
+        the voter count reaching k."""
         return [
-            (self.times[k] - at) * 1000 for k, at in enumerate(sorted(acks)) if k < len(self.times)
+            (self.times[k] - at) * 1000 for k, at in enumerate(sorted(since)) if k < len(self.times)
         ]
 
 
@@ -276,7 +283,7 @@ async def body(run: Run) -> None:
     parts, errors = await collect_workers(out, procs, workers, deadline)
     results: list[Sent] = [s for part in parts for s in part]
     await stop_workers()
-    voted = [r for r in results if r[4]]
+    voted = [r for r in results if r[5]]
     settle = time.monotonic() + 10
     while len(observer.times) < len(voted) and time.monotonic() < settle:  # noqa: ASYNC110
         await asyncio.sleep(0.05)  # the observer's count, read as it grows
@@ -286,8 +293,9 @@ async def body(run: Run) -> None:
     tallies, _, exact = await asyncio.to_thread(
         run.api.poll_outcome, run.room, POLL, expected, len(voted)
     )
-    last_ack = max((r[3] for r in voted), default=begin)
+    last_ack = max((r[4] for r in voted), default=begin)
     counted = observer.counted_ms([r[3] for r in voted])
+    ack_counted = observer.counted_ms([r[4] for r in voted])
     res.update(
         {
             "connected": connected,
@@ -298,6 +306,7 @@ async def body(run: Run) -> None:
             "votes_per_s": round(len(voted) / max(last_ack - begin, 1e-9), 1),
             "ack_ms": quantiles((r[2] * 1000 for r in voted), nd=1),
             "counted_ms": quantiles(counted, nd=1),
+            "ack_counted_ms": quantiles(ack_counted, nd=1),
             "seen": len(observer.times),
             "tallies": tallies,
             "expected": dict(expected),
@@ -324,7 +333,8 @@ def rows(res: dict[str, Any]) -> Rows:
         ),
         ("votes/s", f"{res['votes_per_s']} (start to last ack, {res['sent_over_s']} s)"),
         ("ack ms", latency_text(res["ack_ms"])),
-        ("ack->counted ms", latency_text(res["counted_ms"])),
+        ("send->counted ms", latency_text(res["counted_ms"])),
+        ("ack->counted ms", latency_text(res["ack_counted_ms"])),
         ("tallies", f"{'exact' if res['exact'] else 'WRONG'} {res['tallies']}"),
     ]
 

@@ -136,3 +136,4 @@ def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
     assert result["voted"] == 120 and result["refused"] == 0 and result["exact"]
     assert sum(result["tallies"].values()) == 120 and result["tallies"] == result["expected"]
     assert result["ack_ms"]["samples"] == 120 and result["counted_ms"]["samples"] == 120
+    assert result["ack_counted_ms"]["samples"] == 120
