@@ -145,8 +145,10 @@ async def _viewers(share: Share) -> None:
             try:
                 while True:
                     left = share.ack_timeout - (time.perf_counter() - started)
-                    reply = orjson.loads(await asyncio.wait_for(ws.recv(), max(left, 0.001)))
-                    if reply.get("id") == 2:
+                    raw = await asyncio.wait_for(ws.recv(), max(left, 0.001))
+                    # Every viewer gets every state: parse only what may be its reply,
+                    # or the generator's core, not the node, sets the ack latency.
+                    if '"id":2' in raw and (reply := orjson.loads(raw)).get("id") == 2:
                         break
             except TimeoutError:  # not retried: a second copy would be duplicate_text
                 took = time.perf_counter() - started
