@@ -123,10 +123,15 @@ export const codedChoicesOf = (labels) =>
     return { id: `o${i + 1}`, label: found?.[1] || text, ...(codes.length ? { codes } : {}) };
   });
 
-/** What to type to choose an option by danmaku, for a label ("1 / A / 红色"), or "". @param {any} view @param {string} key */
-export function danmakuCodes(view, key) {
+/**
+ * What to type to choose an option by danmaku, to show beside its label ("1 / A"), or "";
+ * codes that are the label itself are left out.
+ * @param {any} view @param {string} key @param {string} [label]
+ */
+export function danmakuCodes(view, key, label = "") {
   const codes = view.danmaku?.[key];
-  return Array.isArray(codes) && codes.length ? codes.slice(0, 3).join(" / ") : "";
+  if (!Array.isArray(codes)) return "";
+  return codes.filter((c) => String(c).toLowerCase() !== label.toLowerCase()).slice(0, 3).join(" / ");
 }
 
 /** A new interaction id. @param {string} prefix */

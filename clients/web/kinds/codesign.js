@@ -49,7 +49,7 @@ class DesignBoard {
       this.bars.get(slot.id)?.update(
         slot.options.map((/** @type {any} */ o) => ({
           id: o.id,
-          label: [o.label, danmakuCodes(view, `${slot.id}:${o.id}`)].filter(Boolean).join(" · "), // what to type, when it takes danmaku
+          label: [o.label, danmakuCodes(view, `${slot.id}:${o.id}`, o.label)].filter(Boolean).join(" · "), // what to type, when it takes danmaku
           count: o.count,
           share: o.share,
           leading: slot.picks > 0 && o.id === slot.leader,

@@ -36,7 +36,10 @@ function pollRows(view) {
   }
   const labels = new Map((view.spec?.options ?? []).map((/** @type {any} */ o) => [o.id, o.label]));
   // a poll taking danmaku shows what to type beside each label ("红色 · 1 / A")
-  const labelled = (/** @type {any} */ o) => [o.label ?? labels.get(o.id) ?? o.id, danmakuCodes(view, o.id)].filter(Boolean).join(" · ");
+  const labelled = (/** @type {any} */ o) => {
+    const label = o.label ?? labels.get(o.id) ?? o.id;
+    return [label, danmakuCodes(view, o.id, label)].filter(Boolean).join(" · ");
+  };
   return (results.options ?? []).map((/** @type {any} */ o) => ({ id: o.id, label: labelled(o), count: o.count, share: o.share }));
 }
 
