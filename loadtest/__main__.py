@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from loadtest import (
+    chatvotes,
     cockpit,
     connect,
     crossnode,
@@ -23,7 +24,20 @@ from loadtest.harness import Scenario, run
 from loadtest.results import Fatal
 
 # Every scenario module, in the order of `--help`; each declares what it provides.
-MODULES = (fanout, crossnode, votes, connect, reconnect, slow, draw, mixed, idle, many, cockpit)
+MODULES = (
+    fanout,
+    crossnode,
+    votes,
+    chatvotes,
+    connect,
+    reconnect,
+    slow,
+    draw,
+    mixed,
+    idle,
+    many,
+    cockpit,
+)
 SCENARIOS: tuple[Scenario, ...] = tuple(Scenario.of(m) for m in MODULES)
 
 

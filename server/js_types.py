@@ -84,18 +84,31 @@ def ts_type(schema: dict[str, Any], suffix: str = "") -> str:
     }.get(str(kind), "unknown")
 
 
-def _members(schema: dict[str, Any], suffix: str = "") -> list[str]:
+def _sparse() -> set[str]:
+    """The structs dumped without their default values (``omit_defaults``)."""
+    names, todo = set(), [msgspec.Struct]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__struct_config__.omit_defaults:
+            names.add(cls.__name__)
+    return names
+
+
+def _members(schema: dict[str, Any], suffix: str = "", sparse: bool = False) -> list[str]:
     """As sent (no suffix): a struct is dumped whole, so every field is there (defaults
-    included). As written (``Input``): a field with a default may be left out."""
+    included), unless it is ``sparse`` (omit_defaults). As written (``Input``): a field
+    with a default may be left out."""
     required = set(schema.get("required", ()))
+    optional = bool(suffix) or sparse
     return [
-        f"{name}{'' if not suffix or name in required else '?'}: {ts_type(prop, suffix)};"
+        f"{name}{'' if not optional or name in required else '?'}: {ts_type(prop, suffix)};"
         for name, prop in schema["properties"].items()
     ]
 
 
 def _interfaces(components: dict[str, Any], suffix: str = "") -> list[str]:
-    out = []
+    out, sparse = [], _sparse()
     for name in sorted(components):
         schema = components[name]
         doc = str(schema.get("description", "")).split("\n\n")[0].replace("\n", " ")
@@ -103,7 +116,7 @@ def _interfaces(components: dict[str, Any], suffix: str = "") -> list[str]:
         if doc:
             out.append(f"/** {doc} */")
         out.append(f"export interface {name}{suffix} {{")
-        out.extend(f"  {member}" for member in _members(schema, suffix))
+        out.extend(f"  {member}" for member in _members(schema, suffix, name in sparse))
         out.append("}")
     return out
 

@@ -122,6 +122,13 @@ ROOM_SETTINGS: dict[str, RoomSetting] = {
         'wall, its count growing in place ("666 ×37"); 0: never merge',
     ),
     "wall_danmaku": RoomSetting(False, _bool, "danmaku fly across the wall too"),
+    "hide_vote_danmaku": RoomSetting(
+        False,
+        _bool,
+        "a danmaku that counted as a vote or pick (a poll or co-design round taking "
+        'danmaku) is not sent to anyone\'s scrolling layer, so "1 1 2 1" does not flood the '
+        "stream; the bars still move",
+    ),
     "brand_color": RoomSetting("#e4007f", _color, "main colour of the wall and overlay"),
     "accent_color": RoomSetting("#ffc400", _color, "second colour of the wall and overlay"),
     "logo_url": RoomSetting("", _logo, "logo on the wall: a path on this server, or empty"),

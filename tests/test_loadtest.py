@@ -1,8 +1,8 @@
 """The load tool's shape (loadtest/README.md): one harness under every scenario, no
 import circle, no import of the server; and what every scenario does when it cannot
 run (exit 2, a FATAL line, no traceback). The scenarios themselves run against real
-servers in test_vote_burst.py, here (a smoke run of ``cockpit``, and its pages kept in
-step with cockpit.js) and by hand (loadtest/README.md)."""
+servers in test_vote_burst.py, here (smoke runs of ``cockpit``, its pages kept in step
+with cockpit.js, and of ``chatvotes``) and by hand (loadtest/README.md)."""
 
 import ast
 import json
@@ -65,6 +65,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "fanout",
         "crossnode",
         "votes",
+        "chatvotes",
         "connect",
         "reconnect",
         "slow",
@@ -90,7 +91,7 @@ def test_the_load_tool_never_imports_the_server():
     [
         *(
             ([name, "--url", "http://192.0.2.1:8000", "--admin-token", "x"], "loopback only")
-            for name in ("fanout", "votes", "reconnect", "slow", "draw", "mixed")
+            for name in ("fanout", "votes", "chatvotes", "reconnect", "slow", "draw", "mixed")
         ),
         (["fanout", "--url", "http://127.0.0.1:1", "--admin-token", "x"], "Connection refused"),
         (["slow", "--spawn", "--url", "http://127.0.0.1:1"], "either --spawn or --url"),
@@ -175,3 +176,23 @@ def test_a_small_cockpit_run(tmp_path):
     assert set(result["answers"]) == {"200"} and result["requests_in_windows"] >= 2, result
     assert len(result["windows_without"]) == len(result["windows_with"]) == 1
     assert result["windows_with"][0]["cpu_s"] > 0, result
+
+
+def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
+    """`chatvotes` (issue 18, acceptance 5) on a spawned node, 120 viewers in 1 s: every
+    danmaku acknowledged as a vote, the tallies over REST exact, both latencies measured."""
+    out = tmp_path / "chatvotes.json"
+    argv = ["--spawn", "--viewers", "120", "--workers", "2", "--over", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", "chatvotes", *argv, "--quiet", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180 * UNIT,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["voted"] == 120 and result["refused"] == 0 and result["exact"]
+    assert sum(result["tallies"].values()) == 120 and result["tallies"] == result["expected"]
+    assert result["ack_ms"]["samples"] == 120 and result["counted_ms"]["samples"] == 120
+    assert result["ack_counted_ms"]["samples"] == 120

@@ -284,7 +284,11 @@ export interface ViewHead {
 /** The view of a poll (server.interactions.polls). */
 export interface PollView extends ViewHead {
   kind: "poll";
-  spec: PollSpec; status: Status; results: PollResults;
+  spec: PollSpec;
+  status: Status;
+  results: PollResults;
+  /** a poll that takes danmaku (spec.danmaku): what to type for each option, by its id */
+  danmaku?: Record<string, string[]>;
 }
 interface PollResultsOf<K> { poll: string; kind: K; voters: number; hidden: false }
 /** While hide_results_until_reveal holds, viewers see only how many voted. */
@@ -357,6 +361,7 @@ export interface CodesignView extends ViewHead {
   /** once revealed */
   final?: DesignFinal;
 }
+export interface DesignCount { count: number; share: number; left: number | null }
 export interface DesignResults {
   design: string;
   round: number;
@@ -367,7 +372,7 @@ export interface DesignResults {
     picks: number;
     locked: boolean;
     leader: string;
-    options: (DesignOption & { count: number; share: number; left: number | null })[];
+    options: (Omit<DesignOption, "codes"> & DesignCount)[];
   }[];
 }
 export interface DesignFinal {
@@ -468,20 +473,22 @@ export interface CheckinSpec {
   id: string;
   title: string;
 }
-/** An option of a slot: a label, maybe an image, maybe a stock. */
+/** An option of a slot: a label, maybe an image, maybe a stock, and what a danmaku may say to pick it (`codes`, besides its label). */
 export interface DesignOption {
   id: string;
   label: string;
   image_url: string | null;
   stock: number | null;
+  codes: string[];
 }
-/** One round of a co-design session; `previous` is the id of the round before. */
+/** One round of a co-design session; `previous` is the id of the round before. `danmaku`: a danmaku naming an option (its `codes`, its label or a word of it) is its sender's pick in that option's slot. */
 export interface DesignSpec {
   id: string;
   title: string;
   slots: Slot[];
   round: number;
   previous: string | null;
+  danmaku: boolean;
 }
 /** Where a co-design round is: its phase, the locked slots, and when. */
 export interface DesignState {
@@ -513,10 +520,11 @@ export interface DrawState {
   claim_key: string;
   claimed: [string, number][];
 }
-/** A choice of a poll or quiz question. */
+/** A choice of a poll or quiz question; `codes`: what a danmaku may say to vote for it ("1", "红色"; polls that take danmaku). */
 export interface Option {
   id: string;
   label: string;
+  codes?: string[];
 }
 /** What the host defines, checked once when parsed (`invalid_field`). */
 export interface PollSpec {
@@ -531,6 +539,7 @@ export interface PollSpec {
   duration_s: number | null;
   max_text_chars: number;
   max_answers: number;
+  danmaku: boolean;
 }
 /** A Q&A board as the host defines it: a title and how long a question may be. */
 export interface QASpec {
@@ -594,20 +603,22 @@ export interface WallSpec {
 
 // --- specs as a host writes them (a field with a default may be left out) --
 
-/** An option of a slot: a label, maybe an image, maybe a stock. */
+/** An option of a slot: a label, maybe an image, maybe a stock, and what a danmaku may say to pick it (`codes`, besides its label). */
 export interface DesignOptionInput {
   id: string;
   label: string;
   image_url?: string | null;
   stock?: number | null;
+  codes?: string[];
 }
-/** One round of a co-design session; `previous` is the id of the round before. */
+/** One round of a co-design session; `previous` is the id of the round before. `danmaku`: a danmaku naming an option (its `codes`, its label or a word of it) is its sender's pick in that option's slot. */
 export interface DesignSpecInput {
   id: string;
   title: string;
   slots: SlotInput[];
   round?: number;
   previous?: string | null;
+  danmaku?: boolean;
 }
 /** A draw as the host defines it. */
 export interface DrawSpecInput {
@@ -620,10 +631,11 @@ export interface DrawSpecInput {
   poll_id?: string | null;
   exclude_previous_winners?: boolean;
 }
-/** A choice of a poll or quiz question. */
+/** A choice of a poll or quiz question; `codes`: what a danmaku may say to vote for it ("1", "红色"; polls that take danmaku). */
 export interface OptionInput {
   id: string;
   label: string;
+  codes?: string[];
 }
 /** What the host defines, checked once when parsed (`invalid_field`). */
 export interface PollSpecInput {
@@ -638,6 +650,7 @@ export interface PollSpecInput {
   duration_s?: number | null;
   max_text_chars?: number;
   max_answers?: number;
+  danmaku?: boolean;
 }
 /** A Q&A board as the host defines it: a title and how long a question may be. */
 export interface QASpecInput {

@@ -111,6 +111,29 @@ export const rows = (text) => lines(text).map((line) => line.split("|").map((x) 
 /** Labels as options with ids `o1`, `o2`, …. @param {string[]} labels */
 export const choicesOf = (labels) => labels.map((label, i) => ({ id: `o${i + 1}`, label }));
 
+/**
+ * Options from lines "label" or "label (code/code)": the codes in brackets are what a
+ * danmaku may say to choose the option (PROTOCOL.md, "Votes by danmaku").
+ * @param {string[]} labels
+ */
+export const codedChoicesOf = (labels) =>
+  labels.map((text, i) => {
+    const found = /^(.*?)\s*[(（]([^()（）]*)[)）]\s*$/.exec(text);
+    const codes = found ? found[2].split(/[/／]/).map((c) => c.trim()).filter(Boolean) : [];
+    return { id: `o${i + 1}`, label: found?.[1] || text, ...(codes.length ? { codes } : {}) };
+  });
+
+/**
+ * What to type to choose an option by danmaku, to show beside its label ("1 / A"), or "";
+ * codes that are the label itself are left out.
+ * @param {any} view @param {string} key @param {string} [label]
+ */
+export function danmakuCodes(view, key, label = "") {
+  const codes = view.danmaku?.[key];
+  if (!Array.isArray(codes)) return "";
+  return codes.filter((c) => String(c).toLowerCase() !== label.toLowerCase()).slice(0, 3).join(" / ");
+}
+
 /** A new interaction id. @param {string} prefix */
 export const newId = (prefix) => `${prefix}-${Date.now().toString(36)}`;
 

@@ -96,7 +96,14 @@ class Stream:
             "ts": int(wall * 1000),
         }
         conn.last_danmaku = now
-        self.rooms.danmaku_sent(room.id, identity, screened.text, wall)
+        voted = self.rooms.danmaku_sent(room.id, identity, screened.text, wall)
+        if voted and room.record.settings.get("hide_vote_danmaku"):
+            # A vote by danmaku ("1", "红色") in a room that keeps them off the scrolling
+            # layer: its bar moves, the text goes to nobody (PROTOCOL.md, "danmaku").
+            self.metrics.commands.labels("danmaku", "ok").inc()
+            if cmd.id is not None:
+                conn.send(ack(cmd.id, vote=True, hidden=True))
+            return
         room.pending.append(event)
         room.replay.append(event)
         self.dirty.add(room)
@@ -104,7 +111,7 @@ class Stream:
         self.metrics.commands.labels("danmaku", "ok").inc()
         self.metrics.danmaku_in(room.id)
         if cmd.id is not None:
-            conn.send(ack(cmd.id, event=event["id"]))
+            conn.send(ack(cmd.id, event=event["id"], **({"vote": True} if voted else {})))
 
     def _check_viewer(
         self, conn: Sender, room: LiveRoom, identity: Identity, cid: int | None, now: float

@@ -83,6 +83,7 @@ from msgspec.structs import force_setattr
 
 from protocol.codes import ERROR_BY_NAME, ErrorCode
 from protocol.messages import clean_text
+from server.moderation.text import fast_copies
 
 # Ids of interactions, options, slots and questions: safe in counter field names
 # ("slot:option") and store keys, since they never contain ':', '/' or '~'.
@@ -90,6 +91,9 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 MAX_LABEL_CHARS = 100
+MAX_CODES = 10  # danmaku codes per option
+MAX_CODE_CHARS = 20
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CODE_CHARS)]
 # Boxes that a room keeps for itself rather than for one interaction; '~' keeps their
 # names apart from every interaction id.
 PRESENCE_BOX = "~presence"  # viewers who joined and did not leave (draws from presence)
@@ -472,11 +476,89 @@ def unique_ids(ids: Iterable[str], what: str) -> None:
         seen.add(item)
 
 
-class Option(Record, frozen=True):
-    """A choice of a poll or quiz question."""
+class Option(Record, frozen=True, omit_defaults=True):
+    """A choice of a poll or quiz question; ``codes``: what a danmaku may say to vote for
+    it ("1", "红色"; polls that take danmaku)."""
 
     id: Id
     label: str
+    codes: Annotated[tuple[Code, ...], msgspec.Meta(max_length=MAX_CODES)] = ()
 
     def __post_init__(self) -> None:
         clean_label(self, "label", MAX_LABEL_CHARS)
+
+
+# --- danmaku codes (votes and picks by danmaku) ------------------------------------------
+
+
+class ChatCodes:
+    """Finds which option a danmaku names: each option's codes ("1", "A", "红色"), matched
+    on the text filter's matching copy (server/moderation/text.py: full-width forms,
+    case, spaces and punctuation such as "#" fold away).
+
+    Codes are compared on the copy with repeats cut to two, so "11" and "1" stay apart;
+    a danmaku that names no code that way is tried again with repeats cut to one, so
+    "1111" still names "1" (when no option has "11"). ``hard`` codes (the host's) must
+    name one option each (``invalid_field`` otherwise); ``soft`` ones (defaults such as
+    an option's number or label) count only where no other option claims them.
+    """
+
+    def __init__(
+        self, hard: Iterable[tuple[str, str]], soft: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self.exact: dict[str, str] = {}  # twice-copy -> target
+        self.shown: dict[str, list[str]] = {}  # target -> its codes as written
+        self._once: dict[str, set[str]] = {}  # once-copy -> targets
+        for target, code in hard:
+            key = _code_key(code, target)
+            owner = self.exact.setdefault(key, target)
+            if owner != target:
+                raise InteractionError(
+                    "invalid_field",
+                    f"danmaku code {code!r:.40} names both {owner} and {target}; "
+                    "each code may name one option",
+                )
+            self._show(target, code)
+        claims: dict[str, set[str]] = {}
+        written: dict[tuple[str, str], str] = {}
+        for target, code in soft:
+            key = fast_copies(code)[1]
+            if key and key not in self.exact:
+                claims.setdefault(key, set()).add(target)
+                written.setdefault((key, target), code)
+        for key, targets in claims.items():
+            if len(targets) == 1:
+                (target,) = targets
+                self.exact[key] = target
+                self._show(target, written[(key, target)])
+        # repeats cut to one: only where that names one option
+        self.loose = {k: next(iter(t)) for k, t in self._once.items() if len(t) == 1}
+
+    def _show(self, target: str, code: str) -> None:
+        codes = self.shown.setdefault(target, [])
+        if code not in codes:
+            codes.append(code)
+            self._once.setdefault(fast_copies(code)[0], set()).add(target)
+
+    def match(self, text: str) -> str | None:
+        """The target ``text`` names as a whole, or None."""
+        if len(text) > MAX_CODE_CHARS * 2:
+            return None
+        once, twice = fast_copies(text)
+        return self.exact.get(twice) or self.loose.get(once)
+
+
+def _code_key(code: str, target: str) -> str:
+    key = fast_copies(code)[1]
+    if not key or len(code) > MAX_CODE_CHARS:
+        raise InteractionError(
+            "invalid_field",
+            f"danmaku code {code!r:.40} of {target} must hold a letter, digit or character "
+            f"and at most {MAX_CODE_CHARS} characters",
+        )
+    return key
+
+
+def letter(index: int) -> str | None:
+    """The letter code of the option at ``index`` (A, B, ...; None past Z)."""
+    return chr(ord("A") + index) if index < 26 else None

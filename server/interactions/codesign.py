@@ -26,6 +26,7 @@ slot (``by_pick``: red colour -> red scarves), or fixed options.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -34,7 +35,10 @@ import msgspec
 from msgspec import Meta
 
 from server.interactions.base import (
+    MAX_CODES,
     MAX_LABEL_CHARS,
+    ChatCodes,
+    Code,
     Contribution,
     Id,
     InteractionError,
@@ -57,6 +61,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
+    Viewer,
     ViewerCommand,
     Write,
 )
@@ -73,12 +78,14 @@ DESIGN_PHASES: tuple[DesignPhase, ...] = ("draft", "open", "closed", "revealed")
 
 
 class DesignOption(Record, frozen=True):
-    """An option of a slot: a label, maybe an image, maybe a stock."""
+    """An option of a slot: a label, maybe an image, maybe a stock, and what a danmaku
+    may say to pick it (``codes``, besides its label)."""
 
     id: Id
     label: str
     image_url: str | None = None
     stock: Annotated[int, Meta(ge=0, le=MAX_STOCK)] | None = None
+    codes: Annotated[tuple[Code, ...], Meta(max_length=MAX_CODES)] = ()
 
     def __post_init__(self) -> None:
         clean_label(self, "label", MAX_LABEL_CHARS)
@@ -110,19 +117,24 @@ class Slot(Record, frozen=True):
 
 
 class DesignSpec(Record, frozen=True):
-    """One round of a co-design session; ``previous`` is the id of the round before."""
+    """One round of a co-design session; ``previous`` is the id of the round before.
+    ``danmaku``: a danmaku naming an option (its ``codes``, its label or a word of it)
+    is its sender's pick in that option's slot."""
 
     id: Id
     title: str
     slots: tuple[Slot, ...]
     round: Annotated[int, Meta(ge=1, le=MAX_ROUNDS)] = 1
     previous: Id | None = None
+    danmaku: bool = False
 
     def __post_init__(self) -> None:
         clean_label(self, "title", MAX_LABEL_CHARS)
         if not 1 <= len(self.slots) <= MAX_SLOTS:
             raise InteractionError("invalid_field", f"a design needs 1..{MAX_SLOTS} slots")
         unique_ids((s.id for s in self.slots), "slot")
+        if self.danmaku or any(o.codes for s in self.slots for o in s.options):
+            chat_codes(self)  # a code naming two options: invalid_field
 
     def slot(self, slot_id: str) -> Slot | None:
         return by_id(self.slots, slot_id)
@@ -139,6 +151,21 @@ class DesignState(Record, frozen=True):
 
     def accepts(self, slot_id: str) -> bool:
         return self.phase == "open" and slot_id not in self.locked
+
+
+@functools.lru_cache(maxsize=1024)
+def chat_codes(spec: DesignSpec) -> ChatCodes:
+    """Which option of which slot a danmaku names (targets ``"slot:option"``): the
+    options' ``codes`` across every slot (each must name one option), and where no
+    other option claims them their labels and the words of their labels ("红色 Red")."""
+    hard = [(f"{s.id}:{o.id}", c) for s in spec.slots for o in s.options for c in o.codes]
+    soft = []
+    for s in spec.slots:
+        for o in s.options:
+            target = f"{s.id}:{o.id}"
+            soft.append((target, o.label))
+            soft.extend((target, word) for word in o.label.split() if word != o.label)
+    return ChatCodes(hard, soft)
 
 
 def transition(
@@ -254,7 +281,7 @@ def results(spec: DesignSpec, state: DesignState, counters: Mapping[str, int]) -
             count = counters.get(f"{slot.id}:{o.id}", 0)
             options.append(
                 {
-                    **dump(o),
+                    **{k: v for k, v in dump(o).items() if k != "codes"},
                     "count": count,
                     "share": share(count, total),
                     "left": None if o.stock is None else max(o.stock - count, 0),
@@ -375,6 +402,7 @@ class CoDesign(Kind[DesignSpec, DesignState]):
   /** once revealed */
   final?: DesignFinal;"""
     types_ts = """
+export interface DesignCount { count: number; share: number; left: number | null }
 export interface DesignResults {
   design: string;
   round: number;
@@ -385,7 +413,7 @@ export interface DesignResults {
     picks: number;
     locked: boolean;
     leader: string;
-    options: (DesignOption & { count: number; share: number; left: number | null })[];
+    options: (Omit<DesignOption, "codes"> & DesignCount)[];
   }[];
 }
 export interface DesignFinal {
@@ -403,6 +431,7 @@ export interface DesignFinal {
   }[];
 }
 """
+    danmaku_votes = True
     example: ClassVar[Mapping[str, Any]] = {
         "id": "burger",
         "title": "一起设计新汉堡 Design our next burger",
@@ -445,6 +474,8 @@ export interface DesignFinal {
         out = {"spec": dump(spec), "state": dump(state), "results": results(spec, state, counters)}
         if state.phase == "revealed":
             out["final"] = final_design(spec, counters)
+        if spec.danmaku:  # what to type, for the overlay: "slot:option" -> codes
+            out["danmaku"] = chat_codes(spec).shown
         return out
 
     def command(self, c: ViewerCommand, ctx: Context) -> Write:
@@ -454,6 +485,24 @@ export interface DesignFinal {
             return Write(box_key(d.id, box), c.who.id, c.key, None)
         made = pick(d.spec, d.state, c.fields, ctx.now)
         return c.write(box_key(d.id, made.box), made, caps=caps(d.spec))
+
+    def listens(self, d: Definition, now: float) -> bool:
+        return bool(d.spec.danmaku and d.state.phase == "open")
+
+    def on_danmaku(self, d: Definition, who: Viewer, text: str, now: float) -> Write | None:
+        """A danmaku naming an option is its sender's pick in that option's slot, as a
+        ``pick`` from the viewer page would be (replacing the previous one; stock caps)."""
+        target = chat_codes(d.spec).match(text)
+        if target is None:
+            return None
+        slot, _, option = target.partition(":")
+        try:
+            made = pick(d.spec, d.state, {"slot": slot, "option": option}, now)
+        except InteractionError:  # the slot is locked
+            return None
+        record = {**made.record, "via": "danmaku"}
+        key = f"danmaku:{option}@{now!r}"  # per danmaku: the next one replaces this pick
+        return Write(box_key(d.id, slot), who.id, key, record, made.deltas, caps(d.spec))
 
     def action_needs(
         self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context

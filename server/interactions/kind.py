@@ -317,6 +317,10 @@ class Kind(Generic[SpecT, StateT]):
     view_ts: ClassVar[str] = "[field: string]: unknown;"
     # TypeScript declarations the view's members use (results, rows), named after the kind.
     types_ts: ClassVar[str] = ""
+    # True: a danmaku this kind takes (:meth:`on_danmaku`) is a vote or a pick, which the
+    # room's ``hide_vote_danmaku`` keeps off the scrolling layer; a keyword draw's entry
+    # is not (it stays an ordinary danmaku).
+    danmaku_votes: ClassVar[bool] = False
 
     def prepare(self) -> None:
         """Work done once before the node serves, so that no command pays for it (a word
@@ -430,6 +434,9 @@ class Kind(Generic[SpecT, StateT]):
         return False
 
     def on_danmaku(self, d: Definition, who: Viewer, text: str, now: float) -> Write | None:
+        """What a danmaku does to the interaction: a store write, committed with the
+        room's batch like a viewer's command (None: nothing). Its key must differ from
+        one danmaku to the next, so that a later danmaku replaces an earlier one."""
         return None
 
     # --- export and report --------------------------------------------------------------

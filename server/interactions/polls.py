@@ -47,6 +47,7 @@ words share.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -55,6 +56,7 @@ from msgspec import Meta
 
 from server import text_words
 from server.interactions.base import (
+    ChatCodes,
     Contribution,
     Id,
     InteractionError,
@@ -67,6 +69,7 @@ from server.interactions.base import (
     check_text,
     clean_label,
     dump,
+    letter,
     share,
     unique_ids,
 )
@@ -80,6 +83,7 @@ from server.interactions.kind import (
     Kind,
     Needs,
     Op,
+    Viewer,
     ViewerCommand,
     Write,
 )
@@ -107,7 +111,9 @@ class PollSpec(Record, frozen=True):
     ``min_picks``/``max_picks`` apply to multiple and ranked polls (``max_picks``
     None: every option). ``scale`` applies to rating polls, ``max_text_chars`` and
     ``max_answers`` (per viewer) to text polls. ``duration_s`` is the countdown
-    started when the poll opens.
+    started when the poll opens. ``danmaku``: a danmaku that names an option (its
+    ``codes``, else its number, letter or label) is its sender's vote (choice polls;
+    multiple and ranked ones with ``min_picks`` 1, the danmaku's one option a ballot).
     """
 
     id: Id
@@ -121,6 +127,7 @@ class PollSpec(Record, frozen=True):
     duration_s: Annotated[float, Meta(ge=1.0, le=MAX_DURATION_S)] | None = None
     max_text_chars: Annotated[int, Meta(ge=1, le=MAX_TEXT_CHARS)] = DEFAULT_TEXT_CHARS
     max_answers: Annotated[int, Meta(ge=1, le=MAX_ANSWERS)] = DEFAULT_ANSWERS
+    danmaku: bool = False
 
     def __post_init__(self) -> None:
         clean_label(self, "question", MAX_QUESTION_CHARS)
@@ -137,6 +144,17 @@ class PollSpec(Record, frozen=True):
             check_int(self.min_picks, "min_picks", 1, n)
             if self.max_picks is not None:
                 check_int(self.max_picks, "max_picks", self.min_picks, n)
+        if self.danmaku:
+            if self.kind not in CHOICE_KINDS:
+                raise InteractionError(
+                    "invalid_field", f"danmaku votes need a choice poll, not a {self.kind} one"
+                )
+            if self.min_picks != 1:
+                raise InteractionError(
+                    "invalid_field", "danmaku votes pick one option: min_picks must be 1"
+                )
+        if self.danmaku or any(o.codes for o in self.options):
+            chat_codes(self)  # duplicate or empty codes: invalid_field
 
     @property
     def picks(self) -> tuple[int, int]:
@@ -147,6 +165,28 @@ class PollSpec(Record, frozen=True):
             n = len(self.options)
             return (self.min_picks, n if self.max_picks is None else self.max_picks)
         return (0, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def chat_codes(spec: PollSpec) -> ChatCodes:
+    """Which option a danmaku names: each option's ``codes`` (each must name one
+    option), and where no other option claims them its number ("1"), letter ("A") and
+    label."""
+    hard = [(o.id, code) for o in spec.options for code in o.codes]
+    soft = []
+    for i, o in enumerate(spec.options):
+        soft.append((o.id, str(i + 1)))
+        if (mark := letter(i)) is not None:
+            soft.append((o.id, mark))
+        soft.append((o.id, o.label))
+    return ChatCodes(hard, soft)
+
+
+def danmaku_ballot(spec: PollSpec, option: str) -> dict[str, Any]:
+    """The ballot of a danmaku that names ``option``."""
+    if spec.kind == "single":
+        return {"option": option}
+    return {"options" if spec.kind == "multiple" else "ranking": [option]}
 
 
 def transition(spec: PollSpec, status: Status, action: str, now: float) -> Status:
@@ -400,7 +440,11 @@ class Poll(Kind[PollSpec, Status]):
     state_type = Status
     ops = (Op("vote", words=("text",)),)
     actions = ("open", "close", "reveal")
-    view_ts = "spec: PollSpec; status: Status; results: PollResults;"
+    view_ts = """spec: PollSpec;
+  status: Status;
+  results: PollResults;
+  /** a poll that takes danmaku (spec.danmaku): what to type for each option, by its id */
+  danmaku?: Record<string, string[]>;"""
     types_ts = """
 interface PollResultsOf<K> { poll: string; kind: K; voters: number; hidden: false }
 /** While hide_results_until_reveal holds, viewers see only how many voted. */
@@ -439,6 +483,7 @@ export type PollResults =
   | PollRatingResults
   | PollTextResults;
 """
+    danmaku_votes = True
     example: ClassVar[Mapping[str, Any]] = {
         "id": "first",
         "question": "先尝哪款？ Which one first?",
@@ -478,7 +523,10 @@ export type PollResults =
             shown = {**results(spec, counters, records), "hidden": False}
         else:
             shown = visible_results(spec, status, counters, records, now=ctx.now)
-        return {"spec": dump(spec), "status": dump(status.at(ctx.now)), "results": shown}
+        out = {"spec": dump(spec), "status": dump(status.at(ctx.now)), "results": shown}
+        if spec.danmaku:  # what to type, for the overlay: option id -> codes
+            out["danmaku"] = chat_codes(spec).shown
+        return out
 
     def command_needs(self, c: ViewerCommand, ctx: Context) -> Needs:
         if not self._several(c.d.spec):
@@ -498,6 +546,24 @@ export type PollResults =
 
     def act(self, action: str, d: Definition, fields: Mapping[str, Any], ctx: Context) -> Change:
         return Change(state=transition(d.spec, d.state, action, ctx.now))
+
+    def listens(self, d: Definition, now: float) -> bool:
+        return bool(d.spec.danmaku and d.state.at(now).phase == "open")
+
+    def on_danmaku(self, d: Definition, who: Viewer, text: str, now: float) -> Write | None:
+        """弹幕投票: a danmaku naming an option is its sender's ballot, as a ``vote`` from
+        the viewer page would be (it replaces the sender's previous one while open)."""
+        option = chat_codes(d.spec).match(text)
+        if option is None:
+            return None
+        try:
+            made = vote(d.spec, d.state, danmaku_ballot(d.spec, option), now)
+        except InteractionError:  # closed by its countdown since the listeners were set
+            return None
+        record = {**made.record, "name": who.name, "via": "danmaku"}
+        # A key per danmaku: a later one replaces this ballot; the same one committed
+        # twice counts once.
+        return Write(d.id, who.id, f"danmaku:{option}@{now!r}", record, made.deltas)
 
     def export(self, d: Definition, ctx: Context) -> list[dict[str, Any]]:
         """One row per ballot (per answer in a word cloud): as the poll's kind has it."""

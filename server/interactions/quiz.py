@@ -87,6 +87,8 @@ class QuizQuestion(Record, frozen=True):
                 "invalid_field", f"a quiz question needs 2..{MAX_QUIZ_OPTIONS} options"
             )
         unique_ids((o.id for o in self.options), "option")
+        if any(o.codes for o in self.options):
+            raise InteractionError("invalid_field", "a quiz takes no danmaku codes (polls do)")
         if self.correct not in {o.id for o in self.options}:
             raise InteractionError(
                 "invalid_field", f"correct must be one of the options, got {self.correct!r:.40}"

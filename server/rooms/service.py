@@ -34,7 +34,6 @@ from server.interactions.kind import (
     Kind,
     Viewer,
     ViewerCommand,
-    Write,
 )
 from server.interactions.registry import Registry
 from server.rooms.alerts import AlertDesk
@@ -43,6 +42,7 @@ from server.rooms.bursts import Bursts
 from server.rooms.caps import RoomCaps
 from server.rooms.commits import GroupCommit
 from server.rooms.counts import LiveCounts
+from server.rooms.listening import DanmakuInput
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
@@ -130,6 +130,7 @@ class RoomService:
         self.bursts = Bursts(store, node_id, clock=clock)
         self.counts = LiveCounts(store, self.views, self.outbox, self.activities, node_id, clock)
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
+        self.listening = DanmakuInput(self.commits, self.changed, lambda *k: self.contributed(*k))
         self._tasks: list[asyncio.Task[None]] = []
         self.contributed: Callable[[str, str], None] = lambda kind, room: None  # app.py
 
@@ -528,26 +529,15 @@ class RoomService:
             check_not_muted(served, identity.user_id, now, cid)
         return self.text.danmaku(served, identity, text, cid)
 
-    def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> None:
+    def danmaku_sent(self, room_id: str, identity: Identity, text: str, now: float) -> bool:
         """A danmaku was accepted: count it, and let interactions that listen to danmaku
-        (a keyword draw) take it."""
+        take it (server/rooms/listening.py); True when it counted as a vote or pick."""
         served = self.views.get(room_id)
         if served is None:
-            return
+            return False
         self.counts.danmaku(served, identity.user_id, text, now)  # and its top words
         self.alerts.said(room_id, identity, text, now)  # keyword alerts
-        for kind, d in served.listeners:
-            write = kind.on_danmaku(d, Viewer(identity.user_id, identity.name), text, now)
-            if write is not None:
-                asyncio.get_running_loop().create_task(self._listened(room_id, d.id, write))
-
-    async def _listened(self, room_id: str, iid: str, write: Write) -> None:
-        try:
-            result = await self.commits.write(room_id, write)
-        except (BackendUnavailable, RoomNotFound):
-            return
-        if result.status == "applied":
-            self.changed(room_id, iid, result.version)
+        return self.listening.take(served, Viewer(identity.user_id, identity.name), text, now)
 
     def before_tick(self) -> None:
         """Hand the hub this tick's merged taps, one event per interaction."""

@@ -4,7 +4,7 @@
 // `data-option`, `data-count`) and the final design with finalDesign (`.final-slot`).
 
 import { formatShare, h, imageUrl, replace, t } from "/static/common.js";
-import { Bars, area, choicesOf, items, liveCard, newest, newId, rows, titleField, within } from "/static/widgets.js";
+import { Bars, area, checkbox, choicesOf, codedChoicesOf, danmakuCodes, items, liveCard, newest, newId, rows, titleField, within } from "/static/widgets.js";
 
 /**
  * The final design: one chosen option per slot.
@@ -47,7 +47,13 @@ class DesignBoard {
     if (key !== this.key) this._build(view, slots, key);
     for (const slot of slots) {
       this.bars.get(slot.id)?.update(
-        slot.options.map((/** @type {any} */ o) => ({ id: o.id, label: o.label, count: o.count, share: o.share, leading: slot.picks > 0 && o.id === slot.leader })),
+        slot.options.map((/** @type {any} */ o) => ({
+          id: o.id,
+          label: [o.label, danmakuCodes(view, `${slot.id}:${o.id}`, o.label)].filter(Boolean).join(" · "), // what to type, when it takes danmaku
+          count: o.count,
+          share: o.share,
+          leading: slot.picks > 0 && o.id === slot.leader,
+        })),
       );
     }
   }
@@ -156,12 +162,13 @@ export default {
 
   console: (ctx) => ({
     composer: {
-      fields: () => [titleField(), area("f-slots", "codesign.slots", "Bun | Sesame, Brioche\nSauce | Tomato, Mala")],
-      spec: (form) => ({
-        id: newId("design"),
-        title: form.text("f-title"),
-        slots: rows(form.text("f-slots")).map(([label, labels = ""], i) => ({ id: `s${i + 1}`, label, options: choicesOf(items(labels)) })),
-      }),
+      fields: () => [titleField(), area("f-slots", "codesign.slots", "Bun | Sesame, Brioche\nSauce | Tomato, Mala"), checkbox("f-danmaku", "codesign.danmaku")],
+      spec: (form) => {
+        const byDanmaku = form.checked("f-danmaku");
+        const options = byDanmaku ? codedChoicesOf : choicesOf;
+        const slots = rows(form.text("f-slots")).map(([label, labels = ""], i) => ({ id: `s${i + 1}`, label, options: options(items(labels)) }));
+        return { id: newId("design"), title: form.text("f-title"), slots, ...(byDanmaku ? { danmaku: true } : {}) };
+      },
     },
     card() {
       const board = new DesignBoard();
@@ -202,6 +209,7 @@ export default {
       "codesign.final": "The final design",
       "codesign.reveal": "Final design",
       "codesign.slots": "Slots: “slot | option, option, …”, one per line",
+      "codesign.danmaku": "Picks by danmaku (an option's label or a word of it; own codes in brackets: “Red (红围巾/#red)”)",
       "action.lock": "Lock",
       "action.lock_all": "Lock all",
     },
@@ -213,6 +221,7 @@ export default {
       "codesign.final": "最终设计",
       "codesign.reveal": "最终设计",
       "codesign.slots": "槽位：“槽位 | 选项, 选项, …”，每行一个",
+      "codesign.danmaku": "弹幕选择（发选项名或其中一个词；自定口令写在括号里：“红色 (红围巾/#红)”）",
       "action.lock": "锁定",
       "action.lock_all": "全部锁定",
     },

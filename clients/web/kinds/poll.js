@@ -5,7 +5,7 @@
 // figures everywhere; its elements carry `data-poll`, `data-option` and `data-count`.
 
 import { formatNumber, h, notify, replace, t } from "/static/common.js";
-import { Bars, area, checkbox, choicesOf, input, lines, liveCard, newest, newId, select, within } from "/static/widgets.js";
+import { Bars, area, checkbox, choicesOf, codedChoicesOf, danmakuCodes, input, lines, liveCard, newest, newId, select, within } from "/static/widgets.js";
 
 const TYPES = ["single", "multiple", "ranked", "rating", "text"];
 const CHOICES = ["single", "multiple", "ranked"];
@@ -35,7 +35,12 @@ function pollRows(view) {
     }));
   }
   const labels = new Map((view.spec?.options ?? []).map((/** @type {any} */ o) => [o.id, o.label]));
-  return (results.options ?? []).map((/** @type {any} */ o) => ({ id: o.id, label: o.label ?? labels.get(o.id) ?? o.id, count: o.count, share: o.share }));
+  // a poll taking danmaku shows what to type beside each label ("红色 · 1 / A")
+  const labelled = (/** @type {any} */ o) => {
+    const label = o.label ?? labels.get(o.id) ?? o.id;
+    return [label, danmakuCodes(view, o.id, label)].filter(Boolean).join(" · ");
+  };
+  return (results.options ?? []).map((/** @type {any} */ o) => ({ id: o.id, label: labelled(o), count: o.count, share: o.share }));
 }
 
 /** A poll's results that update in place (bars glide; a reconnect rebuilds nothing). */
@@ -258,17 +263,20 @@ export default {
         ),
         input("f-duration", "poll.duration", { type: "number", min: 1, max: 86400 }),
         checkbox("f-hide", "poll.hide"),
+        checkbox("f-danmaku", "poll.danmaku"),
       ],
       relevant(value) {
         const type = value("f-type") ?? "";
         const picks = type === "multiple" || type === "ranked";
-        return { "f-options": CHOICES.includes(type), "f-min": picks, "f-max": picks, "f-scale": type === "rating", "f-answers": type === "text" };
+        return { "f-options": CHOICES.includes(type), "f-min": picks, "f-max": picks, "f-scale": type === "rating", "f-answers": type === "text", "f-danmaku": CHOICES.includes(type) };
       },
       spec(form) {
         const type = form.text("f-type");
         /** @type {Record<string, unknown>} */
         const spec = { id: newId("poll"), question: form.text("f-question"), kind: type };
-        if (CHOICES.includes(type)) spec.options = choicesOf(lines(form.text("f-options")));
+        const byDanmaku = CHOICES.includes(type) && form.checked("f-danmaku");
+        if (CHOICES.includes(type)) spec.options = (byDanmaku ? codedChoicesOf : choicesOf)(lines(form.text("f-options")));
+        if (byDanmaku) spec.danmaku = true;
         if (type === "multiple" || type === "ranked") {
           if (form.number("f-min")) spec.min_picks = form.number("f-min");
           if (form.number("f-max")) spec.max_picks = form.number("f-max");
@@ -324,6 +332,7 @@ export default {
       "poll.scale": "Scale",
       "poll.duration": "Countdown (s, optional)",
       "poll.hide": "Hide results until revealed",
+      "poll.danmaku": "Votes by danmaku (“1”, “A” or the label; own codes in brackets: “Red (红/#red)”)",
     },
     zh: {
       "kind.poll": "投票",
@@ -354,6 +363,7 @@ export default {
       "poll.scale": "评分范围",
       "poll.duration": "倒计时（秒，可选）",
       "poll.hide": "揭晓前隐藏结果",
+      "poll.danmaku": "弹幕投票（发“1”“A”或选项名；自定口令写在括号里：“红色 (红/#红)”）",
     },
   },
 };
