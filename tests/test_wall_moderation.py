@@ -362,6 +362,7 @@ async def test_stats_count_the_last_minute(live):
     assert stats == {
         "room": ROOM,
         "online": 3,
+        "unique_viewers": 3,  # a, b and the lurker; staff and screens are not viewers
         "participants": 2,
         "danmaku_per_min": 3,
         "votes_per_min": 1,
