@@ -179,8 +179,12 @@ const TRANSPORT_CLOSES = {
 /** @typedef {{type: "pong", id: number}} PongMessage */
 /** @typedef {{type: "error", id: number|null, code: string, message: string, retry_after_ms?: number, limit?: number}} ErrorMessage */
 /** @typedef {{type: "batch", room: string, seq: number, events: Array<{type: string, [field: string]: any}>}} BatchMessage */
-/** @typedef {{type: "snapshot", snapshot: Snapshot}} SnapshotMessage */
-/** @typedef {{type: "state", room: string, version: number, interactions: Record<string, View>}} StateMessage */
+/** @typedef {{type: "snapshot", snapshot: Snapshot, id?: number}} SnapshotMessage */
+/**
+ * Changes against a version (PROTOCOL.md, "State messages"). The "views" event gets it
+ * with `interactions` the whole views it changed and no `patches`.
+ * @typedef {{type: "state", room: string, base?: number, version: number, interactions: Record<string, View>, patches?: Record<string, Record<string, unknown>>}} StateMessage
+ */
 /** @typedef {{type: "online", room: string, online: number}} OnlineMessage */
 /**
  * @typedef {{type: "notice", kind: string, [field: string]: unknown}} NoticeMessage
@@ -432,6 +436,8 @@ export class HudongClient {
     this.lastClose = null;
     /** What is known of the room; kept over reconnects until the next snapshot. */
     this.roomState = new RoomState();
+    /** A state message showed a gap and a snapshot was asked for; none answered yet. */
+    this._askedSnapshot = false;
   }
 
   /** @returns {ConnectionStateValue} */
@@ -1393,6 +1399,8 @@ export class HudongClient {
         this._onState(message);
         break;
       case "snapshot":
+        this._askedSnapshot = false;
+        if (typeof message.id === "number") this._settle(message);
         if (message.snapshot && typeof message.snapshot === "object") {
           this.seq = message.snapshot.seq ?? this.seq;
           const changed = this.roomState.applySnapshot(message.snapshot);
@@ -1439,6 +1447,7 @@ export class HudongClient {
     // again keeps its identity (and its idempotency keys) across reconnects.
     if (typeof joined.token === "string") this.token = joined.token;
     else if (pending?.op === "join") this.token = /** @type {string | undefined} */ (pending.command.token) ?? null;
+    this._askedSnapshot = false;
     const changed = joined.snapshot && typeof joined.snapshot === "object" ? this.roomState.applySnapshot(joined.snapshot) : [];
     this._settle(joined);
     this._emit("joined", joined);
@@ -1462,11 +1471,32 @@ export class HudongClient {
     }
   }
 
-  /** @param {StateMessage} message */
+  /**
+   * A `state` message: changes against a version (PROTOCOL.md, "State messages"). The
+   * "views" event gets it with `interactions` the whole views it changed, patches
+   * applied, as before deltas. A gap (a message missed) asks for a snapshot; state
+   * messages are passed over until it arrives.
+   * @param {StateMessage} message
+   */
   _onState(message) {
-    const changed = this.roomState.applyViews(message.interactions);
-    this._emit("views", message);
-    this._emitViews(changed);
+    if (this._askedSnapshot) return;
+    const applied = this.roomState.applyState(message);
+    if (applied === null) {
+      this._askSnapshot();
+      return;
+    }
+    const seen = message.patches === undefined ? message : { ...message, interactions: applied.views };
+    if (seen !== message) delete seen.patches;
+    this._emit("views", seen);
+    this._emitViews(applied.changed);
+  }
+
+  /** Ask for the room's snapshot once; asked again at the next gap if this one fails. */
+  _askSnapshot() {
+    this._askedSnapshot = true;
+    this._command("snapshot", {}).catch(() => {
+      this._askedSnapshot = false;
+    });
   }
 
   /** @param {import("./room.js").ViewChange[]} changed */
