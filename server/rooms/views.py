@@ -82,6 +82,7 @@ class ViewKeeper:
         if served is not None:
             if record.version > served.record.version:
                 served.record = record
+                served.version = max(served.version, record.version)
             return served
         fresh = ServedRoom(record, RoomStats(self.shared, self.activities), version=record.version)
         fresh.moderation = await self.store.records(record.id, MODERATION_BOX)
