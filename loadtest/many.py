@@ -65,6 +65,7 @@ QA_QUESTIONS = 5
 SLOTS = ("bun", "patty", "sauce")
 STATE_PREFIX = b'{"type":"state"'
 VERSION = re.compile(rb'"version":(\d+)')
+BASE = re.compile(rb'"base":(\d+)')
 
 
 def add_arguments(load: argparse._ArgumentGroup) -> None:
@@ -215,10 +216,11 @@ class Contributor(Member):
     def on_message(self, payload: bytes, now_ns: int) -> None:
         if payload.startswith(STATE_PREFIX):
             found = VERSION.search(payload, 0, 256)
+            base = BASE.search(payload, 0, 256)
             if found is not None:
                 self.states += 1
                 self.state_bytes += len(payload)
-                self._state(int(found.group(1)), now_ns)
+                self._state(int(found.group(1)), now_ns, int(base.group(1)) if base else None)
                 return
         super().on_message(payload, now_ns)
 
@@ -326,6 +328,7 @@ async def _clients(share: Share) -> None:
                 "never": sum(len(m.waiting) for m in viewers),
                 "states": sum(m.states for m in viewers),
                 "state_bytes": sum(m.state_bytes for m in viewers),
+                "gaps": sum(m.gaps for m in viewers),
                 "disconnects": stats.disconnects,
             },
         )
@@ -429,6 +432,7 @@ async def body(run: Run) -> None:
             "state_never_seen": never,
             "state_messages": states,
             "state_bytes_mean": round(sum(p["state_bytes"] for p in parts) / max(states, 1)),
+            "state_gaps": sum(p["gaps"] for p in parts),
             "disconnects": sum(p["disconnects"] for p in parts),
             "worker_errors": errors,
             "server_cpu_load": load,
@@ -466,7 +470,8 @@ def rows(res: dict[str, Any]) -> Rows:
             "state updates",
             f"ack → state {latency_text(s)} ms ({s['samples']} samples, "
             f"{res['state_never_seen']} never seen); {res['state_messages']} state messages "
-            f"to viewers, {res['state_bytes_mean']} B each on average",
+            f"to viewers, {res['state_bytes_mean']} B each on average, "
+            f"{res['state_gaps']} gaps",
         ),
         ("server CPU", f"{res['server_cpu_load']['cpu_pct']}% during the load"),
         ("server drops", str(res["server_drops"] or "none")),

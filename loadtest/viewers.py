@@ -111,9 +111,13 @@ class Client(asyncio.Protocol):
         if kind == "hello":
             self.send(self.join)
         elif kind == "joined":
+            self.on_joined(msg)
             self.ready.set_result(True)
         else:
             self._fail(f"join: {payload[:160].decode(errors='replace')}")
+
+    def on_joined(self, msg: dict[str, Any]) -> None:
+        pass
 
     def on_message(self, payload: bytes, now_ns: int) -> None:
         self.stats.other_frames += 1
@@ -183,7 +187,9 @@ class Member(Client):
         super().__init__(*a, **kw)
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.next_id = 1
-        self.state_version = -1
+        self.state_version = -1  # the version the views held are at
+        self.gaps = 0  # state messages that did not follow the version held
+        self.asked = False  # a snapshot was asked for after a gap, none came yet
         self.waiting: list[tuple[int, int]] = []  # (version, ack time ns)
         self.state_lat_ms: list[float] = []
         self.state_ack_ns: list[int] = []  # the ack time of each state_lat_ms sample
@@ -200,7 +206,11 @@ class Member(Client):
         msg = JSON.decode(payload)
         kind = msg.get("type")
         if kind == "state":
-            self._state(int(msg.get("version", -1)), now_ns)
+            self._state(int(msg.get("version", -1)), now_ns, msg.get("base"))
+            return
+        if kind == "snapshot":  # asked for after a gap, or after draining
+            self.asked = False
+            self._state(int(msg["snapshot"].get("version", -1)), now_ns)
             return
         fut = self.pending.pop(msg.get("id", -1), None) if "id" in msg else None
         if fut is not None:
@@ -214,7 +224,19 @@ class Member(Client):
         else:
             self.stats.other_frames += 1
 
-    def _state(self, version: int, now_ns: int) -> None:
+    def on_joined(self, msg: dict[str, Any]) -> None:
+        self.state_version = int(msg.get("snapshot", {}).get("version", -1))
+
+    def _state(self, version: int, now_ns: int, base: int | None = None) -> None:
+        """A state message (changes from ``base``, PROTOCOL.md "State messages") or a
+        snapshot (``base`` None). One whose base is after the version held shows a
+        missed message: counted in ``gaps``, and a snapshot is asked for (once)."""
+        if base is not None and base > self.state_version:
+            self.gaps += 1
+            if not self.asked:
+                self.asked = True
+                self.send(wire.client_frame(wire.OP_TEXT, b'{"op":"snapshot"}'))
+            return
         self.state_version = max(self.state_version, version)
         left = []
         for v, t in self.waiting:

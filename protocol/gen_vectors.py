@@ -81,6 +81,7 @@ VECTORS: list[tuple[str, str, Any]] = [
     ),
     ("command", "danmaku-no-id", {"op": "danmaku", "text": "hi"}),
     ("command", "ping", {"op": "ping", "id": 9007199254740991}),
+    ("command", "snapshot", {"op": "snapshot", "id": 7}),
     ("command", "checkin", {"op": "checkin", "id": 3, "key": "c-6f1e2a"}),
     (
         "server",
@@ -130,9 +131,27 @@ VECTORS: list[tuple[str, str, Any]] = [
         {
             "type": "state",
             "room": "demo",
+            "base": 41,
             "version": 42,
             "interactions": {"checkin": CHECKIN_VIEW},
         },
+    ),
+    (
+        "server",
+        "state-patches",
+        {
+            "type": "state",
+            "room": "demo",
+            "base": 42,
+            "version": 45,
+            "interactions": {},
+            "patches": {"checkin": {"count": 1030, "note": None}},
+        },
+    ),
+    (
+        "server",
+        "snapshot-asked",
+        {"type": "snapshot", "snapshot": SNAPSHOT, "id": 7},
     ),
     (
         "server",

@@ -79,6 +79,13 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class AskSnapshot:
+    """A client that missed a ``state`` message asks for its room's snapshot."""
+
+    id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Participate:
     """A viewer's command on an interaction or on the room's own one (PROTOCOL.md,
     "Interactions"): ``vote``, ``pick``, ``checkin``, ``post``, ``react`` …
@@ -124,8 +131,8 @@ class OpRule:
     keyed: bool = True
 
 
-Command = Join | Danmaku | Ping | Participate | Host | Bridge
-CORE_OPS = ("join", "danmaku", "ping", "host", "bridge")
+Command = Join | Danmaku | Ping | AskSnapshot | Participate | Host | Bridge
+CORE_OPS = ("join", "danmaku", "ping", "host", "bridge", "snapshot")
 # Commands that change state carry a client-made idempotency key (PROTOCOL.md,
 # "Idempotency keys"); a retry with the same key has its effect once.
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -234,6 +241,8 @@ def parse_command(
         return Join(cid, room, token, name, lang)
     if op == "ping":
         return Ping(cid)
+    if op == "snapshot":
+        return AskSnapshot(cid)
     rule = (ops or {}).get(op)
     if rule is not None:
         key = _key(obj, cid) if rule.keyed else None
@@ -299,8 +308,20 @@ def batch(room: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "batch", "room": room, "seq": seq, "events": events}
 
 
-def state(room: str, version: int, interactions: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "state", "room": room, "version": version, "interactions": interactions}
+def state(
+    room: str,
+    base: int,
+    version: int,
+    interactions: dict[str, Any],
+    patches: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Changes against ``base`` (PROTOCOL.md, "State messages"; :mod:`protocol.delta`):
+    whole views in ``interactions``, merge patches in ``patches``."""
+    message: dict[str, Any] = {"type": "state", "room": room, "base": base, "version": version}
+    message["interactions"] = interactions
+    if patches:
+        message["patches"] = patches
+    return message
 
 
 def online(room: str, count: int) -> dict[str, Any]:

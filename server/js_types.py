@@ -184,6 +184,17 @@ export interface DanmakuCommand extends CommandBase {{
 export interface PingCommand extends CommandBase {{
   op: "ping";
 }}
+/** After a gap in state messages: the room's snapshot, answered with a `snapshot`. */
+export interface SnapshotCommand extends CommandBase {{
+  op: "snapshot";
+}}
+/** A `hudong bridge` process's (host tokens only): one event of a platform's chat. */
+export interface BridgeCommand extends CommandBase {{
+  op: "bridge";
+  platform: string;
+  channel: string;
+  event: Record<string, unknown>;
+}}
 export interface HostCommand extends CommandBase {{
   op: "host";
   action: string;
@@ -293,15 +304,22 @@ export interface BatchMessage {
   seq: number;
   events: BatchEvent[];
 }
+/** Changes against a version (PROTOCOL.md, "State messages"): whole views in
+ * `interactions`, RFC 7396 merge patches of views in `patches`, both against `base`. */
 export interface StateMessage {
   type: "state";
   room: string;
+  /** the version these changes apply to; absent from servers before deltas */
+  base?: number;
   version: number;
   interactions: Record<string, InteractionView>;
+  patches?: Record<string, Record<string, unknown>>;
 }
 export interface SnapshotMessage {
   type: "snapshot";
   snapshot: Snapshot;
+  /** the `snapshot` command's id, when it answers one */
+  id?: number;
 }
 export interface OnlineMessage {
   type: "online";
@@ -356,7 +374,15 @@ def _viewer_commands(registry: Registry) -> list[str]:
             out.append("  key: string;")
         out.append("  [field: string]: unknown;")
         out.append("}")
-    commands = ["JoinCommand", "DanmakuCommand", "PingCommand", "HostCommand", *names]
+    commands = [
+        "JoinCommand",
+        "DanmakuCommand",
+        "PingCommand",
+        "SnapshotCommand",
+        "BridgeCommand",
+        "HostCommand",
+        *names,
+    ]
     out.append("export type Command =\n  | " + "\n  | ".join(commands) + ";")
     return out
 

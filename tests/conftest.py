@@ -22,6 +22,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from protocol.codec import JSON, MSGPACK, Codec, codec_for_subprotocol
+from protocol.delta import HeldViews
 from server.app import create_app
 from server.config import Settings
 from server.hub import Hub
@@ -63,6 +64,11 @@ class Client:
         self.codec = codec
         self.next_id = 0
         self.online: int | None = None  # the count of the last ``online`` message
+        # Views kept current from snapshots and state messages (protocol/delta.py);
+        # with ``apply_deltas``, a state message is handed on with ``interactions`` the
+        # whole views it changed, as before deltas, and a gap asks for a snapshot.
+        self.held = HeldViews()
+        self.apply_deltas = True
 
     async def send(self, message: dict[str, Any]) -> None:
         data = self.codec.encode(message)
@@ -82,7 +88,20 @@ class Client:
             if message.get("type") == "online" and not online:
                 self.online = message["online"]
                 continue
-            return message
+            return await self._follow(message)
+
+    async def _follow(self, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message.get("type")
+        if kind in ("joined", "snapshot") and isinstance(message.get("snapshot"), dict):
+            self.held.snapshot(message["snapshot"])
+        elif kind == "state":
+            changed = self.held.state(message)
+            if changed is None:
+                await self.send({"op": "snapshot"})
+            elif self.apply_deltas:
+                message = {k: v for k, v in message.items() if k != "patches"}
+                message["interactions"] = changed
+        return message
 
     async def recv_type(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
         """The next message of ``type_``, skipping batches and others before it."""

@@ -17,8 +17,12 @@ import cProfile
 import pstats
 import sys
 import time
+from typing import Any
 
 from loadtest.many import CLOSED_ORDER, OPEN_ORDER, QA_QUESTIONS, Target, _spec
+from protocol.codec import JSON
+from protocol.delta import merge_patch
+from protocol.messages import state
 from server.auth import Authority, Identity
 from server.backends.base import RoomRecord
 from server.backends.memory import MemoryStore
@@ -75,6 +79,41 @@ async def build(k: int, m: int) -> tuple[RoomService, list[Target]]:
     return rooms, targets
 
 
+class WireSizes:
+    """The public state message's JSON bytes per flush: as sent (a patch where shorter
+    than the view), with every changed view whole (as before deltas), and with a patch
+    for every changed view that a patch can say."""
+
+    def __init__(self, rooms: RoomService) -> None:
+        self.rooms = rooms
+        self.held = dict(rooms.snapshot_views(ROOM, Audience.PUBLIC)[1])
+        self.sent = self.whole = self.patched = 0
+
+    def note(self, changes: list[Any]) -> None:
+        for change in changes:
+            delta = change.deltas.get(Audience.PUBLIC)
+            if delta is None:
+                continue
+            _, now = self.rooms.snapshot_views(ROOM, Audience.PUBLIC)
+            ids = [*delta.interactions, *delta.patches]
+            message = state(ROOM, delta.base, delta.version, delta.interactions, delta.patches)
+            self.sent += len(JSON.encode(message))
+            views = {i: now[i] for i in ids}
+            self.whole += len(JSON.encode(state(ROOM, delta.base, delta.version, views)))
+            patches = {i: merge_patch(self.held[i], now[i]) for i in ids if i in self.held}
+            always = {i: p for i, p in patches.items() if p is not None}
+            rest = {i: now[i] for i in ids if i not in always}
+            self.patched += len(JSON.encode(state(ROOM, 0, delta.version, rest, always)))
+            self.held.update(views)
+
+    def report(self, flushes: int) -> str:
+        return (
+            f"public state message per flush: {self.sent / flushes:.0f} B as sent, "
+            f"{self.whole / flushes:.0f} B with whole views, "
+            f"{self.patched / flushes:.0f} B with a patch wherever one can say the change"
+        )
+
+
 async def main(k: int, m: int, flushes: int, profile: bool) -> None:
     rooms, targets = await build(k, m)
     seq = 0
@@ -93,21 +132,24 @@ async def main(k: int, m: int, flushes: int, profile: bool) -> None:
         await rooms.changes()
     prof = cProfile.Profile()
     flush_s = 0.0
+    sizes = WireSizes(rooms)
     start = time.process_time()
     for _ in range(flushes):
         await contribute()
         t = time.process_time()
         if profile:
             prof.enable()
-        await rooms.changes()
+        changes = await rooms.changes()
         if profile:
             prof.disable()
         flush_s += time.process_time() - t
+        sizes.note(changes)
     whole = time.process_time() - start
     print(
         f"K={k} M={m}: {flushes} flushes, flush CPU {1000 * flush_s / flushes:.2f} ms each; "
         f"{1000 * whole / flushes:.2f} ms per round of {PER_FLUSH} contributions and a flush"
     )
+    print(sizes.report(flushes))
     if profile:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 

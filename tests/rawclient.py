@@ -14,6 +14,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from protocol.codec import JSON, Codec
+from protocol.delta import HeldViews
 
 
 class RawClient:
@@ -31,6 +32,10 @@ class RawClient:
         self.pending: list[Any] = []
         self.closed_code: int | None = None
         self.eof = False
+        # Views kept current (protocol/delta.py): a state message is queued with
+        # ``interactions`` the whole views it changed; a gap is counted in held.gaps
+        # and the message queued as it came, for the test to ask for a snapshot.
+        self.held = HeldViews()
 
     @classmethod
     async def connect(
@@ -73,9 +78,20 @@ class RawClient:
         for event in events:
             if isinstance(event, Frame):
                 if event.opcode in (Opcode.TEXT, Opcode.BINARY):
-                    self.pending.append(self.codec.decode(bytes(event.data)))
+                    self.pending.append(self._follow(self.codec.decode(bytes(event.data))))
                 elif event.opcode is Opcode.CLOSE:
                     self.closed_code = Close.parse(bytes(event.data)).code
+
+    def _follow(self, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message.get("type")
+        if kind in ("joined", "snapshot") and isinstance(message.get("snapshot"), dict):
+            self.held.snapshot(message["snapshot"])
+        elif kind == "state":
+            changed = self.held.state(message)
+            if changed is not None:
+                message = {k: v for k, v in message.items() if k != "patches"}
+                message["interactions"] = changed
+        return message
 
     async def send(self, message: dict[str, Any]) -> None:
         data = self.codec.encode(message)

@@ -25,6 +25,7 @@ from protocol.messages import (
     KEY_RE,
     MAX_NAME_CHARS,
     ROOM_ID_RE,
+    AskSnapshot,
     CommandError,
     Danmaku,
     Host,
@@ -85,6 +86,8 @@ def check_command(obj: dict[str, Any], command: Any) -> None:
             assert ROOM_ID_RE.match(obj["interaction"])
     elif isinstance(command, Host):
         assert obj["op"] == "host" and 1 <= len(command.action) <= 32
+    elif isinstance(command, AskSnapshot):
+        assert obj["op"] == "snapshot"
     else:
         assert isinstance(command, Ping) and obj["op"] == "ping"
 

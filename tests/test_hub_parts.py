@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from protocol.codec import JSON, MSGPACK, Codec
+from protocol.delta import Delta, HeldViews
 from protocol.messages import CommandError, Danmaku, Join, OpRule, Participate, online
 from server.auth import Authority, Identity
 from server.backends import open_backends
@@ -181,9 +182,16 @@ def test_state_goes_to_each_audience_once_per_codec():
         "public": {"p": {"results": {"hidden": True}}},
         "staff": {"p": {"results": {"hidden": False}}},
     }
-    fanout.send_state(room, 7, views)
-    assert JSON.decode(payload(viewer.transport.written[0]))["interactions"] == views["public"]
-    assert MSGPACK.decode(payload(host.transport.written[0]))["interactions"] == views["staff"]
+    deltas = {
+        "public": Delta(6, 7, views["public"]),
+        "staff": Delta(5, 7, {}, {"p": {"results": {"hidden": False}}}),
+    }
+    fanout.send_state(room, deltas)
+    public = JSON.decode(payload(viewer.transport.written[0]))
+    assert (public["base"], public["version"], public["interactions"]) == (6, 7, views["public"])
+    assert "patches" not in public
+    staff = MSGPACK.decode(payload(host.transport.written[0]))
+    assert (staff["base"], staff["interactions"], staff["patches"]) == (5, {}, views["staff"])
     assert screen.transport.written == []  # nothing changed for screens
 
 
@@ -288,15 +296,25 @@ async def test_join_then_a_vote_reaches_each_audience_through_one_state_flush(hu
     await hub.rooms.host("r", "create", {"kind": "poll", "spec": spec})
     await hub.rooms.host("r", "open", {"interaction": "p"})
     await hub.flush_state()
-    for conn in (viewer, screen, host):
+    held = {}
+    for conn in (viewer, screen, host):  # each kept current from its snapshot and deltas
+        held[conn] = HeldViews()
+        held[conn].snapshot(conn.sent[0]["snapshot"])
+        for frame in conn.transport.written:
+            message = JSON.decode(payload(frame))
+            if message["type"] == "state":
+                assert held[conn].state(message) is not None
         conn.transport.written.clear()
     vote = Participate(2, "vote", "k1", {"interaction": "p", "option": "a"})
     await hub.handle_async(viewer, vote)  # type: ignore[arg-type]
     ack = viewer.sent[-1]
     assert ack["type"] == "ack" and ack["id"] == 2 and ack["duplicate"] is False
     await hub.flush_state()
-    public = JSON.decode(payload(viewer.transport.written[-1]))["interactions"]["p"]
-    staff = JSON.decode(payload(host.transport.written[-1]))["interactions"]["p"]
+    for conn in (viewer, host):
+        [frame] = conn.transport.written
+        assert held[conn].state(JSON.decode(payload(frame))) is not None
+    public = held[viewer].views["p"]
+    staff = held[host].views["p"]
     assert public["results"] == {"poll": "p", "kind": "single", "voters": 1, "hidden": True}
     assert staff["results"]["options"][0]["count"] == 1
     assert screen.transport.written  # screens see what viewers see

@@ -106,8 +106,9 @@ async def test_a_vote_is_acknowledged_once_committed_and_the_flush_carries_the_v
     )
     assert again == {**ack, "duplicate": True}
     [change] = await rooms.changes()
-    assert set(change.views) == {Audience.PUBLIC, Audience.SCREEN, Audience.STAFF}
-    assert change.views[Audience.PUBLIC]["p"]["results"]["voters"] == 1
+    assert set(change.deltas) == {Audience.PUBLIC, Audience.SCREEN, Audience.STAFF}
+    assert rooms.snapshot_views(ROOM, Audience.PUBLIC)[1]["p"]["results"]["voters"] == 1
+    assert "p" in change.deltas[Audience.PUBLIC].patches  # a vote: a patch, not the view
     assert ("r", "p", ack["version"]) in outbox(rooms).changed  # relayed to other nodes
     assert await rooms.changes() == []  # nothing new
 

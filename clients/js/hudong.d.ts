@@ -332,6 +332,8 @@ export class HudongClient {
      * @type {import("./room.js").RoomState}
      */
     roomState: import("./room.js").RoomState;
+    /** A state message showed a gap and a snapshot was asked for; none answered yet. */
+    _askedSnapshot: boolean;
     /** @returns {ConnectionStateValue} */
     get state(): ConnectionStateValue;
     /** The last snapshot (from `joined` or a `snapshot` message), as it arrived. */
@@ -728,8 +730,16 @@ export class HudongClient {
     private _onJoined;
     /** @private @param {BatchMessage} batch */
     private _onBatch;
-    /** @private @param {StateMessage} message */
-    private _onState;
+    /**
+     * A `state` message: changes against a version (PROTOCOL.md, "State messages"). The
+     * "views" event gets it with `interactions` the whole views it changed, patches
+     * applied, as before deltas. A gap (a message missed) asks for a snapshot; state
+     * messages are passed over until it arrives.
+     * @param {StateMessage} message
+     */
+    _onState(message: StateMessage): void;
+    /** Ask for the room's snapshot once; asked again at the next gap if this one fails. */
+    _askSnapshot(): void;
     /** @private @param {import("./room.js").ViewChange[]} changed */
     private _emitViews;
     /** @private @param {NoticeMessage} notice */

@@ -435,6 +435,8 @@ export class HudongClient {
      * @type {import("./room.js").RoomState}
      */
     this.roomState = new RoomState();
+    /** A state message showed a gap and a snapshot was asked for; none answered yet. */
+    this._askedSnapshot = false;
   }
 
   /** @returns {ConnectionStateValue} */
@@ -1420,6 +1422,8 @@ export class HudongClient {
         this._onState(message);
         break;
       case "snapshot":
+        this._askedSnapshot = false;
+        if (typeof message.id === "number") this._settle(message);
         if (message.snapshot && typeof message.snapshot === "object") {
           this.seq = message.snapshot.seq ?? this.seq;
           const changed = this.roomState.applySnapshot(message.snapshot);
@@ -1490,6 +1494,7 @@ export class HudongClient {
     // again keeps its identity (and its idempotency keys) across reconnects.
     if (typeof joined.token === "string") this.token = joined.token;
     else if (pending?.op === "join") this.token = /** @type {string | undefined} */ (pending.command.token) ?? null;
+    this._askedSnapshot = false;
     const changed = joined.snapshot && typeof joined.snapshot === "object" ? this.roomState.applySnapshot(joined.snapshot) : [];
     this._settle(joined);
     this._emit("joined", joined);
@@ -1513,11 +1518,32 @@ export class HudongClient {
     }
   }
 
-  /** @private @param {StateMessage} message */
+  /**
+   * A `state` message: changes against a version (PROTOCOL.md, "State messages"). The
+   * "views" event gets it with `interactions` the whole views it changed, patches
+   * applied, as before deltas. A gap (a message missed) asks for a snapshot; state
+   * messages are passed over until it arrives.
+   * @param {StateMessage} message
+   */
   _onState(message) {
-    const changed = this.roomState.applyViews(message.interactions);
-    this._emit("views", message);
-    this._emitViews(changed);
+    if (this._askedSnapshot) return;
+    const applied = this.roomState.applyState(message);
+    if (applied === null) {
+      this._askSnapshot();
+      return;
+    }
+    const seen = message.patches === undefined ? message : { ...message, interactions: applied.views };
+    if (seen !== message) delete seen.patches;
+    this._emit("views", seen);
+    this._emitViews(applied.changed);
+  }
+
+  /** Ask for the room's snapshot once; asked again at the next gap if this one fails. */
+  _askSnapshot() {
+    this._askedSnapshot = true;
+    this._command("snapshot", {}).catch(() => {
+      this._askedSnapshot = false;
+    });
   }
 
   /** @private @param {import("./room.js").ViewChange[]} changed */

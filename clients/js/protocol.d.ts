@@ -40,6 +40,17 @@ export interface DanmakuCommand extends CommandBase {
 export interface PingCommand extends CommandBase {
   op: "ping";
 }
+/** After a gap in state messages: the room's snapshot, answered with a `snapshot`. */
+export interface SnapshotCommand extends CommandBase {
+  op: "snapshot";
+}
+/** A `hudong bridge` process's (host tokens only): one event of a platform's chat. */
+export interface BridgeCommand extends CommandBase {
+  op: "bridge";
+  platform: string;
+  channel: string;
+  event: Record<string, unknown>;
+}
 export interface HostCommand extends CommandBase {
   op: "host";
   action: string;
@@ -121,6 +132,8 @@ export type Command =
   | JoinCommand
   | DanmakuCommand
   | PingCommand
+  | SnapshotCommand
+  | BridgeCommand
   | HostCommand
   | VoteCommand
   | AnswerCommand
@@ -235,15 +248,22 @@ export interface BatchMessage {
   seq: number;
   events: BatchEvent[];
 }
+/** Changes against a version (PROTOCOL.md, "State messages"): whole views in
+ * `interactions`, RFC 7396 merge patches of views in `patches`, both against `base`. */
 export interface StateMessage {
   type: "state";
   room: string;
+  /** the version these changes apply to; absent from servers before deltas */
+  base?: number;
   version: number;
   interactions: Record<string, InteractionView>;
+  patches?: Record<string, Record<string, unknown>>;
 }
 export interface SnapshotMessage {
   type: "snapshot";
   snapshot: Snapshot;
+  /** the `snapshot` command's id, when it answers one */
+  id?: number;
 }
 export interface OnlineMessage {
   type: "online";

@@ -1,5 +1,14 @@
 // Generated from room.js's JSDoc by `npm run types` (scripts/emit-types.mjs); do not edit.
 /**
+ * `target` with the JSON merge patch `patch` applied (RFC 7396, section 2); `target`
+ * is not changed. A member set to null is removed; an object merges; anything else
+ * (arrays too) replaces.
+ * @param {unknown} target
+ * @param {unknown} patch
+ * @returns {any}
+ */
+export function mergePatch(target: unknown, patch: unknown): any;
+/**
  * Deep equality of decoded message values (maps, arrays, scalars).
  * @param {unknown} a
  * @param {unknown} b
@@ -27,6 +36,8 @@ export class RoomState {
     recent: Array<Record<string, any>>;
     /** @type {number} viewers in the room: from the snapshot, then from `online` messages */
     online: number;
+    /** @type {number | null} the version the views are at: the snapshot's, then each state message's */
+    version: number | null;
     /**
      * A snapshot replaces what was known. Returns the views that differ from before.
      * @param {Record<string, any>} snapshot
@@ -39,6 +50,19 @@ export class RoomState {
      * @returns {ViewChange[]}
      */
     applyViews(views: Record<string, unknown> | undefined): ViewChange[];
+    /**
+     * A `state` message: its whole views and patched ones replace those with the same id.
+     * Returns the views that changed and every view the message touched, whole (by id),
+     * or null for a gap: the message applies to a version after the one held, so one was
+     * missed and only a snapshot brings the views back. A message without `base` (from
+     * a server before deltas) carries whole views only.
+     * @param {Record<string, any>} message
+     * @returns {{changed: ViewChange[], views: Record<string, View>} | null}
+     */
+    applyState(message: Record<string, any>): {
+        changed: ViewChange[];
+        views: Record<string, View>;
+    } | null;
     /** @param {Record<string, any>} event a danmaku event from a batch */
     addDanmaku(event: Record<string, any>): void;
     /**

@@ -3,8 +3,11 @@
 //
 // RoomState does no I/O and emits nothing: each method takes what arrived and
 // returns what changed, and HudongClient turns that into events. A `snapshot`
-// (in `joined`, or on its own) replaces everything; a `state` message replaces the
-// views it carries; batches add danmaku to `recent` and retractions take them out;
+// (in `joined`, or on its own) replaces everything; a `state` message carries changes
+// against a version (PROTOCOL.md, "State messages"): whole views in `interactions`,
+// JSON merge patches (RFC 7396) in `patches`, applied when its `base` is at most the
+// version held; one with a later `base` shows a missed message (a gap), and the client
+// asks for a snapshot. Batches add danmaku to `recent` and retractions take them out;
 // `online` messages bring the viewer count.
 
 /** How many danmaku `recent` keeps: the server's default `hub.replay_size`. */
@@ -31,6 +34,8 @@ export class RoomState {
     this.recent = [];
     /** @type {number} viewers in the room: from the snapshot, then from `online` messages */
     this.online = 0;
+    /** @type {number | null} the version the views are at: the snapshot's, then each state message's */
+    this.version = null;
   }
 
   /**
@@ -40,6 +45,7 @@ export class RoomState {
    */
   applySnapshot(snapshot) {
     this.snapshot = snapshot;
+    this.version = Number.isInteger(snapshot.version) ? snapshot.version : null;
     if (Number.isInteger(snapshot.degrade)) this.degrade = snapshot.degrade;
     if (Number.isInteger(snapshot.online)) this.online = snapshot.online;
     this.recent = Array.isArray(snapshot.recent) ? snapshot.recent.slice(-RECENT_SIZE) : [];
@@ -73,6 +79,36 @@ export class RoomState {
       if (before === undefined || !sameValue(before, view)) changed.push([view, before]);
     }
     return changed;
+  }
+
+  /**
+   * A `state` message: its whole views and patched ones replace those with the same id.
+   * Returns the views that changed and every view the message touched, whole (by id),
+   * or null for a gap: the message applies to a version after the one held, so one was
+   * missed and only a snapshot brings the views back. A message without `base` (from
+   * a server before deltas) carries whole views only.
+   * @param {Record<string, any>} message
+   * @returns {{changed: ViewChange[], views: Record<string, View>} | null}
+   */
+  applyState(message) {
+    const base = message.base;
+    if (base !== undefined && (this.version === null || !Number.isInteger(base) || base > this.version)) return null;
+    /** @type {Record<string, unknown>} */
+    const whole = { ...(message.interactions ?? {}) };
+    for (const [id, patch] of Object.entries(message.patches ?? {})) {
+      const before = this.interactions.get(id);
+      if (before === undefined) return null; // a patch for a view never held
+      whole[id] = mergePatch(before, patch);
+    }
+    const changed = this.applyViews(whole);
+    if (Number.isInteger(message.version)) this.version = Math.max(this.version ?? 0, message.version);
+    /** @type {Record<string, View>} */
+    const views = {};
+    for (const id of Object.keys(whole)) {
+      const view = this.interactions.get(id);
+      if (view !== undefined) views[id] = view;
+    }
+    return { changed, views };
   }
 
   /** @param {Record<string, any>} event a danmaku event from a batch */
@@ -111,6 +147,25 @@ function viewOf(id, raw, before) {
   const kind = typeof view.kind === "string" ? view.kind : before?.kind;
   if (kind !== undefined) completed.kind = kind;
   return /** @type {View} */ (completed);
+}
+
+/**
+ * `target` with the JSON merge patch `patch` applied (RFC 7396, section 2); `target`
+ * is not changed. A member set to null is removed; an object merges; anything else
+ * (arrays too) replaces.
+ * @param {unknown} target
+ * @param {unknown} patch
+ * @returns {any}
+ */
+export function mergePatch(target, patch) {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  /** @type {Record<string, unknown>} */
+  const result = target !== null && typeof target === "object" && !Array.isArray(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
 }
 
 /**

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from protocol.codec import CODECS, Codec
+from protocol.delta import Delta
 from protocol.messages import batch, state
 from server.hub.connection import Connection
 from server.hub.deflate import Frames
@@ -115,14 +116,12 @@ class Fanout:
             for conns in groups:
                 self.write_to(conns, frames)
 
-    def send_state(
-        self, room: LiveRoom, version: int, views: Mapping[str, Mapping[str, Any]]
-    ) -> None:
-        """Changed views, per audience: one ``state`` message each, encoded once per codec.
-        State is never dropped: a paused connection is marked for a snapshot instead,
-        which carries the same views."""
-        for audience, changed in views.items():
-            message = state(room.id, version, dict(changed))
+    def send_state(self, room: LiveRoom, deltas: Mapping[str, Delta]) -> None:
+        """Changed views, per audience: one ``state`` message each (changes against the
+        audience's previous one), encoded once per codec. State is never dropped: a
+        paused connection is marked for a snapshot instead, which carries the views."""
+        for audience, delta in deltas.items():
+            message = state(room.id, delta.base, delta.version, delta.interactions, delta.patches)
             for codec in CODECS:
                 conns = room.groups.get((audience, codec))
                 if conns:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from protocol.messages import (
+    AskSnapshot,
     Bridge,
     Command,
     CommandError,
@@ -36,7 +37,7 @@ from protocol.messages import (
 )
 from protocol.messages import online as online_count
 from server import __version__
-from server.auth import SENDING_ROLES, STAFF_ROLES, Identity
+from server.auth import ROLES, SENDING_ROLES, STAFF_ROLES, Identity
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomRecord
 from server.config import Settings, node_name
@@ -278,7 +279,7 @@ class Hub:
             self.metrics.commands.labels(op_label, command.code).inc()
             conn.send(error(command))
             return
-        if conn.busy or not isinstance(command, (Danmaku, Ping)):
+        if conn.busy or not isinstance(command, (Danmaku, Ping, AskSnapshot)):
             conn.enqueue(command)  # keeps this connection's commands in order
             return
         try:
@@ -295,10 +296,14 @@ class Hub:
         self.metrics.commands.labels(self.intake.label(_op_of(command)), err.code).inc()
         conn.send(error(err))
 
-    def handle_sync(self, conn: Connection, command: Danmaku | Ping) -> None:
+    def handle_sync(self, conn: Connection, command: Danmaku | Ping | AskSnapshot) -> None:
         if isinstance(command, Danmaku):
             room, identity = _member(conn, command.id, "send danmaku", SENDING_ROLES)
             self.stream.danmaku(conn, room, identity, command)
+        elif isinstance(command, AskSnapshot):
+            _member(conn, command.id, "ask for a snapshot", frozenset(ROLES))
+            self.metrics.commands.labels("snapshot", "ok").inc()
+            self.send_snapshot(conn, command.id)
         else:
             self.metrics.commands.labels("ping", "ok").inc()
             conn.send(pong(command.id))
@@ -405,7 +410,7 @@ class Hub:
         version, views = self.rooms.snapshot_views(room.id, audience)
         return {
             "room": room.record.public(),
-            "version": max(version, room.record.version),
+            "version": version,  # the label of the views (PROTOCOL.md, "State messages")
             "seq": room.seq,
             "online": room.online,
             "degrade": int(self.room_level(room)),
@@ -413,14 +418,22 @@ class Hub:
             "recent": list(room.replay),
         }
 
-    def send_snapshot(self, conn: Connection) -> None:
+    def send_snapshot(self, conn: Connection, asked: int | None = None) -> None:
+        """The room's snapshot to ``conn``: it drained, the room changed, or it asked
+        (the ``snapshot`` command, with its ``id``), having missed a state message."""
         room: LiveRoom | None = conn.room
         if room is None:
             return
         if conn.paused:
             conn.needs_snapshot = True
             return
-        conn.send({"type": "snapshot", "snapshot": self.snapshot(room, conn.audience)})
+        message: dict[str, Any] = {
+            "type": "snapshot",
+            "snapshot": self.snapshot(room, conn.audience),
+        }
+        if asked is not None:
+            message["id"] = asked
+        conn.send(message)
 
     # --- what the room layer tells the hub (server/rooms/outbox.py) ----------------------
 
@@ -534,7 +547,7 @@ class Hub:
         for change in await self.rooms.changes():
             live = self.live.get(change.room_id)
             if live is not None:
-                self.fanout.send_state(live, change.version, change.views)
+                self.fanout.send_state(live, change.deltas)
 
 
 def _member(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
+from protocol.delta import Delta
 from protocol.messages import OpRule
 from server.auth import Identity
 from server.backends.base import RoomRecord
@@ -23,14 +24,13 @@ class Admitted(Protocol):
 
 
 class Changes(Protocol):
-    """A room's views that changed since the last flush, per audience."""
+    """A room's views that changed since the last flush, per audience, as the changes
+    of each audience's next state message."""
 
     @property
     def room_id(self) -> str: ...
     @property
-    def version(self) -> int: ...
-    @property
-    def views(self) -> Mapping[str, Mapping[str, Any]]: ...
+    def deltas(self) -> Mapping[str, Delta]: ...
 
 
 class Screened(Protocol):

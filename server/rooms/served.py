@@ -42,6 +42,17 @@ class ServedRoom:
     moderation: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the room's token revocations (server/rooms/trust.py)
     revoked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each audience's chain of state messages (PROTOCOL.md, "State messages"): the
+    # views as its last state message left them, and that message's version
+    sent: dict[Audience, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {a: {} for a in AUDIENCES}
+    )
+    sent_version: dict[Audience, int] = field(default_factory=lambda: dict.fromkeys(AUDIENCES, 0))
+    # audiences handed a snapshot since their last state message, and per audience the
+    # ids whose view such a snapshot may hold unsent and that changed again since: the
+    # next message carries those whole, so it is right for every view handed out
+    handed: set[Audience] = field(default_factory=set)
+    whole: dict[Audience, set[str]] = field(default_factory=lambda: {a: set() for a in AUDIENCES})
 
     @property
     def id(self) -> str:
@@ -50,3 +61,18 @@ class ServedRoom:
     def snapshot_views(self, audience: Audience) -> dict[str, dict[str, Any]]:
         """Every interaction's view for ``audience``, by id."""
         return dict(sorted(self.views[audience].items()))
+
+    def hand_out(self, audience: Audience) -> tuple[int, dict[str, dict[str, Any]]]:
+        """A snapshot's views for ``audience`` and the version to label them with: the
+        next state message of the audience applies to them (its ``base`` is at most
+        that version, and it is built to be right for them)."""
+        self.handed.add(audience)
+        label = max(self.version, self.record.version, self.sent_version[audience])
+        return label, self.snapshot_views(audience)
+
+    def keep_sent(self) -> None:
+        """What is held now is what every audience's chain starts from (a fresh room)."""
+        for audience in AUDIENCES:
+            self.sent[audience] = dict(self.views[audience])
+            self.sent_version[audience] = self.version
+            self.changed[audience].clear()

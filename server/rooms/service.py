@@ -577,7 +577,7 @@ class RoomService:
         served = self.views.get(room_id)
         if served is None:
             return 0, {}
-        return max(served.version, served.record.version), served.snapshot_views(Audience(audience))
+        return served.hand_out(Audience(audience))
 
 
 __all__ = ["AUDIENCES", "Admission", "RoomService", "audience_of"]

@@ -5,7 +5,8 @@ Views are computed from the store, not from counters kept here: when any node ch
 an interaction it marks it stale in every node's copy of the room (locally, and through
 the relay), and each node re-reads it at its next state flush (about 4 per second), so
 views stay right across nodes without cache coherence. Each flush hands over, per
-audience, the views that changed; the hub encodes them once per audience and codec.
+audience, the changes of the views that changed against the audience's previous state
+message (:mod:`.deltas`); the hub encodes them once per audience and codec.
 
 A flush reads only what the marks name: the stale interactions' counters and records,
 and the room's definitions only when a mark said ``redefined`` (a host action; a vote
@@ -22,9 +23,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.delta import Delta
 from server.backends.base import BackendUnavailable, RoomRecord, Store
 from server.interactions.kind import AUDIENCES, Audience, Context, Definition, Needs
 from server.interactions.registry import Registry
+from server.rooms.deltas import take_delta
 from server.rooms.moderation import MODERATION_BOX, banned_users
 from server.rooms.outbox import RoomOutbox
 from server.rooms.reading import StoreReader
@@ -36,11 +39,10 @@ from server.rooms.trust import REVOKED_BOX, Trust, refusal
 
 @dataclass(frozen=True, slots=True)
 class RoomChanges:
-    """The views of one room that changed since the last flush, per audience."""
+    """The changes of one room's views since the last flush, per audience."""
 
     room_id: str
-    version: int
-    views: dict[str, dict[str, dict[str, Any]]]  # audience -> id -> view
+    deltas: dict[str, Delta]  # audience -> its state message's changes
 
 
 class ViewKeeper:
@@ -80,6 +82,7 @@ class ViewKeeper:
         if served is not None:
             if record.version > served.record.version:
                 served.record = record
+                served.version = max(served.version, record.version)
             return served
         fresh = ServedRoom(record, RoomStats(self.shared, self.activities), version=record.version)
         fresh.moderation = await self.store.records(record.id, MODERATION_BOX)
@@ -87,8 +90,7 @@ class ViewKeeper:
         definitions = await self.definitions(record.id)
         fresh.stale.update(definitions)
         await self.refresh(fresh)
-        for changed in fresh.changed.values():
-            changed.clear()
+        fresh.keep_sent()
         other = self.rooms.get(record.id)
         if other is not None:  # another join served it while we read the store
             return other
@@ -185,7 +187,10 @@ class ViewKeeper:
             served.read_at[iid] = version
             for audience, view in by_audience.items():
                 held = served.views[audience]
-                if held.get(iid) != view:
+                before = held.get(iid)
+                if before != view:
+                    if audience in served.handed and before != served.sent[audience].get(iid):
+                        served.whole[audience].add(iid)  # a snapshot may hold ``before``
                     held[iid] = view
                     served.changed[audience].add(iid)
                     self._dirty.add(served)
@@ -259,13 +264,12 @@ class ViewKeeper:
                     continue  # still dirty: tried again at the next flush
             if not served.stale:
                 self._dirty.discard(served)
-            taken: dict[str, dict[str, dict[str, Any]]] = {}
+            taken: dict[str, Delta] = {}
             for audience in AUDIENCES:
-                ids = served.changed[audience]
-                if ids:
-                    views = served.views[audience]
-                    taken[audience] = {iid: views[iid] for iid in sorted(ids)}
-                    ids.clear()
+                if served.changed[audience]:
+                    delta = take_delta(served, audience)
+                    if delta is not None:
+                        taken[audience] = delta
             if taken:
-                out.append(RoomChanges(served.id, served.version, taken))
+                out.append(RoomChanges(served.id, taken))
         return out

@@ -289,6 +289,67 @@ describe("room state", () => {
     assert.equal(client.degrade, 0);
   });
 
+  test("state messages with patches keep the views current; the views event sees whole views", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({ version: 5, interactions: { p: pollView("p", 0), q: pollView("q", 0) } }));
+    const seen = record(client, ["views", "interaction", "poll"]);
+    const map = client.interactions;
+    // Only what changed: the voters and the option's count and share (arrays go whole).
+    const patch = { results: { voters: 1, options: [{ id: "a", label: "A", count: 1, share: 1 }] } };
+    ws.serverSend({ type: "state", room: "demo", base: 5, version: 7, interactions: {}, patches: { p: patch } });
+    assert.deepEqual(client.interaction("p"), pollView("p", 1));
+    assert.deepEqual(client.interaction("q"), pollView("q", 0));
+    assert.equal(client.interactions, map, "the same Map, updated in place");
+    assert.deepEqual(seen, [
+      ["views", { type: "state", room: "demo", base: 5, version: 7, interactions: { p: pollView("p", 1) } }],
+      ["interaction", pollView("p", 1), pollView("p", 0)],
+      ["poll", pollView("p", 1), pollView("p", 0)],
+    ]);
+    // A member set to null goes; a whole view and a patch in one message.
+    seen.length = 0;
+    const closed = { ...pollView("q", 0), status: { phase: "closed" } };
+    ws.serverSend({ type: "state", room: "demo", base: 7, version: 8, interactions: { q: closed }, patches: { p: { spec: null } } });
+    const { spec, ...withoutSpec } = pollView("p", 1);
+    assert.ok(spec);
+    assert.deepEqual(client.interaction("p"), withoutSpec);
+    assert.deepEqual(client.interaction("q"), closed);
+    assert.deepEqual(seen.map((e) => [e[0], /** @type {any} */ (e[1])?.id ?? null]), [
+      ["views", null],
+      ["interaction", "q"],
+      ["poll", "q"],
+      ["interaction", "p"],
+      ["poll", "p"],
+    ]);
+    // A message based on a version before the one held (a snapshot came meanwhile) applies.
+    ws.serverSend({ type: "state", room: "demo", base: 6, version: 9, interactions: {}, patches: { q: { status: { phase: "open" } } } });
+    assert.deepEqual(/** @type {any} */ (client.interaction("q")).status, { phase: "open" });
+    assert.equal(ws.sent.filter((c) => c.op === "snapshot").length, 0, "no snapshot asked for");
+  });
+
+  test("a missed state message is a gap: the client asks for a snapshot once and waits for it", async () => {
+    const { client, ws } = await joinedWith(snapshotWith({ version: 5, interactions: { p: pollView("p", 0) } }));
+    const seen = record(client, ["views", "interaction", "snapshot"]);
+    // The message 5 -> 6 was missed: 6 -> 7 does not apply to version 5.
+    ws.serverSend({ type: "state", room: "demo", base: 6, version: 7, interactions: {}, patches: { p: { results: { voters: 2 } } } });
+    assert.deepEqual(client.interaction("p"), pollView("p", 0), "not applied to the wrong base");
+    const asks = () => ws.sent.filter((c) => c.op === "snapshot");
+    assert.equal(asks().length, 1);
+    // Until the snapshot comes, state messages are passed over, and not asked again.
+    ws.serverSend({ type: "state", room: "demo", base: 7, version: 8, interactions: {}, patches: { p: { results: { voters: 3 } } } });
+    assert.equal(asks().length, 1);
+    assert.deepEqual(seen, []);
+    ws.serverSend({ type: "snapshot", id: asks()[0].id, snapshot: snapshotWith({ version: 8, interactions: { p: pollView("p", 3) } }) });
+    assert.deepEqual(client.interaction("p"), pollView("p", 3));
+    assert.deepEqual(seen.map((e) => e[0]), ["snapshot", "interaction"]);
+    // Back on the chain.
+    ws.serverSend({ type: "state", room: "demo", base: 8, version: 9, interactions: {}, patches: { p: { status: { phase: "closed" } } } });
+    assert.deepEqual(/** @type {any} */ (client.interaction("p")).status, { phase: "closed" });
+    assert.equal(asks().length, 1);
+    // A patch for a view never held is a gap too.
+    ws.serverSend({ type: "state", room: "demo", base: 9, version: 10, interactions: {}, patches: { zz: { x: 1 } } });
+    assert.equal(asks().length, 2);
+    assert.equal(client.interaction("zz"), undefined);
+  });
+
   test("recent danmaku: from the snapshot, then new ones up to RECENT_SIZE, retracted ones removed", async () => {
     const { client, ws } = await joinedWith(snapshotWith({ recent: [danmaku("n.1"), danmaku("n.2")] }));
     assert.deepEqual(client.recent.map((e) => e.id), ["n.1", "n.2"]);
