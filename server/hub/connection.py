@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from server.auth import Identity
     from server.config import Settings
+    from server.hub.arrivals import LeaveGate
     from server.moderation.ratelimit import TokenBucket
     from server.origins import Origins
 
@@ -61,6 +62,7 @@ ws_log = logging.getLogger("hudong.websocket")
 CLOSE_BY_CODE = {c.code: c for c in CLOSE_BY_NAME.values()}
 
 CLOSE_TIMEOUT_S = 3.0
+_CLOSE_OPCODE = Opcode.CLOSE.value  # the low four bits of a close frame's first byte
 
 
 def _select_subprotocol(
@@ -92,6 +94,7 @@ class Handler(Protocol):
     server_name: str
     disconnects: Counter
     origins: Origins
+    leave_gate: LeaveGate
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
@@ -119,6 +122,7 @@ class Connection(asyncio.Protocol):
         "codec",
         "deflate",
         "fragments",
+        "held",
         "hub",
         "identity",
         "inbox",
@@ -175,6 +179,7 @@ class Connection(asyncio.Protocol):
         self.last_seen = now
         self.last_danmaku = -1e9
         self.fragments: bytearray | None = None
+        self.held: bytearray | None = None  # read while its close waits (LeaveGate)
         self.inbox: deque[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
 
@@ -221,6 +226,34 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = self.hub.now()
+        if self.held is not None:  # its close waits for its turn: keep what follows
+            self.held += data
+            return
+        if (
+            data[0] & 0x0F == _CLOSE_OPCODE
+            and self.ws.state is State.OPEN
+            and self.transport is not None
+            and not self.hub.leave_gate.admit()
+        ):
+            # A close frame in a burst of leaves: answered in a later slice, not reading
+            # meanwhile (server/hub/arrivals.py, LeaveGate). A chunk that only looks
+            # like one (the middle of a frame) is read in order all the same, later.
+            self.held = bytearray(data)
+            self.transport.pause_reading()
+            self.hub.leave_gate.defer(self._answer_held)
+            return
+        self._receive(data)
+
+    def _answer_held(self) -> None:
+        data, self.held = self.held, None
+        transport = self.transport
+        if data is None or transport is None or self.ws.state is State.CLOSED:
+            return  # lost meanwhile: connection_lost forgot it
+        self._receive(bytes(data))
+        if not transport.is_closing():
+            transport.resume_reading()
+
+    def _receive(self, data: bytes) -> None:
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Frame):
@@ -285,7 +318,9 @@ class Connection(asyncio.Protocol):
             code = self.ws.close_code
             self.hub.disconnects.labels(_close_label(code)).inc()
             self.hub.detach(self)
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+            if not transport.is_closing() or transport.get_write_buffer_size():
+                # (closed with nothing left to write: gone at once, no timer needed)
+                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
         if state is State.CLOSED:
             transport.close()
 
