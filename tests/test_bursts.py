@@ -268,3 +268,23 @@ async def test_leave_gate_answers_a_slice_at_once_then_the_rest_in_order():
     assert answered == [0, 1, 2, 3] and gate.waiting == 1
     gate.close()  # shutting down: the rest answered now
     assert answered == [0, 1, 2, 3, 4] and gate.waiting == 0
+
+
+async def test_a_joined_connection_keeps_no_upgrade_request_and_still_reads(live):
+    """websockets' server parser would keep the upgrade request (and its headers: about
+    16 objects the GC walks per viewer) for the connection's life; the node swaps it
+    for the frame parser after the handshake, and frames are read as before."""
+    from websockets.http11 import Request
+
+    await live.create_room("r")
+    viewer = await live.connect()
+    await viewer.join("r")
+    conns = [c for c in live.hub.connections if c.identity is not None]
+    assert len(conns) == 1
+    conn = conns[0]
+    parsers = [conn.ws.parser]  # the parser and the generators it delegates to
+    while parsers[-1].gi_yieldfrom is not None:
+        parsers.append(parsers[-1].gi_yieldfrom)
+    held = [v for p in parsers if p.gi_frame is not None for v in p.gi_frame.f_locals.values()]
+    assert held and not any(isinstance(v, Request) for v in held)
+    assert (await viewer.command("ping"))["type"] == "pong"  # still reads frames

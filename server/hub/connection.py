@@ -36,8 +36,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
@@ -84,6 +86,24 @@ def _close_label(code: int | None) -> str:
     if entry is not None:
         return entry.name
     return "going_away" if code == 1001 else "other"
+
+
+def _forget_request(ws: ServerProtocol) -> None:
+    """Let the upgrade request go: websockets' server parser keeps it (a local of its
+    generator) for the connection's life, 16 of a connection's ~34 objects that the
+    cyclic GC walks (a full collection with 5,000 viewers: 90-250 ms of stalled loop;
+    BENCHMARKS.md, "Mass leave"). Swapped for the frame parser it runs next, only
+    while that waits for a frame's first byte, as nothing of the stream is then held
+    by the old one; otherwise left as it is."""
+    inner: Any = ws.parser
+    while getattr(inner, "gi_yieldfrom", None) is not None:
+        inner = inner.gi_yieldfrom
+    if getattr(inner, "gi_code", None) is not StreamReader.at_eof.__code__ or ws.reader.buffer:
+        return
+    fresh = WebSocketProtocol.parse(ws)
+    next(fresh)
+    old, ws.parser = ws.parser, fresh
+    old.close()
 
 
 class Handler(Protocol):
@@ -358,6 +378,7 @@ class Connection(asyncio.Protocol):
             self.codec = codec_for_subprotocol(chosen) or JSON
             self.deflate = shares_frames(self.ws.extensions)
             self.hub.attach(self)
+            _forget_request(self.ws)
 
     def _on_frame(self, frame: Frame) -> None:
         if self.closing:
@@ -428,6 +449,9 @@ class Connection(asyncio.Protocol):
                 self.hub.reply_error(self, item, CommandError("internal_error", "internal error"))
             finally:
                 inbox.popleft()
+        # Done (no await since the check): a finished task kept here would keep its
+        # coroutine and context, objects the GC walks, for every idle connection.
+        self.worker = None
 
     def describe(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport else None
