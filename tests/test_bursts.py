@@ -14,7 +14,7 @@ from loadtest import wire
 from loadtest.viewers import Client, ClientStats
 from protocol.codec import JSON
 from server.auth import Identity
-from server.hub.arrivals import JoinGate, PresenceNotes
+from server.hub.arrivals import JoinGate, LeaveGate, PresenceNotes
 from server.hub.degrade import DegradeLevel
 from server.interactions.base import PRESENCE_BOX
 from tests.conftest import UNIT
@@ -146,6 +146,53 @@ async def test_a_burst_of_joins_all_joined_and_the_level_stays_at_most_1(live):
         assert live.metric("hudong_degrade_changes_total", level=level) == 0
 
 
+class Leaver(Client):
+    """A viewer that closes with 1001 and keeps the close code the node answered."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def _closed(self, why: str) -> None:
+        if not self.answer.done():
+            self.answer.set_result(why)
+        super()._closed(why)
+
+
+async def test_a_burst_of_leaves_is_answered_in_slices_each_as_one_alone(live):
+    """Closes past a slice's share wait for later slices (not reading meanwhile), and
+    each is then answered as a lone one: its close frame back, the viewer forgotten,
+    the presence box and the online count following."""
+    await live.create_room("r")
+    host = await live.connect()
+    await host.join("r", token=await live.mint("r", "host"))
+    hub = live.hub
+    hub.leave_gate = gate = LeaveGate(per_slice=5, slice_s=0.05)
+    loop = asyncio.get_running_loop()
+    stats = ClientStats()
+    join = {"op": "join", "id": 1, "room": "r"}
+    viewers = []
+    for _ in range(40):
+        _, client = await loop.create_connection(
+            lambda: Leaver("127.0.0.1", live.port, join, stats), "127.0.0.1", live.port
+        )
+        await asyncio.wait_for(client.ready, 30 * UNIT)
+        viewers.append(client)
+    await online_reaches(host, 40)
+    stats.closing = True
+    bye = wire.client_frame(wire.OP_CLOSE, (1001).to_bytes(2, "big"))
+    for v in viewers:
+        v.send(bye)  # all in one turn of the loop; each keeps its socket open
+    answers = await asyncio.wait_for(asyncio.gather(*(v.answer for v in viewers)), 30 * UNIT)
+    assert answers == ["1001"] * 40  # every close answered with its own code
+    assert gate.deferred >= 40 - 2 * gate.per_slice  # most waited for a later slice
+    assert gate.waiting == 0
+    await online_reaches(host, 0)
+    assert hub.online("r") == 0 and len(hub.connections) == 1  # the host
+    await asyncio.wait_for(hub.presence_notes.settled(), 30 * UNIT)
+    assert await present(live) == 0
+
+
 # --- the parts, without sockets ------------------------------------------------------------
 
 
@@ -205,3 +252,39 @@ async def test_presence_notes_keep_the_latest_per_user_and_write_in_bounded_roun
         [("r", "u0", False)] + [("r", f"u{i}", True) for i in range(1, 10)]
     )
     await notes.stop()
+
+
+async def test_leave_gate_answers_a_slice_at_once_then_the_rest_in_order():
+    gate = LeaveGate(per_slice=2, slice_s=3600)  # the next slice only when released here
+    answered: list[int] = []
+    for i in range(5):
+        if gate.admit():
+            answered.append(i)
+        else:
+            gate.defer(lambda i=i: answered.append(i))
+    assert answered == [0, 1] and gate.waiting == 3 and gate.deferred == 3
+    assert not gate.admit()  # while some wait, a newcomer queues behind them
+    gate._release()
+    assert answered == [0, 1, 2, 3] and gate.waiting == 1
+    gate.close()  # shutting down: the rest answered now
+    assert answered == [0, 1, 2, 3, 4] and gate.waiting == 0
+
+
+async def test_a_joined_connection_keeps_no_upgrade_request_and_still_reads(live):
+    """websockets' server parser would keep the upgrade request (and its headers: about
+    16 objects the GC walks per viewer) for the connection's life; the node swaps it
+    for the frame parser after the handshake, and frames are read as before."""
+    from websockets.http11 import Request
+
+    await live.create_room("r")
+    viewer = await live.connect()
+    await viewer.join("r")
+    conns = [c for c in live.hub.connections if c.identity is not None]
+    assert len(conns) == 1
+    conn = conns[0]
+    parsers = [conn.ws.parser]  # the parser and the generators it delegates to
+    while parsers[-1].gi_yieldfrom is not None:
+        parsers.append(parsers[-1].gi_yieldfrom)
+    held = [v for p in parsers if p.gi_frame is not None for v in p.gi_frame.f_locals.values()]
+    assert held and not any(isinstance(v, Request) for v in held)
+    assert (await viewer.command("ping"))["type"] == "pong"  # still reads frames

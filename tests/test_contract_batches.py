@@ -4,6 +4,7 @@ Cluster, and any backend added there). A batch gives exactly what the same items
 one after another through ``submit``."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -129,3 +130,77 @@ async def test_concurrent_batches_and_single_submits_keep_exact_counts(pair):  #
     assert sum(r.status == "applied" for r in flat) == 300
     assert await store.counters("r1", "p") == {"a": 100, "b": 100, "c": 100}
     assert await store.room_version("r1") == 301
+
+
+def note(viewer, present, key="", versioned=False):
+    """A presence note as server/rooms/service.py writes it: not keyed, uniform."""
+    record = {"at": 1} if present else None
+    return Submission(viewer, key, record, {"n": 1}, {}, False, versioned, True)
+
+
+# Joins and leaves without a key, in a box that counts its holders: a repeated join
+# replaces the record and counts nothing, a leave of one absent counts nothing.
+NOTES = [
+    ("presence", note("gx1", True)),
+    ("presence", note("gx1", True)),  # joined again: replaced, still one
+    ("presence", note("gx2", True)),
+    ("presence", note("gx1", False)),
+    ("presence", note("gx1", False)),  # left again: nothing to take back
+    ("presence", note("gx3", False)),  # never came
+    ("presence", note("gx3", True, key="k", versioned=True)),  # keyed and uniform
+    ("presence", note("gx3", True, key="k", versioned=True)),  # its retry: a duplicate
+    ("presence", note("gx4", True, versioned=True)),  # unkeyed but versioned: grows it
+    ("presence", note("gx4", True, versioned=True)),  # and again (nothing remembered)
+    ("poll", sub("gx5", "", {"c": "a"}, {"a": 1})),  # unkeyed, not uniform
+    ("poll", sub("gx5", "", {"c": "b"}, {"b": 1})),  # replaces: a goes, b comes
+]
+NOTES_SEEN = [
+    ("applied", 1, {"n": 1}),
+    ("applied", 1, {"n": 1}),
+    ("applied", 1, {"n": 2}),
+    ("applied", 1, {"n": 1}),
+    ("applied", 1, {"n": 1}),
+    ("applied", 1, {"n": 1}),
+    ("applied", 2, {"n": 2}),
+    ("duplicate", 2, {"n": 2}),
+    ("applied", 3, {"n": 3}),
+    ("applied", 4, {"n": 3}),
+    ("applied", 5, {"a": 1}),
+    ("applied", 6, {"b": 1}),
+]
+
+
+async def test_unkeyed_notes_are_neither_looked_up_nor_kept(pair):  # noqa: F811
+    """An empty key is no key (base.py): a repeat applies again, and no backend keeps
+    a ``done`` entry for it; a uniform box counts its holders by their writes."""
+    from tests.test_contract_viewers import everything
+
+    store, _, _ = pair
+    await store.create_room(room("batched"))
+    await store.create_room(room("single"))
+    batched = await store.submit_many("batched", NOTES)
+    single = [await store.submit("single", iid, s) for iid, s in NOTES]
+    assert batched == single
+    assert [(r.status, r.version, r.counters) for r in batched] == NOTES_SEEN
+    for room_id in ("batched", "single"):
+        data = await store.read(room_id, ["presence", "poll"], ["presence", "poll"])
+        assert data.counters == {"presence": {"n": 3}, "poll": {"b": 1}}
+        assert set(data.records["presence"]) == {"gx2", "gx3", "gx4"}
+        assert data.records["poll"] == {"gx5": {"c": "b"}}
+    blob = await everything(store)
+    assert b"gx3|k" in blob  # the keyed one is remembered (the test can see a key) ...
+    for viewer in ("gx1", "gx2", "gx4", "gx5"):
+        assert f"{viewer}|".encode() not in blob  # ... the unkeyed ones nowhere
+    # many joins and leaves add no key: the store holds what it held, one record each
+    for i in range(300):
+        await store.submit_many("batched", [("presence", note(f"gy{i}", True))])
+        await store.submit("batched", "presence", note(f"gy{i}", i % 3 == 0))
+    assert (await store.counters("batched", "presence")) == {"n": 103}
+    assert not re.search(rb"gy\d+\|", await everything(store))
+
+
+def test_a_uniform_submission_has_no_caps_and_is_not_once():
+    with pytest.raises(ValueError):
+        Submission("v1", "", {}, {"n": 1}, {"n": 5}, False, False, True)
+    with pytest.raises(ValueError):
+        Submission("v1", "", {}, {"n": 1}, {}, True, False, True)

@@ -39,6 +39,14 @@ Store guarantees:
   without growing the room version and without remembering its key: such a record
   replaces the holder's last one, so a repeat does no harm, and a box of notes (one
   per join and leave) keeps one record per holder, never a key per note.
+  An empty key means *not keyed*: nothing is looked up or remembered, and a repeat
+  applies again (best-effort bookkeeping that a repeat does not harm, as presence:
+  no ``done`` entry per join). ``uniform`` says every record of the box carries the
+  same deltas (a box that counts its holders, as presence's ``n``): the store tells
+  a new holder by its write instead of reading the old record first. The counters
+  move by the deltas when a holder is added, back when one is withdrawn, and not at
+  all when a record is replaced or an absent holder withdrawn. A uniform submission
+  has no caps and is not ``once``.
   :meth:`Store.submit_many` applies a list of contributions to one room as one
   atomic commit (on Redis one script call), each
   with exactly these semantics, in list order.
@@ -170,6 +178,16 @@ class Submission:
     caps: dict[str, int]
     once: bool
     versioned: bool
+    uniform: bool = False
+
+    def __post_init__(self) -> None:
+        if self.uniform and (self.caps or self.once):
+            raise ValueError("a uniform submission has no caps and is not once")
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the store looks the key up and remembers it (``""``: not keyed)."""
+        return self.key != ""
 
     @property
     def done_key(self) -> str:

@@ -383,11 +383,12 @@ class EmbeddedStore(MemoryStore):
                 "INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?)",
                 (room_id, box, submission.viewer_id, held),
             )
-        if submission.versioned:  # bookkeeping keeps no key (base.py)
+        if submission.versioned and submission.keyed:  # bookkeeping keeps no key (base.py)
             yield (
                 "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?)",
                 (room_id, box, submission.done_key, result.version),
             )
+        if submission.versioned:
             yield self._version_row(room_id)
 
     async def add_participants(self, room_id: str, user_ids: Collection[str]) -> None:

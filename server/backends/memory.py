@@ -183,21 +183,26 @@ class MemoryStore(Store):
     ) -> ApplyResult:
         room = self._room(room_id)
         state = room.contributions[interaction_id]
-        done = state.done.get(submission.done_key)
+        done = state.done.get(submission.done_key) if submission.keyed else None
         if done is not None:
             return ApplyResult("duplicate", done, dict(state.counters))
         old = state.records.get(submission.viewer_id)
         if submission.once and old is not None:
             return ApplyResult("already_done", room.version, dict(state.counters))
-        change = dict(submission.deltas)
-        if old is not None:
-            for name, amount in held_deltas(old).items():
+        if submission.uniform:  # the holder's own deltas are the box's (base.py)
+            sign = (old is None) - (submission.record is None)
+            change = {name: sign * amount for name, amount in submission.deltas.items()}
+        else:
+            change = dict(submission.deltas)
+            for name, amount in held_deltas(old).items() if old is not None else ():
                 change[name] = change.get(name, 0) - amount
         for name, cap in submission.caps.items():
             step = change.get(name, 0)
             if step > 0 and state.counters.get(name, 0) + step > cap:
                 return ApplyResult("capped", room.version, dict(state.counters), name)
         for name, step in change.items():
+            if not step:
+                continue
             value = state.counters.get(name, 0) + step
             if value:
                 state.counters[name] = value
@@ -212,7 +217,8 @@ class MemoryStore(Store):
         if not submission.versioned:  # bookkeeping: no key kept (base.py)
             return ApplyResult("applied", room.version, dict(state.counters))
         version = self._bump(room)
-        state.done[submission.done_key] = version
+        if submission.keyed:
+            state.done[submission.done_key] = version
         return ApplyResult("applied", version, dict(state.counters))
 
     def _box(self, room_id: str, interaction_id: str) -> _Interaction:

@@ -119,60 +119,6 @@ return redis.call('INCR', KEYS[2])
 """
 )
 
-# The semantics of server.interactions.base.Tally, atomically.
-# KEYS: room, records, counters, done, version, ids   ARGV: viewer, done-key, held
-# value ('' withdraws), deltas (JSON), caps (JSON), done ttl, interaction id, once
-# ('1'/'0'), versioned ('1': the room version grows; '0': bookkeeping, not room state)
-APPLY = (
-    IF_ROOM
-    + """
-local done = redis.call('HGET', KEYS[4], ARGV[2])
-if done then
-  return {'duplicate', tonumber(done), redis.call('HGETALL', KEYS[3])}
-end
-local change = {}
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if old and ARGV[8] == '1' then
-  return {'already_done', tonumber(redis.call('GET', KEYS[5]) or '1'),
-          redis.call('HGETALL', KEYS[3])}
-end
-if old then
-  for name, amount in pairs(cjson.decode(old)['d']) do
-    change[name] = (change[name] or 0) - amount
-  end
-end
-for name, amount in pairs(cjson.decode(ARGV[4])) do
-  change[name] = (change[name] or 0) + amount
-end
-for name, cap in pairs(cjson.decode(ARGV[5])) do
-  local step = change[name] or 0
-  if step > 0 and tonumber(redis.call('HGET', KEYS[3], name) or '0') + step > cap then
-    return {'capped', tonumber(redis.call('GET', KEYS[5]) or '1'),
-            redis.call('HGETALL', KEYS[3]), name}
-  end
-end
-for name, step in pairs(change) do
-  if step ~= 0 then
-    if redis.call('HINCRBY', KEYS[3], name, step) == 0 then redis.call('HDEL', KEYS[3], name) end
-  end
-end
-if ARGV[3] == '' then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-else
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-end
-redis.call('SADD', KEYS[6], ARGV[7])
-local version
-if ARGV[9] == '1' then
-  version = redis.call('INCR', KEYS[5])
-  redis.call('HSET', KEYS[4], ARGV[2], version)
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
-else
-  version = tonumber(redis.call('GET', KEYS[5]) or '1')
-end
-return {'applied', version, redis.call('HGETALL', KEYS[3])}
-"""
-)
 
 # KEYS: room, a hash   ARGV: field, value (tokens, presence and node stats)
 SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
@@ -251,7 +197,6 @@ class RedisStore(RedisAuditLog, Store):
         self._delete_room = client.register_script(DELETE_ROOM)
         self._update_room = client.register_script(UPDATE_ROOM)
         self._put_interaction = client.register_script(PUT_INTERACTION)
-        self._apply = client.register_script(APPLY)
         self._submit_many = client.register_script(IF_ROOM + SUBMIT_MANY)
         self._set_field = client.register_script(SET_FIELD)
         self._remember_token = client.register_script(REMEMBER_TOKEN)
@@ -395,28 +340,9 @@ class RedisStore(RedisAuditLog, Store):
     async def submit(
         self, room_id: str, interaction_id: str, submission: Submission
     ) -> ApplyResult:
-        box = f"i:{interaction_id}"
-        answer = await self._script(
-            self._apply,
-            room_id,
-            [f"{box}:rec", f"{box}:cnt", f"{box}:done", "version", "ids"],
-            [
-                submission.viewer_id,
-                submission.done_key,
-                submission.held() or b"",
-                orjson.dumps(submission.deltas),
-                orjson.dumps(submission.caps),
-                DONE_TTL_S,
-                interaction_id,
-                "1" if submission.once else "0",
-                "1" if submission.versioned else "0",
-            ],
-        )
-        if answer is None:
-            raise RoomNotFound(room_id)
-        status = as_text(answer[0])
-        capped = as_text(answer[3]) if status == "capped" else None
-        return ApplyResult(status, int(answer[1]), _counters(answer[2]), capped)  # type: ignore[arg-type]
+        # A batch of one: the same script, so one and many cannot apply differently.
+        [result] = await self.submit_many(room_id, [(interaction_id, submission)])
+        return result
 
     async def submit_many(
         self, room_id: str, items: list[tuple[str, Submission]]

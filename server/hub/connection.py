@@ -36,8 +36,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
     from server.auth import Identity
     from server.config import Settings
+    from server.hub.arrivals import LeaveGate
     from server.moderation.ratelimit import TokenBucket
     from server.origins import Origins
 
@@ -61,6 +64,7 @@ ws_log = logging.getLogger("hudong.websocket")
 CLOSE_BY_CODE = {c.code: c for c in CLOSE_BY_NAME.values()}
 
 CLOSE_TIMEOUT_S = 3.0
+_CLOSE_OPCODE = Opcode.CLOSE.value  # the low four bits of a close frame's first byte
 
 
 def _select_subprotocol(
@@ -84,6 +88,24 @@ def _close_label(code: int | None) -> str:
     return "going_away" if code == 1001 else "other"
 
 
+def _forget_request(ws: ServerProtocol) -> None:
+    """Let the upgrade request go: websockets' server parser keeps it (a local of its
+    generator) for the connection's life, 16 of a connection's ~34 objects that the
+    cyclic GC walks (a full collection with 5,000 viewers: 90-250 ms of stalled loop;
+    BENCHMARKS.md, "Mass leave"). Swapped for the frame parser it runs next, only
+    while that waits for a frame's first byte, as nothing of the stream is then held
+    by the old one; otherwise left as it is."""
+    inner: Any = ws.parser
+    while getattr(inner, "gi_yieldfrom", None) is not None:
+        inner = inner.gi_yieldfrom
+    if getattr(inner, "gi_code", None) is not StreamReader.at_eof.__code__ or ws.reader.buffer:
+        return
+    fresh = WebSocketProtocol.parse(ws)
+    next(fresh)
+    old, ws.parser = ws.parser, fresh
+    old.close()
+
+
 class Handler(Protocol):
     """What a connection hands its events to (the hub); handed to it at creation, so a
     connection knows nothing of rooms."""
@@ -92,6 +114,7 @@ class Handler(Protocol):
     server_name: str
     disconnects: Counter
     origins: Origins
+    leave_gate: LeaveGate
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
@@ -119,6 +142,7 @@ class Connection(asyncio.Protocol):
         "codec",
         "deflate",
         "fragments",
+        "held",
         "hub",
         "identity",
         "inbox",
@@ -175,6 +199,7 @@ class Connection(asyncio.Protocol):
         self.last_seen = now
         self.last_danmaku = -1e9
         self.fragments: bytearray | None = None
+        self.held: bytearray | None = None  # read while its close waits (LeaveGate)
         self.inbox: deque[Command] | None = None
         self.worker: asyncio.Task[None] | None = None
 
@@ -221,6 +246,34 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = self.hub.now()
+        if self.held is not None:  # its close waits for its turn: keep what follows
+            self.held += data
+            return
+        if (
+            data[0] & 0x0F == _CLOSE_OPCODE
+            and self.ws.state is State.OPEN
+            and self.transport is not None
+            and not self.hub.leave_gate.admit()
+        ):
+            # A close frame in a burst of leaves: answered in a later slice, not reading
+            # meanwhile (server/hub/arrivals.py, LeaveGate). A chunk that only looks
+            # like one (the middle of a frame) is read in order all the same, later.
+            self.held = bytearray(data)
+            self.transport.pause_reading()
+            self.hub.leave_gate.defer(self._answer_held)
+            return
+        self._receive(data)
+
+    def _answer_held(self) -> None:
+        data, self.held = self.held, None
+        transport = self.transport
+        if data is None or transport is None or self.ws.state is State.CLOSED:
+            return  # lost meanwhile: connection_lost forgot it
+        self._receive(bytes(data))
+        if not transport.is_closing():
+            transport.resume_reading()
+
+    def _receive(self, data: bytes) -> None:
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Frame):
@@ -285,7 +338,9 @@ class Connection(asyncio.Protocol):
             code = self.ws.close_code
             self.hub.disconnects.labels(_close_label(code)).inc()
             self.hub.detach(self)
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+            if not transport.is_closing() or transport.get_write_buffer_size():
+                # (closed with nothing left to write: gone at once, no timer needed)
+                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
         if state is State.CLOSED:
             transport.close()
 
@@ -323,6 +378,7 @@ class Connection(asyncio.Protocol):
             self.codec = codec_for_subprotocol(chosen) or JSON
             self.deflate = shares_frames(self.ws.extensions)
             self.hub.attach(self)
+            _forget_request(self.ws)
 
     def _on_frame(self, frame: Frame) -> None:
         if self.closing:
@@ -393,6 +449,9 @@ class Connection(asyncio.Protocol):
                 self.hub.reply_error(self, item, CommandError("internal_error", "internal error"))
             finally:
                 inbox.popleft()
+        # Done (no await since the check): a finished task kept here would keep its
+        # coroutine and context, objects the GC walks, for every idle connection.
+        self.worker = None
 
     def describe(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport else None

@@ -41,7 +41,7 @@ from server.auth import ROLES, SENDING_ROLES, STAFF_ROLES, Identity
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomRecord
 from server.config import Settings, node_name
-from server.hub.arrivals import JoinGate, PresenceNotes
+from server.hub.arrivals import JoinGate, LeaveGate, PresenceNotes
 from server.hub.connection import Connection
 from server.hub.degrade import DegradeLevel
 from server.hub.fanout import Fanout
@@ -97,6 +97,7 @@ class Hub:
         self.quotas = Quotas(settings.limits)  # per address and per viewer (server/hub/quotas.py)
         # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
         self.join_gate = JoinGate()
+        self.leave_gate = LeaveGate()
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
@@ -157,6 +158,7 @@ class Hub:
     async def stop(self) -> None:
         self._shutting_down = True
         self.join_gate.close()
+        self.leave_gate.close()
         await self.presence_notes.stop()
         await self.rooms.stop()
         self.tick()

@@ -22,7 +22,13 @@ from typing import Any
 
 from protocol.messages import CommandError, OpRule, store_unavailable
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
-from server.backends.base import BackendUnavailable, RoomNotFound, RoomRecord, Store
+from server.backends.base import (
+    BackendUnavailable,
+    RoomNotFound,
+    RoomRecord,
+    Store,
+    Submission,
+)
 from server.config import LimitsSettings
 from server.interactions.base import PRESENCE_BOX, InteractionError
 from server.interactions.kind import (
@@ -260,16 +266,10 @@ class RoomService:
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""
         record = {"name": identity.name, "at": self._clock()} if present else None
+        # not keyed (no `done` entry per join), uniform: counted by its write (base.py)
+        note = Submission(identity.user_id, "", record, {"n": 1}, {}, False, False, True)
         with contextlib.suppress(BackendUnavailable, RoomNotFound):
-            await self.commits.apply(
-                room_id,
-                PRESENCE_BOX,
-                identity.user_id,
-                f"p-{secrets.token_hex(6)}",
-                record,
-                {"n": 1} if present else {},
-                versioned=False,
-            )
+            await self.commits.submit(room_id, PRESENCE_BOX, note)
 
     # --- viewer commands -----------------------------------------------------------------
 

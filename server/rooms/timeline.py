@@ -28,7 +28,7 @@ def holder(minute: int, node_id: str) -> str:
 
 
 def _entry(holder: str, record: dict[str, Any] | None) -> tuple[str, Submission]:
-    return TIMELINE_BOX, Submission(holder, "timeline", record, {}, {}, False, False)
+    return TIMELINE_BOX, Submission(holder, "", record, {}, {}, False, False, True)
 
 
 def merge(
