@@ -2,7 +2,8 @@
 two node processes on a real Redis, a webhook bridge on n0, a viewer on n1. When n0 is killed,
 n1 takes the bridge over once its lease lapses (not before), drops the ids n0 took, and the
 chat goes on reaching the viewer; when n0 was only frozen (a partition), it stops its run as
-soon as it runs again and finds the lease is n1's."""
+soon as it runs again and finds the lease is n1's; a bridge removed through a node that does
+not run it stops on the node that does."""
 
 from __future__ import annotations
 
@@ -130,3 +131,12 @@ async def test_a_partitioned_owner_stops_when_it_finds_its_lease_taken(shared_re
         while texts[-1] != "still here":  # what n0 took before it stopped comes first
             texts += await danmaku(viewer, 1)
         assert texts.count("still here") == 1 and "taken over" not in texts
+
+        # removed through n0, which does not run it: n1 stops it at its next round
+        async with cluster.http(0) as http:
+            r = await http.delete(f"/api/v1/rooms/{ROOM}/bridges/webhook/shop")
+            assert r.status_code == 204, r.text
+        start = time.monotonic()
+        while await post(second.base, "after the removal", "m5") != 404:
+            assert time.monotonic() - start < 10 * UNIT, "n1 kept running a removed bridge"
+            await asyncio.sleep(0.05)
