@@ -38,6 +38,7 @@ from server.api.rooms import RoomsApi
 from server.auth import Authority, new_secret
 from server.backends import Backends, BackendUnavailable, open_backends
 from server.backends.base import RoomNotFound
+from server.bridges.failover import Failover
 from server.bridges.runner import Bridges
 from server.config import Settings, base_url, node_name
 from server.hub import Hub
@@ -97,6 +98,9 @@ def create_app(
     node = NodeApi(hub, metrics, callers, rooms.audit_log)
     # Platform chat bridges run in the node (server/bridges/runner.py).
     bridges = Bridges(settings, store, rooms, hub, authority, metrics, node_name(settings))
+    # Only nodes on Redis share bridges; one on memory or its locked data directory runs all.
+    bridges.alone = not backends.url.startswith(("redis://", "rediss://", "redis+cluster://"))
+    bridges.failover = Failover(bridges)  # leases: a bridge outlives its node
     bridges_api = BridgesApi(rooms_api, bridges)
     hub.bridged = bridges.remote  # ``bridge`` commands of ``hudong bridge`` processes
 

@@ -278,6 +278,17 @@ class BridgesSettings:
     # min(backoff_max_s, backoff_min_s * 2^attempt).
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
+    # Which node runs a bridge: a lease in the store (server/bridges/lease.py), renewed by
+    # its owner every renew_s and lasting lease_s; a node that sees a lease lapse claims it
+    # and runs the bridge from its cursor. lease_s is the longest a bridge stays unread when
+    # its node dies (plus renew_s); keep it at least twice renew_s, and above the nodes'
+    # clock skew.
+    lease_s: float = 15.0
+    renew_s: float = 5.0
+    # Leases are checked every renew_s in the rooms this node serves, and in every room at
+    # start and every scan_all_s (so that a bridge of a room with no one on any node is
+    # taken over too; 0: only at start).
+    scan_all_s: float = 60.0
     twitch: TwitchBridgeSettings = field(default_factory=TwitchBridgeSettings)
     webhook: WebhookBridgeSettings = field(default_factory=WebhookBridgeSettings)
     bili: BiliBridgeSettings = field(default_factory=BiliBridgeSettings)

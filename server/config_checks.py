@@ -47,6 +47,8 @@ POSITIVE = {
     ("bridges.bili", "max_inflated_bytes"),
     ("bridges", "backoff_min_s"),
     ("bridges", "backoff_max_s"),
+    ("bridges", "lease_s"),
+    ("bridges", "renew_s"),
     ("bridges.webhook", "max_skew_s"),
 }
 # The greatest value each setting may have, where there is one.
@@ -106,6 +108,14 @@ def _check_relations(settings: Settings) -> None:
             "heartbeat_timeout_s",
             f"is {hub.heartbeat_timeout_s:g}, not over hub.heartbeat_s ({hub.heartbeat_s:g}): "
             "every idle connection would be closed before its pong could arrive",
+        )
+    bridges = settings.bridges
+    if bridges.lease_s < 2 * bridges.renew_s:
+        _fail(
+            "bridges",
+            "lease_s",
+            f"is {bridges.lease_s:g}, under twice bridges.renew_s ({bridges.renew_s:g}): "
+            "one late renewal would let another node take a running bridge over",
         )
 
 

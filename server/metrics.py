@@ -227,6 +227,12 @@ class Metrics:
             ["platform"],
             registry=r,
         )
+        self.bridge_takeovers = Counter(
+            "hudong_bridge_takeovers",
+            "Bridges this node took over from another node whose lease had lapsed, by platform",
+            ["platform"],
+            registry=r,
+        )
         self.bridge_lag = Histogram(
             "hudong_bridge_lag_seconds",
             "From a platform's send time of a chat message to its danmaku here, by platform",

@@ -44,6 +44,9 @@ def test_a_host_adds_a_bridge_sees_its_chat_and_health_and_removes_it(pages, nod
     host.click("#bridge-form button[type=submit]")
     item = "#bridge-list [data-bridge='webhook:shopchat']"
     host.wait_for_selector(f"{item} [data-state='connected']", timeout=10_000 * UNIT)
+    with node.http() as http:  # the node that runs it: its lease's owner
+        (listed,) = http.get(f"/api/v1/rooms/{ROOM}/bridges").json()["bridges"]
+    host.wait_for_selector(f"{item}:has-text('on {listed['node']}')")
 
     raw = orjson.dumps({"sender": "u7", "name": "Shopper", "text": "来自商城的弹幕", "id": "m1"})
     ts = str(int(time.time()))

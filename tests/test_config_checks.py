@@ -60,6 +60,14 @@ def _prepare(env: dict[str, str], tmp_path) -> None:
             {"HUDONG_HUB_HEARTBEAT_TIMEOUT_S": "25"},
             "hub.heartbeat_timeout_s (HUDONG_HUB_HEARTBEAT_TIMEOUT_S) is 25, not over hub.heart",
         ),
+        (
+            {"HUDONG_BRIDGES_LEASE_S": "8"},
+            "bridges.lease_s (HUDONG_BRIDGES_LEASE_S) is 8, under twice bridges.renew_s (5)",
+        ),
+        (
+            {"HUDONG_BRIDGES_RENEW_S": "0"},
+            "bridges.renew_s (HUDONG_BRIDGES_RENEW_S) is 0.0; it must be more than 0",
+        ),
     ],
 )
 def test_a_value_out_of_range_stops_the_start_and_writes_nothing(env, message, tmp_path):

@@ -3,7 +3,8 @@
 // A host brings a platform's chat into the room: the platform (those the node has) and the
 // channel's id (a Twitch login, a webhook channel name). Credentials are the node's
 // configuration, never typed here. Each bridge shows its health as the node that runs it
-// sees it (connected, lag, messages, refusals, errors), read again every few seconds.
+// sees it (connected, lag, messages, refusals, errors), and the node that runs it (the owner
+// of its lease: another node takes it over if that one dies), read again every few seconds.
 
 import { h, replace, t } from "/static/common.js";
 
@@ -24,6 +25,7 @@ export const BRIDGE_WORDS = {
     "bridges.state.elsewhere": "on another node",
     "bridges.health": "{messages} messages · {refused} refused · {errors} errors",
     "bridges.lag": "lag {lag} ms",
+    "bridges.node": "on {node}",
     "bridges.added": "Bridge added.",
     "bridges.removed": "Bridge removed.",
   },
@@ -43,6 +45,7 @@ export const BRIDGE_WORDS = {
     "bridges.state.elsewhere": "在其他节点",
     "bridges.health": "{messages} 条消息 · {refused} 条被拒 · {errors} 次错误",
     "bridges.lag": "延迟 {lag} 毫秒",
+    "bridges.node": "运行于 {node}",
     "bridges.added": "桥接已添加。",
     "bridges.removed": "桥接已删除。",
   },
@@ -132,6 +135,7 @@ export class BridgesPanel {
     const s = b.status ?? {};
     const state = h("span", { class: `bridge-state bridge-${s.state}`, data: { state: s.state }, text: t(`bridges.state.${s.state}`) });
     const parts = [];
+    if (typeof b.node === "string") parts.push(t("bridges.node", { node: b.node })); // the lease's owner
     if (s.state !== "elsewhere") parts.push(t("bridges.health", { messages: s.messages ?? 0, refused: s.refused ?? 0, errors: s.errors ?? 0 }));
     if (typeof s.lag_ms === "number") parts.push(t("bridges.lag", { lag: s.lag_ms }));
     return h(

@@ -1,9 +1,11 @@
 """The bridges of a node: each reads one platform channel into one room (PROTOCOL.md, "Bridges").
 
 A host adds a bridge (platform and channel) to a room; it is kept in the room's
-``~bridges`` box in the store, with the node that runs it and the cursor of the last
-message, so a node that restarts (with the same ``server.node_id``) resumes its bridges
-where the platform allows. Each bridge runs as one task (:class:`BridgeRun`):
+``~bridges`` box in the store, with the cursor of the last message and the ids of the last
+messages taken. One node runs it, the holder of its lease (server/bridges/lease.py): when
+that node dies, another takes the bridge over once the lease lapses, and resumes it from the
+cursor, dropping the messages the last ids say were taken (server/bridges/failover.py).
+Each bridge runs as one task (:class:`BridgeRun`):
 
 - it reads the adapter's events, and on :class:`BridgeError` with ``retry`` waits a full-jitter
   backoff (``random(0, min(max, min * 2**attempt))``) and connects again; an error without
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import logging
 import random
 import secrets
@@ -32,12 +35,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.messages import Bridge, CommandError, Danmaku, parse_command, store_unavailable
 from server.auth import Authority, Identity
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.bridges.base import Adapter, BridgeError, ChatMessage, PlatformModeration
+from server.bridges.lease import BRIDGES_BOX, LEASES_BOX, Lease, Leases, current, lease_seconds
 from server.bridges.remote import event_from_wire
 from server.config import Settings
 from server.hub.hub import Hub
@@ -48,11 +52,11 @@ from server.rooms.service import RoomService
 
 log = logging.getLogger("hudong.bridges")
 
-BRIDGES_BOX = "~bridges"  # one record per bridge, under "<platform>:<channel>"
 MAX_BRIDGES_PER_ROOM = 8
 SEEN_KEEP = 10_000  # message ids remembered per bridge (repeats, and deletions to retract)
 SENDERS_KEEP = 10_000  # senders whose rate and slow mode are kept per bridge
 CURSOR_EVERY_S = 1.0  # a bridge's cursor is written to the store at most this often
+SEEN_SAVED = 100  # message ids kept with the cursor, for the node that takes it over
 # Modules that may define adapters; a module that is not there is skipped.
 PLATFORM_MODULES = ("server.bridges.twitch", "server.bridges.webhook", "server.bridges.bilibili")
 
@@ -127,7 +131,15 @@ class BridgeStatus:
 class BridgeRun:
     """One bridge's task: connect, read, deliver, reconnect with backoff (module docstring)."""
 
-    def __init__(self, bridges: Bridges, room_id: str, adapter: Adapter, cursor: str | None):
+    def __init__(
+        self,
+        bridges: Bridges,
+        room_id: str,
+        adapter: Adapter,
+        cursor: str | None,
+        seen: Any = (),
+        lease: Lease | None = None,
+    ):
         self.bridges = bridges
         self.room_id = room_id
         self.adapter = adapter
@@ -136,9 +148,15 @@ class BridgeRun:
         self.cursor = cursor
         self.status = BridgeStatus()
         self.seen: OrderedDict[str, str | None] = OrderedDict()  # message id -> event id
+        if isinstance(seen, list):  # those its last node took (a take-over, a restart)
+            self.seen.update((str(mid), None) for mid in seen[-SEEN_SAVED:])
+        self.lease = lease  # None: not leased (a ``hudong bridge`` process's)
         self.senders: OrderedDict[str, BridgedSender] = OrderedDict()
         self._cursor_written = cursor
         self._cursor_at = 0.0
+        self._dirty = False  # ids taken since the cursor was written
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.gone = False
         self.remote = False  # fed by a ``hudong bridge`` process, not run here
@@ -146,13 +164,18 @@ class BridgeRun:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"bridge {self.id}")
 
-    async def stop(self) -> None:
+    async def stop(self, save: bool = True) -> None:
+        """Stop the task; write the cursor unless ``save`` is false (the lease is lost:
+        another node writes it now)."""
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        if self._flush is not None:
+            self._flush.cancel()
         self._set_state("stopped")
-        await self.save_cursor(force=True)
+        if save:
+            await self.save_cursor(force=True)
 
     def _set_state(self, state: str) -> None:
         gauge = self.bridges.metrics.bridges_connected.labels(self.platform)
@@ -255,6 +278,7 @@ class BridgeRun:
                 self.bridges.metrics.bridged.labels(self.platform, "duplicate").inc()
                 return {"duplicate": True}
             self.seen[message.id] = None
+            self._dirty = True
             if len(self.seen) > SEEN_KEEP:
                 self.seen.popitem(last=False)
         if message.cursor is not None:
@@ -315,24 +339,49 @@ class BridgeRun:
         return await host(self.room_id, "mute", fields, by="system")
 
     async def save_cursor(self, force: bool = False) -> None:
-        """Keep the cursor in the bridge's record (at most once a second, unless ``force``)."""
-        if self.cursor == self._cursor_written:
+        """Keep the cursor and the last ids in the bridge's record: at most once a second
+        (a later call is kept for then), unless ``force``."""
+        if self.cursor == self._cursor_written and not self._dirty:
             return
+        if self.lease is not None and self.lease.lapsed(time.time()):
+            return  # another node may hold it now: its cursor is not this run's to write
         now = time.monotonic()
-        if not force and now - self._cursor_at < CURSOR_EVERY_S:
+        wait = CURSOR_EVERY_S - (now - self._cursor_at)
+        if not force and wait > 0:
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(wait, self._flush_later)
             return
         self._cursor_at = now
-        with contextlib.suppress(BackendUnavailable, RoomNotFound):
+        cursor, self._dirty = self.cursor, False
+        seen = list(itertools.islice(reversed(self.seen), SEEN_SAVED))[::-1]
+        try:
             held = (await self.bridges.store.records(self.room_id, BRIDGES_BOX)).get(self.id)
             if held is None:
                 return  # removed meanwhile
-            await self.bridges.write(self.room_id, self.id, {**held, "cursor": self.cursor})
-            self._cursor_written = self.cursor
+            record = {**held, "cursor": cursor, "seen": seen}
+            await self.bridges.write(self.room_id, self.id, record)
+            self._cursor_written = cursor
+        except (BackendUnavailable, RoomNotFound):
+            self._dirty = True
+
+    def _flush_later(self) -> None:
+        self._flush = None
+        if self.task is not None and not self.task.done():
+            self._flushing = asyncio.get_running_loop().create_task(self.save_cursor())
+
+
+class Tending(Protocol):
+    """What keeps the leases of a node's bridges: started and stopped with them."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Bridges:
-    """The node's bridges: adds and removes them (kept in the store), runs those that are
-    this node's, resumes them at start, and answers the console's listing."""
+    """The node's bridges: adds and removes them (kept in the store), runs those whose
+    lease it holds (taking over lapsed ones: :class:`Failover`), and answers the console's
+    listing."""
 
     def __init__(
         self,
@@ -352,8 +401,15 @@ class Bridges:
         self.metrics = metrics
         self.node_id = node_id
         self.shared = hub.shared
+        # one node on its store (memory, the embedded store's locked directory): it runs
+        # every bridge at once, whoever held the lease before
+        self.alone = not hub.shared
         self.platforms = platforms()
         self.runs: dict[tuple[str, str], BridgeRun] = {}  # (room, bridge id) -> its run
+        self.adding: set[tuple[str, str]] = set()  # claimed by add(), not yet started
+        self.leases = Leases(store, node_id, lease_seconds(settings))
+        # the lease loop (server/bridges/failover.py: :class:`Failover`), set by the app
+        self.failover: Tending | None = None
         for name in self.platforms:  # every platform shown from the start, at 0
             metrics.bridges_connected.labels(name)
             metrics.bridge_errors.labels(name)
@@ -374,9 +430,10 @@ class Bridges:
         """Add (and start) a bridge; adding one that exists again changes nothing."""
         adapter = self.adapter(platform, channel)
         bid = bridge_id(adapter.platform, adapter.channel)
-        held = await self.store.records(room_id, BRIDGES_BOX)
+        data = await self.store.read(room_id, (), (BRIDGES_BOX, LEASES_BOX))
+        held, leases = data.records[BRIDGES_BOX], current(data.records[LEASES_BOX])
         if bid in held:
-            return self._public(room_id, bid, held[bid])
+            return self._public(room_id, bid, held[bid], leases.get(bid))
         if len(held) >= MAX_BRIDGES_PER_ROOM:
             raise CommandError(
                 "limit_reached",
@@ -391,9 +448,16 @@ class Bridges:
             "node": self.node_id,
             "cursor": None,
         }
-        await self.write(room_id, bid, record)
-        self._start(room_id, adapter, None)
-        return self._public(room_id, bid, record)
+        # The lease first: a node that sees the record then sees its owner.
+        self.adding.add((room_id, bid))
+        try:
+            lease = await self.leases.claim(room_id, bid, leases.get(bid))
+            await self.write(room_id, bid, record)
+            if lease is not None:
+                self._start(room_id, adapter, None, (), lease)
+        finally:
+            self.adding.discard((room_id, bid))
+        return self._public(room_id, bid, record, lease)
 
     async def remove(self, room_id: str, bid: str) -> bool:
         """Stop and forget a bridge (False when the room has none by that id)."""
@@ -403,26 +467,39 @@ class Bridges:
             await run.stop()
         if bid not in held:
             return run is not None
-        await self.write(room_id, bid, None)
+        await self.write(room_id, bid, None)  # its node stops it at its next renewal
+        await self.leases.release(room_id, bid)
         return True
 
     async def listing(self, room_id: str) -> dict[str, Any]:
-        held = dict(await self.store.records(room_id, BRIDGES_BOX))
+        data = await self.store.read(room_id, (), (BRIDGES_BOX, LEASES_BOX))
+        held, leases = dict(data.records[BRIDGES_BOX]), current(data.records[LEASES_BOX])
         for (rid, bid), run in self.runs.items():  # ``hudong bridge`` processes, here
             if rid == room_id and run.remote and bid not in held:
                 channel = run.adapter.channel
                 held[bid] = {"platform": run.platform, "channel": channel, "node": "remote"}
         return {
-            "bridges": [self._public(room_id, bid, r) for bid, r in sorted(held.items())],
+            "bridges": [
+                self._public(room_id, bid, r, leases.get(bid)) for bid, r in sorted(held.items())
+            ],
             "platforms": sorted(self.platforms),
         }
 
-    def _public(self, room_id: str, bid: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    def _public(
+        self, room_id: str, bid: str, record: Mapping[str, Any], lease: Lease | None
+    ) -> dict[str, Any]:
+        """A bridge as listed: ``node`` is its lease's owner (``lease_until`` in ms; both
+        null while nobody holds it), or ``remote`` for a ``hudong bridge`` process."""
         run = self.runs.get((room_id, bid))
         status = run.status.public() if run is not None else {"state": "elsewhere"}
-        keys = ("platform", "channel", "added_at", "node")
+        keys = ("platform", "channel", "added_at")
         record = {"added_at": 0, **record}
-        return {"id": bid, **{k: record.get(k) for k in keys}, "status": status}
+        node = lease.node if lease is not None else record.get("node")
+        if run is not None and run.remote:
+            node = "remote"
+        until = None if lease is None else int(lease.until * 1000)
+        public = {k: record.get(k) for k in keys}
+        return {"id": bid, **public, "node": node, "lease_until": until, "status": status}
 
     async def remote(self, room_id: str, command: Bridge) -> dict[str, Any]:
         """A ``bridge`` command of a ``hudong bridge`` process (server/bridges/remote.py):
@@ -446,11 +523,16 @@ class Bridges:
         return result
 
     def running(self, room_id: str, platform: str, channel: str) -> Adapter | None:
+        """The adapter of a bridge run here, while its lease (if leased) has not lapsed."""
         run = self.runs.get((room_id, bridge_id(platform, channel)))
-        return run.adapter if run is not None else None
+        if run is None or (run.lease is not None and run.lease.lapsed(time.time())):
+            return None
+        return run.adapter
 
-    def _start(self, room_id: str, adapter: Adapter, cursor: str | None) -> None:
-        run = BridgeRun(self, room_id, adapter, cursor)
+    def _start(
+        self, room_id: str, adapter: Adapter, cursor: str | None, seen: Any, lease: Lease
+    ) -> None:
+        run = BridgeRun(self, room_id, adapter, cursor, seen, lease)
         old = self.runs.get((room_id, run.id))
         if old is not None and old.task is not None:
             old.task.cancel()
@@ -458,25 +540,13 @@ class Bridges:
         run.start()
 
     async def start(self) -> None:
-        """Resume the bridges this node runs (every one, on a node without others)."""
-        try:
-            records = await self.store.list_rooms()
-        except BackendUnavailable:
-            log.warning("bridges not resumed: the store is unavailable")
-            return
-        for room in records:
-            with contextlib.suppress(BackendUnavailable, RoomNotFound):
-                for bid, r in (await self.store.records(room.id, BRIDGES_BOX)).items():
-                    if self.shared and r.get("node") != self.node_id:
-                        continue
-                    try:
-                        adapter = self.adapter(str(r.get("platform")), str(r.get("channel")))
-                    except ValueError as exc:
-                        log.warning("bridge %s of room %s not resumed: %s", bid, room.id, exc)
-                        continue
-                    self._start(room.id, adapter, r.get("cursor"))
+        """Claim the bridges that lapsed or were this node's, and tend leases from now on."""
+        if self.failover is not None:
+            await self.failover.start()
 
     async def stop(self) -> None:
+        if self.failover is not None:
+            await self.failover.stop()
         runs, self.runs = list(self.runs.values()), {}
         for run in runs:
             await run.stop()
