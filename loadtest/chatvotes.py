@@ -40,6 +40,7 @@ from loadtest.rest import POLL_OPTIONS
 from loadtest.results import Rows
 from loadtest.stats import latency_text, quantiles
 from loadtest.viewers import RETRYABLE
+from protocol.delta import HeldViews
 
 NAME = "chatvotes"
 HELP = "N viewers vote by danmaku within --over s: ack and counted latency, exact tallies"
@@ -197,13 +198,19 @@ class Observer:
             await ws.recv()  # hello
             await ws.send(orjson.dumps({"op": "join", "id": 1, "room": room}).decode())
             ready.set()
+            held = HeldViews()  # state messages carry changes (PROTOCOL.md, "State messages")
             async for raw in ws:
                 at = time.time()
                 message = orjson.loads(raw)
-                views = message.get("interactions")
-                if views is None and message.get("type") == "joined":
-                    views = message["snapshot"].get("interactions")
-                view = (views or {}).get(POLL)
+                kind = message.get("type")
+                if kind in ("joined", "snapshot"):
+                    held.snapshot(message["snapshot"])
+                elif kind != "state":
+                    continue
+                elif held.state(message) is None:  # a gap: ask for the room's snapshot
+                    await ws.send(b'{"op":"snapshot"}'.decode())
+                    continue
+                view = held.views.get(POLL)
                 if isinstance(view, dict) and "results" in view:
                     voters = int(view["results"].get("voters") or 0)
                     while len(self.times) < voters:

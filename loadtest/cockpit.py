@@ -163,7 +163,9 @@ class Page:
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # bounded: a loop stuck in a read the node never answers must not hold the run
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
         for link in self.links:
             link.close()
         if self.socket is not None:

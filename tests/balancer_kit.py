@@ -38,6 +38,9 @@ defaults
     timeout tunnel 1h
     timeout client-fin 1s
     timeout server-fin 1s
+    # A busy machine (the whole suite on two workers) can take a node's /readyz past the
+    # 200 ms check interval; a slow answer is not a down node.
+    timeout check 1s
     # a refused connection (a draining node) goes to another server
     retries 3
     option redispatch
@@ -50,7 +53,7 @@ backend nodes
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 200ms fall 1 rise 2
+    default-server inter 200ms fall 2 rise 2
 {servers}
 """
 
