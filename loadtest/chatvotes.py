@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from typing import Any
 
 import orjson
 
-from loadtest.harness import Run, collect_workers, run_loop, worker_stopper
+from loadtest import voters
+from loadtest.harness import Run, run_loop
 from loadtest.rest import POLL_OPTIONS
 from loadtest.results import Rows
 from loadtest.stats import latency_text, quantiles
@@ -81,58 +81,17 @@ def says(index: int) -> tuple[str, str]:
 
 
 @dataclass
-class Share:
-    """One client process's part: ``count`` viewers numbered from ``first``; the start
-    time, the result queue and the joined count are shared with the parent."""
+class Share(voters.Share):
+    """A client process's part, and how the whole burst is spread: ``total`` viewers
+    over ``over`` seconds."""
 
-    ws_url: str
-    room: str
-    count: int
-    first: int
-    total: int
-    over: float
-    ack_timeout: float
-    start_at: Any  # multiprocessing.Value("d"): the common start, 0 until set
-    out: Any  # multiprocessing.Queue: ("done", [Sent, ...]) or ("error", text)
-    progress: Any  # multiprocessing.Value("i"): viewers joined, all processes
+    total: int = 0
+    over: float = 0.0
 
 
 async def _viewers(share: Share) -> None:
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    gate = asyncio.Semaphore(64)
-    conns: list[tuple[int, Any]] = []
-
-    async def open_one(i: int) -> None:
-        async with gate:
-            for attempt in range(5):
-                try:
-                    ws = await connect(
-                        share.ws_url,
-                        subprotocols=[Subprotocol("hudong.v1.json")],
-                        compression=None,
-                        ping_interval=None,
-                        open_timeout=30,
-                        max_size=None,
-                    )
-                    break
-                except OSError:
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            else:
-                raise ConnectionError("could not connect")
-            await ws.recv()  # hello
-            await ws.send(orjson.dumps({"op": "join", "id": 1, "room": share.room}).decode())
-            while orjson.loads(await ws.recv()).get("type") != "joined":
-                pass
-            conns.append((share.first + i, ws))
-            with share.progress.get_lock():
-                share.progress.value += 1
-
-    await asyncio.gather(*(open_one(i) for i in range(share.count)))
-    while time.time() < share.start_at.value or share.start_at.value == 0:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    begin = share.start_at.value
+    conns = await voters.join_all(share)
+    begin = await voters.started(share)
     results: list[Sent] = []
 
     async def vote(index: int, ws: Any) -> None:
@@ -259,39 +218,16 @@ async def body(run: Run) -> None:
             observer.task.cancel()
 
     run.closers.append(stop_observer)
-    ctx = multiprocessing.get_context("spawn")
-    start_at = ctx.Value("d", 0.0)
-    progress = ctx.Value("i", 0)
-    out = ctx.Queue()
-    workers = max(1, min(a.workers, a.viewers))
-    procs: list[multiprocessing.process.BaseProcess] = []
-    stop_workers = worker_stopper(procs)
-    run.closers.append(stop_workers)
+    fleet = voters.Fleet(run, a.viewers, a.workers)
+    progress = fleet.progress
     run.phase = "connect"
     run.status = lambda: f"viewers {progress.value}/{a.viewers}, counted {len(observer.times)}"
-    first = 0
-    for i in range(workers):
-        count = a.viewers // workers + (1 if i < a.viewers % workers else 0)
-        share = Share(
-            ws_url, run.room, count, first, a.viewers, a.over, a.ack_timeout,
-            start_at, out, progress,
-        )  # fmt: skip
-        p = ctx.Process(target=_worker, args=(share,), daemon=True)
-        p.start()
-        procs.append(p)
-        first += count
+    fleet.spawn(_worker, a.ack_timeout, Share, total=a.viewers, over=a.over)
     deadline = time.monotonic() + a.deadline
-    while progress.value < a.viewers:
-        if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
-            break
-        await asyncio.sleep(0.2)
-    connected = progress.value
-    begin = time.time() + 0.5
-    start_at.value = begin
+    connected = await fleet.joined(deadline)
     run.phase = "voting"
-    parts, errors = await collect_workers(out, procs, workers, deadline)
-    results: list[Sent] = [s for part in parts for s in part]
-    await stop_workers()
+    begin, results, errors = await fleet.go(deadline)
+    await fleet.stop()
     voted = [r for r in results if r[5]]
     settle = time.monotonic() + 10
     while len(observer.times) < len(voted) and time.monotonic() < settle:  # noqa: ASYNC110

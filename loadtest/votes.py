@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from loadtest.harness import Run, collect_workers, run_loop, worker_stopper
+from loadtest import voters
+from loadtest.harness import Run, run_loop
 from loadtest.rest import POLL_OPTIONS
 from loadtest.results import Rows
 from loadtest.stats import latency_text, quantiles
@@ -60,61 +59,10 @@ Vote = tuple[int, str, float, int, bool]
 # --- one client process -------------------------------------------------------------------
 
 
-@dataclass
-class Share:
-    """One client process's part: ``count`` viewers numbered from ``first``; the start
-    time, the result queue and the joined count are shared with the parent."""
-
-    ws_url: str
-    room: str
-    count: int
-    first: int
-    ack_timeout: float
-    start_at: Any  # multiprocessing.Value("d"): the common start, 0 until set
-    out: Any  # multiprocessing.Queue: ("done", [Vote, ...]) or ("error", text)
-    progress: Any  # multiprocessing.Value("i"): viewers joined, all processes
-
-
-async def _viewers(share: Share) -> None:
-    ws_url, room, first, ack_timeout = share.ws_url, share.room, share.first, share.ack_timeout
-    start_at, out, progress = share.start_at, share.out, share.progress
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
-    gate = asyncio.Semaphore(64)
-    conns: list[Any] = []
-
-    async def open_one(i: int) -> None:
-        async with gate:
-            for attempt in range(5):
-                try:
-                    ws = await connect(
-                        ws_url,
-                        subprotocols=[Subprotocol("hudong.v1.json")],
-                        compression=None,
-                        ping_interval=None,
-                        open_timeout=30,
-                        max_size=None,
-                    )
-                    break
-                except OSError:
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            else:
-                raise ConnectionError("could not connect")
-            await ws.recv()  # hello
-            await ws.send(orjson.dumps({"op": "join", "id": 1, "room": room}).decode())
-            while True:
-                reply = orjson.loads(await ws.recv())
-                if reply.get("type") == "joined":
-                    break
-            conns.append((first + i, ws))
-            with progress.get_lock():
-                progress.value += 1
-
-    await asyncio.gather(*(open_one(i) for i in range(share.count)))
-    # The start time comes from the parent process through shared memory: poll it.
-    while time.time() < start_at.value or start_at.value == 0:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+async def _viewers(share: voters.Share) -> None:
+    ack_timeout, out = share.ack_timeout, share.out
+    conns = await voters.join_all(share)
+    await voters.started(share)
 
     results: list[Vote] = []
 
@@ -153,7 +101,7 @@ async def _viewers(share: Share) -> None:
         await ws.close()
 
 
-def _worker(share: Share) -> None:
+def _worker(share: voters.Share) -> None:
     """One client process; its errors are reported, not hidden."""
     try:
         run_loop(_viewers(share))
@@ -171,43 +119,17 @@ async def body(run: Run) -> None:
     res["backend"] = run.deployment.backend
     res["viewers"] = a.viewers
 
-    ctx = multiprocessing.get_context("spawn")
-    start_at = ctx.Value("d", 0.0)
-    progress = ctx.Value("i", 0)
-    out = ctx.Queue()
-    ws_url = run.server.base.replace("http", "ws", 1) + "/ws"
-    workers = max(1, min(a.workers, a.viewers))
-    procs: list[multiprocessing.process.BaseProcess] = []
-    first = 0
-
-    stop_workers = worker_stopper(procs)
-
-    run.closers.append(stop_workers)
+    fleet = voters.Fleet(run, a.viewers, a.workers)
+    progress = fleet.progress
     run.phase = "connect"
     run.status = lambda: f"viewers {progress.value}/{a.viewers}"
-    for i in range(workers):
-        share = a.viewers // workers + (1 if i < a.viewers % workers else 0)
-        p = ctx.Process(
-            target=_worker,
-            args=(Share(ws_url, run.room, share, first, a.ack_timeout, start_at, out, progress),),
-            daemon=True,
-        )
-        p.start()
-        procs.append(p)
-        first += share
+    fleet.spawn(_worker, a.ack_timeout)
     deadline = time.monotonic() + a.deadline
-    while progress.value < a.viewers:
-        if time.monotonic() > deadline or not any(p.is_alive() for p in procs):
-            break
-        await asyncio.sleep(0.2)
-    connected = progress.value
-    begin = time.time() + 0.5
-    start_at.value = begin
+    connected = await fleet.joined(deadline)
     run.phase = "voting"
-    parts, errors = await collect_workers(out, procs, workers, deadline)
-    results: list[Vote] = [vote for part in parts for vote in part]
+    begin, results, errors = await fleet.go(deadline)
     ended = time.time()
-    await stop_workers()
+    await fleet.stop()
 
     acked = [r for r in results if r[4]]
     last_ack = begin + max((r[2] for r in acked), default=0.0)
