@@ -81,8 +81,10 @@ async def _viewers(share: voters.Share) -> None:
             try:
                 while True:
                     left = ack_timeout - (time.monotonic() - sent)
-                    reply = orjson.loads(await asyncio.wait_for(ws.recv(), max(left, 0.001)))
-                    if reply.get("id") == 2:
+                    raw = await asyncio.wait_for(ws.recv(), max(left, 0.001))
+                    # Every viewer gets every state: parse only what may be its reply,
+                    # or the generator's core, not the node, sets the ack latency.
+                    if '"id":2' in raw and (reply := orjson.loads(raw)).get("id") == 2:
                         break
             except TimeoutError:
                 continue

@@ -23,7 +23,7 @@ from server.hub.governor import Governor
 from server.hub.hub import Hub
 from server.hub.intake import Intake
 from server.hub.presence import Presence
-from server.hub.room import LiveRoom
+from server.hub.room import LiveRoom, state_interval_s
 from server.interactions.registry import Registry
 from server.metrics import Metrics
 from server.moderation.ratelimit import FairShare, TokenBucket
@@ -318,6 +318,41 @@ async def test_join_then_a_vote_reaches_each_audience_through_one_state_flush(hu
     assert public["results"] == {"poll": "p", "kind": "single", "voters": 1, "hidden": True}
     assert staff["results"]["options"][0]["count"] == 1
     assert screen.transport.written  # screens see what viewers see
+
+
+def test_a_crowd_gets_its_state_less_often_so_one_room_costs_at_most_a_tenth_of_a_core():
+    level_0 = 0.25
+    assert state_interval_s(1, level_0) == level_0
+    assert state_interval_s(2_500, level_0) == level_0
+    assert state_interval_s(5_000, level_0) == pytest.approx(0.5)
+    assert state_interval_s(20_000, level_0) == state_interval_s(100_000, level_0) == 2.0
+    assert state_interval_s(5_000, 0.75) == 0.75  # a degraded node's longer interval wins
+
+
+async def test_a_crowded_room_keeps_its_changes_until_its_state_is_due(hub, monkeypatch):
+    clock = [1000.0]
+    hub._clock = lambda: clock[0]
+    viewers = [await joined(hub, "viewer") for _ in range(3)]
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    spec = {"id": "p", "question": "Q?", "kind": "single", "options": options}
+    await hub.rooms.host("r", "create", {"kind": "poll", "spec": spec})
+    await hub.rooms.host("r", "open", {"interaction": "p"})
+    await hub.flush_state()  # the room's first state: it was never sent one
+    # Three connections cost as much as 3,000 would: the room's state is due every 0.6 s.
+    monkeypatch.setattr("server.hub.room.STATE_WRITE_S", 2e-2)
+    written = [len(v.transport.written) for v in viewers]
+    vote = Participate(2, "vote", "k1", {"interaction": "p", "option": "a"})
+    await hub.handle_async(viewers[0], vote)  # type: ignore[arg-type]
+    clock[0] += 0.3
+    await hub.flush_state()
+    assert [len(v.transport.written) for v in viewers] == written  # kept, not dropped
+    clock[0] += 0.3
+    await hub.flush_state()
+    for viewer, before in zip(viewers, written, strict=True):
+        [frame] = viewer.transport.written[before:]
+        message = JSON.decode(payload(frame))
+        changed = {**message["interactions"], **message.get("patches", {})}
+        assert message["type"] == "state" and "p" in changed
 
 
 async def test_a_screen_may_not_vote_and_level_3_refuses_new_connections(hub):

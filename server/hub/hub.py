@@ -544,12 +544,17 @@ class Hub:
     async def flush_state(self) -> None:
         """Each room's changed views as coalesced ``state`` messages (per audience), and
         its online count when that moved."""
-        for room, count in self.presence.changed(self.live.values(), self.now()):
+        now, interval, live = self.now(), self.governor.state_interval_s, self.live
+        for room, count in self.presence.changed(live.values(), now):
             self.fanout.broadcast(room, online_count(room.id, count))
-        for change in await self.rooms.changes():
-            live = self.live.get(change.room_id)
-            if live is not None:
-                self.fanout.send_state(live, change.deltas)
+
+        def due(room_id: str) -> bool:  # a crowd less often (LiveRoom.state_due)
+            return room_id not in live or live[room_id].state_due(now, interval)
+
+        for change in await self.rooms.changes(due):
+            if (changed := live.get(change.room_id)) is not None:
+                changed.state_at = now
+                self.fanout.send_state(changed, change.deltas)
 
 
 def _member(

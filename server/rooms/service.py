@@ -570,8 +570,8 @@ class RoomService:
         self.views.mark(room_id, interaction_id, version, redefined)
         self.alerts.stale(room_id, interaction_id)  # or a box of alerts
 
-    async def changes(self) -> list[RoomChanges]:
-        return await self.views.changes()
+    async def changes(self, due: Callable[[str], bool] = lambda _: True) -> list[RoomChanges]:
+        return await self.views.changes(due)
 
     def snapshot_views(self, room_id: str, audience: str) -> tuple[int, dict[str, Any]]:
         served = self.views.get(room_id)

@@ -250,12 +250,15 @@ class ViewKeeper:
 
     # --- the state path ------------------------------------------------------------------
 
-    async def changes(self) -> list[RoomChanges]:
-        """Refresh what is stale, then take every room's changed views (per audience)."""
+    async def changes(self, due: Callable[[str], bool] = lambda _: True) -> list[RoomChanges]:
+        """Refresh what is stale, then take the changed views (per audience) of every room
+        that is ``due``; the others keep theirs for a later flush."""
         out = []
         for served in list(self._dirty):
             if self.rooms.get(served.id) is not served:
                 self._dirty.discard(served)
+                continue
+            if not due(served.id):
                 continue
             if served.stale:
                 try:
