@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from server.backends.base import BackendUnavailable, Store
+from server.hub.collector import Collector
 from server.hub.connection import Connection
 from server.hub.degrade import DegradeLevel
 from server.hub.fanout import Fanout
@@ -62,6 +63,7 @@ class Loops:
     def __init__(self, hub: LoopsHost) -> None:
         self.hub = hub
         self._tasks: list[asyncio.Task[None]] = []
+        self.collector = Collector()
 
     def start(self, shared: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -75,6 +77,7 @@ class Loops:
         ]
         if shared:
             loops += [self._health, self._presence]
+        self.collector.start()
         self._tasks = [loop.create_task(fn(), name=f"hudong{fn.__name__}") for fn in loops]
 
     @property
@@ -89,6 +92,8 @@ class Loops:
                 await task
             except asyncio.CancelledError:
                 pass
+        if self._tasks:
+            self.collector.stop()
         self._tasks = []
 
     async def _ticks(self) -> None:
@@ -133,7 +138,8 @@ class Loops:
             try:
                 now = hub.now()
                 hub.upkeep.round(now)  # visits only the connections due
-                hub.governor.measure(hub.upkeep.paused)
+                signals = hub.governor.measure(hub.upkeep.paused)
+                self.collector.check(len(hub.connections), signals.ingest_per_s)
                 level = hub.governor.wanted(now)
                 if max(level, hub.governor.floor) != hub.level:
                     hub.set_level(level, reason(hub.governor.signals))
