@@ -5,6 +5,7 @@ records what was written; the room layer is the real one on a memory store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from typing import Any
 
@@ -353,6 +354,31 @@ async def test_a_crowded_room_keeps_its_changes_until_its_state_is_due(hub, monk
         message = JSON.decode(payload(frame))
         changed = {**message["interactions"], **message.get("patches", {})}
         assert message["type"] == "state" and "p" in changed
+
+
+async def test_a_settings_change_sends_one_snapshot_per_audience_the_same_bytes_to_all(hub):
+    viewers = [await joined(hub, "viewer") for _ in range(3)]
+    packer = await joined(hub, "viewer", MSGPACK)
+    host = await joined(hub, "host")
+    live = hub.live["r"]
+    for conn in (*viewers, packer, host):
+        conn.transport.written.clear()
+    viewers[2].paused = True  # over its high mark: a snapshot of its own when it drains
+    settings = {**live.record.settings, "mode": "slow"}
+    hub.room_updated(
+        dataclasses.replace(live.record, version=live.record.version + 1, settings=settings)
+    )
+    [first], [second] = viewers[0].transport.written, viewers[1].transport.written
+    assert first is second  # built and encoded once, written to both
+    message = JSON.decode(payload(first))
+    assert (
+        message["type"] == "snapshot" and message["snapshot"]["room"]["settings"]["mode"] == "slow"
+    )
+    [packed] = packer.transport.written
+    assert MSGPACK.decode(payload(packed))["snapshot"] == message["snapshot"]
+    [staff] = host.transport.written
+    assert staff is not first and JSON.decode(payload(staff))["type"] == "snapshot"
+    assert viewers[2].transport.written == [] and viewers[2].needs_snapshot
 
 
 async def test_a_screen_may_not_vote_and_level_3_refuses_new_connections(hub):

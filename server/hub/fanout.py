@@ -116,6 +116,17 @@ class Fanout:
             for conns in groups:
                 self.write_to(conns, frames)
 
+    def send_snapshots(self, room: LiveRoom, snapshot_of: Callable[[str], dict[str, Any]]) -> None:
+        """The room's snapshot to every member (its record changed): one per audience,
+        encoded once per codec, the same bytes to all (5,000 members: one snapshot built,
+        not 5,000). A paused connection is marked and gets its own when it drains."""
+        for audience in {audience for audience, _ in room.groups}:
+            message = {"type": "snapshot", "snapshot": snapshot_of(audience)}
+            for codec in CODECS:
+                conns = room.groups.get((audience, codec))
+                if conns:
+                    self.write_to(conns, Frames(codec.encode(message), binary=codec.binary))
+
     def send_state(self, room: LiveRoom, deltas: Mapping[str, Delta]) -> None:
         """Changed views, per audience: one ``state`` message each (changes against the
         audience's previous one), encoded once per codec. State is never dropped: a

@@ -479,8 +479,7 @@ class Hub:
         live.record = record
         if self.room_level(live) != level_before:
             self.notify_level(live, self.room_level(live))
-        for conn in live.members():
-            self.send_snapshot(conn)
+        self.fanout.send_snapshots(live, lambda audience: self.snapshot(live, audience))
 
     def room_deleted(self, room_id: str, *, local: bool = True) -> None:
         if local:
