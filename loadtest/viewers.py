@@ -565,6 +565,8 @@ class Publisher:
     def send(self, seq: int) -> None:
         i = seq % len(self.senders)
         self.senders[i].send(danmaku_frame(seq))
+        if i >= len(self.sent_by):  # senders added after the start (fanout, crossnode)
+            self.sent_by += [0] * (len(self.senders) - len(self.sent_by))
         self.sent_by[i] += 1
         self.sent = seq + 1
 

@@ -196,3 +196,26 @@ def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
     assert sum(result["tallies"].values()) == 120 and result["tallies"] == result["expected"]
     assert result["ack_ms"]["samples"] == 120 and result["counted_ms"]["samples"] == 120
     assert result["ack_counted_ms"]["samples"] == 120
+
+
+def test_a_small_fanout_run_delivers_every_danmaku(tmp_path):
+    """`fanout` on a spawned node: 40 viewers, 20 danmaku/s for 2 s; every danmaku reaches
+    every viewer (its publisher's senders join after it was built: this once crashed)."""
+    out = tmp_path / "fanout.json"
+    argv = ["--spawn", "--viewers", "40", "--probes", "5", "--rate", "20"]
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "loadtest", "fanout", *argv,
+            *("--duration", "2", "--warmup", "1", "--quiet", "--json-out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180 * UNIT,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["connect"]["connected"] == 40 and result["connect"]["failed"] == 0, result
+    assert result["published_total"] >= 40 and not result["publish_errors"], result
+    assert result["delivered_total"] == result["expected_total"] > 0, result
+    assert result["undelivered_pct"] == 0.0 and result["disconnects"] == 0, result
