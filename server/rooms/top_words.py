@@ -12,8 +12,9 @@ restarted, answers the same sum. A read is kept :data:`ANSWER_S` per room: twent
 cockpits cost one store read a room every two seconds.
 
 Measured (BENCHMARKS.md, "Cockpit"): a flush takes 31-33 µs of CPU per danmaku when
-every text differs (1.6 % of a core at 500 danmaku/s), 5.5-5.8 µs for a realistic
-storm whose repeats the segmentation cache serves; the hot path's append 0.11 µs.
+every text differs (1.6 % of a core at 500 danmaku/s before the sample, 0.8 % now),
+5.5-5.8 µs for a realistic storm whose repeats the segmentation cache serves; the hot
+path's append 0.11 µs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from server import text_words
 from server.backends.base import RoomNotFound, Store, Submission
 
 TOP_WORDS_BOX = "~topwords"
-MAX_PENDING = 4000  # texts per room between two flushes (2000/s); past it, a sample
+# Texts per room between two flushes (250/s); past it, a sample. Segmenting a danmaku
+# costs 5-33 µs; at 500 distinct 78-character danmaku a second (the peer harness) that
+# was 3.7 % of a core with the sample at 2,000/s. A sample of 250/s still ranks the
+# words a crowd repeats.
+MAX_PENDING = 500
 CHUNK = 250  # texts segmented before the event loop gets a turn (a few ms)
 KEEP = 20_000  # distinct words counted per room on a node; past it, the rarest go
 STORED = 500  # words per node in the store
