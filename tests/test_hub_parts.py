@@ -24,7 +24,7 @@ from server.hub.governor import Governor
 from server.hub.hub import Hub
 from server.hub.intake import Intake
 from server.hub.presence import Presence
-from server.hub.room import LiveRoom, state_interval_s
+from server.hub.room import BURST_BACKLOG, STATE_DEFER_S, LiveRoom, state_interval_s
 from server.interactions.registry import Registry
 from server.metrics import Metrics
 from server.moderation.ratelimit import FairShare, TokenBucket
@@ -354,6 +354,35 @@ async def test_a_crowded_room_keeps_its_changes_until_its_state_is_due(hub, monk
         message = JSON.decode(payload(frame))
         changed = {**message["interactions"], **message.get("patches", {})}
         assert message["type"] == "state" and "p" in changed
+
+
+async def test_a_burst_waiting_for_its_commits_gets_its_acks_before_its_state(hub, monkeypatch):
+    clock = [1000.0]
+    hub._clock = lambda: clock[0]
+    viewer = await joined(hub, "viewer")
+    options = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}]
+    spec = {"id": "p", "question": "Q?", "kind": "single", "options": options}
+    await hub.rooms.host("r", "create", {"kind": "poll", "spec": spec})
+    await hub.rooms.host("r", "open", {"interaction": "p"})
+    await hub.flush_state()
+    backlog = [BURST_BACKLOG]  # a burst's votes queued behind the commit in flight
+    monkeypatch.setattr(hub.rooms, "backlog", lambda room_id: backlog[0])
+    vote = Participate(2, "vote", "k1", {"interaction": "p", "option": "a"})
+    await hub.handle_async(viewer, vote)  # type: ignore[arg-type]
+    before = len(viewer.transport.written)
+    clock[0] += 0.5
+    await hub.flush_state()
+    assert len(viewer.transport.written) == before  # held while the burst commits
+    clock[0] += STATE_DEFER_S - 0.5
+    await hub.flush_state()  # but never longer than STATE_DEFER_S
+    assert len(viewer.transport.written) == before + 1
+    backlog[0] = BURST_BACKLOG - 1  # an ordinary queue does not hold it
+    await hub.handle_async(
+        viewer, Participate(3, "vote", "k2", {"interaction": "p", "option": "b"})
+    )  # type: ignore[arg-type]
+    clock[0] += 0.25
+    await hub.flush_state()
+    assert len(viewer.transport.written) == before + 2
 
 
 async def test_a_settings_change_sends_one_snapshot_per_audience_the_same_bytes_to_all(hub):

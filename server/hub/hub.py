@@ -547,8 +547,9 @@ class Hub:
         for room, count in self.presence.changed(live.values(), now):
             self.fanout.broadcast(room, online_count(room.id, count))
 
-        def due(room_id: str) -> bool:  # a crowd less often (LiveRoom.state_due)
-            return room_id not in live or live[room_id].state_due(now, interval)
+        def due(room_id: str) -> bool:  # a crowd less often, a burst's acks first
+            room = live.get(room_id)
+            return room is None or room.state_due(now, interval, self.rooms.backlog(room_id))
 
         for change in await self.rooms.changes(due):
             if (changed := live.get(change.room_id)) is not None:

@@ -72,6 +72,11 @@ class GroupCommit:
         queue.append((interaction_id, submission, done))
         return done
 
+    def backlog(self, room_id: str) -> int:
+        """Contributions to the room waiting for a commit (a burst, when in the hundreds)."""
+        queue = self._queues.get(room_id)
+        return len(queue) if queue is not None else 0
+
     def apply(
         self,
         room_id: str,
