@@ -114,6 +114,38 @@ def _worker(share: voters.Share) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
+class CpuTrace:
+    """The node's CPU seconds, read every 50 ms while the burst runs: whether the node's
+    core, not the clients, is what the acknowledgements wait for."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.samples: list[tuple[float, float]] = []  # (wall clock, CPU seconds so far)
+
+    def read(self) -> None:
+        self.samples.append((time.time(), self.run.cpu()))
+
+    async def follow(self) -> None:
+        while True:
+            self.read()
+            await asyncio.sleep(0.05)
+
+    def between(self, start: float, end: float, votes: int) -> dict[str, float] | None:
+        """The node's CPU from the samples around ``start`` and ``end`` (wall clock):
+        share of a core and µs per vote; None without samples (its pid unknown)."""
+        before = [(t, c) for t, c in self.samples if t <= start]
+        after = [(t, c) for t, c in self.samples if t >= end]
+        if not before or not after or after[0][1] <= 0 or votes <= 0:
+            return None
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return {
+            "seconds": round(t1 - t0, 3),
+            "cpu_s": round(c1 - c0, 3),
+            "cpu_pct": round(100 * (c1 - c0) / max(t1 - t0, 1e-9), 1),
+            "us_per_vote": round((c1 - c0) / votes * 1e6, 1),
+        }
+
+
 async def body(run: Run) -> None:
     a, res = run.args, run.res
     await asyncio.to_thread(run.api.prepare_room, run.room)
@@ -129,12 +161,17 @@ async def body(run: Run) -> None:
     deadline = time.monotonic() + a.deadline
     connected = await fleet.joined(deadline)
     run.phase = "voting"
+    trace = CpuTrace(run)
+    following = asyncio.get_running_loop().create_task(trace.follow())
     begin, results, errors = await fleet.go(deadline)
     ended = time.time()
+    following.cancel()
+    trace.read()  # after the last ack: the clients reported
     await fleet.stop()
 
     acked = [r for r in results if r[4]]
     last_ack = begin + max((r[2] for r in acked), default=0.0)
+    res["server_cpu_burst"] = trace.between(begin, last_ack, len(acked))
     expected = Counter(r[1] for r in acked)
     tallies, _, exact = await asyncio.to_thread(
         run.api.poll_outcome, run.room, POLL, expected, len(acked)
@@ -171,8 +208,18 @@ def rows(res: dict[str, Any]) -> Rows:
         ),
         ("votes/s", f"{res['votes_per_s']} (start to last ack); all answered in {res['wall_s']} s"),
         ("ack ms", latency_text(res["ack_ms"])),
+        ("node CPU", _cpu_text(res.get("server_cpu_burst"))),
         ("tallies", f"{'exact' if res['exact'] else 'WRONG'} {res['tallies']}"),
     ]
+
+
+def _cpu_text(cpu: dict[str, float] | None) -> str:
+    if not cpu:
+        return "not read (the node's pid is unknown: --server-pid)"
+    return (
+        f"{cpu['cpu_pct']}% of a core from the start to the last ack ({cpu['seconds']} s), "
+        f"{cpu['us_per_vote']} µs per vote"
+    )
 
 
 def add_arguments(load: argparse._ArgumentGroup) -> None:

@@ -49,6 +49,8 @@ def test_5000_viewers_vote_at_once(tmp_path, backend):
     assert result["exact"]
     assert sum(result["tallies"].values()) == 5000
     assert result["tallies"] == result["expected"]
+    cpu = result["server_cpu_burst"]  # the node's core over the burst, read from /proc
+    assert cpu["cpu_s"] > 0 and cpu["us_per_vote"] > 0, cpu
 
 
 @pytest.mark.parametrize(
