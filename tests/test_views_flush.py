@@ -6,6 +6,7 @@ give the views the node holds, also for a client handed a snapshot mid-flush."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -18,7 +19,7 @@ from server.backends.memory import MemoryStore
 from server.interactions.kind import Audience
 from server.interactions.registry import Registry
 from server.rooms.service import RoomService
-from tests.conftest import SECRET, Client, running_server
+from tests.conftest import SECRET, UNIT, Client, running_server
 from tests.test_room_service import Outbox
 
 ROOM = "r"
@@ -318,3 +319,43 @@ async def test_deltas_over_sockets_keep_views_and_a_gap_brings_a_snapshot(node_o
 
 def _raw(data: bytes | str) -> bytes:
     return data if isinstance(data, bytes) else data.encode()
+
+
+async def test_a_resync_after_votes_sends_no_snapshot_but_a_changed_room_sends_one(
+    shared_redis: Any,
+) -> None:
+    """On Redis the room's version is the room's counter, and every vote moves it: the
+    resync (every 15 s) re-reads a record that is newer but says nothing new. It is kept
+    quietly; only a record that changed (another node's settings) goes to every member."""
+    prefix = f"dv{uuid.uuid4().hex[:8]}:"
+    async with running_server(
+        server={"redis_url": shared_redis.url, "redis_prefix": prefix}
+    ) as live:
+        await live.create_room(ROOM)
+        host = await live.connect()
+        await host.join(ROOM, token=await live.mint(ROOM, "host", sub="h", name="Host"))
+        spec = {"id": "p", "question": "Q?", "kind": "single", "options": OPTIONS}
+        assert (await host.command("host", action="create", kind="poll", spec=spec))[
+            "type"
+        ] == "ack"
+        opened = await host.command("host", action="open", interaction="p")
+        viewer = await live.connect()
+        await viewer.join(ROOM)
+        reply = await viewer.command("vote", interaction="p", option="a", key="k")
+        await until_version(viewer, max(reply["version"], opened["version"]))
+
+        live.hub.resync()
+        await asyncio.sleep(0.3 * UNIT)  # the re-read is under way, then done
+        assert (await host.command("danmaku", text="after the resync"))["type"] == "ack"
+        seen = [await viewer.recv()]
+        while seen[-1]["type"] != "batch":
+            seen.append(await viewer.recv())
+        assert [m["type"] for m in seen if m["type"] == "snapshot"] == [], seen
+        assert [e["text"] for e in seen[-1]["events"]] == ["after the resync"]
+        assert viewer.held.gaps == 0
+
+        # another node's change, seen at the resync: every member gets the new record
+        await live.app.state.rooms.store.update_room(ROOM, title="Renamed", settings={})
+        live.hub.resync()
+        snapshot = (await viewer.recv_type("snapshot"))["snapshot"]
+        assert snapshot["room"]["title"] == "Renamed"

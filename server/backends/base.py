@@ -136,6 +136,16 @@ class RoomRecord:
             "settings": self.settings,
         }
 
+    def same_room_as(self, other: RoomRecord) -> bool:
+        """Whether ``other`` says what this record says, whatever its version: the
+        version is the room's, and every vote moves it, not only a change of the room."""
+        return (self.id, self.title, self.created_at, self.settings) == (
+            other.id,
+            other.title,
+            other.created_at,
+            other.settings,
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RoomRecord:
         return cls(

@@ -104,13 +104,15 @@ class ViewKeeper:
             self._dirty.discard(served)
 
     def update_record(self, record: RoomRecord) -> bool:
-        """Keep a newer record of a served room; True when it was newer."""
+        """Keep a newer record of a served room; True when it says something new (a
+        record newer only because votes moved the room's version is kept quietly)."""
         served = self.rooms.get(record.id)
         if served is None or record.version <= served.record.version:
             return False
+        changed = not record.same_room_as(served.record)
         served.record = record
         served.version = max(served.version, record.version)
-        return True
+        return changed
 
     # --- marking and refreshing --------------------------------------------------------------
 
