@@ -103,13 +103,8 @@ async def _viewers(share: Share) -> None:
         while True:
             await ws.send(command)
             try:
-                while True:
-                    left = share.ack_timeout - (time.perf_counter() - started)
-                    raw = await asyncio.wait_for(ws.recv(), max(left, 0.001))
-                    # Every viewer gets every state: parse only what may be its reply,
-                    # or the generator's core, not the node, sets the ack latency.
-                    if '"id":2' in raw and (reply := orjson.loads(raw)).get("id") == 2:
-                        break
+                left = share.ack_timeout - (time.perf_counter() - started)
+                reply = await voters.reply(ws, max(left, 0.001))
             except TimeoutError:  # not retried: a second copy would be duplicate_text
                 took = time.perf_counter() - started
                 results.append((index, option, took, sent_at, 0.0, False))

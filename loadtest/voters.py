@@ -77,6 +77,18 @@ async def started(share: Share) -> float:
     return float(share.start_at.value)
 
 
+async def reply(ws: Any, timeout: float) -> dict[str, Any]:
+    """The reply to the viewer's command (``"id": 2``), read within ``timeout`` seconds
+    (TimeoutError). Every viewer gets every state and count: only what may be the
+    reply is parsed, and one timeout covers the wait (``asyncio.wait_for`` per frame
+    costs a task each), or the generator's core, not the node, sets the latency."""
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await ws.recv()
+            if '"id":2' in raw and (message := orjson.loads(raw)).get("id") == 2:
+                return dict(message)
+
+
 class Fleet:
     """The client processes of one burst, from the parent's side: spawned with their
     shares, waited for until joined, started together, and their reports collected."""

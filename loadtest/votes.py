@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from loadtest import voters
+from loadtest import procstat, voters
 from loadtest.harness import Run, run_loop
 from loadtest.rest import POLL_OPTIONS
 from loadtest.results import Rows
@@ -77,15 +77,8 @@ async def _viewers(share: voters.Share) -> None:
         while True:
             tries += 1
             await ws.send(command)
-            sent = time.monotonic()
             try:
-                while True:
-                    left = ack_timeout - (time.monotonic() - sent)
-                    raw = await asyncio.wait_for(ws.recv(), max(left, 0.001))
-                    # Every viewer gets every state: parse only what may be its reply,
-                    # or the generator's core, not the node, sets the ack latency.
-                    if '"id":2' in raw and (reply := orjson.loads(raw)).get("id") == 2:
-                        break
+                reply = await voters.reply(ws, ack_timeout)
             except TimeoutError:
                 continue
             if reply["type"] == "ack":
@@ -114,36 +107,64 @@ def _worker(share: voters.Share) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
-class CpuTrace:
-    """The node's CPU seconds, read every 50 ms while the burst runs: whether the node's
-    core, not the clients, is what the acknowledgements wait for."""
+# (wall clock, the node's user seconds, its system seconds, the clients' CPU seconds)
+_Sample = tuple[float, float, float, float]
 
-    def __init__(self, run: Run) -> None:
+
+class CpuTrace:
+    """The node's CPU (user and kernel) and the client processes', read every 50 ms while
+    the burst runs: whether the node's core, or the clients', is what the
+    acknowledgements wait for."""
+
+    def __init__(self, run: Run, clients: list[int]) -> None:
         self.run = run
-        self.samples: list[tuple[float, float]] = []  # (wall clock, CPU seconds so far)
+        self.clients = clients
+        self.samples: list[_Sample] = []
 
     def read(self) -> None:
-        self.samples.append((time.time(), self.run.cpu()))
+        user, system = self.run.server.cpu() if self.run.server.pid else (0.0, 0.0)
+        self.samples.append((time.time(), user, system, sum(procstat.cpu_user_sys(self.clients))))
 
     async def follow(self) -> None:
         while True:
             self.read()
             await asyncio.sleep(0.05)
 
+    def _around(
+        self, start: float, end: float
+    ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        before = [s for s in self.samples if s[0] <= start]
+        after = [s for s in self.samples if s[0] >= end]
+        return (before[-1], after[0]) if before and after else None
+
     def between(self, start: float, end: float, votes: int) -> dict[str, float] | None:
         """The node's CPU from the samples around ``start`` and ``end`` (wall clock):
-        share of a core and µs per vote; None without samples (its pid unknown)."""
-        before = [(t, c) for t, c in self.samples if t <= start]
-        after = [(t, c) for t, c in self.samples if t >= end]
-        if not before or not after or after[0][1] <= 0 or votes <= 0:
+        share of a core, the kernel's part of it, and µs per vote; None without samples
+        (its pid unknown)."""
+        around = self._around(start, end)
+        if around is None or votes <= 0:
             return None
-        (t0, c0), (t1, c1) = before[-1], after[0]
+        (t0, u0, s0, _), (t1, u1, s1, _) = around
+        used, seconds = (u1 + s1) - (u0 + s0), max(t1 - t0, 1e-9)
+        if u1 + s1 <= 0:
+            return None
         return {
             "seconds": round(t1 - t0, 3),
-            "cpu_s": round(c1 - c0, 3),
-            "cpu_pct": round(100 * (c1 - c0) / max(t1 - t0, 1e-9), 1),
-            "us_per_vote": round((c1 - c0) / votes * 1e6, 1),
+            "cpu_s": round(used, 3),
+            "cpu_pct": round(100 * used / seconds, 1),
+            "system_pct": round(100 * (s1 - s0) / seconds, 1),
+            "us_per_vote": round(used / votes * 1e6, 1),
         }
+
+    def clients_between(self, start: float, end: float) -> dict[str, float] | None:
+        """The client processes' CPU over the same window, as a share of one core: near
+        100 % with ``--gen-cpu`` means they read their acknowledgements late, and the
+        latency includes their own wait."""
+        around = self._around(start, end)
+        if around is None or not self.clients:
+            return None
+        (t0, *_, c0), (t1, *_, c1) = around
+        return {"cpu_pct": round(100 * (c1 - c0) / max(t1 - t0, 1e-9), 1)}
 
 
 async def body(run: Run) -> None:
@@ -161,7 +182,7 @@ async def body(run: Run) -> None:
     deadline = time.monotonic() + a.deadline
     connected = await fleet.joined(deadline)
     run.phase = "voting"
-    trace = CpuTrace(run)
+    trace = CpuTrace(run, [p.pid for p in fleet.procs if p.pid is not None])
     following = asyncio.get_running_loop().create_task(trace.follow())
     begin, results, errors = await fleet.go(deadline)
     ended = time.time()
@@ -172,6 +193,7 @@ async def body(run: Run) -> None:
     acked = [r for r in results if r[4]]
     last_ack = begin + max((r[2] for r in acked), default=0.0)
     res["server_cpu_burst"] = trace.between(begin, last_ack, len(acked))
+    res["clients_cpu_burst"] = trace.clients_between(begin, last_ack)
     expected = Counter(r[1] for r in acked)
     tallies, _, exact = await asyncio.to_thread(
         run.api.poll_outcome, run.room, POLL, expected, len(acked)
@@ -209,6 +231,7 @@ def rows(res: dict[str, Any]) -> Rows:
         ("votes/s", f"{res['votes_per_s']} (start to last ack); all answered in {res['wall_s']} s"),
         ("ack ms", latency_text(res["ack_ms"])),
         ("node CPU", _cpu_text(res.get("server_cpu_burst"))),
+        ("clients' CPU", _clients_text(res.get("clients_cpu_burst"))),
         ("tallies", f"{'exact' if res['exact'] else 'WRONG'} {res['tallies']}"),
     ]
 
@@ -217,9 +240,16 @@ def _cpu_text(cpu: dict[str, float] | None) -> str:
     if not cpu:
         return "not read (the node's pid is unknown: --server-pid)"
     return (
-        f"{cpu['cpu_pct']}% of a core from the start to the last ack ({cpu['seconds']} s), "
-        f"{cpu['us_per_vote']} µs per vote"
+        f"{cpu['cpu_pct']}% of a core from the start to the last ack ({cpu['seconds']} s; "
+        f"{cpu.get('system_pct', '?')}% in the kernel), {cpu['us_per_vote']} µs per vote"
     )
+
+
+def _clients_text(cpu: dict[str, float] | None) -> str:
+    if not cpu:
+        return "not read"
+    busy = " (busy: their own wait is in the latency)" if cpu["cpu_pct"] >= 90 else ""
+    return f"{cpu['cpu_pct']}% of a core over the same window{busy}"
 
 
 def add_arguments(load: argparse._ArgumentGroup) -> None:

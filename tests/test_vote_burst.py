@@ -51,6 +51,8 @@ def test_5000_viewers_vote_at_once(tmp_path, backend):
     assert result["tallies"] == result["expected"]
     cpu = result["server_cpu_burst"]  # the node's core over the burst, read from /proc
     assert cpu["cpu_s"] > 0 and cpu["us_per_vote"] > 0, cpu
+    assert 0 < cpu["system_pct"] < cpu["cpu_pct"], cpu
+    assert result["clients_cpu_burst"]["cpu_pct"] > 0, result["clients_cpu_burst"]
 
 
 @pytest.mark.parametrize(
