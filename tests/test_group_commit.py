@@ -192,3 +192,17 @@ async def test_concurrent_votes_take_fewer_store_calls_and_each_is_acknowledged(
     assert all(ack["duplicate"] for ack in retried)
     results = (await rooms.interaction(ROOM, "p", Audience.PUBLIC))["results"]
     assert [o["count"] for o in results["options"]] == [400, 200]
+
+
+async def test_a_burst_is_what_arrived_since_the_last_look_or_still_waits():
+    store = MemoryStore()
+    commits = GroupCommit(store)
+    assert commits.take_burst("r") == 0
+    await store.create_room(RoomRecord("r", "R", 0.0))
+    futures = [commits.apply("r", "p", f"v{i}", f"k{i}", None, {"a": 1}) for i in range(300)]
+    assert commits.take_burst("r") == 300  # arrived (and queued)
+    assert commits.take_burst("r") == 300  # no new ones, but still queued
+    await asyncio.gather(*futures)
+    assert commits.take_burst("r") == 0  # committed, nothing new
+    await commits.apply("r", "p", "w", "kw", None, {"a": 1})
+    assert commits.take_burst("r") == 1

@@ -356,7 +356,7 @@ async def test_a_crowded_room_keeps_its_changes_until_its_state_is_due(hub, monk
         assert message["type"] == "state" and "p" in changed
 
 
-async def test_a_burst_waiting_for_its_commits_gets_its_acks_before_its_state(hub, monkeypatch):
+async def test_a_burst_gets_its_acks_before_its_state_for_at_most_a_second(hub, monkeypatch):
     clock = [1000.0]
     hub._clock = lambda: clock[0]
     viewer = await joined(hub, "viewer")
@@ -365,20 +365,30 @@ async def test_a_burst_waiting_for_its_commits_gets_its_acks_before_its_state(hu
     await hub.rooms.host("r", "create", {"kind": "poll", "spec": spec})
     await hub.rooms.host("r", "open", {"interaction": "p"})
     await hub.flush_state()
-    backlog = [BURST_BACKLOG]  # a burst's votes queued behind the commit in flight
-    monkeypatch.setattr(hub.rooms, "backlog", lambda room_id: backlog[0])
+    burst = [BURST_BACKLOG]  # a burst's votes arrived since the last flush, or queued
+    monkeypatch.setattr(hub.rooms, "take_burst", lambda room_id: burst[0])
     vote = Participate(2, "vote", "k1", {"interaction": "p", "option": "a"})
     await hub.handle_async(viewer, vote)  # type: ignore[arg-type]
     before = len(viewer.transport.written)
     clock[0] += 0.5
+    await hub.flush_state()  # the first flush that holds it back
+    assert len(viewer.transport.written) == before  # held while the burst goes on
+    clock[0] += STATE_DEFER_S - 0.25
     await hub.flush_state()
-    assert len(viewer.transport.written) == before  # held while the burst commits
-    clock[0] += STATE_DEFER_S - 0.5
-    await hub.flush_state()  # but never longer than STATE_DEFER_S
+    assert len(viewer.transport.written) == before  # still within STATE_DEFER_S of it
+    clock[0] += 0.25
+    await hub.flush_state()  # but never longer
     assert len(viewer.transport.written) == before + 1
-    backlog[0] = BURST_BACKLOG - 1  # an ordinary queue does not hold it
+    burst[0] = BURST_BACKLOG - 1  # an ordinary flow does not hold it
     await hub.handle_async(
         viewer, Participate(3, "vote", "k2", {"interaction": "p", "option": "b"})
+    )  # type: ignore[arg-type]
+    clock[0] += 0.25
+    await hub.flush_state()
+    assert len(viewer.transport.written) == before + 2
+    burst[0] = BURST_BACKLOG  # the next burst is held from its own first flush
+    await hub.handle_async(
+        viewer, Participate(4, "vote", "k3", {"interaction": "p", "option": "a"})
     )  # type: ignore[arg-type]
     clock[0] += 0.25
     await hub.flush_state()

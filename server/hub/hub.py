@@ -549,11 +549,11 @@ class Hub:
 
         def due(room_id: str) -> bool:  # a crowd less often, a burst's acks first
             room = live.get(room_id)
-            return room is None or room.state_due(now, interval, self.rooms.backlog(room_id))
+            return room is None or room.state_due(now, interval, self.rooms.take_burst(room_id))
 
         for change in await self.rooms.changes(due):
             if (changed := live.get(change.room_id)) is not None:
-                changed.state_at = now
+                changed.state_sent(now)
                 self.fanout.send_state(changed, change.deltas)
 
 

@@ -19,10 +19,11 @@ from server.moderation.ratelimit import FairShare
 STATE_WRITE_S = 10e-6
 STATE_SHARE = 0.1
 STATE_LONGEST_S = 2.0
-# Acks first: while a burst waits for its commits (a full batch or more queued), the
-# room's state waits too, up to this long since its last one. Every vote's ack is what
-# its voter waits for; a state flush of a crowd holds the loop for tens of ms (5,000
-# members: 45-60 ms here) in the middle of the burst, and the next one shows it all.
+# Acks first: while a burst arrives or waits for its commits (a full batch or more since
+# the last flush, or queued), the room's state waits too, up to this long from the first
+# flush it waited at. Every vote's ack is what its voter waits for; a state flush of a
+# crowd holds the loop for tens of ms (5,000 members: 45-60 ms here) in the middle of
+# the burst, and costs each member's client a frame to read; the next one shows it all.
 BURST_BACKLOG = 256
 STATE_DEFER_S = 1.0
 
@@ -49,6 +50,7 @@ class LiveRoom:
         "replay",
         "seq",
         "state_at",
+        "state_held_at",
         "viewers",
     )
 
@@ -70,6 +72,7 @@ class LiveRoom:
         self.online_told: int | None = None  # the count last sent in an ``online`` message
         self.online_told_at = float("-inf")
         self.state_at = float("-inf")  # when its members were last sent a ``state``
+        self.state_held_at: float | None = None  # when a burst began to hold it back
 
     @property
     def online(self) -> int:
@@ -79,16 +82,25 @@ class LiveRoom:
     def __len__(self) -> int:
         return sum(len(conns) for conns in self.groups.values())
 
-    def state_due(self, now: float, interval_s: float, backlog: int = 0) -> bool:
+    def state_due(self, now: float, interval_s: float, burst: int = 0) -> bool:
         """Whether the room's changed views go out at this flush: every ``interval_s``
         (the level's), or less often for a crowd, so that one room's state costs at most
         :data:`STATE_SHARE` of the node's core (:func:`state_interval_s`); later while a
-        burst of ``backlog`` contributions waits for its commits (:data:`BURST_BACKLOG`)."""
-        if backlog >= BURST_BACKLOG and now - self.state_at < STATE_DEFER_S:
-            return False
+        ``burst`` of contributions arrives or waits for its commits (:data:`BURST_BACKLOG`
+        since the last flush), at most :data:`STATE_DEFER_S` from the first flush that
+        held it: a crowd's votes are acknowledged before its members' state is written."""
+        if burst >= BURST_BACKLOG:
+            if self.state_held_at is None:
+                self.state_held_at = now
+            if now - self.state_held_at < STATE_DEFER_S:
+                return False
         wanted = state_interval_s(len(self), interval_s)
         # Flushes come every ``interval_s``, a little late or early: half of one is slack.
         return wanted <= interval_s or now - self.state_at >= wanted - interval_s / 2
+
+    def state_sent(self, now: float) -> None:
+        self.state_at = now
+        self.state_held_at = None
 
     def add(self, conn: Connection, audience: str) -> None:
         key = (audience, conn.codec)

@@ -53,6 +53,7 @@ class GroupCommit:
         self.max_batch = max_batch
         self._queues: dict[str, deque[_Pending]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._arrived: dict[str, int] = {}  # per room, since the last :meth:`take_burst`
         self.calls = 0  # store calls made (batches), for tests and metrics
 
     def submit(
@@ -70,12 +71,19 @@ class GroupCommit:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         queue.append((interaction_id, submission, done))
+        self._arrived[room_id] = self._arrived.get(room_id, 0) + 1
         return done
 
     def backlog(self, room_id: str) -> int:
         """Contributions to the room waiting for a commit (a burst, when in the hundreds)."""
         queue = self._queues.get(room_id)
         return len(queue) if queue is not None else 0
+
+    def take_burst(self, room_id: str) -> int:
+        """How many contributions to the room arrived since the last call, or wait for a
+        commit now, whichever is more: a burst, when in the hundreds. A node that reads
+        a burst no faster than it commits it has a short queue but many arrivals."""
+        return max(self._arrived.pop(room_id, 0), self.backlog(room_id))
 
     def apply(
         self,

@@ -570,8 +570,8 @@ class RoomService:
         self.views.mark(room_id, interaction_id, version, redefined)
         self.alerts.stale(room_id, interaction_id)  # or a box of alerts
 
-    def backlog(self, room_id: str) -> int:
-        return self.commits.backlog(room_id)
+    def take_burst(self, room_id: str) -> int:
+        return self.commits.take_burst(room_id)
 
     async def changes(self, due: Callable[[str], bool] = lambda _: True) -> list[RoomChanges]:
         return await self.views.changes(due)
