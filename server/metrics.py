@@ -81,6 +81,7 @@ class Metrics:
         self.commands = Counter(
             "hudong_commands", "Commands received, by op and result", ["op", "result"], registry=r
         )
+        self._command_counts: dict[tuple[str, str], Counter] = {}
         self.events_out = Counter(
             "hudong_events_out", "Events put into batches (each counted once per batch)", registry=r
         )
@@ -261,6 +262,14 @@ class Metrics:
             ["room"],
             registry=r,
         )
+
+    def command(self, op: str, result: str) -> None:
+        """Count one command in ``hudong_commands``. Its labelled child is kept (ops and
+        results are bounded names): ``labels()`` costs microseconds, once per vote."""
+        count = self._command_counts.get((op, result))
+        if count is None:
+            count = self._command_counts[op, result] = self.commands.labels(op, result)
+        count.inc()
 
     def contributed_to(self, kinds: Iterable[str]) -> Callable[[str, str], None]:
         """The count of contributions by kind, every kind of the registry shown from the

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from server.backends import BackendUnavailable, RoomRecord, open_backends
-from server.backends.embedded import EmbeddedStore
+from server.backends.embedded import COUNTERS_ROW, VERSION_ROW, EmbeddedStore, coalesced
 from server.backends.retention import Cutoffs, Retention
 from server.backends.store_lock import StoreLocked
 
@@ -127,6 +127,59 @@ async def test_a_burst_of_applies_shares_commits(tmp_path):
     again = EmbeddedStore(tmp_path / "hudong.db")
     assert await again.counters("r1", "p") == {"o": 500}
     await again.close()
+
+
+async def test_a_batch_writes_each_counter_row_and_version_once_and_reads_back_exact(tmp_path):
+    store = EmbeddedStore(tmp_path / "hudong.db")
+    await store.create_room(room())
+    transactions: list[list[str]] = []
+    commit = store._commit
+
+    def traced(batch, synced=True):
+        transactions.append([sql for sql, _ in coalesced(batch)])
+        commit(batch, synced)
+
+    store._commit = traced  # type: ignore[method-assign]
+    boxes = ("p", "q")
+    results = await asyncio.gather(
+        *(
+            store.apply("r1", boxes[i % 2], f"u{i}", f"k{i}", {"o": 1}, {"o": 1, "n": i})
+            for i in range(300)
+        )
+    )
+    assert [r.status for r in results] == ["applied"] * 300
+    assert len(transactions) < 50
+    for rows in transactions:  # one row per poll's counters, one version, per transaction
+        assert rows.count(COUNTERS_ROW) <= 2 and rows.count(VERSION_ROW) <= 1, rows
+    held = [sql for rows in transactions for sql in rows if "INTO held" in sql]
+    assert len(held) == 300  # but every voter's own row
+    await store.close()
+    again = EmbeddedStore(tmp_path / "hudong.db")
+    evens, odds = range(0, 300, 2), range(1, 300, 2)
+    assert await again.counters("r1", "p") == {"o": 150, "n": sum(evens)}
+    assert await again.counters("r1", "q") == {"o": 150, "n": sum(odds)}
+    assert (await again.get_room("r1")).version == max(r.version for r in results)
+    await again.close()
+
+
+def test_coalescing_keeps_the_last_overwrite_of_each_row_in_its_place():
+    batch = [
+        (COUNTERS_ROW, ("r", "p", b"1")),
+        (VERSION_ROW, (2, "r")),
+        (COUNTERS_ROW, ("r", "q", b"1")),
+        ("DELETE FROM counters WHERE room = ?", ("r",)),
+        (COUNTERS_ROW, ("r", "p", b"2")),
+        (VERSION_ROW, (3, "r")),
+        (VERSION_ROW, (1, "other")),
+    ]
+    assert coalesced(batch) == [
+        (COUNTERS_ROW, ("r", "q", b"1")),
+        ("DELETE FROM counters WHERE room = ?", ("r",)),
+        (COUNTERS_ROW, ("r", "p", b"2")),
+        (VERSION_ROW, (3, "r")),
+        (VERSION_ROW, (1, "other")),
+    ]
+    assert coalesced(batch[:3]) == batch[:3]  # nothing replaced: the batch as it was
 
 
 async def test_replay_rows_alone_are_committed_unsynced_and_a_vote_syncs(tmp_path):

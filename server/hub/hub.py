@@ -278,7 +278,7 @@ class Hub:
             conn.codec, conn.bucket, data, self.now(), conn.address_bucket
         )
         if isinstance(command, CommandError):
-            self.metrics.commands.labels(op_label, command.code).inc()
+            self.metrics.command(op_label, command.code)
             conn.send(error(command))
             return
         if conn.busy or not isinstance(command, (Danmaku, Ping, AskSnapshot)):
@@ -295,7 +295,7 @@ class Hub:
         if err.code == "store_unavailable":
             self.metrics.store_errors.inc()
             self.governor.store_ok = False
-        self.metrics.commands.labels(self.intake.label(_op_of(command)), err.code).inc()
+        self.metrics.command(self.intake.label(_op_of(command)), err.code)
         conn.send(error(err))
 
     def handle_sync(self, conn: Connection, command: Danmaku | Ping | AskSnapshot) -> None:
@@ -304,10 +304,10 @@ class Hub:
             self.stream.danmaku(conn, room, identity, command)
         elif isinstance(command, AskSnapshot):
             _member(conn, command.id, "ask for a snapshot", frozenset(ROLES))
-            self.metrics.commands.labels("snapshot", "ok").inc()
+            self.metrics.command("snapshot", "ok")
             self.send_snapshot(conn, command.id)
         else:
-            self.metrics.commands.labels("ping", "ok").inc()
+            self.metrics.command("ping", "ok")
             conn.send(pong(command.id))
 
     async def handle_async(self, conn: Connection, command: Command) -> None:
@@ -319,20 +319,20 @@ class Hub:
                 room.id, identity, command.op, command.key, command.fields
             )
             self.governor.store_ok = True
-            self.metrics.commands.labels(self.intake.label(command.op), "ok").inc()
+            self.metrics.command(self.intake.label(command.op), "ok")
             if command.id is not None or command.key is not None:
                 conn.send(ack(command.id, **reply))
         elif isinstance(command, Host):
             room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
             result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
-            self.metrics.commands.labels("host", "ok").inc()
+            self.metrics.command("host", "ok")
             conn.send(ack(command.id, **result))
         elif isinstance(command, Bridge):
             room, _ = _member(conn, command.id, "bridge a platform's chat", HOST_ROLE)
             if self.bridged is None:
                 raise CommandError("forbidden", "this node runs no bridges", command.id)
             reply = await self.bridged(room.id, command)
-            self.metrics.commands.labels("bridge", "ok").inc()
+            self.metrics.command("bridge", "ok")
             conn.send(ack(command.id, **reply))
         else:
             self.handle_sync(conn, command)
@@ -372,7 +372,7 @@ class Hub:
             live.viewers += 1
             self.presence_notes.add(live.id, identity, True)
             self.rooms.counts.seen(live.id, identity.user_id)  # a unique viewer
-        self.metrics.commands.labels("join", "ok").inc()
+        self.metrics.command("join", "ok")
         snapshot = self.snapshot(live, admitted.audience)
         conn.send(joined(cmd.id, identity.public(), snapshot, token=admitted.token))
 

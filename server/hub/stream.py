@@ -67,7 +67,7 @@ class Stream:
         # Mutes, then the text filter (PROTOCOL.md, "Text filter"): refused, held, masked.
         screened = self.rooms.check_danmaku(room.id, identity, cmd.text, time.time(), cmd.id)
         if screened.held:  # held for review: nobody but the sender hears of it
-            self.metrics.commands.labels("danmaku", "held").inc()
+            self.metrics.command("danmaku", "held")
             if cmd.id is not None:
                 conn.send(ack(cmd.id, held=True))
             return
@@ -100,7 +100,7 @@ class Stream:
         if voted and room.record.settings.get("hide_vote_danmaku"):
             # A vote by danmaku ("1", "红色") in a room that keeps them off the scrolling
             # layer: its bar moves, the text goes to nobody (PROTOCOL.md, "danmaku").
-            self.metrics.commands.labels("danmaku", "ok").inc()
+            self.metrics.command("danmaku", "ok")
             if cmd.id is not None:
                 conn.send(ack(cmd.id, vote=True, hidden=True))
             return
@@ -108,7 +108,7 @@ class Stream:
         room.replay.append(event)
         self.dirty.add(room)
         self.relay.events(room.id, [event])
-        self.metrics.commands.labels("danmaku", "ok").inc()
+        self.metrics.command("danmaku", "ok")
         self.metrics.danmaku_in(room.id)
         if cmd.id is not None:
             conn.send(ack(cmd.id, event=event["id"], **({"vote": True} if voted else {})))
