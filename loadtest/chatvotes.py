@@ -94,17 +94,16 @@ async def _viewers(share: Share) -> None:
     begin = await voters.started(share)
     results: list[Sent] = []
 
-    async def vote(index: int, ws: Any) -> None:
+    async def vote(index: int, voter: voters.Voter) -> None:
         text, option = says(index)
-        command = orjson.dumps({"op": "danmaku", "id": 2, "text": text}).decode()
+        command = voters.command_frame({"op": "danmaku", "id": 2, "text": text})
         await asyncio.sleep(max(0.0, begin + index * share.over / share.total - time.time()))
         started = time.perf_counter()
         sent_at = time.time()
         while True:
-            await ws.send(command)
             try:
                 left = share.ack_timeout - (time.perf_counter() - started)
-                reply = await voters.reply(ws, max(left, 0.001))
+                reply = await voter.command(command, max(left, 0.001))
             except TimeoutError:  # not retried: a second copy would be duplicate_text
                 took = time.perf_counter() - started
                 results.append((index, option, took, sent_at, 0.0, False))
@@ -117,10 +116,9 @@ async def _viewers(share: Share) -> None:
             results.append((index, option, took, sent_at, time.time(), voted))
             return
 
-    await asyncio.gather(*(vote(i, ws) for i, ws in conns))
+    await asyncio.gather(*(vote(i, voter) for i, voter in conns))
     share.out.put(("done", results))
-    for _, ws in conns:
-        await ws.close()
+    await voters.close_all(conns)
 
 
 def _worker(share: Share) -> None:

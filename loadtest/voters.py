@@ -1,7 +1,8 @@
 """Voting viewers in client processes, for the burst scenarios (``votes``, ``chatvotes``):
 the parent spawns the processes (:class:`Fleet`), each opens and joins its raw WebSocket
-viewers (:func:`join_all`), all wait for the one start the parent sets (:func:`started`),
-then each viewer sends its command and the process reports what came back."""
+viewers (:class:`Voter`, :func:`join_all`), all wait for the one start the parent sets
+(:func:`started`), then each viewer sends its command and the process reports what came
+back."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
+from loadtest import wire
 from loadtest.harness import Run, collect_workers, worker_stopper
+from loadtest.viewers import Client, ClientStats
 
 
 @dataclass
@@ -32,37 +36,67 @@ class Share:
     progress: Any  # multiprocessing.Value("i"): viewers joined, all processes
 
 
-async def join_all(share: Share) -> list[tuple[int, Any]]:
+class Voter(Client):
+    """One viewer of a burst: a raw connection (loadtest/viewers.py ``Client``) whose
+    only frame of interest is the reply to its command (``"id": 2``). Every viewer gets
+    every state and count; those frames are passed over unparsed, and no task waits
+    per frame, or the generator's core, not the node, would set the latency."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.waiting: asyncio.Future[dict[str, Any]] | None = None
+
+    def on_message(self, payload: bytes, now_ns: int) -> None:
+        waiting = self.waiting
+        if waiting is None or waiting.done() or b'"id":2' not in payload:
+            return
+        message = orjson.loads(payload)
+        if message.get("id") == 2:
+            waiting.set_result(message)
+
+    async def command(self, frame: bytes, timeout: float) -> dict[str, Any]:
+        """Send ``frame`` (a command with ``"id": 2``) and return its reply; TimeoutError
+        after ``timeout`` seconds."""
+        self.waiting = asyncio.get_running_loop().create_future()
+        self.send(frame)
+        async with asyncio.timeout(timeout):
+            return await self.waiting
+
+    def close(self) -> None:
+        """The closing handshake's first frame (1000); the node answers and closes."""
+        self.send(wire.client_frame(wire.OP_CLOSE, (1000).to_bytes(2, "big")))
+
+
+def command_frame(command: dict[str, Any]) -> bytes:
+    return wire.client_frame(wire.OP_TEXT, orjson.dumps(command))
+
+
+async def join_all(share: Share) -> list[tuple[int, Voter]]:
     """Open and join the process's viewers, 64 at a time (5 tries each to connect):
     (viewer index, connection) in the order they joined."""
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
-
+    url = urlsplit(share.ws_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    join = {"op": "join", "id": 1, "room": share.room}
+    stats = ClientStats()
+    loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(64)
-    conns: list[tuple[int, Any]] = []
+    conns: list[tuple[int, Voter]] = []
 
     async def open_one(i: int) -> None:
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await connect(
-                        share.ws_url,
-                        subprotocols=[Subprotocol("hudong.v1.json")],
-                        compression=None,
-                        ping_interval=None,
-                        open_timeout=30,
-                        max_size=None,
+                    _, voter = await asyncio.wait_for(
+                        loop.create_connection(lambda: Voter(host, port, join, stats), host, port),
+                        30,
                     )
                     break
                 except OSError:
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 raise ConnectionError("could not connect")
-            await ws.recv()  # hello
-            await ws.send(orjson.dumps({"op": "join", "id": 1, "room": share.room}).decode())
-            while orjson.loads(await ws.recv()).get("type") != "joined":
-                pass
-            conns.append((share.first + i, ws))
+            await asyncio.wait_for(voter.ready, 30)  # hello, join, joined
+            conns.append((share.first + i, voter))
             with share.progress.get_lock():
                 share.progress.value += 1
 
@@ -70,23 +104,19 @@ async def join_all(share: Share) -> list[tuple[int, Any]]:
     return conns
 
 
+async def close_all(conns: list[tuple[int, Voter]]) -> None:
+    """Close every viewer, and give the node a moment to answer before the process ends."""
+    for _, voter in conns:
+        voter.stats.closing = True
+        voter.close()
+    await asyncio.sleep(0.5)
+
+
 async def started(share: Share) -> float:
     """Wait for the common start; it comes from the parent through shared memory: poll."""
     while time.time() < share.start_at.value or share.start_at.value == 0:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     return float(share.start_at.value)
-
-
-async def reply(ws: Any, timeout: float) -> dict[str, Any]:
-    """The reply to the viewer's command (``"id": 2``), read within ``timeout`` seconds
-    (TimeoutError). Every viewer gets every state and count: only what may be the
-    reply is parsed, and one timeout covers the wait (``asyncio.wait_for`` per frame
-    costs a task each), or the generator's core, not the node, sets the latency."""
-    async with asyncio.timeout(timeout):
-        while True:
-            raw = await ws.recv()
-            if '"id":2' in raw and (message := orjson.loads(raw)).get("id") == 2:
-                return dict(message)
 
 
 class Fleet:

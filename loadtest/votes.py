@@ -14,8 +14,9 @@ compares them with what the viewers voted. Exit 0 when every vote was acknowledg
 and the tallies are exact, 1 when not (or an SLO was missed), 2 when the run failed.
 
 The burst needs several processes to be a burst, so the viewers here are clients of
-their own (``websockets``, one process per ``--workers``); servers, REST, percentiles,
-the progress line and the result are the harness's.
+their own (one process per ``--workers``; raw connections that parse only their own
+reply, loadtest/voters.py ``Voter``); servers, REST, percentiles, the progress line
+and the result are the harness's.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import secrets
 import time
 from collections import Counter
 from typing import Any
-
-import orjson
 
 from loadtest import procstat, voters
 from loadtest.harness import Run, run_loop
@@ -66,19 +65,18 @@ async def _viewers(share: voters.Share) -> None:
 
     results: list[Vote] = []
 
-    async def vote(index: int, ws: Any) -> None:
+    async def vote(index: int, voter: voters.Voter) -> None:
         option = POLL_OPTIONS[index % len(POLL_OPTIONS)]
         key = f"v-{index}-{secrets.token_hex(4)}"
-        command = orjson.dumps(
+        command = voters.command_frame(
             {"op": "vote", "id": 2, "interaction": POLL, "key": key, "option": option}
-        ).decode()
+        )
         started = time.perf_counter()
         tries = 0
         while True:
             tries += 1
-            await ws.send(command)
             try:
-                reply = await voters.reply(ws, ack_timeout)
+                reply = await voter.command(command, ack_timeout)
             except TimeoutError:
                 continue
             if reply["type"] == "ack":
@@ -90,10 +88,9 @@ async def _viewers(share: voters.Share) -> None:
             results.append((index, option, time.perf_counter() - started, tries, False))
             return
 
-    await asyncio.gather(*(vote(i, ws) for i, ws in conns))
+    await asyncio.gather(*(vote(i, voter) for i, voter in conns))
     out.put(("done", results))
-    for _, ws in conns:
-        await ws.close()
+    await voters.close_all(conns)
 
 
 def _worker(share: voters.Share) -> None:
