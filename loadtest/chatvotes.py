@@ -217,7 +217,7 @@ async def body(run: Run) -> None:
     run.status = lambda: f"viewers {progress.value}/{a.viewers}, counted {len(observer.times)}"
     fleet.spawn(_worker, a.ack_timeout, Share, total=a.viewers, over=a.over)
     deadline = time.monotonic() + a.deadline
-    connected = await fleet.joined(deadline)
+    connected = await fleet.all_joined(deadline)
     run.phase = "voting"
     begin, results, errors = await fleet.go(deadline)
     await fleet.stop()

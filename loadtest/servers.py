@@ -508,8 +508,8 @@ def add_server_arguments(ap: argparse.ArgumentParser, start_timeout: float = 20)
         action="append",
         default=[],
         metavar="URL",
-        help="with --url: another running node of the same cluster (repeatable); mixed "
-        "spreads its viewers over every node",
+        help="with --url: another running node of the same cluster (repeatable); mixed, "
+        "votes and chatvotes spread their viewers over every node",
     )
     tgt.add_argument(
         "--server-pid", type=int, help="its PID, for CPU and memory (children included)"

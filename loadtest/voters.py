@@ -18,6 +18,7 @@ import orjson
 
 from loadtest import wire
 from loadtest.harness import Run, collect_workers, worker_stopper
+from loadtest.results import Fatal
 from loadtest.viewers import Client, ClientStats
 
 
@@ -133,7 +134,8 @@ class Fleet:
         self.procs: list[multiprocessing.process.BaseProcess] = []
         self.stop = worker_stopper(self.procs)
         run.closers.append(self.stop)
-        self.ws_url = run.server.base.replace("http", "ws", 1) + "/ws"
+        # with --url and --also-url, the processes take the nodes in turn
+        self.ws_urls = [node.base.replace("http", "ws", 1) + "/ws" for node in run.deployment.nodes]
         self.room = run.room
 
     def spawn(
@@ -146,7 +148,7 @@ class Fleet:
         for i in range(self.workers):
             count = self.viewers // self.workers + (1 if i < self.viewers % self.workers else 0)
             part = share(
-                self.ws_url, self.room, count, first, ack_timeout,
+                self.ws_urls[i % len(self.ws_urls)], self.room, count, first, ack_timeout,
                 self.start_at, self.out, self.progress, **extra,
             )  # fmt: skip
             p = self.ctx.Process(target=worker, args=(part,), daemon=True)
@@ -161,6 +163,23 @@ class Fleet:
                 break
             await asyncio.sleep(0.2)
         return int(self.progress.value)
+
+    async def all_joined(self, deadline: float) -> int:
+        """How many joined, once all have; ``Fatal`` when some could not join before
+        ``deadline``: a burst of fewer viewers than asked measures something else."""
+        connected = await self.joined(deadline)
+        if connected >= self.viewers:
+            return connected
+        errors = []
+        while not self.out.empty():
+            kind, payload = self.out.get_nowait()
+            if kind == "error":
+                errors.append(str(payload)[:200])
+        said = f": {'; '.join(errors[:3])}" if errors else ""
+        raise Fatal(
+            f"{connected} of {self.viewers} viewers joined before --deadline{said} (a node "
+            f"holds a file descriptor per viewer: see its open-files limit, ulimit -n)"
+        )
 
     async def go(self, deadline: float) -> tuple[float, list[Any], list[str]]:
         """Start every viewer half a second from now; the start time, then every

@@ -177,7 +177,7 @@ async def body(run: Run) -> None:
     run.status = lambda: f"viewers {progress.value}/{a.viewers}"
     fleet.spawn(_worker, a.ack_timeout)
     deadline = time.monotonic() + a.deadline
-    connected = await fleet.joined(deadline)
+    connected = await fleet.all_joined(deadline)
     run.phase = "voting"
     trace = CpuTrace(run, [p.pid for p in fleet.procs if p.pid is not None])
     following = asyncio.get_running_loop().create_task(trace.follow())

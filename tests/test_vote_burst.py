@@ -72,3 +72,34 @@ def test_the_vote_burst_refuses_what_it_cannot_run_with_exit_2(url, says):
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.startswith("FATAL: ") and says in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_burst_that_cannot_join_all_its_viewers_says_so_and_does_not_vote(tmp_path):
+    out = tmp_path / "votes.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "votes",
+            "--spawn",
+            "--memory",
+            "--server-env",
+            "HUDONG_LIMITS_CONNECTIONS_PER_ADDRESS=10",  # the 11th from 127.0.0.1 is refused
+            "--viewers",
+            "20",
+            "--workers",
+            "2",
+            "--deadline",
+            "8",  # 10 join in a moment; the other 10 never will
+            "--quiet",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120 * UNIT,
+    )
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    said = run.stdout + run.stderr + (out.read_text() if out.exists() else "")
+    assert "of 20 viewers joined before --deadline" in said, said[-3000:]
