@@ -132,6 +132,7 @@ class Fleet:
         self.viewers = viewers
         self.workers = max(1, min(workers, viewers))
         self.procs: list[multiprocessing.process.BaseProcess] = []
+        self.on_first_node: list[range] = []  # the viewers of the processes on node 0
         self.stop = worker_stopper(self.procs)
         run.closers.append(self.stop)
         # with --url and --also-url, the processes take the nodes in turn
@@ -154,7 +155,13 @@ class Fleet:
             p = self.ctx.Process(target=worker, args=(part,), daemon=True)
             p.start()
             self.procs.append(p)
+            if i % len(self.ws_urls) == 0:
+                self.on_first_node.append(range(first, first + count))
             first += count
+
+    def of_first_node(self, index: int) -> bool:
+        """Whether viewer ``index`` is on node 0, the one whose CPU is read."""
+        return any(index in viewers for viewers in self.on_first_node)
 
     async def joined(self, deadline: float) -> int:
         """How many joined, once all have or a process died or ``deadline`` (monotonic)."""

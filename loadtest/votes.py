@@ -7,10 +7,12 @@ and the final tallies must be exact.
 Viewers connect from ``--workers`` processes (hudong.v1.json), join anonymously
 and wait; at a common start time each sends one ``vote`` with its own idempotency
 key and retries it with the same key on ``store_unavailable`` or after
-``--ack-timeout`` without an answer, until acknowledged. Reports votes/s (acked
-votes over the time from the start to the last ack) and the acknowledgement latency
-(first send to ack, retries included), then reads the poll's results over REST and
-compares them with what the viewers voted. Exit 0 when every vote was acknowledged
+``--ack-timeout`` without an answer, until acknowledged; with ``--rounds N`` each
+viewer then votes again (the next option, a changed vote) N - 1 times, each once the
+one before is acknowledged: a sustained rate rather than one burst. Reports votes/s
+(acked votes over the time from the start to the last ack) and the acknowledgement
+latency (first send to ack, retries included), then reads the poll's results over
+REST and compares them with each viewer's last vote. Exit 0 when every vote was acknowledged
 and the tallies are exact, 1 when not (or an SLO was missed), 2 when the run failed.
 
 The burst needs several processes to be a burst, so the viewers here are clients of
@@ -26,6 +28,7 @@ import asyncio
 import secrets
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from loadtest import procstat, voters
@@ -37,7 +40,7 @@ from loadtest.viewers import RETRYABLE
 
 NAME = "votes"
 HELP = "N viewers vote at once: votes/s, ack latency, exact tallies"
-CONFIG = ("viewers", "workers", "ack_timeout", "server_env")
+CONFIG = ("viewers", "workers", "rounds", "ack_timeout", "server_env")
 DEGRADE = False
 GRACE_S = 30  # the tallies are read after --deadline's loops give up
 START_TIMEOUT = 30
@@ -51,14 +54,22 @@ LOAD = {
 SLOS = {"--slo-p99-ms": "fail when p99 ack latency is above"}
 
 POLL = "burger"
-# (viewer index, option, seconds from the first send to the ack, sends, acknowledged)
-Vote = tuple[int, str, float, int, bool]
+# (viewer index, option, seconds from its send to the ack, sends, acknowledged, the ack's
+# wall-clock time)
+Vote = tuple[int, str, float, int, bool, float]
 
 
 # --- one client process -------------------------------------------------------------------
 
 
-async def _viewers(share: voters.Share) -> None:
+@dataclass
+class Share(voters.Share):
+    """A client process's part, and how many votes each viewer sends, one after another."""
+
+    rounds: int = 1
+
+
+async def _viewers(share: Share) -> None:
     ack_timeout, out = share.ack_timeout, share.out
     conns = await voters.join_all(share)
     await voters.started(share)
@@ -66,7 +77,12 @@ async def _viewers(share: voters.Share) -> None:
     results: list[Vote] = []
 
     async def vote(index: int, voter: voters.Voter) -> None:
-        option = POLL_OPTIONS[index % len(POLL_OPTIONS)]
+        for turn in range(share.rounds):  # a viewer changes its vote: the next option
+            option = POLL_OPTIONS[(index + turn) % len(POLL_OPTIONS)]
+            if not await vote_once(index, voter, option):
+                return
+
+    async def vote_once(index: int, voter: voters.Voter, option: str) -> bool:
         key = f"v-{index}-{secrets.token_hex(4)}"
         command = voters.command_frame(
             {"op": "vote", "id": 2, "interaction": POLL, "key": key, "option": option}
@@ -80,20 +96,22 @@ async def _viewers(share: voters.Share) -> None:
             except TimeoutError:
                 continue
             if reply["type"] == "ack":
-                results.append((index, option, time.perf_counter() - started, tries, True))
-                return
+                took = time.perf_counter() - started
+                results.append((index, option, took, tries, True, time.time()))
+                return True
             if reply.get("code") in RETRYABLE:
                 await asyncio.sleep(reply.get("retry_after_ms", 200) / 1000)
                 continue
-            results.append((index, option, time.perf_counter() - started, tries, False))
-            return
+            took = time.perf_counter() - started
+            results.append((index, option, took, tries, False, time.time()))
+            return False
 
     await asyncio.gather(*(vote(i, voter) for i, voter in conns))
     out.put(("done", results))
     await voters.close_all(conns)
 
 
-def _worker(share: voters.Share) -> None:
+def _worker(share: Share) -> None:
     """One client process; its errors are reported, not hidden."""
     try:
         run_loop(_viewers(share))
@@ -170,12 +188,13 @@ async def body(run: Run) -> None:
     await asyncio.to_thread(run.api.open_poll, run.room, POLL, "Which part matters most?")
     res["backend"] = run.deployment.backend
     res["viewers"] = a.viewers
+    res["rounds"] = a.rounds
 
     fleet = voters.Fleet(run, a.viewers, a.workers)
     progress = fleet.progress
     run.phase = "connect"
     run.status = lambda: f"viewers {progress.value}/{a.viewers}"
-    fleet.spawn(_worker, a.ack_timeout)
+    fleet.spawn(_worker, a.ack_timeout, Share, rounds=a.rounds)
     deadline = time.monotonic() + a.deadline
     connected = await fleet.all_joined(deadline)
     run.phase = "voting"
@@ -188,12 +207,14 @@ async def body(run: Run) -> None:
     await fleet.stop()
 
     acked = [r for r in results if r[4]]
-    last_ack = begin + max((r[2] for r in acked), default=0.0)
-    res["server_cpu_burst"] = trace.between(begin, last_ack, len(acked))
+    last_ack = max((r[5] for r in acked), default=begin)
+    here = sum(1 for r in acked if fleet.of_first_node(r[0]))  # all of them on one node
+    res["server_cpu_burst"] = trace.between(begin, last_ack, here)
     res["clients_cpu_burst"] = trace.clients_between(begin, last_ack)
-    expected = Counter(r[1] for r in acked)
+    final = {r[0]: r[1] for r in acked}  # each viewer's last acknowledged vote counts
+    expected = Counter(final.values())
     tallies, _, exact = await asyncio.to_thread(
-        run.api.poll_outcome, run.room, POLL, expected, len(acked)
+        run.api.poll_outcome, run.room, POLL, expected, len(final)
     )
     res.update(
         {
@@ -210,7 +231,8 @@ async def body(run: Run) -> None:
             "wall_s": round(ended - begin, 2),
         }
     )
-    run.check("all_acked", len(acked) == a.viewers, f"{len(acked)}/{a.viewers} acknowledged")
+    votes = a.viewers * a.rounds
+    run.check("all_acked", len(acked) == votes, f"{len(acked)}/{votes} acknowledged")
     run.check("exact", exact, f"tallies {tallies}, expected {dict(expected)}")
     run.check("no_errors", not errors, f"client processes: {errors[:3]}")
     run.slo("p99_ms", a.slo_p99_ms, res["ack_ms"]["p99"])
@@ -222,7 +244,8 @@ def rows(res: dict[str, Any]) -> Rows:
     return [
         (
             "votes",
-            f"{res['acked']}/{res['viewers']} acknowledged ({res['backend']}), "
+            f"{res['acked']}/{res['viewers'] * res.get('rounds', 1)} acknowledged "
+            f"({res['backend']}), "
             f"{res['connected']} connected, {res['refused']} refused, {res['retried']} retried",
         ),
         ("votes/s", f"{res['votes_per_s']} (start to last ack); all answered in {res['wall_s']} s"),
@@ -251,3 +274,10 @@ def _clients_text(cpu: dict[str, float] | None) -> str:
 
 def add_arguments(load: argparse._ArgumentGroup) -> None:
     load.add_argument("--ack-timeout", type=float, default=10.0)
+    load.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="votes per viewer, each sent when the one before is acknowledged (the next "
+        "option each time: a changed vote): over 1, a sustained rate, not one burst",
+    )

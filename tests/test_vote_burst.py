@@ -103,3 +103,22 @@ def test_a_burst_that_cannot_join_all_its_viewers_says_so_and_does_not_vote(tmp_
     assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
     said = run.stdout + run.stderr + (out.read_text() if out.exists() else "")
     assert "of 20 viewers joined before --deadline" in said, said[-3000:]
+
+
+def test_rounds_make_a_sustained_run_whose_tallies_are_each_viewers_last_vote(tmp_path):
+    out = tmp_path / "votes.json"
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "loadtest", "votes", "--spawn", "--memory",
+            "--viewers", "203", "--workers", "2", "--rounds", "3",
+            "--quiet", "--json-out", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120 * UNIT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["acked"] == 3 * 203 and result["ack_ms"]["samples"] == 3 * 203
+    # viewer i's last vote is option (i + 2) % 4: 203 viewers give 51, 51, 51, 50
+    assert sorted(result["tallies"].values()) == [50, 51, 51, 51] and result["exact"]
