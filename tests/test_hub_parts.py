@@ -379,20 +379,19 @@ async def test_a_burst_gets_its_acks_before_its_state_for_at_most_a_second(hub, 
     clock[0] += 0.25
     await hub.flush_state()  # but never longer
     assert len(viewer.transport.written) == before + 1
+
+    async def vote_then_flush(n: int, option: str) -> int:
+        await hub.handle_async(
+            viewer, Participate(n, "vote", f"k{n}", {"interaction": "p", "option": option})
+        )  # type: ignore[arg-type]
+        clock[0] += 0.25
+        await hub.flush_state()
+        return len(viewer.transport.written) - before
+
     burst[0] = BURST_BACKLOG - 1  # an ordinary flow does not hold it
-    await hub.handle_async(
-        viewer, Participate(3, "vote", "k2", {"interaction": "p", "option": "b"})
-    )  # type: ignore[arg-type]
-    clock[0] += 0.25
-    await hub.flush_state()
-    assert len(viewer.transport.written) == before + 2
+    assert await vote_then_flush(3, "b") == 2
     burst[0] = BURST_BACKLOG  # the next burst is held from its own first flush
-    await hub.handle_async(
-        viewer, Participate(4, "vote", "k3", {"interaction": "p", "option": "a"})
-    )  # type: ignore[arg-type]
-    clock[0] += 0.25
-    await hub.flush_state()
-    assert len(viewer.transport.written) == before + 2
+    assert await vote_then_flush(4, "a") == 2
 
 
 async def test_a_settings_change_sends_one_snapshot_per_audience_the_same_bytes_to_all(hub):
