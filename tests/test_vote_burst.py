@@ -80,7 +80,7 @@ def test_a_burst_that_cannot_join_all_its_viewers_says_so_and_does_not_vote(tmp_
         "--workers",
         "2",
         "--deadline",
-        "8",  # 10 join in a moment; the other 10 never will
+        "4",  # 10 join in a moment; the other 10 never will
     )
     assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
     said = run.stdout + run.stderr + json.dumps(result)
