@@ -123,13 +123,13 @@ def test_the_bundle_shows_and_sends_danmaku(built, pages, node, site):
     page = pages(f"/bundler/index.html?node={node.base}&room=bundle", base=site)
     page.wait_for_selector("#conn[data-state='connected']")
     with viewer_ws(node.base, "bundle", name="Ann") as ann:
-        page.wait_for_function("document.getElementById('online').textContent === '2'")
+        page.wait_for_function("() => document.getElementById('online').textContent === '2'")
         ann.ok("danmaku", text=XSS)
         page.wait_for_selector("#feed li")
         assert page.locator("#feed li").all_inner_texts() == [f"Ann: {XSS}"]
         page.fill("#text", "弹幕 from the bundle")
         page.click("#send button")
-        page.wait_for_function("document.querySelectorAll('#feed li').length === 2")
+        page.wait_for_function("() => document.querySelectorAll('#feed li').length === 2")
         name = page.locator("#you").inner_text()
         assert page.locator("#feed li").all_inner_texts()[1] == f"{name}: 弹幕 from the bundle"
         # the other viewer got it from the node

@@ -523,7 +523,9 @@ def test_the_packed_tarball_installs_offline_and_works_in_node_and_chromium(tmp_
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(f"{page_origin}/index.html")
-                page.wait_for_function("document.title === 'hudong.v1 chromium'", timeout=WAIT_MS)
+                page.wait_for_function(
+                    "() => document.title === 'hudong.v1 chromium'", timeout=WAIT_MS
+                )
                 assert not errors, errors
             finally:
                 browser.close()
