@@ -548,8 +548,9 @@ class Hub:
             self.fanout.broadcast(room, online_count(room.id, count))
 
         def due(room_id: str) -> bool:  # a crowd less often, a burst's acks first
+            burst = self.rooms.take_burst(room_id)  # taken for every room: none is kept
             room = live.get(room_id)
-            return room is None or room.state_due(now, interval, self.rooms.take_burst(room_id))
+            return room is None or room.state_due(now, interval, burst)
 
         for change in await self.rooms.changes(due):
             if (changed := live.get(change.room_id)) is not None:
