@@ -10,6 +10,7 @@ text, each at most :data:`MAX_TERM_CHARS` characters. No stemming. Pure code, no
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import warnings
 from functools import lru_cache
@@ -52,14 +53,29 @@ def terms(text: str) -> list[str]:
 
 
 # Danmaku repeat themselves ("666", "哈哈哈哈"): a repeated text is segmented once.
+# What jieba makes of a text of ASCII only (its dictionary's ASCII words all hold a '#' or
+# a '+', or capitals that the case-fold removed): each run of [a-z0-9+#&._%-] is one
+# block, which its HMM pass splits into these (jieba/finalseg re_skip); the pieces
+# between them are punctuation, which the filter below drops. Found here with one regex
+# instead of jieba's per-character pass: 230 µs -> 5 µs for a 100-character text
+# (tests/test_text_words.py holds the two to the same answer).
+_ASCII_TOKENS = re.compile(r"[a-z0-9]+(?:\.\d+)?%?")
+
+
+def _tokens(normalised: str) -> list[str]:
+    if normalised.isascii() and "#" not in normalised and "+" not in normalised:
+        return _ASCII_TOKENS.findall(normalised)
+    warm_up()
+    return [str(token) for token in jieba.lcut(normalised)]
+
+
 @lru_cache(maxsize=4096)
 def _terms(text: str) -> tuple[str, ...]:
-    warm_up()
     normalised = unicodedata.normalize("NFKC", text).casefold()
     found: list[str] = []
     seen: set[str] = set()
-    for token in jieba.lcut(normalised):
-        term = str(token).strip().strip("'-_")
+    for token in _tokens(normalised):
+        term = token.strip().strip("'-_")
         if (
             not term
             or term in seen
