@@ -96,3 +96,31 @@ async def test_a_flood_is_sampled_within_a_bound():
     kept = [int(text.split()[1]) for text in words._pending["r"]]
     assert len(kept) == MAX_PENDING
     assert max(kept) >= 2 * MAX_PENDING, "only the first were kept"
+
+
+async def test_a_flush_gives_the_event_loop_back_between_slices(monkeypatch):
+    """Segmenting waits for no tick longer than a slice (SLICE_S): with a slice of no time
+    the flush yields after every text, and the loop's other work runs in between."""
+    from server.backends.base import RoomRecord
+    from server.rooms import top_words
+
+    store = MemoryStore()
+    await store.create_room(RoomRecord("r", "Room", 0.0, 1, {}))
+    words = TopWords(store, "n", clock=lambda: 0.0)
+    for i in range(50):
+        words.said("r", f"番茄酱 {i} 弹幕")
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(top_words, "SLICE_S", 0.0)
+    other = asyncio.create_task(other_work())
+    await words.flush()
+    other.cancel()
+    assert turns >= 50
+    counted = {w["word"]: w["count"] for w in (await words.top("r", 5))["words"]}
+    assert counted["番茄酱"] == counted["弹幕"] == 50
