@@ -144,6 +144,8 @@ def clean_text(value: str) -> str:
     Danmaku are one line on an overlay; invisible control and format characters
     (bidi overrides among them) would let one message disturb the others.
     """
+    if value.isprintable():  # nothing to fold or drop (most texts): one C-level scan
+        return value.strip()
     out = []
     for ch in value:
         cat = unicodedata.category(ch)

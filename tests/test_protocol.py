@@ -1,6 +1,7 @@
 """protocol/ with plain values: vectors, codes, command parsing, and fuzzing."""
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,21 @@ def test_invalid_commands_get_the_documented_code(command, code):
 def test_clean_text_removes_bidi_overrides_and_control_characters():
     assert clean_text("a\u202eb\x00c\u200bd") == "abcd"
     assert clean_text("弹幕\r\n666") == "弹幕  666"
+    assert clean_text("\u3000 弹幕\xa0666 ") == "弹幕\xa0666"  # other spaces stay inside
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=24))
+def test_clean_text_s_shortcut_for_printable_texts_changes_nothing(text: str):
+    """A printable text takes a one-scan shortcut; every text must come out as the
+    character-by-character rule makes it."""
+    out = []
+    for ch in text:
+        if ch in "\r\n\t":
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            out.append(ch)
+    assert clean_text(text) == "".join(out).strip()
 
 
 json_values = st.recursive(
