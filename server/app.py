@@ -73,7 +73,7 @@ def create_app(
     text_filter = TextFilter(
         load_blocklist(settings.limits.blocklist_path),
         duplicate_window_s=settings.limits.duplicate_window_s,
-        count=lambda action, reason: metrics.text_decisions.labels(action, reason).inc(),
+        count=metrics.text_decision,
     )
     rooms = RoomService(
         store,

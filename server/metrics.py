@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -81,7 +82,7 @@ class Metrics:
         self.commands = Counter(
             "hudong_commands", "Commands received, by op and result", ["op", "result"], registry=r
         )
-        self._command_counts: dict[tuple[str, str], Counter] = {}
+        self._children: dict[tuple[Any, ...], Counter] = {}  # see _inc
         self.events_out = Counter(
             "hudong_events_out", "Events put into batches (each counted once per batch)", registry=r
         )
@@ -264,12 +265,21 @@ class Metrics:
         )
 
     def command(self, op: str, result: str) -> None:
-        """Count one command in ``hudong_commands``. Its labelled child is kept (ops and
-        results are bounded names): ``labels()`` costs microseconds, once per vote."""
-        count = self._command_counts.get((op, result))
-        if count is None:
-            count = self._command_counts[op, result] = self.commands.labels(op, result)
-        count.inc()
+        """Count one command in ``hudong_commands``."""
+        self._inc(self.commands, op, result)
+
+    def text_decision(self, action: str, reason: str) -> None:
+        """Count one of the text filter's verdicts in ``hudong_text_decisions``."""
+        self._inc(self.text_decisions, action, reason)
+
+    def _inc(self, counter: Counter, *labels: str) -> None:
+        """One more in a counter's labelled child, which is kept (the labels are bounded
+        names): ``labels()`` costs microseconds, once per vote or danmaku."""
+        key = (counter, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
 
     def contributed_to(self, kinds: Iterable[str]) -> Callable[[str, str], None]:
         """The count of contributions by kind, every kind of the registry shown from the
