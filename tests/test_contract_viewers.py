@@ -19,9 +19,10 @@ NAME = "Alice Zhang 张"
 OTHER = "viewer-0b1d2e"
 
 
-async def everything(store) -> bytes:
+async def everything(store, *, without: tuple[str, ...] = ()) -> bytes:
     """Every byte the store keeps: on Redis every key under the store's prefix and every
-    value, field and member; on SQLite every row of every table; in memory the rooms."""
+    value, field and member; on SQLite every row of every table but those ``without``
+    names; in memory the rooms."""
     conn = getattr(store, "conn", None)
     if conn is not None:
         client, parts = conn.client, []
@@ -47,6 +48,7 @@ async def everything(store) -> bytes:
         db = sqlite3.connect(path)
         try:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            tables = [t for t in tables if t not in without]
             cells = [c for t in tables for row in db.execute(f"SELECT * FROM {t}") for c in row]
         finally:
             db.close()
