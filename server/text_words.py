@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import warnings
+from collections.abc import Iterable
 from functools import lru_cache
 
 with warnings.catch_warnings():
@@ -52,29 +53,40 @@ def terms(text: str) -> list[str]:
     return list(_terms(text))
 
 
-# Danmaku repeat themselves ("666", "哈哈哈哈"): a repeated text is segmented once.
 # What jieba makes of a text of ASCII only (its dictionary's ASCII words all hold a '#' or
 # a '+', or capitals that the case-fold removed): each run of [a-z0-9+#&._%-] is one
 # block, which its HMM pass splits into these (jieba/finalseg re_skip); the pieces
-# between them are punctuation, which the filter below drops. Found here with one regex
+# between them are punctuation, which the filter drops. Found here with one regex
 # instead of jieba's per-character pass: 230 µs -> 5 µs for a 100-character text
 # (tests/test_text_words.py holds the two to the same answer).
 _ASCII_TOKENS = re.compile(r"[a-z0-9]+(?:\.\d+)?%?")
 
 
-def _tokens(normalised: str) -> list[str]:
-    if normalised.isascii() and "#" not in normalised and "+" not in normalised:
-        return _ASCII_TOKENS.findall(normalised)
+def normalised(text: str) -> str:
+    """The copy of a text that is segmented: NFKC-normalised, case-folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _tokens(text: str) -> list[str]:
+    """A normalised text's tokens, as jieba cuts it."""
+    if text.isascii() and "#" not in text and "+" not in text:
+        return _ASCII_TOKENS.findall(text)
     warm_up()
-    return [str(token) for token in jieba.lcut(normalised)]
+    return [str(token) for token in jieba.lcut(text)]
 
 
+# Danmaku repeat themselves ("666", "哈哈哈哈"): a repeated text is segmented once.
 @lru_cache(maxsize=4096)
 def _terms(text: str) -> tuple[str, ...]:
-    normalised = unicodedata.normalize("NFKC", text).casefold()
+    return kept(_tokens(normalised(text)))
+
+
+def kept(tokens: Iterable[str]) -> tuple[str, ...]:
+    """The terms among a normalised text's tokens: distinct, in order, no punctuation,
+    stopwords or single ASCII characters, at most :data:`MAX_TERMS`."""
     found: list[str] = []
     seen: set[str] = set()
-    for token in _tokens(normalised):
+    for token in tokens:
         term = token.strip().strip("'-_")
         if (
             not term

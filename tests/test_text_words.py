@@ -4,7 +4,6 @@ per-character pass, and must give exactly the terms that jieba's segmentation gi
 from __future__ import annotations
 
 import random
-import unicodedata
 
 import jieba  # type: ignore[import-untyped]
 import pytest
@@ -17,22 +16,9 @@ PIECES = ("666", "2333", "gg", "nice", "c++", "c#", "AT&T", "12.50", "99%", "don
 
 
 def by_jieba(text: str) -> list[str]:
-    """The terms as jieba alone segments them (the filter of text_words, jieba's tokens)."""
+    """The terms of jieba's own tokens of the text (text_words' filter)."""
     text_words.warm_up()
-    normalised = unicodedata.normalize("NFKC", text).casefold()
-    found: list[str] = []
-    for token in jieba.lcut(normalised):
-        term = str(token).strip().strip("'-_")
-        if (
-            term
-            and term not in found
-            and term not in text_words.STOPWORDS
-            and len(term) <= text_words.MAX_TERM_CHARS
-            and not (len(term) == 1 and term.isascii())
-            and all(ch.isalnum() or ch in "'-_" for ch in term)
-        ):
-            found.append(term)
-    return found[: text_words.MAX_TERMS]
+    return list(text_words.kept(str(t) for t in jieba.lcut(text_words.normalised(text))))
 
 
 def random_text(rng: random.Random) -> str:

@@ -9,7 +9,9 @@ import uuid
 from typing import Any
 
 from server import text_words
+from server.backends.base import RoomRecord
 from server.backends.memory import MemoryStore
+from server.rooms import top_words as top_words_module
 from server.rooms.top_words import MAX_PENDING, TopWords
 from tests.conftest import UNIT, running_server
 
@@ -101,9 +103,6 @@ async def test_a_flood_is_sampled_within_a_bound():
 async def test_a_flush_gives_the_event_loop_back_between_slices(monkeypatch):
     """Segmenting waits for no tick longer than a slice (SLICE_S): with a slice of no time
     the flush yields after every text, and the loop's other work runs in between."""
-    from server.backends.base import RoomRecord
-    from server.rooms import top_words
-
     store = MemoryStore()
     await store.create_room(RoomRecord("r", "Room", 0.0, 1, {}))
     words = TopWords(store, "n", clock=lambda: 0.0)
@@ -117,7 +116,7 @@ async def test_a_flush_gives_the_event_loop_back_between_slices(monkeypatch):
             turns += 1
             await asyncio.sleep(0)
 
-    monkeypatch.setattr(top_words, "SLICE_S", 0.0)
+    monkeypatch.setattr(top_words_module, "SLICE_S", 0.0)
     other = asyncio.create_task(other_work())
     await words.flush()
     other.cancel()
