@@ -85,7 +85,15 @@ def test_an_overdue_collection_runs_whatever_the_load(process):
     assert process.collected == 2
 
 
-def test_cpythons_full_collection_is_off_while_a_hub_runs_and_back_after():
+@pytest.fixture
+def unfrozen():
+    """A heap nobody froze, as in `hudong serve` (the suite freezes its own between tests)."""
+    gc.unfreeze()
+    yield
+    gc.freeze()
+
+
+def test_cpythons_full_collection_is_off_while_a_hub_runs_and_back_after(unfrozen):
     before = gc.get_threshold()
     first, second = Collector(), Collector()  # two hubs in one process (tests, a cluster)
     first.start()
@@ -122,3 +130,23 @@ def test_a_real_full_collection_frees_cycles_on_a_quiet_node():
         assert not [o for o in gc.get_objects() if type(o).__name__ == "Node"]
     finally:
         c.stop()
+
+
+def test_a_heap_the_process_froze_itself_stays_frozen(unfrozen):
+    """The process froze its heap before the first hub (the suite does): the hubs neither
+    freeze more of it nor unfreeze it when the last one stops."""
+    kept = [object() for _ in range(10)]  # noqa: F841  (alive across the freeze)
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    before = gc.get_threshold()
+    c = Collector()
+    c.start()
+    try:
+        made_after = [[] for _ in range(100)]  # noqa: F841
+        assert gc.get_freeze_count() == frozen
+        assert gc.get_threshold() == (before[0], before[1], OFF)
+    finally:
+        c.stop()
+    assert gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == before

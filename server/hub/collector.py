@@ -15,7 +15,9 @@ the node is quiet: fewer than :data:`QUIET_INGEST_PER_S` commands a second and f
 than :data:`QUIET_CHURN` connections opened or closed since the last look. Memory comes
 first: an overdue collection (grown by :data:`OVERDUE_GROWTH`, or due for
 :data:`OVERDUE_S`) runs whatever the load. What was allocated at start-up (modules,
-tables, the blocklist) is frozen out of every collection.
+tables, the blocklist) is frozen out of every collection, unless the process froze its
+heap itself before the first hub started (the test suite does, between tests): then the
+heap is the process's to freeze and unfreeze, and the hubs leave it alone.
 
 Growth is measured in allocated memory blocks (``sys.getallocatedblocks``, about 30 µs),
 since CPython does not expose its own count of survivors.
@@ -47,6 +49,7 @@ class Collector:
 
     _running = 0
     _saved: tuple[int, int, int] | None = None
+    _froze = False  # whether the first start() froze the heap (its last stop() unfreezes)
 
     def __init__(
         self,
@@ -67,8 +70,13 @@ class Collector:
     def start(self) -> None:
         if Collector._running == 0:
             Collector._saved = gc.get_threshold()
-            gc.collect()
-            gc.freeze()  # start-up objects live as long as the process: never walk them
+            # Start-up objects live as long as the process: never walk them. Unfreezing
+            # at the end releases every frozen object, so a heap already frozen by
+            # whoever runs the hubs is left to them.
+            Collector._froze = gc.get_freeze_count() == 0
+            if Collector._froze:
+                gc.collect()
+                gc.freeze()
             young, middle, _ = Collector._saved
             gc.set_threshold(young, middle, OFF)
         Collector._running += 1
@@ -78,8 +86,10 @@ class Collector:
         Collector._running = max(0, Collector._running - 1)
         if Collector._running == 0 and Collector._saved is not None:
             gc.set_threshold(*Collector._saved)
-            gc.unfreeze()
+            if Collector._froze:
+                gc.unfreeze()
             Collector._saved = None
+            Collector._froze = False
 
     def check(self, connections: int, ingest_per_s: float) -> str | None:
         """Run a full collection if it is due and the node quiet, or overdue; why it ran
