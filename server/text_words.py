@@ -94,7 +94,8 @@ def kept(tokens: Iterable[str]) -> tuple[str, ...]:
             or term in STOPWORDS
             or len(term) > MAX_TERM_CHARS
             or (len(term) == 1 and term.isascii())
-            or not all(ch.isalnum() or ch in "'-_" for ch in term)
+            # letters and digits, with ' - _ inside (most terms: one C call decides)
+            or not (term.isalnum() or all(ch.isalnum() or ch in "'-_" for ch in term))
         ):
             continue
         seen.add(term)
