@@ -85,6 +85,11 @@ class GroupCommit:
         a burst no faster than it commits it has a short queue but many arrivals."""
         return max(self._arrived.pop(room_id, 0), self.backlog(room_id))
 
+    def forget(self, room_id: str) -> None:
+        """The room is no longer served here: drop its count of arrivals (its queue, if
+        any, still commits)."""
+        self._arrived.pop(room_id, None)
+
     def apply(
         self,
         room_id: str,

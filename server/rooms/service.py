@@ -258,6 +258,7 @@ class RoomService:
         """No connection of the room is left on this node: stop keeping its views."""
         self.views.release(room_id)
         self.alerts.release(room_id)
+        self.commits.forget(room_id)
 
     def resync(self, room_ids: Collection[str] | None = None) -> None:
         self.views.resync(room_ids)
