@@ -166,13 +166,19 @@ def test_one_deflated_frame_for_every_compressing_viewer_and_the_plain_one_for_t
 
 def test_a_closed_transport_is_detached_without_stopping_the_others():
     gone: list[Conn] = []
-    fanout = Fanout(Metrics(), detach=gone.append)  # type: ignore[arg-type]
-    broken, fine = Conn(), Conn()
-    broken.transport.closed = True
-    room = room_with(broken, fine)
+    metrics = Metrics()
+    fanout = Fanout(metrics, detach=gone.append)  # type: ignore[arg-type]
+    broken, broken_zipped, fine = Conn(), Conn(), Conn()
+    broken.transport.closed = broken_zipped.transport.closed = True
+    broken_zipped.deflate = True
+    room = room_with(broken, broken_zipped, fine)
     room.pending = [{"type": "danmaku", "id": "n.1", "text": "x"}]
     fanout.tick([room], lambda r: DegradeLevel.NORMAL)
-    assert gone == [broken] and len(fine.transport.written) == 1
+    assert set(gone) == {broken, broken_zipped} and len(fine.transport.written) == 1
+    # only what was written is counted
+    sample = metrics.registry.get_sample_value
+    assert sample("hudong_frames_out_total", {"codec": "json"}) == 1
+    assert sample("hudong_bytes_out_total", {"codec": "json"}) == len(fine.transport.written[0])
 
 
 def test_state_goes_to_each_audience_once_per_codec():

@@ -15,7 +15,7 @@ message compressed, also once per codec (:mod:`.deflate`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from protocol.codec import CODECS, Codec
@@ -42,36 +42,39 @@ class Fanout:
         self.metrics.encodes.labels(codec.name).inc()
         return Frames(codec.encode(message), binary=codec.binary)
 
-    def write_to(self, conns: Iterable[Connection], frames: Frames) -> tuple[int, int, int]:
+    def write_to(self, conns: Collection[Connection], frames: Frames) -> tuple[int, int, int]:
         """Write one pre-built frame to every connection of a group, the deflated one to
         those that negotiated it: the only per-viewer work of the hot path (no await,
         no encode). A paused connection is skipped and marked for a snapshot; one whose
         transport closed under us is detached after the loop, so it cannot stop the
         others. Returns (written, skipped, bytes written)."""
-        sent = skipped = buffered = nbytes = 0
-        plain = deflated = None
+        skipped = buffered = deflates = 0
+        plain = frames.plain()  # a header and a copy; the deflated frame only if wanted
+        deflated = None
         broken = None
         for conn in conns:
             if conn.paused:
                 conn.needs_snapshot = True
                 skipped += 1
                 continue
+            frame = plain
             if conn.deflate:
                 frame = deflated = deflated or frames.deflated()
-            else:
-                frame = plain = plain or frames.plain()
+                deflates += 1
             transport = conn.transport
             try:
                 transport.write(frame)  # type: ignore[union-attr]
             except RuntimeError:
                 broken = [*(broken or ()), conn]
+                if conn.deflate:
+                    deflates -= 1
                 continue
             # What the kernel did not take yet: the tick's backlog signal (~50 ns a call).
             buffered += transport.get_write_buffer_size()  # type: ignore[union-attr]
-            nbytes += len(frame)
-            sent += 1
         for conn in broken or ():
             self._detach(conn)
+        sent = len(conns) - skipped - len(broken or ())
+        nbytes = (sent - deflates) * len(plain) + deflates * len(deflated or b"")
         self.buffered += buffered
         return sent, skipped, nbytes
 
