@@ -305,3 +305,13 @@ def test_the_cheap_test_before_the_link_patterns_hides_no_link(text: str) -> Non
     copy = links.link_copy(text)
     alone = links.URL.search(copy) or links.SPACED_URL.search(links._SPACED_DOT.sub(".", copy))
     assert (find_link(text) == "link") == bool(alone)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*"ab fuck!1 .-\t", "  ", "aa", "666"]), max_size=30).map("".join))
+@example("f u c k  !!!!")
+@example(" a  b c ")
+def test_the_fast_copy_of_an_ascii_text_is_the_copy_with_origins(text: str) -> None:
+    """ASCII texts take patterns without the CJK classes: the same copies."""
+    n = normalise_with_origin(text)
+    assert fast_copies(text) == (n.text, n.twice)

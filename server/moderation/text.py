@@ -198,6 +198,10 @@ _SINGLES = re.compile(f"(?<![^ ])[^ {_CJK}](?: [^ {_CJK}](?![^ ]))+")
 _SCRIPTS = re.compile(f"(?<=[{_CJK}])(?=[^ {_CJK}])|(?<=[^ {_CJK}])(?=[{_CJK}])")
 # A repeat: two or more of one character, three or more of a CJK one (哈哈 is a word).
 _REPEATS = re.compile(f"([^{_CJK}])\\1+|([{_CJK}])\\2{{2,}}")
+# The same for a text of ASCII only, which holds no CJK character: without the CJK
+# classes the engine tests one character, not a list of ranges, at each position.
+_ASCII_SINGLES = re.compile("(?<![^ ])[^ ](?: [^ ](?![^ ]))+")
+_ASCII_REPEATS = re.compile("(.)\\1+", re.DOTALL)
 _ENCLOSING = re.compile("[\u0488\u0489\u1abe\u20dd-\u20e0\u20e2-\u20e4\ua670-\ua672]")
 MAX_FOLDED = 65536  # characters whose folding is kept (past it: folded each time)
 
@@ -219,21 +223,29 @@ def fast_copies(text: str) -> tuple[str, str]:
     """The matching copy (repeats cut to one) and the one with repeats cut to two, as
     :func:`normalise_with_origin` gives them, without where each character came from."""
     s = text.translate(_FOLDING)
+    ascii_only = s.isascii()
     if " " in s:  # (each pass only where it can change something: most danmaku are short)
         s = _SPACES.sub(" ", s).strip(" ")
-        s = _SINGLES.sub(lambda m: m.group(0).replace(" ", ""), _CJK_GAP.sub("", s))
-    if not s.isascii():
+        if ascii_only:
+            s = _ASCII_SINGLES.sub(_joined, s)
+        else:
+            s = _SINGLES.sub(_joined, _CJK_GAP.sub("", s))
+    if not ascii_only:
         s = _SCRIPTS.sub(" ", s)
-    return _cut_repeats(s)
+    return _cut_repeats(s, _ASCII_REPEATS if ascii_only else _REPEATS)
 
 
-def _cut_repeats(s: str) -> tuple[str, str]:
+def _joined(spaced: re.Match[str]) -> str:
+    return spaced.group(0).replace(" ", "")
+
+
+def _cut_repeats(s: str, repeats: re.Pattern[str] = _REPEATS) -> tuple[str, str]:
     """``s`` with each repeat cut to one character, and cut to two: one pass, where two
     ``re.sub`` with a template each cost a Python call per repeat (Python 3.11)."""
     once: list[str] = []
     twice: list[str] = []
     last = 0
-    for repeat in _REPEATS.finditer(s):
+    for repeat in repeats.finditer(s):
         start = repeat.start()
         kept, ch = s[last:start], s[start]
         once += (kept, ch)
