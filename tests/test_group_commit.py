@@ -206,21 +206,3 @@ async def test_a_burst_is_what_arrived_since_the_last_look_or_still_waits():
     assert commits.take_burst("r") == 0  # committed, nothing new
     await commits.apply("r", "p", "w", "kw", None, {"a": 1})
     assert commits.take_burst("r") == 1
-
-
-async def test_a_room_no_longer_served_leaves_no_count_of_arrivals():
-    """The count is taken at a flush of a room whose views changed; a room released
-    before that (deleted, or its last viewer here left) must not keep it."""
-    store = MemoryStore()
-    await store.create_room(RoomRecord(ROOM, "Room", 0.0, 1, {}))
-    rooms = RoomService(
-        store, Registry(), Authority("admin-token-xxxxxxxx", SECRET), node_id="n1", shared=False
-    )
-    rooms.bind(Outbox())
-    await rooms.enter(await rooms.room(ROOM), viewer("host"))
-    await poll(rooms)
-    await rooms.participate(ROOM, viewer("u1"), "vote", "k1", {"interaction": "p", "option": "a"})
-    assert rooms.commits._arrived == {ROOM: 1}  # not taken yet: no flush has looked
-    rooms.release(ROOM)
-    assert rooms.commits._arrived == {}
-    assert rooms.take_burst(ROOM) == 0

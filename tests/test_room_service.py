@@ -241,3 +241,15 @@ async def test_votes_use_the_node_s_copy_of_the_poll_until_a_host_action_changes
             ROOM, viewer("late"), "vote", "k", {"interaction": "p", "option": "a"}
         )
     assert closed.value.code == "not_open" and reads == 1
+
+
+async def test_a_room_no_longer_served_leaves_no_count_of_arrivals(service):
+    """The burst count is taken at a flush of a room whose views changed; a room
+    released before that (deleted, or its last viewer here left) must not keep it."""
+    rooms = service
+    await poll(rooms)
+    await rooms.participate(ROOM, viewer("ann"), "vote", "k1", {"interaction": "p", "option": "a"})
+    assert rooms.commits._arrived == {ROOM: 1}  # not taken yet: no flush has looked
+    rooms.release(ROOM)
+    assert rooms.commits._arrived == {}
+    assert rooms.take_burst(ROOM) == 0
