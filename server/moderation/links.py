@@ -61,7 +61,7 @@ def fold(text: str) -> str:
 def link_copy(text: str) -> str:
     """The copy that links and contacts are looked for in."""
     # NFKC keeps ASCII, which holds no invisible or look-alike letter: lower() folds it
-    # (11 µs -> 0.3 µs for a 100-character text).
+    # (the copy of a 100-character text: 11 µs -> 2 µs).
     text = text.lower() if text.isascii() else fold(text)
     return _DOTS.sub(".", text) if _DOT_HINT.search(text) else text
 
