@@ -239,7 +239,7 @@ def _joined(spaced: re.Match[str]) -> str:
     return spaced.group(0).replace(" ", "")
 
 
-def _cut_repeats(s: str, repeats: re.Pattern[str] = _REPEATS) -> tuple[str, str]:
+def _cut_repeats(s: str, repeats: re.Pattern[str]) -> tuple[str, str]:
     """``s`` with each repeat cut to one character, and cut to two: one pass, where two
     ``re.sub`` with a template each cost a Python call per repeat (Python 3.11)."""
     once: list[str] = []
