@@ -14,6 +14,7 @@ import time
 import httpx
 
 from server.backends import open_backends
+from server.bridges.lease import CURSORS_BOX
 from tests.conftest import UNIT
 from tests.nodes import Cluster, Node
 from tests.test_bridge_cluster import ROOM, SECRET, danmaku, post
@@ -46,15 +47,15 @@ async def bridged_room(cluster: Cluster):
 
 
 async def saved_ids(redis_url: str, node: Node, want: str) -> None:
-    """Wait until the bridge's record in the store holds the id ``want``."""
+    """Wait until the bridge's cursor record in the store holds the id ``want``."""
     backends = open_backends(redis_url, prefix=node.prefix)
     try:
         for _ in range(int(100 * UNIT)):
-            record = (await backends.store.records(ROOM, "~bridges")).get(BID, {})
+            record = (await backends.store.records(ROOM, CURSORS_BOX)).get(BID, {})
             if want in record.get("seen", []):
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"the bridge's record never held {want!r}")
+        raise AssertionError(f"the bridge's cursor record never held {want!r}")
     finally:
         await backends.broker.close()
         await backends.store.close()

@@ -15,7 +15,7 @@ import pytest
 
 from server.bridges import webhook
 from server.bridges.base import Adapter, ChatMessage, Event
-from server.bridges.runner import BRIDGES_BOX
+from server.bridges.runner import BRIDGES_BOX, CURSORS_BOX
 from tests.conftest import UNIT, Client, LiveServer, running_server
 
 ROOM = "shop"
@@ -158,9 +158,58 @@ async def test_the_cursor_is_kept_in_the_store_and_a_restarted_bridge_resumes_af
         await bridges.add(ROOM, "cursored", "chan", "admin")
         assert [e["text"] for e in await texts(viewer, 2)] == ["one", "two"]
         await bridges.stop()  # as when the node stops: the cursor is written
-        held = await live.app.state.rooms.store.records(ROOM, BRIDGES_BOX)
-        assert held["cursored:chan"]["cursor"] == "2"
+        held = await live.app.state.rooms.store.records(ROOM, CURSORS_BOX)
+        assert held["cursored:chan"] == {"cursor": "2", "seen": ["c0", "c1"]}
+        assert (
+            "cursor"
+            not in (await live.app.state.rooms.store.records(ROOM, BRIDGES_BOX))["cursored:chan"]
+        )
         CursorAdapter.upto = 4
         await bridges.start()  # as when the node starts again
         assert [e["text"] for e in await texts(viewer, 2)] == ["three", "four"]
         await bridges.stop()
+
+
+async def test_a_bridge_removed_while_its_cursor_is_written_stays_removed(monkeypatch):
+    """The host's removal (here, or on another node) lands while the bridge's run writes its
+    cursor, after anything the run read: the bridge stays removed, and its run stops."""
+    async with running_server() as live:
+        await live.create_room(ROOM)
+        bridges = live.app.state.bridges
+        store = bridges.store
+        bridges.platforms["cursored"] = CursorAdapter
+        CursorAdapter.upto = 2
+        viewer = await live.connect()
+        await viewer.join(ROOM)
+        await bridges.add(ROOM, "cursored", "chan", "admin")
+        assert [e["text"] for e in await texts(viewer, 2)] == ["one", "two"]
+        run = bridges.runs[(ROOM, "cursored:chan")]
+        apply, records = store.apply, store.records
+        landed = []
+
+        async def removal() -> None:
+            if not landed:
+                landed.append(True)
+                await apply(ROOM, BRIDGES_BOX, "cursored:chan", "rm", None, {}, versioned=False)
+
+        async def read_then_removal(room_id: str, box: str) -> Any:
+            held = await records(room_id, box)
+            await removal()
+            return held
+
+        async def removal_then_write(*args: Any, **kwargs: Any) -> Any:
+            await removal()
+            return await apply(*args, **kwargs)
+
+        monkeypatch.setattr(store, "records", read_then_removal)
+        monkeypatch.setattr(store, "apply", removal_then_write)
+        run.cursor = "2"
+        run._dirty = True
+        await run.save_cursor(force=True)
+        monkeypatch.undo()
+        assert landed
+        assert await store.records(ROOM, BRIDGES_BOX) == {}
+        assert bridges.failover is not None
+        await bridges.failover.tend(ROOM)  # the lease loop's next round
+        assert (ROOM, "cursored:chan") not in bridges.runs
+        assert (await bridges.listing(ROOM))["bridges"] == []

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from server.backends.base import BackendUnavailable, RoomNotFound
-from server.bridges.lease import BRIDGES_BOX, LEASES_BOX, Lease, current, renew_seconds
+from server.bridges.lease import (
+    BRIDGES_BOX,
+    CURSORS_BOX,
+    LEASES_BOX,
+    Lease,
+    current,
+    renew_seconds,
+)
 from server.bridges.runner import Bridges
 
 log = logging.getLogger("hudong.bridges")
@@ -82,7 +89,8 @@ class Failover:
     async def tend(self, room_id: str) -> None:
         """Renew, stop or take over the bridges of one room."""
         try:
-            data = await self.bridges.store.read(room_id, (), (BRIDGES_BOX, LEASES_BOX))
+            boxes = (BRIDGES_BOX, LEASES_BOX, CURSORS_BOX)
+            data = await self.bridges.store.read(room_id, (), boxes)
         except RoomNotFound:
             await self._stop_room(room_id, lambda run: True, "the room was deleted")
             return
@@ -93,6 +101,7 @@ class Failover:
             return
         configs = data.records.get(BRIDGES_BOX, {})
         leases = current(data.records.get(LEASES_BOX, {}))
+        cursors = data.records.get(CURSORS_BOX, {})
         await self._renew(room_id, configs, leases)
         for bid, record in sorted(configs.items()):
             key = (room_id, bid)
@@ -106,7 +115,8 @@ class Failover:
                 or lease.lapsed(time.time())
             ):
                 with contextlib.suppress(BackendUnavailable, RoomNotFound):
-                    await self.take(room_id, bid, record, lease)
+                    # (a bridge kept before its cursor had a box of its own: its record)
+                    await self.take(room_id, bid, record, lease, cursors.get(bid, record))
 
     async def _renew(
         self, room_id: str, configs: Mapping[str, Any], leases: Mapping[str, Lease]
@@ -144,9 +154,15 @@ class Failover:
             await run.stop(save=False)
 
     async def take(
-        self, room_id: str, bid: str, record: Mapping[str, Any], lease: Lease | None
+        self,
+        room_id: str,
+        bid: str,
+        record: Mapping[str, Any],
+        lease: Lease | None,
+        where: Mapping[str, Any],
     ) -> None:
-        """Claim the bridge's lease and run it from its cursor, if this node wins it."""
+        """Claim the bridge's lease and run it from its cursor (``where``: its record of the
+        cursors' box), if this node wins it."""
         bridges = self.bridges
         try:
             adapter = bridges.adapter(str(record.get("platform")), str(record.get("channel")))
@@ -161,7 +177,7 @@ class Failover:
         if lease is not None and lease.node != bridges.node_id:
             bridges.metrics.bridge_takeovers.labels(adapter.platform).inc()
             log.warning("bridge %s of room %s taken over from %s", bid, room_id, lease.node)
-        bridges._start(room_id, adapter, record.get("cursor"), record.get("seen", ()), won)
+        bridges._start(room_id, adapter, where.get("cursor"), where.get("seen", ()), won)
 
 
 __all__ = ["Failover"]

@@ -27,6 +27,9 @@ from server.config import Settings
 
 BRIDGES_BOX = "~bridges"  # one record per bridge, under "<platform>:<channel>"
 LEASES_BOX = "~bridge-leases"  # one record per claim, under "<bridge id>#<epoch>"
+# one record per bridge, under its id: where its run got to ({"cursor", "seen"}). Apart from
+# the bridge's own record, so that writing it can never bring back a bridge removed meanwhile
+CURSORS_BOX = "~bridge-cursors"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class Leases:
 
 __all__ = [
     "BRIDGES_BOX",
+    "CURSORS_BOX",
     "LEASES_BOX",
     "Lease",
     "Leases",

@@ -1,10 +1,12 @@
 """The bridges of a node: each reads one platform channel into one room (PROTOCOL.md, "Bridges").
 
 A host adds a bridge (platform and channel) to a room; it is kept in the room's
-``~bridges`` box in the store, with the cursor of the last message and the ids of the last
-messages taken. One node runs it, the holder of its lease (server/bridges/lease.py): when
-that node dies, another takes the bridge over once the lease lapses, and resumes it from the
-cursor, dropping the messages the last ids say were taken (server/bridges/failover.py).
+``~bridges`` box in the store, and the cursor of its last message, with the ids of the last
+messages taken, in the ``~bridge-cursors`` box (a run writes only there: a bridge removed
+while its cursor is written stays removed). One node runs it, the holder of its lease
+(server/bridges/lease.py): when that node dies, another takes the bridge over once the lease
+lapses, and resumes it from the cursor, dropping the messages the last ids say were taken
+(server/bridges/failover.py).
 Each bridge runs as one task (:class:`BridgeRun`):
 
 - it reads the adapter's events, and on :class:`BridgeError` with ``retry`` waits a full-jitter
@@ -41,7 +43,15 @@ from protocol.messages import Bridge, CommandError, Danmaku, parse_command, stor
 from server.auth import Authority, Identity
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.bridges.base import Adapter, BridgeError, ChatMessage, PlatformModeration
-from server.bridges.lease import BRIDGES_BOX, LEASES_BOX, Lease, Leases, current, lease_seconds
+from server.bridges.lease import (
+    BRIDGES_BOX,
+    CURSORS_BOX,
+    LEASES_BOX,
+    Lease,
+    Leases,
+    current,
+    lease_seconds,
+)
 from server.bridges.remote import event_from_wire
 from server.config import Settings
 from server.hub.hub import Hub
@@ -355,11 +365,9 @@ class BridgeRun:
         cursor, self._dirty = self.cursor, False
         seen = list(itertools.islice(reversed(self.seen), SEEN_SAVED))[::-1]
         try:
-            held = (await self.bridges.store.records(self.room_id, BRIDGES_BOX)).get(self.id)
-            if held is None:
-                return  # removed meanwhile
-            record = {**held, "cursor": cursor, "seen": seen}
-            await self.bridges.write(self.room_id, self.id, record)
+            await self.bridges.write(
+                self.room_id, self.id, {"cursor": cursor, "seen": seen}, CURSORS_BOX
+            )
             self._cursor_written = cursor
         except (BackendUnavailable, RoomNotFound):
             self._dirty = True
@@ -422,9 +430,12 @@ class Bridges:
             raise ValueError(f"unknown platform {platform!r:.32}; this node has: {known}")
         return cls(channel, options_of(self.settings, platform))
 
-    async def write(self, room_id: str, bid: str, record: dict[str, Any] | None) -> None:
+    async def write(
+        self, room_id: str, bid: str, record: dict[str, Any] | None, box: str = BRIDGES_BOX
+    ) -> None:
+        """Write (None: withdraw) a bridge's record, or with ``CURSORS_BOX`` its cursor."""
         key = f"br-{secrets.token_hex(8)}"
-        await self.store.apply(room_id, BRIDGES_BOX, bid, key, record, {}, versioned=False)
+        await self.store.apply(room_id, box, bid, key, record, {}, versioned=False)
 
     async def add(self, room_id: str, platform: str, channel: str, by: str) -> dict[str, Any]:
         """Add (and start) a bridge; adding one that exists again changes nothing."""
@@ -446,7 +457,6 @@ class Bridges:
             "by": by,
             "added_at": int(time.time() * 1000),
             "node": self.node_id,
-            "cursor": None,
         }
         # The lease first: a node that sees the record then sees its owner.
         self.adding.add((room_id, bid))
@@ -468,6 +478,7 @@ class Bridges:
         if bid not in held:
             return run is not None
         await self.write(room_id, bid, None)  # its node stops it at its next renewal
+        await self.write(room_id, bid, None, CURSORS_BOX)
         await self.leases.release(room_id, bid)
         return True
 
@@ -552,4 +563,4 @@ class Bridges:
             await run.stop()
 
 
-__all__ = ["BRIDGES_BOX", "BridgeRun", "BridgedSender", "Bridges", "platforms"]
+__all__ = ["BRIDGES_BOX", "CURSORS_BOX", "BridgeRun", "BridgedSender", "Bridges", "platforms"]
