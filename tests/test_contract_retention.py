@@ -7,7 +7,7 @@ import time
 import pytest
 
 from server.backends import RoomNotFound
-from server.backends.retention import Cutoffs, Retention
+from server.backends.retention import KEPT_BOXES, Cutoffs, Retention
 from tests.test_contract import pair, room  # noqa: F401  (the fixture)
 from tests.test_contract_viewers import everything
 
@@ -94,3 +94,37 @@ async def test_zero_keeps_everything(pair):  # noqa: F811
     assert dropped == 2  # only the two expired token records
     assert len(await store.replay("r1", 10)) == 2
     assert await store.records("r1", "poll") == {"v1": {"choice": "a", "name": NAME}}
+
+
+def test_the_kept_boxes_are_the_ones_their_modules_write():
+    from server.bridges.lease import BRIDGES_BOX, CURSORS_BOX
+    from server.rooms.alerts import WATCH_BOX
+    from server.rooms.screening import WORDS_BOX
+    from server.rooms.trust import REVOKED_BOX
+
+    assert KEPT_BOXES == {BRIDGES_BOX, CURSORS_BOX, WORDS_BOX, WATCH_BOX, REVOKED_BOX}
+
+
+async def test_the_rooms_set_up_outlives_every_retention(pair):  # noqa: F811
+    """A bridge, its cursor, the word list, a watch list and a revocation are the room's,
+    not about a viewer: a year on, with every retention at a day, they are all there."""
+    store, _, _ = pair
+    now = time.time()
+    await seed(store, now)
+    set_up = {
+        "~bridges": ("webhook:shop", {"platform": "webhook", "channel": "shop", "by": "host"}),
+        "~bridge-cursors": ("webhook:shop", {"cursor": "41", "seen": ["m40"]}),
+        "~words": ("words", {"words": [{"word": "spam", "action": "reject"}]}),
+        "~watchlists": ("w1", {"words": ["refund"], "threshold": 5}),
+        "~revoked": ("role:viewer", {"role": "viewer", "before": now, "until": now + 4e7}),
+    }
+    assert set(set_up) == KEPT_BOXES
+    for box, (holder, record) in set_up.items():
+        await store.apply("r1", box, holder, f"k-{box}", record, {}, versioned=False)
+    later = now + 365 * 86400
+    day = Cutoffs.at(later, Retention(danmaku_s=86400, content_s=86400, personal_s=86400))
+    dropped, _ = await store.prune("r1", day, later)
+    assert dropped >= 2  # the vote's and the question's records went
+    assert await store.records("r1", "poll") == {}
+    for box, (holder, record) in set_up.items():
+        assert await store.records("r1", box) == {holder: record}, box

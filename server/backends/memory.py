@@ -30,7 +30,7 @@ from server.backends.base import (
     held_deltas,
     held_record,
 )
-from server.backends.retention import Cutoffs, stale_event, stale_record
+from server.backends.retention import KEPT_BOXES, Cutoffs, stale_event, stale_record
 from server.backends.viewers import (
     ViewerData,
     holds,
@@ -390,7 +390,9 @@ class MemoryStore(Store):
     async def prune(self, room_id: str, cutoffs: Cutoffs, now: float) -> tuple[int, int]:
         room = self._room(room_id)
         dropped, records = self._prune(room, cutoffs, now), 0
-        for state in room.contributions.values():
+        for box, state in room.contributions.items():
+            if box in KEPT_BOXES:
+                continue
             stale = [h for h, raw in state.records.items() if stale_record(raw, cutoffs)]
             for holder in stale:
                 del state.records[holder]  # the counters stay (retention.py)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from server.backends.retention import Cutoffs
+from server.backends.retention import KEPT_BOXES, Cutoffs
 from server.backends.viewers import ViewerData, holds, sent_by, token_of, tombstone
 
 T = TypeVar("T")
@@ -160,6 +160,8 @@ if redis.call('HEXISTS', KEYS[1], 'title') == 0 then return false end
 local prefix, danmaku, content, personal = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4])
 local now, keep_keys = tonumber(ARGV[5]), tonumber(ARGV[6])
+local kept = {}  -- boxes whose records retention keeps (retention.py, KEPT_BOXES)
+for i = 7, #ARGV do kept[ARGV[i]] = true end
 local latest = math.max(content, personal)
 local dropped, records = 0, 0
 if danmaku > 0 then
@@ -181,7 +183,8 @@ if danmaku > 0 then
 end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   local rec = prefix .. 'i:' .. id .. ':rec'
-  local flat = redis.call('HGETALL', rec)
+  local flat = {}
+  if not kept[id] then flat = redis.call('HGETALL', rec) end
   for i = 1, #flat, 2 do
     -- when it was written, off the value's end; parsed only when older than a cutoff
     local t = tonumber(string.match(flat[i + 1], ',"t":(%d+)}$'))
@@ -224,6 +227,7 @@ def prune_call(cutoffs: Cutoffs, now: float) -> Call[tuple[int, int]]:
         repr(cutoffs.personal),
         repr(now),
         personal_s,
+        *sorted(KEPT_BOXES),
     ]
     return (
         ["version", "tokens", "replay", "ids"],

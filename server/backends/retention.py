@@ -12,6 +12,9 @@ every backend's :meth:`Store.prune` applies these rules.
   and so are the idempotency keys of a box nobody wrote to for ``personal_s``;
   expired token records go too.
 
+The boxes of :data:`KEPT_BOXES` hold the room's own set-up, not records about a viewer:
+retention drops none of their records.
+
 A dropped record leaves the counters as they are: results stay as aggregates, with no
 record of who made them. (A viewer who contributes again to the same interaction after
 that counts as a new one.) Held records carry the time they were written (``t``, s);
@@ -31,6 +34,12 @@ from server.room_settings import (
     DANMAKU_RETENTION_S,
     PERSONAL_RETENTION_S,
 )
+
+# The room's own set-up, named by the modules that write them (tests/test_contract_retention.py
+# holds these names to theirs): bridges and their cursors (server/bridges/lease.py), the
+# word list (server/rooms/screening.py), keyword watch lists (server/rooms/alerts.py) and
+# token revocations (server/rooms/trust.py; each ends by itself, at its ``until``).
+KEPT_BOXES = frozenset({"~bridges", "~bridge-cursors", "~words", "~watchlists", "~revoked"})
 
 
 @dataclass(frozen=True, slots=True)
