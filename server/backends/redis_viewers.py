@@ -160,8 +160,8 @@ if redis.call('HEXISTS', KEYS[1], 'title') == 0 then return false end
 local prefix, danmaku, content, personal = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4])
 local now, keep_keys = tonumber(ARGV[5]), tonumber(ARGV[6])
-local kept = {}  -- boxes whose records retention keeps (retention.py, KEPT_BOXES)
-for i = 7, #ARGV do kept[ARGV[i]] = true end
+local kept_boxes = {}  -- whose records retention keeps (retention.py, KEPT_BOXES)
+for i = 7, #ARGV do kept_boxes[ARGV[i]] = true end
 local latest = math.max(content, personal)
 local dropped, records = 0, 0
 if danmaku > 0 then
@@ -184,7 +184,7 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   local rec = prefix .. 'i:' .. id .. ':rec'
   local flat = {}
-  if not kept[id] then flat = redis.call('HGETALL', rec) end
+  if not kept_boxes[id] then flat = redis.call('HGETALL', rec) end
   for i = 1, #flat, 2 do
     -- when it was written, off the value's end; parsed only when older than a cutoff
     local t = tonumber(string.match(flat[i + 1], ',"t":(%d+)}$'))
