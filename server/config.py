@@ -146,10 +146,12 @@ class LimitsSettings:
     # Caps on what one client, viewer or room may hold (issue 15; PROTOCOL.md, "Limits").
     # true: a room's danmaku budget (room_danmaku_per_s, _burst) is split evenly among the
     # client addresses that sent in the last 2 s; false: first come, first served (a
-    # venue where nearly everyone shares one address, or nodes behind a proxy).
+    # venue where nearly everyone shares one address, or nodes behind a proxy they do
+    # not trust: FORWARDED_ALLOW_IPS, PROTOCOL.md "Limits").
     room_danmaku_fair: bool = True
     # WebSocket connections per client address on a node; 0: no cap (the default, for
-    # venues behind one NAT and nodes behind a proxy). Over it: HTTP 429 on the upgrade.
+    # venues behind one NAT and nodes behind an untrusted proxy). Over it: HTTP 429 on
+    # the upgrade.
     connections_per_address: int = 0
     # Connections of one viewer identity (one token) to one room on a node; they share
     # one command rate. 0: no cap.

@@ -49,7 +49,7 @@ def balancer_config(port: int, nodes: list[int]) -> str:
 async def test_a_drained_node_loses_no_viewer_and_no_vote_behind_haproxy():
     haproxy = require_haproxy()  # skips loudly here, fails in CI
     with redis_server() as redis:
-        async with Cluster(redis.url, count=2, HUDONG_LIMITS_ROOM_DANMAKU_FAIR="false") as cluster:
+        async with Cluster(redis.url, count=2) as cluster:
             port = free_port()
             with (
                 tempfile.NamedTemporaryFile("w", suffix=".cfg") as cfg,

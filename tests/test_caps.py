@@ -221,6 +221,34 @@ async def test_connections_per_address_when_capped(server_factory):
             pytest.fail("a freed place was not given again")
 
 
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(server_factory):
+    """Through a proxy on 127.0.0.1 (uvicorn's default FORWARDED_ALLOW_IPS) every
+    connection comes from the proxy; the node counts the client it names in
+    X-Forwarded-For instead, the last one not a proxy (one the client wrote itself before
+    it does not count). From an address not trusted, the header changes nothing."""
+
+    def via(*hops: str) -> dict[str, Any]:
+        return {"additional_headers": {"X-Forwarded-For": ", ".join(hops)}}
+
+    async with server_factory(limits={"connections_per_address": 2}) as srv:
+        await srv.connect(**via("203.0.113.5"))
+        await srv.connect(**via("198.51.100.9, 203.0.113.5"))  # a hop the client made up
+        with pytest.raises(Exception) as refused:
+            await srv.connect(**via("203.0.113.5"))
+        assert "429" in str(refused.value)
+        for n in range(3):  # others behind the same proxy are not held to 203.0.113.5's count
+            await srv.connect(**via(f"203.0.113.{10 + n}"))
+        # 127.0.0.1 itself holds none of these places yet
+        await srv.connect()
+        await srv.connect()
+        # 127.0.0.2 is no trusted proxy: its header is not believed
+        await srv.connect(local_addr=HONEST, **via("203.0.113.20"))
+        await srv.connect(local_addr=HONEST, **via("203.0.113.21"))
+        with pytest.raises(Exception) as refused:
+            await srv.connect(local_addr=HONEST, **via("203.0.113.22"))
+        assert "429" in str(refused.value)
+
+
 async def test_an_address_may_be_held_to_one_command_rate(server_factory):
     # 1 command/s, bursts of 2, for all the connections of 127.0.0.1 together.
     async with server_factory(limits={"commands_per_address_per_s": 1.0}) as srv:

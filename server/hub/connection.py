@@ -46,7 +46,7 @@ from protocol.codec import JSON, SUBPROTOCOLS, Codec, codec_for_subprotocol
 from protocol.codes import CLOSE_BY_NAME
 from protocol.messages import Command, CommandError, error
 from server.hub.deflate import NEGOTIATION, shares_frames
-from server.hub.quotas import client_address
+from server.hub.quotas import client_address, proxies_of
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -152,6 +152,8 @@ class Connection(asyncio.Protocol):
         "opened_at",
         "paused",
         "paused_since",
+        "peer",
+        "proxies",
         "room",
         "server_state",
         "transport",
@@ -175,7 +177,10 @@ class Connection(asyncio.Protocol):
         self.hub: Handler = hub
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
-        self.address = ""  # the peer's address (IPv6: its /64): caps and danmaku shares
+        self.peer = ""  # the peer's host, as the socket says
+        self.proxies = proxies_of(config)  # whose X-Forwarded-For is believed
+        # the client's address (IPv6: its /64): caps and danmaku shares
+        self.address = ""
         self.address_bucket: TokenBucket | None = None  # shared by the address's connections
         self.ws = ServerProtocol(
             subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
@@ -210,7 +215,8 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, (tuple, list)) and peer:
-            self.address = client_address(str(peer[0]))
+            self.peer = str(peer[0])
+            self.address = client_address(self.peer)
         if self.server_state is not None:
             self.server_state.connections.add(self)
         hub = self.hub.settings.hub
@@ -350,6 +356,9 @@ class Connection(asyncio.Protocol):
         path = urlsplit(request.path).path
         headers = request.headers
         forbidden = self.hub.origins.refusal(headers.get("Origin"), headers.get("Host"))
+        forwarded = headers.get_all("X-Forwarded-For")
+        if forwarded and self.proxies is not None:  # behind a proxy: the client it names
+            self.address = client_address(self.proxies.client(self.peer, forwarded))
         if path != "/ws":
             response = self.ws.reject(404, "Not Found: the WebSocket endpoint is /ws\n")
         elif forbidden is not None:

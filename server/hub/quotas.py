@@ -5,15 +5,20 @@ all the connections of an address).
 
 A client address is the peer's IP address as the node sees it (an IPv6 one by its /64:
 :func:`client_address`), for these caps and for a room's danmaku shares
-(:class:`~server.moderation.ratelimit.FairShare`). Behind a reverse proxy
-every connection comes from the proxy: leave ``limits.connections_per_address`` at 0
-there (the default, for venues behind one NAT), or cap at the proxy. The counts are
-this node's: with several nodes a client could hold the cap on each.
+(:class:`~server.moderation.ratelimit.FairShare`). Behind a reverse proxy it is the
+address the proxy names in ``X-Forwarded-For``, when the peer is one of the proxies
+uvicorn trusts (``FORWARDED_ALLOW_IPS``: :class:`Proxies`), as for an HTTP request.
+The counts are this node's: with several nodes a client could hold the cap on each.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import LimitsSettings
 from server.moderation.ratelimit import TokenBucket
@@ -32,6 +37,51 @@ def client_address(host: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+async def _unchanged(scope: Any, receive: Any, send: Any) -> None:
+    return None
+
+
+class Proxies:
+    """The proxies whose ``X-Forwarded-For`` names a WebSocket's client: uvicorn's
+    ``forwarded_allow_ips`` (``FORWARDED_ALLOW_IPS``; default 127.0.0.1 and ::1), read by
+    uvicorn's own ProxyHeadersMiddleware, so that a WebSocket counts by the address an
+    HTTP request through the same proxy gets (our WebSocket protocol is not an ASGI app,
+    so the middleware never sees its upgrade)."""
+
+    def __init__(self, trusted: str | tuple[str, ...]) -> None:
+        hosts = trusted if isinstance(trusted, str) else list(trusted)
+        self._middleware = ProxyHeadersMiddleware(_unchanged, trusted_hosts=hosts)
+
+    def client(self, peer: str, forwarded: Sequence[str]) -> str:
+        """The client's host: from ``forwarded`` (the X-Forwarded-For headers) when
+        ``peer`` is a trusted proxy, else ``peer``."""
+        if not forwarded:
+            return peer
+        headers = [(b"x-forwarded-for", v.encode("latin-1", "replace")) for v in forwarded]
+        scope: dict[str, Any] = {"type": "websocket", "client": (peer, 0), "headers": headers}
+        step = self._middleware(scope, _unchanged, _unchanged)  # type: ignore[arg-type]
+        try:  # it awaits nothing but the app, which returns at once: one step ends it
+            step.send(None)
+        except StopIteration:
+            return str(scope["client"][0])
+        step.close()
+        raise RuntimeError("uvicorn's ProxyHeadersMiddleware did not finish in one step")
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_proxies(trusted: str | tuple[str, ...]) -> Proxies:
+    """One :class:`Proxies` per setting (the middleware remembers its trust checks)."""
+    return Proxies(trusted)
+
+
+def proxies_of(config: Any) -> Proxies | None:
+    """The proxies of a uvicorn ``Config`` (None: none, or its ``proxy_headers`` is off)."""
+    if config is None or not getattr(config, "proxy_headers", False):
+        return None
+    trusted = getattr(config, "forwarded_allow_ips", "127.0.0.1")
+    return trusted_proxies(trusted if isinstance(trusted, str) else tuple(trusted))
 
 
 class _Viewer:
