@@ -55,6 +55,7 @@ POSITIVE = {
 AT_MOST: dict[tuple[str, str], float] = {
     ("server", "port"): 65535,
     ("hub", "degrade_floor"): 3,
+    ("hub", "read_batch_ms"): 1000,
 }
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 

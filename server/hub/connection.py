@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from server.auth import Identity
     from server.config import Settings
     from server.hub.arrivals import LeaveGate
+    from server.hub.reads import Reads
     from server.moderation.ratelimit import TokenBucket
     from server.origins import Origins
 
@@ -115,6 +116,7 @@ class Handler(Protocol):
     disconnects: Counter
     origins: Origins
     leave_gate: LeaveGate
+    reads: Reads
 
     def now(self) -> float: ...
     def admission_refusal(self) -> str | None: ...
@@ -225,6 +227,7 @@ class Connection(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.hub.reads.take(self)  # reset with no close and no FIN: unread, unanswered
         if self.server_state is not None:
             self.server_state.connections.discard(self)
         if self.worker is not None and not self.worker.done():
@@ -246,6 +249,9 @@ class Connection(asyncio.Protocol):
             self.hub.send_snapshot(self)
 
     def eof_received(self) -> bool | None:
+        unread = self.hub.reads.take(self)
+        if unread is not None:  # what came before the FIN is read before it
+            self._receive(unread)
         self.ws.receive_eof()
         self._flush()
         return None
@@ -255,19 +261,24 @@ class Connection(asyncio.Protocol):
         if self.held is not None:  # its close waits for its turn: keep what follows
             self.held += data
             return
+        opened = self.ws.state is State.OPEN
+        reads = self.hub.reads
         if (
-            data[0] & 0x0F == _CLOSE_OPCODE
-            and self.ws.state is State.OPEN
+            opened
+            and data[0] & 0x0F == _CLOSE_OPCODE
             and self.transport is not None
-            and not self.hub.leave_gate.admit()
+            and not reads.holds(self)
         ):
-            # A close frame in a burst of leaves: answered in a later slice, not reading
-            # meanwhile (server/hub/arrivals.py, LeaveGate). A chunk that only looks
-            # like one (the middle of a frame) is read in order all the same, later.
-            self.held = bytearray(data)
-            self.transport.pause_reading()
-            self.hub.leave_gate.defer(self._answer_held)
-            return
+            if not self.hub.leave_gate.admit():
+                # A close frame in a burst of leaves: answered in a later slice, not
+                # reading meanwhile (server/hub/arrivals.py, LeaveGate). A chunk that only
+                # looks like one (the middle of a frame) is read in order all the same.
+                self.held = bytearray(data)
+                self.transport.pause_reading()
+                self.hub.leave_gate.defer(self._answer_held)
+                return
+        elif opened and reads.came(self, data):
+            return  # read with the others' in a later round (server/hub/reads.py)
         self._receive(data)
 
     def _answer_held(self) -> None:
@@ -278,6 +289,10 @@ class Connection(asyncio.Protocol):
         self._receive(bytes(data))
         if not transport.is_closing():
             transport.resume_reading()
+
+    def read_now(self, data: bytes) -> None:
+        """Read what waited (server/hub/reads.py)."""
+        self._receive(data)
 
     def _receive(self, data: bytes) -> None:
         self.ws.receive_data(data)

@@ -51,6 +51,7 @@ from server.hub.loops import Loops
 from server.hub.ports import Rooms
 from server.hub.presence import Presence
 from server.hub.quotas import Quotas
+from server.hub.reads import Reads
 from server.hub.relay import Relay
 from server.hub.room import LiveRoom
 from server.hub.stream import Stream
@@ -98,6 +99,7 @@ class Hub:
         # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
         self.join_gate = JoinGate()
         self.leave_gate = LeaveGate()
+        self.reads = Reads(settings.hub.read_batch_ms / 1000, settings.hub.read_batch_from)
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
@@ -159,6 +161,7 @@ class Hub:
         self._shutting_down = True
         self.join_gate.close()
         self.leave_gate.close()
+        self.reads.close()
         await self.presence_notes.stop()
         await self.rooms.stop()
         self.tick()

@@ -17,6 +17,7 @@ from server.hub.fanout import Fanout
 from server.hub.governor import MEASURE_INTERVAL_S, Governor, reason
 from server.hub.ports import Rooms
 from server.hub.presence import PRESENCE_INTERVAL_S, Presence
+from server.hub.reads import Reads
 from server.hub.room import LiveRoom
 from server.hub.upkeep import Upkeep
 from server.metrics import Metrics
@@ -40,6 +41,7 @@ class LoopsHost(Protocol):
     fanout: Fanout
     upkeep: Upkeep
     presence: Presence
+    reads: Reads
     store: Store
     rooms: Rooms
     connections: set[Connection]
@@ -111,6 +113,7 @@ class Loops:
                 deadline = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
+            hub.reads.tick(hub.governor.tick_interval_s)  # this tick's danmaku, read first
             started = time.perf_counter()
             hub.fanout.buffered = 0
             try:
