@@ -190,12 +190,14 @@ class HubSettings:
     # many ms (the first event after a pause at once). Each send is one Redis round
     # trip, whatever it carries, and waits up to this long; 0: whenever not sending.
     relay_ms: int = 25
-    # On a busy node (read_batch_from reads a second or more), what a connection sends
-    # waits up to this many ms (or until the next tick) and is read with everyone
-    # else's: handling danmaku in a row costs about half the CPU of handling each as it
-    # comes; answers (acks, pongs) come that much later. 0: read everything at once.
+    # On a busy node (from read_batch_from reads a second, under read_batch_until),
+    # what a connection sends waits up to this many ms (or until the next tick) and is
+    # read with everyone else's: handling danmaku in a row costs about half the CPU of
+    # handling each as it comes; answers (acks, pongs) come that much later. Denser
+    # reads (a vote burst) reach the loop together anyway: not held. 0: never held.
     read_batch_ms: int = 50
     read_batch_from: float = 100.0
+    read_batch_until: float = 2000.0
     # Per-connection write buffer: over high, stream batches are skipped for that
     # connection; once it drains under low it gets a fresh snapshot.
     write_buffer_high_bytes: int = 262144

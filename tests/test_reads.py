@@ -28,7 +28,7 @@ class Reader:
 
 
 async def test_a_quiet_node_reads_at_once_and_a_busy_one_in_order_at_the_tick():
-    reads = Reads(window_s=3600, from_per_s=30)  # no window: only the tick reads
+    reads = Reads(window_s=3600, from_per_s=30, until_per_s=60)  # only the tick reads
     log: list[tuple[str, bytes]] = []
     a, b = Reader("a", log), Reader("b", log)
     assert not reads.came(a, b"1")  # quiet: the caller reads it now
@@ -45,10 +45,14 @@ async def test_a_quiet_node_reads_at_once_and_a_busy_one_in_order_at_the_tick():
     assert reads.batching and reads.rounds == 1
     reads.tick(0.1)  # nothing came: quiet again
     assert not reads.batching and not reads.came(a, b"5")
+    for n in range(6):  # 60/s and more: dense enough to come together anyway
+        reads.came(b, b"y%d" % n)
+    reads.tick(0.1)
+    assert not reads.batching and not reads.came(a, b"6")
 
 
 async def test_the_window_reads_before_the_tick_and_take_hands_back_what_waits():
-    reads = Reads(window_s=0.02, from_per_s=0)
+    reads = Reads(window_s=0.02, from_per_s=0, until_per_s=1e9)
     reads.tick(0.1)
     log: list[tuple[str, bytes]] = []
     a, b = Reader("a", log), Reader("b", log)
@@ -63,7 +67,7 @@ async def test_the_window_reads_before_the_tick_and_take_hands_back_what_waits()
 
 async def test_a_round_is_bounded_and_the_rest_is_read_in_the_next_turn(monkeypatch):
     monkeypatch.setattr(reads_module, "READ_ROUND_S", 0.01)
-    reads = Reads(window_s=3600, from_per_s=0)
+    reads = Reads(window_s=3600, from_per_s=0, until_per_s=1e9)
     reads.tick(0.1)
     log: list[tuple[str, bytes]] = []
     readers = [Reader(str(n), log, cost_s=0.004) for n in range(10)]
@@ -82,7 +86,8 @@ async def test_a_round_is_bounded_and_the_rest_is_read_in_the_next_turn(monkeypa
 
 @pytest.fixture
 async def batching():
-    async with running_server(hub={"read_batch_ms": 200, "read_batch_from": 0.0}) as live:
+    hub = {"read_batch_ms": 200, "read_batch_from": 0.0, "read_batch_until": 1e9}
+    async with running_server(hub=hub) as live:
         yield live
 
 

@@ -99,7 +99,7 @@ class Hub:
         # Joins and leaves in bursts: bounded work per slice (server/hub/arrivals.py).
         self.join_gate = JoinGate()
         self.leave_gate = LeaveGate()
-        self.reads = Reads(settings.hub.read_batch_ms / 1000, settings.hub.read_batch_from)
+        self.reads = Reads.of(settings.hub)  # held on a busy node (server/hub/reads.py)
         self.presence_notes = PresenceNotes(rooms.note_presence)
         self.live: dict[str, LiveRoom] = {}
         self.server_name = f"hudong/{__version__}"
