@@ -88,6 +88,13 @@ async def test_a_round_is_bounded_and_the_rest_is_read_in_the_next_turn(monkeypa
 async def batching():
     hub = {"read_batch_ms": 200, "read_batch_from": 0.0, "read_batch_until": 1e9}
     async with running_server(hub=hub) as live:
+        # A node decides at each tick whether to batch until the next: until its first
+        # tick it reads at once, and a quick test could be done before that.
+        for _ in range(round(200 * UNIT)):
+            if live.hub.reads.batching:
+                break
+            await asyncio.sleep(0.01)
+        assert live.hub.reads.batching
         yield live
 
 
