@@ -213,3 +213,5 @@ async def test_a_bridge_removed_while_its_cursor_is_written_stays_removed(monkey
         await bridges.failover.tend(ROOM)  # the lease loop's next round
         assert (ROOM, "cursored:chan") not in bridges.runs
         assert (await bridges.listing(ROOM))["bridges"] == []
+        # the cursor the run wrote after the removal went with it
+        assert await store.records(ROOM, CURSORS_BOX) == {}

@@ -5,9 +5,11 @@ rooms it runs bridges in or serves, and, at start and every ``bridges.scan_all_s
 room. For each bridge it runs, it renews the lease, and stops the run (without writing its
 cursor) when the bridge was removed, when another node holds the lease now, or when it could
 not renew before its own lease lapsed (the store out of reach: another node may be taking
-over). For each bridge nobody runs here, it claims the lease when it has lapsed, or when it
-names this node (a restart under the same ``server.node_id``), and runs the bridge from its
-stored cursor; a take-over from another node is counted (``hudong_bridge_takeovers``).
+over); a removed bridge's cursor, which its run may have written after the removal, is
+withdrawn once the run stopped. For each bridge nobody runs here, it claims the lease when
+it has lapsed, or when it names this node (a restart under the same ``server.node_id``),
+and runs the bridge from its stored cursor; a take-over from another node is counted
+(``hudong_bridge_takeovers``).
 """
 
 from __future__ import annotations
@@ -141,6 +143,11 @@ class Failover:
                         continue
                     why = "its lease lapsed out of the store's reach"
             await self._stop(room_id, bid, why)
+            if bid not in configs:
+                # The run may have written its cursor after the removal (on another
+                # node): stopped now, it writes no more, so nothing of the bridge stays.
+                with contextlib.suppress(BackendUnavailable, RoomNotFound):
+                    await self.bridges.write(room_id, bid, None, CURSORS_BOX)
 
     async def _stop_room(self, room_id: str, which: Any, why: str) -> None:
         for (rid, bid), run in list(self.bridges.runs.items()):
