@@ -100,14 +100,17 @@ def test_the_kept_boxes_are_the_ones_their_modules_write():
     from server.bridges.lease import BRIDGES_BOX, CURSORS_BOX
     from server.rooms.alerts import WATCH_BOX
     from server.rooms.screening import WORDS_BOX
+    from server.rooms.timeline import TIMELINE_BOX
     from server.rooms.trust import REVOKED_BOX
 
-    assert KEPT_BOXES == {BRIDGES_BOX, CURSORS_BOX, WORDS_BOX, WATCH_BOX, REVOKED_BOX}
+    kept = {BRIDGES_BOX, CURSORS_BOX, WORDS_BOX, WATCH_BOX, REVOKED_BOX, TIMELINE_BOX}
+    assert KEPT_BOXES == kept
 
 
 async def test_the_rooms_set_up_outlives_every_retention(pair):  # noqa: F811
-    """A bridge, its cursor, the word list, a watch list and a revocation are the room's,
-    not about a viewer: a year on, with every retention at a day, they are all there."""
+    """A bridge, its cursor, the word list, a watch list, a revocation and the timeline's
+    counts are the room's, not about a viewer: a year on, with every retention at a day,
+    they are all there (the report of an old event keeps its timeline)."""
     store, _, _ = pair
     now = time.time()
     await seed(store, now)
@@ -117,6 +120,7 @@ async def test_the_rooms_set_up_outlives_every_retention(pair):  # noqa: F811
         "~words": ("words", {"words": [{"word": "spam", "action": "reject"}]}),
         "~watchlists": ("w1", {"words": ["refund"], "threshold": 5}),
         "~revoked": ("role:viewer", {"role": "viewer", "before": now, "until": now + 4e7}),
+        "~timeline": ("~29000000~n1", {"m": 29000000, "online": 12, "danmaku": 40}),
     }
     assert set(set_up) == KEPT_BOXES
     for box, (holder, record) in set_up.items():

@@ -12,8 +12,8 @@ every backend's :meth:`Store.prune` applies these rules.
   and so are the idempotency keys of a box nobody wrote to for ``personal_s``;
   expired token records go too.
 
-The boxes of :data:`KEPT_BOXES` hold the room's own set-up, not records about a viewer:
-retention drops none of their records.
+The boxes of :data:`KEPT_BOXES` hold the room's own set-up and its timeline of counts, not
+records about a viewer: retention drops none of their records.
 
 A dropped record leaves the counters as they are: results stay as aggregates, with no
 record of who made them. (A viewer who contributes again to the same interaction after
@@ -35,11 +35,15 @@ from server.room_settings import (
     PERSONAL_RETENTION_S,
 )
 
-# The room's own set-up, named by the modules that write them (tests/test_contract_retention.py
-# holds these names to theirs): bridges and their cursors (server/bridges/lease.py), the
-# word list (server/rooms/screening.py), keyword watch lists (server/rooms/alerts.py) and
-# token revocations (server/rooms/trust.py; each ends by itself, at its ``until``).
-KEPT_BOXES = frozenset({"~bridges", "~bridge-cursors", "~words", "~watchlists", "~revoked"})
+# The room's own set-up and history, named by the modules that write them
+# (tests/test_contract_retention.py holds these names to theirs): bridges and their cursors
+# (server/bridges/lease.py), the word list (server/rooms/screening.py), keyword watch lists
+# (server/rooms/alerts.py), token revocations (server/rooms/trust.py; each ends by itself, at
+# its ``until``) and the per-minute timeline of counts (server/rooms/timeline.py; a node
+# keeps a day of minutes of it).
+KEPT_BOXES = frozenset(
+    {"~bridges", "~bridge-cursors", "~words", "~watchlists", "~revoked", "~timeline"}
+)
 
 
 @dataclass(frozen=True, slots=True)
