@@ -776,6 +776,10 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
     ]
     assert series["peak_online"] == 7
     assert series == await a.series("r1") == await b.series("r1")
+    # Three days after the event, no node serving the room: its report (made from this
+    # series) still has every minute.
+    later = Timeline(store, "node-d", activities, lambda: now[0] + 3 * 86400)
+    assert await later.series("r1") == series
     # A day later, a node's first minute drops what is older than a day.
     now[0] += KEEP_MINUTES * 60
     await a.note("r1", on_a, 1, (3, 6))

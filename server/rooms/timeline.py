@@ -6,7 +6,8 @@ the most viewers it had online in that minute, the events of each activity count
 that minute, the participants and unique viewers so far, and the highest degrade level
 of the minute. The
 store keeps it, so every node, and a node that restarted, reads the same history; it
-keeps :data:`KEEP_MINUTES` of it.
+keeps :data:`KEEP_MINUTES` of it: the last day in which the room was served, which stays
+after the event for its report (retention keeps the box, server/backends/retention.py).
 """
 
 from __future__ import annotations
@@ -126,7 +127,11 @@ class Timeline:
     async def series(self, room_id: str) -> dict[str, Any]:
         """The room's minutes over every node, and the most viewers of any minute."""
         records = await self.store.records(room_id, TIMELINE_BOX)
-        since = int(self._clock() // MINUTE_S) - KEEP_MINUTES + 1
+        # The last day in which the room was served: a report made days after the event
+        # still has the event's minutes (no node prunes a room it does not serve).
+        now = int(self._clock() // MINUTE_S)
+        since = max((int(r.get("m", 0)) for r in records.values()), default=now)
+        since -= KEEP_MINUTES - 1
         minutes = merge(records, since, self.activities)
         peak = max((row["online"] for row in minutes), default=0)
         # Node health: each node's latest minute (a node that stopped writing is stale).
