@@ -130,9 +130,8 @@ class Timeline:
         # The last day in which the room was served: a report made days after the event
         # still has the event's minutes (no node prunes a room it does not serve).
         now = int(self._clock() // MINUTE_S)
-        since = max((int(r.get("m", 0)) for r in records.values()), default=now)
-        since -= KEEP_MINUTES - 1
-        minutes = merge(records, since, self.activities)
+        last = max((int(r.get("m", 0)) for r in records.values()), default=now)
+        minutes = merge(records, last - KEEP_MINUTES + 1, self.activities)
         peak = max((row["online"] for row in minutes), default=0)
         # Node health: each node's latest minute (a node that stopped writing is stale).
         latest: dict[str, dict[str, Any]] = {}
