@@ -281,7 +281,10 @@ def viewers(open_page: Any, room: str, n: int) -> list[Any]:
     found = []
     for _ in range(n):
         page = open_page(f"/live/{room}", width=360, height=740, mobile=True)
-        page.wait_for_selector("#conn[data-state='connected']")
+        page.wait_for_selector("#conn[data-state='connected']")  # the server's hello
+        # ... and joined: "#you" names the viewer ("You: {name}", "你：{name}"), where it
+        # said "You" until then. A test that reads the name before would read "You".
+        page.wait_for_function("() => /[:：]/.test(document.querySelector('#you').textContent)")
         found.append(page)
     return found
 
