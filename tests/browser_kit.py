@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,7 @@ def start_node(port: int, *args: str, name: str = "browser-node", **env: str) ->
             "HUDONG_ADMIN_TOKEN": ADMIN,
             "HUDONG_SECRET": SECRET,
             "HUDONG_LOG_LEVEL": "warning",
+            "PYTHONFAULTHANDLER": "1",  # stacks into the log on SIGABRT (stop_node)
             **env,
         },
         stdout=log,
@@ -124,23 +126,39 @@ def start_node(port: int, *args: str, name: str = "browser-node", **env: str) ->
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20 * UNIT
-    while True:
-        assert process.poll() is None, log_path.read_text()
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return Node(base, process, log)
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, "hudong serve did not become ready"
         time.sleep(0.1)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    log.close()
+    raise AssertionError(f"hudong serve did not become ready: {log_path.read_text()}")
 
 
 def stop_node(node: Node) -> None:
-    node.process.terminate()
+    """SIGTERM, as a supervisor stops it: it tells its clients, waits up to
+    ``hub.shutdown_grace_s`` (5 s) for them, and exits. One still running 15 s later is
+    a defect: SIGABRT makes it print every thread's stack (PYTHONFAULTHANDLER, set by
+    :func:`start_node`) into its log, and the test fails with them."""
+    process = node.process
+    process.terminate()
     try:
-        node.process.wait(15 * UNIT)
+        process.wait(15 * UNIT)
     except subprocess.TimeoutExpired:
-        node.process.kill()
+        process.send_signal(signal.SIGABRT)
+        try:
+            process.wait(5 * UNIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        node.log.close()
+        tail = Path(node.log.name).read_text(errors="replace")[-6000:]
+        raise AssertionError(f"hudong serve ignored SIGTERM for 15 s; its log:\n{tail}") from None
     node.log.close()
 
 

@@ -43,7 +43,8 @@ async def _start(port: int, env: dict[str, str]) -> subprocess.Popen:
                 raise AssertionError(f"hudong serve exited: {proc.stdout.read()}")
             await asyncio.sleep(0.1)
     proc.kill()
-    raise AssertionError("hudong serve did not answer /healthz")
+    out, _ = proc.communicate()
+    raise AssertionError(f"hudong serve did not answer /healthz: {out}")
 
 
 def _stop(proc: subprocess.Popen) -> tuple[int, str]:
@@ -144,6 +145,7 @@ async def test_sigterm_delivers_pending_batches_then_closes_with_1012():
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
 
 
 async def test_silent_connections_are_reaped_and_live_ones_kept(server_factory):
