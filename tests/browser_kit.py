@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, SECRET, UNIT, free_port
+from tests.conftest import ADMIN, SECRET, TLS, UNIT, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -75,7 +75,10 @@ class Node:
 
     def http(self, token: str = ADMIN) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=10 * UNIT
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10 * UNIT,
+            verify=TLS,
         )
 
     def room(self, room: str, **settings: Any) -> dict[str, str]:
@@ -128,7 +131,7 @@ def start_node(port: int, *args: str, name: str = "browser-node", **env: str) ->
     deadline = time.monotonic() + 20 * UNIT
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=1, verify=TLS).status_code == 200:
                 return Node(base, process, log)
         except httpx.TransportError:
             pass

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN, SECRET, UNIT, free_port
+from tests.conftest import ADMIN, SECRET, TLS, UNIT, free_port
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Node:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=TLS) as http:
             for _ in range(int(200 * UNIT)):
                 if self.process.poll() is not None:
                     raise AssertionError(f"node {self.name} exited:\n{self.output()}")
@@ -103,7 +103,7 @@ class Node:
         return self.process is not None and self.process.poll() is None
 
     async def ready_status(self) -> int:
-        async with httpx.AsyncClient(timeout=2) as http:
+        async with httpx.AsyncClient(timeout=2, verify=TLS) as http:
             return (await http.get(f"{self.base}/readyz")).status_code
 
 
@@ -121,14 +121,18 @@ class Cluster:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for node in self.nodes:
-            node.stop()
+        # Off the loop, all at once: a node stopping tells its clients to go and waits
+        # (hub.shutdown_grace_s) for their close frames, which this process's clients
+        # send only while its loop runs; stopped one by one from the loop, every node
+        # waited out its whole grace period.
+        await asyncio.gather(*(asyncio.to_thread(node.stop) for node in self.nodes))
 
     def http(self, node: int = 0) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.nodes[node].base,
             headers={"Authorization": f"Bearer {ADMIN}"},
             timeout=10 * UNIT,
+            verify=TLS,
         )
 
     async def create_room(self, room_id: str) -> None:

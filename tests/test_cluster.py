@@ -171,12 +171,16 @@ async def test_viewers_of_a_killed_node_reconnect_elsewhere_and_resync(shared_re
                 "stage", token=await cluster.mint("stage", "viewer", f"s{i}")
             )
             stayers.append((client, joined["snapshot"]))
-        movers = []
-        for i in range(300):
-            token = await cluster.mint("stage", "viewer", f"m{i}")
-            client = await open_client(doomed.ws_url)
-            await client.join("stage", token=token)
-            movers.append((client, token))
+        gate = asyncio.Semaphore(20)
+
+        async def mover(i):
+            async with gate:
+                token = await cluster.mint("stage", "viewer", f"m{i}")
+                client = await open_client(doomed.ws_url)
+                await client.join("stage", token=token)
+                return client, token
+
+        movers = await asyncio.gather(*(mover(i) for i in range(300)))
         # Some state and some stream before the crash.
         for i in range(10):
             reply = await movers[i][0].command("checkin", key=f"k{i}")

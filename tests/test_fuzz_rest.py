@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ADMIN, SECRET, UNIT, free_port
+from tests.conftest import ADMIN, SECRET, TLS, UNIT, free_port
 from tests.fuzzkit import RANDOM, cases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ class Node:
         deadline = time.monotonic() + 30 * UNIT
         while True:
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base}/healthz", timeout=1, verify=TLS).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -92,7 +92,7 @@ class Node:
             assert time.monotonic() < deadline, "the node did not start"
             time.sleep(0.1)
         admin = {"Authorization": f"Bearer {ADMIN}"}
-        with httpx.Client(base_url=self.base, headers=admin, timeout=10 * UNIT) as http:
+        with httpx.Client(base_url=self.base, headers=admin, timeout=10 * UNIT, verify=TLS) as http:
             assert http.post("/api/v1/rooms", json={"id": ROOM}).status_code == 201
             poll = {
                 "id": "p1",
