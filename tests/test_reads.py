@@ -15,15 +15,33 @@ from server.hub.reads import Reads
 from tests.conftest import UNIT, running_server
 
 
+class Clock:
+    """The read rounds' clock (``time`` in server/hub/reads.py), moved by the readers:
+    a round's bound does not depend on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
 class Reader:
-    def __init__(self, name: str, log: list[tuple[str, bytes]], cost_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        log: list[tuple[str, bytes]],
+        cost_s: float = 0.0,
+        clock: Clock | None = None,
+    ) -> None:
         self.name = name
         self.log = log
         self.cost_s = cost_s
+        self.clock = clock
 
     def read_now(self, data: bytes) -> None:
-        if self.cost_s:
-            time.sleep(self.cost_s)
+        if self.clock is not None:
+            self.clock.now += self.cost_s
         self.log.append((self.name, data))
 
 
@@ -67,18 +85,21 @@ async def test_the_window_reads_before_the_tick_and_take_hands_back_what_waits()
 
 async def test_a_round_is_bounded_and_the_rest_is_read_in_the_next_turn(monkeypatch):
     monkeypatch.setattr(reads_module, "READ_ROUND_S", 0.01)
+    clock = Clock()
+    monkeypatch.setattr(reads_module, "time", clock)
     reads = Reads(window_s=3600, from_per_s=0, until_per_s=1e9)
     reads.tick(0.1)
     log: list[tuple[str, bytes]] = []
-    readers = [Reader(str(n), log, cost_s=0.004) for n in range(10)]
+    readers = [Reader(str(n), log, cost_s=0.004, clock=clock) for n in range(10)]
     for r in readers:
         reads.came(r, b".")
     reads.read()
-    assert 2 <= len(log) <= 4  # about 10 ms of them, then the loop's next turn
+    # 4 ms each: the third read ends past the round's 10 ms, then the loop's next turn
+    assert [name for name, _ in log] == ["0", "1", "2"] and len(reads) == 7
     for _ in range(20):
         await asyncio.sleep(0)
     assert [name for name, _ in log] == [str(n) for n in range(10)]  # in order, all
-    assert len(reads) == 0
+    assert len(reads) == 0 and reads.rounds == 4  # 3 + 3 + 3 + 1
 
 
 # --- a live node that batches from its first tick ----------------------------------------
