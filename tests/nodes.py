@@ -117,7 +117,13 @@ class Cluster:
         ]
 
     async def __aenter__(self) -> Cluster:
-        await asyncio.gather(*(node.start() for node in self.nodes))
+        started = await asyncio.gather(
+            *(node.start() for node in self.nodes), return_exceptions=True
+        )
+        failed = [result for result in started if isinstance(result, BaseException)]
+        if failed:  # the nodes that did start must not outlive the test
+            await self.__aexit__()
+            raise failed[0]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
