@@ -295,9 +295,10 @@ class BridgesSettings:
     # clock skew.
     lease_s: float = 15.0
     renew_s: float = 5.0
-    # Leases are checked every renew_s in the rooms this node serves, and in every room at
-    # start and every scan_all_s (so that a bridge of a room with no one on any node is
-    # taken over too; 0: only at start).
+    # Leases are checked every renew_s in the rooms this node serves (one found without a
+    # bridge: again lease_s - renew_s later, still in time to take over one added since),
+    # and in every room at start and every scan_all_s (so that a bridge of a room with no
+    # one on any node is taken over too; 0: only at start).
     scan_all_s: float = 60.0
     twitch: TwitchBridgeSettings = field(default_factory=TwitchBridgeSettings)
     webhook: WebhookBridgeSettings = field(default_factory=WebhookBridgeSettings)

@@ -2,14 +2,17 @@
 
 Every ``bridges.renew_s`` a node reads the bridges and leases (server/bridges/lease.py) of the
 rooms it runs bridges in or serves, and, at start and every ``bridges.scan_all_s``, of every
-room. For each bridge it runs, it renews the lease, and stops the run (without writing its
-cursor) when the bridge was removed, when another node holds the lease now, or when it could
-not renew before its own lease lapsed (the store out of reach: another node may be taking
-over); a removed bridge's cursor, which its run may have written after the removal, is
-withdrawn once the run stopped. For each bridge nobody runs here, it claims the lease when
-it has lapsed, or when it names this node (a restart under the same ``server.node_id``),
-and runs the bridge from its stored cursor; a take-over from another node is counted
-(``hudong_bridge_takeovers``).
+room; a room read without a bridge is read again only ``lease_s - renew_s`` later. That
+takes a bridge over just as soon: one added meanwhile was claimed before its record was
+written (:meth:`Bridges.add`), so that read comes at least ``renew_s`` before its lease can
+lapse, and from then on its room is read every round. For each bridge it runs, it renews
+the lease, and stops the run (without writing its cursor) when the bridge was removed, when
+another node holds the lease now, or when it could not renew before its own lease lapsed
+(the store out of reach: another node may be taking over); a removed bridge's cursor, which
+its run may have written after the removal, is withdrawn once the run stopped. For each
+bridge nobody runs here, it claims the lease when it has lapsed, or when it names this node
+(a restart under the same ``server.node_id``), and runs the bridge from its stored cursor; a
+take-over from another node is counted (``hudong_bridge_takeovers``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from server.bridges.lease import (
     LEASES_BOX,
     Lease,
     current,
+    lease_seconds,
     renew_seconds,
 )
 from server.bridges.runner import Bridges
@@ -43,6 +47,9 @@ class Failover:
         self.bridges = bridges
         self.renew_s = renew_seconds(bridges.settings)
         self.scan_all_s = bridges.settings.bridges.scan_all_s
+        # how long a room read without a bridge is left unread (module docstring)
+        self.bare_s = max(self.renew_s, lease_seconds(bridges.settings) - self.renew_s)
+        self._bare: dict[str, float] = {}  # room id -> when it was read without a bridge
         self.task: asyncio.Task[None] | None = None
         self._scanned_all = 0.0
         self._refused: set[tuple[str, str]] = set()  # bridges this node cannot run, logged
@@ -77,12 +84,18 @@ class Failover:
     async def tick(self) -> None:
         """One round: the rooms with a bridge here and those this node serves, and every
         room when ``scan_all_s`` has passed."""
-        rooms = {room_id for (room_id, _), run in self.bridges.runs.items() if not run.remote}
-        rooms.update(self.bridges.hub.live)
+        running = {room_id for (room_id, _), run in self.bridges.runs.items() if not run.remote}
+        rooms = running | set(self.bridges.hub.live)
         if self.scan_all_s > 0 and time.monotonic() - self._scanned_all >= self.scan_all_s:
             self._scanned_all = time.monotonic()
             rooms.update(await self._all_rooms())
-        await self.scan(rooms)
+        since = time.monotonic() - self.bare_s
+        self._bare = {
+            room: at
+            for room, at in self._bare.items()
+            if at > since and room in rooms and room not in running
+        }
+        await self.scan(rooms - self._bare.keys())
 
     async def scan(self, rooms: Iterable[str]) -> None:
         for room_id in sorted(set(rooms)):
@@ -90,6 +103,7 @@ class Failover:
 
     async def tend(self, room_id: str) -> None:
         """Renew, stop or take over the bridges of one room."""
+        read_at = time.monotonic()
         try:
             boxes = (BRIDGES_BOX, LEASES_BOX, CURSORS_BOX)
             data = await self.bridges.store.read(room_id, (), boxes)
@@ -102,6 +116,10 @@ class Failover:
             await self._stop_room(room_id, lapsed, "its lease lapsed out of the store's reach")
             return
         configs = data.records.get(BRIDGES_BOX, {})
+        if configs:
+            self._bare.pop(room_id, None)
+        else:
+            self._bare[room_id] = read_at
         leases = current(data.records.get(LEASES_BOX, {}))
         cursors = data.records.get(CURSORS_BOX, {})
         await self._renew(room_id, configs, leases)
