@@ -17,6 +17,7 @@ from loadtest import (
     many,
     mixed,
     reconnect,
+    rooms,
     slow,
     votes,
 )
@@ -35,6 +36,7 @@ MODULES = (
     draw,
     mixed,
     idle,
+    rooms,
     many,
     cockpit,
 )

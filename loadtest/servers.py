@@ -266,6 +266,42 @@ class RedisServer:
         return _stop(self.proc)
 
 
+def redis_delta(i0: dict[str, Any], i1: dict[str, Any]) -> dict[str, Any]:
+    """Commands between two ``INFO all`` replies, by command, without this tool's INFO."""
+    cmds: dict[str, dict[str, int]] = {}
+    for key, value in i1.items():
+        if not key.startswith("cmdstat_") or not isinstance(value, dict):
+            continue
+        before = i0.get(key, {})
+        calls = int(value.get("calls", 0)) - int(before.get("calls", 0))
+        if calls:
+            usec = int(value.get("usec", 0)) - int(before.get("usec", 0))
+            failed = int(value.get("failed_calls", 0)) - int(before.get("failed_calls", 0))
+            cmds[key.removeprefix("cmdstat_")] = {"calls": calls, "usec": usec, "failed": failed}
+    own = cmds.pop("info", {"calls": 0})["calls"]
+
+    def d(name: str) -> int:
+        return int(i1.get(name, 0)) - int(i0.get(name, 0))
+
+    return {
+        "commands": sum(c["calls"] for c in cmds.values()),
+        "total_commands_processed": d("total_commands_processed") - own,
+        "own_info_calls": own,
+        "by_command": dict(sorted(cmds.items(), key=lambda kv: -kv[1]["calls"])),
+        "net_input_bytes": d("total_net_input_bytes"),
+        "net_output_bytes": d("total_net_output_bytes"),
+        "connections_received": d("total_connections_received"),
+        "error_replies": d("total_error_replies"),
+        "cpu_s": round(
+            float(i1.get("used_cpu_user", 0))
+            + float(i1.get("used_cpu_sys", 0))
+            - float(i0.get("used_cpu_user", 0))
+            - float(i0.get("used_cpu_sys", 0)),
+            3,
+        ),
+    }
+
+
 # --- what a run runs against -----------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ import pytest
 from loadtest import cockpit, stats
 from loadtest.__main__ import MODULES, SCENARIOS
 from tests.conftest import UNIT
+from tests.redis_fixtures import require_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADTEST = ROOT / "loadtest"
@@ -72,6 +73,7 @@ def test_scenarios_import_the_harness_never_each_other():
         "draw",
         "mixed",
         "idle",
+        "rooms",
         "many",
         "cockpit",
     }
@@ -104,6 +106,7 @@ def test_the_load_tool_never_imports_the_server():
             "loopback only",
         ),
         (["many", "--spawn", "--interactions", "5", "--open", "6"], "--open must be 1"),
+        (["rooms", "--rooms", "5", "--viewers", "2"], "--viewers must be at least --rooms"),
     ],
 )
 def test_a_scenario_that_cannot_run_exits_2_with_a_fatal_line(argv, says):
@@ -219,3 +222,28 @@ def test_a_small_fanout_run_delivers_every_danmaku(tmp_path):
     assert result["published_total"] >= 40 and not result["publish_errors"], result
     assert result["delivered_total"] == result["expected_total"] > 0, result
     assert result["undelivered_pct"] == 0.0 and result["disconnects"] == 0, result
+
+
+def test_a_small_rooms_run_counts_the_background_redis_commands(tmp_path):
+    """`rooms`: 20 quiet rooms on one node on Redis, one viewer each; the nodes' background
+    loops show as Redis commands, by command, and nobody is disconnected."""
+    require_redis()  # the tool starts its own redis-server
+    out = tmp_path / "rooms.json"
+    argv = ["--nodes", "1", "--rooms", "20", "--viewers", "20", "--settle", "1"]
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "loadtest", "rooms", *argv,
+            *("--duration", "4", "--quiet", "--json-out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180 * UNIT,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["viewers_connected"] == 20 and result["disconnects"] == 0, result
+    # every 2 s each served room reports its presence (a script) and its counts (PFCOUNT)
+    by_command = result["redis_by_command_per_s"]
+    assert by_command["evalsha"] > 0 and by_command["pfcount"] > 0, by_command
+    assert result["redis_commands_per_room_s"] > 0 and result["nodes_cpu"]["cpu_s"] > 0
