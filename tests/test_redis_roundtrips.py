@@ -19,6 +19,7 @@ from collections import Counter
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tests.conftest import UNIT, running_server
 from tests.redis_fixtures import redis_server
@@ -223,3 +224,82 @@ async def test_a_room_update_on_one_node_reaches_joins_on_another(quiet_backgrou
             host = await b.connect()
             welcome = await host.join("live", token=await b.mint("live", "host"))
             assert welcome["snapshot"]["room"]["title"] == "Renamed"
+
+
+async def key_writes(redis_url: str, prefix: str, counts: Counter) -> None:
+    """Count the ``HSET``s (scripts' included: ``MONITOR`` shows them) by (room, key) under
+    ``prefix``, until cancelled."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async with client.monitor() as monitor:
+            async for seen in monitor.listen():
+                command = seen["command"]
+                if command.startswith(f"HSET {prefix}{{"):
+                    room, _, rest = command.split("{", 1)[1].partition("}")
+                    counts[room, rest.split(" ", 1)[0].lstrip(":")] += 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_quiet_room_is_not_written_again_and_again(monkeypatch):
+    """Every round (2 s; 0.1 s here) a node reports each room it serves: its presence
+    and live counts (kept with a TTL) and its minute of the timeline. What did not change
+    is not written again: a count a third of its TTL later, the timeline's minute not at
+    all. A change is written at the next round, and a resync writes everything again
+    (the store may have lost it)."""
+    import server.hub.loops as loops
+    import server.hub.presence as presence
+    import server.rooms.counts as counts_module
+
+    round_s, ttl_s = 0.1, 1.5  # so a quiet room's count is written every 0.5 s
+    monkeypatch.setattr(loops, "PRESENCE_INTERVAL_S", round_s)
+    monkeypatch.setattr(loops, "RESYNC_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(counts_module, "REPORT_INTERVAL_S", round_s)
+    monkeypatch.setattr(counts_module, "REPORT_TTL_S", ttl_s)
+    monkeypatch.setattr(presence, "PRESENCE_TTL_S", ttl_s)
+    rooms = [f"q{n}" for n in range(4)]
+    writes: Counter = Counter()
+    with redis_server() as rds:
+        prefix = f"qw{uuid.uuid4().hex[:6]}:"
+        server = {"redis_url": rds.url, "redis_prefix": prefix, "node_id": "a"}
+        async with running_server(server=server, bridges=QUIET_BRIDGES) as node:
+            for room in rooms:
+                await node.create_room(room)
+                viewer = await node.connect()
+                await viewer.join(room)
+            await asyncio.sleep(0.5)  # the joins' own reports
+            watching = asyncio.get_running_loop().create_task(key_writes(rds.url, prefix, writes))
+            try:
+                await asyncio.sleep(0.2)  # MONITOR is on
+                writes.clear()
+                start = time.monotonic()
+                await asyncio.sleep(3.0)
+                rounds = (time.monotonic() - start) / round_s  # about 30
+                most = int((time.monotonic() - start) / (ttl_s / 3)) + 1  # about 7
+                for room in rooms:
+                    for key in ("presence", "stats"):
+                        assert writes[room, key] <= most < rounds / 3, (writes, most)
+                    # the minute's record: once, and again when the minute turned
+                    assert writes[room, "i:~timeline:rec"] <= 1, writes
+
+                # a second viewer in one room: its count is written at the next round
+                writes.clear()
+                second = await node.connect()
+                await second.join(rooms[0])
+                await asyncio.sleep(5 * round_s)
+                assert writes[rooms[0], "presence"] >= 1, writes
+                async with node.http() as http:
+                    r = await http.get(f"/api/v1/rooms/{rooms[0]}/stats")
+                assert r.json()["online"] == 2, r.text
+
+                # a resync (the store was away, or the 15 s safety net): all again
+                writes.clear()
+                node.hub.resync()
+                await asyncio.sleep(5 * round_s)
+                for room in rooms:
+                    for key in ("presence", "stats", "i:~timeline:rec"):
+                        assert writes[room, key] >= 1, (room, key, writes)
+            finally:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching

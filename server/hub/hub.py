@@ -525,6 +525,7 @@ class Hub:
         or the relay was away, and every 15 s), or ``room_ids`` (a gap in their relay
         messages): interactions, mutes and bans, revocations, and the room records."""
         self.rooms.resync(room_ids)
+        self.presence.written.forget(room_ids)  # the store may have lost them
         for room_id in list(self.live) if room_ids is None else room_ids:
             if room_id in self.live:
                 self.spawn(self._reload(room_id))

@@ -1,12 +1,15 @@
-"""Presence: each node publishes its viewer count per room (with a TTL) and reads the
-total, which snapshots and ``…/stats`` show as ``online``; a room's connections learn
-a new count from an ``online`` message, at most once a second."""
+"""Presence: each node publishes its viewer count per room (with a TTL; an unchanged
+count only every third of it, server/backends/written.py) and reads the total, which
+snapshots and ``…/stats`` show as ``online``; a room's connections learn a new count from
+an ``online`` message, at most once a second."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
+from server.backends.written import LastWritten
 from server.hub.room import LiveRoom
 from server.metrics import Metrics
 
@@ -23,13 +26,19 @@ class Presence:
         self.store = store
         self.node_id = node_id
         self.metrics = metrics
+        # a count is written again when it changed, or a third of its TTL later
+        self.written = LastWritten(refresh_s=PRESENCE_TTL_S / 3)
 
     async def publish(self, rooms: Iterable[LiveRoom]) -> None:
         busiest = 0
-        for room in list(rooms):
+        rooms = list(rooms)
+        self.written.keep({room.id for room in rooms})
+        for room in rooms:
             try:
-                here = room.viewers
-                await self.store.set_presence(room.id, self.node_id, here, PRESENCE_TTL_S)
+                here, now = room.viewers, time.monotonic()
+                if self.written.due(room.id, here, now):
+                    await self.store.set_presence(room.id, self.node_id, here, PRESENCE_TTL_S)
+                    self.written.wrote(room.id, here, now)
                 room.online_elsewhere = max(0, await self.store.presence(room.id) - here)
             except RoomNotFound:
                 continue

@@ -1,15 +1,17 @@
 """A room's live counts over every node (GET /api/v1/rooms/{id}/stats): on one node
-its own, in a cluster what each node reported to the store (with a TTL) every 2 s; and
+its own, in a cluster what each node reported to the store (with a TTL) every 2 s (an
+unchanged report a third of the TTL later: server/backends/written.py); and
 the room's top words (server/rooms/top_words.py), flushed to the store as often."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
+from server.backends.written import LastWritten
 from server.rooms.outbox import RoomOutbox
 from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
@@ -40,6 +42,8 @@ class LiveCounts:
         self.node_id = node_id
         self._clock = clock
         self.timeline = Timeline(store, node_id, activities, clock)
+        # a report is written again when it changed, or a third of its TTL later
+        self.written = LastWritten(refresh_s=REPORT_TTL_S / 3)
         self.words = TopWords(store, node_id, clock)
 
     def danmaku(self, served: ServedRoom, user_id: str, text: str, now: float) -> None:
@@ -83,6 +87,7 @@ class LiveCounts:
             rooms = list(self.views.rooms.values())
             self.timeline.forget({served.id for served in rooms})
             self.words.forget({served.id for served in rooms})
+            self.written.keep({served.id for served in rooms})
             for served in rooms:
                 report = served.stats.report(self._clock())
                 distinct = report["participants"], report["unique_viewers"]
@@ -98,13 +103,21 @@ class LiveCounts:
             with contextlib.suppress(BackendUnavailable, RoomNotFound):
                 await self.words.flush()  # the top words: segmented here, off the hot path
 
+    def forget_written(self, room_ids: Collection[str] | None = None) -> None:
+        """Write every report (of ``room_ids``) at the next round again: the store may
+        have lost them (server/backends/written.py)."""
+        self.written.forget(room_ids)
+        self.timeline.written.forget(room_ids)
+
     async def _share(
         self, room_id: str, stats: RoomStats, report: dict[str, int]
     ) -> tuple[int, int]:
         """Report to the store; the participants and unique viewers over every node."""
         fresh, viewers = stats.take_fresh(), stats.take_fresh_viewers()
         try:
-            await self.store.set_node_stats(room_id, self.node_id, report, REPORT_TTL_S)
+            if self.written.due(room_id, report, now := self._clock()):
+                await self.store.set_node_stats(room_id, self.node_id, report, REPORT_TTL_S)
+                self.written.wrote(room_id, report, now)
             await self.store.add_participants(room_id, fresh)
             await self.store.add_viewers(room_id, viewers)
         except (BackendUnavailable, RoomNotFound):

@@ -263,6 +263,7 @@ class RoomService:
     def resync(self, room_ids: Collection[str] | None = None) -> None:
         self.views.resync(room_ids)
         self.alerts.resync(room_ids)
+        self.counts.forget_written(room_ids)
 
     async def note_presence(self, room_id: str, identity: Identity, present: bool) -> None:
         """Keep the presence box (entrants of draws from presence) current; best effort."""

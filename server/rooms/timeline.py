@@ -1,13 +1,13 @@
 """A room's per-minute history for the cockpit (GET /api/v1/rooms/{id}/timeline).
 
-Each node writes, with its live counts, one record per room and minute into the room's
-``~timeline`` box of the store (a box no interaction id can name, like ``~moderation``):
-the most viewers it had online in that minute, the events of each activity counted in
-that minute, the participants and unique viewers so far, and the highest degrade level
-of the minute. The
-store keeps it, so every node, and a node that restarted, reads the same history; it
-keeps :data:`KEEP_MINUTES` of it: the last day in which the room was served, which stays
-after the event for its report (retention keeps the box, server/backends/retention.py).
+Each node writes, with its live counts, one record per room and minute (again only when it
+changed) into the room's ``~timeline`` box of the store (a box no interaction id can name,
+like ``~moderation``): the most viewers it had online in that minute, the events of each
+activity counted in that minute, the participants and unique viewers so far, and the
+highest degrade level of the minute. The store keeps it, so every node, and a node that
+restarted, reads the same history; it keeps :data:`KEEP_MINUTES` of it: the last day in
+which the room was served, which stays after the event for its report (retention keeps the
+box, server/backends/retention.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.backends.base import Store, Submission
+from server.backends.written import LastWritten
 from server.rooms.stats import RoomStats
 
 TIMELINE_BOX = "~timeline"
@@ -76,6 +77,8 @@ class Timeline:
         # room -> (minute, most online in it, highest degrade level in it)
         self._peaks: dict[str, tuple[int, int, int]] = {}
         self.level: Callable[[str], int] = lambda room_id: 0  # the app sets the hub's
+        # the record last written per room: a quiet room's minute is written once
+        self.written = LastWritten()
 
     def _record(
         self, minute: int, stats: RoomStats, peaks: tuple[int, int], distinct: tuple[int, int]
@@ -116,13 +119,17 @@ class Timeline:
         level_peak = max(level_peak, int(self.level(room_id)))
         self._peaks[room_id] = (minute, online_peak, level_peak)
         record = self._record(minute, stats, (online_peak, level_peak), distinct)
+        if not items and not self.written.due(room_id, record, 0.0):
+            return  # the store has this very record
         items.append(_entry(holder(minute, self.node_id), record))
         await self.store.submit_many(room_id, items)
+        self.written.wrote(room_id, record, 0.0)
 
     def forget(self, room_ids: set[str]) -> None:
         """Stop tracking rooms this node no longer serves."""
         for room_id in set(self._peaks) - room_ids:
             del self._peaks[room_id]
+        self.written.keep(room_ids)
 
     async def series(self, room_id: str) -> dict[str, Any]:
         """The room's minutes over every node, and the most viewers of any minute."""
