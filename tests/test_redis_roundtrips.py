@@ -228,7 +228,7 @@ async def test_a_room_update_on_one_node_reaches_joins_on_another(quiet_backgrou
 
 async def key_writes(redis_url: str, prefix: str, counts: Counter) -> None:
     """Count the ``HSET``s (scripts' included: ``MONITOR`` shows them) by (room, key) under
-    ``prefix``, until cancelled."""
+    ``prefix``, and the ``PFCOUNT``s by (room, "pfcount"), until cancelled."""
     client = aioredis.Redis.from_url(redis_url)
     try:
         async with client.monitor() as monitor:
@@ -237,6 +237,8 @@ async def key_writes(redis_url: str, prefix: str, counts: Counter) -> None:
                 if command.startswith(f"HSET {prefix}{{"):
                     room, _, rest = command.split("{", 1)[1].partition("}")
                     counts[room, rest.split(" ", 1)[0].lstrip(":")] += 1
+                elif command.startswith(f"PFCOUNT {prefix}{{"):
+                    counts[command.split("{", 1)[1].partition("}")[0], "pfcount"] += 1
     finally:
         await client.aclose()
 
@@ -245,8 +247,9 @@ async def test_a_quiet_room_is_not_written_again_and_again(monkeypatch):
     """Every round (2 s; 0.1 s here) a node reports each room it serves: its presence
     and live counts (kept with a TTL) and its minute of the timeline. What did not change
     is not written again: a count a third of its TTL later, the timeline's minute not at
-    all. A change is written at the next round, and a resync writes everything again
-    (the store may have lost it)."""
+    all; the distinct participants and viewers over all nodes are read only now and then.
+    A change is written at the next round, and a resync writes everything again (the
+    store may have lost it)."""
     import server.hub.loops as loops
     import server.hub.presence as presence
     import server.rooms.counts as counts_module
@@ -256,6 +259,7 @@ async def test_a_quiet_room_is_not_written_again_and_again(monkeypatch):
     monkeypatch.setattr(loops, "RESYNC_INTERVAL_S", 3600.0)
     monkeypatch.setattr(counts_module, "REPORT_INTERVAL_S", round_s)
     monkeypatch.setattr(counts_module, "REPORT_TTL_S", ttl_s)
+    monkeypatch.setattr(counts_module, "DISTINCT_EVERY_S", 1.0)
     monkeypatch.setattr(presence, "PRESENCE_TTL_S", ttl_s)
     rooms = [f"q{n}" for n in range(4)]
     writes: Counter = Counter()
@@ -281,6 +285,8 @@ async def test_a_quiet_room_is_not_written_again_and_again(monkeypatch):
                         assert writes[room, key] <= most < rounds / 3, (writes, most)
                     # the minute's record: once, and again when the minute turned
                     assert writes[room, "i:~timeline:rec"] <= 1, writes
+                    # two PFCOUNTs every DISTINCT_EVERY_S, not every round (about 60)
+                    assert writes[room, "pfcount"] <= 2 * (int(rounds * round_s) + 1), writes
 
                 # a second viewer in one room: its count is written at the next round
                 writes.clear()
@@ -290,7 +296,10 @@ async def test_a_quiet_room_is_not_written_again_and_again(monkeypatch):
                 assert writes[rooms[0], "presence"] >= 1, writes
                 async with node.http() as http:
                     r = await http.get(f"/api/v1/rooms/{rooms[0]}/stats")
-                assert r.json()["online"] == 2, r.text
+                    assert r.json()["online"] == 2, r.text
+                    # a new unique viewer here: read again at once, in the minute's record
+                    r = await http.get(f"/api/v1/rooms/{rooms[0]}/timeline")
+                    assert r.json()["minutes"][-1]["unique_viewers"] == 2, r.text
 
                 # a resync (the store was away, or the 15 s safety net): all again
                 writes.clear()

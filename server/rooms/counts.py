@@ -21,6 +21,10 @@ from server.rooms.views import ViewKeeper
 
 REPORT_INTERVAL_S = 2.0  # live counts to the store, for the other nodes
 REPORT_TTL_S = 10.0
+# The distinct participants and viewers over every node are read again after a report that
+# added some here, else this often: a node's minute records then show what the others
+# added within this long, and their own records (the timeline takes the most) at once.
+DISTINCT_EVERY_S = 6.0
 
 
 class LiveCounts:
@@ -44,6 +48,8 @@ class LiveCounts:
         self.timeline = Timeline(store, node_id, activities, clock)
         # a report is written again when it changed, or a third of its TTL later
         self.written = LastWritten(refresh_s=REPORT_TTL_S / 3)
+        # room -> (participants, unique viewers) over every node, and when they were read
+        self._distinct: dict[str, tuple[tuple[int, int], float]] = {}
         self.words = TopWords(store, node_id, clock)
 
     def danmaku(self, served: ServedRoom, user_id: str, text: str, now: float) -> None:
@@ -88,6 +94,7 @@ class LiveCounts:
             self.timeline.forget({served.id for served in rooms})
             self.words.forget({served.id for served in rooms})
             self.written.keep({served.id for served in rooms})
+            self._distinct = {r: d for r, d in self._distinct.items() if r in self.views.rooms}
             for served in rooms:
                 report = served.stats.report(self._clock())
                 distinct = report["participants"], report["unique_viewers"]
@@ -108,11 +115,14 @@ class LiveCounts:
         have lost them (server/backends/written.py)."""
         self.written.forget(room_ids)
         self.timeline.written.forget(room_ids)
+        for room_id in list(self._distinct) if room_ids is None else room_ids:
+            self._distinct.pop(room_id, None)
 
     async def _share(
         self, room_id: str, stats: RoomStats, report: dict[str, int]
     ) -> tuple[int, int]:
-        """Report to the store; the participants and unique viewers over every node."""
+        """Report to the store; the participants and unique viewers over every node (read
+        again when this report added some, or after :data:`DISTINCT_EVERY_S`)."""
         fresh, viewers = stats.take_fresh(), stats.take_fresh_viewers()
         try:
             if self.written.due(room_id, report, now := self._clock()):
@@ -124,4 +134,11 @@ class LiveCounts:
             stats.fresh |= fresh  # with the next report
             stats.fresh_viewers |= viewers
             raise
-        return await self.store.participants(room_id), await self.store.unique_viewers(room_id)
+        read = self._distinct.get(room_id)
+        if read is None or fresh or viewers or now - read[1] >= DISTINCT_EVERY_S:
+            distinct = (
+                await self.store.participants(room_id),
+                await self.store.unique_viewers(room_id),
+            )
+            read = self._distinct[room_id] = (distinct, now)
+        return read[0]
