@@ -234,7 +234,8 @@ async def body(run: Run) -> None:
     run.phase = "seed"
     res["danmaku_accepted"] = await seed(run, host_token, a.danmaku)
     await asyncio.sleep(a.settle)
-    without, with_pages, answers = [], [], {}
+    without, with_pages = [], []
+    answers: dict[int, int] = {}  # status -> requests answered with it, all pages
     for _ in range(a.rounds):
         run.phase = "without"
         without.append(await window(run, a.duration))
