@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,29 +153,33 @@ def test_the_cockpit_scenario_asks_what_cockpit_js_asks():
     assert source.count("connectClient()") == 1, "one WebSocket per page"
 
 
+def small_run(tmp_path: Path, scenario: str, *argv: str, timeout_s: float = 180) -> Any:
+    """``python -m loadtest SCENARIO ARGV --quiet --json-out ...``: its result, once it
+    exited 0."""
+    out = tmp_path / f"{scenario}.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", scenario, *argv, "--quiet", "--json-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s * UNIT,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 @pytest.mark.slow
 def test_a_small_cockpit_run(tmp_path):
     """A smoke run: a node, 50 viewers, 2 pages, one short window without and with
     them; every page request answered 200, the node's CPU read in both windows."""
-    out = tmp_path / "cockpit.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtest",
-            "cockpit",
-            "--spawn",
-            *("--viewers", "50", "--workers", "1", "--pages", "2", "--danmaku", "20"),
-            *("--rounds", "1", "--duration", "3", "--settle", "1"),
-            *("--quiet", "--json-out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240 * UNIT,  # about 15 s; a crowded machine has taken much longer
-        cwd=ROOT,
+    result = small_run(
+        tmp_path,
+        "cockpit",
+        "--spawn",
+        *("--viewers", "50", "--workers", "1", "--pages", "2", "--danmaku", "20"),
+        *("--rounds", "1", "--duration", "3", "--settle", "1"),
+        timeout_s=240,  # about 15 s; a crowded machine has taken much longer
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(out.read_text())
     assert result["connected"] == 50 and result["danmaku_accepted"] == 20
     assert set(result["answers"]) == {"200"} and result["requests_in_windows"] >= 2, result
     assert len(result["windows_without"]) == len(result["windows_with"]) == 1
@@ -184,17 +189,8 @@ def test_a_small_cockpit_run(tmp_path):
 def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
     """`chatvotes` (issue 18, acceptance 5) on a spawned node, 120 viewers in 1 s: every
     danmaku acknowledged as a vote, the tallies over REST exact, both latencies measured."""
-    out = tmp_path / "chatvotes.json"
     argv = ["--spawn", "--viewers", "120", "--workers", "2", "--over", "1"]
-    run = subprocess.run(
-        [sys.executable, "-m", "loadtest", "chatvotes", *argv, "--quiet", "--json-out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180 * UNIT,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = small_run(tmp_path, "chatvotes", *argv)
     assert result["voted"] == 120 and result["refused"] == 0 and result["exact"]
     assert sum(result["tallies"].values()) == 120 and result["tallies"] == result["expected"]
     assert result["ack_ms"]["samples"] == 120 and result["counted_ms"]["samples"] == 120
@@ -204,20 +200,8 @@ def test_a_small_danmaku_vote_run_counts_every_vote_exactly(tmp_path):
 def test_a_small_fanout_run_delivers_every_danmaku(tmp_path):
     """`fanout` on a spawned node: 40 viewers, 20 danmaku/s for 2 s; every danmaku reaches
     every viewer (its publisher's senders join after it was built: this once crashed)."""
-    out = tmp_path / "fanout.json"
     argv = ["--spawn", "--viewers", "40", "--probes", "5", "--rate", "20"]
-    run = subprocess.run(
-        [
-            sys.executable, "-m", "loadtest", "fanout", *argv,
-            *("--duration", "2", "--warmup", "1", "--quiet", "--json-out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180 * UNIT,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = small_run(tmp_path, "fanout", *argv, "--duration", "2", "--warmup", "1")
     assert result["connect"]["connected"] == 40 and result["connect"]["failed"] == 0, result
     assert result["published_total"] >= 40 and not result["publish_errors"], result
     assert result["delivered_total"] == result["expected_total"] > 0, result
@@ -228,20 +212,8 @@ def test_a_small_rooms_run_counts_the_background_redis_commands(tmp_path):
     """`rooms`: 20 quiet rooms on one node on Redis, one viewer each; the nodes' background
     loops show as Redis commands, by command, and nobody is disconnected."""
     require_redis()  # the tool starts its own redis-server
-    out = tmp_path / "rooms.json"
     argv = ["--nodes", "1", "--rooms", "20", "--viewers", "20", "--settle", "1"]
-    run = subprocess.run(
-        [
-            sys.executable, "-m", "loadtest", "rooms", *argv,
-            *("--duration", "4", "--quiet", "--json-out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180 * UNIT,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = small_run(tmp_path, "rooms", *argv, "--duration", "4")
     assert result["viewers_connected"] == 20 and result["disconnects"] == 0, result
     # every 2 s each served room reports its presence (a script) and its counts (PFCOUNT)
     by_command = result["redis_by_command_per_s"]
