@@ -236,3 +236,43 @@ async def test_a_resync_rereads_room_settings_bans_and_revocations_a_node_missed
         assert await closed_code(moderator, 2.0) == 4006
         reply = await talker.command("danmaku", text="now?")
         assert reply["code"] == "danmaku_paused", reply
+
+
+async def test_the_periodic_check_rereads_only_a_room_whose_version_moved(monkeypatch):
+    """The 15 s safety net (``resync(check=True)``) reads each served room's record, and
+    the rest only where the room's version moved since its last full read: a quiet room
+    costs one read, and a ban written behind the node's back still closes its viewer."""
+    async with running_server() as live:
+        await live.create_room(ROOM)
+        bad = await live.connect()
+        joined = await bad.join(ROOM, token=await live.mint(ROOM, "viewer", user_id="bad"))
+        rooms = live.app.state.rooms
+        store = rooms.store
+        reads: list[str] = []
+        interactions = store.interactions
+
+        async def counted(room_id: str) -> Any:
+            reads.append(room_id)
+            return await interactions(room_id)
+
+        monkeypatch.setattr(store, "interactions", counted)
+
+        async def check(rereads: bool) -> None:
+            reads.clear()
+            await rooms.reload(ROOM, check=True)  # what the hub's check does per room
+            if not rereads:  # nothing was marked to be read again
+                await rooms.changes()
+                assert reads == [] and not rooms.views.get(ROOM).stale, reads
+                return
+            deadline = time.monotonic() + 5 * UNIT
+            while ROOM not in reads:  # the next state flush (or this one) reads it all
+                assert time.monotonic() < deadline, "the room was not read again"
+                await rooms.changes()
+                await asyncio.sleep(0.01)
+
+        await check(rereads=True)  # no full read yet since the room was first served
+        await check(rereads=False)  # a quiet room: its record only
+        await check(rereads=False)
+        await store.apply(ROOM, "~moderation", joined["you"]["id"], "k1", {"banned": True}, {})
+        await check(rereads=True)  # the version moved: a relay message may have been lost
+        assert await closed_code(bad, 2.0) == 4003

@@ -520,18 +520,20 @@ class Hub:
         if "u" in message and message["u"] > live.record.version:
             self.spawn(self._reload(room_id))
 
-    def resync(self, room_ids: Collection[str] | None = None) -> None:
+    def resync(self, room_ids: Collection[str] | None = None, check: bool = False) -> None:
         """Re-read what may have been missed from the store: every served room (the store
-        or the relay was away, and every 15 s), or ``room_ids`` (a gap in their relay
-        messages): interactions, mutes and bans, revocations, and the room records."""
-        self.rooms.resync(room_ids)
-        self.presence.written.forget(room_ids)  # the store may have lost them
+        or the relay was away), or ``room_ids`` (a gap in their relay messages): the room
+        records, interactions, mutes and bans, revocations. ``check`` (every 15 s): the
+        records, and the rest only where the room's version moved since it was read."""
+        if not check:
+            self.rooms.resync(room_ids)
+            self.presence.written.forget(room_ids)  # the store may have lost them
         for room_id in list(self.live) if room_ids is None else room_ids:
             if room_id in self.live:
-                self.spawn(self._reload(room_id))
+                self.spawn(self._reload(room_id, check))
 
-    async def _reload(self, room_id: str) -> None:
-        record = await self.rooms.reload(room_id)
+    async def _reload(self, room_id: str, check: bool = False) -> None:
+        record = await self.rooms.reload(room_id, check)
         if record is not None:
             self.room_updated(record, local=False)
 

@@ -55,7 +55,7 @@ class LoopsHost(Protocol):
     def tick(self) -> None: ...
     async def flush_state(self) -> None: ...
     def set_level(self, automatic: DegradeLevel, why: str) -> None: ...
-    def resync(self) -> None: ...
+    def resync(self, room_ids: None = None, check: bool = False) -> None: ...
 
 
 class Loops:
@@ -187,7 +187,9 @@ class Loops:
         Relay messages are at most once, so while Redis was away other nodes' state
         updates may have been lost: when it answers again, every room this node
         serves re-reads its interactions, mutes, bans, revocations and record from the
-        store (and every RESYNC_INTERVAL_S anyway, as a safety net).
+        store. Every RESYNC_INTERVAL_S, as a safety net, each room's record is read, and
+        the rest where the room's version moved since its last full read (a relay
+        message of a quiet room cannot have been lost).
         """
         hub = self.hub
         governor = hub.governor
@@ -211,7 +213,7 @@ class Loops:
             hub.metrics.ready.set(1 if ready else 0)
             if ready and (not was_ready or hub.now() - last_resync > RESYNC_INTERVAL_S):
                 last_resync = hub.now()
-                hub.resync()
+                hub.resync(check=was_ready)  # all again after the store was away
             was_ready = ready
             await asyncio.sleep(HEALTH_INTERVAL_S)
 

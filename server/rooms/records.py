@@ -8,9 +8,10 @@ trusted only when it was read while the room was served here, and hence while th
 node followed the room's channel (the hub follows a room before its first join is
 served), and nothing dropped it while the read was under way.
 
-Relay messages are at most once: a resync (after the store or broker was away, and
-every 15 s; server/hub/loops.py) forgets every trusted record, so a missed update is
-seen at the next join after it at the latest, as missed interaction changes are.
+Relay messages are at most once: a resync (after the store or broker was away)
+forgets every trusted record, and the check every 15 s reads each one again
+(server/hub/loops.py), so a missed update is seen at the next join after it at the
+latest, as missed interaction changes are.
 Joins that arrive together share one read of the record.
 """
 

@@ -36,6 +36,9 @@ class ServedRoom:
     # the newest room version the marks since the last flush named; None: unknown (a
     # fresh room, a resync), so the next flush reads the definitions and the version
     marked: int | None = None
+    # the room version read before its last full read (everything stale; None: not yet):
+    # a change after it was either heard (and read) or the room's version moved past it
+    full_version: int | None = None
     # interactions that danmaku may change now (a keyword draw), with their kinds
     listeners: list[tuple[Kind[Any, Any], Definition]] = field(default_factory=list)
     # user id -> mute and ban record (server/rooms/moderation.py)

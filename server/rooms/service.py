@@ -200,12 +200,16 @@ class RoomService:
         self.release(room_id)
         self.text.forget(room_id)
 
-    async def reload(self, room_id: str) -> RoomRecord | None:
-        """Another node changed the room's record: read it again (None if gone)."""
+    async def reload(self, room_id: str, check: bool = False) -> RoomRecord | None:
+        """Another node changed the room's record: read it again (None if gone). ``check``
+        (the hub's safety net): and re-read everything of a room whose version moved
+        since its last full read."""
         try:
             record = await self.views.records.reread(room_id)
         except (BackendUnavailable, RoomNotFound):
             return None
+        if check and self.views.moved(record):
+            self.resync([room_id])
         return record if self.views.update_record(record) else None
 
     # --- joining ---------------------------------------------------------------------------

@@ -130,6 +130,13 @@ class ViewKeeper:
             served.marked = max(served.marked, version)
         self._dirty.add(served)
 
+    def moved(self, record: RoomRecord) -> bool:
+        """Whether the room's version (``record``, just read) moved since the last full read
+        of its views: only then may a lost relay message have left them stale."""
+        served = self.rooms.get(record.id)
+        full = served.full_version if served is not None else None
+        return served is not None and (full is None or record.version > full)
+
     def resync(self, room_ids: Iterable[str] | None = None) -> None:
         """Re-read everything served (after the store or the relay was away, and now and
         then), or only the rooms ``room_ids`` (a gap in a room's relay messages). The
@@ -161,7 +168,10 @@ class ViewKeeper:
         stale, served.stale = served.stale, set()
         redefined, served.redefined = served.redefined, set()
         marked, served.marked = served.marked, 0
+        everything = {MODERATION_BOX, REVOKED_BOX} | served.definitions.keys()
+        whole = marked is None and everything <= stale  # a resync's: all is read again
         try:
+            read_from = await self.store.room_version(served.id) if whole else None
             if redefined or marked is None:
                 definitions = await self.definitions(served.id)
                 stale |= definitions.keys() - served.definitions.keys()  # created meanwhile
@@ -197,6 +207,8 @@ class ViewKeeper:
                     served.changed[audience].add(iid)
                     self._dirty.add(served)
         served.version = max(served.version, version)
+        if read_from is not None:
+            served.full_version = read_from
 
     async def reload_moderation(self, served: ServedRoom) -> None:
         served.moderation = await self.store.records(served.id, MODERATION_BOX)
