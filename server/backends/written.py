@@ -8,8 +8,10 @@ A value kept with a TTL (presence, live counts) is written again once ``refresh_
 passed, well inside its TTL; one without (the timeline's minute) only when it changes.
 
 The store may lose what was written (Redis restarted without persistence): the hub
-forgets everything here at each resync (after the store was away, and every 15 s), so a
-lost value is back at the next report after that at the latest.
+forgets everything here at each resync (after the store was away, after a pub/sub break
+or a relay gap, and for a room whose version moved, at the check every 15 s), so a lost
+value is back at the next report after that; a count is back within a third of its TTL
+anyway, and an unchanged minute at the next minute.
 """
 
 from __future__ import annotations

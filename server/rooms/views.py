@@ -132,10 +132,11 @@ class ViewKeeper:
 
     def moved(self, record: RoomRecord) -> bool:
         """Whether the room's version (``record``, just read) moved since the last full read
-        of its views: only then may a lost relay message have left them stale."""
+        of its views: only then may a lost relay message have left them stale (lower: the
+        room was deleted and made again)."""
         served = self.rooms.get(record.id)
         full = served.full_version if served is not None else None
-        return served is not None and (full is None or record.version > full)
+        return served is not None and (full is None or record.version != full)
 
     def resync(self, room_ids: Iterable[str] | None = None) -> None:
         """Re-read everything served (after the store or the relay was away, and now and
