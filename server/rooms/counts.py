@@ -91,10 +91,11 @@ class LiveCounts:
         while True:
             await asyncio.sleep(REPORT_INTERVAL_S)
             rooms = list(self.views.rooms.values())
-            self.timeline.forget({served.id for served in rooms})
-            self.words.forget({served.id for served in rooms})
-            self.written.keep({served.id for served in rooms})
-            self._distinct = {r: d for r, d in self._distinct.items() if r in self.views.rooms}
+            served_ids = {served.id for served in rooms}
+            self.timeline.forget(served_ids)
+            self.words.forget(served_ids)
+            self.written.keep(served_ids)
+            self._distinct = {r: d for r, d in self._distinct.items() if r in served_ids}
             for served in rooms:
                 report = served.stats.report(self._clock())
                 distinct = report["participants"], report["unique_viewers"]
@@ -124,8 +125,9 @@ class LiveCounts:
         """Report to the store; the participants and unique viewers over every node (read
         again when this report added some, or after :data:`DISTINCT_EVERY_S`)."""
         fresh, viewers = stats.take_fresh(), stats.take_fresh_viewers()
+        now = self._clock()
         try:
-            if self.written.due(room_id, report, now := self._clock()):
+            if self.written.due(room_id, report, now):
                 await self.store.set_node_stats(room_id, self.node_id, report, REPORT_TTL_S)
                 self.written.wrote(room_id, report, now)
             await self.store.add_participants(room_id, fresh)
