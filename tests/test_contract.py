@@ -286,6 +286,11 @@ async def test_interactions_tokens_presence_replay(pair):
     await store.set_presence("r1", "node-b", 5, 30)
     await store.set_presence("r1", "node-c", 7, -1)  # already expired
     assert await store.presence("r1") == 15
+    await store.create_room(room("r2"))
+    await store.set_presence("r2", "node-a", 4, 30)
+    rooms = ["r1", "r2", "nope"]  # a room without presence (or at all) counts 0
+    assert await store.presence_many(rooms) == {"r1": 15, "r2": 4, "nope": 0}
+    assert await store.presence_many([]) == {}
     await store.set_node_stats("r1", "node-a", {"danmaku": 4, "votes": 1}, 30)
     await store.set_node_stats("r1", "node-b", {"danmaku": 2}, 30)
     await store.set_node_stats("r1", "node-c", {"danmaku": 100}, -1)  # already expired

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Collection, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -126,6 +127,7 @@ SET_FIELD = IF_ROOM + "return redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 # KEYS: room, participants (or viewers) HyperLogLog   ARGV: user ids
 ADD_PARTICIPANTS = IF_ROOM + "return redis.call('PFADD', KEYS[2], unpack(ARGV))\n"
 PARTICIPANTS_PER_CALL = 1000  # well under Lua's limit on unpack()
+PRESENCE_PER_CALL = 500  # rooms whose presence one pipeline reads
 
 # KEYS: room, replay (or audit) list   ARGV: how many to keep, events (at most that many)
 APPEND_REPLAY = (
@@ -391,21 +393,38 @@ class RedisStore(RedisAuditLog, Store):
         await self._script(self._set_field, room_id, ["presence"], [node_id, f"{count}:{expires}"])
 
     async def presence(self, room_id: str) -> int:
-        key = self._k(room_id, "presence")
-        raw = await self.conn.call(lambda: self.conn.client.hgetall(key))
-        now = time.time() * 1000
-        total = 0
-        stale = []
-        for node, value in raw.items():
-            count, _, expires = as_text(value).partition(":")
-            if int(expires) > now:
-                total += int(count)
-            else:
-                stale.append(node)
-        if stale:
+        return (await self.presence_many([room_id]))[room_id]
+
+    async def presence_many(self, room_ids: Collection[str]) -> dict[str, int]:
+        """Every room's presence hash in one pipeline per PRESENCE_PER_CALL rooms; the
+        counts past their expiry are left out, and removed."""
+        ids = list(room_ids)
+        totals: dict[str, int] = {}
+        stale: dict[str, list[Any]] = {}
+        for start in range(0, len(ids), PRESENCE_PER_CALL):
+            chunk = ids[start : start + PRESENCE_PER_CALL]
+            keys = [self._k(room_id, "presence") for room_id in chunk]
+            hashes = await self.conn.call(partial(self._hgetall_all, keys))
+            now = time.time() * 1000
+            for key, room_id, raw in zip(keys, chunk, hashes, strict=True):
+                totals[room_id] = 0
+                for node, value in raw.items():
+                    count, _, expires = as_text(value).partition(":")
+                    if int(expires) > now:
+                        totals[room_id] += int(count)
+                    else:
+                        stale.setdefault(key, []).append(node)
+        for key, nodes in stale.items():
             with contextlib.suppress(BackendUnavailable):
-                await self.conn.call(lambda: self.conn.client.hdel(key, *stale))
-        return total
+                await self.conn.call(partial(self.conn.client.hdel, key, *nodes))
+        return totals
+
+    async def _hgetall_all(self, keys: list[str]) -> list[Any]:
+        pipe = self.conn.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        answers: list[Any] = await pipe.execute()
+        return answers
 
     async def set_node_stats(
         self, room_id: str, node_id: str, stats: dict[str, int], ttl_s: float
