@@ -215,10 +215,6 @@ def total(counts: list[dict[str, int]], key: str, skip_sender: bool = False) -> 
     return sum(c[key] for i, c in enumerate(counts) if not (skip_sender and i == 0))
 
 
-def summed(cpus: list[tuple[float, float]]) -> tuple[float, float]:
-    return sum(c[0] for c in cpus), sum(c[1] for c in cpus)
-
-
 def relay_messages(window: dict[str, float], direction: str) -> float:
     return sum(
         v for k, v in window.items() if k.startswith(RELAY) and f'direction="{direction}"' in k
@@ -342,7 +338,7 @@ async def body(run: Run) -> None:
         )
     delivered = total(w1["counts"], "messages") - total(w0["counts"], "messages")
     delivered_cross = total(w1["counts"], "messages", True) - total(w0["counts"], "messages", True)
-    node_cpu = stats.cpu_window(summed(w0["cpu"]), summed(w1["cpu"]), dur)
+    node_cpu = stats.cpu_window(stats.summed(w0["cpu"]), stats.summed(w1["cpu"]), dur)
     redis_cpu = stats.cpu_window(w0["redis_cpu"], w1["redis_cpu"], dur)
     rd = redis_delta(w0["info"], w1["info"])
     idle = redis_delta(i0, i1)

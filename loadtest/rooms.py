@@ -126,8 +126,7 @@ async def body(run: Run) -> None:
 
 def nodes_cpu(run: Run) -> tuple[float, float]:
     """User and system CPU seconds of every node so far."""
-    cpus = [node.cpu() for node in run.deployment.nodes]
-    return sum(c[0] for c in cpus), sum(c[1] for c in cpus)
+    return stats.summed([node.cpu() for node in run.deployment.nodes])
 
 
 def rows(res: dict[str, Any]) -> Rows:

@@ -75,6 +75,11 @@ def cpu_window(
     }
 
 
+def summed(cpus: list[tuple[float, float]]) -> tuple[float, float]:
+    """User and system CPU seconds of several processes (``procstat`` readings), added."""
+    return sum(c[0] for c in cpus), sum(c[1] for c in cpus)
+
+
 def generator_cpu(worker_pids: list[int]) -> tuple[float, float]:
     """CPU seconds of this process (probes, publisher) and of its drain workers."""
     own = resource.getrusage(resource.RUSAGE_SELF)
