@@ -6,6 +6,7 @@ fail in CI (CI=true), where .ci/run installs it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -14,10 +15,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import redis.asyncio as aioredis
 
 
 def require_redis() -> str:
@@ -191,3 +194,30 @@ def shared_redis() -> Iterator[RedisServer]:
 def shared_cluster() -> Iterator[str]:
     with redis_cluster() as url:
         yield url
+
+
+@contextlib.asynccontextmanager
+async def room_commands(redis_url: str, prefix: str) -> AsyncIterator[Counter[tuple[str, ...]]]:
+    """While open, count every command on a room's key under ``prefix`` (``MONITOR``
+    shows the commands scripts run too) by (command, room, key name): ``("HSET", "r1",
+    "presence")``, ``("HGETALL", "r1", "i:~bridges:rec")``."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    client = aioredis.Redis.from_url(redis_url)
+
+    async def watch() -> None:
+        async with client.monitor() as monitor:
+            async for seen in monitor.listen():
+                command, _, rest = seen["command"].partition(f" {prefix}{{")
+                if rest:
+                    room, _, key = rest.partition("}")
+                    counts[command, room, key.split(" ", 1)[0].lstrip(":")] += 1
+
+    watching = asyncio.get_running_loop().create_task(watch())
+    try:
+        await asyncio.sleep(0.2)  # MONITOR is on
+        yield counts
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        await client.aclose()

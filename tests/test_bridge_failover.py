@@ -8,19 +8,17 @@ not run it stops on the node that does."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 import uuid
-from collections import Counter
 
 import httpx
-import redis.asyncio as aioredis
 
 from server.backends import open_backends
 from server.bridges.lease import CURSORS_BOX
 from tests.conftest import UNIT, running_server
 from tests.nodes import Cluster, Node
+from tests.redis_fixtures import room_commands
 from tests.test_bridge_cluster import ROOM, SECRET, danmaku, post
 from tests.test_bridge_webhook import signed
 from tests.test_cluster import open_client
@@ -154,22 +152,6 @@ BARE_LEASE_S = 1.2
 BARE_RENEW_S = 0.2  # a room read without a bridge is read again 1.0 s later, not 0.2 s
 
 
-async def bridge_reads(redis_url: str, prefix: str, counts: Counter[str]) -> None:
-    """Count, by room, every read of a room's bridges box (``MONITOR`` shows the commands
-    that scripts run), until cancelled."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async with client.monitor() as monitor:
-            async for seen in monitor.listen():
-                command = seen["command"]
-                if command.startswith(f"HGETALL {prefix}{{") and command.endswith(
-                    ":i:~bridges:rec"
-                ):
-                    counts[command.split("{", 1)[1].split("}", 1)[0]] += 1
-    finally:
-        await client.aclose()
-
-
 async def test_rooms_without_a_bridge_are_read_less_and_a_new_bridge_is_still_taken_over(
     shared_redis,
 ):
@@ -184,49 +166,47 @@ async def test_rooms_without_a_bridge_are_read_less_and_a_new_bridge_is_still_ta
         "webhook": {"secret": SECRET},
     }
     rooms = [f"r{n}" for n in range(6)]
-    counts: Counter[str] = Counter()
-    watching = asyncio.get_running_loop().create_task(
-        bridge_reads(shared_redis.url, prefix, counts)
-    )
     server = {"redis_url": shared_redis.url, "redis_prefix": prefix}
-    try:
-        async with running_server(server={**server, "node_id": "a"}, bridges=bridges) as a:
-            for room in rooms:
-                await a.create_room(room)
-                viewer = await a.connect()
-                await viewer.join(room)  # served here: its bridges are tended
-            await asyncio.sleep(0.5)  # the first reads of the served rooms
-            counts.clear()
-            window = time.monotonic()
-            await asyncio.sleep(3.0)
-            window = time.monotonic() - window
-            # each every BARE_LEASE_S - BARE_RENEW_S (1 s), not every round (0.2 s: 15)
-            most = int(window / (BARE_LEASE_S - BARE_RENEW_S)) + 1
-            assert all(counts[room] <= most for room in rooms), (counts, most)
+    async with (
+        room_commands(shared_redis.url, prefix) as commands,
+        running_server(server={**server, "node_id": "a"}, bridges=bridges) as a,
+    ):
 
-            async with running_server(server={**server, "node_id": "b"}, bridges=bridges) as b:
-                async with b.http() as http:
-                    r = await http.post(
-                        f"/api/v1/rooms/{rooms[0]}/bridges",
-                        json={"platform": "webhook", "channel": "shop"},
-                    )
-                    assert r.status_code == 201, r.text
-                    assert r.json()["node"] == "b"
-            stopped = time.monotonic()  # b stopped: its lease lapses within BARE_LEASE_S
-            path = f"/api/v1/rooms/{rooms[0]}/bridges/webhook/shop"
-            runs = a.app.state.bridges.runs
-            while (rooms[0], "webhook:shop") not in runs:
-                took = time.monotonic() - stopped
-                assert took < BARE_LEASE_S + BARE_RENEW_S + 5 * UNIT, "never taken over"
-                await asyncio.sleep(0.02)
-            raw, headers = signed({"sender": "u1", "text": "after", "id": "m1"}, secret=SECRET)
-            async with a.http(None) as http:
-                assert (await http.post(path, content=raw, headers=headers)).status_code == 202
-            # and from now on the room with a bridge is read every round
-            counts.clear()
-            await asyncio.sleep(1.0)
-            assert counts[rooms[0]] > max(counts[room] for room in rooms[1:]), counts
-    finally:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
+        def reads(room: str) -> int:
+            return commands["HGETALL", room, "i:~bridges:rec"]
+
+        for room in rooms:
+            await a.create_room(room)
+            viewer = await a.connect()
+            await viewer.join(room)  # served here: its bridges are tended
+        await asyncio.sleep(0.5)  # the first reads of the served rooms
+        commands.clear()
+        window = time.monotonic()
+        await asyncio.sleep(3.0)
+        window = time.monotonic() - window
+        # each every BARE_LEASE_S - BARE_RENEW_S (1 s), not every round (0.2 s: 15)
+        most = int(window / (BARE_LEASE_S - BARE_RENEW_S)) + 1
+        assert all(reads(room) <= most for room in rooms), (commands, most)
+
+        async with running_server(server={**server, "node_id": "b"}, bridges=bridges) as b:
+            async with b.http() as http:
+                r = await http.post(
+                    f"/api/v1/rooms/{rooms[0]}/bridges",
+                    json={"platform": "webhook", "channel": "shop"},
+                )
+                assert r.status_code == 201, r.text
+                assert r.json()["node"] == "b"
+        stopped = time.monotonic()  # b stopped: its lease lapses within BARE_LEASE_S
+        path = f"/api/v1/rooms/{rooms[0]}/bridges/webhook/shop"
+        runs = a.app.state.bridges.runs
+        while (rooms[0], "webhook:shop") not in runs:
+            took = time.monotonic() - stopped
+            assert took < BARE_LEASE_S + BARE_RENEW_S + 5 * UNIT, "never taken over"
+            await asyncio.sleep(0.02)
+        raw, headers = signed({"sender": "u1", "text": "after", "id": "m1"}, secret=SECRET)
+        async with a.http(None) as http:
+            assert (await http.post(path, content=raw, headers=headers)).status_code == 202
+        # and from now on the room with a bridge is read every round
+        commands.clear()
+        await asyncio.sleep(1.0)
+        assert reads(rooms[0]) > max(reads(room) for room in rooms[1:]), commands
