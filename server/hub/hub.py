@@ -5,9 +5,9 @@ degrade levels, and never what a poll is: commands that change state go to the r
 layer (a :class:`~server.hub.ports.Rooms`), which answers and tells the hub, through
 the outbox methods below, what to send. Danmaku stay here: they are the stream
 (ARCHITECTURE.md, "How a danmaku travels"). Its parts: :mod:`.intake` (frames to
-commands), :mod:`.fanout` (the tick and the state flush), :mod:`.governor` (degrade
-levels), :mod:`.upkeep` (heartbeats, reaping), :mod:`.presence` and :mod:`.relay`
-(other nodes).
+commands), :mod:`.commands` (their routing), :mod:`.fanout` (the tick and the state
+flush), :mod:`.governor` (degrade levels), :mod:`.upkeep` (heartbeats, reaping),
+:mod:`.presence` and :mod:`.relay` (other nodes).
 """
 
 from __future__ import annotations
@@ -18,30 +18,15 @@ import time
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
-from protocol.messages import (
-    AskSnapshot,
-    Bridge,
-    Command,
-    CommandError,
-    Danmaku,
-    Host,
-    Join,
-    Participate,
-    Ping,
-    ack,
-    error,
-    hello,
-    joined,
-    pong,
-    store_unavailable,
-)
+from protocol.messages import Bridge, hello, store_unavailable
 from protocol.messages import online as online_count
 from server import __version__
-from server.auth import ROLES, SENDING_ROLES, STAFF_ROLES, Identity
+from server.auth import STAFF_ROLES, Identity
 from server.backends import Backends
 from server.backends.base import BackendUnavailable, RoomRecord
 from server.config import Settings, node_name
 from server.hub.arrivals import JoinGate, LeaveGate, PresenceNotes
+from server.hub.commands import Commands
 from server.hub.connection import Connection
 from server.hub.degrade import DegradeLevel
 from server.hub.fanout import Fanout
@@ -61,7 +46,6 @@ from server.moderation.ratelimit import FairShare, TokenBucket
 from server.origins import Origins
 
 log = logging.getLogger("hudong.hub")
-HOST_ROLE = frozenset({"host"})  # who may send a platform's chat into a room
 
 
 class Hub:
@@ -108,6 +92,11 @@ class Hub:
             self.live, rooms, self.relay, metrics, self.room_level, self.node_id, self.now
         )
         self.loops = Loops(self)
+        # Commands from connections (server/hub/commands.py), as a connection calls them.
+        self.commands = Commands(self)
+        self.receive = self.commands.receive
+        self.handle_async = self.commands.handle_async
+        self.reply_error = self.commands.reply_error
         # RoomOutbox.announce: events go into the stream (here, and to the other nodes).
         self.announce = self.stream.announce
         # A ``bridge`` command's handler: the node's bridges (server/bridges/runner.py).
@@ -271,113 +260,7 @@ class Hub:
         self.rooms.release(room.id)
         self.spawn(self.relay.unfollow(room.id))
 
-    # --- commands ----------------------------------------------------------------------
-
-    def receive(self, conn: Connection, data: bytes) -> None:
-        """Handle one complete data message from ``conn`` (PROTOCOL.md, "Commands")."""
-        assert conn.bucket is not None
-        self.governor.ingested += 1
-        op_label, command = self.intake.take(
-            conn.codec, conn.bucket, data, self.now(), conn.address_bucket
-        )
-        if isinstance(command, CommandError):
-            self.metrics.command(op_label, command.code)
-            conn.send(error(command))
-            return
-        if conn.busy or not isinstance(command, (Danmaku, Ping, AskSnapshot)):
-            conn.enqueue(command)  # keeps this connection's commands in order
-            return
-        try:
-            self.handle_sync(conn, command)
-        except CommandError as err:
-            self.reply_error(conn, command, err)
-
-    def reply_error(self, conn: Connection, command: Command, err: CommandError) -> None:
-        if err.id is None:
-            err.id = getattr(command, "id", None)
-        if err.code == "store_unavailable":
-            self.metrics.store_errors.inc()
-            self.governor.store_ok = False
-        self.metrics.command(self.intake.label(_op_of(command)), err.code)
-        conn.send(error(err))
-
-    def handle_sync(self, conn: Connection, command: Danmaku | Ping | AskSnapshot) -> None:
-        if isinstance(command, Danmaku):
-            room, identity = _member(conn, command.id, "send danmaku", SENDING_ROLES)
-            self.stream.danmaku(conn, room, identity, command)
-        elif isinstance(command, AskSnapshot):
-            _member(conn, command.id, "ask for a snapshot", frozenset(ROLES))
-            self.metrics.command("snapshot", "ok")
-            self.send_snapshot(conn, command.id)
-        else:
-            self.metrics.command("ping", "ok")
-            conn.send(pong(command.id))
-
-    async def handle_async(self, conn: Connection, command: Command) -> None:
-        if isinstance(command, Join):
-            await self._join(conn, command)
-        elif isinstance(command, Participate):
-            room, identity = _member(conn, command.id, command.op, SENDING_ROLES)
-            reply = await self.rooms.participate(
-                room.id, identity, command.op, command.key, command.fields
-            )
-            self.governor.store_ok = True
-            self.metrics.command(self.intake.label(command.op), "ok")
-            if command.id is not None or command.key is not None:
-                conn.send(ack(command.id, **reply))
-        elif isinstance(command, Host):
-            room, staff = _member(conn, command.id, command.action, STAFF_ROLES)
-            result = await self.rooms.host(room.id, command.action, command.fields, by=staff)
-            self.metrics.command("host", "ok")
-            conn.send(ack(command.id, **result))
-        elif isinstance(command, Bridge):
-            room, _ = _member(conn, command.id, "bridge a platform's chat", HOST_ROLE)
-            if self.bridged is None:
-                raise CommandError("forbidden", "this node runs no bridges", command.id)
-            reply = await self.bridged(room.id, command)
-            self.metrics.command("bridge", "ok")
-            conn.send(ack(command.id, **reply))
-        else:
-            self.handle_sync(conn, command)
-
-    async def _join(self, conn: Connection, cmd: Join) -> None:
-        if conn.room is not None:
-            raise CommandError("already_joined", f"already joined room {conn.room.id!r}")
-        await self.join_gate.turn()  # a burst of joins is spread over slices
-        record = await self.rooms.room(cmd.room)
-        admitted = self.rooms.identify(record, cmd.token, cmd.name, cmd.lang)
-        live = self.live.get(record.id) or await self._open(record)
-        await self.rooms.enter(record, admitted.identity)
-        if conn.closing or conn not in self.connections:
-            return  # the connection went away while the store answered
-        identity = admitted.identity
-        if identity.role in STAFF_ROLES:
-            limits = self.settings.limits
-            conn.bucket = TokenBucket(
-                limits.staff_commands_per_s, limits.staff_command_burst, self.now()
-            )
-        elif identity.role == "viewer":
-            crowded = self.quotas.viewer_refusal(live.id, identity.user_id)
-            if crowded is not None:
-                cap = self.settings.limits.connections_per_viewer
-                raise CommandError(
-                    "limit_reached", crowded, cap="connections_per_viewer", limit=cap
-                )
-            # One rate for all of a viewer's connections to the room.
-            assert conn.bucket is not None
-            conn.bucket = self.quotas.viewer_joined(live.id, identity.user_id, conn.bucket)
-        conn.identity, conn.room, conn.audience = identity, live, admitted.audience
-        self.upkeep.expire(conn, self.now() + identity.expires_at - time.time())
-        if not len(live):
-            self.metrics.rooms_active.inc()
-        live.add(conn, admitted.audience)
-        if identity.role == "viewer":
-            live.viewers += 1
-            self.presence_notes.add(live.id, identity, True)
-            self.rooms.counts.seen(live.id, identity.user_id)  # a unique viewer
-        self.metrics.command("join", "ok")
-        snapshot = self.snapshot(live, admitted.audience)
-        conn.send(joined(cmd.id, identity.public(), snapshot, token=admitted.token))
+    # --- rooms served here --------------------------------------------------------------
 
     async def _open(self, record: RoomRecord) -> LiveRoom:
         """Start serving a room on this node: follow it first, so nothing published while
@@ -564,21 +447,6 @@ class Hub:
                 self.fanout.send_state(changed, change.deltas)
 
 
-def _member(
-    conn: Connection, cid: int | None, what: str, roles: frozenset[str]
-) -> tuple[LiveRoom, Identity]:
-    """The connection's room and identity, or the documented refusal: ``not_joined``
-    before a join, ``forbidden`` for a role not in ``roles``."""
-    room, identity = conn.room, conn.identity
-    if room is None or identity is None:
-        raise CommandError("not_joined", f"join a room before you {what}", cid)
-    if identity.role not in roles:
-        raise CommandError("forbidden", f"the {identity.role} role may not {what}", cid)
-    if identity.expires_at <= time.time():  # closed at the next upkeep round (upkeep.py)
-        raise CommandError("unauthorized", "the token of this session has expired", cid)
-    return room, identity
-
-
 def _without_retracted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The danmaku of a shared replay list, less those a later ``retract`` took back."""
     gone = {e.get("id") for e in events if e.get("type") == "retract"}
@@ -589,9 +457,3 @@ def _wire_number(value: float) -> int | float:
     """Integral values go on the wire as integers: JSON and MessagePack encoders in
     other languages write 5.0 as 5, and the test vectors must match byte for byte."""
     return int(value) if float(value).is_integer() else value
-
-
-def _op_of(command: Command) -> str:
-    if isinstance(command, Participate):
-        return command.op
-    return type(command).__name__.lower()  # join, danmaku, ping, host
