@@ -11,7 +11,8 @@ from starlette.responses import Response
 from server.api.http import ApiError, json_response, read_body
 from server.api.rooms import RoomsApi
 from server.auth import Identity
-from server.rooms.service import RoomService, refusals
+from server.rooms.refusals import refusals
+from server.rooms.service import RoomService
 
 
 class AlertsApi:

@@ -13,7 +13,7 @@ from server.api.rooms import RoomsApi
 from server.backends.base import RoomNotFound
 from server.bridges import webhook
 from server.bridges.runner import Bridges
-from server.rooms.service import refusals
+from server.rooms.refusals import refusals
 
 
 class BridgesApi:

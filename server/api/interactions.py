@@ -17,7 +17,8 @@ from server.auth import STAFF_ROLES
 from server.hub.degrade import DegradeLevel
 from server.interactions.kind import Audience, to_csv
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
-from server.rooms.service import RoomService, refusals
+from server.rooms.refusals import refusals
+from server.rooms.service import RoomService
 from server.rooms.top_words import MAX_TOP
 
 

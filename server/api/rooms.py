@@ -18,7 +18,8 @@ from server.auth import MAX_TTL_S, RANK, ROLES, Authority, Identity, incarnation
 from server.backends.base import RoomExists, RoomNotFound, RoomRecord, Store
 from server.config import LimitsSettings
 from server.room_settings import SettingError, check_settings
-from server.rooms.service import RoomService, refusals
+from server.rooms.refusals import refusals
+from server.rooms.service import RoomService
 from server.rooms.trust import REVOKED_BOX
 
 DEFAULT_TOKEN_TTL_S = 24 * 3600  # or what the minting token has left, if less

@@ -4,9 +4,10 @@ It takes commands from the hub and from the REST API, finds the kind in the regi
 has it decide, commits through the Store, and tells the hub (a
 :class:`~server.rooms.outbox.RoomOutbox`) what to send: interactions that changed,
 events to announce, connections to close. Views are kept by the
-:class:`~server.rooms.views.ViewKeeper`; moderation, buffered taps and live counts have
-parts of their own. Every refusal is a :class:`~protocol.messages.CommandError` with a
-code of ``protocol/codes.py``; the hub sends it as an ``error``, REST as an HTTP error.
+:class:`~server.rooms.views.ViewKeeper`; moderation, buffered taps, live counts and
+REST's reads of interactions (:mod:`.queries`) have parts of their own. Every refusal
+is a :class:`~protocol.messages.CommandError` with a code of ``protocol/codes.py``
+(:mod:`.refusals`); the hub sends it as an ``error``, REST as an HTTP error.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocol.messages import CommandError, OpRule, store_unavailable
+from protocol.messages import CommandError, OpRule
 from server.auth import STAFF_ROLES, AuthError, Authority, Identity, guest_name
 from server.backends.base import (
     BackendUnavailable,
@@ -37,7 +38,6 @@ from server.interactions.kind import (
     Audience,
     Context,
     Definition,
-    Kind,
     Viewer,
     ViewerCommand,
 )
@@ -52,6 +52,8 @@ from server.rooms.listening import DanmakuInput
 from server.rooms.moderation import ACTIONS as MODERATION_ACTIONS
 from server.rooms.moderation import MODERATION_BOX, Moderation, check_not_muted
 from server.rooms.outbox import RoomOutbox
+from server.rooms.queries import Queries
+from server.rooms.refusals import REFUSALS, refusals, refused
 from server.rooms.screening import TextFilter, TextGuard, Verdict
 from server.rooms.served import ServedRoom
 from server.rooms.views import RoomChanges, ViewKeeper
@@ -74,28 +76,6 @@ class Admission:
     identity: Identity
     audience: Audience
     token: str | None = None
-
-
-REFUSALS = (InteractionError, RoomNotFound, BackendUnavailable)
-
-
-def refused(exc: Exception) -> CommandError:
-    """A kind's refusal, a missing room or an unreachable store (one of ``REFUSALS``), as
-    the CommandError the edge sends (nothing changed in each case)."""
-    if isinstance(exc, InteractionError):
-        return CommandError(exc.code, exc.message, **exc.extra)
-    if isinstance(exc, RoomNotFound):
-        return CommandError("room_not_found", f"no room {exc.args[0]!r}")
-    return store_unavailable()
-
-
-@contextlib.asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    """:func:`refused` around a block."""
-    try:
-        yield
-    except REFUSALS as exc:
-        raise refused(exc) from exc
 
 
 class RoomService:
@@ -135,6 +115,11 @@ class RoomService:
         self.audit_log = AuditLog(store, node_id, clock=clock)  # keep: limits.audit_log_keep
         self.bursts = Bursts(store, node_id, clock=clock)
         self.counts = LiveCounts(store, self.views, self.outbox, self.activities, node_id, clock)
+        # REST's reads of interactions (server/rooms/queries.py), as the service answers them
+        self.queries = Queries(store, registry, self.views, clock)
+        self.interactions, self.interaction = self.queries.interactions, self.queries.interaction
+        self.own_view, self.audit = self.queries.own_view, self.queries.audit
+        self.export, self.report = self.queries.export, self.queries.report
         self.commits = GroupCommit(store)  # contributions: one store call per room at a time
         self.listening = DanmakuInput(self.commits, self.changed, lambda *k: self.contributed(*k))
         self._tasks: list[asyncio.Task[None]] = []
@@ -400,7 +385,7 @@ class RoomService:
                 f"action {action!r:.32} needs an 'interaction' id (actions: create, {known})",
             )
         record = await self.store.get_room(room_id)
-        kind, d, definitions = await self._found(room_id, iid)
+        kind, d, definitions = await self.queries.found(room_id, iid)
         fields = self.text.action(room_id, kind, action, record.settings, fields)
         if action not in kind.actions:
             raise InteractionError(
@@ -440,89 +425,6 @@ class RoomService:
         views = await self.views.compute(room_id, [fresh], record.settings, definitions)
         view = views[d.id][Audience.STAFF]
         return {"interaction": d.id, "version": version, "view": view, **extra}
-
-    # --- reading, for REST ---------------------------------------------------------------
-
-    async def interactions(self, room_id: str, audience: Audience) -> list[dict[str, Any]]:
-        """Every interaction's view for ``audience``, oldest first."""
-        async with refusals():
-            record = await self.store.get_room(room_id)
-            definitions = await self.views.definitions(room_id)
-            ordered = sorted(definitions.values(), key=lambda d: d.created_at)
-            views = await self.views.compute(room_id, ordered, record.settings, definitions)
-        return [views[d.id][audience] for d in ordered if d.id in views]
-
-    async def interaction(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
-        async with refusals():
-            _, d, definitions = await self._found(room_id, iid)
-            record = await self.store.get_room(room_id)
-            views = await self.views.compute(room_id, [d], record.settings, definitions)
-        return views[d.id][audience]
-
-    async def own_view(self, room_id: str, iid: str, user_id: str) -> dict[str, Any]:
-        """What only ``user_id`` may see of an interaction (a draw winner's claim code)."""
-        async with refusals():
-            kind, d, definitions = await self._found(room_id, iid)
-        own = kind.own_view(d, Context(self._clock(), {}, definitions), user_id)
-        return {"interaction": iid, **own}
-
-    async def _found(
-        self, room_id: str, iid: str
-    ) -> tuple[Kind[Any, Any], Definition, dict[str, Definition]]:
-        definitions = await self.views.definitions(room_id)
-        d = definitions.get(iid)
-        kind = self.registry.get(d.kind) if d is not None else None
-        if d is None or kind is None:
-            raise InteractionError("unknown_target", f"no interaction {iid!r:.64}")
-        return kind, d, definitions
-
-    async def audit(self, room_id: str, iid: str, audience: Audience) -> dict[str, Any]:
-        """The audit record of an interaction whose kind keeps one (a drawn draw), as
-        ``audience`` may read it."""
-        async with refusals():
-            kind, d, _ = await self._found(room_id, iid)
-            if not kind.audited:
-                raise InteractionError(
-                    "invalid_field", f"{iid} is a {kind.name}, which keeps no audit record"
-                )
-            if d.audit is None:
-                raise InteractionError("not_open", f"{kind.name} {iid} has no audit record yet")
-            return kind.audit_view(d.audit, audience)
-
-    async def export(self, room_id: str, iid: str) -> list[dict[str, Any]]:
-        """Rows of what the interaction collected, for a spreadsheet."""
-        async with refusals():
-            kind, d, definitions = await self._found(room_id, iid)
-            record = await self.store.get_room(room_id)
-            ctx = await self.views.reader.context(
-                room_id,
-                lambda c: kind.export_needs(d, c),
-                now=self._clock(),
-                settings=record.settings,
-                definitions=definitions,
-            )
-            return kind.export(d, ctx)
-
-    async def report(self, room_id: str) -> dict[str, Any]:
-        """The event report: the room, and each interaction's section of it, as its kind
-        writes it (oldest first)."""
-        async with refusals():
-            record = await self.store.get_room(room_id)
-            definitions = await self.views.definitions(room_id)
-            sections = []
-            for d in sorted(definitions.values(), key=lambda d: d.created_at):
-                kind = self.registry.get(d.kind)
-                if kind is None:
-                    continue
-                ctx = await self.views.reader.context(
-                    room_id,
-                    lambda c, kind=kind, d=d: kind.view_needs(d, c),  # type: ignore[misc]
-                    now=self._clock(),
-                    settings=record.settings,
-                    definitions=definitions,
-                )
-                sections.append({"id": d.id, "kind": d.kind, "section": kind.report(d, ctx)})
-        return {"room": record.public(), "at": int(self._clock() * 1000), "interactions": sections}
 
     # --- the stream side ---------------------------------------------------------------------
 
