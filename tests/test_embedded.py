@@ -12,7 +12,8 @@ import time
 import pytest
 
 from server.backends import BackendUnavailable, RoomRecord, open_backends
-from server.backends.embedded import COUNTERS_ROW, VERSION_ROW, EmbeddedStore, coalesced
+from server.backends.embedded import EmbeddedStore
+from server.backends.embedded_sql import COUNTERS_ROW, VERSION_ROW, coalesced
 from server.backends.retention import Cutoffs, Retention
 from server.backends.store_lock import StoreLocked
 

@@ -49,6 +49,16 @@ from server.backends.base import (
     RoomRecord,
     Submission,
 )
+from server.backends.embedded_sql import (
+    COUNTERS_ROW,
+    FORGOTTEN,
+    ROOM_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    VERSION_ROW,
+    Statement,
+    coalesced,
+)
 from server.backends.memory import MemoryStore, _Room
 from server.backends.retention import Cutoffs
 from server.backends.store_lock import lock
@@ -56,73 +66,9 @@ from server.backends.viewers import ViewerData
 
 log = logging.getLogger("hudong.store")
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (
-    id TEXT PRIMARY KEY, record BLOB NOT NULL, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS interactions (
-    room TEXT, id TEXT, state BLOB NOT NULL, PRIMARY KEY (room, id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (
-    room TEXT, box TEXT, value BLOB NOT NULL, PRIMARY KEY (room, box)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS held (
-    room TEXT, box TEXT, holder TEXT, value BLOB NOT NULL,
-    PRIMARY KEY (room, box, holder)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS done (
-    room TEXT, box TEXT, key TEXT, version INTEGER NOT NULL,
-    PRIMARY KEY (room, box, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tokens (
-    room TEXT, hash TEXT, info BLOB NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (room, hash)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS participants (
-    room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS viewers (
-    room TEXT, user TEXT, PRIMARY KEY (room, user)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS replay (
-    room TEXT, seq INTEGER, event BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
-    room TEXT, seq INTEGER, entry BLOB NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
-"""
-ROOM_TABLES = (
-    "interactions",
-    "counters",
-    "held",
-    "done",
-    "tokens",
-    "participants",
-    "viewers",
-    "replay",
-    "audit",
-)
-# meta rows "<name>:<room>": how many ids of the room were forgotten (the _Room's field)
-FORGOTTEN = {"forgotten": "forgotten", "unseen": "viewers_forgotten"}
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
 CLOSE_WAIT_S = 10.0
-
-Statement = tuple[str, tuple[Any, ...]]
-COUNTERS_ROW = "INSERT OR REPLACE INTO counters VALUES (?, ?, ?)"
-VERSION_ROW = "UPDATE rooms SET version = ? WHERE id = ?"
-# Statements that overwrite one row whole, without reading it, by the part of their
-# parameters that names the row: in one transaction only the last of each counts. A
-# burst of 256 votes writes a poll's counters and the room's version 256 times each.
-OVERWRITES = {COUNTERS_ROW: slice(0, 2), VERSION_ROW: slice(1, 2)}
-
-
-def coalesced(batch: list[Statement]) -> list[Statement]:
-    """``batch`` less each overwrite that a later one of the same row replaces (the
-    transaction ends in the same state: nothing in it reads those rows)."""
-    last: dict[tuple[str, tuple[Any, ...]], int] = {}
-    overwrites = 0
-    for i, (sql, params) in enumerate(batch):
-        row = OVERWRITES.get(sql)
-        if row is not None:
-            last[sql, params[row]] = i
-            overwrites += 1
-    if len(last) == overwrites:
-        return batch
-    keep = set(last.values())
-    return [st for i, st in enumerate(batch) if st[0] not in OVERWRITES or i in keep]
 
 
 class EmbeddedStore(MemoryStore):
