@@ -111,3 +111,18 @@ def machine() -> dict[str, object]:
         "kernel": platform.release(),
         "python": sys.version.split()[0],
     }
+
+
+def storage_written(pids: list[int]) -> int:
+    """Bytes ``pids`` sent to the storage layer (``write_bytes`` of ``/proc/<pid>/io``:
+    the pages their writes dirtied, whether or not synced yet); 0 where unreadable."""
+    written = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io", "rb") as f:
+                for line in f:
+                    if line.startswith(b"write_bytes:"):
+                        written += int(line.split()[1])
+        except OSError:
+            continue
+    return written

@@ -624,7 +624,7 @@ def deploy(args: argparse.Namespace) -> Deployment:
         return Deployment.start(
             Launch(
                 nodes=args.nodes,
-                redis="spawn",
+                redis=None if getattr(args, "embedded", False) else "spawn",
                 node_cpus=args.node_cpus,
                 redis_cpus=args.redis_cpus,
                 profile_first=args.profile_sender,

@@ -108,6 +108,7 @@ def test_the_load_tool_never_imports_the_server():
         ),
         (["many", "--spawn", "--interactions", "5", "--open", "6"], "--open must be 1"),
         (["rooms", "--rooms", "5", "--viewers", "2"], "--viewers must be at least --rooms"),
+        (["rooms", "--embedded"], "--embedded runs one node"),
     ],
 )
 def test_a_scenario_that_cannot_run_exits_2_with_a_fatal_line(argv, says):
@@ -219,3 +220,13 @@ def test_a_small_rooms_run_counts_the_background_redis_commands(tmp_path):
     by_command = result["redis_by_command_per_s"]
     assert by_command["evalsha"] > 0 and by_command["pfcount"] > 0, by_command
     assert result["redis_commands_per_room_s"] > 0 and result["nodes_cpu"]["cpu_s"] > 0
+
+
+def test_a_small_rooms_run_on_the_embedded_store_measures_the_node_alone(tmp_path):
+    """`rooms --embedded`: 20 quiet rooms on one node on disk, no Redis: the node's CPU
+    and what it wrote to disk, and nobody is disconnected."""
+    argv = ["--nodes", "1", "--embedded", "--rooms", "20", "--viewers", "20", "--settle", "1"]
+    result = small_run(tmp_path, "rooms", *argv, "--duration", "4")
+    assert result["store"] == "embedded" and "redis" not in result, result
+    assert result["viewers_connected"] == 20 and result["disconnects"] == 0, result
+    assert result["nodes_cpu"]["cpu_s"] > 0 and result["disk_written_per_s"] >= 0, result
