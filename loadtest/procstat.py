@@ -54,18 +54,24 @@ def cpu_user_sys(pids: list[int]) -> tuple[float, float]:
 
 def memory_kb(pids: list[int]) -> tuple[int, int]:
     """(VmRSS, VmHWM) of ``pids`` summed, in KiB."""
-    rss = hwm = 0
+    rss, hwm = _summed(pids, "status", (b"VmRSS:", b"VmHWM:"))
+    return rss, hwm
+
+
+def _summed(pids: list[int], name: str, keys: tuple[bytes, ...]) -> list[int]:
+    """Each of ``keys``' numbers (``b"VmRSS:"`` …) summed over ``/proc/<pid>/<name>`` of
+    ``pids``; a process that cannot be read (gone meanwhile) counts nothing."""
+    sums = [0] * len(keys)
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/status", "rb") as f:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
                 for line in f:
-                    if line.startswith(b"VmRSS:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith(b"VmHWM:"):
-                        hwm += int(line.split()[1])
+                    for i, key in enumerate(keys):
+                        if line.startswith(key):
+                            sums[i] += int(line.split()[1])
         except OSError:
             continue
-    return rss, hwm
+    return sums
 
 
 def core_times() -> dict[str, tuple[int, int, int]]:
@@ -115,14 +121,5 @@ def machine() -> dict[str, object]:
 
 def storage_written(pids: list[int]) -> int:
     """Bytes ``pids`` sent to the storage layer (``write_bytes`` of ``/proc/<pid>/io``:
-    the pages their writes dirtied, whether or not synced yet); 0 where unreadable."""
-    written = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/io", "rb") as f:
-                for line in f:
-                    if line.startswith(b"write_bytes:"):
-                        written += int(line.split()[1])
-        except OSError:
-            continue
-    return written
+    the pages their writes dirtied, whether or not synced yet)."""
+    return _summed(pids, "io", (b"write_bytes:",))[0]
