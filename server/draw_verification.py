@@ -1,5 +1,5 @@
 """Checking a draw's audit record (``hudong verify-draw FILE``): anyone recomputes the
-winners of algorithm ``hudong-draw-v1`` (server/interactions/draws.py) from the record
+winners of algorithm ``hudong-draw-v1`` (server/draw_algorithm.py) from the record
 and learns whether it holds. Pure code, no I/O.
 
 Two records: the whole one (staff and the admin read it), with the entrant ids, and
@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
-from server.interactions.base import Record
-from server.interactions.draws import (
+from server.draw_algorithm import (
     ALGORITHM,
-    MAX_WINNERS,
     SEED_BYTES,
     commitment_of,
     entrant_digest,
@@ -27,6 +25,8 @@ from server.interactions.draws import (
     select_winners,
     winner_positions,
 )
+from server.interactions.base import Record
+from server.interactions.draws import MAX_WINNERS
 
 
 class VerifyResult(Record, frozen=True):

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server import draw_algorithm
 from server.draw_verification import verify_audit
 from server.interactions import draws
 from server.interactions.base import InteractionError, Tally, dump, parse
@@ -29,7 +30,8 @@ def code_of(fn: Any, *args: Any, **kw: Any) -> str:
 
 
 def reference_winners(seed: bytes, entrants: list[str], n: int) -> list[str]:
-    """hudong-draw-v1 written again from the module docstring, the slow and plain way."""
+    """hudong-draw-v1 written again from server/draw_algorithm.py's docstring, the slow and
+    plain way."""
     listing = b"".join(len(e.encode()).to_bytes(4, "big") + e.encode() for e in entrants)
     list_hash = hashlib.sha256(listing).digest()
     words: list[int] = []
@@ -60,13 +62,13 @@ def reference_winners(seed: bytes, entrants: list[str], n: int) -> list[str]:
 
 def test_known_vector():
     # Pinned so that a reimplementation elsewhere (verify-draw in JS, say) can check itself.
-    assert draws.commitment_of(SEED) == (
+    assert draw_algorithm.commitment_of(SEED) == (
         "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"
     )
-    assert draws.entrant_list_hash(SEVEN) == (
+    assert draw_algorithm.entrant_list_hash(SEVEN) == (
         "28185a8efeb393597f2b8fabacf047e3101939f9fadcdc03b177a1e4f2a58a7b"
     )
-    assert draws.select_winners(SEED, SEVEN, 3) == ["grace", "carol", "bob"]
+    assert draw_algorithm.select_winners(SEED, SEVEN, 3) == ["grace", "carol", "bob"]
     assert reference_winners(SEED, SEVEN, 3) == ["grace", "carol", "bob"]
 
 
@@ -82,9 +84,9 @@ def test_known_vector():
     n=st.integers(1, 50),
 )
 def test_selection_matches_the_documented_algorithm(seed, entrants, n):
-    frozen = draws.entrant_list(entrants)
+    frozen = draw_algorithm.entrant_list(entrants)
     assert frozen == sorted(entrants)
-    got = draws.select_winners(seed, frozen, n)
+    got = draw_algorithm.select_winners(seed, frozen, n)
     assert got == reference_winners(seed, frozen, n)
     assert len(got) == min(n, len(frozen)) == len(set(got))
 
@@ -94,13 +96,13 @@ def test_winners_are_uniform_enough():
     trials = 3000
     for i in range(trials):
         seed = hashlib.sha256(i.to_bytes(4, "big")).digest()
-        counts.update(draws.select_winners(seed, ["a", "b", "c"], 1))
+        counts.update(draw_algorithm.select_winners(seed, ["a", "b", "c"], 1))
     # Each should win ~1000 times; 150 is over 5 standard deviations (sd ~ 25.8).
     assert all(abs(counts[x] - trials / 3) < 150 for x in "abc"), counts
 
 
 def test_rejection_sampling_skips_the_biased_tail():
-    words = draws._Words(SEED, bytes(32))
+    words = draw_algorithm._Words(SEED, bytes(32))
     r = 2**63 + 1  # limit = 2**64 - (2**64 mod r) = r: about half of all words are rejected
     values = [words.below(r) for _ in range(200)]
     assert all(0 <= v < r for v in values)
@@ -149,7 +151,7 @@ def test_ten_thousand_entrants():
     # Even with a matching recomputed hash, the winners give the change away.
     def reforged(r: dict[str, Any]) -> None:
         r["entrants"] = r["entrants"][1:]
-        r["entrants_hash"] = draws.entrant_list_hash(r["entrants"])
+        r["entrants_hash"] = draw_algorithm.entrant_list_hash(r["entrants"])
 
     assert any(p.startswith("the winners differ") for p in problems(reforged))
     # Another seed.
@@ -193,12 +195,12 @@ def test_viewers_audit_hides_entrant_ids_and_still_verifies():
     spec, state = open_spec(winners=2)
     entrants = [f"fan-{i:03d}" for i in range(40)]
     _, audit = draws.run_draw(spec, state, entrants, 2.0, excluded=["fan-000"])
-    record = draws.viewers_audit(dump(audit))
+    record = draw_algorithm.viewers_audit(dump(audit))
     text = str(record)
     assert "entrants" not in record and "excluded" not in record
     assert [e for e in entrants if e in text] == sorted(audit.winners)  # winners are public
     assert len(record["entrant_digests"]) == 39
-    assert draws.entrant_digest(SEED, "fan-007") in record["entrant_digests"]
+    assert draw_algorithm.entrant_digest(SEED, "fan-007") in record["entrant_digests"]
     result = verify_audit(record, commitment=state.commitment, me="fan-007")
     assert result.ok and result.winners == list(audit.winners), result.problems
     assert not verify_audit(record, me="fan-000").ok  # excluded: not an entrant
@@ -225,7 +227,7 @@ def test_verify_audit_never_raises_on_garbage():
     assert not verify_audit("nope").ok
     assert not verify_audit({}).ok
     bad = {
-        "version": draws.ALGORITHM,
+        "version": draw_algorithm.ALGORITHM,
         "seed": "zz" * 32,
         "entrants": [1, 2],
         "n": "3",
@@ -285,7 +287,10 @@ def test_draw_lifecycle_and_state():
     assert sorted(few.winners) == ["x", "y"]
     with pytest.raises(ValueError):
         draws.open_draw(spec, b"short", 0.0)
-    assert len(draws.new_seed()) == 32 and draws.new_seed() != draws.new_seed()
+    assert (
+        len(draw_algorithm.new_seed()) == 32
+        and draw_algorithm.new_seed() != draw_algorithm.new_seed()
+    )
 
 
 def test_spec_validation():

@@ -2,27 +2,16 @@
 
 Fairness (ARCHITECTURE.md, "Lucky draws must be verifiable"):
 
-1. :func:`open_draw` takes 32 secret random bytes (:func:`new_seed`) and publishes
-   ``commitment = sha256(seed).hexdigest()``; the seed stays in the store.
+1. :func:`open_draw` takes 32 secret random bytes (``draw_algorithm.new_seed``) and
+   publishes ``commitment = sha256(seed).hexdigest()``; the seed stays in the store.
 2. :func:`run_draw` freezes the entrant list, picks the winners with the algorithm
-   below and returns a :class:`DrawAudit` that reveals the seed.
+   (below) and returns a :class:`DrawAudit` that reveals the seed.
 3. Anyone recomputes the result from the audit record
    (``hudong verify-draw FILE``, :mod:`server.draw_verification`).
 
-Algorithm ``hudong-draw-v1``, precisely, so it can be reimplemented elsewhere:
-
-- *Entrant list*: the distinct viewer ids, minus the excluded ones, sorted by Unicode
-  code point (the same order as their UTF-8 bytes).
-- *Entrant list hash* ``H``: SHA-256 over, for each id in order, its UTF-8 length as
-  4 bytes big-endian followed by its UTF-8 bytes; written as lowercase hex.
-- *Random words*: block ``c`` (c = 0, 1, 2, ...) is
-  ``HMAC-SHA256(key=seed, msg="hudong-draw-v1" || 0x00 || H (32 raw bytes) || c as
-  8 bytes big-endian)``; each block gives four 64-bit big-endian words, used in order.
-- *Uniform integer below r*: take words ``w`` until ``w < 2**64 - (2**64 mod r)`` and
-  return ``w mod r`` (rejection sampling: no modulo bias).
-- *Selection*: partial Fisher-Yates on the list ``a`` of ``m`` entrants: for
-  ``i = 0 .. k-1`` with ``k = min(n, m)``, ``j = i + uniform(m - i)``, swap ``a[i]``
-  and ``a[j]``. The winners are ``a[0..k-1]`` in that order (first prize first).
+Algorithm ``hudong-draw-v1`` (:mod:`server.draw_algorithm`, where it is written out
+precisely, so it can be reimplemented elsewhere) picks the winners from the seed and the
+frozen entrant list.
 
 Each viewer identity is one entrant however many times it appears in the sources.
 
@@ -48,17 +37,24 @@ room's earlier winners (:func:`previous_winners`) as ``excluded``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 from msgspec.structs import force_setattr
 
+from server.draw_algorithm import (
+    ALGORITHM,
+    SEED_BYTES,
+    commitment_of,
+    entrant_list,
+    entrant_list_hash,
+    select_winners,
+    viewers_audit,
+)
 from server.interactions.base import (
     MAX_LABEL_CHARS,
     PRESENCE_BOX,
@@ -85,27 +81,13 @@ from server.interactions.kind import (
     Write,
 )
 
-ALGORITHM = "hudong-draw-v1"
-ENTRANT_DIGEST = b"hudong-entrant-digest-v1"  # the salt of entrant ids in viewers' audit
-SEED_BYTES = 32
 MAX_WINNERS = 1000
-MAX_ENTRANT_ID_CHARS = 256
 MAX_KEYWORD_CHARS = 32
 MAX_WINDOW_S = 24 * 3600.0
-_WORD = 1 << 64
 
 Source = Literal["presence", "keyword", "poll", "entry"]
 SOURCES: tuple[Source, ...] = ("presence", "keyword", "poll", "entry")
 DrawPhase = Literal["open", "drawn"]
-
-
-def new_seed() -> bytes:
-    """32 bytes from the operating system's CSPRNG, for :func:`open_draw`."""
-    return secrets.token_bytes(SEED_BYTES)
-
-
-def commitment_of(seed: bytes) -> str:
-    return hashlib.sha256(seed).hexdigest()
 
 
 def normalise_keyword(text: str) -> str:
@@ -193,7 +175,7 @@ class DrawState(Record, frozen=True):
 
 
 def open_draw(spec: DrawSpec, seed: bytes, now: float, claim_key: bytes = b"") -> DrawState:
-    """Open a draw: commit to ``seed`` (32 secret bytes, see :func:`new_seed`);
+    """Open a draw: commit to ``seed`` (32 secret bytes, see ``draw_algorithm.new_seed``);
     ``claim_key`` (32 secret bytes) makes the winners' claim codes."""
     if len(seed) != SEED_BYTES:
         raise ValueError(f"a seed is {SEED_BYTES} bytes, got {len(seed)}")
@@ -279,94 +261,7 @@ def previous_winners(audits: Iterable[Mapping[str, Any]]) -> set[str]:
     return {str(w) for audit in audits for w in audit.get("winners", [])}
 
 
-# --- the algorithm --------------------------------------------------------------------
-
-
-def entrant_list(entrants: Iterable[str], excluded: Iterable[str] = ()) -> list[str]:
-    """The frozen entrant list: distinct ids minus ``excluded``, in code-point order.
-
-    Raises ``invalid_field`` for an id that is not a 1..256 character string that
-    UTF-8 can encode.
-    """
-    out = set(entrants).difference(excluded)
-    for viewer in out:
-        if not isinstance(viewer, str) or not 1 <= len(viewer) <= MAX_ENTRANT_ID_CHARS:
-            raise InteractionError("invalid_field", f"entrant id {viewer!r:.40} is not valid")
-        try:
-            viewer.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InteractionError(
-                "invalid_field", f"entrant id {viewer!r:.40} is not valid"
-            ) from exc
-    return sorted(out)
-
-
-def entrant_list_hash(entrants: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for viewer in entrants:
-        data = viewer.encode("utf-8")
-        digest.update(len(data).to_bytes(4, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-class _Words:
-    """The HMAC-SHA256 word stream of the algorithm."""
-
-    def __init__(self, seed: bytes, list_hash: bytes) -> None:
-        self._seed = seed
-        self._prefix = ALGORITHM.encode() + b"\x00" + list_hash
-        self._block = 0
-        self._words: list[int] = []
-
-    def next(self) -> int:
-        if not self._words:
-            block = hmac.digest(self._seed, self._prefix + self._block.to_bytes(8, "big"), "sha256")
-            self._block += 1
-            self._words = [int.from_bytes(block[i : i + 8], "big") for i in (24, 16, 8, 0)]
-        return self._words.pop()  # the list is reversed: pops words 0, 1, 2, 3
-
-    def below(self, r: int) -> int:
-        limit = _WORD - _WORD % r
-        while True:
-            word = self.next()
-            if word < limit:
-                return word % r
-
-
-def winner_positions(seed: bytes, list_hash: str, m: int, n: int) -> list[int]:
-    """Where the winners stand in a frozen list of ``m`` entrants with hash ``list_hash``:
-    the first ``min(n, m)`` of a seeded partial Fisher-Yates shuffle of its positions."""
-    words = _Words(seed, bytes.fromhex(list_hash))
-    pool = list(range(m))
-    for i in range(min(n, m)):
-        j = i + words.below(m - i)
-        pool[i], pool[j] = pool[j], pool[i]
-    return pool[: min(n, m)]
-
-
-def select_winners(seed: bytes, entrants: Sequence[str], n: int) -> list[str]:
-    """The winners among the (already frozen) entrant list, first prize first."""
-    found = winner_positions(seed, entrant_list_hash(entrants), len(entrants), n)
-    return [entrants[p] for p in found]
-
-
-def entrant_digest(seed: bytes, viewer: str) -> str:
-    """An entrant's id as viewers see it in the audit record: SHA-256 of a salt made
-    from the revealed seed (``HMAC-SHA256(seed, "hudong-entrant-digest-v1")``), then the
-    id in UTF-8. Each viewer finds their own; nobody reads the others' ids."""
-    salt = hmac.digest(seed, ENTRANT_DIGEST, "sha256")
-    return hashlib.sha256(salt + viewer.encode("utf-8")).hexdigest()
-
-
-def viewers_audit(audit: Mapping[str, Any]) -> dict[str, Any]:
-    """The audit record with the entrant and excluded ids replaced by their digests, in
-    the same order: what viewers and screens read (PROTOCOL.md, "Lucky draws")."""
-    seed = bytes.fromhex(audit["seed"])
-    out = {k: v for k, v in audit.items() if k not in ("entrants", "excluded")}
-    out["entrant_digests"] = [entrant_digest(seed, e) for e in audit["entrants"]]
-    out["excluded_digests"] = [entrant_digest(seed, e) for e in audit["excluded"]]
-    return out
+# --- the record of a draw ----------------------------------------------------------------
 
 
 class DrawAudit(Record, frozen=True, kw_only=True):
