@@ -802,3 +802,65 @@ async def test_the_timeline_is_one_history_for_every_node_and_a_restarted_one(pa
         await a.note("r1", on_a, 3, (3, 6))  # a changed record: the same is not written again
     await store.create_room(room())
     assert (await fresh.series("r1"))["minutes"] == []
+
+
+async def test_a_minute_s_turn_drops_the_expired_minute_unread_and_sweeps_hourly(pair):
+    """At each minute's turn a node drops its own minute that fell out of the day without
+    reading the box (a day of a node's minutes is 1,440 records, read by every served
+    room at once); it reads the box, for every node's old records, every SWEEP_MINUTES
+    and after a gap in its minutes. A quiet minute's final record is not written twice."""
+    from server.backends.base import Submission
+    from server.rooms.stats import RoomStats
+    from server.rooms.timeline import KEEP_MINUTES, SWEEP_MINUTES, TIMELINE_BOX, Timeline, holder
+
+    def entry(m: int, node: str) -> tuple[str, Submission]:
+        record = {"m": m, "node": node, "online": 1}
+        return TIMELINE_BOX, Submission(holder(m, node), "", record, {}, {}, False, False, True)
+
+    store, _, _ = pair
+    await store.create_room(room())
+    hour = (1_800_000_000 // (SWEEP_MINUTES * 60) + 1) * SWEEP_MINUTES  # a sweep's minute
+    now = [(hour - 4) * 60.0 + 10]
+    # what a day ago left in the box: this node's minutes and those of a node now gone
+    old = range(hour - 4 - KEEP_MINUTES - 2, hour + 3 - KEEP_MINUTES)
+    await store.submit_many("r1", [entry(m, n) for m in old for n in ("node-a", "node-gone")])
+
+    real_records, real_submit = store.records, store.submit_many
+    reads: list[int] = []
+    written: list[list[str]] = []
+
+    async def records(room_id, box):
+        if box == TIMELINE_BOX:
+            reads.append(int(now[0] // 60))
+        return await real_records(room_id, box)
+
+    async def submit_many(room_id, items):
+        written.append([s.viewer_id for _, s in items])
+        return await real_submit(room_id, items)
+
+    store.records, store.submit_many = records, submit_many
+    a = Timeline(store, "node-a", ("danmaku",), lambda: now[0])
+    quiet = RoomStats(activities=("danmaku",))
+    await a.note("r1", quiet, 1, (0, 0))  # its first minute here
+    for _ in range(3):  # three quiet turns in a row, none at a sweep's minute
+        now[0] += 60
+        await a.note("r1", quiet, 1, (0, 0))
+    assert reads == [], reads
+    # each turn: the minute that fell out of the day (this node's), and the new minute;
+    # the last minute's final record is what was written in it, not written again
+    assert written[1:] == [
+        [holder(m - KEEP_MINUTES, "node-a"), holder(m, "node-a")] for m in range(hour - 3, hour)
+    ], written
+    left = {(r["node"], r["m"]) for r in (await real_records("r1", TIMELINE_BOX)).values()}
+    assert ("node-a", hour - 1 - KEEP_MINUTES) not in left, left
+    assert ("node-gone", hour - 1 - KEEP_MINUTES) in left, left  # not this node's to drop
+    now[0] += 60  # the sweep's minute: every node's expired minutes go, read from the box
+    await a.note("r1", quiet, 1, (0, 0))
+    assert reads == [hour], reads
+    left = {(r["node"], r["m"]) for r in (await real_records("r1", TIMELINE_BOX)).values()}
+    assert min(m for _, m in left) == hour + 1 - KEEP_MINUTES, left
+    now[0] += 2 * 60  # a minute this node did not write: a gap, swept as well
+    await a.note("r1", quiet, 1, (0, 0))
+    assert reads == [hour, hour + 2], reads
+    left = {(r["node"], r["m"]) for r in (await real_records("r1", TIMELINE_BOX)).values()}
+    assert all(m > hour + 2 - KEEP_MINUTES for _, m in left), left  # the last of a day ago

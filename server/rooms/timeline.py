@@ -7,7 +7,8 @@ activity counted in that minute, the participants and unique viewers so far, and
 highest degrade level of the minute. The store keeps it, so every node, and a node that
 restarted, reads the same history; it keeps :data:`KEEP_MINUTES` of it: the last day in
 which the room was served, which stays after the event for its report (retention keeps the
-box, server/backends/retention.py).
+box, server/backends/retention.py). What falls out of the day is dropped at the minutes'
+turns, without reading the box but once an hour (:meth:`Timeline._expired`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from server.rooms.stats import RoomStats
 TIMELINE_BOX = "~timeline"
 KEEP_MINUTES = 24 * 60  # a day of minutes per node; older ones are dropped
 MINUTE_S = 60
+# At a minute's turn a node drops its own minute that fell out of the day, unread; every
+# this many minutes, and after a gap in its minutes, it reads the box for every node's.
+SWEEP_MINUTES = 60
 
 
 def holder(minute: int, node_id: str) -> str:
@@ -107,13 +111,9 @@ class Timeline:
         items = []
         if last != minute:
             final = self._record(last, stats, (online_peak, level_peak), distinct)
-            items.append(_entry(holder(last, self.node_id), final))
-            old = await self.store.records(room_id, TIMELINE_BOX)
-            items += [
-                _entry(h, None)
-                for h, r in old.items()
-                if int(r.get("m", 0)) <= minute - KEEP_MINUTES
-            ]
+            if self.written.due(room_id, final, 0.0):  # a quiet minute's is written already
+                items.append(_entry(holder(last, self.node_id), final))
+            items += await self._expired(room_id, last, minute)
             online_peak = level_peak = 0
         online_peak = max(online_peak, online)
         level_peak = max(level_peak, int(self.level(room_id)))
@@ -124,6 +124,20 @@ class Timeline:
         items.append(_entry(holder(minute, self.node_id), record))
         await self.store.submit_many(room_id, items)
         self.written.wrote(room_id, record, 0.0)
+
+    async def _expired(self, room_id: str, last: int, minute: int) -> list[tuple[str, Submission]]:
+        """The records that fall out of the day at this minute's turn. From one minute to
+        the next: this node's own minute that did, unread (a node writes 1,440 records a
+        day, and every served room turns its minute in the same round). Every
+        :data:`SWEEP_MINUTES`, and after a gap in this node's minutes (the room was not
+        served here meanwhile): every node's, read from the box, since a node that
+        stopped leaves its records behind and a restarted one sweeps within the hour."""
+        if minute - last == 1 and minute % SWEEP_MINUTES:
+            return [_entry(holder(minute - KEEP_MINUTES, self.node_id), None)]
+        old = await self.store.records(room_id, TIMELINE_BOX)
+        return [
+            _entry(h, None) for h, r in old.items() if int(r.get("m", 0)) <= minute - KEEP_MINUTES
+        ]
 
     def forget(self, room_ids: set[str]) -> None:
         """Stop tracking rooms this node no longer serves."""
