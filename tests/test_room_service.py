@@ -253,3 +253,43 @@ async def test_a_room_no_longer_served_leaves_no_count_of_arrivals(service):
     rooms.release(ROOM)
     assert rooms.commits._arrived == {}
     assert rooms.take_burst(ROOM) == 0
+
+
+async def test_the_timeline_is_read_once_for_every_cockpit_that_asks_within_2_s():
+    """GET …/timeline (LiveCounts.history): an answer is kept HISTORY_S, so twenty open
+    cockpits cost one read of the history per room, and a minute written since shows at
+    the next read."""
+    from server.rooms.counts import HISTORY_S
+    from server.rooms.timeline import TIMELINE_BOX
+
+    store = MemoryStore()
+    await store.create_room(RoomRecord(ROOM, "Room", 0.0, 1, {}))
+    now = [1_800_000_010.0]
+    rooms = RoomService(
+        store,
+        Registry(),
+        Authority("admin-token-xxxxxxxx", SECRET),
+        node_id="n1",
+        shared=False,
+        clock=lambda: now[0],
+    )
+    rooms.bind(Outbox())
+    reads = []
+    real = store.records
+
+    async def records(room_id, box):
+        reads.append(box)
+        return await real(room_id, box)
+
+    store.records = records  # type: ignore[method-assign]
+    counts = rooms.counts
+    first = [await counts.history(ROOM) for _ in range(20)]
+    assert reads.count(TIMELINE_BOX) == 1 and first[0]["minutes"] == [], reads
+    served = await rooms.views.serve(await rooms.room(ROOM))
+    await counts.timeline.note(ROOM, served.stats, 3, (0, 0))  # this node's minute
+    now[0] += HISTORY_S - 0.1
+    assert await counts.history(ROOM) == first[0]  # still the kept answer
+    now[0] += 0.1
+    again = await counts.history(ROOM)
+    assert reads.count(TIMELINE_BOX) == 2, reads
+    assert [row["online"] for row in again["minutes"]] == [3], again

@@ -152,7 +152,7 @@ class InteractionsApi:
         """The room's per-minute history over every node (server/rooms/timeline.py)."""
         room_id = await self._staff(request, "read the timeline")
         async with refusals():
-            return json_response(await self.rooms.counts.timeline.series(room_id))
+            return json_response(await self.rooms.counts.history(room_id))
 
     async def top_words(self, request: Request) -> Response:
         """The room's most frequent danmaku words over the event, over every node

@@ -25,6 +25,9 @@ REPORT_TTL_S = 10.0
 # added some here, else this often: a node's minute records then show what the others
 # added within this long, and their own records (the timeline takes the most) at once.
 DISTINCT_EVERY_S = 6.0
+# A room's timeline (GET …/timeline) is answered again from the last read this long: every
+# open cockpit asks every 5 s, and after a day a read merges 1,440 records a node.
+HISTORY_S = 2.0
 
 
 class LiveCounts:
@@ -51,6 +54,7 @@ class LiveCounts:
         # room -> (participants, unique viewers) over every node, and when they were read
         self._distinct: dict[str, tuple[tuple[int, int], float]] = {}
         self.words = TopWords(store, node_id, clock)
+        self._histories: dict[str, tuple[float, dict[str, Any]]] = {}  # room -> (read at, series)
 
     def danmaku(self, served: ServedRoom, user_id: str, text: str, now: float) -> None:
         """A danmaku accepted here: counted, and its text kept for the top words."""
@@ -79,6 +83,16 @@ class LiveCounts:
             **counts,
         }
 
+    async def history(self, room_id: str) -> dict[str, Any]:
+        """The room's timeline over every node (:meth:`Timeline.series`), read again at most
+        every :data:`HISTORY_S`: twenty cockpits cost one read, not twenty."""
+        now = self._clock()
+        at, series = self._histories.get(room_id, (0.0, None))
+        if series is None or not 0 <= now - at < HISTORY_S:
+            series = await self.timeline.series(room_id)
+            self._histories[room_id] = (now, series)
+        return series
+
     def seen(self, room_id: str, user_id: str) -> None:
         """A viewer joined the room here: count it among the unique viewers."""
         served = self.views.get(room_id)
@@ -96,6 +110,8 @@ class LiveCounts:
             self.words.forget(served_ids)
             self.written.keep(served_ids)
             self._distinct = {r: d for r, d in self._distinct.items() if r in served_ids}
+            now = self._clock()
+            self._histories = {r: h for r, h in self._histories.items() if now - h[0] < HISTORY_S}
             for served in rooms:
                 report = served.stats.report(self._clock())
                 distinct = report["participants"], report["unique_viewers"]
