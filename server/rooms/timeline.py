@@ -8,11 +8,13 @@ highest degrade level of the minute. The store keeps it, so every node, and a no
 restarted, reads the same history; it keeps :data:`KEEP_MINUTES` of it: the last day in
 which the room was served, which stays after the event for its report (retention keeps the
 box, server/backends/retention.py). What falls out of the day is dropped at the minutes'
-turns, without reading the box but once an hour (:meth:`Timeline._expired`).
+turns, without reading the box but once an hour, at a minute of each room's own
+(:meth:`Timeline._expired`).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,13 @@ MINUTE_S = 60
 # At a minute's turn a node drops its own minute that fell out of the day, unread; every
 # this many minutes, and after a gap in its minutes, it reads the box for every node's.
 SWEEP_MINUTES = 60
+
+
+def sweeps(room_id: str, minute: int) -> bool:
+    """Whether a room's box is swept at this minute's turn: once every
+    :data:`SWEEP_MINUTES`, at a minute of its own (the rooms of a node in turn, not all in
+    one round)."""
+    return (minute + zlib.crc32(room_id.encode())) % SWEEP_MINUTES == 0
 
 
 def holder(minute: int, node_id: str) -> str:
@@ -128,11 +137,11 @@ class Timeline:
     async def _expired(self, room_id: str, last: int, minute: int) -> list[tuple[str, Submission]]:
         """The records that fall out of the day at this minute's turn. From one minute to
         the next: this node's own minute that did, unread (a node writes 1,440 records a
-        day, and every served room turns its minute in the same round). Every
-        :data:`SWEEP_MINUTES`, and after a gap in this node's minutes (the room was not
+        day, and every served room turns its minute in the same round). At the room's
+        sweep (:func:`sweeps`), and after a gap in this node's minutes (the room was not
         served here meanwhile): every node's, read from the box, since a node that
         stopped leaves its records behind and a restarted one sweeps within the hour."""
-        if minute - last == 1 and minute % SWEEP_MINUTES:
+        if minute - last == 1 and not sweeps(room_id, minute):
             return [_entry(holder(minute - KEEP_MINUTES, self.node_id), None)]
         old = await self.store.records(room_id, TIMELINE_BOX)
         return [
