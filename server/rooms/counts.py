@@ -12,6 +12,7 @@ from typing import Any
 
 from server.backends.base import BackendUnavailable, RoomNotFound, Store
 from server.backends.written import LastWritten
+from server.rooms.kept import KeptAnswers
 from server.rooms.outbox import RoomOutbox
 from server.rooms.served import ServedRoom
 from server.rooms.stats import RoomStats
@@ -54,7 +55,7 @@ class LiveCounts:
         # room -> (participants, unique viewers) over every node, and when they were read
         self._distinct: dict[str, tuple[tuple[int, int], float]] = {}
         self.words = TopWords(store, node_id, clock)
-        self._histories: dict[str, tuple[float, dict[str, Any]]] = {}  # room -> (read at, series)
+        self._histories: KeptAnswers[dict[str, Any]] = KeptAnswers(HISTORY_S, clock)
 
     def danmaku(self, served: ServedRoom, user_id: str, text: str, now: float) -> None:
         """A danmaku accepted here: counted, and its text kept for the top words."""
@@ -86,12 +87,7 @@ class LiveCounts:
     async def history(self, room_id: str) -> dict[str, Any]:
         """The room's timeline over every node (:meth:`Timeline.series`), read again at most
         every :data:`HISTORY_S`: twenty cockpits cost one read, not twenty."""
-        now = self._clock()
-        at, series = self._histories.get(room_id, (0.0, None))
-        if series is None or not 0 <= now - at < HISTORY_S:
-            series = await self.timeline.series(room_id)
-            self._histories[room_id] = (now, series)
-        return series
+        return await self._histories.get(room_id, lambda: self.timeline.series(room_id))
 
     def seen(self, room_id: str, user_id: str) -> None:
         """A viewer joined the room here: count it among the unique viewers."""
@@ -110,8 +106,7 @@ class LiveCounts:
             self.words.forget(served_ids)
             self.written.keep(served_ids)
             self._distinct = {r: d for r, d in self._distinct.items() if r in served_ids}
-            now = self._clock()
-            self._histories = {r: h for r, h in self._histories.items() if now - h[0] < HISTORY_S}
+            self._histories.prune()
             for served in rooms:
                 report = served.stats.report(self._clock())
                 distinct = report["participants"], report["unique_viewers"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from server import text_words
 from server.backends.base import RoomNotFound, Store, Submission
+from server.rooms.kept import KeptAnswers
 
 TOP_WORDS_BOX = "~topwords"
 # Texts per room between two flushes (250/s); past it, a sample. Segmenting a danmaku
@@ -55,7 +56,7 @@ class TopWords:
         self._seen: dict[str, int] = {}  # room -> texts offered since the last flush
         self._counts: dict[str, Counter[str]] = {}
         self._danmaku: dict[str, int] = {}  # room -> danmaku counted here
-        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._answers: KeptAnswers[dict[str, Any]] = KeptAnswers(ANSWER_S, clock)
         self._unwritten: set[str] = set()  # rooms whose counts the store lacks
         self._holder = f"~{node_id}"  # never a viewer id (``~`` is not allowed in one)
 
@@ -113,24 +114,25 @@ class TopWords:
 
     def forget(self, room_ids: set[str]) -> None:
         """Stop counting rooms this node no longer serves (their records stay)."""
-        for kept in (self._counts, self._danmaku, self._answers):
+        for kept in (self._counts, self._danmaku):
             for room_id in set(kept) - room_ids:
                 del kept[room_id]
+        self._answers.prune()
 
     async def top(self, room_id: str, n: int) -> dict[str, Any]:
         """The room's ``n`` most frequent words over every node, most first (ties by the
         word), each with the danmaku that held it, and the danmaku counted."""
-        now = self._clock()
-        at, answer = self._answers.get(room_id, (0.0, {}))
-        if not answer or now - at >= ANSWER_S or now < at:
-            records = await self.store.records(room_id, TOP_WORDS_BOX)
-            total: Counter[str] = Counter()
-            for record in records.values():
-                total.update({str(w): int(c) for w, c in dict(record.get("words", {})).items()})
-            ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))[:MAX_TOP]
-            answer = {
-                "danmaku": sum(int(r.get("danmaku", 0)) for r in records.values()),
-                "words": [{"word": w, "count": c} for w, c in ranked],
-            }
-            self._answers[room_id] = (now, answer)
+        answer = await self._answers.get(room_id, lambda: self._summed(room_id))
         return {"room": room_id, "danmaku": answer["danmaku"], "words": answer["words"][:n]}
+
+    async def _summed(self, room_id: str) -> dict[str, Any]:
+        """Every node's record of the room, summed: its :data:`MAX_TOP` words."""
+        records = await self.store.records(room_id, TOP_WORDS_BOX)
+        total: Counter[str] = Counter()
+        for record in records.values():
+            total.update({str(w): int(c) for w, c in dict(record.get("words", {})).items()})
+        ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))[:MAX_TOP]
+        return {
+            "danmaku": sum(int(r.get("danmaku", 0)) for r in records.values()),
+            "words": [{"word": w, "count": c} for w, c in ranked],
+        }
