@@ -150,6 +150,39 @@ def test_staff_wear_a_badge_that_no_guest_name_can_get(pages, node):
     shot(phone, "live-staff-badge", full_page=True)
 
 
+def test_words_typed_while_the_list_loads_are_not_wiped_by_it(pages, node):
+    """The danmaku tab loads the room's words when it opens; a host who types before that
+    list arrives keeps what they typed, and it is what the save sends (the list once
+    came back after the typing and emptied the box: a save then cleared the words)."""
+    tokens = node.room("typed")
+    console = console_for(pages, "typed", tokens)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        if route.request.method == "GET" and not held:
+            held.append(route)  # answered only after the host typed
+        else:
+            route.continue_()
+
+    console.route("**/api/v1/rooms/typed/blocklist", hold)
+    console.click("[data-tab='danmaku']")
+    console.wait_for_function("() => true")  # the tab's request reaches the route
+    console.fill("#room-words", "竞品")
+    assert held, "the danmaku tab did not ask for the room's words"
+    listed = lambda r: r.url.endswith("/blocklist") and r.request.method == "GET"  # noqa: E731
+    with console.expect_response(listed):
+        held[0].continue_()
+    console.wait_for_timeout(200 * UNIT)  # the answer's handler has run
+    assert console.input_value("#room-words") == "竞品"
+    saved = lambda r: r.url.endswith("/blocklist") and r.request.method == "PUT"  # noqa: E731
+    with console.expect_response(saved) as response:
+        console.click("#words-form button[type=submit]")
+    assert response.value.ok, response.value.status
+    with node.http() as http:
+        words = http.get("/api/v1/rooms/typed/blocklist").json()["words"]
+    assert [(w["word"], w["action"]) for w in words] == [("竞品", "reject")]
+
+
 def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
     """Issue 15: the room's own words, set in the console's danmaku tab, reach the filter
     (refused, masked) and stay private: not in the room's settings that viewers get."""

@@ -711,8 +711,11 @@ async function refreshWords() {
   if (!session.room) return;
   const box = /** @type {HTMLTextAreaElement} */ ($("room-words"));
   if (document.activeElement === box) return; // do not pull the text away from the host
+  const before = box.value;
   try {
     const { words } = await api(roomPath("/blocklist"), { token: session.restToken });
+    // nor when the host began to type while the words were on their way
+    if (document.activeElement === box || box.value !== before) return;
     box.value = words.map((/** @type {any} */ w) => (w.action === "reject" ? w.as_typed ?? w.word : `${w.action} ${w.as_typed ?? w.word}`)).join("\n");
   } catch {
     // shown on the next refresh
