@@ -150,6 +150,18 @@ def test_staff_wear_a_badge_that_no_guest_name_can_get(pages, node):
     shot(phone, "live-staff-badge", full_page=True)
 
 
+def saved_words(console: Any, node: Any, room: str) -> list[tuple[str, str]]:
+    """Save the room's words from the console's danmaku tab (waiting for the save itself:
+    an earlier notice may still show); the (word, action) pairs the node then holds."""
+    saved = lambda r: r.url.endswith("/blocklist") and r.request.method == "PUT"  # noqa: E731
+    with console.expect_response(saved) as response:
+        console.click("#words-form button[type=submit]")
+    assert response.value.ok, response.value.status
+    with node.http() as http:
+        words = http.get(f"/api/v1/rooms/{room}/blocklist").json()["words"]
+    return [(w["word"], w["action"]) for w in words]
+
+
 def test_words_typed_while_the_list_loads_are_not_wiped_by_it(pages, node):
     """The danmaku tab loads the room's words when it opens; a host who types before that
     list arrives keeps what they typed, and it is what the save sends (the list once
@@ -174,13 +186,7 @@ def test_words_typed_while_the_list_loads_are_not_wiped_by_it(pages, node):
         held[0].continue_()
     console.wait_for_timeout(200 * UNIT)  # the answer's handler has run
     assert console.input_value("#room-words") == "竞品"
-    saved = lambda r: r.url.endswith("/blocklist") and r.request.method == "PUT"  # noqa: E731
-    with console.expect_response(saved) as response:
-        console.click("#words-form button[type=submit]")
-    assert response.value.ok, response.value.status
-    with node.http() as http:
-        words = http.get("/api/v1/rooms/typed/blocklist").json()["words"]
-    assert [(w["word"], w["action"]) for w in words] == [("竞品", "reject")]
+    assert saved_words(console, node, "typed") == [("竞品", "reject")]
 
 
 def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
@@ -190,15 +196,9 @@ def test_the_host_blocks_words_of_the_room_from_the_console(pages, node):
     console = console_for(pages, "words", tokens)
     console.click("[data-tab='danmaku']")
     console.fill("#room-words", "竞品\nmask spoiler")
-    # (an earlier notice may still show: wait for the save itself)
-    saved = lambda r: r.url.endswith("/blocklist") and r.request.method == "PUT"  # noqa: E731
-    with console.expect_response(saved) as response:
-        console.click("#words-form button[type=submit]")
-    assert response.value.ok, response.value.status
+    assert saved_words(console, node, "words") == [("竞品", "reject"), ("spoiler", "mask")]
     with node.http() as http:
-        words = http.get("/api/v1/rooms/words/blocklist").json()["words"]
         room = http.get("/api/v1/rooms/words").json()
-    assert [(w["word"], w["action"]) for w in words] == [("竞品", "reject"), ("spoiler", "mask")]
     assert "竞品" not in json.dumps(room, ensure_ascii=False)
     with viewer_ws(node.base, "words", name="Fan") as fan:
         assert fan.send("danmaku", text="去买競品")["code"] == "text_refused"
