@@ -276,3 +276,31 @@ async def test_the_periodic_check_rereads_only_a_room_whose_version_moved(monkey
         await store.apply(ROOM, "~moderation", joined["you"]["id"], "k1", {"banned": True}, {})
         await check(rereads=True)  # the version moved: a relay message may have been lost
         assert await closed_code(bad, 2.0) == 4003
+
+
+def test_a_token_is_good_at_once_wherever_it_was_minted(monkeypatch):
+    """A token minted in the last half millisecond of a second was once refused as "not
+    yet valid (iat)" when used at once (its iat rounded up into the next second), and one
+    minted by a node whose clock runs ahead of this one's is refused the same way. Its
+    iat is cut to the millisecond, never after the moment it was made, and this node
+    accepts it; its expiry still holds."""
+    import jwt
+
+    from server.auth import AuthError, Authority
+
+    authority = Authority("admin-token-xxxxxxxx", "s" * 40)
+    real = time.time
+    now = float(int(real())) + 0.9996  # the last half millisecond of a second
+    monkeypatch.setattr("server.auth.time.time", lambda: now)
+    token, _ = authority.mint(ROOM, "host", "host-1", "Host", 60)
+    iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+    assert iat <= now, (iat, now)
+    monkeypatch.setattr("server.auth.time.time", lambda: real() + 2.0)  # a node 2 s ahead
+    ahead, _ = authority.mint(ROOM, "host", "host-2", "Host", 60)
+    monkeypatch.setattr("server.auth.time.time", real)
+    assert authority.verify(ahead, ROOM).user_id == "host-2"
+    monkeypatch.setattr("server.auth.time.time", lambda: real() - 120.0)  # long expired
+    old, _ = authority.mint(ROOM, "host", "host-3", "Host", 60)
+    monkeypatch.setattr("server.auth.time.time", real)
+    with pytest.raises(AuthError, match="expired"):
+        authority.verify(old, ROOM)
