@@ -33,6 +33,3 @@ class KeptAnswers(Generic[T]):
         """Drop the answers that would be read again anyway (memory stays bounded)."""
         now = self._clock()
         self._kept = {k: v for k, v in self._kept.items() if 0 <= now - v[0] < self.keep_s}
-
-    def __len__(self) -> int:
-        return len(self._kept)
